@@ -1,0 +1,105 @@
+//! The three time shapes of SPEC §2, parsed strictly: instants (`2025-03-26T05:00:00Z`,
+//! UTC, whole seconds), dates (`YYYY-MM-DD`) and months (`YYYY-MM`). Anything else is
+//! refused rather than normalised, because signed bytes must have exactly one spelling.
+
+use time::{Date, Month as TimeMonth, OffsetDateTime};
+
+/// Seconds since the Unix epoch, UTC.
+pub type UnixSeconds = i64;
+
+fn digits(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `YYYY-MM-DD` with a real calendar day.
+pub fn parse_date(s: &str) -> Option<Date> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = digits(s.get(0..4)?)?;
+    let month = TimeMonth::try_from(u8::try_from(digits(s.get(5..7)?)?).ok()?).ok()?;
+    let day = u8::try_from(digits(s.get(8..10)?)?).ok()?;
+    Date::from_calendar_date(i32::try_from(year).ok()?, month, day).ok()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as Unix seconds.
+pub fn parse_instant(s: &str) -> Option<UnixSeconds> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let date = parse_date(s.get(0..10)?)?;
+    let hour = digits(s.get(11..13)?)?;
+    let minute = digits(s.get(14..16)?)?;
+    let second = digits(s.get(17..19)?)?;
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let midnight = date.midnight().assume_utc().unix_timestamp();
+    Some(midnight + i64::from(hour * 3600 + minute * 60 + second))
+}
+
+/// The canonical spelling of an instant; `None` outside years 0000–9999.
+pub fn format_instant(t: UnixSeconds) -> Option<String> {
+    let dt = OffsetDateTime::from_unix_timestamp(t).ok()?;
+    if !(0..=9999).contains(&dt.year()) {
+        return None;
+    }
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    ))
+}
+
+/// The ledger's clock, truncated to whole seconds.
+pub fn now() -> UnixSeconds {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_and_refuse_other_spellings() {
+        let t = parse_instant("2025-03-26T05:00:00Z").unwrap();
+        assert_eq!(t, 1_742_965_200);
+        assert_eq!(format_instant(t).unwrap(), "2025-03-26T05:00:00Z");
+        for bad in [
+            "2025-03-26T05:00:00.5Z",
+            "2025-03-26T05:00:00+00:00",
+            "2025-03-26 05:00:00Z",
+            "2025-02-30T05:00:00Z",
+            "2025-03-26T24:00:00Z",
+            "2025-03-26T05:00:60Z",
+            "2025-3-26T05:00:00Z",
+            "+025-03-26T05:00:00Z",
+            "",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_are_calendar_checked() {
+        assert!(parse_date("2024-02-29").is_some());
+        for bad in [
+            "2023-02-29",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-1-01",
+            "20230101",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The ingest pipeline (SPEC §3, §6, §7): from a submitted envelope to an admitted entry.
+//!
+//! Two stages. `prepare` judges an envelope on its own (size, encoding, schema, field
+//! rules, clock, signature); it is pure, so batches are prepared on every core.
+//! `admit` then judges it against the ledger as it stands at its index (signer, role,
+//! seq, references, ownership, duplicates) and records its effects in the overlay; it
+//! runs in ledger order. Refusals come in SPEC §6's order: 413, 400, 403 (signature,
+//! signer, role), 409 (seq), 422, 403 (ownership), 409 (duplicates, quantities).
+//!
+//! `apply_kind` is the one place where a record kind's ledger-dependent rules plug in.
+
+use serde_json::{Map, Value};
+
+use crate::dates::{self, UnixSeconds};
+use crate::entry::{self, Kind};
+use crate::jcs;
+use crate::keys::{PublicKey, parse_lower_hex, parse_public_hex};
+use crate::limits::{MAX_LEAF_BYTES, MAX_TS_AHEAD_S};
+use crate::registry::{self, AdmitError, SignerRecord};
+use crate::reject::{RejectClass, Rejection};
+use crate::schema;
+use crate::store::derived::{Overlay, family, key};
+
+/// An envelope that passed every check that needs no ledger state.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub kind: Kind,
+    pub signer: PublicKey,
+    pub seq: u64,
+    pub ts: UnixSeconds,
+    pub body: Map<String, Value>,
+    /// `JCS(entry)`: what the signature covers and what the leaf embeds.
+    pub entry_jcs: Vec<u8>,
+    pub sig_hex: String,
+}
+
+/// Whether `prepare` verifies signatures. Replaying the ledger's own segments into
+/// derived state skips them (checksums guard those bytes); `verify` never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signatures {
+    Verify,
+    Trust,
+}
+
+/// Bytes a leaf adds around the entry and the signature string:
+/// `{"accepted":"YYYY-MM-DDTHH:MM:SSZ","entry":` … `,"sig":` … `}`.
+const LEAF_FRAME_BYTES: usize = 51;
+
+fn leaf_len(entry_jcs_len: usize, sig_json_len: usize) -> usize {
+    LEAF_FRAME_BYTES + entry_jcs_len + sig_json_len
+}
+
+/// Judges one envelope on its own. `now` is the ledger clock the `ts` is held against.
+pub fn prepare(
+    envelope: Value,
+    now: UnixSeconds,
+    signatures: Signatures,
+) -> Result<Prepared, Rejection> {
+    // 413 first: the leaf this would become, if it can become one at all.
+    let mut entry_problem = None;
+    let mut entry_jcs = Vec::new();
+    if let Some(entry) = envelope.get("entry") {
+        let (bytes, problem) = jcs::canonical_lenient(entry);
+        let sig_json_len = envelope
+            .get("sig")
+            .map_or(2, |s| jcs::canonical_lenient(s).0.len());
+        let len = leaf_len(bytes.len(), sig_json_len);
+        if len > MAX_LEAF_BYTES {
+            return Err(Rejection::new(
+                RejectClass::TooLarge,
+                "/entry",
+                format!("the leaf would be {len} bytes, over the {MAX_LEAF_BYTES}-byte limit"),
+            ));
+        }
+        entry_problem = problem;
+        entry_jcs = bytes;
+    }
+
+    // 400: encoding rules, then the schemas.
+    if let Some(problem) = entry_problem {
+        let path = if problem.path == "/" {
+            String::new()
+        } else {
+            problem.path
+        };
+        return Err(Rejection::invalid(format!("/entry{path}"), problem.message));
+    }
+    let errors = schema::envelope_errors(&envelope);
+    if !errors.is_empty() {
+        return Err(Rejection {
+            class: RejectClass::Invalid,
+            errors,
+            expected_seq: None,
+        });
+    }
+    let Value::Object(mut env) = envelope else {
+        return Err(Rejection::invalid("/", "envelope must be an object"));
+    };
+    let sig_hex = match env.remove("sig") {
+        Some(Value::String(s)) => s,
+        _ => {
+            return Err(Rejection::invalid(
+                "/sig",
+                "must be 128 lowercase hex characters",
+            ));
+        }
+    };
+    let Some(Value::Object(mut entry)) = env.remove("entry") else {
+        return Err(Rejection::invalid("/entry", "must be an object"));
+    };
+    let kind = entry
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(Kind::parse)
+        .ok_or_else(|| Rejection::invalid("/entry/kind", "unknown record kind"))?;
+    let body = match entry.remove("body") {
+        Some(Value::Object(body)) => body,
+        _ => return Err(Rejection::invalid("/entry/body", "must be an object")),
+    };
+    let body = Value::Object(body);
+    let errors = schema::body_errors(kind, &body);
+    if !errors.is_empty() {
+        return Err(Rejection {
+            class: RejectClass::Invalid,
+            errors,
+            expected_seq: None,
+        });
+    }
+    let Value::Object(body) = body else {
+        return Err(Rejection::invalid("/entry/body", "must be an object"));
+    };
+    if !kind_enabled(kind) {
+        return Err(Rejection::invalid(
+            "/entry/kind",
+            format!(
+                "{kind} entries are not accepted by this version of dcledger yet; \
+                 only ledger.genesis, org.register, key.grant and key.revoke are"
+            ),
+        ));
+    }
+    let ts_text = entry.get("ts").and_then(Value::as_str).unwrap_or_default();
+    let ts = dates::parse_instant(ts_text).ok_or_else(|| {
+        Rejection::invalid("/entry/ts", "not a real UTC instant (YYYY-MM-DDTHH:MM:SSZ)")
+    })?;
+    check_clock(ts, now)?;
+    let signer = entry
+        .get("signer")
+        .and_then(Value::as_str)
+        .and_then(parse_public_hex)
+        .ok_or_else(|| {
+            Rejection::invalid("/entry/signer", "must be 64 lowercase hex characters")
+        })?;
+    let seq = entry
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Rejection::invalid("/entry/seq", "must be an integer >= 1"))?;
+
+    // 403: the signature.
+    if signatures == Signatures::Verify {
+        let sig = parse_lower_hex::<64>(&sig_hex)
+            .ok_or_else(|| Rejection::invalid("/sig", "must be 128 lowercase hex characters"))?;
+        if !entry::verify_entry_signature(&signer, &entry_jcs, &sig) {
+            return Err(Rejection::forbidden(
+                "/sig",
+                "signature does not verify: it must be a strict Ed25519 signature by entry.signer \
+                 over \"dcledger/entry/v1\\n\" followed by JCS(entry)",
+            ));
+        }
+    }
+    Ok(Prepared {
+        kind,
+        signer,
+        seq,
+        ts,
+        body,
+        entry_jcs,
+        sig_hex,
+    })
+}
+
+/// Kinds whose ledger-dependent rules exist in this build. Accepting an entry whose
+/// references and ownership cannot be checked would put unjudged facts into a ledger
+/// that can never drop them.
+fn kind_enabled(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::LedgerGenesis | Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke
+    )
+}
+
+fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
+    if ts > now + MAX_TS_AHEAD_S {
+        return Err(Rejection::invalid(
+            "/entry/ts",
+            format!(
+                "ts is {} s ahead of the ledger clock ({}); at most {MAX_TS_AHEAD_S} s is allowed",
+                ts - now,
+                dates::format_instant(now).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Prepares envelopes, each against its own clock reading, on every available core,
+/// keeping their order.
+pub fn prepare_all(
+    envelopes: Vec<(Value, UnixSeconds)>,
+    signatures: Signatures,
+) -> Vec<Result<Prepared, Rejection>> {
+    const MIN_PER_THREAD: usize = 32;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(envelopes.len().div_ceil(MIN_PER_THREAD))
+        .max(1);
+    if threads == 1 {
+        return envelopes
+            .into_iter()
+            .map(|(e, now)| prepare(e, now, signatures))
+            .collect();
+    }
+    let chunk = envelopes.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<(Value, UnixSeconds)>> = Vec::with_capacity(threads);
+    let mut rest = envelopes.into_iter();
+    for _ in 0..threads {
+        chunks.push(rest.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                scope.spawn(move || {
+                    c.into_iter()
+                        .map(|(e, now)| prepare(e, now, signatures))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// Judges a prepared entry against the ledger state at `index` and records its effects.
+/// `accepted` is the ledger clock of its batch.
+pub fn admit(
+    state: &mut Overlay<'_>,
+    index: u64,
+    accepted: UnixSeconds,
+    p: &Prepared,
+) -> Result<(), AdmitError> {
+    // Prepare checked the clock already; the ledger clock of the batch may differ from the
+    // one prepare saw, and the stored leaf must satisfy the rule against its own
+    // `accepted`, so check again (cheap).
+    check_clock(p.ts, accepted)?;
+    let mut signer = if index == 0 {
+        if p.kind != Kind::LedgerGenesis {
+            return Err(Rejection::invalid("/entry/kind", "entry 0 must be ledger.genesis").into());
+        }
+        registry::apply_genesis(state, &p.signer, &p.body)?;
+        SignerRecord {
+            org_id: registry::AUTHORITY_ORG.into(),
+            granted_at: 0,
+            revoked_at: None,
+            next_seq: 1,
+        }
+    } else {
+        authorize(state, p)?
+    };
+    if p.seq != signer.next_seq {
+        let mut r = Rejection::conflict(
+            "/entry/seq",
+            format!(
+                "expected seq {} for this signer, got {}",
+                signer.next_seq, p.seq
+            ),
+        );
+        r.expected_seq = Some(signer.next_seq);
+        return Err(r.into());
+    }
+    if index > 0 {
+        apply_kind(state, index, p)?;
+    }
+    // A key.revoke may have just revoked this very signer: re-read so the revocation and
+    // the seq advance land in one record.
+    if let Some(current) = registry::signer(state, &p.signer)? {
+        signer = current;
+    }
+    signer.next_seq += 1;
+    state.put_encoded(registry::signer_key(&p.signer), &signer);
+    let index_be = index.to_be_bytes();
+    state.put(
+        key(family::BY_KIND, &[&[kind_byte(p.kind)], &index_be]),
+        Vec::new(),
+    );
+    state.put(key(family::BY_SIGNER, &[&p.signer, &index_be]), Vec::new());
+    Ok(())
+}
+
+/// Index of `kind` in `Kind::ALL`, for compact index keys.
+pub fn kind_byte(kind: Kind) -> u8 {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+}
+
+/// 403 checks: the signer is a live key whose organisation holds a role for the kind.
+fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<SignerRecord, AdmitError> {
+    let Some(signer) = registry::signer(state, &p.signer)? else {
+        return Err(Rejection::forbidden(
+            "/entry/signer",
+            "unknown signer: no key.grant has registered this key",
+        )
+        .into());
+    };
+    if let Some(at) = signer.revoked_at {
+        return Err(Rejection::forbidden(
+            "/entry/signer",
+            format!("the signer's key was revoked at entry {at}"),
+        )
+        .into());
+    }
+    let roles = registry::org(state, &signer.org_id)?
+        .map(|o| o.roles)
+        .unwrap_or_default();
+    if !p.kind.signing_roles().iter().any(|r| roles.contains(*r)) {
+        let have: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let need: Vec<&str> = p.kind.signing_roles().iter().map(|r| r.as_str()).collect();
+        return Err(Rejection::forbidden(
+            "/entry/kind",
+            format!(
+                "organisation {:?} has roles [{}]; {} needs one of [{}]",
+                signer.org_id,
+                have.join(", "),
+                p.kind,
+                need.join(", ")
+            ),
+        )
+        .into());
+    }
+    Ok(signer)
+}
+
+/// The one place where each record kind's ledger-dependent rules (references, ownership,
+/// duplicates, quantities) plug into ingest.
+fn apply_kind(state: &mut Overlay<'_>, index: u64, p: &Prepared) -> Result<(), AdmitError> {
+    match p.kind {
+        Kind::LedgerGenesis => Err(Rejection::conflict(
+            "/entry/kind",
+            "the ledger already has its genesis entry (entry 0)",
+        )
+        .into()),
+        Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
+            registry::apply(state, p.kind, index, &p.body)
+        }
+        other => Err(Rejection::invalid(
+            "/entry/kind",
+            format!("{other} entries are not accepted by this version of dcledger yet"),
+        )
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_frame_matches_leaf_bytes() {
+        let leaf = entry::leaf_bytes("2025-01-01T00:00:00Z", b"{}", "ab");
+        assert_eq!(leaf.len(), leaf_len(2, 4));
+    }
+}

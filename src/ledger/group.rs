@@ -1,0 +1,178 @@
+//! Group commit: many threads submit batches; one writer thread drains whatever is
+//! waiting, judges each batch on its own, and makes all admitted ones durable with a
+//! single sync and a single checkpoint. Submitters block until their batch is durable.
+//!
+//! After a storage failure the writer stops for good (fail-stop): a failed fsync leaves
+//! the page cache in an unknown state, and only a restart, which recovers from the
+//! segments, can say what is durable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+
+use super::{Ledger, LedgerError, Reader, Receipt};
+use crate::limits::MAX_BATCH_ENTRIES;
+use crate::reject::BatchRejection;
+
+/// Entries one group commit takes at most, so a flood of submissions still gets
+/// acknowledgements at a steady rhythm instead of one giant sync.
+pub const MAX_GROUP_ENTRIES: usize = 16 * MAX_BATCH_ENTRIES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rejected(#[from] BatchRejection),
+    #[error("the ledger is not accepting entries: {0}")]
+    Stopped(String),
+}
+
+/// Counters of the writer, for metrics and for tests that check syncs are shared.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Group commits that wrote something (one segment sync each).
+    pub commits: AtomicU64,
+    pub entries: AtomicU64,
+    pub batches_accepted: AtomicU64,
+    pub batches_rejected: AtomicU64,
+}
+
+struct Request {
+    envelopes: Vec<Value>,
+    reply: SyncSender<Result<Receipt, SubmitError>>,
+}
+
+/// A cloneable way to submit batches to the writer.
+#[derive(Clone)]
+pub struct CommitHandle {
+    tx: Sender<Request>,
+}
+
+impl CommitHandle {
+    /// Submits one all-or-nothing batch and waits until it is durable or refused.
+    pub fn submit(&self, envelopes: Vec<Value>) -> Result<Receipt, SubmitError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Request { envelopes, reply })
+            .map_err(|_| SubmitError::Stopped("the writer has shut down".into()))?;
+        answer
+            .recv()
+            .map_err(|_| SubmitError::Stopped("the writer stopped before answering".into()))?
+    }
+}
+
+/// Owns the ledger's writer thread.
+pub struct Committer {
+    handle: Option<CommitHandle>,
+    thread: Option<JoinHandle<Result<(), LedgerError>>>,
+    reader: Reader,
+    stats: Arc<CommitStats>,
+}
+
+impl Committer {
+    pub fn start(ledger: Ledger) -> Committer {
+        let (tx, rx) = mpsc::channel();
+        let reader = ledger.reader();
+        let stats = Arc::new(CommitStats::default());
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("dcledger-writer".into())
+            .spawn(move || run(ledger, rx, &thread_stats));
+        match thread {
+            Ok(thread) => Committer {
+                handle: Some(CommitHandle { tx }),
+                thread: Some(thread),
+                reader,
+                stats,
+            },
+            // No writer thread: every submission is answered `Stopped` when the channel's
+            // receiver (dropped with the failed closure) is gone.
+            Err(_) => Committer {
+                handle: Some(CommitHandle { tx }),
+                thread: None,
+                reader,
+                stats,
+            },
+        }
+    }
+
+    pub fn handle(&self) -> CommitHandle {
+        match &self.handle {
+            Some(h) => h.clone(),
+            None => unreachable!("the handle lives until shutdown consumes the committer"),
+        }
+    }
+
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
+    pub fn stats(&self) -> Arc<CommitStats> {
+        self.stats.clone()
+    }
+
+    /// Stops taking work once every outstanding handle is dropped, finishes the batch in
+    /// flight, flushes derived state and returns.
+    pub fn shutdown(mut self) -> Result<(), LedgerError> {
+        self.handle = None;
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or(Err(LedgerError::Stopped)),
+            None => Err(LedgerError::Stopped),
+        }
+    }
+}
+
+fn run(mut ledger: Ledger, rx: Receiver<Request>, stats: &CommitStats) -> Result<(), LedgerError> {
+    while let Ok(first) = rx.recv() {
+        let mut requests = vec![first];
+        let mut entries = requests[0].envelopes.len();
+        while entries < MAX_GROUP_ENTRIES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    entries += r.envelopes.len();
+                    requests.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let (groups, replies): (Vec<_>, Vec<_>) =
+            requests.into_iter().map(|r| (r.envelopes, r.reply)).unzip();
+        match ledger.append_groups(groups) {
+            Ok((outcomes, checkpoint)) => {
+                let mut wrote = 0;
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    let answer = match outcome {
+                        Ok(entries) => {
+                            wrote += entries.len() as u64;
+                            stats.batches_accepted.fetch_add(1, Ordering::Relaxed);
+                            Ok(Receipt {
+                                entries,
+                                checkpoint: checkpoint.clone(),
+                            })
+                        }
+                        Err(rejection) => {
+                            stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+                            Err(SubmitError::Rejected(rejection))
+                        }
+                    };
+                    // A submitter that gave up waiting is no reason to stop the writer.
+                    let _ = reply.send(answer);
+                }
+                if wrote > 0 {
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    stats.entries.fetch_add(wrote, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
+                }
+                return Err(e);
+            }
+        }
+    }
+    ledger.close()
+}

@@ -1,0 +1,480 @@
+//! The ledger: one writer that admits batches, makes them durable and signs checkpoints,
+//! and any number of `Reader`s. Ties together ingest (judging), the segment log (truth),
+//! derived state (sled) and the Merkle tree.
+//!
+//! Order of a commit, which is what makes a crash at any instant safe: judge every entry
+//! in an overlay; write all admitted leaves to the segment log and fdatasync; apply the
+//! overlay, tree nodes, leaf locations and the `Applied` marker to sled in one atomic
+//! batch; publish the new view to readers; only then acknowledge. Sled may lag the log
+//! after a crash; `open` replays the difference. It can never lead it.
+
+mod group;
+mod reader;
+mod replay;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+
+pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
+pub use reader::{ConsistencyProof, InclusionProof, Reader, SignerView, StoredEntry};
+pub use replay::VerifyReport;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::dates;
+use crate::entry::{self, EntryDraft, Kind};
+use crate::ingest::{self, Signatures};
+use crate::keys::{self, KeyError};
+use crate::merkle::{self, Frontier, Hash};
+use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
+use crate::reject::BatchRejection;
+use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
+use crate::store::segment::{Position, SegmentError, SegmentLog};
+
+/// Files and directories inside a data directory.
+pub const LOG_KEY_FILE: &str = "log-key.pem";
+pub const INDEX_DIR: &str = "index";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Derived(#[from] DerivedError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Rejected(#[from] BatchRejection),
+    #[error("{path} already holds files; `init` needs a new or empty directory")]
+    AlreadyInitialised { path: PathBuf },
+    #[error("{path} holds no ledger (no {LOG_KEY_FILE}); create one with `dcledger init`")]
+    NotInitialised { path: PathBuf },
+    #[error("origin {0:?} is invalid: use 1-255 characters of [A-Za-z0-9._/:-]")]
+    BadOrigin(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("leaf {index} is refused when replayed from the segments: {reason}")]
+    Replay { index: u64, reason: String },
+    #[error(
+        "the log key in {LOG_KEY_FILE} ({found}) is not the checkpoint key fixed at genesis \
+         ({expected}); restore the original key file"
+    )]
+    WrongLogKey { expected: String, found: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Verify(String),
+    #[error("the ledger stopped accepting entries after a storage failure; restart it")]
+    Stopped,
+}
+
+/// One admitted entry, as acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub index: u64,
+    pub leaf_hash: Hash,
+}
+
+/// A durable batch: its entries and the checkpoint that first included them.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub entries: Vec<Appended>,
+    pub checkpoint: Arc<str>,
+}
+
+/// The outcome of one all-or-nothing batch of a group commit.
+pub type BatchOutcome = Result<Vec<Appended>, BatchRejection>;
+
+/// What readers see: replaced whole after each commit, so a reader never observes a
+/// size whose nodes, locations or checkpoint are not yet in derived state.
+#[derive(Clone, Debug)]
+pub(crate) struct View {
+    pub size: u64,
+    pub root: Hash,
+    pub checkpoint: Arc<str>,
+}
+
+pub struct Ledger {
+    log: SegmentLog,
+    derived: Arc<Derived>,
+    frontier: Frontier,
+    log_key: SigningKey,
+    genesis: Option<GenesisRecord>,
+    applied: Applied,
+    view: Arc<RwLock<View>>,
+    reader: Reader,
+    stopped: bool,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Ledger {
+    /// Creates a ledger in `dir` (new or empty): stores the log key and writes entry 0,
+    /// `ledger.genesis`, signed by the authority key, and the first checkpoint.
+    pub fn init(
+        dir: &Path,
+        origin: &str,
+        name: &str,
+        authority_key: &SigningKey,
+        log_key: &SigningKey,
+    ) -> Result<Ledger, LedgerError> {
+        if !checkpoint::valid_origin(origin) {
+            return Err(LedgerError::BadOrigin(origin.to_string()));
+        }
+        if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+            return Err(LedgerError::AlreadyInitialised {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        keys::write_signing_key(&dir.join(LOG_KEY_FILE), log_key)?;
+        let mut ledger = Ledger::open(dir)?;
+        let ts = dates::format_instant(dates::now()).unwrap_or_default();
+        let genesis = entry::sign_envelope(
+            authority_key,
+            EntryDraft {
+                kind: Kind::LedgerGenesis,
+                seq: 1,
+                ts: &ts,
+                body: json!({
+                    "origin": origin,
+                    "name": name,
+                    "checkpoint_key": keys::public_hex(&log_key.verifying_key()),
+                }),
+            },
+        )
+        .map_err(|e| LedgerError::BadRequest(e.to_string()))?;
+        ledger.append_batch(vec![genesis])??;
+        Ok(ledger)
+    }
+
+    /// Opens the ledger in `dir`: recovers the segment log (trimming an unacknowledged
+    /// tail), rebuilds or catches up derived state from it, and checks the log key.
+    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        let key_path = dir.join(LOG_KEY_FILE);
+        if !key_path.exists() {
+            return Err(LedgerError::NotInitialised {
+                path: dir.to_path_buf(),
+            });
+        }
+        let log_key = keys::load_signing_key(&key_path)?;
+        let derived = Arc::new(Derived::open(&dir.join(INDEX_DIR))?);
+        let applied = derived.applied()?;
+        let hint = applied.as_ref().map(|a| a.end);
+        let floor = hint.map_or(0, |h| h.index);
+        let (log, _recovery) = SegmentLog::open(dir, hint, floor)?;
+        let applied = applied.unwrap_or(Applied {
+            end: Position::START,
+            last_accepted: i64::MIN,
+            checkpoint: String::new(),
+        });
+        let frontier = reader::load_frontier(&derived, applied.end.index)?;
+        let genesis = derived.get_decoded::<GenesisRecord>(GENESIS_KEY)?;
+        let view = Arc::new(RwLock::new(View {
+            size: applied.end.index,
+            root: frontier.root(),
+            checkpoint: Arc::from(applied.checkpoint.as_str()),
+        }));
+        let reader = Reader::new(
+            log.dir().to_path_buf(),
+            derived.clone(),
+            view.clone(),
+            log_key.verifying_key(),
+        );
+        let mut ledger = Ledger {
+            log,
+            derived,
+            frontier,
+            log_key,
+            genesis,
+            applied,
+            view,
+            reader,
+            stopped: false,
+        };
+        if ledger.log.size() > ledger.applied.end.index {
+            ledger.catch_up()?;
+        }
+        if let Some(g) = &ledger.genesis {
+            let found = ledger.log_key.verifying_key().to_bytes();
+            if g.checkpoint_key != found {
+                return Err(LedgerError::WrongLogKey {
+                    expected: hex::encode(g.checkpoint_key),
+                    found: hex::encode(found),
+                });
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Deletes derived state and rebuilds it from the segments.
+    pub fn reindex(dir: &Path) -> Result<Ledger, LedgerError> {
+        if !dir.join(LOG_KEY_FILE).exists() {
+            return Err(LedgerError::NotInitialised {
+                path: dir.to_path_buf(),
+            });
+        }
+        let index = dir.join(INDEX_DIR);
+        if index.exists() {
+            std::fs::remove_dir_all(&index).map_err(io(&index))?;
+        }
+        Ledger::open(dir)
+    }
+
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.log.size()
+    }
+
+    /// Appends one all-or-nothing batch. The outer error is a storage failure (nothing
+    /// acknowledged); the inner one a refusal.
+    pub fn append_batch(
+        &mut self,
+        envelopes: Vec<Value>,
+    ) -> Result<Result<Receipt, BatchRejection>, LedgerError> {
+        let (mut outcomes, checkpoint) = self.append_groups(vec![envelopes])?;
+        Ok(match outcomes.pop() {
+            Some(Ok(entries)) => Ok(Receipt {
+                entries,
+                checkpoint,
+            }),
+            Some(Err(rejection)) => Err(rejection),
+            None => Ok(Receipt {
+                entries: Vec::new(),
+                checkpoint,
+            }),
+        })
+    }
+
+    /// Group commit: judges each batch in order (a refused batch leaves no trace and
+    /// does not disturb the others), then makes every admitted leaf durable with one
+    /// sync and signs one checkpoint. Returns each batch's outcome and the checkpoint.
+    pub fn append_groups(
+        &mut self,
+        groups: Vec<Vec<Value>>,
+    ) -> Result<(Vec<BatchOutcome>, Arc<str>), LedgerError> {
+        if self.stopped {
+            return Err(LedgerError::Stopped);
+        }
+        // The ledger clock never runs backwards, whatever the wall clock does.
+        let accepted = dates::now().max(self.applied.last_accepted);
+        let accepted_text = dates::format_instant(accepted).ok_or_else(|| {
+            LedgerError::BadRequest("the system clock is outside years 0-9999".into())
+        })?;
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let mut prepared = ingest::prepare_all(
+            groups
+                .into_iter()
+                .flatten()
+                .map(|e| (e, accepted))
+                .collect(),
+            Signatures::Verify,
+        )
+        .into_iter();
+
+        let derived = self.derived.clone();
+        let mut overlay = Overlay::new(&derived);
+        let base = self.log.size();
+        let mut next = base;
+        let mut leaves: Vec<Vec<u8>> = Vec::new();
+        let mut spans: Vec<Result<std::ops::Range<u64>, BatchRejection>> = Vec::new();
+        for size in sizes {
+            let mark = overlay.mark();
+            let start = next;
+            let mut refused = None;
+            let mut batch_leaves = Vec::with_capacity(size);
+            for (position, p) in prepared.by_ref().take(size).enumerate() {
+                if refused.is_some() {
+                    continue; // drain the rest of this batch
+                }
+                let outcome = p.map_err(AdmitError::Rejected).and_then(|p| {
+                    ingest::admit(&mut overlay, next, accepted, &p)
+                        .map(|()| entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex))
+                });
+                match outcome {
+                    Ok(leaf) => {
+                        batch_leaves.push(leaf);
+                        next += 1;
+                    }
+                    Err(AdmitError::Rejected(rejection)) => {
+                        refused = Some(BatchRejection {
+                            position,
+                            rejection,
+                        })
+                    }
+                    Err(AdmitError::Store(e)) => return Err(e.into()),
+                }
+            }
+            match refused {
+                Some(r) => {
+                    overlay.rollback(mark);
+                    next = start;
+                    spans.push(Err(r));
+                }
+                None => {
+                    leaves.extend(batch_leaves);
+                    spans.push(Ok(start..next));
+                }
+            }
+        }
+        if leaves.is_empty() {
+            let checkpoint = self.reader.checkpoint();
+            return Ok((
+                spans.into_iter().map(|s| s.map(|_| Vec::new())).collect(),
+                checkpoint,
+            ));
+        }
+        if self.genesis.is_none() {
+            self.genesis = overlay.get_decoded(GENESIS_KEY)?;
+        }
+
+        let locations = match self.log.append_batch(&leaves) {
+            Ok(l) => l,
+            Err(e) => {
+                // After a failed write or fsync the page cache cannot be trusted: stop.
+                self.stopped = true;
+                return Err(e.into());
+            }
+        };
+        let mut frontier = self.frontier.clone();
+        let mut hashes = Vec::with_capacity(leaves.len());
+        for (i, (leaf, loc)) in leaves.iter().zip(&locations).enumerate() {
+            let h = merkle::leaf_hash(leaf);
+            hashes.push(h);
+            for (node, node_hash) in frontier.push(h) {
+                overlay.put(reader::node_key(node), node_hash.to_vec());
+            }
+            overlay.put_encoded(reader::location_key(base + i as u64), loc);
+        }
+        debug_assert_eq!(frontier.size(), self.log.size());
+        let applied = self.applied_after(&frontier, accepted)?;
+        overlay.put_encoded(APPLIED_KEY.to_vec(), &applied);
+        if let Err(e) = self.derived.commit(overlay.into_writes()) {
+            self.stopped = true;
+            return Err(e.into());
+        }
+        self.publish(frontier, applied);
+
+        let outcomes = spans
+            .into_iter()
+            .map(|span| {
+                span.map(|range| {
+                    range
+                        .map(|index| Appended {
+                            index,
+                            leaf_hash: hashes[(index - base) as usize],
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        Ok((outcomes, self.reader.checkpoint()))
+    }
+
+    /// The `Applied` marker for the log's current end, with a freshly signed checkpoint.
+    fn applied_after(&self, frontier: &Frontier, accepted: i64) -> Result<Applied, LedgerError> {
+        let origin = self
+            .genesis
+            .as_ref()
+            .map(|g| g.origin.clone())
+            .ok_or_else(|| LedgerError::Verify("the ledger has no genesis entry".into()))?;
+        let cp = Checkpoint {
+            origin,
+            size: frontier.size(),
+            root: frontier.root(),
+        };
+        Ok(Applied {
+            end: self.log.end_position(),
+            last_accepted: accepted,
+            checkpoint: cp.sign(&self.log_key),
+        })
+    }
+
+    fn publish(&mut self, frontier: Frontier, applied: Applied) {
+        let view = View {
+            size: frontier.size(),
+            root: frontier.root(),
+            checkpoint: Arc::from(applied.checkpoint.as_str()),
+        };
+        self.frontier = frontier;
+        self.applied = applied;
+        match self.view.write() {
+            Ok(mut v) => *v = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
+        }
+    }
+
+    /// Replays leaves that the log holds but derived state has not applied yet.
+    fn catch_up(&mut self) -> Result<(), LedgerError> {
+        let mut state = replay::ReplayState {
+            frontier: self.frontier.clone(),
+            genesis: self.genesis.clone(),
+            last_accepted: self.applied.last_accepted,
+        };
+        let log_key = &self.log_key;
+        replay::replay(
+            &self.log,
+            &self.derived,
+            self.applied.end,
+            &mut state,
+            Signatures::Trust,
+            |overlay, state, end| {
+                let cp = Checkpoint {
+                    origin: state
+                        .genesis
+                        .as_ref()
+                        .map(|g| g.origin.clone())
+                        .unwrap_or_default(),
+                    size: state.frontier.size(),
+                    root: state.frontier.root(),
+                };
+                overlay.put_encoded(
+                    APPLIED_KEY.to_vec(),
+                    &Applied {
+                        end,
+                        last_accepted: state.last_accepted,
+                        checkpoint: cp.sign(log_key),
+                    },
+                );
+            },
+        )?;
+        self.genesis = state.genesis;
+        let applied = self.derived.applied()?.ok_or_else(|| {
+            LedgerError::Verify("catch-up finished without recording its progress".into())
+        })?;
+        self.publish(state.frontier, applied);
+        Ok(())
+    }
+
+    /// Re-checks the whole ledger independently of derived state: every record checksum,
+    /// signature, seq chain and authorization, the root, and the latest checkpoint.
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        replay::verify(&self.log, &self.reader)
+    }
+
+    /// Flushes derived state; called on clean shutdown so the next open need not replay.
+    pub fn close(self) -> Result<(), LedgerError> {
+        self.derived.flush()?;
+        Ok(())
+    }
+
+    /// The verifier key string of the log (SPEC §5), once genesis has fixed the origin.
+    pub fn verifier_key(&self) -> Option<String> {
+        self.reader.verifier_key()
+    }
+}

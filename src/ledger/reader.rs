@@ -1,0 +1,242 @@
+//! Reads: leaves, tree nodes, proofs, signers. A `Reader` is cheap to clone and never
+//! waits for the writer: it sees the last published view, whose data derived state
+//! already holds.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::VerifyingKey;
+
+use super::{LedgerError, View};
+use crate::checkpoint;
+use crate::keys::PublicKey;
+use crate::merkle::{self, Frontier, Hash, NodeId, ProofError};
+use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord};
+use crate::store::derived::{Derived, DerivedError, family, key};
+use crate::store::segment::{self, RecordLocation};
+
+pub(crate) fn node_key(node: NodeId) -> Vec<u8> {
+    key(family::NODE, &[&[node.level], &node.index.to_be_bytes()])
+}
+
+pub(crate) fn location_key(index: u64) -> Vec<u8> {
+    key(family::LEAF_LOCATION, &[&index.to_be_bytes()])
+}
+
+/// The in-memory right edge of the tree of `size` leaves, from stored nodes.
+pub(crate) fn load_frontier(derived: &Derived, size: u64) -> Result<Frontier, LedgerError> {
+    let mut hashes = Vec::new();
+    for id in merkle::frontier_ids(size) {
+        hashes.push(stored_node(derived, id)?);
+    }
+    Frontier::from_parts(size, hashes).map_err(|e| LedgerError::Verify(e.to_string()))
+}
+
+fn stored_node(derived: &Derived, id: NodeId) -> Result<Hash, LedgerError> {
+    let bytes = derived.get(&node_key(id))?.ok_or_else(|| {
+        LedgerError::Verify(format!(
+            "tree node at level {} index {} is missing from derived state; run `dcledger reindex`",
+            id.level, id.index
+        ))
+    })?;
+    <Hash>::try_from(bytes.as_ref()).map_err(|_| {
+        LedgerError::Derived(DerivedError::Decode {
+            key: format!("node {}/{}", id.level, id.index),
+            reason: "not 32 bytes".into(),
+        })
+    })
+}
+
+/// A leaf as stored, with its index and hash.
+#[derive(Clone, Debug)]
+pub struct StoredEntry {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    pub leaf: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    pub hashes: Vec<Hash>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub hashes: Vec<Hash>,
+}
+
+/// A signer's standing, for `GET /v1/signers/{key}` and `dcledger submit`.
+#[derive(Clone, Debug)]
+pub struct SignerView {
+    pub public_key: PublicKey,
+    pub record: SignerRecord,
+    pub org: Option<OrgRecord>,
+}
+
+#[derive(Clone)]
+pub struct Reader {
+    segments_dir: PathBuf,
+    derived: Arc<Derived>,
+    view: Arc<RwLock<View>>,
+    log_public: VerifyingKey,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        segments_dir: PathBuf,
+        derived: Arc<Derived>,
+        view: Arc<RwLock<View>>,
+        log_public: VerifyingKey,
+    ) -> Reader {
+        Reader {
+            segments_dir,
+            derived,
+            view,
+            log_public,
+        }
+    }
+
+    fn view(&self) -> View {
+        match self.view.read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.view().size
+    }
+
+    pub fn root(&self) -> Hash {
+        self.view().root
+    }
+
+    /// The latest signed checkpoint note.
+    pub fn checkpoint(&self) -> Arc<str> {
+        self.view().checkpoint
+    }
+
+    pub fn genesis(&self) -> Result<Option<GenesisRecord>, LedgerError> {
+        Ok(self.derived.get_decoded(GENESIS_KEY)?)
+    }
+
+    /// The log's verifier key string (SPEC §5).
+    pub fn verifier_key(&self) -> Option<String> {
+        let genesis = self.genesis().ok().flatten()?;
+        Some(checkpoint::verifier_key_string(
+            &genesis.origin,
+            self.log_public.as_bytes(),
+        ))
+    }
+
+    pub fn log_public_key(&self) -> VerifyingKey {
+        self.log_public
+    }
+
+    fn check_index(&self, index: u64, size: u64) -> Result<(), LedgerError> {
+        if index >= size {
+            return Err(LedgerError::NotFound(format!(
+                "entry {index} does not exist: the ledger holds {size} entries"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn location(&self, index: u64) -> Result<RecordLocation, LedgerError> {
+        self.derived
+            .get_decoded(&location_key(index))?
+            .ok_or_else(|| LedgerError::NotFound(format!("entry {index} has no stored location")))
+    }
+
+    pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {
+        self.check_index(index, self.size())?;
+        let leaf = segment::read_leaf(&self.segments_dir, index, self.location(index)?)?;
+        Ok(StoredEntry {
+            index,
+            leaf_hash: merkle::leaf_hash(&leaf),
+            leaf,
+        })
+    }
+
+    fn node(&self, id: NodeId) -> Result<Hash, LedgerError> {
+        stored_node(&self.derived, id)
+    }
+
+    /// Root of the tree at any size the ledger has had.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        let current = self.size();
+        if size > current {
+            return Err(LedgerError::NotFound(format!(
+                "tree size {size} does not exist: the ledger holds {current} entries"
+            )));
+        }
+        merkle::root_at(size, &mut |id| self.node(id))
+    }
+
+    /// Inclusion proof of `index` in the tree of `size` (default: current) leaves.
+    pub fn inclusion(&self, index: u64, size: Option<u64>) -> Result<InclusionProof, LedgerError> {
+        let current = self.size();
+        let tree_size = size.unwrap_or(current);
+        if tree_size > current {
+            return Err(LedgerError::NotFound(format!(
+                "tree size {tree_size} does not exist: the ledger holds {current} entries"
+            )));
+        }
+        self.check_index(index, tree_size)?;
+        let hashes = merkle::inclusion_proof(index, tree_size, &mut |id| self.node(id))
+            .map_err(proof_error)?;
+        Ok(InclusionProof {
+            index,
+            tree_size,
+            leaf_hash: self.node(NodeId { level: 0, index })?,
+            hashes,
+        })
+    }
+
+    /// Consistency proof between two sizes, `1 <= from <= to <= size`.
+    pub fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, LedgerError> {
+        let current = self.size();
+        if from == 0 || from > to {
+            return Err(LedgerError::BadRequest(format!(
+                "consistency needs 1 <= from <= to, got from={from} to={to}"
+            )));
+        }
+        if to > current {
+            return Err(LedgerError::NotFound(format!(
+                "tree size {to} does not exist: the ledger holds {current} entries"
+            )));
+        }
+        let hashes =
+            merkle::consistency_proof(from, to, &mut |id| self.node(id)).map_err(proof_error)?;
+        Ok(ConsistencyProof { from, to, hashes })
+    }
+
+    pub fn signer(&self, public_key: &PublicKey) -> Result<Option<SignerView>, LedgerError> {
+        let Some(record) = self
+            .derived
+            .get_decoded::<SignerRecord>(&registry::signer_key(public_key))?
+        else {
+            return Ok(None);
+        };
+        let org = self
+            .derived
+            .get_decoded(&registry::org_key(&record.org_id))?;
+        Ok(Some(SignerView {
+            public_key: *public_key,
+            record,
+            org,
+        }))
+    }
+}
+
+fn proof_error(e: ProofError<LedgerError>) -> LedgerError {
+    match e {
+        ProofError::Store(inner) => inner,
+        other => LedgerError::BadRequest(other.to_string()),
+    }
+}

@@ -1,0 +1,20 @@
+//! `dcledger`: an append-only signed ledger of AI data-center procurement, permits,
+//! subsidies, loans, power and occupancy, with RFC 6962 proofs and signed checkpoints.
+//! See ARCHITECTURE.md for the map of modules.
+
+pub mod bulk;
+pub mod checkpoint;
+pub mod dates;
+pub mod entry;
+pub mod ingest;
+pub mod jcs;
+pub mod keys;
+pub mod ledger;
+pub mod limits;
+pub mod merkle;
+pub mod proofcheck;
+pub mod registry;
+pub mod reject;
+pub mod schema;
+pub mod store;
+pub mod views;

@@ -1,0 +1,346 @@
+//! The `dcledger` command line: parses arguments and calls the library. All logic lives
+//! in the library; this file only reads files, prints and picks exit codes.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use dcledger::entry::{self, EntryDraft, Kind};
+use dcledger::ledger::Ledger;
+use dcledger::{bulk, dates, keys, proofcheck, views};
+
+#[derive(Parser)]
+#[command(
+    name = "dcledger",
+    version,
+    about = "Append-only signed ledger of AI data-center funding, hardware, power and use"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make an Ed25519 key (PKCS#8 PEM, mode 0600) and print its public key hex.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a body and print the envelope as one JSON line.
+    Sign {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        seq: u64,
+        /// Signing time, RFC 3339 UTC with whole seconds (default: now).
+        #[arg(long)]
+        ts: Option<String>,
+        /// The body JSON file, or - for standard input.
+        body: String,
+    },
+    /// Create a ledger: entry 0 (ledger.genesis) and the first checkpoint.
+    Init {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        origin: String,
+        /// Human name of the ledger (default: the origin).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        authority_key: PathBuf,
+        /// The key that signs checkpoints; a copy is kept in the data directory.
+        #[arg(long)]
+        log_key: PathBuf,
+    },
+    /// Append NDJSON envelopes (one per line) in all-or-nothing batches of up to 1,000.
+    Append {
+        #[arg(long)]
+        data: PathBuf,
+        /// The NDJSON file, or - for standard input.
+        input: String,
+    },
+    /// Print one entry as `GET /v1/entries/{index}` returns it.
+    Get {
+        #[arg(long)]
+        data: PathBuf,
+        index: u64,
+    },
+    /// Print the latest signed checkpoint.
+    Checkpoint {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print the log's verifier key string (what verifiers pin).
+    VerifierKey {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print an inclusion or consistency proof.
+    Proof {
+        #[command(subcommand)]
+        proof: ProofCommand,
+    },
+    /// Re-check the whole ledger offline; exits non-zero naming the first bad entry.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Check a proof with only a checkpoint, the verifier key and the leaf.
+    VerifyProof {
+        /// The signed checkpoint note.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The log's verifier key string, `<name>+<key id>+<key>`.
+        #[arg(long)]
+        key: String,
+        /// For an inclusion proof: the entry (`dcledger get` output) or the leaf JSON.
+        #[arg(long, required_unless_present = "old_checkpoint")]
+        entry: Option<PathBuf>,
+        /// For a consistency proof: the older checkpoint note.
+        #[arg(long, conflicts_with = "entry")]
+        old_checkpoint: Option<PathBuf>,
+        /// The proof JSON (`dcledger proof` output).
+        #[arg(long)]
+        proof: PathBuf,
+    },
+    /// Delete derived state and rebuild it from the segment files.
+    Reindex {
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProofCommand {
+    Inclusion {
+        #[arg(long)]
+        data: PathBuf,
+        index: u64,
+        /// Tree size to prove against (default: current).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    Consistency {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_input(source: &str) -> Result<Box<dyn BufRead>> {
+    Ok(if source == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(BufReader::new(
+            std::fs::File::open(source).with_context(|| format!("cannot open {source}"))?,
+        ))
+    })
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn print_json(value: &Value) {
+    println!("{}", views::to_text(value));
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Keygen { out } => {
+            let key = keys::generate()?;
+            keys::write_signing_key(&out, &key)?;
+            println!("{}", keys::public_hex(&key.verifying_key()));
+        }
+        Command::Sign {
+            key,
+            kind,
+            seq,
+            ts,
+            body,
+        } => {
+            let key = keys::load_signing_key(&key)?;
+            let Some(kind) = Kind::parse(&kind) else {
+                bail!(
+                    "unknown kind {kind:?}; kinds are: {}",
+                    Kind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let mut text = String::new();
+            read_input(&body)?
+                .read_to_string(&mut text)
+                .context("cannot read the body")?;
+            let body: Value = serde_json::from_str(&text).context("the body is not JSON")?;
+            let ts = match ts {
+                Some(ts) => ts,
+                None => dates::format_instant(dates::now())
+                    .context("the system clock is out of range")?,
+            };
+            let envelope = entry::sign_envelope(
+                &key,
+                EntryDraft {
+                    kind,
+                    seq,
+                    ts: &ts,
+                    body,
+                },
+            )?;
+            print_json(&envelope);
+        }
+        Command::Init {
+            data,
+            origin,
+            name,
+            authority_key,
+            log_key,
+        } => {
+            let authority = keys::load_signing_key(&authority_key)?;
+            let log = keys::load_signing_key(&log_key)?;
+            let name = name.unwrap_or_else(|| origin.clone());
+            let ledger = Ledger::init(&data, &origin, &name, &authority, &log)?;
+            let reader = ledger.reader();
+            println!("initialised ledger {origin} in {}", data.display());
+            if let Some(vkey) = ledger.verifier_key() {
+                println!("verifier key: {vkey}");
+            }
+            print!("{}", reader.checkpoint());
+            ledger.close()?;
+        }
+        Command::Append { data, input } => {
+            let mut ledger = Ledger::open(&data)?;
+            let total_bytes = if input == "-" {
+                None
+            } else {
+                std::fs::metadata(&input).ok().map(|m| m.len())
+            };
+            let bar = std::io::stderr().is_terminal().then(|| match total_bytes {
+                Some(n) => indicatif::ProgressBar::new(n),
+                None => indicatif::ProgressBar::new_spinner(),
+            });
+            let summary =
+                bulk::append_ndjson(&mut ledger, read_input(&input)?, |bytes, accepted| {
+                    if let Some(bar) = &bar {
+                        bar.set_position(bytes);
+                        bar.set_message(format!("{accepted} entries"));
+                    }
+                })?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            ledger.close()?;
+            println!("accepted {} entries", summary.accepted);
+            print!("{}", summary.checkpoint);
+            std::io::stdout().flush()?;
+            if let Some(refused) = summary.refused {
+                eprintln!(
+                    "line {}: refused, its batch was not written: {}",
+                    refused.line, refused.rejection
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Get { data, index } => {
+            let ledger = Ledger::open(&data)?;
+            print_json(&views::entry(&ledger.reader().entry(index)?)?);
+        }
+        Command::Checkpoint { data } => {
+            let ledger = Ledger::open(&data)?;
+            print!("{}", ledger.reader().checkpoint());
+        }
+        Command::VerifierKey { data } => {
+            let ledger = Ledger::open(&data)?;
+            println!(
+                "{}",
+                ledger
+                    .verifier_key()
+                    .context("the ledger has no genesis entry")?
+            );
+        }
+        Command::Proof { proof } => match proof {
+            ProofCommand::Inclusion { data, index, size } => {
+                let ledger = Ledger::open(&data)?;
+                print_json(&views::inclusion(&ledger.reader().inclusion(index, size)?));
+            }
+            ProofCommand::Consistency { data, from, to } => {
+                let ledger = Ledger::open(&data)?;
+                print_json(&views::consistency(&ledger.reader().consistency(from, to)?));
+            }
+        },
+        Command::Verify { data } => {
+            let ledger = Ledger::open(&data)?;
+            let report = ledger.verify()?;
+            println!(
+                "ok: {} entries, root {}, latest checkpoint (size {}) verifies",
+                report.entries,
+                hex::encode(report.root),
+                report.checkpoint_size
+            );
+        }
+        Command::VerifyProof {
+            checkpoint,
+            key,
+            entry,
+            old_checkpoint,
+            proof,
+        } => {
+            let note = std::fs::read_to_string(&checkpoint)
+                .with_context(|| format!("cannot read {}", checkpoint.display()))?;
+            let proof = read_json(&proof)?;
+            match (entry, old_checkpoint) {
+                (_, Some(old)) => {
+                    let old_note = std::fs::read_to_string(&old)
+                        .with_context(|| format!("cannot read {}", old.display()))?;
+                    let (old, new) = proofcheck::check_consistency(&old_note, &note, &key, &proof)?;
+                    println!(
+                        "ok: {} at size {} is consistent with size {}",
+                        new.origin, new.size, old.size
+                    );
+                }
+                (Some(entry), None) => {
+                    let leaf = read_json(&entry)?;
+                    let (cp, index) = proofcheck::check_inclusion(&note, &key, &leaf, &proof)?;
+                    println!(
+                        "ok: entry {index} is included in {} at size {}",
+                        cp.origin, cp.size
+                    );
+                }
+                (None, None) => bail!(
+                    "give --entry for an inclusion proof or --old-checkpoint for a consistency proof"
+                ),
+            }
+        }
+        Command::Reindex { data } => {
+            let ledger = Ledger::reindex(&data)?;
+            println!("reindexed {} entries", ledger.size());
+            ledger.close()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

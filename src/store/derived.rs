@@ -1,0 +1,300 @@
+//! Derived state in sled (SPEC §12): stored tree nodes, leaf locations, signer and
+//! organisation state, indexes. Everything here can be deleted and rebuilt from the
+//! segments; sled is never the only copy of an accepted entry.
+//!
+//! Values are postcard with a leading format version byte. One sled tree holds every
+//! key family, distinguished by a one-byte prefix, so that each committed batch of the
+//! ledger lands in sled as one atomic `apply_batch`, together with the `applied` marker
+//! that says how far derived state has caught up with the log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::segment::Position;
+
+/// Version byte in front of every stored value. Bump when a stored type changes shape;
+/// old stores are then rebuilt from the segments (`reindex`) instead of misread.
+pub const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DerivedError {
+    #[error(
+        "the derived index at {path} cannot be used ({source}); it holds nothing that the \
+         segments do not: run `dcledger reindex`"
+    )]
+    Sled { path: PathBuf, source: sled::Error },
+    #[error("derived record {key} is unreadable ({reason}); run `dcledger reindex`")]
+    Decode { key: String, reason: String },
+}
+
+/// Key families. The byte is the first byte of every key of that family.
+pub mod family {
+    pub const META: u8 = b'm';
+    pub const NODE: u8 = b'n';
+    pub const LEAF_LOCATION: u8 = b'l';
+    pub const SIGNER: u8 = b's';
+    pub const ORG: u8 = b'o';
+    pub const BY_KIND: u8 = b'k';
+    pub const BY_SIGNER: u8 = b'S';
+}
+
+pub fn key(family: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(family);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// How far derived state reflects the log. Written in the same sled batch as the state
+/// it describes, so the two can never disagree after a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Applied {
+    /// Where the next leaf goes: `end.index` leaves are applied.
+    pub end: Position,
+    /// The ledger clock of the last accepted batch; the next one is never earlier.
+    pub last_accepted: i64,
+    /// The latest signed checkpoint note, for `end.index` leaves.
+    pub checkpoint: String,
+}
+
+pub const APPLIED_KEY: &[u8] = b"mapplied";
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let out = vec![FORMAT_VERSION];
+    // postcard to a Vec fails only on types it cannot represent, which the derived
+    // record types (plain structs of integers, strings and byte arrays) never are.
+    match postcard::to_extend(value, out) {
+        Ok(v) => v,
+        Err(e) => unreachable!("postcard cannot encode a derived record: {e}"),
+    }
+}
+
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, DerivedError> {
+    let err = |reason: String| DerivedError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| err(e.to_string())),
+        Some((v, _)) => Err(err(format!(
+            "format version {v}, this build reads {FORMAT_VERSION}"
+        ))),
+        None => Err(err("empty value".into())),
+    }
+}
+
+/// The sled database of one ledger.
+pub struct Derived {
+    path: PathBuf,
+    db: sled::Db,
+}
+
+impl Derived {
+    pub fn open(path: &Path) -> Result<Derived, DerivedError> {
+        let db = sled::Config::new()
+            .path(path)
+            // Derived state is rebuilt from the segments after a crash, so sled's own
+            // periodic flush is enough; the ledger flushes explicitly on clean shutdown.
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|source| DerivedError::Sled {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Derived {
+            path: path.to_path_buf(),
+            db,
+        })
+    }
+
+    /// A throwaway in-memory store, for `verify`'s independent replay.
+    pub fn temporary() -> Result<Derived, DerivedError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|source| DerivedError::Sled {
+                path: PathBuf::from("<temporary>"),
+                source,
+            })?;
+        Ok(Derived {
+            path: PathBuf::from("<temporary>"),
+            db,
+        })
+    }
+
+    fn err(&self) -> impl FnOnce(sled::Error) -> DerivedError + '_ {
+        move |source| DerivedError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, DerivedError> {
+        self.db.get(key).map_err(self.err())
+    }
+
+    pub fn get_decoded<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DerivedError> {
+        match self.get(key)? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn applied(&self) -> Result<Option<Applied>, DerivedError> {
+        self.get_decoded(APPLIED_KEY)
+    }
+
+    /// Keys of one family with a given prefix, in key order, starting after `after`.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), DerivedError>> + '_ {
+        self.db.scan_prefix(prefix).map(|r| r.map_err(self.err()))
+    }
+
+    /// Applies one ledger batch's writes atomically.
+    pub fn commit(&self, writes: Writes) -> Result<(), DerivedError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes.map {
+            batch.insert(k, v);
+        }
+        self.db.apply_batch(batch).map_err(self.err())
+    }
+
+    pub fn flush(&self) -> Result<(), DerivedError> {
+        self.db.flush().map(|_| ()).map_err(self.err())
+    }
+}
+
+/// Pending writes over the committed state: what ingest reads while it judges a batch,
+/// so each entry is judged against everything before it, including earlier entries of
+/// the same batch. `mark`/`rollback` undo one refused submission without disturbing the
+/// others that share its group commit.
+pub struct Overlay<'a> {
+    base: &'a Derived,
+    writes: Writes,
+    journal: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// A set of key/value writes, the unit `Derived::commit` applies.
+#[derive(Default)]
+pub struct Writes {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Writes {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
+        self.map.insert(key, value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// A savepoint in an overlay.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark(usize);
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a Derived) -> Overlay<'a> {
+        Overlay {
+            base,
+            writes: Writes::default(),
+            journal: Vec::new(),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DerivedError> {
+        if let Some(v) = self.writes.map.get(key) {
+            return Ok(Some(v.clone()));
+        }
+        Ok(self.base.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn get_decoded<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DerivedError> {
+        match self.get(key)? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool, DerivedError> {
+        Ok(self.writes.map.contains_key(key) || self.base.get(key)?.is_some())
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let previous = self.writes.put(key.clone(), value);
+        self.journal.push((key, previous));
+    }
+
+    pub fn put_encoded<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put(key, encode(value));
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark(self.journal.len())
+    }
+
+    /// Undoes every write since `mark`.
+    pub fn rollback(&mut self, mark: Mark) {
+        while self.journal.len() > mark.0 {
+            if let Some((key, previous)) = self.journal.pop() {
+                match previous {
+                    Some(v) => self.writes.map.insert(key, v),
+                    None => self.writes.map.remove(&key),
+                };
+            }
+        }
+    }
+
+    pub fn into_writes(self) -> Writes {
+        self.writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_reads_its_writes_and_rolls_back() {
+        let d = Derived::temporary().unwrap();
+        let mut base = Writes::default();
+        base.put(b"a".to_vec(), b"1".to_vec());
+        d.commit(base).unwrap();
+        let mut o = Overlay::new(&d);
+        assert_eq!(o.get(b"a").unwrap().unwrap(), b"1");
+        o.put(b"b".to_vec(), b"2".to_vec());
+        let m = o.mark();
+        o.put(b"a".to_vec(), b"3".to_vec());
+        o.put(b"c".to_vec(), b"4".to_vec());
+        o.put(b"b".to_vec(), b"5".to_vec());
+        o.rollback(m);
+        assert_eq!(o.get(b"a").unwrap().unwrap(), b"1");
+        assert_eq!(o.get(b"b").unwrap().unwrap(), b"2");
+        assert_eq!(o.get(b"c").unwrap(), None);
+        d.commit(o.into_writes()).unwrap();
+        assert_eq!(d.get(b"b").unwrap().unwrap(), &b"2"[..]);
+    }
+
+    #[test]
+    fn values_carry_a_version() {
+        let bytes = encode(&(7u64, "x".to_string()));
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let back: (u64, String) = decode(b"k", &bytes).unwrap();
+        assert_eq!(back, (7, "x".into()));
+        let mut wrong = bytes.clone();
+        wrong[0] = 99;
+        assert!(decode::<(u64, String)>(b"k", &wrong).is_err());
+    }
+}

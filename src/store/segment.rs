@@ -1,0 +1,599 @@
+//! The source of truth: leaves in append-only segment files (SPEC §11–12).
+//!
+//! A segment is `segments/<first index, 20 digits>.seg`: a 16-byte header (magic with
+//! format version, then the first leaf index) followed by records
+//!
+//! ```text
+//! u32 LE  leaf length
+//! u8      flags            (bit 0: last record of a batch)
+//! [len]   leaf bytes
+//! [32]    BLAKE3(index u64 LE || length || flags || leaf)
+//! ```
+//!
+//! The checksum covers the record's index, so a record copied to the wrong place is as
+//! detectable as a flipped bit. A batch is written with one `write` and made durable with
+//! one `fdatasync` before anyone is told it was accepted; only its last record carries the
+//! batch flag, so recovery can drop an incomplete batch whole and an unacknowledged entry
+//! is either wholly present or wholly absent.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::limits::{MAX_LEAF_BYTES, SEGMENT_TARGET_BYTES};
+
+const MAGIC: &[u8; 8] = b"DCLSEG\x00\x01";
+const HEADER_BYTES: u64 = 16;
+const RECORD_OVERHEAD: u64 = 4 + 1 + 32;
+const FLAG_BATCH_END: u8 = 1;
+
+/// Where one leaf lives. Kept in derived state so reads need no scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordLocation {
+    /// The first leaf index of the segment, which names its file.
+    pub segment: u64,
+    /// Byte offset of the record header within the segment file.
+    pub offset: u64,
+    pub leaf_len: u32,
+}
+
+impl RecordLocation {
+    /// Offset just past this record.
+    pub fn end(&self) -> u64 {
+        self.offset + RECORD_OVERHEAD + u64::from(self.leaf_len)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("segment storage I/O failed on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "leaf {index} is corrupt in {path} at byte {offset}: {reason}; the segment was changed \
+         or damaged outside dcledger. Restore it from a backup; nothing after it is served"
+    )]
+    Corrupt {
+        index: u64,
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("segment {path} is not a dcledger segment: {reason}")]
+    BadSegment { path: PathBuf, reason: String },
+}
+
+/// What opening the log found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Bytes of an incomplete final batch that were cut off the last segment.
+    pub trimmed_bytes: u64,
+    /// Records of that batch that were complete but unacknowledged, dropped with it.
+    pub trimmed_records: u64,
+}
+
+struct Segment {
+    first_index: u64,
+    path: PathBuf,
+}
+
+/// The append-only log of leaves. One writer; reads use positional I/O.
+pub struct SegmentLog {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    active: File,
+    active_len: u64,
+    size: u64,
+}
+
+/// A place in the log: where leaf `index` starts (or would start), as a byte `offset` in
+/// the segment whose first leaf is `segment`. Derived state keeps the log's end position
+/// so that `open` scans only what follows it instead of every byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub index: u64,
+    pub segment: u64,
+    pub offset: u64,
+}
+
+impl Position {
+    /// Where leaf 0 starts.
+    pub const START: Position = Position {
+        index: 0,
+        segment: 0,
+        offset: HEADER_BYTES,
+    };
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
+    move |source| SegmentError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn segment_name(first_index: u64) -> String {
+    format!("{first_index:020}.seg")
+}
+
+fn checksum(index: u64, len: u32, flags: u8, leaf: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&index.to_le_bytes());
+    h.update(&len.to_le_bytes());
+    h.update(&[flags]);
+    h.update(leaf);
+    *h.finalize().as_bytes()
+}
+
+/// Appends one encoded record for `leaf` at `index` to `out`.
+fn encode_record(out: &mut Vec<u8>, index: u64, leaf: &[u8], flags: u8) {
+    debug_assert!(leaf.len() <= MAX_LEAF_BYTES);
+    let len = leaf.len() as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(flags);
+    out.extend_from_slice(leaf);
+    out.extend_from_slice(&checksum(index, len, flags, leaf));
+}
+
+/// Syncs a directory so that a file created or renamed in it survives power loss.
+fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Result of decoding the record at one position of a segment's bytes.
+enum Decoded {
+    Ok {
+        leaf_len: u32,
+        flags: u8,
+    },
+    /// Not enough bytes left for the record its header announces.
+    Short,
+    Bad(String),
+}
+
+fn decode_at(bytes: &[u8], pos: usize, index: u64) -> Decoded {
+    let Some(header) = bytes.get(pos..pos + 5) else {
+        return Decoded::Short;
+    };
+    let leaf_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let flags = header[4];
+    if leaf_len as usize > MAX_LEAF_BYTES {
+        return Decoded::Bad(format!("length field {leaf_len} exceeds the leaf limit"));
+    }
+    if flags & !FLAG_BATCH_END != 0 {
+        return Decoded::Bad(format!("unknown flag bits {flags:#04x}"));
+    }
+    let leaf_start = pos + 5;
+    let leaf_end = leaf_start + leaf_len as usize;
+    let Some(stored) = bytes.get(leaf_end..leaf_end + 32) else {
+        return Decoded::Short;
+    };
+    let leaf = &bytes[leaf_start..leaf_end];
+    if checksum(index, leaf_len, flags, leaf) != stored {
+        return Decoded::Bad("checksum mismatch".into());
+    }
+    Decoded::Ok { leaf_len, flags }
+}
+
+impl SegmentLog {
+    /// Opens (creating if needed) the log under `dir/segments`, trimming an incomplete
+    /// final batch. `durable_floor` is the number of leaves derived state already applied:
+    /// those were acknowledged, so damage to them is corruption, never a torn tail.
+    pub fn open(
+        dir: &Path,
+        hint: Option<Position>,
+        durable_floor: u64,
+    ) -> Result<(SegmentLog, Recovery), SegmentError> {
+        let dir = dir.join("segments");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut segments = Vec::new();
+        for item in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let item = item.map_err(io_err(&dir))?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(".seg") else {
+                continue;
+            };
+            let first_index = stem.parse::<u64>().map_err(|_| SegmentError::BadSegment {
+                path: item.path(),
+                reason: "file name is not a leaf index".into(),
+            })?;
+            segments.push(Segment {
+                first_index,
+                path: item.path(),
+            });
+        }
+        segments.sort_by_key(|s| s.first_index);
+        if segments.is_empty() {
+            let path = dir.join(segment_name(0));
+            create_segment(&path, 0)?;
+            sync_dir(&dir)?;
+            segments.push(Segment {
+                first_index: 0,
+                path,
+            });
+        }
+        if segments[0].first_index != 0 {
+            return Err(SegmentError::BadSegment {
+                path: segments[0].path.clone(),
+                reason: "the first segment must start at leaf 0; earlier segments are missing"
+                    .into(),
+            });
+        }
+        for pair in segments.windows(2) {
+            if pair[1].first_index <= pair[0].first_index {
+                return Err(SegmentError::BadSegment {
+                    path: pair[1].path.clone(),
+                    reason: "segments overlap".into(),
+                });
+            }
+        }
+
+        // Scan from the hint if it points into the last segment, else from the start of
+        // the last segment (earlier segments are sealed; their sizes are implied by the
+        // next segment's first index).
+        let last = segments.len() - 1;
+        let last_first = segments[last].first_index;
+        let (start_index, start_offset) = match hint {
+            Some(h) if h.segment == last_first && h.index >= last_first => (h.index, h.offset),
+            _ => (last_first, HEADER_BYTES),
+        };
+        let path = segments[last].path.clone();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        check_header(&mut file, &path, last_first)?;
+        let file_len = file.metadata().map_err(io_err(&path))?.len();
+        if start_offset > file_len {
+            return Err(SegmentError::BadSegment {
+                path,
+                reason: format!(
+                    "derived state says leaf {start_index} starts at byte {start_offset}, \
+                     but the file has {file_len} bytes; run `dcledger reindex`"
+                ),
+            });
+        }
+        let mut tail = Vec::new();
+        file.seek(SeekFrom::Start(start_offset))
+            .map_err(io_err(&path))?;
+        file.read_to_end(&mut tail).map_err(io_err(&path))?;
+
+        let mut pos = 0usize;
+        let mut index = start_index;
+        // End of the last complete batch seen, as (leaves, byte offset in `tail`).
+        let mut committed = (start_index, 0usize);
+        let mut damaged: Option<(u64, usize, String)> = None;
+        while pos < tail.len() {
+            match decode_at(&tail, pos, index) {
+                Decoded::Ok { leaf_len, flags } => {
+                    pos += RECORD_OVERHEAD as usize + leaf_len as usize;
+                    index += 1;
+                    if flags & FLAG_BATCH_END != 0 {
+                        committed = (index, pos);
+                    }
+                }
+                Decoded::Short => {
+                    damaged = Some((index, pos, "record is cut short".into()));
+                    break;
+                }
+                Decoded::Bad(reason) => {
+                    damaged = Some((index, pos, reason));
+                    break;
+                }
+            }
+        }
+
+        if let Some((bad_index, bad_pos, reason)) = &damaged {
+            let corrupt = || SegmentError::Corrupt {
+                index: *bad_index,
+                path: path.clone(),
+                offset: start_offset + *bad_pos as u64,
+                reason: reason.clone(),
+            };
+            // An acknowledged leaf can never be a torn write.
+            if *bad_index < durable_floor {
+                return Err(corrupt());
+            }
+            // Intact records after the damage mean the middle of the log was changed.
+            if later_record_intact(&tail, *bad_pos, *bad_index) {
+                return Err(corrupt());
+            }
+        }
+        if committed.0 < durable_floor {
+            return Err(SegmentError::Corrupt {
+                index: committed.0,
+                path: path.clone(),
+                offset: start_offset + committed.1 as u64,
+                reason: format!(
+                    "derived state records {durable_floor} acknowledged leaves but the log ends \
+                     at {}",
+                    committed.0
+                ),
+            });
+        }
+
+        let keep = start_offset + committed.1 as u64;
+        let mut recovery = Recovery::default();
+        if keep < file_len {
+            recovery.trimmed_bytes = file_len - keep;
+            recovery.trimmed_records = index - committed.0;
+            file.set_len(keep).map_err(io_err(&path))?;
+            file.sync_all().map_err(io_err(&path))?;
+        }
+        file.seek(SeekFrom::Start(keep)).map_err(io_err(&path))?;
+        Ok((
+            SegmentLog {
+                dir,
+                segments,
+                active: file,
+                active_len: keep,
+                size: committed.0,
+            },
+            recovery,
+        ))
+    }
+
+    /// Number of leaves in the log.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Writes `leaves` as one batch and syncs it. Returns where each leaf went. On error
+    /// nothing is acknowledged and the log must be reopened (recovery trims the batch).
+    pub fn append_batch(
+        &mut self,
+        leaves: &[Vec<u8>],
+    ) -> Result<Vec<RecordLocation>, SegmentError> {
+        if leaves.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.active_len >= SEGMENT_TARGET_BYTES {
+            self.roll()?;
+        }
+        let segment = self.active_first();
+        let mut buf = Vec::with_capacity(
+            leaves
+                .iter()
+                .map(|l| l.len() + RECORD_OVERHEAD as usize)
+                .sum(),
+        );
+        let mut locations = Vec::with_capacity(leaves.len());
+        let mut offset = self.active_len;
+        for (i, leaf) in leaves.iter().enumerate() {
+            assert!(
+                leaf.len() <= MAX_LEAF_BYTES,
+                "ingest admitted an oversized leaf"
+            );
+            let index = self.size + i as u64;
+            let flags = if i + 1 == leaves.len() {
+                FLAG_BATCH_END
+            } else {
+                0
+            };
+            encode_record(&mut buf, index, leaf, flags);
+            let loc = RecordLocation {
+                segment,
+                offset,
+                leaf_len: leaf.len() as u32,
+            };
+            offset = loc.end();
+            locations.push(loc);
+        }
+        let path = self.active_path().to_path_buf();
+        self.active.write_all(&buf).map_err(io_err(&path))?;
+        // fdatasync: the data and the file length; the name was synced when created.
+        self.active.sync_data().map_err(io_err(&path))?;
+        self.active_len = offset;
+        self.size += leaves.len() as u64;
+        Ok(locations)
+    }
+
+    /// The directory holding the segment files, for readers (`read_leaf`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Visits every leaf from `from` to the end, in order, checking every checksum. Used
+    /// by catch-up, `reindex` and `verify`, which must see every byte they rely on.
+    pub fn scan<E: From<SegmentError>>(
+        &self,
+        from: Position,
+        mut visit: impl FnMut(u64, RecordLocation, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let seg_pos = self
+            .segments
+            .iter()
+            .position(|s| s.first_index == from.segment)
+            .ok_or_else(|| SegmentError::BadSegment {
+                path: self.dir.join(segment_name(from.segment)),
+                reason: "segment named by derived state is missing; run `dcledger reindex`".into(),
+            })?;
+        let (mut index, mut offset) = (from.index, from.offset);
+        for (i, seg) in self.segments.iter().enumerate().skip(seg_pos) {
+            if i > seg_pos && seg.first_index != index {
+                return Err(SegmentError::BadSegment {
+                    path: seg.path.clone(),
+                    reason: format!(
+                        "starts at leaf {} but the previous segment ends at leaf {index}",
+                        seg.first_index
+                    ),
+                }
+                .into());
+            }
+            let mut file = File::open(&seg.path).map_err(io_err(&seg.path))?;
+            check_header(&mut file, &seg.path, seg.first_index)?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io_err(&seg.path))?;
+            // `bytes` starts after the header.
+            let limit = if i + 1 == self.segments.len() {
+                self.active_len
+            } else {
+                HEADER_BYTES + bytes.len() as u64
+            };
+            let mut pos = (offset - HEADER_BYTES) as usize;
+            while (HEADER_BYTES + pos as u64) < limit && index < self.size {
+                match decode_at(&bytes, pos, index) {
+                    Decoded::Ok { leaf_len, .. } => {
+                        let loc = RecordLocation {
+                            segment: seg.first_index,
+                            offset: HEADER_BYTES + pos as u64,
+                            leaf_len,
+                        };
+                        visit(index, loc, &bytes[pos + 5..pos + 5 + leaf_len as usize])?;
+                        pos += RECORD_OVERHEAD as usize + leaf_len as usize;
+                        index += 1;
+                    }
+                    Decoded::Short => {
+                        return Err(SegmentError::Corrupt {
+                            index,
+                            path: seg.path.clone(),
+                            offset: HEADER_BYTES + pos as u64,
+                            reason: "record is cut short".into(),
+                        }
+                        .into());
+                    }
+                    Decoded::Bad(reason) => {
+                        return Err(SegmentError::Corrupt {
+                            index,
+                            path: seg.path.clone(),
+                            offset: HEADER_BYTES + pos as u64,
+                            reason,
+                        }
+                        .into());
+                    }
+                }
+            }
+            offset = HEADER_BYTES;
+        }
+        if index != self.size {
+            return Err(SegmentError::Corrupt {
+                index,
+                path: self.active_path().to_path_buf(),
+                offset: self.active_len,
+                reason: format!("the segments hold {index} leaves, expected {}", self.size),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Where the next leaf will be written.
+    pub fn end_position(&self) -> Position {
+        Position {
+            index: self.size,
+            segment: self.active_first(),
+            offset: self.active_len,
+        }
+    }
+
+    fn active_first(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.first_index)
+    }
+
+    fn active_path(&self) -> &Path {
+        self.segments
+            .last()
+            .map_or(self.dir.as_path(), |s| s.path.as_path())
+    }
+
+    /// Seals the active segment and starts a new one at the next index.
+    fn roll(&mut self) -> Result<(), SegmentError> {
+        let path = self.dir.join(segment_name(self.size));
+        let file = create_segment(&path, self.size)?;
+        sync_dir(&self.dir)?;
+        self.segments.push(Segment {
+            first_index: self.size,
+            path,
+        });
+        self.active = file;
+        self.active_len = HEADER_BYTES;
+        Ok(())
+    }
+}
+
+/// Reads and checks leaf `index` at `loc` under the segments directory `dir`. Needs no
+/// `SegmentLog`, so readers never contend with the writer.
+pub fn read_leaf(dir: &Path, index: u64, loc: RecordLocation) -> Result<Vec<u8>, SegmentError> {
+    let path = dir.join(segment_name(loc.segment));
+    let file = File::open(&path).map_err(io_err(&path))?;
+    let mut buf = vec![0u8; RECORD_OVERHEAD as usize + loc.leaf_len as usize];
+    file.read_exact_at(&mut buf, loc.offset)
+        .map_err(io_err(&path))?;
+    let corrupt = |reason: &str| SegmentError::Corrupt {
+        index,
+        path: path.clone(),
+        offset: loc.offset,
+        reason: reason.into(),
+    };
+    match decode_at(&buf, 0, index) {
+        Decoded::Ok { leaf_len, .. } if leaf_len == loc.leaf_len => {
+            Ok(buf[5..5 + leaf_len as usize].to_vec())
+        }
+        Decoded::Ok { .. } => Err(corrupt(
+            "length differs from the derived index; run `dcledger reindex`",
+        )),
+        Decoded::Short => Err(corrupt("record is cut short")),
+        Decoded::Bad(reason) => Err(corrupt(&reason)),
+    }
+}
+
+fn create_segment(path: &Path, first_index: u64) -> Result<File, SegmentError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let mut header = [0u8; HEADER_BYTES as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&first_index.to_le_bytes());
+    file.write_all(&header).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))?;
+    Ok(file)
+}
+
+fn check_header(file: &mut File, path: &Path, first_index: u64) -> Result<(), SegmentError> {
+    let mut header = [0u8; HEADER_BYTES as usize];
+    file.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
+    file.read_exact(&mut header)
+        .map_err(|_| SegmentError::BadSegment {
+            path: path.to_path_buf(),
+            reason: "header is missing or short".into(),
+        })?;
+    if &header[..8] != MAGIC {
+        return Err(SegmentError::BadSegment {
+            path: path.to_path_buf(),
+            reason: "wrong magic or unsupported format version".into(),
+        });
+    }
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&header[8..]);
+    if u64::from_le_bytes(first) != first_index {
+        return Err(SegmentError::BadSegment {
+            path: path.to_path_buf(),
+            reason: "header's first index disagrees with the file name".into(),
+        });
+    }
+    Ok(())
+}
+
+/// After damage at `bad_pos` (leaf `bad_index`), is the next record, as placed by the
+/// damaged record's own length field, intact? If so the damage is not a torn tail.
+fn later_record_intact(tail: &[u8], bad_pos: usize, bad_index: u64) -> bool {
+    let Some(header) = tail.get(bad_pos..bad_pos + 4) else {
+        return false;
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > MAX_LEAF_BYTES {
+        return false;
+    }
+    let next = bad_pos + RECORD_OVERHEAD as usize + len;
+    matches!(decode_at(tail, next, bad_index + 1), Decoded::Ok { .. })
+}
