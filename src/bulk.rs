@@ -33,12 +33,20 @@ pub struct BulkSummary {
     pub refused: Option<LineRejection>,
 }
 
-/// Appends every envelope of `input`. `progress` is told the bytes consumed and the
-/// entries accepted so far after each batch.
+/// Where a bulk append stands after a durable batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub bytes_read: u64,
+    pub accepted: u64,
+    /// The checkpoint that covers every entry accepted so far.
+    pub checkpoint: &'a str,
+}
+
+/// Appends every envelope of `input`. `progress` is called after each durable batch.
 pub fn append_ndjson(
     ledger: &mut Ledger,
     input: impl BufRead,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(Progress<'_>),
 ) -> Result<BulkSummary, BulkError> {
     let mut run = Run {
         accepted: 0,
@@ -69,15 +77,15 @@ pub fn append_ndjson(
         }
         if run.batch.len() == MAX_BATCH_ENTRIES {
             refused = run.flush(ledger)?;
-            progress(bytes, run.accepted);
             if refused.is_some() {
                 break;
             }
+            progress(run.progress(ledger, bytes));
         }
     }
     if refused.is_none() {
         refused = run.flush(ledger)?;
-        progress(bytes, run.accepted);
+        progress(run.progress(ledger, bytes));
     }
     Ok(BulkSummary {
         accepted: run.accepted,
@@ -94,6 +102,14 @@ struct Run {
 }
 
 impl Run {
+    fn progress<'a>(&self, ledger: &'a Ledger, bytes_read: u64) -> Progress<'a> {
+        Progress {
+            bytes_read,
+            accepted: self.accepted,
+            checkpoint: ledger.checkpoint(),
+        }
+    }
+
     fn flush(&mut self, ledger: &mut Ledger) -> Result<Option<LineRejection>, BulkError> {
         if self.batch.is_empty() {
             return Ok(None);

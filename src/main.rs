@@ -66,6 +66,10 @@ enum Command {
         data: PathBuf,
         /// The NDJSON file, or - for standard input.
         input: String,
+        /// After each durable batch, print a JSON line {"accepted", "checkpoint"} to
+        /// standard error: an acknowledgement a supervising process can rely on.
+        #[arg(long)]
+        report_batches: bool,
     },
     /// Print one entry as `GET /v1/entries/{index}` returns it.
     Get {
@@ -233,7 +237,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", reader.checkpoint());
             ledger.close()?;
         }
-        Command::Append { data, input } => {
+        Command::Append {
+            data,
+            input,
+            report_batches,
+        } => {
             let mut ledger = Ledger::open(&data)?;
             let total_bytes = if input == "-" {
                 None
@@ -244,13 +252,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(n) => indicatif::ProgressBar::new(n),
                 None => indicatif::ProgressBar::new_spinner(),
             });
-            let summary =
-                bulk::append_ndjson(&mut ledger, read_input(&input)?, |bytes, accepted| {
-                    if let Some(bar) = &bar {
-                        bar.set_position(bytes);
-                        bar.set_message(format!("{accepted} entries"));
-                    }
-                })?;
+            let summary = bulk::append_ndjson(&mut ledger, read_input(&input)?, |p| {
+                if let Some(bar) = &bar {
+                    bar.set_position(p.bytes_read);
+                    bar.set_message(format!("{} entries", p.accepted));
+                }
+                if report_batches {
+                    let ack =
+                        serde_json::json!({"accepted": p.accepted, "checkpoint": p.checkpoint});
+                    eprintln!("{ack}");
+                }
+            })?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }

@@ -241,6 +241,11 @@ impl Ledger {
         self.log.size()
     }
 
+    /// The latest signed checkpoint note.
+    pub fn checkpoint(&self) -> &str {
+        &self.applied.checkpoint
+    }
+
     /// Appends one all-or-nothing batch. The outer error is a storage failure (nothing
     /// acknowledged); the inner one a refusal.
     pub fn append_batch(

@@ -1,0 +1,137 @@
+//! Shared fixtures: keys, a fresh ledger, signed envelopes, the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dcledger::entry::{self, EntryDraft, Kind};
+use dcledger::ledger::Ledger;
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+
+pub const ORIGIN: &str = "dcledger.test/it";
+
+/// A deterministic key from a one-byte seed, so failures are reproducible.
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn public_hex(key: &SigningKey) -> String {
+    hex::encode(key.verifying_key().as_bytes())
+}
+
+/// A signer with its own seq counter.
+pub struct Party {
+    pub key: SigningKey,
+    pub next_seq: u64,
+}
+
+impl Party {
+    pub fn new(seed: u8) -> Party {
+        Party {
+            key: key(seed),
+            next_seq: 1,
+        }
+    }
+
+    /// Signs `body` with the next seq (and advances it).
+    pub fn sign(&mut self, kind: Kind, body: Value) -> Value {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.sign_with(kind, seq, "2025-01-01T00:00:00Z", body)
+    }
+
+    pub fn sign_with(&self, kind: Kind, seq: u64, ts: &str, body: Value) -> Value {
+        entry::sign_envelope(
+            &self.key,
+            EntryDraft {
+                kind,
+                seq,
+                ts,
+                body,
+            },
+        )
+        .expect("canonical body")
+    }
+
+    pub fn public_hex(&self) -> String {
+        public_hex(&self.key)
+    }
+}
+
+/// A ledger in a temporary directory; the authority has signed genesis (seq 1).
+pub struct TestLedger {
+    pub dir: tempfile::TempDir,
+    pub ledger: Ledger,
+    pub authority: Party,
+}
+
+impl TestLedger {
+    pub fn new() -> TestLedger {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let authority = Party {
+            key: key(1),
+            next_seq: 2,
+        };
+        let ledger = Ledger::init(
+            &dir.path().join("data"),
+            ORIGIN,
+            "test ledger",
+            &authority.key,
+            &key(2),
+        )
+        .expect("init");
+        TestLedger {
+            dir,
+            ledger,
+            authority,
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Appends a batch that must be accepted.
+    pub fn accept(&mut self, envelopes: Vec<Value>) {
+        match self.ledger.append_batch(envelopes).expect("storage") {
+            Ok(_) => {}
+            Err(r) => panic!("batch refused: {r}"),
+        }
+    }
+
+    /// Registers an organisation and grants `party`'s key to it.
+    pub fn onboard(&mut self, org_id: &str, roles: &[&str], party: &Party) {
+        let reg = self.authority.sign(
+            Kind::OrgRegister,
+            json!({"org_id": org_id, "name": format!("{org_id} Ltd"), "roles": roles}),
+        );
+        let grant = self.authority.sign(
+            Kind::KeyGrant,
+            json!({"org_id": org_id, "public_key": party.public_hex()}),
+        );
+        self.accept(vec![reg, grant]);
+    }
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dcledger"))
+}
+
+/// Runs the binary and returns its output; panics with stderr if it failed.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("run dcledger");
+    assert!(
+        out.status.success(),
+        "dcledger {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
