@@ -36,6 +36,7 @@ use crate::store::segment::{Position, SegmentError, SegmentLog};
 /// Files and directories inside a data directory.
 pub const LOG_KEY_FILE: &str = "log-key.pem";
 pub const INDEX_DIR: &str = "index";
+pub const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -65,6 +66,8 @@ pub enum LedgerError {
          ({expected}); restore the original key file"
     )]
     WrongLogKey { expected: String, found: String },
+    #[error("another process has the ledger at {path} open; stop it, or read through its HTTP API")]
+    Locked { path: PathBuf },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -111,12 +114,32 @@ pub struct Ledger {
     view: Arc<RwLock<View>>,
     reader: Reader,
     stopped: bool,
+    /// Held for the ledger's life: one process writes a ledger at a time.
+    _lock: std::fs::File,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
     move |source| LedgerError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Takes the data directory's exclusive lock, refusing if another process holds it.
+fn lock(dir: &Path) -> Result<std::fs::File, LedgerError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
     }
 }
 
@@ -169,6 +192,7 @@ impl Ledger {
                 path: dir.to_path_buf(),
             });
         }
+        let lock = lock(dir)?;
         let log_key = keys::load_signing_key(&key_path)?;
         let derived = Arc::new(Derived::open(&dir.join(INDEX_DIR))?);
         let applied = derived.applied()?;
@@ -203,6 +227,7 @@ impl Ledger {
             view,
             reader,
             stopped: false,
+            _lock: lock,
         };
         if ledger.log.size() > ledger.applied.end.index {
             ledger.catch_up()?;

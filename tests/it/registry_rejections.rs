@@ -1,1 +1,445 @@
-//! placeholder, being written
+//! Every SPEC §6 refusal for the registry kinds: the right class, a path naming the
+//! field, and a ledger that did not grow.
+
+use dcledger::entry::Kind;
+use dcledger::reject::RejectClass;
+use serde_json::{Value, json};
+
+use crate::support::{Party, TestLedger};
+
+/// A ledger with an operator org ("op", key seed 3) and a revoked key (seed 4).
+fn fixture() -> (TestLedger, Party, Party) {
+    let mut t = TestLedger::new();
+    let operator = Party::new(3);
+    let revoked = Party::new(4);
+    t.onboard("op", &["operator"], &operator);
+    let grant = t.authority.sign(
+        Kind::KeyGrant,
+        json!({"org_id": "op", "public_key": revoked.public_hex()}),
+    );
+    let revoke = t.authority.sign(
+        Kind::KeyRevoke,
+        json!({"public_key": revoked.public_hex(), "reason": "laptop lost"}),
+    );
+    t.accept(vec![grant, revoke]);
+    (t, operator, revoked)
+}
+
+fn org(id: &str) -> Value {
+    json!({"org_id": id, "name": "Some Org", "roles": ["grantor"]})
+}
+
+struct Case {
+    name: &'static str,
+    build: fn(&mut TestLedger, &mut Party, &mut Party) -> Vec<Value>,
+    class: RejectClass,
+    /// Position of the refused envelope in the batch.
+    position: usize,
+    path: &'static str,
+    message: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "leaf over 65,535 bytes (413 beats the schema error)",
+            build: |t, _, _| {
+                let mut body = org("big");
+                body["name"] = json!("x".repeat(70_000));
+                vec![t.authority.sign(Kind::OrgRegister, body)]
+            },
+            class: RejectClass::TooLarge,
+            position: 0,
+            path: "/entry",
+            message: "65535",
+        },
+        Case {
+            name: "missing required field",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::OrgRegister,
+                    json!({"org_id": "a", "roles": ["lender"]}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body",
+            message: "name",
+        },
+        Case {
+            name: "unknown body field",
+            build: |t, _, _| {
+                let mut body = org("a");
+                body["colour"] = json!("red");
+                vec![t.authority.sign(Kind::OrgRegister, body)]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body",
+            message: "colour",
+        },
+        Case {
+            name: "identifier pattern",
+            build: |t, _, _| vec![t.authority.sign(Kind::OrgRegister, org("Bad Id"))],
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/org_id",
+            message: "",
+        },
+        Case {
+            name: "unknown role",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::OrgRegister,
+                    json!({"org_id": "a", "name": "A", "roles": ["miner"]}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/roles/0",
+            message: "",
+        },
+        Case {
+            name: "floating-point number",
+            build: |t, _, _| {
+                let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
+                env["entry"]["seq"] = json!(3.0);
+                vec![env]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/seq",
+            message: "integers",
+        },
+        Case {
+            name: "key not lowercase hex",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": "AB".repeat(32)}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "",
+        },
+        Case {
+            name: "unknown kind",
+            build: |t, _, _| {
+                let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
+                env["entry"]["kind"] = json!("org.delete");
+                vec![env]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/kind",
+            message: "",
+        },
+        Case {
+            name: "ts more than 300 s ahead of the ledger clock",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq;
+                vec![t.authority.sign_with(
+                    Kind::OrgRegister,
+                    seq,
+                    "2999-01-01T00:00:00Z",
+                    org("a"),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/ts",
+            message: "ahead",
+        },
+        Case {
+            name: "envelope field missing",
+            build: |t, _, _| {
+                let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
+                env.as_object_mut().unwrap().remove("sig");
+                vec![env]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/",
+            message: "sig",
+        },
+        Case {
+            name: "bad signature",
+            build: |t, _, _| {
+                let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
+                env["entry"]["body"]["name"] = json!("Tampered");
+                vec![env]
+            },
+            class: RejectClass::Forbidden,
+            position: 0,
+            path: "/sig",
+            message: "signature",
+        },
+        Case {
+            name: "bad signature outranks a wrong seq",
+            build: |t, _, _| {
+                let mut env =
+                    t.authority
+                        .sign_with(Kind::OrgRegister, 99, "2025-01-01T00:00:00Z", org("a"));
+                env["sig"] = json!("00".repeat(64));
+                vec![env]
+            },
+            class: RejectClass::Forbidden,
+            position: 0,
+            path: "/sig",
+            message: "",
+        },
+        Case {
+            name: "unknown signer",
+            build: |_, _, _| vec![Party::new(9).sign(Kind::OrgRegister, org("a"))],
+            class: RejectClass::Forbidden,
+            position: 0,
+            path: "/entry/signer",
+            message: "unknown signer",
+        },
+        Case {
+            name: "revoked signer signing a registry kind",
+            build: |_, _, revoked| vec![revoked.sign(Kind::OrgRegister, org("a"))],
+            class: RejectClass::Forbidden,
+            position: 0,
+            path: "/entry/signer",
+            message: "revoked",
+        },
+        Case {
+            name: "kind outside the signer's roles",
+            build: |_, operator, _| vec![operator.sign(Kind::OrgRegister, org("a"))],
+            class: RejectClass::Forbidden,
+            position: 0,
+            path: "/entry/kind",
+            message: "authority",
+        },
+        Case {
+            name: "wrong seq (replay of an old seq)",
+            build: |t, _, _| {
+                vec![
+                    t.authority
+                        .sign_with(Kind::OrgRegister, 2, "2025-01-01T00:00:00Z", org("a")),
+                ]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/seq",
+            message: "expected seq",
+        },
+        Case {
+            name: "wrong seq outranks an unknown reference",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq + 1;
+                vec![t.authority.sign_with(
+                    Kind::KeyGrant,
+                    seq,
+                    "2025-01-01T00:00:00Z",
+                    json!({"org_id": "nobody", "public_key": "11".repeat(32)}),
+                )]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/seq",
+            message: "",
+        },
+        Case {
+            name: "key.grant to an unregistered organisation",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "nobody", "public_key": "11".repeat(32)}),
+                )]
+            },
+            class: RejectClass::UnknownReference,
+            position: 0,
+            path: "/entry/body/org_id",
+            message: "not registered",
+        },
+        Case {
+            name: "org.register with an unregistered parent",
+            build: |t, _, _| {
+                let mut body = org("child");
+                body["parent_org"] = json!("ghost");
+                vec![t.authority.sign(Kind::OrgRegister, body)]
+            },
+            class: RejectClass::UnknownReference,
+            position: 0,
+            path: "/entry/body/parent_org",
+            message: "",
+        },
+        Case {
+            name: "key.revoke of an unknown key",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyRevoke,
+                    json!({"public_key": "22".repeat(32), "reason": "x"}),
+                )]
+            },
+            class: RejectClass::UnknownReference,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "",
+        },
+        Case {
+            name: "second registration of an organisation",
+            build: |t, _, _| vec![t.authority.sign(Kind::OrgRegister, org("op"))],
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/body/org_id",
+            message: "already registered",
+        },
+        Case {
+            name: "the implicit authority organisation exists",
+            build: |t, _, _| vec![t.authority.sign(Kind::OrgRegister, org("authority"))],
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/body/org_id",
+            message: "already registered",
+        },
+        Case {
+            name: "second grant of a live key",
+            build: |t, operator, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": operator.public_hex()}),
+                )]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "granted once",
+        },
+        Case {
+            name: "a revoked key is never granted again",
+            build: |t, _, revoked| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": revoked.public_hex()}),
+                )]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "since revoked",
+        },
+        Case {
+            name: "a second genesis",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::LedgerGenesis,
+                    json!({"origin": "x.example/y", "name": "again", "checkpoint_key": "33".repeat(32)}),
+                )]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/kind",
+            message: "genesis",
+        },
+        Case {
+            name: "all or nothing: a good entry then a bad one",
+            build: |t, _, _| {
+                let good = t.authority.sign(Kind::OrgRegister, org("fine"));
+                let bad = t.authority.sign(Kind::OrgRegister, org("fine"));
+                vec![good, bad]
+            },
+            class: RejectClass::Conflict,
+            position: 1,
+            path: "/entry/body/org_id",
+            message: "already registered",
+        },
+    ]
+}
+
+#[test]
+fn every_registry_refusal_names_the_field_and_writes_nothing() {
+    for case in cases() {
+        let (mut t, mut operator, mut revoked) = fixture();
+        let size = t.ledger.size();
+        let checkpoint = t.ledger.checkpoint().to_string();
+        let batch = (case.build)(&mut t, &mut operator, &mut revoked);
+        let refusal = match t.ledger.append_batch(batch).expect("storage") {
+            Ok(_) => panic!("{}: accepted", case.name),
+            Err(r) => r,
+        };
+        assert_eq!(
+            refusal.rejection.class, case.class,
+            "{}: {}",
+            case.name, refusal.rejection
+        );
+        assert_eq!(refusal.position, case.position, "{}", case.name);
+        let text = refusal.rejection.to_string();
+        assert!(
+            refusal.rejection.errors.iter().any(|e| e.path == case.path),
+            "{}: no error at {}: {text}",
+            case.name,
+            case.path
+        );
+        assert!(text.contains(case.message), "{}: {text}", case.name);
+        assert_eq!(t.ledger.size(), size, "{}: ledger grew", case.name);
+        assert_eq!(t.ledger.checkpoint(), checkpoint, "{}", case.name);
+        // Nothing of the refused batch was counted: the authority's next seq is still the
+        // one after genesis (1), onboarding (2, 3) and the grant and revoke (4, 5).
+        let authority = t.authority.key.verifying_key().to_bytes();
+        let signer = t.ledger.reader().signer(&authority).unwrap().unwrap();
+        assert_eq!(signer.record.next_seq, 6, "{}", case.name);
+    }
+}
+
+#[test]
+fn wrong_seq_says_which_is_expected() {
+    let (mut t, _, _) = fixture();
+    let env = t
+        .authority
+        .sign_with(Kind::OrgRegister, 42, "2025-01-01T00:00:00Z", org("a"));
+    let refusal = t.ledger.append_batch(vec![env]).unwrap().unwrap_err();
+    assert_eq!(refusal.rejection.expected_seq, Some(t.authority.next_seq));
+}
+
+#[test]
+fn entries_see_earlier_entries_of_their_batch() {
+    let mut t = TestLedger::new();
+    let grantor = Party::new(5);
+    let reg = t.authority.sign(Kind::OrgRegister, org("g"));
+    let grant = t.authority.sign(
+        Kind::KeyGrant,
+        json!({"org_id": "g", "public_key": grantor.public_hex()}),
+    );
+    let revoke = t.authority.sign(
+        Kind::KeyRevoke,
+        json!({"public_key": grantor.public_hex(), "reason": "rotated"}),
+    );
+    t.accept(vec![reg, grant, revoke]);
+    let signer = t
+        .ledger
+        .reader()
+        .signer(&grantor.key.verifying_key().to_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(signer.record.org_id, "g");
+    assert_eq!(signer.record.revoked_at, Some(3));
+}
+
+#[test]
+fn refused_batch_in_a_group_leaves_the_others_intact() {
+    let mut t = TestLedger::new();
+    let a = t.authority.sign(Kind::OrgRegister, org("a"));
+    let dup = t
+        .authority
+        .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("a"));
+    let b = t
+        .authority
+        .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("b"));
+    let (outcomes, _) = t
+        .ledger
+        .append_groups(vec![vec![a], vec![dup], vec![b]])
+        .unwrap();
+    assert_eq!(outcomes[0].as_ref().unwrap()[0].index, 1);
+    assert_eq!(
+        outcomes[1].as_ref().unwrap_err().rejection.class,
+        RejectClass::Conflict
+    );
+    assert_eq!(outcomes[2].as_ref().unwrap()[0].index, 2);
+    assert_eq!(t.ledger.size(), 3);
+    t.ledger.verify().unwrap();
+}
