@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 /// A public key, as it appears in entries.
@@ -55,13 +55,19 @@ pub fn generate() -> Result<SigningKey, KeyError> {
 }
 
 /// Writes `key` as PKCS#8 PEM with mode 0600, refusing to overwrite an existing file: a
-/// silently replaced key would orphan every entry signed with the old one.
+/// silently replaced key would orphan every entry signed with the old one. The encoding
+/// is PKCS#8 v1 (seed only), byte for byte what `openssl genpkey` writes: OpenSSL 3.0
+/// cannot read the v2 form that also embeds the public key.
 pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
     let err = |source| KeyError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let pem = key
+    let v1 = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let pem = v1
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| err(std::io::Error::other(e.to_string())))?;
     let mut file = OpenOptions::new()

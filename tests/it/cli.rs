@@ -1,1 +1,244 @@
-//! placeholder, being written
+//! The README walkthrough, run for real: keys from openssl, an entry signed with only
+//! openssl and Python, appended with the CLI, proven, and checked by a third party.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{bin, path_str, run_ok, stdout};
+
+fn openssl_key(path: &Path) {
+    let status = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out", path_str(path)])
+        .status()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(status.success());
+}
+
+fn openssl_public_hex(path: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["pkey", "-in", path_str(path), "-pubout", "-outform", "DER"])
+        .output()
+        .expect("openssl");
+    hex::encode(&out.stdout[out.stdout.len() - 32..])
+}
+
+#[test]
+fn walkthrough_openssl_keys_python_signature_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let data = p("data");
+    openssl_key(&p("authority.pem"));
+    openssl_key(&p("log.pem"));
+    openssl_key(&p("operator.pem"));
+
+    let init = run_ok(&[
+        "init",
+        "--data",
+        path_str(&data),
+        "--origin",
+        "dcledger.example/cn-henan",
+        "--authority-key",
+        path_str(&p("authority.pem")),
+        "--log-key",
+        path_str(&p("log.pem")),
+    ]);
+    let init_out = stdout(&init);
+    let vkey = init_out
+        .lines()
+        .find_map(|l| l.strip_prefix("verifier key: "))
+        .expect("init prints the verifier key")
+        .to_string();
+    assert_eq!(
+        stdout(&run_ok(&["verifier-key", "--data", path_str(&data)])).trim(),
+        vkey
+    );
+
+    // The authority registers the operator with `dcledger sign` …
+    std::fs::write(
+        p("org.json"),
+        r#"{"org_id":"zhongyuan-compute","name":"Zhongyuan Compute","roles":["operator"],"province":"Henan"}"#,
+    )
+    .unwrap();
+    let org = run_ok(&[
+        "sign",
+        "--key",
+        path_str(&p("authority.pem")),
+        "--kind",
+        "org.register",
+        "--seq",
+        "2",
+        "--ts",
+        "2025-01-01T00:00:00Z",
+        path_str(&p("org.json")),
+    ]);
+    // … and grants the operator's openssl key with a signature made by openssl and Python.
+    std::fs::write(
+        p("grant.json"),
+        format!(
+            r#"{{"org_id":"zhongyuan-compute","public_key":"{}","label":"ops laptop"}}"#,
+            openssl_public_hex(&p("operator.pem"))
+        ),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sign_with_openssl.py");
+    let grant = Command::new("python3")
+        .arg(&script)
+        .args([
+            path_str(&p("authority.pem")),
+            "key.grant",
+            "3",
+            "2025-01-01T00:00:05Z",
+        ])
+        .arg(p("grant.json"))
+        .output()
+        .expect("python3");
+    assert!(
+        grant.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grant.stderr)
+    );
+    std::fs::write(p("batch.ndjson"), [org.stdout, grant.stdout].concat()).unwrap();
+
+    let appended = stdout(&run_ok(&[
+        "append",
+        "--data",
+        path_str(&data),
+        path_str(&p("batch.ndjson")),
+    ]));
+    assert!(appended.starts_with("accepted 2 entries\n"), "{appended}");
+
+    // Replaying the same file is refused with the line and the expected seq.
+    let again = bin()
+        .args([
+            "append",
+            "--data",
+            path_str(&data),
+            path_str(&p("batch.ndjson")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("line 1") && err.contains("expected seq 4"),
+        "{err}"
+    );
+
+    std::fs::write(
+        p("entry.json"),
+        run_ok(&["get", "--data", path_str(&data), "2"]).stdout,
+    )
+    .unwrap();
+    std::fs::write(
+        p("proof.json"),
+        run_ok(&["proof", "inclusion", "--data", path_str(&data), "2"]).stdout,
+    )
+    .unwrap();
+    std::fs::write(
+        p("cp.txt"),
+        run_ok(&["checkpoint", "--data", path_str(&data)]).stdout,
+    )
+    .unwrap();
+    let ok = stdout(&run_ok(&[
+        "verify-proof",
+        "--checkpoint",
+        path_str(&p("cp.txt")),
+        "--key",
+        &vkey,
+        "--entry",
+        path_str(&p("entry.json")),
+        "--proof",
+        path_str(&p("proof.json")),
+    ]));
+    assert!(ok.contains("entry 2 is included"), "{ok}");
+
+    // A tampered leaf fails the same check.
+    let tampered = std::fs::read_to_string(p("entry.json"))
+        .unwrap()
+        .replace("ops laptop", "ops desktop");
+    std::fs::write(p("tampered.json"), tampered).unwrap();
+    let bad = bin()
+        .args([
+            "verify-proof",
+            "--checkpoint",
+            path_str(&p("cp.txt")),
+            "--key",
+            &vkey,
+        ])
+        .args([
+            "--entry",
+            path_str(&p("tampered.json")),
+            "--proof",
+            path_str(&p("proof.json")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    // Consistency from the genesis checkpoint (init's output) to now.
+    let genesis_cp: String = init_out.lines().skip(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(p("cp1.txt"), genesis_cp).unwrap();
+    std::fs::write(
+        p("cons.json"),
+        run_ok(&[
+            "proof",
+            "consistency",
+            "--data",
+            path_str(&data),
+            "--from",
+            "1",
+            "--to",
+            "3",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let ok = stdout(&run_ok(&[
+        "verify-proof",
+        "--checkpoint",
+        path_str(&p("cp.txt")),
+        "--key",
+        &vkey,
+        "--old-checkpoint",
+        path_str(&p("cp1.txt")),
+        "--proof",
+        path_str(&p("cons.json")),
+    ]));
+    assert!(ok.contains("consistent with size 1"), "{ok}");
+
+    let verified = stdout(&run_ok(&["verify", "--data", path_str(&data)]));
+    assert!(verified.starts_with("ok: 3 entries"), "{verified}");
+}
+
+#[test]
+fn keygen_writes_a_private_pem_openssl_reads() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let public = stdout(&run_ok(&["keygen", "--out", path_str(&key)]));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(public.trim(), openssl_public_hex(&key));
+    // Never overwrites a key.
+    assert!(
+        !bin()
+            .args(["keygen", "--out", path_str(&key)])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = bin()
+        .args(["get", "--data", path_str(dir.path()), "0"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("dcledger init"));
+}
