@@ -1,15 +1,26 @@
 //! Bulk append of NDJSON envelopes (`dcledger append`): one envelope per line, committed
 //! in all-or-nothing batches of up to `MAX_BATCH_ENTRIES`. A refused batch stops the run;
 //! batches before it stay committed, and the refusal names the input line.
+//!
+//! Two stages overlap: a reader thread parses and prepares (schema, signatures, on every
+//! core) the next batch while the caller's thread admits and syncs the previous one, so
+//! the signature checks and the fsyncs do not wait for each other.
 
 use std::io::BufRead;
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use serde_json::Value;
 
+use crate::dates;
+use crate::ingest::{self, Prepared, Signatures};
 use crate::ledger::{Ledger, LedgerError};
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::reject::Rejection;
+
+/// Prepared batches waiting for the writer; bounded so a fast reader cannot run ahead
+/// of the disk with unbounded memory.
+const PIPELINE_DEPTH: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BulkError {
@@ -42,89 +53,120 @@ pub struct Progress<'a> {
     pub checkpoint: &'a str,
 }
 
-/// Appends every envelope of `input`. `progress` is called after each durable batch.
-pub fn append_ndjson(
-    ledger: &mut Ledger,
-    input: impl BufRead,
-    mut progress: impl FnMut(Progress<'_>),
-) -> Result<BulkSummary, BulkError> {
-    let mut run = Run {
-        accepted: 0,
-        batch: Vec::with_capacity(MAX_BATCH_ENTRIES),
-        lines: Vec::with_capacity(MAX_BATCH_ENTRIES),
-    };
-    let mut bytes = 0u64;
-    let mut refused = None;
+/// What the reader stage hands the writer.
+enum Chunk {
+    Batch {
+        prepared: Vec<Result<Prepared, Rejection>>,
+        lines: Vec<u64>,
+        bytes_read: u64,
+    },
+    /// A line that is not JSON: its batch is refused whole.
+    Malformed(LineRejection),
+    Failed(std::io::Error),
+}
+
+/// Reads, parses and prepares batches, sending each to the writer stage.
+fn read_stage(input: impl BufRead, now: dates::UnixSeconds, tx: mpsc::SyncSender<Chunk>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
+    let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
+    let mut bytes_read = 0u64;
+    let send_batch =
+        |batch: &mut Vec<(Value, dates::UnixSeconds)>, lines: &mut Vec<u64>, bytes_read| {
+            let prepared = ingest::prepare_all(std::mem::take(batch), Signatures::Verify);
+            tx.send(Chunk::Batch {
+                prepared,
+                lines: std::mem::take(lines),
+                bytes_read,
+            })
+            .is_ok()
+        };
     for (i, line) in input.lines().enumerate() {
         let line_no = i as u64 + 1;
-        let line = line.map_err(BulkError::Read)?;
-        bytes += line.len() as u64 + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.send(Chunk::Failed(e));
+                return;
+            }
+        };
+        bytes_read += line.len() as u64 + 1;
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Value>(&line) {
             Ok(v) => {
-                run.batch.push(v);
-                run.lines.push(line_no);
+                // Prepare judges `ts` against this clock reading; admission re-checks it
+                // against the batch's own `accepted`, which is never earlier.
+                batch.push((v, now.max(dates::now())));
+                lines.push(line_no);
             }
             Err(e) => {
-                refused = Some(LineRejection {
+                let _ = tx.send(Chunk::Malformed(LineRejection {
                     line: line_no,
                     rejection: Rejection::invalid("/", format!("malformed JSON: {e}")),
-                });
-                break;
+                }));
+                return;
             }
         }
-        if run.batch.len() == MAX_BATCH_ENTRIES {
-            refused = run.flush(ledger)?;
-            if refused.is_some() {
-                break;
-            }
-            progress(run.progress(ledger, bytes));
+        if batch.len() == MAX_BATCH_ENTRIES && !send_batch(&mut batch, &mut lines, bytes_read) {
+            return; // the writer stopped
         }
     }
-    if refused.is_none() {
-        refused = run.flush(ledger)?;
-        progress(run.progress(ledger, bytes));
+    if !batch.is_empty() {
+        send_batch(&mut batch, &mut lines, bytes_read);
     }
+}
+
+/// Appends every envelope of `input`. `progress` is called after each durable batch.
+pub fn append_ndjson(
+    ledger: &mut Ledger,
+    input: impl BufRead + Send,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<BulkSummary, BulkError> {
+    let now = ledger.clock();
+    let mut accepted = 0u64;
+    let mut refused = None;
+    std::thread::scope(|scope| -> Result<(), BulkError> {
+        let (tx, rx) = mpsc::sync_channel(PIPELINE_DEPTH);
+        scope.spawn(move || read_stage(input, now, tx));
+        for chunk in rx {
+            match chunk {
+                Chunk::Batch {
+                    prepared,
+                    lines,
+                    bytes_read,
+                } => {
+                    let (mut outcomes, _) = ledger.append_prepared(vec![prepared])?;
+                    match outcomes.pop() {
+                        Some(Ok(entries)) => accepted += entries.len() as u64,
+                        Some(Err(refusal)) => {
+                            refused = Some(LineRejection {
+                                line: lines.get(refusal.position).copied().unwrap_or_default(),
+                                rejection: refusal.rejection,
+                            });
+                            break;
+                        }
+                        None => {}
+                    }
+                    progress(Progress {
+                        bytes_read,
+                        accepted,
+                        checkpoint: ledger.checkpoint(),
+                    });
+                }
+                Chunk::Malformed(rejection) => {
+                    refused = Some(rejection);
+                    break;
+                }
+                Chunk::Failed(e) => return Err(BulkError::Read(e)),
+            }
+        }
+        // Dropping the receiver (leaving the loop) stops the reader stage.
+        Ok(())
+    })?;
     Ok(BulkSummary {
-        accepted: run.accepted,
+        accepted,
         checkpoint: ledger.reader().checkpoint(),
         refused,
     })
-}
-
-/// The batch being gathered and the input line of each of its envelopes.
-struct Run {
-    accepted: u64,
-    batch: Vec<Value>,
-    lines: Vec<u64>,
-}
-
-impl Run {
-    fn progress<'a>(&self, ledger: &'a Ledger, bytes_read: u64) -> Progress<'a> {
-        Progress {
-            bytes_read,
-            accepted: self.accepted,
-            checkpoint: ledger.checkpoint(),
-        }
-    }
-
-    fn flush(&mut self, ledger: &mut Ledger) -> Result<Option<LineRejection>, BulkError> {
-        if self.batch.is_empty() {
-            return Ok(None);
-        }
-        let outcome = ledger.append_batch(std::mem::take(&mut self.batch))?;
-        let lines = std::mem::take(&mut self.lines);
-        match outcome {
-            Ok(receipt) => {
-                self.accepted += receipt.entries.len() as u64;
-                Ok(None)
-            }
-            Err(refusal) => Ok(Some(LineRejection {
-                line: lines.get(refusal.position).copied().unwrap_or_default(),
-                rejection: refusal.rejection,
-            })),
-        }
-    }
 }

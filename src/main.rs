@@ -152,7 +152,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn read_input(source: &str) -> Result<Box<dyn BufRead>> {
+fn read_input(source: &str) -> Result<Box<dyn BufRead + Send>> {
     Ok(if source == "-" {
         Box::new(BufReader::new(std::io::stdin()))
     } else {

@@ -298,24 +298,42 @@ impl Ledger {
         &mut self,
         groups: Vec<Vec<Value>>,
     ) -> Result<(Vec<BatchOutcome>, Arc<str>), LedgerError> {
+        let now = self.clock();
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let mut prepared = ingest::prepare_all(
+            groups.into_iter().flatten().map(|e| (e, now)).collect(),
+            Signatures::Verify,
+        )
+        .into_iter();
+        let groups = sizes
+            .into_iter()
+            .map(|n| prepared.by_ref().take(n).collect())
+            .collect();
+        self.append_prepared(groups)
+    }
+
+    /// The ledger clock: the wall clock, but never earlier than the last batch's, so
+    /// `accepted` never runs backwards whatever the wall clock does.
+    pub fn clock(&self) -> dates::UnixSeconds {
+        dates::now().max(self.applied.last_accepted)
+    }
+
+    /// The second half of `append_groups`, for callers that prepared envelopes
+    /// themselves (`ingest::prepare_all`), e.g. on other threads while the previous
+    /// batch was being synced.
+    pub fn append_prepared(
+        &mut self,
+        groups: Vec<Vec<Result<ingest::Prepared, crate::reject::Rejection>>>,
+    ) -> Result<(Vec<BatchOutcome>, Arc<str>), LedgerError> {
         if self.stopped {
             return Err(LedgerError::Stopped);
         }
-        // The ledger clock never runs backwards, whatever the wall clock does.
-        let accepted = dates::now().max(self.applied.last_accepted);
+        let accepted = self.clock();
         let accepted_text = dates::format_instant(accepted).ok_or_else(|| {
             LedgerError::BadRequest("the system clock is outside years 0-9999".into())
         })?;
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
-        let mut prepared = ingest::prepare_all(
-            groups
-                .into_iter()
-                .flatten()
-                .map(|e| (e, accepted))
-                .collect(),
-            Signatures::Verify,
-        )
-        .into_iter();
+        let mut prepared = groups.into_iter().flatten();
 
         let derived = self.derived.clone();
         let mut overlay = Overlay::new(&derived);
