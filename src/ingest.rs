@@ -19,7 +19,7 @@ use crate::limits::{MAX_LEAF_BYTES, MAX_TS_AHEAD_S};
 use crate::registry::{self, AdmitError, SignerRecord};
 use crate::reject::{RejectClass, Rejection};
 use crate::schema;
-use crate::store::derived::{Overlay, family, key};
+use crate::store::derived::Overlay;
 
 /// An envelope that passed every check that needs no ledger state.
 #[derive(Clone, Debug)]
@@ -293,18 +293,7 @@ pub fn admit(
     }
     signer.next_seq += 1;
     state.put_encoded(registry::signer_key(&p.signer), &signer);
-    let index_be = index.to_be_bytes();
-    state.put(
-        key(family::BY_KIND, &[&[kind_byte(p.kind)], &index_be]),
-        Vec::new(),
-    );
-    state.put(key(family::BY_SIGNER, &[&p.signer, &index_be]), Vec::new());
     Ok(())
-}
-
-/// Index of `kind` in `Kind::ALL`, for compact index keys.
-pub fn kind_byte(kind: Kind) -> u8 {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
 /// 403 checks: the signer is a live key whose organisation holds a role for the kind.

@@ -9,6 +9,7 @@
 //! after a crash; `open` replays the difference. It can never lead it.
 
 mod group;
+mod layout;
 mod reader;
 mod replay;
 
@@ -26,12 +27,13 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::dates;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
-use crate::keys::{self, KeyError};
-use crate::merkle::{self, Frontier, Hash};
+use crate::keys::{self, KeyError, PublicKey};
+use crate::merkle::{Frontier, Hash};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
 use crate::store::segment::{Position, SegmentError, SegmentLog};
+use layout::Landed;
 
 /// Files and directories inside a data directory.
 pub const LOG_KEY_FILE: &str = "log-key.pem";
@@ -340,6 +342,8 @@ impl Ledger {
         let base = self.log.size();
         let mut next = base;
         let mut leaves: Vec<Vec<u8>> = Vec::new();
+        // The kind and signer of each admitted leaf, for its postings.
+        let mut leaf_terms: Vec<(Kind, PublicKey)> = Vec::new();
         let mut spans: Vec<Result<std::ops::Range<u64>, BatchRejection>> = Vec::new();
         for size in sizes {
             let mark = overlay.mark();
@@ -351,12 +355,14 @@ impl Ledger {
                     continue; // drain the rest of this batch
                 }
                 let outcome = p.map_err(AdmitError::Rejected).and_then(|p| {
-                    ingest::admit(&mut overlay, next, accepted, &p)
-                        .map(|()| entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex))
+                    ingest::admit(&mut overlay, next, accepted, &p).map(|()| {
+                        let leaf = entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex);
+                        (leaf, (p.kind, p.signer))
+                    })
                 });
                 match outcome {
-                    Ok(leaf) => {
-                        batch_leaves.push(leaf);
+                    Ok(leaf_and_terms) => {
+                        batch_leaves.push(leaf_and_terms);
                         next += 1;
                     }
                     Err(AdmitError::Rejected(rejection)) => {
@@ -375,7 +381,10 @@ impl Ledger {
                     spans.push(Err(r));
                 }
                 None => {
-                    leaves.extend(batch_leaves);
+                    for (leaf, terms) in batch_leaves {
+                        leaves.push(leaf);
+                        leaf_terms.push(terms);
+                    }
                     spans.push(Ok(start..next));
                 }
             }
@@ -400,16 +409,25 @@ impl Ledger {
             }
         };
         let mut frontier = self.frontier.clone();
-        let mut hashes = Vec::with_capacity(leaves.len());
-        for (i, (leaf, loc)) in leaves.iter().zip(&locations).enumerate() {
-            let h = merkle::leaf_hash(leaf);
-            hashes.push(h);
-            for (node, node_hash) in frontier.push(h) {
-                overlay.put(reader::node_key(node), node_hash.to_vec());
-            }
-            overlay.put_encoded(reader::location_key(base + i as u64), loc);
-        }
-        debug_assert_eq!(frontier.size(), self.log.size());
+        let landed: Vec<Landed<'_>> = leaves
+            .iter()
+            .zip(&locations)
+            .zip(&leaf_terms)
+            .enumerate()
+            .map(|(i, ((leaf, location), (kind, signer)))| Landed {
+                index: base + i as u64,
+                leaf,
+                location: *location,
+                kind: *kind,
+                signer: *signer,
+            })
+            .collect();
+        let hashes = layout::record(&mut overlay, &mut frontier, &landed)?;
+        assert_eq!(
+            frontier.size(),
+            self.log.size(),
+            "tree and log grew together"
+        );
         let applied = self.applied_after(&frontier, accepted)?;
         overlay.put_encoded(APPLIED_KEY.to_vec(), &applied);
         if let Err(e) = self.derived.commit(overlay.into_writes()) {

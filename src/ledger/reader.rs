@@ -7,21 +7,13 @@ use std::sync::{Arc, RwLock};
 
 use ed25519_dalek::VerifyingKey;
 
-use super::{LedgerError, View};
+use super::{LedgerError, View, layout};
 use crate::checkpoint;
 use crate::keys::PublicKey;
 use crate::merkle::{self, Frontier, Hash, NodeId, ProofError};
 use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord};
-use crate::store::derived::{Derived, DerivedError, family, key};
+use crate::store::derived::{Derived, DerivedError};
 use crate::store::segment::{self, RecordLocation};
-
-pub(crate) fn node_key(node: NodeId) -> Vec<u8> {
-    key(family::NODE, &[&[node.level], &node.index.to_be_bytes()])
-}
-
-pub(crate) fn location_key(index: u64) -> Vec<u8> {
-    key(family::LEAF_LOCATION, &[&index.to_be_bytes()])
-}
 
 /// The in-memory right edge of the tree of `size` leaves, from stored nodes.
 pub(crate) fn load_frontier(derived: &Derived, size: u64) -> Result<Frontier, LedgerError> {
@@ -33,16 +25,16 @@ pub(crate) fn load_frontier(derived: &Derived, size: u64) -> Result<Frontier, Le
 }
 
 fn stored_node(derived: &Derived, id: NodeId) -> Result<Hash, LedgerError> {
-    let bytes = derived.get(&node_key(id))?.ok_or_else(|| {
+    let bytes = derived.get(&layout::node_key(id))?.ok_or_else(|| {
         LedgerError::Verify(format!(
             "tree node at level {} index {} is missing from derived state; run `dcledger reindex`",
             id.level, id.index
         ))
     })?;
-    <Hash>::try_from(bytes.as_ref()).map_err(|_| {
+    layout::node_hash(&bytes).ok_or_else(|| {
         LedgerError::Derived(DerivedError::Decode {
             key: format!("node {}/{}", id.level, id.index),
-            reason: "not 32 bytes".into(),
+            reason: "shorter than a hash".into(),
         })
     })
 }
@@ -148,9 +140,10 @@ impl Reader {
     }
 
     pub fn location(&self, index: u64) -> Result<RecordLocation, LedgerError> {
-        self.derived
-            .get_decoded(&location_key(index))?
-            .ok_or_else(|| LedgerError::NotFound(format!("entry {index} has no stored location")))
+        let stored = self.derived.get(&layout::leaf_key(index))?.ok_or_else(|| {
+            LedgerError::NotFound(format!("entry {index} has no stored location"))
+        })?;
+        Ok(layout::leaf_location(index, &stored)?)
     }
 
     pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {

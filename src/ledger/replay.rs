@@ -6,13 +6,14 @@
 use serde_json::{Map, Value};
 
 use super::LedgerError;
-use super::reader::{self, Reader, load_frontier};
+use super::layout::{self, Landed};
+use super::reader::{Reader, load_frontier};
 use crate::checkpoint::{self, NoteVerifier};
 use crate::dates::{self, UnixSeconds};
 use crate::entry;
 use crate::ingest::{self, Signatures};
 use crate::limits::REINDEX_CHUNK_ENTRIES;
-use crate::merkle::{self, Frontier, Hash};
+use crate::merkle::{Frontier, Hash};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Derived, Overlay};
 use crate::store::segment::{Position, RecordLocation, SegmentLog};
@@ -127,6 +128,7 @@ fn apply_chunk(
     }
     let prepared = ingest::prepare_all(items, signatures);
     let mut overlay = Overlay::new(target);
+    let mut landed = Vec::with_capacity(stored.len());
     for (s, p) in stored.iter().zip(prepared) {
         let p = p.map_err(|r| refused(s.index, r.to_string()))?;
         if entry::leaf_bytes(&s.accepted_text, &p.entry_jcs, &p.sig_hex) != s.leaf {
@@ -144,11 +146,15 @@ fn apply_chunk(
         if s.index == 0 {
             state.genesis = overlay.get_decoded(GENESIS_KEY)?;
         }
-        for (node, hash) in state.frontier.push(merkle::leaf_hash(&s.leaf)) {
-            overlay.put(reader::node_key(node), hash.to_vec());
-        }
-        overlay.put_encoded(reader::location_key(s.index), &s.location);
+        landed.push(Landed {
+            index: s.index,
+            leaf: &s.leaf,
+            location: s.location,
+            kind: p.kind,
+            signer: p.signer,
+        });
     }
+    layout::record(&mut overlay, &mut state.frontier, &landed)?;
     let end = Position {
         index: last_index + 1,
         segment: last_location.segment,

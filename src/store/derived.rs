@@ -34,7 +34,6 @@ pub enum DerivedError {
 pub mod family {
     pub const META: u8 = b'm';
     pub const NODE: u8 = b'n';
-    pub const LEAF_LOCATION: u8 = b'l';
     pub const SIGNER: u8 = b's';
     pub const ORG: u8 = b'o';
     pub const BY_KIND: u8 = b'k';

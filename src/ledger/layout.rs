@@ -1,0 +1,101 @@
+//! How the tree and the per-entry indexes are laid out in derived state, and the one
+//! routine that records leaves there, shared by commit and replay so that incremental
+//! and rebuilt state are the same bytes.
+//!
+//! - Tree nodes: key `n | level | index (u64 BE)`, value the 32-byte hash. A level-0 node
+//!   (a leaf) also carries the leaf's location in the segments after its hash, so one
+//!   write per leaf serves both proofs and reads.
+//! - Postings (which entries have a given kind or signer): key
+//!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
+//!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
+//!   one per entry.
+
+use std::collections::BTreeMap;
+
+use crate::entry::Kind;
+use crate::keys::PublicKey;
+use crate::merkle::{self, Frontier, Hash, NodeId};
+use crate::store::derived::{DerivedError, Overlay, decode, encode, family, key};
+use crate::store::segment::RecordLocation;
+
+/// Entries per postings chunk; offsets fit in a `u16`.
+pub const POSTING_SPAN: u64 = 4096;
+
+pub(crate) fn node_key(node: NodeId) -> Vec<u8> {
+    key(family::NODE, &[&[node.level], &node.index.to_be_bytes()])
+}
+
+pub(crate) fn leaf_key(index: u64) -> Vec<u8> {
+    node_key(NodeId { level: 0, index })
+}
+
+/// The hash stored under a node key (the first 32 bytes; leaves carry more).
+pub(crate) fn node_hash(stored: &[u8]) -> Option<Hash> {
+    stored.get(..32).and_then(|h| <Hash>::try_from(h).ok())
+}
+
+/// The segment location stored after a leaf's hash.
+pub(crate) fn leaf_location(index: u64, stored: &[u8]) -> Result<RecordLocation, DerivedError> {
+    decode(&leaf_key(index), stored.get(32..).unwrap_or_default())
+}
+
+fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
+    let len = u8::try_from(term.len()).unwrap_or(u8::MAX);
+    key(family, &[&[len], term, &chunk.to_be_bytes()])
+}
+
+/// A leaf that has just been written to the segments.
+pub(crate) struct Landed<'a> {
+    pub index: u64,
+    pub leaf: &'a [u8],
+    pub location: RecordLocation,
+    pub kind: Kind,
+    pub signer: PublicKey,
+}
+
+/// Index of `kind` in `Kind::ALL`: its postings term.
+fn kind_term(kind: Kind) -> u8 {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+}
+
+/// Records consecutive landed leaves: grows the tree (storing every node that became
+/// complete), stores each leaf's location, and extends the postings. Returns the leaf
+/// hashes in order.
+pub(crate) fn record(
+    overlay: &mut Overlay<'_>,
+    frontier: &mut Frontier,
+    landed: &[Landed<'_>],
+) -> Result<Vec<Hash>, DerivedError> {
+    let mut hashes = Vec::with_capacity(landed.len());
+    let mut postings: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
+    for l in landed {
+        assert_eq!(
+            frontier.size(),
+            l.index,
+            "leaves are recorded in ledger order"
+        );
+        let hash = merkle::leaf_hash(l.leaf);
+        hashes.push(hash);
+        for (node, node_hash) in frontier.push(hash) {
+            let mut value = node_hash.to_vec();
+            if node.level == 0 {
+                value.extend_from_slice(&encode(&l.location));
+            }
+            overlay.put(node_key(node), value);
+        }
+        let chunk = l.index / POSTING_SPAN;
+        let offset = (l.index % POSTING_SPAN) as u16;
+        for k in [
+            posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk),
+            posting_key(family::BY_SIGNER, &l.signer, chunk),
+        ] {
+            postings.entry(k).or_default().push(offset);
+        }
+    }
+    for (k, offsets) in postings {
+        let mut all: Vec<u16> = overlay.get_decoded(&k)?.unwrap_or_default();
+        all.extend(offsets);
+        overlay.put_encoded(k, &all);
+    }
+    Ok(hashes)
+}
