@@ -95,20 +95,39 @@ pub struct Derived {
 
 impl Derived {
     pub fn open(path: &Path) -> Result<Derived, DerivedError> {
-        let db = sled::Config::new()
-            .path(path)
-            // Derived state is rebuilt from the segments after a crash, so sled's own
-            // periodic flush is enough; the ledger flushes explicitly on clean shutdown.
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|source| DerivedError::Sled {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Derived {
-            path: path.to_path_buf(),
-            db,
-        })
+        // sled releases its file lock from background threads shortly after the last
+        // handle is dropped, so reopening in the same process can briefly fail with an
+        // I/O error. The ledger's own lock already excludes other processes; wait a
+        // bounded while for our own previous handle to go away.
+        const LOCK_RETRY_MS: u64 = 20;
+        const LOCK_WAIT_MAX_MS: u64 = 2_000;
+        let mut waited_ms = 0;
+        loop {
+            let opened = sled::Config::new()
+                .path(path)
+                // Derived state is rebuilt from the segments after a crash, so sled's own
+                // periodic flush is enough; the ledger flushes explicitly on clean shutdown.
+                .flush_every_ms(Some(1000))
+                .open();
+            match opened {
+                Ok(db) => {
+                    return Ok(Derived {
+                        path: path.to_path_buf(),
+                        db,
+                    });
+                }
+                Err(sled::Error::Io(_)) if waited_ms < LOCK_WAIT_MAX_MS => {
+                    std::thread::sleep(std::time::Duration::from_millis(LOCK_RETRY_MS));
+                    waited_ms += LOCK_RETRY_MS;
+                }
+                Err(source) => {
+                    return Err(DerivedError::Sled {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// A throwaway in-memory store, for `verify`'s independent replay.
@@ -124,6 +143,11 @@ impl Derived {
             path: PathBuf::from("<temporary>"),
             db,
         })
+    }
+
+    /// The underlying database, for tools and tests that inspect derived state whole.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     fn err(&self) -> impl FnOnce(sled::Error) -> DerivedError + '_ {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod derived_state;
 mod group_commit;
 mod recovery;
 mod registry_rejections;
