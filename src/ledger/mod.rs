@@ -127,6 +127,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
     }
 }
 
+fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
+    if dir.join(LOG_KEY_FILE).exists() {
+        Ok(())
+    } else {
+        Err(LedgerError::NotInitialised {
+            path: dir.to_path_buf(),
+        })
+    }
+}
+
 /// Takes the data directory's exclusive lock, refusing if another process holds it.
 fn lock(dir: &Path) -> Result<std::fs::File, LedgerError> {
     let path = dir.join(LOCK_FILE);
@@ -188,19 +198,24 @@ impl Ledger {
     /// Opens the ledger in `dir`: recovers the segment log (trimming an unacknowledged
     /// tail), rebuilds or catches up derived state from it, and checks the log key.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        // Catching up after a crash replays leaves this ledger itself checked moments
+        // before; their checksums guard them since.
+        require_ledger(dir)?;
+        Ledger::open_locked(dir, lock(dir)?, Signatures::Trust)
+    }
+
+    fn open_locked(
+        dir: &Path,
+        lock: std::fs::File,
+        catch_up_signatures: Signatures,
+    ) -> Result<Ledger, LedgerError> {
         let key_path = dir.join(LOG_KEY_FILE);
-        if !key_path.exists() {
-            return Err(LedgerError::NotInitialised {
-                path: dir.to_path_buf(),
-            });
-        }
-        let lock = lock(dir)?;
         let log_key = keys::load_signing_key(&key_path)?;
         let derived = Arc::new(Derived::open(&dir.join(INDEX_DIR))?);
         let applied = derived.applied()?;
-        let hint = applied.as_ref().map(|a| a.end);
-        let floor = hint.map_or(0, |h| h.index);
-        let (log, _recovery) = SegmentLog::open(dir, hint, floor)?;
+        // Leaves derived state has applied were acknowledged: never a torn tail.
+        let floor = applied.as_ref().map_or(0, |a| a.end.index);
+        let (log, _recovery) = SegmentLog::open(dir, floor)?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
             last_accepted: i64::MIN,
@@ -232,7 +247,7 @@ impl Ledger {
             _lock: lock,
         };
         if ledger.log.size() > ledger.applied.end.index {
-            ledger.catch_up()?;
+            ledger.catch_up(catch_up_signatures)?;
         }
         if let Some(g) = &ledger.genesis {
             let found = ledger.log_key.verifying_key().to_bytes();
@@ -246,18 +261,16 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Deletes derived state and rebuilds it from the segments.
+    /// Deletes derived state and rebuilds it from the segments, checking every
+    /// signature again: nothing reaches derived state that the rules would refuse now.
     pub fn reindex(dir: &Path) -> Result<Ledger, LedgerError> {
-        if !dir.join(LOG_KEY_FILE).exists() {
-            return Err(LedgerError::NotInitialised {
-                path: dir.to_path_buf(),
-            });
-        }
+        require_ledger(dir)?;
+        let lock = lock(dir)?;
         let index = dir.join(INDEX_DIR);
         if index.exists() {
             std::fs::remove_dir_all(&index).map_err(io(&index))?;
         }
-        Ledger::open(dir)
+        Ledger::open_locked(dir, lock, Signatures::Verify)
     }
 
     pub fn reader(&self) -> Reader {
@@ -486,7 +499,7 @@ impl Ledger {
     }
 
     /// Replays leaves that the log holds but derived state has not applied yet.
-    fn catch_up(&mut self) -> Result<(), LedgerError> {
+    fn catch_up(&mut self, signatures: Signatures) -> Result<(), LedgerError> {
         let mut state = replay::ReplayState {
             frontier: self.frontier.clone(),
             genesis: self.genesis.clone(),
@@ -498,7 +511,7 @@ impl Ledger {
             &self.derived,
             self.applied.end,
             &mut state,
-            Signatures::Trust,
+            signatures,
             |overlay, state, end| {
                 let cp = Checkpoint {
                     origin: state

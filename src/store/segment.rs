@@ -6,12 +6,14 @@
 //! ```text
 //! u32 LE  leaf length
 //! u8      flags            (bit 0: last record of a batch)
+//! u64 LE  leaf index
 //! [len]   leaf bytes
-//! [32]    BLAKE3(index u64 LE || length || flags || leaf)
+//! [32]    BLAKE3 of everything above
 //! ```
 //!
 //! The checksum covers the record's index, so a record copied to the wrong place is as
-//! detectable as a flipped bit. A batch is written with one `write` and made durable with
+//! detectable as a flipped bit; the index in the header also lets recovery find intact
+//! records after damage, which is how damage in the middle is told from a torn tail. A batch is written with one `write` and made durable with
 //! one `fdatasync` before anyone is told it was accepted; only its last record carries the
 //! batch flag, so recovery can drop an incomplete batch whole and an unacknowledged entry
 //! is either wholly present or wholly absent.
@@ -25,7 +27,8 @@ use crate::limits::{MAX_LEAF_BYTES, SEGMENT_TARGET_BYTES};
 
 const MAGIC: &[u8; 8] = b"DCLSEG\x00\x01";
 const HEADER_BYTES: u64 = 16;
-const RECORD_OVERHEAD: u64 = 4 + 1 + 32;
+const RECORD_HEADER: usize = 4 + 1 + 8;
+const RECORD_OVERHEAD: u64 = RECORD_HEADER as u64 + 32;
 const FLAG_BATCH_END: u8 = 1;
 
 /// Where one leaf lives. Kept in derived state so reads need no scan.
@@ -119,11 +122,17 @@ fn segment_name(first_index: u64) -> String {
     format!("{first_index:020}.seg")
 }
 
-fn checksum(index: u64, len: u32, flags: u8, leaf: &[u8]) -> [u8; 32] {
+fn record_header(index: u64, len: u32, flags: u8) -> [u8; RECORD_HEADER] {
+    let mut h = [0u8; RECORD_HEADER];
+    h[..4].copy_from_slice(&len.to_le_bytes());
+    h[4] = flags;
+    h[5..].copy_from_slice(&index.to_le_bytes());
+    h
+}
+
+fn checksum(header: &[u8], leaf: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(&index.to_le_bytes());
-    h.update(&len.to_le_bytes());
-    h.update(&[flags]);
+    h.update(header);
     h.update(leaf);
     *h.finalize().as_bytes()
 }
@@ -131,11 +140,10 @@ fn checksum(index: u64, len: u32, flags: u8, leaf: &[u8]) -> [u8; 32] {
 /// Appends one encoded record for `leaf` at `index` to `out`.
 fn encode_record(out: &mut Vec<u8>, index: u64, leaf: &[u8], flags: u8) {
     debug_assert!(leaf.len() <= MAX_LEAF_BYTES);
-    let len = leaf.len() as u32;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.push(flags);
+    let header = record_header(index, leaf.len() as u32, flags);
+    out.extend_from_slice(&header);
     out.extend_from_slice(leaf);
-    out.extend_from_slice(&checksum(index, len, flags, leaf));
+    out.extend_from_slice(&checksum(&header, leaf));
 }
 
 /// Syncs a directory so that a file created or renamed in it survives power loss.
@@ -157,38 +165,61 @@ enum Decoded {
 }
 
 fn decode_at(bytes: &[u8], pos: usize, index: u64) -> Decoded {
-    let Some(header) = bytes.get(pos..pos + 5) else {
+    let Some(header) = bytes.get(pos..pos + RECORD_HEADER) else {
         return Decoded::Short;
     };
     let leaf_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let flags = header[4];
+    let mut stored_index = [0u8; 8];
+    stored_index.copy_from_slice(&header[5..]);
+    let stored_index = u64::from_le_bytes(stored_index);
     if leaf_len as usize > MAX_LEAF_BYTES {
         return Decoded::Bad(format!("length field {leaf_len} exceeds the leaf limit"));
     }
     if flags & !FLAG_BATCH_END != 0 {
         return Decoded::Bad(format!("unknown flag bits {flags:#04x}"));
     }
-    let leaf_start = pos + 5;
+    if stored_index != index {
+        return Decoded::Bad(format!("record says it is leaf {stored_index}"));
+    }
+    let leaf_start = pos + RECORD_HEADER;
     let leaf_end = leaf_start + leaf_len as usize;
     let Some(stored) = bytes.get(leaf_end..leaf_end + 32) else {
         return Decoded::Short;
     };
-    let leaf = &bytes[leaf_start..leaf_end];
-    if checksum(index, leaf_len, flags, leaf) != stored {
+    if checksum(header, &bytes[leaf_start..leaf_end]) != stored {
         return Decoded::Bad("checksum mismatch".into());
     }
     Decoded::Ok { leaf_len, flags }
+}
+
+/// The leaf of a record that `decode_at` accepted at `pos`.
+fn leaf_at(bytes: &[u8], pos: usize, leaf_len: u32) -> &[u8] {
+    &bytes[pos + RECORD_HEADER..pos + RECORD_HEADER + leaf_len as usize]
+}
+
+/// Is there any intact record, for a leaf after `bad_index`, anywhere after `bad_pos`?
+/// A torn tail is a prefix of one batch, possibly with unwritten holes: nothing intact
+/// can follow the damage. Anything intact after it means the middle of the log changed.
+/// Checks every byte offset, because the damage may have destroyed the length field
+/// that would say where the next record starts; the header's index keeps this cheap.
+fn intact_record_after(bytes: &[u8], bad_pos: usize, bad_index: u64) -> bool {
+    let max_index = bad_index + (bytes.len() / RECORD_OVERHEAD as usize) as u64 + 1;
+    (bad_pos + 1..bytes.len().saturating_sub(RECORD_OVERHEAD as usize - 1)).any(|pos| {
+        let mut index = [0u8; 8];
+        index.copy_from_slice(&bytes[pos + 5..pos + RECORD_HEADER]);
+        let index = u64::from_le_bytes(index);
+        index > bad_index
+            && index <= max_index
+            && matches!(decode_at(bytes, pos, index), Decoded::Ok { .. })
+    })
 }
 
 impl SegmentLog {
     /// Opens (creating if needed) the log under `dir/segments`, trimming an incomplete
     /// final batch. `durable_floor` is the number of leaves derived state already applied:
     /// those were acknowledged, so damage to them is corruption, never a torn tail.
-    pub fn open(
-        dir: &Path,
-        hint: Option<Position>,
-        durable_floor: u64,
-    ) -> Result<(SegmentLog, Recovery), SegmentError> {
+    pub fn open(dir: &Path, durable_floor: u64) -> Result<(SegmentLog, Recovery), SegmentError> {
         let dir = dir.join("segments");
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut segments = Vec::new();
@@ -234,15 +265,13 @@ impl SegmentLog {
             }
         }
 
-        // Scan from the hint if it points into the last segment, else from the start of
-        // the last segment (earlier segments are sealed; their sizes are implied by the
-        // next segment's first index).
+        // The whole active segment is read and checked on every open (at most
+        // SEGMENT_TARGET_BYTES): that is where a torn tail can be, and damage to recent,
+        // acknowledged records is found now rather than on some later read.
         let last = segments.len() - 1;
         let last_first = segments[last].first_index;
-        let (start_index, start_offset) = match hint {
-            Some(h) if h.segment == last_first && h.index >= last_first => (h.index, h.offset),
-            _ => (last_first, HEADER_BYTES),
-        };
+        let start_index = last_first;
+        let start_offset = HEADER_BYTES;
         let path = segments[last].path.clone();
         let mut file = OpenOptions::new()
             .read(true)
@@ -251,15 +280,6 @@ impl SegmentLog {
             .map_err(io_err(&path))?;
         check_header(&mut file, &path, last_first)?;
         let file_len = file.metadata().map_err(io_err(&path))?.len();
-        if start_offset > file_len {
-            return Err(SegmentError::BadSegment {
-                path,
-                reason: format!(
-                    "derived state says leaf {start_index} starts at byte {start_offset}, \
-                     but the file has {file_len} bytes; run `dcledger reindex`"
-                ),
-            });
-        }
         let mut tail = Vec::new();
         file.seek(SeekFrom::Start(start_offset))
             .map_err(io_err(&path))?;
@@ -302,7 +322,7 @@ impl SegmentLog {
                 return Err(corrupt());
             }
             // Intact records after the damage mean the middle of the log was changed.
-            if later_record_intact(&tail, *bad_pos, *bad_index) {
+            if intact_record_after(&tail, *bad_pos, *bad_index) {
                 return Err(corrupt());
             }
         }
@@ -446,7 +466,7 @@ impl SegmentLog {
                             offset: HEADER_BYTES + pos as u64,
                             leaf_len,
                         };
-                        visit(index, loc, &bytes[pos + 5..pos + 5 + leaf_len as usize])?;
+                        visit(index, loc, leaf_at(&bytes, pos, leaf_len))?;
                         pos += RECORD_OVERHEAD as usize + leaf_len as usize;
                         index += 1;
                     }
@@ -534,7 +554,7 @@ pub fn read_leaf(dir: &Path, index: u64, loc: RecordLocation) -> Result<Vec<u8>,
     };
     match decode_at(&buf, 0, index) {
         Decoded::Ok { leaf_len, .. } if leaf_len == loc.leaf_len => {
-            Ok(buf[5..5 + leaf_len as usize].to_vec())
+            Ok(leaf_at(&buf, 0, leaf_len).to_vec())
         }
         Decoded::Ok { .. } => Err(corrupt(
             "length differs from the derived index; run `dcledger reindex`",
@@ -582,18 +602,4 @@ fn check_header(file: &mut File, path: &Path, first_index: u64) -> Result<(), Se
         });
     }
     Ok(())
-}
-
-/// After damage at `bad_pos` (leaf `bad_index`), is the next record, as placed by the
-/// damaged record's own length field, intact? If so the damage is not a torn tail.
-fn later_record_intact(tail: &[u8], bad_pos: usize, bad_index: u64) -> bool {
-    let Some(header) = tail.get(bad_pos..bad_pos + 4) else {
-        return false;
-    };
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    if len > MAX_LEAF_BYTES {
-        return false;
-    }
-    let next = bad_pos + RECORD_OVERHEAD as usize + len;
-    matches!(decode_at(tail, next, bad_index + 1), Decoded::Ok { .. })
 }
