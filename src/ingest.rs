@@ -12,7 +12,8 @@
 use serde_json::{Map, Value};
 
 use crate::dates::{self, UnixSeconds};
-use crate::entry::{self, Kind};
+use crate::domain;
+use crate::entry::{self, Kind, Roles};
 use crate::jcs;
 use crate::keys::{PublicKey, parse_lower_hex, parse_public_hex};
 use crate::limits::{MAX_LEAF_BYTES, MAX_TS_AHEAD_S};
@@ -129,19 +130,18 @@ pub fn prepare(
     let Value::Object(body) = body else {
         return Err(Rejection::invalid("/entry/body", "must be an object"));
     };
-    if !kind_enabled(kind) {
-        return Err(Rejection::invalid(
-            "/entry/kind",
-            format!(
-                "{kind} entries are not accepted by this version of dcledger yet; \
-                 only ledger.genesis, org.register, key.grant and key.revoke are"
-            ),
-        ));
-    }
     let ts_text = entry.get("ts").and_then(Value::as_str).unwrap_or_default();
     let ts = dates::parse_instant(ts_text).ok_or_else(|| {
         Rejection::invalid("/entry/ts", "not a real UTC instant (YYYY-MM-DDTHH:MM:SSZ)")
     })?;
+    let errors = domain::fields::field_errors(kind, &body, ts);
+    if !errors.is_empty() {
+        return Err(Rejection {
+            class: RejectClass::Invalid,
+            errors,
+            expected_seq: None,
+        });
+    }
     check_clock(ts, now)?;
     let signer = entry
         .get("signer")
@@ -176,16 +176,6 @@ pub fn prepare(
         entry_jcs,
         sig_hex,
     })
-}
-
-/// Kinds whose ledger-dependent rules exist in this build. Accepting an entry whose
-/// references and ownership cannot be checked would put unjudged facts into a ledger
-/// that can never drop them.
-fn kind_enabled(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::LedgerGenesis | Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke
-    )
 }
 
 fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
@@ -246,6 +236,13 @@ pub fn prepare_all(
     })
 }
 
+/// What admission learned about an entry, for the indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// The facility the entry is about, if any.
+    pub facility: Option<String>,
+}
+
 /// Judges a prepared entry against the ledger state at `index` and records its effects.
 /// `accepted` is the ledger clock of its batch.
 pub fn admit(
@@ -253,25 +250,18 @@ pub fn admit(
     index: u64,
     accepted: UnixSeconds,
     p: &Prepared,
-) -> Result<(), AdmitError> {
+) -> Result<Admitted, AdmitError> {
     // Prepare checked the clock already; the ledger clock of the batch may differ from the
     // one prepare saw, and the stored leaf must satisfy the rule against its own
     // `accepted`, so check again (cheap).
     check_clock(p.ts, accepted)?;
-    let mut signer = if index == 0 {
+    if index == 0 {
         if p.kind != Kind::LedgerGenesis {
             return Err(Rejection::invalid("/entry/kind", "entry 0 must be ledger.genesis").into());
         }
         registry::apply_genesis(state, &p.signer, &p.body)?;
-        SignerRecord {
-            org_id: registry::AUTHORITY_ORG.into(),
-            granted_at: 0,
-            revoked_at: None,
-            next_seq: 1,
-        }
-    } else {
-        authorize(state, p)?
-    };
+    }
+    let (signer, roles) = authorize(state, p)?;
     if p.seq != signer.next_seq {
         let mut r = Rejection::conflict(
             "/entry/seq",
@@ -283,21 +273,25 @@ pub fn admit(
         r.expected_seq = Some(signer.next_seq);
         return Err(r.into());
     }
-    if index > 0 {
-        apply_kind(state, index, p)?;
-    }
+    let admitted = if index == 0 {
+        Admitted::default()
+    } else {
+        let who = domain::rules::Signer {
+            org_id: &signer.org_id,
+            roles,
+        };
+        apply_kind(state, index, p, &who)?
+    };
     // A key.revoke may have just revoked this very signer: re-read so the revocation and
     // the seq advance land in one record.
-    if let Some(current) = registry::signer(state, &p.signer)? {
-        signer = current;
-    }
-    signer.next_seq += 1;
-    state.put_encoded(registry::signer_key(&p.signer), &signer);
-    Ok(())
+    let mut current = registry::signer(state, &p.signer)?.unwrap_or(signer);
+    current.next_seq += 1;
+    state.put_encoded(registry::signer_key(&p.signer), &current);
+    Ok(admitted)
 }
 
 /// 403 checks: the signer is a live key whose organisation holds a role for the kind.
-fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<SignerRecord, AdmitError> {
+fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<(SignerRecord, Roles), AdmitError> {
     let Some(signer) = registry::signer(state, &p.signer)? else {
         return Err(Rejection::forbidden(
             "/entry/signer",
@@ -330,12 +324,17 @@ fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<SignerRecord, AdmitErr
         )
         .into());
     }
-    Ok(signer)
+    Ok((signer, roles))
 }
 
 /// The one place where each record kind's ledger-dependent rules (references, ownership,
 /// duplicates, quantities) plug into ingest.
-fn apply_kind(state: &mut Overlay<'_>, index: u64, p: &Prepared) -> Result<(), AdmitError> {
+fn apply_kind(
+    state: &mut Overlay<'_>,
+    index: u64,
+    p: &Prepared,
+    signer: &domain::rules::Signer<'_>,
+) -> Result<Admitted, AdmitError> {
     match p.kind {
         Kind::LedgerGenesis => Err(Rejection::conflict(
             "/entry/kind",
@@ -343,13 +342,10 @@ fn apply_kind(state: &mut Overlay<'_>, index: u64, p: &Prepared) -> Result<(), A
         )
         .into()),
         Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
-            registry::apply(state, p.kind, index, &p.body)
+            registry::apply(state, p.kind, index, &p.body).map(|()| Admitted::default())
         }
-        other => Err(Rejection::invalid(
-            "/entry/kind",
-            format!("{other} entries are not accepted by this version of dcledger yet"),
-        )
-        .into()),
+        kind => domain::rules::apply(state, kind, index, signer, &p.body)
+            .map(|facility| Admitted { facility }),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod bulk;
 pub mod checkpoint;
 pub mod dates;
+pub mod domain;
 pub mod entry;
 pub mod ingest;
 pub mod jcs;

@@ -5,7 +5,7 @@
 //! - Tree nodes: key `n | level | index (u64 BE)`, value the 32-byte hash. A level-0 node
 //!   (a leaf) also carries the leaf's location in the segments after its hash, so one
 //!   write per leaf serves both proofs and reads.
-//! - Postings (which entries have a given kind or signer): key
+//! - Postings (which entries have a given kind, signer or facility): key
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
 //!   one per entry.
@@ -51,6 +51,8 @@ pub(crate) struct Landed<'a> {
     pub location: RecordLocation,
     pub kind: Kind,
     pub signer: PublicKey,
+    /// The facility the entry is about, if any.
+    pub facility: Option<&'a str>,
 }
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
@@ -85,10 +87,17 @@ pub(crate) fn record(
         }
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
+        let facility = l
+            .facility
+            .map(|f| posting_key(family::BY_FACILITY, f.as_bytes(), chunk));
         for k in [
-            posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk),
-            posting_key(family::BY_SIGNER, &l.signer, chunk),
-        ] {
+            Some(posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk)),
+            Some(posting_key(family::BY_SIGNER, &l.signer, chunk)),
+            facility,
+        ]
+        .into_iter()
+        .flatten()
+        {
             postings.entry(k).or_default().push(offset);
         }
     }

@@ -129,6 +129,8 @@ fn apply_chunk(
     let prepared = ingest::prepare_all(items, signatures);
     let mut overlay = Overlay::new(target);
     let mut landed = Vec::with_capacity(stored.len());
+    let mut facilities = Vec::with_capacity(stored.len());
+    let mut admitted = Vec::with_capacity(stored.len());
     for (s, p) in stored.iter().zip(prepared) {
         let p = p.map_err(|r| refused(s.index, r.to_string()))?;
         if entry::leaf_bytes(&s.accepted_text, &p.entry_jcs, &p.sig_hex) != s.leaf {
@@ -139,19 +141,23 @@ fn apply_chunk(
         }
         let accepted = dates::parse_instant(&s.accepted_text).unwrap_or(state.last_accepted);
         match ingest::admit(&mut overlay, s.index, accepted, &p) {
-            Ok(()) => {}
+            Ok(a) => facilities.push(a.facility),
             Err(AdmitError::Rejected(r)) => return Err(refused(s.index, r.to_string())),
             Err(AdmitError::Store(e)) => return Err(e.into()),
         }
         if s.index == 0 {
             state.genesis = overlay.get_decoded(GENESIS_KEY)?;
         }
+        admitted.push((p.kind, p.signer));
+    }
+    for ((s, (kind, signer)), facility) in stored.iter().zip(admitted).zip(&facilities) {
         landed.push(Landed {
             index: s.index,
             leaf: &s.leaf,
             location: s.location,
-            kind: p.kind,
-            signer: p.signer,
+            kind,
+            signer,
+            facility: facility.as_deref(),
         });
     }
     layout::record(&mut overlay, &mut state.frontier, &landed)?;

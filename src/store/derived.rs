@@ -38,6 +38,16 @@ pub mod family {
     pub const ORG: u8 = b'o';
     pub const BY_KIND: u8 = b'k';
     pub const BY_SIGNER: u8 = b'S';
+    pub const BY_FACILITY: u8 = b'B';
+    pub const FACILITY: u8 = b'f';
+    pub const REPORT: u8 = b'r';
+    pub const LOT: u8 = b'L';
+    pub const SERIAL: u8 = b'x';
+    pub const PERMIT: u8 = b'p';
+    pub const SUBSIDY: u8 = b'g';
+    pub const LOAN: u8 = b'b';
+    pub const COLLATERAL: u8 = b'c';
+    pub const FINDING_NOTE: u8 = b'F';
 }
 
 pub fn key(family: u8, parts: &[&[u8]]) -> Vec<u8> {

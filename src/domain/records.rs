@@ -1,0 +1,317 @@
+//! The projections of SPEC §7 kept in derived state: what is known about each facility,
+//! lot, permit, subsidy and loan, and the monthly series, each fact with the index of the
+//! entry it came from. Dates are `YYYY-MM-DD` and periods `YYYY-MM` strings, which order
+//! correctly as text.
+
+use serde::{Deserialize, Serialize};
+
+use super::bodies::{
+    Condition, MeterReading, OccupancyReport, Outcome, PermitKind, PowerReport, Purpose, Status,
+};
+use crate::store::derived::{family, key};
+
+/// An identifier as a key term: its length first, so no id is a prefix of another's key.
+fn term(id: &str) -> Vec<u8> {
+    let mut t = Vec::with_capacity(id.len() + 1);
+    t.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    t.extend_from_slice(id.as_bytes());
+    t
+}
+
+pub fn facility_key(facility_id: &str) -> Vec<u8> {
+    key(family::FACILITY, &[&term(facility_id)])
+}
+
+pub fn lot_key(lot_id: &str) -> Vec<u8> {
+    key(family::LOT, &[&term(lot_id)])
+}
+
+pub fn permit_key(permit_id: &str) -> Vec<u8> {
+    key(family::PERMIT, &[&term(permit_id)])
+}
+
+pub fn subsidy_key(subsidy_id: &str) -> Vec<u8> {
+    key(family::SUBSIDY, &[&term(subsidy_id)])
+}
+
+pub fn loan_key(loan_id: &str) -> Vec<u8> {
+    key(family::LOAN, &[&term(loan_id)])
+}
+
+pub fn serial_key(serial: &str) -> Vec<u8> {
+    key(family::SERIAL, &[&term(serial)])
+}
+
+pub fn collateral_key(item: &str) -> Vec<u8> {
+    key(family::COLLATERAL, &[&term(item)])
+}
+
+pub fn finding_key(finding_id: &str) -> Vec<u8> {
+    key(family::FINDING_NOTE, &[&term(finding_id)])
+}
+
+/// Which monthly series a report belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Series {
+    Power = 0,
+    Meter = 1,
+    Occupancy = 2,
+}
+
+/// Prefix of every report of a facility; then the series byte and the period.
+pub fn reports_prefix(facility_id: &str) -> Vec<u8> {
+    key(family::REPORT, &[&term(facility_id)])
+}
+
+pub fn report_key(facility_id: &str, series: Series, period: &str) -> Vec<u8> {
+    key(
+        family::REPORT,
+        &[&term(facility_id), &[series as u8], period.as_bytes()],
+    )
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorSpell {
+    pub org_id: String,
+    /// The entry that made this organisation the operator.
+    pub index: u64,
+    /// For a transfer: its date, price and currency.
+    pub date: Option<String>,
+    pub price_minor: Option<u64>,
+    pub currency: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub status: Status,
+    pub effective: String,
+    pub index: u64,
+}
+
+/// GPUs arriving at (positive) or leaving (negative) a facility.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuMove {
+    pub lot_id: String,
+    pub date: String,
+    pub delta: i64,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    pub date: String,
+    pub gpus_counted: u64,
+    pub gpus_powered: u64,
+    pub observed_status: Status,
+    pub document_b3: Option<String>,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacilityRecord {
+    pub facility_id: String,
+    pub name: String,
+    pub province: String,
+    pub city: String,
+    pub lat_e6: i64,
+    pub lon_e6: i64,
+    pub planned_it_kw: u64,
+    pub planned_gpus: u64,
+    pub land_parcel: String,
+    pub announced: String,
+    pub registered_at: u64,
+    /// The operating organisation now, and every one before it (first is the registrant).
+    pub operator: String,
+    pub operators: Vec<OperatorSpell>,
+    pub statuses: Vec<StatusEvent>,
+    pub permits: Vec<String>,
+    /// Lots procured for this facility.
+    pub lots: Vec<String>,
+    pub subsidies: Vec<String>,
+    pub loans: Vec<String>,
+    pub gpu_moves: Vec<GpuMove>,
+    pub inspections: Vec<Inspection>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LotMoveKind {
+    Deployment {
+        facility_id: String,
+    },
+    Transfer {
+        from_facility: Option<String>,
+        to_org: Option<String>,
+        to_facility: Option<String>,
+        price_minor: u64,
+        currency: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotMove {
+    pub kind: LotMoveKind,
+    pub quantity: u64,
+    pub date: String,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotRecord {
+    pub lot_id: String,
+    /// The procurement facility; its operator owns the lot.
+    pub facility_id: String,
+    pub gpu_model: String,
+    pub quantity: u64,
+    pub unit_price_minor: u64,
+    pub currency: String,
+    pub supplier: String,
+    pub date: String,
+    pub invoice_b3: Option<String>,
+    pub procured_at: u64,
+    /// GPUs not deployed anywhere and not sold.
+    pub undeployed: u64,
+    /// GPUs of this lot deployed per facility, now.
+    pub deployed: Vec<(String, u64)>,
+    pub moves: Vec<LotMove>,
+    pub serials: u64,
+    /// The `lot.serials` entries that listed them.
+    pub serial_entries: Vec<u64>,
+}
+
+impl LotRecord {
+    pub fn deployed_at(&self, facility_id: &str) -> u64 {
+        self.deployed
+            .iter()
+            .find(|(f, _)| f == facility_id)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Adds `delta` GPUs deployed at `facility_id` (kept sorted by facility).
+    pub fn add_deployed(&mut self, facility_id: &str, delta: i64) {
+        match self
+            .deployed
+            .binary_search_by(|(f, _)| f.as_str().cmp(facility_id))
+        {
+            Ok(i) => {
+                let n = self.deployed[i].1 as i64 + delta;
+                self.deployed[i].1 = n.max(0) as u64;
+            }
+            Err(i) => self
+                .deployed
+                .insert(i, (facility_id.to_string(), delta.max(0) as u64)),
+        }
+    }
+}
+
+/// Where a serial number was listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialUse {
+    pub lot_id: String,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub effective: String,
+    pub reason: String,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermitRecord {
+    pub permit_id: String,
+    pub facility_id: String,
+    pub kind: PermitKind,
+    pub valid_from: String,
+    pub valid_until: String,
+    pub limit_kw: Option<u64>,
+    pub document_b3: Option<String>,
+    pub issuer_org: String,
+    pub issued_at: u64,
+    pub revocations: Vec<Revocation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disbursement {
+    pub amount_minor: u64,
+    pub currency: String,
+    pub date: String,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubsidyRecord {
+    pub subsidy_id: String,
+    pub facility_id: String,
+    pub recipient_org: String,
+    pub grantor_org: String,
+    pub program: String,
+    pub purpose: Purpose,
+    pub amount_minor: u64,
+    pub currency: String,
+    pub date: String,
+    pub condition: Option<Condition>,
+    pub granted_at: u64,
+    pub disbursements: Vec<Disbursement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collateral {
+    pub item: String,
+    /// True when the item named an existing lot when the loan was issued (SPEC §7).
+    pub is_lot: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoanRecord {
+    pub loan_id: String,
+    pub facility_id: String,
+    pub borrower_org: String,
+    pub lender_org: String,
+    pub amount_minor: u64,
+    pub currency: String,
+    pub state_backed: bool,
+    pub date: String,
+    pub collateral: Vec<Collateral>,
+    pub issued_at: u64,
+}
+
+/// A loan that pledged an item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pledge {
+    pub loan_id: String,
+    pub facility_id: String,
+    pub date: String,
+    pub index: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportBody {
+    Power(PowerReport),
+    Meter(MeterReading),
+    Occupancy(OccupancyReport),
+}
+
+/// The report that counts for a facility, series and period (SPEC §6: the latest one),
+/// with the entries it superseded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    pub body: ReportBody,
+    pub index: u64,
+    pub superseded: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FindingNoteKind {
+    Response,
+    Resolve(Outcome),
+}
+
+/// An operator's response to, or a regulator's resolution of, a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingNote {
+    pub kind: FindingNoteKind,
+    pub org_id: String,
+    pub text: String,
+    pub index: u64,
+}

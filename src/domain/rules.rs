@@ -1,0 +1,723 @@
+//! The ledger-dependent rules of the domain kinds (SPEC §6–7) and their effects on the
+//! projections. Each kind checks, in SPEC §6's order, references (422), then ownership
+//! (403), then duplicates and quantities (409), and only then writes.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::bodies as b;
+use super::records::*;
+use crate::entry::{Kind, Role, Roles};
+use crate::registry::{self, AdmitError};
+use crate::reject::Rejection;
+use crate::store::derived::Overlay;
+
+/// Who signed the entry being admitted.
+pub struct Signer<'a> {
+    pub org_id: &'a str,
+    pub roles: Roles,
+}
+
+fn parse<T: DeserializeOwned>(body: &Map<String, Value>) -> Result<T, Rejection> {
+    serde_json::from_value(Value::Object(body.clone()))
+        .map_err(|e| Rejection::invalid("/entry/body", e.to_string()))
+}
+
+fn path(field: &str) -> String {
+    format!("/entry/body/{field}")
+}
+
+/// The record under `key`, or a 422 naming `field`.
+fn existing<T: DeserializeOwned>(
+    state: &Overlay<'_>,
+    key: &[u8],
+    field: &str,
+    what: &str,
+    id: &str,
+) -> Result<T, AdmitError> {
+    state.get_decoded(key)?.ok_or_else(|| {
+        Rejection::unknown_reference(path(field), format!("{what} {id:?} is not registered")).into()
+    })
+}
+
+fn org_exists(state: &Overlay<'_>, field: &str, org_id: &str) -> Result<(), AdmitError> {
+    match registry::org(state, org_id)? {
+        Some(_) => Ok(()),
+        None => Err(Rejection::unknown_reference(
+            path(field),
+            format!("organisation {org_id:?} is not registered"),
+        )
+        .into()),
+    }
+}
+
+/// 409 if `key` is taken.
+fn fresh(
+    state: &Overlay<'_>,
+    key: &[u8],
+    field: &str,
+    what: &str,
+    id: &str,
+) -> Result<(), AdmitError> {
+    if state.contains(key)? {
+        return Err(Rejection::conflict(
+            path(field),
+            format!("{what} {id:?} is already registered"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// 403 unless the signer's organisation operates the facility.
+fn operates(f: &FacilityRecord, signer: &Signer<'_>, field: &str) -> Result<(), AdmitError> {
+    if f.operator != signer.org_id {
+        return Err(Rejection::forbidden(
+            path(field),
+            format!(
+                "facility {:?} is operated by {:?}, not by the signer's organisation {:?}",
+                f.facility_id, f.operator, signer.org_id
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn facility(state: &Overlay<'_>, field: &str, id: &str) -> Result<FacilityRecord, AdmitError> {
+    existing(state, &facility_key(id), field, "facility", id)
+}
+
+fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
+    state.put_encoded(facility_key(&f.facility_id), f);
+}
+
+/// Judges a domain entry and records its effects. Returns the facility it is about,
+/// for the by-facility index.
+pub fn apply(
+    state: &mut Overlay<'_>,
+    kind: Kind,
+    index: u64,
+    signer: &Signer<'_>,
+    body: &Map<String, Value>,
+) -> Result<Option<String>, AdmitError> {
+    let about = match kind {
+        Kind::FacilityRegister => facility_register(state, index, signer, parse(body)?)?,
+        Kind::FacilityStatus => facility_status(state, index, signer, parse(body)?)?,
+        Kind::FacilityTransfer => facility_transfer(state, index, signer, parse(body)?)?,
+        Kind::Procurement => procurement(state, index, signer, parse(body)?)?,
+        Kind::LotSerials => lot_serials(state, index, signer, parse(body)?)?,
+        Kind::Deployment => deployment(state, index, signer, parse(body)?)?,
+        Kind::LotTransfer => lot_transfer(state, index, signer, parse(body)?)?,
+        Kind::PermitIssue => permit_issue(state, index, signer, parse(body)?)?,
+        Kind::PermitRevoke => permit_revoke(state, index, parse(body)?)?,
+        Kind::SubsidyGrant => subsidy_grant(state, index, signer, parse(body)?)?,
+        Kind::SubsidyDisburse => subsidy_disburse(state, index, signer, parse(body)?)?,
+        Kind::LoanIssue => loan_issue(state, index, signer, parse(body)?)?,
+        Kind::PowerReport => {
+            let r: b::PowerReport = parse(body)?;
+            report(
+                state,
+                index,
+                Some(signer),
+                &r.facility_id.clone(),
+                Series::Power,
+                &r.period.clone(),
+                ReportBody::Power(r),
+            )?
+        }
+        Kind::OccupancyReport => {
+            let r: b::OccupancyReport = parse(body)?;
+            report(
+                state,
+                index,
+                Some(signer),
+                &r.facility_id.clone(),
+                Series::Occupancy,
+                &r.period.clone(),
+                ReportBody::Occupancy(r),
+            )?
+        }
+        Kind::MeterReading => {
+            let r: b::MeterReading = parse(body)?;
+            report(
+                state,
+                index,
+                None,
+                &r.facility_id.clone(),
+                Series::Meter,
+                &r.period.clone(),
+                ReportBody::Meter(r),
+            )?
+        }
+        Kind::InspectionReport => inspection(state, index, parse(body)?)?,
+        Kind::FindingResponse => {
+            let r: b::FindingResponse = parse(body)?;
+            finding_note(
+                state,
+                index,
+                signer,
+                &r.finding_id,
+                FindingNoteKind::Response,
+                r.text,
+            )?
+        }
+        Kind::FindingResolve => {
+            let r: b::FindingResolve = parse(body)?;
+            finding_note(
+                state,
+                index,
+                signer,
+                &r.finding_id,
+                FindingNoteKind::Resolve(r.outcome),
+                r.text,
+            )?
+        }
+        Kind::LedgerGenesis | Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
+            return Err(
+                Rejection::invalid("/entry/kind", format!("{kind} is a registry kind")).into(),
+            );
+        }
+    };
+    Ok(about)
+}
+
+fn facility_register(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::FacilityRegister,
+) -> Result<Option<String>, AdmitError> {
+    fresh(
+        state,
+        &facility_key(&r.facility_id),
+        "facility_id",
+        "facility",
+        &r.facility_id,
+    )?;
+    let f = FacilityRecord {
+        facility_id: r.facility_id.clone(),
+        name: r.name,
+        province: r.province,
+        city: r.city,
+        lat_e6: r.lat_e6,
+        lon_e6: r.lon_e6,
+        planned_it_kw: r.planned_it_kw,
+        planned_gpus: r.planned_gpus,
+        land_parcel: r.land_parcel,
+        announced: r.announced,
+        registered_at: index,
+        operator: signer.org_id.to_string(),
+        operators: vec![OperatorSpell {
+            org_id: signer.org_id.to_string(),
+            index,
+            date: None,
+            price_minor: None,
+            currency: None,
+        }],
+        statuses: Vec::new(),
+        permits: Vec::new(),
+        lots: Vec::new(),
+        subsidies: Vec::new(),
+        loans: Vec::new(),
+        gpu_moves: Vec::new(),
+        inspections: Vec::new(),
+    };
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+fn facility_status(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::FacilityStatus,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    // A regulator records what it finds without operating the facility (SPEC §7).
+    if !signer.roles.contains(Role::Regulator) {
+        operates(&f, signer, "facility_id")?;
+    }
+    f.statuses.push(StatusEvent {
+        status: r.status,
+        effective: r.effective,
+        index,
+    });
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+fn facility_transfer(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::FacilityTransfer,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    org_exists(state, "to_org", &r.to_org)?;
+    operates(&f, signer, "facility_id")?;
+    // The lots procured for it follow: a lot belongs to its facility's operator.
+    f.operator = r.to_org.clone();
+    f.operators.push(OperatorSpell {
+        org_id: r.to_org,
+        index,
+        date: Some(r.date),
+        price_minor: Some(r.price_minor),
+        currency: Some(r.currency),
+    });
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+fn procurement(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::Procurement,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    operates(&f, signer, "facility_id")?;
+    fresh(state, &lot_key(&r.lot_id), "lot_id", "lot", &r.lot_id)?;
+    let lot = LotRecord {
+        lot_id: r.lot_id.clone(),
+        facility_id: r.facility_id.clone(),
+        gpu_model: r.gpu_model,
+        quantity: r.quantity,
+        unit_price_minor: r.unit_price_minor,
+        currency: r.currency,
+        supplier: r.supplier,
+        date: r.date,
+        invoice_b3: r.invoice_b3,
+        procured_at: index,
+        undeployed: r.quantity,
+        deployed: Vec::new(),
+        moves: Vec::new(),
+        serials: 0,
+        serial_entries: Vec::new(),
+    };
+    state.put_encoded(lot_key(&r.lot_id), &lot);
+    f.lots.push(r.lot_id);
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+/// The lot (422 if unknown) and the facility it was procured for, whose operator owns it.
+fn lot_and_home(
+    state: &Overlay<'_>,
+    lot_id: &str,
+) -> Result<(LotRecord, FacilityRecord), AdmitError> {
+    let lot: LotRecord = existing(state, &lot_key(lot_id), "lot_id", "lot", lot_id)?;
+    let home = facility(state, "lot_id", &lot.facility_id)?;
+    Ok((lot, home))
+}
+
+fn owns(home: &FacilityRecord, lot_id: &str, signer: &Signer<'_>) -> Result<(), AdmitError> {
+    if home.operator != signer.org_id {
+        return Err(Rejection::forbidden(
+            path("lot_id"),
+            format!(
+                "lot {lot_id:?} belongs to {:?}, the operator of facility {:?}, not to {:?}",
+                home.operator, home.facility_id, signer.org_id
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn lot_serials(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::LotSerials,
+) -> Result<Option<String>, AdmitError> {
+    let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
+    owns(&home, &r.lot_id, signer)?;
+    for serial in &r.serials {
+        let key = serial_key(serial);
+        let mut uses: Vec<SerialUse> = state.get_decoded(&key)?.unwrap_or_default();
+        uses.push(SerialUse {
+            lot_id: r.lot_id.clone(),
+            index,
+        });
+        state.put_encoded(key, &uses);
+    }
+    lot.serials += r.serials.len() as u64;
+    lot.serial_entries.push(index);
+    state.put_encoded(lot_key(&r.lot_id), &lot);
+    Ok(Some(lot.facility_id))
+}
+
+fn too_many(available: u64, asked: u64, from: &str) -> AdmitError {
+    Rejection::conflict(
+        path("quantity"),
+        format!("{asked} GPUs asked but only {available} are {from}"),
+    )
+    .into()
+}
+
+fn deployment(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::Deployment,
+) -> Result<Option<String>, AdmitError> {
+    let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
+    let mut target = facility(state, "facility_id", &r.facility_id)?;
+    owns(&home, &r.lot_id, signer)?;
+    operates(&target, signer, "facility_id")?;
+    if r.quantity > lot.undeployed {
+        return Err(too_many(
+            lot.undeployed,
+            r.quantity,
+            "undeployed in the lot",
+        ));
+    }
+    lot.undeployed -= r.quantity;
+    lot.add_deployed(&r.facility_id, r.quantity as i64);
+    lot.moves.push(LotMove {
+        kind: LotMoveKind::Deployment {
+            facility_id: r.facility_id.clone(),
+        },
+        quantity: r.quantity,
+        date: r.date.clone(),
+        index,
+    });
+    target.gpu_moves.push(GpuMove {
+        lot_id: r.lot_id.clone(),
+        date: r.date,
+        delta: r.quantity as i64,
+        index,
+    });
+    state.put_encoded(lot_key(&r.lot_id), &lot);
+    put_facility(state, &target);
+    Ok(Some(r.facility_id))
+}
+
+fn lot_transfer(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::LotTransfer,
+) -> Result<Option<String>, AdmitError> {
+    let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
+    let from = match &r.from_facility {
+        Some(id) => Some(facility(state, "from_facility", id)?),
+        None => None,
+    };
+    if let Some(to_org) = &r.to_org {
+        org_exists(state, "to_org", to_org)?;
+    }
+    let to = match &r.to_facility {
+        Some(id) => Some(facility(state, "to_facility", id)?),
+        None => None,
+    };
+    owns(&home, &r.lot_id, signer)?;
+    if let Some(f) = &from {
+        operates(f, signer, "from_facility")?;
+    }
+    if let Some(f) = &to {
+        // GPUs move only between facilities of the same operator (SPEC §7).
+        operates(f, signer, "to_facility")?;
+    }
+    match &r.from_facility {
+        Some(id) => {
+            let there = lot.deployed_at(id);
+            if r.quantity > there {
+                return Err(too_many(
+                    there,
+                    r.quantity,
+                    &format!("of this lot deployed at {id:?}"),
+                ));
+            }
+            lot.add_deployed(id, -(r.quantity as i64));
+        }
+        None => {
+            if r.quantity > lot.undeployed {
+                return Err(too_many(
+                    lot.undeployed,
+                    r.quantity,
+                    "undeployed in the lot",
+                ));
+            }
+            lot.undeployed -= r.quantity;
+        }
+    }
+    if let Some(mut f) = from {
+        f.gpu_moves.push(GpuMove {
+            lot_id: r.lot_id.clone(),
+            date: r.date.clone(),
+            delta: -(r.quantity as i64),
+            index,
+        });
+        put_facility(state, &f);
+    }
+    if let Some(to_id) = &r.to_facility {
+        lot.add_deployed(to_id, r.quantity as i64);
+        // Re-read: the target may be the facility just written above.
+        let mut f = facility(state, "to_facility", to_id)?;
+        f.gpu_moves.push(GpuMove {
+            lot_id: r.lot_id.clone(),
+            date: r.date.clone(),
+            delta: r.quantity as i64,
+            index,
+        });
+        put_facility(state, &f);
+    }
+    lot.moves.push(LotMove {
+        kind: LotMoveKind::Transfer {
+            from_facility: r.from_facility.clone(),
+            to_org: r.to_org,
+            to_facility: r.to_facility,
+            price_minor: r.price_minor,
+            currency: r.currency,
+        },
+        quantity: r.quantity,
+        date: r.date,
+        index,
+    });
+    let about = r.from_facility.unwrap_or_else(|| lot.facility_id.clone());
+    state.put_encoded(lot_key(&r.lot_id), &lot);
+    Ok(Some(about))
+}
+
+fn permit_issue(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::PermitIssue,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    fresh(
+        state,
+        &permit_key(&r.permit_id),
+        "permit_id",
+        "permit",
+        &r.permit_id,
+    )?;
+    let permit = PermitRecord {
+        permit_id: r.permit_id.clone(),
+        facility_id: r.facility_id.clone(),
+        kind: r.kind,
+        valid_from: r.valid_from,
+        valid_until: r.valid_until,
+        limit_kw: r.limit_kw,
+        document_b3: r.document_b3,
+        issuer_org: signer.org_id.to_string(),
+        issued_at: index,
+        revocations: Vec::new(),
+    };
+    state.put_encoded(permit_key(&r.permit_id), &permit);
+    f.permits.push(r.permit_id);
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+fn permit_revoke(
+    state: &mut Overlay<'_>,
+    index: u64,
+    r: b::PermitRevoke,
+) -> Result<Option<String>, AdmitError> {
+    let mut permit: PermitRecord = existing(
+        state,
+        &permit_key(&r.permit_id),
+        "permit_id",
+        "permit",
+        &r.permit_id,
+    )?;
+    permit.revocations.push(Revocation {
+        effective: r.effective,
+        reason: r.reason,
+        index,
+    });
+    let about = permit.facility_id.clone();
+    state.put_encoded(permit_key(&r.permit_id), &permit);
+    Ok(Some(about))
+}
+
+fn subsidy_grant(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::SubsidyGrant,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    org_exists(state, "recipient_org", &r.recipient_org)?;
+    fresh(
+        state,
+        &subsidy_key(&r.subsidy_id),
+        "subsidy_id",
+        "subsidy",
+        &r.subsidy_id,
+    )?;
+    let subsidy = SubsidyRecord {
+        subsidy_id: r.subsidy_id.clone(),
+        facility_id: r.facility_id.clone(),
+        recipient_org: r.recipient_org,
+        grantor_org: signer.org_id.to_string(),
+        program: r.program,
+        purpose: r.purpose,
+        amount_minor: r.amount_minor,
+        currency: r.currency,
+        date: r.date,
+        condition: r.condition,
+        granted_at: index,
+        disbursements: Vec::new(),
+    };
+    state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
+    f.subsidies.push(r.subsidy_id);
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+fn subsidy_disburse(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::SubsidyDisburse,
+) -> Result<Option<String>, AdmitError> {
+    let mut subsidy: SubsidyRecord = existing(
+        state,
+        &subsidy_key(&r.subsidy_id),
+        "subsidy_id",
+        "subsidy",
+        &r.subsidy_id,
+    )?;
+    if subsidy.grantor_org != signer.org_id {
+        return Err(Rejection::forbidden(
+            path("subsidy_id"),
+            format!(
+                "subsidy {:?} was granted by {:?}; only that grantor disburses it",
+                r.subsidy_id, subsidy.grantor_org
+            ),
+        )
+        .into());
+    }
+    subsidy.disbursements.push(Disbursement {
+        amount_minor: r.amount_minor,
+        currency: r.currency,
+        date: r.date,
+        index,
+    });
+    let about = subsidy.facility_id.clone();
+    state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
+    Ok(Some(about))
+}
+
+fn loan_issue(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    r: b::LoanIssue,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    org_exists(state, "borrower_org", &r.borrower_org)?;
+    fresh(state, &loan_key(&r.loan_id), "loan_id", "loan", &r.loan_id)?;
+    let mut collateral = Vec::with_capacity(r.collateral.len());
+    for item in &r.collateral {
+        collateral.push(Collateral {
+            item: item.clone(),
+            is_lot: state.contains(&lot_key(item))?,
+        });
+        let key = collateral_key(item);
+        let mut pledges: Vec<Pledge> = state.get_decoded(&key)?.unwrap_or_default();
+        pledges.push(Pledge {
+            loan_id: r.loan_id.clone(),
+            facility_id: r.facility_id.clone(),
+            date: r.date.clone(),
+            index,
+        });
+        state.put_encoded(key, &pledges);
+    }
+    let loan = LoanRecord {
+        loan_id: r.loan_id.clone(),
+        facility_id: r.facility_id.clone(),
+        borrower_org: r.borrower_org,
+        lender_org: signer.org_id.to_string(),
+        amount_minor: r.amount_minor,
+        currency: r.currency,
+        state_backed: r.state_backed,
+        date: r.date,
+        collateral,
+        issued_at: index,
+    };
+    state.put_encoded(loan_key(&r.loan_id), &loan);
+    f.loans.push(r.loan_id);
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+/// A monthly report: the latest per facility, series and period counts; earlier ones
+/// are remembered as superseded. `operator` is the signer when the series is the
+/// operator's own (power, occupancy), which requires operating the facility.
+fn report(
+    state: &mut Overlay<'_>,
+    index: u64,
+    operator: Option<&Signer<'_>>,
+    facility_id: &str,
+    series: Series,
+    period: &str,
+    body: ReportBody,
+) -> Result<Option<String>, AdmitError> {
+    let f = facility(state, "facility_id", facility_id)?;
+    if let Some(signer) = operator {
+        operates(&f, signer, "facility_id")?;
+    }
+    let key = report_key(facility_id, series, period);
+    let superseded = match state.get_decoded::<ReportRecord>(&key)? {
+        Some(mut previous) => {
+            previous.superseded.push(previous.index);
+            previous.superseded
+        }
+        None => Vec::new(),
+    };
+    state.put_encoded(
+        key,
+        &ReportRecord {
+            body,
+            index,
+            superseded,
+        },
+    );
+    Ok(Some(facility_id.to_string()))
+}
+
+fn inspection(
+    state: &mut Overlay<'_>,
+    index: u64,
+    r: b::InspectionReport,
+) -> Result<Option<String>, AdmitError> {
+    let mut f = facility(state, "facility_id", &r.facility_id)?;
+    f.inspections.push(Inspection {
+        date: r.date,
+        gpus_counted: r.gpus_counted,
+        gpus_powered: r.gpus_powered,
+        observed_status: r.observed_status,
+        document_b3: r.document_b3,
+        index,
+    });
+    put_facility(state, &f);
+    Ok(Some(r.facility_id))
+}
+
+/// Findings are computed by the audit, not registered, so a response or resolution
+/// names a finding id that ingest cannot look up; it is kept for the audit to attach.
+fn finding_note(
+    state: &mut Overlay<'_>,
+    index: u64,
+    signer: &Signer<'_>,
+    finding_id: &str,
+    kind: FindingNoteKind,
+    text: String,
+) -> Result<Option<String>, AdmitError> {
+    let key = finding_key(finding_id);
+    let mut notes: Vec<FindingNote> = state.get_decoded(&key)?.unwrap_or_default();
+    notes.push(FindingNote {
+        kind,
+        org_id: signer.org_id.to_string(),
+        text,
+        index,
+    });
+    state.put_encoded(key, &notes);
+    Ok(None)
+}
