@@ -59,15 +59,11 @@ pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> V
                 errors.push(error("gpu_hours_sold", "must be <= gpu_hours_available"));
             }
         }
-        Kind::PowerReport => {
-            if int(body, "it_kwh") > int(body, "consumed_kwh") {
-                errors.push(error("it_kwh", "must be <= consumed_kwh"));
-            }
+        Kind::PowerReport if int(body, "it_kwh") > int(body, "consumed_kwh") => {
+            errors.push(error("it_kwh", "must be <= consumed_kwh"));
         }
-        Kind::PermitIssue => {
-            if text(body, "valid_from") > text(body, "valid_until") {
-                errors.push(error("valid_until", "must not be before valid_from"));
-            }
+        Kind::PermitIssue if text(body, "valid_from") > text(body, "valid_until") => {
+            errors.push(error("valid_until", "must not be before valid_from"));
         }
         _ => {}
     }

@@ -1,26 +1,11 @@
 //! Derived state is a pure function of the segments: rebuilt from scratch, caught up
 //! after losing sled, or built incrementally, it is the same bytes.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use dcledger::entry::Kind;
 use dcledger::ledger::Ledger;
 use serde_json::json;
 
-use crate::support::{Party, TestLedger};
-
-fn dump(data: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    // Through the library's own opener, which waits for sled to release its lock.
-    let derived = dcledger::store::derived::Derived::open(&data.join("index")).expect("sled opens");
-    let db = derived.db();
-    db.iter()
-        .map(|kv| {
-            let (k, v) = kv.expect("read");
-            (k.to_vec(), v.to_vec())
-        })
-        .collect()
-}
+use crate::support::{Party, TestLedger, dump_derived as dump};
 
 /// A ledger with a few hundred entries over several batches and signers.
 fn populated() -> TestLedger {

@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod derived_state;
+mod domain_rules;
 mod group_commit;
 mod recovery;
 mod registry_rejections;
