@@ -46,6 +46,20 @@ pub fn collateral_key(item: &str) -> Vec<u8> {
     key(family::COLLATERAL, &[&term(item)])
 }
 
+pub fn shared_serial_key(serial: &str) -> Vec<u8> {
+    key(family::SHARED_SERIAL, &[&term(serial)])
+}
+
+pub fn shared_collateral_key(item: &str) -> Vec<u8> {
+    key(family::SHARED_COLLATERAL, &[&term(item)])
+}
+
+/// The id inside a key built by one of the functions above.
+pub fn id_from_key(key: &[u8]) -> Option<&str> {
+    let len = usize::from(*key.get(1)?);
+    std::str::from_utf8(key.get(2..2 + len)?).ok()
+}
+
 pub fn finding_key(finding_id: &str) -> Vec<u8> {
     key(family::FINDING_NOTE, &[&term(finding_id)])
 }

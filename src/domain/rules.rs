@@ -340,6 +340,9 @@ fn lot_serials(
             lot_id: r.lot_id.clone(),
             index,
         });
+        if uses.iter().any(|u| u.lot_id != r.lot_id) {
+            state.put(shared_serial_key(serial), Vec::new());
+        }
         state.put_encoded(key, &uses);
     }
     lot.serials += r.serials.len() as u64;
@@ -627,6 +630,9 @@ fn loan_issue(
             date: r.date.clone(),
             index,
         });
+        if pledges.iter().any(|p| p.loan_id != r.loan_id) {
+            state.put(shared_collateral_key(item), Vec::new());
+        }
         state.put_encoded(key, &pledges);
     }
     let loan = LoanRecord {

@@ -12,7 +12,13 @@ use crate::checkpoint;
 use crate::keys::PublicKey;
 use crate::merkle::{self, Frontier, Hash, NodeId, ProofError};
 use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord};
-use crate::store::derived::{Derived, DerivedError};
+use serde::de::DeserializeOwned;
+
+use crate::domain::records::{
+    self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
+    SerialUse, SubsidyRecord,
+};
+use crate::store::derived::{Derived, DerivedError, decode, family};
 use crate::store::segment::{self, RecordLocation};
 
 /// The in-memory right edge of the tree of `size` leaves, from stored nodes.
@@ -224,6 +230,90 @@ impl Reader {
             record,
             org,
         }))
+    }
+}
+
+/// The projections (SPEC §7), as the audit and the reports read them.
+impl Reader {
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
+        Ok(self.derived.get_decoded(key)?)
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, LedgerError> {
+        self.derived
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok(decode(&k, &v)?)
+            })
+            .collect()
+    }
+
+    /// Ids of every key in a family of id-keyed markers.
+    fn scan_ids(&self, family: u8) -> Result<Vec<String>, LedgerError> {
+        self.derived
+            .scan_prefix(&[family])
+            .map(|kv| {
+                let (k, _) = kv?;
+                Ok(records::id_from_key(&k).unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
+    pub fn facility(&self, id: &str) -> Result<Option<FacilityRecord>, LedgerError> {
+        self.get(&records::facility_key(id))
+    }
+
+    /// Every facility, in key order.
+    pub fn facilities(&self) -> Result<Vec<FacilityRecord>, LedgerError> {
+        self.scan(&[family::FACILITY])
+    }
+
+    pub fn lot(&self, id: &str) -> Result<Option<LotRecord>, LedgerError> {
+        self.get(&records::lot_key(id))
+    }
+
+    pub fn permit(&self, id: &str) -> Result<Option<PermitRecord>, LedgerError> {
+        self.get(&records::permit_key(id))
+    }
+
+    pub fn subsidy(&self, id: &str) -> Result<Option<SubsidyRecord>, LedgerError> {
+        self.get(&records::subsidy_key(id))
+    }
+
+    pub fn loan(&self, id: &str) -> Result<Option<LoanRecord>, LedgerError> {
+        self.get(&records::loan_key(id))
+    }
+
+    /// The reports that count for a facility: every series and period, in key order.
+    pub fn reports(&self, facility_id: &str) -> Result<Vec<ReportRecord>, LedgerError> {
+        self.scan(&records::reports_prefix(facility_id))
+    }
+
+    pub fn serial_uses(&self, serial: &str) -> Result<Vec<SerialUse>, LedgerError> {
+        Ok(self.get(&records::serial_key(serial))?.unwrap_or_default())
+    }
+
+    /// Serials listed in more than one lot.
+    pub fn shared_serials(&self) -> Result<Vec<String>, LedgerError> {
+        self.scan_ids(family::SHARED_SERIAL)
+    }
+
+    pub fn pledges(&self, item: &str) -> Result<Vec<Pledge>, LedgerError> {
+        Ok(self
+            .get(&records::collateral_key(item))?
+            .unwrap_or_default())
+    }
+
+    /// Collateral items pledged to more than one loan.
+    pub fn shared_collateral(&self) -> Result<Vec<String>, LedgerError> {
+        self.scan_ids(family::SHARED_COLLATERAL)
+    }
+
+    pub fn finding_notes(&self, finding_id: &str) -> Result<Vec<FindingNote>, LedgerError> {
+        Ok(self
+            .get(&records::finding_key(finding_id))?
+            .unwrap_or_default())
     }
 }
 

@@ -48,6 +48,10 @@ pub mod family {
     pub const LOAN: u8 = b'b';
     pub const COLLATERAL: u8 = b'c';
     pub const FINDING_NOTE: u8 = b'F';
+    /// Serials listed in more than one lot, and items pledged to more than one loan:
+    /// the audit's cross-facility rules scan these instead of every serial and parcel.
+    pub const SHARED_SERIAL: u8 = b'X';
+    pub const SHARED_COLLATERAL: u8 = b'C';
 }
 
 pub fn key(family: u8, parts: &[&[u8]]) -> Vec<u8> {
