@@ -65,6 +65,73 @@ pub fn now() -> UnixSeconds {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A calendar month, the reporting period of SPEC §2 (`YYYY-MM`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    pub year: i32,
+    /// 1–12.
+    pub month: u8,
+}
+
+impl Month {
+    pub fn parse(s: &str) -> Option<Month> {
+        let b = s.as_bytes();
+        if b.len() != 7 || b[4] != b'-' {
+            return None;
+        }
+        let year = i32::try_from(digits(s.get(0..4)?)?).ok()?;
+        let month = u8::try_from(digits(s.get(5..7)?)?).ok()?;
+        (1..=12).contains(&month).then_some(Month { year, month })
+    }
+
+    pub fn of(date: Date) -> Month {
+        Month {
+            year: date.year(),
+            month: u8::from(date.month()),
+        }
+    }
+
+    fn time_month(self) -> TimeMonth {
+        TimeMonth::try_from(self.month).unwrap_or(TimeMonth::January)
+    }
+
+    pub fn first_day(self) -> Date {
+        Date::from_calendar_date(self.year, self.time_month(), 1).unwrap_or(Date::MIN)
+    }
+
+    pub fn last_day(self) -> Date {
+        let days = self.time_month().length(self.year);
+        Date::from_calendar_date(self.year, self.time_month(), days).unwrap_or(Date::MAX)
+    }
+
+    pub fn hours(self) -> u64 {
+        u64::from(self.time_month().length(self.year)) * 24
+    }
+
+    /// The month `n` months later (earlier for negative `n`).
+    pub fn plus(self, n: i32) -> Month {
+        let zero_based = self.year * 12 + i32::from(self.month) - 1 + n;
+        Month {
+            year: zero_based.div_euclid(12),
+            month: (zero_based.rem_euclid(12) + 1) as u8,
+        }
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// `date` moved by `n` calendar months, the day clamped to the target month's length
+/// (2024-02-29 plus 12 months is 2025-02-28).
+pub fn add_months(date: Date, n: i32) -> Date {
+    let target = Month::of(date).plus(n);
+    let day = date.day().min(target.time_month().length(target.year));
+    Date::from_calendar_date(target.year, target.time_month(), day).unwrap_or(date)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +154,22 @@ mod tests {
         ] {
             assert_eq!(parse_instant(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn months() {
+        let m = Month::parse("2024-02").unwrap();
+        assert_eq!(m.last_day(), parse_date("2024-02-29").unwrap());
+        assert_eq!(m.hours(), 29 * 24);
+        assert_eq!(m.plus(-2).to_string(), "2023-12");
+        assert_eq!(m.plus(11).to_string(), "2025-01");
+        assert_eq!(Month::parse("2024-13"), None);
+        let leap = parse_date("2024-02-29").unwrap();
+        assert_eq!(add_months(leap, 12), parse_date("2025-02-28").unwrap());
+        assert_eq!(
+            add_months(parse_date("2025-03-31").unwrap(), -1),
+            parse_date("2025-02-28").unwrap()
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! subsidies, loans, power and occupancy, with RFC 6962 proofs and signed checkpoints.
 //! See ARCHITECTURE.md for the map of modules.
 
+pub mod audit;
 pub mod bulk;
 pub mod checkpoint;
 pub mod dates;

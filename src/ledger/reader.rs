@@ -119,6 +119,11 @@ impl Reader {
         self.view().checkpoint
     }
 
+    /// The ledger clock of the last accepted batch.
+    pub fn latest_accepted(&self) -> Result<Option<i64>, LedgerError> {
+        Ok(self.derived.applied()?.map(|a| a.last_accepted))
+    }
+
     pub fn genesis(&self) -> Result<Option<GenesisRecord>, LedgerError> {
         Ok(self.derived.get_decoded(GENESIS_KEY)?)
     }

@@ -1,0 +1,717 @@
+//! The twenty rules of SPEC §8, each a few lines over `FacilityFacts`. Facts dated after
+//! as_of's last day, and reports for later periods, are ignored throughout.
+
+use time::{Date, Duration};
+
+use super::facts::{FacilityFacts, day};
+use super::{AuditConfig, Draft, Rule, money, thousands};
+use crate::dates::{Month, add_months};
+use crate::domain::bodies::{PermitKind, Purpose, Status};
+use crate::domain::records::{LotMoveKind, Pledge};
+
+/// One lot that lists a shared serial.
+#[derive(Clone, Debug)]
+pub struct SerialLot {
+    pub lot_id: String,
+    pub facility_id: String,
+    pub date: String,
+    pub procured_at: u64,
+    pub listed_at: u64,
+}
+
+fn pct(part: u64, whole: u64) -> u64 {
+    (part * 100).checked_div(whole).unwrap_or(0)
+}
+
+struct Ctx<'a> {
+    f: &'a FacilityFacts,
+    as_of: Month,
+    end: Date,
+    window: Vec<Month>,
+    config: &'a AuditConfig,
+}
+
+impl Ctx<'_> {
+    fn draft(
+        &self,
+        rule: Rule,
+        key: impl Into<String>,
+        summary: String,
+        money: Option<(u64, String)>,
+        evidence: Vec<u64>,
+    ) -> Draft {
+        Draft {
+            rule,
+            facility_id: self.f.id().to_string(),
+            key: key.into(),
+            summary,
+            money,
+            evidence,
+        }
+    }
+
+    /// Disbursements to this facility dated on or before as_of: (subsidy, amount, date, entry).
+    fn disbursements(&self) -> Vec<(&crate::domain::records::SubsidyRecord, u64, Date, u64)> {
+        self.f
+            .subsidies
+            .iter()
+            .flat_map(|s| s.disbursements.iter().map(move |d| (s, d)))
+            .filter(|(_, d)| day(&d.date) <= self.end)
+            .map(|(s, d)| (s, d.amount_minor, day(&d.date), d.index))
+            .collect()
+    }
+}
+
+/// Every single-facility rule.
+pub(super) fn facility_rules(
+    f: &FacilityFacts,
+    as_of: Month,
+    config: &AuditConfig,
+    out: &mut Vec<Draft>,
+) {
+    let window = (0..config.window_months as i32)
+        .rev()
+        .map(|k| as_of.plus(-k))
+        .collect();
+    let cx = Ctx {
+        f,
+        as_of,
+        end: as_of.last_day(),
+        window,
+        config,
+    };
+    idle_and_stalled(&cx, out);
+    window_shares(&cx, out);
+    per_period(&cx, out);
+    land_banking(&cx, out);
+    lots(&cx, out);
+    subsidies(&cx, out);
+    inspections(&cx, out);
+}
+
+/// idle-funded, stalled-funded.
+fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    let disbursed = cx.disbursements();
+    if disbursed.is_empty() {
+        return;
+    }
+    let total: u64 = disbursed.iter().map(|d| d.1).sum();
+    let currency = disbursed[0].0.currency.clone();
+    let funding: Vec<u64> = disbursed.iter().map(|d| d.3).collect();
+    let (status, status_entry) = cx.f.status_at(cx.end);
+    if status == Status::Operational {
+        let (util, reports) = cx.f.utilization(&cx.window);
+        if let Some((sold, available)) = util
+            && sold * 100 < cx.config.idle_utilization_pct * available
+        {
+            let mut evidence = [funding.clone(), reports].concat();
+            evidence.extend(status_entry);
+            out.push(cx.draft(
+                Rule::IdleFunded,
+                "",
+                format!(
+                    "window utilization {}% < {}% at an operational site with {} disbursed: funded capacity may be standing idle",
+                    pct(sold, available),
+                    cx.config.idle_utilization_pct,
+                    money(total, &currency)
+                ),
+                Some((total, currency.clone())),
+                evidence,
+            ));
+        }
+    }
+    let cutoff = add_months(cx.end, -(cx.config.stalled_months as i32));
+    let early: Vec<_> = disbursed.iter().filter(|d| d.2 <= cutoff).collect();
+    let ever_operational =
+        cx.f.status_changes(cx.end)
+            .iter()
+            .any(|(_, s, _)| *s == Status::Operational);
+    if !early.is_empty() && !ever_operational {
+        let amount: u64 = early.iter().map(|d| d.1).sum();
+        let first = early.iter().map(|d| d.2).min().unwrap_or(cx.end);
+        let mut evidence: Vec<u64> = early.iter().map(|d| d.3).collect();
+        evidence.push(cx.f.facility.registered_at);
+        evidence.extend(cx.f.facility.statuses.iter().map(|s| s.index));
+        out.push(cx.draft(
+            Rule::StalledFunded,
+            "",
+            format!(
+                "{} disbursed from {first} and the site has not been operational on any day up to {}: the funded build may have stalled",
+                money(amount, &currency),
+                cx.end
+            ),
+            Some((amount, currency)),
+            evidence,
+        ));
+    }
+}
+
+/// voucher-dependence and power-resale over the window.
+fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    let occ: Vec<_> = cx
+        .window
+        .iter()
+        .filter_map(|m| cx.f.occupancy.get(m))
+        .collect();
+    let sold: u64 = occ.iter().map(|r| r.body.gpu_hours_sold).sum();
+    let voucher: u64 = occ.iter().map(|r| r.body.gpu_hours_voucher).sum();
+    if sold > 0 && voucher * 100 > cx.config.voucher_share_pct * sold {
+        out.push(cx.draft(
+            Rule::VoucherDependence,
+            "",
+            format!(
+                "{}% of the window's {} sold GPU-hours were paid with compute vouchers (> {}%): demand may be subsidised rather than real",
+                pct(voucher, sold),
+                thousands(sold),
+                cx.config.voucher_share_pct
+            ),
+            None,
+            occ.iter().map(|r| r.index).collect(),
+        ));
+    }
+    let power: Vec<_> = cx.window.iter().filter_map(|m| cx.f.power.get(m)).collect();
+    let resold: u64 = power.iter().map(|r| r.body.resold_kwh).sum();
+    let base: u64 = power
+        .iter()
+        .map(|r| r.body.consumed_kwh + r.body.resold_kwh)
+        .sum();
+    if base > 0 && resold * 100 > cx.config.resale_share_pct * base {
+        let revenue: u64 = power.iter().map(|r| r.body.resale_revenue_minor).sum();
+        let currency = power
+            .first()
+            .map(|r| r.body.currency.clone())
+            .unwrap_or_default();
+        out.push(cx.draft(
+            Rule::PowerResale,
+            "",
+            format!(
+                "{} kWh resold in the window, {}% of energy taken (> {}%), for {}: subsidised power may be resold rather than used",
+                thousands(resold),
+                pct(resold, base),
+                cx.config.resale_share_pct,
+                money(revenue, &currency)
+            ),
+            Some((revenue, currency)),
+            power.iter().map(|r| r.index).collect(),
+        ));
+    }
+}
+
+/// Rules about single periods: every period up to and including as_of.
+fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    let f = cx.f;
+    let config = cx.config;
+    for (m, p) in f.power.range(..=cx.as_of) {
+        let period = m.to_string();
+        if p.body.resold_kwh > 0 {
+            let (covered, permits) = f.covered(PermitKind::PowerSale, *m);
+            if !covered {
+                out.push(cx.draft(
+                    Rule::ResaleWithoutPermit,
+                    period.clone(),
+                    format!(
+                        "{} kWh resold in {period} without a valid power_sale permit for the whole month",
+                        thousands(p.body.resold_kwh)
+                    ),
+                    Some((p.body.resale_revenue_minor, p.body.currency.clone())),
+                    [vec![p.index], permits].concat(),
+                ));
+            }
+        }
+        let (consumed, it) = (p.body.consumed_kwh, p.body.it_kwh);
+        let implausible = if it == 0 {
+            consumed > 0
+        } else {
+            consumed * 100 < config.pue_min_centi * it || consumed * 100 > config.pue_max_centi * it
+        };
+        if implausible {
+            let pue = match (consumed * 100).checked_div(it) {
+                Some(centi) => format!("{}.{:02}", centi / 100, centi % 100),
+                None => "undefined (no IT energy)".to_string(),
+            };
+            out.push(cx.draft(
+                Rule::PueImplausible,
+                period.clone(),
+                format!(
+                    "PUE {pue} in {period} ({} kWh consumed, {} kWh IT) is outside {}.{:02}–{}.{:02}: the power figures may be misreported",
+                    thousands(consumed),
+                    thousands(it),
+                    config.pue_min_centi / 100,
+                    config.pue_min_centi % 100,
+                    config.pue_max_centi / 100,
+                    config.pue_max_centi % 100
+                ),
+                None,
+                vec![p.index],
+            ));
+        }
+        if let Some(meter) = f.meter.get(m) {
+            let differs =
+                |a: u64, b: u64| a.abs_diff(b) * 100 > config.meter_tolerance_pct * a.max(b);
+            let c = differs(meter.body.consumed_kwh, consumed);
+            let r = differs(meter.body.resold_kwh, p.body.resold_kwh);
+            if c || r {
+                out.push(cx.draft(
+                    Rule::MeterMismatch,
+                    period.clone(),
+                    format!(
+                        "in {period} the utility metered {} kWh consumed / {} kWh resold against the operator's {} / {} (> {}% apart)",
+                        thousands(meter.body.consumed_kwh),
+                        thousands(meter.body.resold_kwh),
+                        thousands(consumed),
+                        thousands(p.body.resold_kwh),
+                        config.meter_tolerance_pct
+                    ),
+                    None,
+                    vec![p.index, meter.index],
+                ));
+            }
+        }
+        if let Some(o) = f.occupancy.get(m) {
+            let sold = o.body.gpu_hours_sold;
+            // it_kwh < min_share% × sold × kWh per GPU-hour, in thousandths of a kWh.
+            if it * 1000 * 100 < config.min_it_share_pct * sold * config.kwh_per_gpu_hour_milli {
+                out.push(cx.draft(
+                    Rule::PowerOccupancyMismatch,
+                    period.clone(),
+                    format!(
+                        "{} GPU-hours sold in {period} but only {} kWh of IT energy used: the sold hours may not have been delivered",
+                        thousands(sold),
+                        thousands(it)
+                    ),
+                    None,
+                    vec![p.index, o.index],
+                ));
+            }
+        }
+    }
+    for (m, o) in f.occupancy.range(..=cx.as_of) {
+        let period = m.to_string();
+        let (gpus, moves) = f.gpus_at(m.last_day());
+        let installed = o.body.gpus_installed;
+        let over_installed = installed as i64 > gpus;
+        let over_hours = o.body.gpu_hours_available > installed * m.hours();
+        if over_installed || over_hours {
+            out.push(cx.draft(
+                Rule::PhantomCapacity,
+                period.clone(),
+                if over_installed {
+                    format!("{period}: {installed} GPUs reported installed but the ledger shows {gpus} there: capacity may be overstated")
+                } else {
+                    format!(
+                        "{period}: {} GPU-hours available exceeds {installed} GPUs × {} hours: capacity may be overstated",
+                        thousands(o.body.gpu_hours_available),
+                        m.hours()
+                    )
+                },
+                None,
+                [vec![o.index], moves].concat(),
+            ));
+        }
+        if o.body.gpu_hours_sold > 0 {
+            let (covered, permits) = f.covered(PermitKind::Operation, *m);
+            if !covered {
+                out.push(cx.draft(
+                    Rule::PermitMissing,
+                    period.clone(),
+                    format!(
+                        "{} GPU-hours sold in {period} without a valid operation permit for the whole month",
+                        thousands(o.body.gpu_hours_sold)
+                    ),
+                    None,
+                    [vec![o.index], permits].concat(),
+                ));
+            }
+        }
+    }
+    for m in cx.window.clone() {
+        if !f.operational_through(m) {
+            continue;
+        }
+        let missing: Vec<&str> = [
+            (f.occupancy.contains_key(&m), "occupancy"),
+            (f.power.contains_key(&m), "power"),
+        ]
+        .into_iter()
+        .filter_map(|(has, name)| (!has).then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            let evidence = f.facility.statuses.iter().map(|s| s.index).collect();
+            out.push(cx.draft(
+                Rule::ReportingGap,
+                m.to_string(),
+                format!(
+                    "operational through {m} but no {} report for it",
+                    missing.join(" or ")
+                ),
+                None,
+                evidence,
+            ));
+        }
+    }
+}
+
+/// land-banking: per state-backed loan.
+fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    let f = cx.f;
+    let land: Vec<u64> = f
+        .permits
+        .iter()
+        .filter(|p| p.kind == PermitKind::LandUse && day(&p.valid_from) <= cx.end)
+        .map(|p| p.issued_at)
+        .collect();
+    if land.is_empty() {
+        return;
+    }
+    let months = cx.config.land_banking_months as i32;
+    for loan in &f.loans {
+        let date = day(&loan.date);
+        if !loan.state_backed || add_months(date, months) > cx.end {
+            continue;
+        }
+        let until = add_months(date, months);
+        let construction_permit = f.permits.iter().any(|p| {
+            if p.kind != PermitKind::Construction {
+                return false;
+            }
+            let mut last = day(&p.valid_until);
+            if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
+                last = last.min(rev.previous_day().unwrap_or(Date::MIN));
+            }
+            day(&p.valid_from) <= until && last >= date && day(&p.valid_from) <= last
+        });
+        let built = f.status_in(
+            date,
+            until,
+            &[Status::UnderConstruction, Status::Operational],
+        );
+        if !construction_permit && built.is_none() {
+            out.push(cx.draft(
+                Rule::LandBanking,
+                loan.loan_id.clone(),
+                format!(
+                    "state-backed loan {} of {} on {} against land with a land-use permit, and no construction permit or construction in the 12 months after: the land may be held only to secure credit",
+                    loan.loan_id,
+                    money(loan.amount_minor, &loan.currency),
+                    loan.date
+                ),
+                Some((loan.amount_minor, loan.currency.clone())),
+                [vec![loan.issued_at], land.clone()].concat(),
+            ));
+        }
+    }
+}
+
+/// undeployed-gpus, price-anomaly, subsidised-asset-sold (lots), subsidy-stacking.
+fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    let f = cx.f;
+    let stale = cx.end - Duration::days(i64::from(cx.config.undeployed_days));
+    let mut procured_value: u64 = 0;
+    let mut procured_entries = Vec::new();
+    for lot in f.lots.iter().filter(|l| day(&l.date) <= cx.end) {
+        if lot.currency == "CNY" {
+            procured_value += lot.quantity * lot.unit_price_minor;
+        }
+        procured_entries.push(lot.procured_at);
+        // Stock at as_of: procured minus what left stock (deployments and transfers
+        // without a source facility) on or before as_of.
+        let left: u64 = lot
+            .moves
+            .iter()
+            .filter(|m| day(&m.date) <= cx.end)
+            .filter(|m| match &m.kind {
+                LotMoveKind::Deployment { .. } => true,
+                LotMoveKind::Transfer { from_facility, .. } => from_facility.is_none(),
+            })
+            .map(|m| m.quantity)
+            .sum();
+        let stock = lot.quantity.saturating_sub(left);
+        if stock > 0 && day(&lot.date) < stale {
+            let mut evidence = vec![lot.procured_at];
+            evidence.extend(
+                lot.moves
+                    .iter()
+                    .filter(|m| day(&m.date) <= cx.end)
+                    .map(|m| m.index),
+            );
+            out.push(cx.draft(
+                Rule::UndeployedGpus,
+                lot.lot_id.clone(),
+                format!(
+                    "lot {}: {stock} of {} {} GPUs procured on {} are still undeployed at {} (> {} days)",
+                    lot.lot_id, lot.quantity, lot.gpu_model, lot.date, cx.end, cx.config.undeployed_days
+                ),
+                Some((stock * lot.unit_price_minor, lot.currency.clone())),
+                evidence,
+            ));
+        }
+        if lot.currency == "CNY"
+            && let Some(reference) = cx
+                .config
+                .reference_price(&lot.gpu_model, day(&lot.date).year())
+        {
+            let reference_minor = reference * 100;
+            let price = lot.unit_price_minor;
+            if price * 100 > cx.config.price_high_pct * reference_minor
+                || price * 100 < cx.config.price_low_pct * reference_minor
+            {
+                out.push(cx.draft(
+                    Rule::PriceAnomaly,
+                    lot.lot_id.clone(),
+                    format!(
+                        "lot {}: {} {} at {} each is {}% of the {} reference of {} CNY: the price may be inflated or the GPUs misdescribed",
+                        lot.lot_id,
+                        lot.quantity,
+                        lot.gpu_model,
+                        money(price, "CNY"),
+                        pct(price, reference_minor),
+                        day(&lot.date).year(),
+                        thousands(reference)
+                    ),
+                    Some((price.abs_diff(reference_minor) * lot.quantity, "CNY".into())),
+                    vec![lot.procured_at],
+                ));
+            }
+        }
+    }
+    let equipment: Vec<_> = f
+        .subsidies
+        .iter()
+        .filter(|s| {
+            s.purpose == Purpose::Equipment && s.currency == "CNY" && day(&s.date) <= cx.end
+        })
+        .collect();
+    let granted: u64 = equipment.iter().map(|s| s.amount_minor).sum();
+    if !equipment.is_empty() && granted > procured_value {
+        out.push(cx.draft(
+            Rule::SubsidyStacking,
+            "",
+            format!(
+                "equipment subsidies of {} exceed the {} of GPUs procured for the site: the hardware may be funded more than once",
+                money(granted, "CNY"),
+                money(procured_value, "CNY")
+            ),
+            Some((granted - procured_value, "CNY".into())),
+            [equipment.iter().map(|s| s.granted_at).collect(), procured_entries].concat(),
+        ));
+    }
+    // subsidised-asset-sold
+    let years = cx.config.subsidised_sale_years as i32;
+    let capital: Vec<(Date, u64, u64, String)> = f
+        .subsidies
+        .iter()
+        .filter(|s| matches!(s.purpose, Purpose::Equipment | Purpose::Construction))
+        .flat_map(|s| {
+            s.disbursements
+                .iter()
+                .map(move |d| (day(&d.date), d.index, d.amount_minor, s.currency.clone()))
+        })
+        .filter(|(d, ..)| *d <= cx.end)
+        .collect();
+    if capital.is_empty() {
+        return;
+    }
+    let within = |t: Date| {
+        capital
+            .iter()
+            .filter(|(d, ..)| *d <= t && t <= add_months(*d, 12 * years))
+            .collect::<Vec<_>>()
+    };
+    let mut sales: Vec<(String, Date, u64, String)> = Vec::new();
+    for lot in &f.lots {
+        for m in &lot.moves {
+            if let LotMoveKind::Transfer {
+                to_org: Some(org), ..
+            } = &m.kind
+            {
+                sales.push((
+                    lot.lot_id.clone(),
+                    day(&m.date),
+                    m.index,
+                    format!("{} GPUs of lot {} sold to {org}", m.quantity, lot.lot_id),
+                ));
+            }
+        }
+    }
+    for spell in f.facility.operators.iter().skip(1) {
+        if let Some(date) = &spell.date {
+            sales.push((
+                String::new(),
+                day(date),
+                spell.index,
+                format!("the facility transferred to {}", spell.org_id),
+            ));
+        }
+    }
+    for (key, date, index, what) in sales {
+        if date > cx.end {
+            continue;
+        }
+        let funding = within(date);
+        if funding.is_empty() {
+            continue;
+        }
+        let amount: u64 = funding.iter().map(|d| d.2).sum();
+        let currency = funding[0].3.clone();
+        let mut evidence = vec![index];
+        evidence.extend(funding.iter().map(|d| d.1));
+        out.push(cx.draft(
+            Rule::SubsidisedAssetSold,
+            key,
+            format!(
+                "{what} on {date}, within {years} years of {} of equipment or construction subsidy",
+                money(amount, &currency)
+            ),
+            Some((amount, currency)),
+            evidence,
+        ));
+    }
+}
+
+/// subsidy-condition-breach.
+fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    for s in &cx.f.subsidies {
+        let Some(condition) = &s.condition else {
+            continue;
+        };
+        let by = day(&condition.by);
+        let disbursed: Vec<_> = s
+            .disbursements
+            .iter()
+            .filter(|d| day(&d.date) <= cx.end)
+            .collect();
+        if disbursed.is_empty() || by > cx.end {
+            continue;
+        }
+        let last = Month::of(by);
+        let months: Vec<Month> = (0..cx.config.condition_months as i32)
+            .rev()
+            .map(|k| last.plus(-k))
+            .collect();
+        let (util, reports) = cx.f.utilization(&months);
+        let (sold, available) = util.unwrap_or((0, 1));
+        if sold * 100 < u64::from(condition.min_utilization_pct) * available {
+            let amount: u64 = disbursed.iter().map(|d| d.amount_minor).sum();
+            let mut evidence = vec![s.granted_at];
+            evidence.extend(disbursed.iter().map(|d| d.index));
+            evidence.extend(reports);
+            out.push(cx.draft(
+                Rule::SubsidyConditionBreach,
+                s.subsidy_id.clone(),
+                format!(
+                    "subsidy {} required {}% utilization by {}; the {} months to then show {}%: {} disbursed may be subject to clawback",
+                    s.subsidy_id,
+                    condition.min_utilization_pct,
+                    condition.by,
+                    cx.config.condition_months,
+                    pct(sold, available),
+                    money(amount, &s.currency)
+                ),
+                Some((amount, s.currency.clone())),
+                evidence,
+            ));
+        }
+    }
+}
+
+/// inspection-shortfall.
+fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    for i in
+        cx.f.facility
+            .inspections
+            .iter()
+            .filter(|i| day(&i.date) <= cx.end)
+    {
+        let (gpus, moves) = cx.f.gpus_at(day(&i.date));
+        if gpus > 0
+            && (i.gpus_counted as i128) * 100
+                < i128::from(cx.config.inspection_min_pct) * i128::from(gpus)
+        {
+            out.push(cx.draft(
+                Rule::InspectionShortfall,
+                i.date.clone(),
+                format!(
+                    "inspectors counted {} GPUs on {} where the ledger records {gpus}: GPUs may be missing or never installed",
+                    i.gpus_counted, i.date
+                ),
+                None,
+                [vec![i.index], moves].concat(),
+            ));
+        }
+    }
+}
+
+/// duplicate-serial: one finding per serial, naming the facility of the later lot.
+pub(super) fn duplicate_serials(
+    shared: &[(String, Vec<SerialLot>)],
+    as_of: Month,
+    out: &mut Vec<Draft>,
+) {
+    let end = as_of.last_day();
+    for (serial, uses) in shared {
+        let mut lots: Vec<&SerialLot> = uses.iter().filter(|u| day(&u.date) <= end).collect();
+        lots.sort_by_key(|u| (day(&u.date), u.procured_at));
+        let mut names: Vec<&str> = lots.iter().map(|u| u.lot_id.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.len() < 2 {
+            continue;
+        }
+        let Some(later) = lots.last() else { continue };
+        let mut evidence: Vec<u64> = lots
+            .iter()
+            .flat_map(|u| [u.procured_at, u.listed_at])
+            .collect();
+        evidence.sort_unstable();
+        out.push(Draft {
+            rule: Rule::DuplicateSerial,
+            facility_id: later.facility_id.clone(),
+            key: serial.clone(),
+            summary: format!(
+                "GPU serial {serial} is listed in {} lots ({}): the same GPU may be claimed twice",
+                names.len(),
+                names.join(", ")
+            ),
+            money: None,
+            evidence,
+        });
+    }
+}
+
+/// double-pledge: one finding per item, naming the facility of the later loan.
+pub(super) fn double_pledges(
+    shared: &[(String, Vec<Pledge>)],
+    facilities: &[FacilityFacts],
+    as_of: Month,
+    out: &mut Vec<Draft>,
+) {
+    let end = as_of.last_day();
+    for (item, pledges) in shared {
+        let mut loans: Vec<&Pledge> = pledges.iter().filter(|p| day(&p.date) <= end).collect();
+        loans.sort_by_key(|p| (day(&p.date), p.index));
+        let mut ids: Vec<&str> = loans.iter().map(|p| p.loan_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < 2 {
+            continue;
+        }
+        let Some(later) = loans.last() else { continue };
+        let amount = facilities
+            .iter()
+            .find(|f| f.id() == later.facility_id)
+            .and_then(|f| f.loans.iter().find(|l| l.loan_id == later.loan_id))
+            .map(|l| (l.amount_minor, l.currency.clone()));
+        out.push(Draft {
+            rule: Rule::DoublePledge,
+            facility_id: later.facility_id.clone(),
+            key: item.clone(),
+            summary: format!(
+                "{item} is pledged as collateral for {} loans ({}): lenders may share security they each believe is theirs",
+                ids.len(),
+                ids.join(", ")
+            ),
+            money: amount,
+            evidence: loans.iter().map(|p| p.index).collect(),
+        });
+    }
+}
