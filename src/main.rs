@@ -9,9 +9,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
-use dcledger::{bulk, dates, keys, proofcheck, views};
+use dcledger::{audit, bulk, dates, keys, proofcheck, views};
 
 #[derive(Parser)]
 #[command(
@@ -115,11 +116,43 @@ enum Command {
         #[arg(long)]
         proof: PathBuf,
     },
+    /// Run the audit rules (SPEC 8) and print the findings.
+    Audit {
+        #[arg(long, required_unless_present = "print_config")]
+        data: Option<PathBuf>,
+        /// The month to audit as of, YYYY-MM (default: the latest report period).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// A TOML file overriding thresholds (see --print-config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only this facility.
+        #[arg(long)]
+        facility: Option<String>,
+        /// Only findings at least this severe: low, medium, high, critical.
+        #[arg(long)]
+        min_severity: Option<String>,
+        /// Print the default thresholds as a commented TOML file and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Delete derived state and rebuild it from the segment files.
     Reindex {
         #[arg(long)]
         data: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -347,6 +380,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "give --entry for an inclusion proof or --old-checkpoint for a consistency proof"
                 ),
             }
+        }
+        Command::Audit {
+            data,
+            as_of,
+            config,
+            format,
+            rule,
+            facility,
+            min_severity,
+            print_config,
+        } => {
+            if print_config {
+                print!("{}", audit::DEFAULT_TOML);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let data = data.context("--data is required")?;
+            let config = match config {
+                Some(path) => audit::AuditConfig::from_toml(
+                    &std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )?,
+                None => audit::AuditConfig::default(),
+            };
+            let as_of = match as_of {
+                Some(m) => Some(
+                    Month::parse(&m).with_context(|| format!("--as-of {m:?} is not YYYY-MM"))?,
+                ),
+                None => None,
+            };
+            let rule = match rule {
+                Some(r) => Some(audit::Rule::parse(&r).with_context(|| {
+                    let names: Vec<&str> = audit::Rule::ALL.iter().map(|r| r.as_str()).collect();
+                    format!("unknown rule {r:?}; rules are: {}", names.join(", "))
+                })?),
+                None => None,
+            };
+            let min_severity = match min_severity {
+                Some(s) => Some(audit::Severity::parse(&s).with_context(|| {
+                    format!("unknown severity {s:?}; use low, medium, high or critical")
+                })?),
+                None => None,
+            };
+            let ledger = Ledger::open(&data)?;
+            let request = audit::AuditRequest {
+                as_of,
+                config,
+                filter: audit::render::Filter {
+                    rule,
+                    facility,
+                    min_severity,
+                },
+            };
+            let (as_of, findings) = audit::run(&ledger.reader(), &request)?;
+            let text = match format {
+                Format::Table => audit::render::table(as_of, &findings),
+                Format::Json => audit::render::json(as_of, &findings),
+                Format::Csv => audit::render::csv(&findings),
+            };
+            print!("{text}");
         }
         Command::Reindex { data } => {
             let ledger = Ledger::reindex(&data)?;

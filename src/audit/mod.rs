@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod facts;
+pub mod render;
 mod rules;
 
 use std::collections::BTreeMap;
@@ -291,6 +292,31 @@ impl Snapshot {
         }
         by_id.into_values().collect()
     }
+}
+
+/// What `dcledger audit` and `GET /v1/findings` ask for.
+#[derive(Clone, Debug, Default)]
+pub struct AuditRequest {
+    pub as_of: Option<Month>,
+    pub config: AuditConfig,
+    pub filter: render::Filter,
+}
+
+/// Runs the audit over a ledger: loads the projections, evaluates every rule as of the
+/// requested (or default) month, attaches notes, applies the filter.
+pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Finding>), LedgerError> {
+    let snapshot = Snapshot::load(reader)?;
+    let as_of = request
+        .as_of
+        .or_else(|| snapshot.default_as_of())
+        .ok_or_else(|| LedgerError::BadRequest("the ledger has no entries to audit".into()))?;
+    let mut findings: Vec<Finding> = snapshot
+        .audit(as_of, &request.config)
+        .into_iter()
+        .filter(|f| request.filter.keeps(f))
+        .collect();
+    attach_notes(reader, &mut findings)?;
+    Ok((as_of, findings))
 }
 
 /// Attaches `finding.response` and `finding.resolve` entries to their findings.
