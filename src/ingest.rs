@@ -239,8 +239,8 @@ pub fn prepare_all(
 /// What admission learned about an entry, for the indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Admitted {
-    /// The facility the entry is about, if any.
-    pub facility: Option<String>,
+    /// The facilities whose projections the entry changed, sorted, each once.
+    pub facilities: Vec<String>,
 }
 
 /// Judges a prepared entry against the ledger state at `index` and records its effects.
@@ -344,8 +344,11 @@ fn apply_kind(
         Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
             registry::apply(state, p.kind, index, &p.body).map(|()| Admitted::default())
         }
-        kind => domain::rules::apply(state, kind, index, signer, &p.body)
-            .map(|facility| Admitted { facility }),
+        kind => domain::rules::apply(state, kind, index, signer, &p.body).map(|mut facilities| {
+            facilities.sort_unstable();
+            facilities.dedup();
+            Admitted { facilities }
+        }),
     }
 }
 

@@ -172,7 +172,9 @@ impl Draft {
 
 /// Everything the audit reads, loaded from the projections once.
 pub struct Snapshot {
-    pub facilities: Vec<FacilityFacts>,
+    /// The ledger size the snapshot reflects at least.
+    pub size: u64,
+    pub facilities: BTreeMap<String, FacilityFacts>,
     /// Per serial listed in more than one lot: (lot id, facility, lot date, procured_at,
     /// evidence entries).
     pub shared_serials: Vec<(String, Vec<rules::SerialLot>)>,
@@ -186,33 +188,44 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn load(reader: &Reader) -> Result<Snapshot, LedgerError> {
-        let mut facilities = Vec::new();
+        // Read the size first: entries committed while loading are picked up by the next
+        // refresh, never lost between the two.
+        let size = reader.size();
+        let mut facilities = BTreeMap::new();
         for f in reader.facilities()? {
-            let lots = f
-                .lots
-                .iter()
-                .filter_map(|id| reader.lot(id).transpose())
-                .collect::<Result<_, _>>()?;
-            let permits = f
-                .permits
-                .iter()
-                .filter_map(|id| reader.permit(id).transpose())
-                .collect::<Result<_, _>>()?;
-            let subsidies = f
-                .subsidies
-                .iter()
-                .filter_map(|id| reader.subsidy(id).transpose())
-                .collect::<Result<_, _>>()?;
-            let loans = f
-                .loans
-                .iter()
-                .filter_map(|id| reader.loan(id).transpose())
-                .collect::<Result<_, _>>()?;
-            let reports = reader.reports(&f.facility_id)?;
-            facilities.push(FacilityFacts::new(
-                f, lots, permits, subsidies, loans, reports,
-            ));
+            let facts = load_facts(reader, f)?;
+            facilities.insert(facts.id().to_string(), facts);
         }
+        let mut snapshot = Snapshot {
+            size,
+            facilities,
+            shared_serials: Vec::new(),
+            shared_collateral: Vec::new(),
+            latest_period: None,
+            latest_accepted: None,
+        };
+        snapshot.load_shared(reader)?;
+        Ok(snapshot)
+    }
+
+    /// Brings the snapshot up to the ledger's current size, reloading only the
+    /// facilities that entries since the last load or refresh touched.
+    pub fn refresh(&mut self, reader: &Reader) -> Result<(), LedgerError> {
+        let size = reader.size();
+        if size == self.size {
+            return Ok(());
+        }
+        for id in reader.touched_since(self.size)? {
+            if let Some(f) = reader.facility(&id)? {
+                self.facilities.insert(id, load_facts(reader, f)?);
+            }
+        }
+        self.size = size;
+        self.load_shared(reader)
+    }
+
+    /// The cross-facility sets and ledger-wide figures, small enough to reload whole.
+    fn load_shared(&mut self, reader: &Reader) -> Result<(), LedgerError> {
         let mut shared_serials = Vec::new();
         for serial in reader.shared_serials()? {
             let mut lots = Vec::new();
@@ -233,29 +246,22 @@ impl Snapshot {
         for item in reader.shared_collateral()? {
             shared_collateral.push((item.clone(), reader.pledges(&item)?));
         }
-        let latest_period = facilities
-            .iter()
-            .flat_map(|f| {
-                f.power
-                    .keys()
-                    .chain(f.occupancy.keys())
-                    .next_back()
-                    .copied()
-            })
+        self.latest_period = self
+            .facilities
+            .values()
+            .flat_map(|f| [f.power.keys().next_back(), f.occupancy.keys().next_back()])
+            .flatten()
+            .copied()
             .max();
-        let latest_accepted = reader.latest_accepted()?.map(|t| {
+        self.latest_accepted = reader.latest_accepted()?.map(|t| {
             let date = time::OffsetDateTime::from_unix_timestamp(t)
                 .map(|dt| dt.date())
                 .unwrap_or(time::Date::MIN);
             Month::of(date)
         });
-        Ok(Snapshot {
-            facilities,
-            shared_serials,
-            shared_collateral,
-            latest_period,
-            latest_accepted,
-        })
+        self.shared_serials = shared_serials;
+        self.shared_collateral = shared_collateral;
+        Ok(())
     }
 
     /// SPEC §8's default as_of: the latest report period, else the latest acceptance.
@@ -266,7 +272,7 @@ impl Snapshot {
     /// Every finding as of `as_of`, ordered by facility, rule and key.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Finding> {
         let mut drafts = Vec::new();
-        for f in &self.facilities {
+        for f in self.facilities.values() {
             rules::facility_rules(f, as_of, config, &mut drafts);
         }
         rules::duplicate_serials(&self.shared_serials, as_of, &mut drafts);
@@ -317,6 +323,28 @@ pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Findin
         .collect();
     attach_notes(reader, &mut findings)?;
     Ok((as_of, findings))
+}
+
+fn load_facts(
+    reader: &Reader,
+    f: crate::domain::records::FacilityRecord,
+) -> Result<FacilityFacts, LedgerError> {
+    let lots = ids(&f.lots, |id| reader.lot(id))?;
+    let permits = ids(&f.permits, |id| reader.permit(id))?;
+    let subsidies = ids(&f.subsidies, |id| reader.subsidy(id))?;
+    let loans = ids(&f.loans, |id| reader.loan(id))?;
+    let reports = reader.reports(&f.facility_id)?;
+    Ok(FacilityFacts::new(
+        f, lots, permits, subsidies, loans, reports,
+    ))
+}
+
+/// The records a facility lists by id.
+fn ids<T>(
+    ids: &[String],
+    get: impl Fn(&str) -> Result<Option<T>, LedgerError>,
+) -> Result<Vec<T>, LedgerError> {
+    ids.iter().filter_map(|id| get(id).transpose()).collect()
 }
 
 /// Attaches `finding.response` and `finding.resolve` entries to their findings.

@@ -681,7 +681,7 @@ pub(super) fn duplicate_serials(
 /// double-pledge: one finding per item, naming the facility of the later loan.
 pub(super) fn double_pledges(
     shared: &[(String, Vec<Pledge>)],
-    facilities: &[FacilityFacts],
+    facilities: &std::collections::BTreeMap<String, FacilityFacts>,
     as_of: Month,
     out: &mut Vec<Draft>,
 ) {
@@ -697,8 +697,7 @@ pub(super) fn double_pledges(
         }
         let Some(later) = loans.last() else { continue };
         let amount = facilities
-            .iter()
-            .find(|f| f.id() == later.facility_id)
+            .get(&later.facility_id)
             .and_then(|f| f.loans.iter().find(|l| l.loan_id == later.loan_id))
             .map(|l| (l.amount_minor, l.currency.clone()));
         out.push(Draft {

@@ -92,15 +92,18 @@ fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
     state.put_encoded(facility_key(&f.facility_id), f);
 }
 
-/// Judges a domain entry and records its effects. Returns the facility it is about,
-/// for the by-facility index.
+/// The facilities whose projections an entry changed (for the by-facility index and the
+/// touch log); may repeat a facility.
+pub type Touched = Vec<String>;
+
+/// Judges a domain entry and records its effects. Returns the facilities it touched.
 pub fn apply(
     state: &mut Overlay<'_>,
     kind: Kind,
     index: u64,
     signer: &Signer<'_>,
     body: &Map<String, Value>,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let about = match kind {
         Kind::FacilityRegister => facility_register(state, index, signer, parse(body)?)?,
         Kind::FacilityStatus => facility_status(state, index, signer, parse(body)?)?,
@@ -187,7 +190,7 @@ fn facility_register(
     index: u64,
     signer: &Signer<'_>,
     r: b::FacilityRegister,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     fresh(
         state,
         &facility_key(&r.facility_id),
@@ -224,7 +227,7 @@ fn facility_register(
         inspections: Vec::new(),
     };
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 fn facility_status(
@@ -232,7 +235,7 @@ fn facility_status(
     index: u64,
     signer: &Signer<'_>,
     r: b::FacilityStatus,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     // A regulator records what it finds without operating the facility (SPEC §7).
     if !signer.roles.contains(Role::Regulator) {
@@ -244,7 +247,7 @@ fn facility_status(
         index,
     });
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 fn facility_transfer(
@@ -252,7 +255,7 @@ fn facility_transfer(
     index: u64,
     signer: &Signer<'_>,
     r: b::FacilityTransfer,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     org_exists(state, "to_org", &r.to_org)?;
     operates(&f, signer, "facility_id")?;
@@ -266,7 +269,7 @@ fn facility_transfer(
         currency: Some(r.currency),
     });
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 fn procurement(
@@ -274,7 +277,7 @@ fn procurement(
     index: u64,
     signer: &Signer<'_>,
     r: b::Procurement,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     operates(&f, signer, "facility_id")?;
     fresh(state, &lot_key(&r.lot_id), "lot_id", "lot", &r.lot_id)?;
@@ -298,7 +301,7 @@ fn procurement(
     state.put_encoded(lot_key(&r.lot_id), &lot);
     f.lots.push(r.lot_id);
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 /// The lot (422 if unknown) and the facility it was procured for, whose operator owns it.
@@ -330,7 +333,7 @@ fn lot_serials(
     index: u64,
     signer: &Signer<'_>,
     r: b::LotSerials,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     owns(&home, &r.lot_id, signer)?;
     for serial in &r.serials {
@@ -348,7 +351,7 @@ fn lot_serials(
     lot.serials += r.serials.len() as u64;
     lot.serial_entries.push(index);
     state.put_encoded(lot_key(&r.lot_id), &lot);
-    Ok(Some(lot.facility_id))
+    Ok(vec![lot.facility_id])
 }
 
 fn too_many(available: u64, asked: u64, from: &str) -> AdmitError {
@@ -364,7 +367,7 @@ fn deployment(
     index: u64,
     signer: &Signer<'_>,
     r: b::Deployment,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     let mut target = facility(state, "facility_id", &r.facility_id)?;
     owns(&home, &r.lot_id, signer)?;
@@ -394,7 +397,7 @@ fn deployment(
     });
     state.put_encoded(lot_key(&r.lot_id), &lot);
     put_facility(state, &target);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id, lot.facility_id])
 }
 
 fn lot_transfer(
@@ -402,7 +405,7 @@ fn lot_transfer(
     index: u64,
     signer: &Signer<'_>,
     r: b::LotTransfer,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     let from = match &r.from_facility {
         Some(id) => Some(facility(state, "from_facility", id)?),
@@ -423,6 +426,7 @@ fn lot_transfer(
         // GPUs move only between facilities of the same operator (SPEC §7).
         operates(f, signer, "to_facility")?;
     }
+    let mut touched_to = None;
     match &r.from_facility {
         Some(id) => {
             let there = lot.deployed_at(id);
@@ -456,6 +460,7 @@ fn lot_transfer(
         put_facility(state, &f);
     }
     if let Some(to_id) = &r.to_facility {
+        touched_to = Some(to_id.clone());
         lot.add_deployed(to_id, r.quantity as i64);
         // Re-read: the target may be the facility just written above.
         let mut f = facility(state, "to_facility", to_id)?;
@@ -479,9 +484,11 @@ fn lot_transfer(
         date: r.date,
         index,
     });
-    let about = r.from_facility.unwrap_or_else(|| lot.facility_id.clone());
+    let mut about = vec![lot.facility_id.clone()];
+    about.extend(r.from_facility);
+    about.extend(touched_to);
     state.put_encoded(lot_key(&r.lot_id), &lot);
-    Ok(Some(about))
+    Ok(about)
 }
 
 fn permit_issue(
@@ -489,7 +496,7 @@ fn permit_issue(
     index: u64,
     signer: &Signer<'_>,
     r: b::PermitIssue,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     fresh(
         state,
@@ -513,14 +520,14 @@ fn permit_issue(
     state.put_encoded(permit_key(&r.permit_id), &permit);
     f.permits.push(r.permit_id);
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 fn permit_revoke(
     state: &mut Overlay<'_>,
     index: u64,
     r: b::PermitRevoke,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut permit: PermitRecord = existing(
         state,
         &permit_key(&r.permit_id),
@@ -533,9 +540,9 @@ fn permit_revoke(
         reason: r.reason,
         index,
     });
-    let about = permit.facility_id.clone();
+    let about = vec![permit.facility_id.clone()];
     state.put_encoded(permit_key(&r.permit_id), &permit);
-    Ok(Some(about))
+    Ok(about)
 }
 
 fn subsidy_grant(
@@ -543,7 +550,7 @@ fn subsidy_grant(
     index: u64,
     signer: &Signer<'_>,
     r: b::SubsidyGrant,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     org_exists(state, "recipient_org", &r.recipient_org)?;
     fresh(
@@ -570,7 +577,7 @@ fn subsidy_grant(
     state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
     f.subsidies.push(r.subsidy_id);
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 fn subsidy_disburse(
@@ -578,7 +585,7 @@ fn subsidy_disburse(
     index: u64,
     signer: &Signer<'_>,
     r: b::SubsidyDisburse,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut subsidy: SubsidyRecord = existing(
         state,
         &subsidy_key(&r.subsidy_id),
@@ -602,9 +609,9 @@ fn subsidy_disburse(
         date: r.date,
         index,
     });
-    let about = subsidy.facility_id.clone();
+    let about = vec![subsidy.facility_id.clone()];
     state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
-    Ok(Some(about))
+    Ok(about)
 }
 
 fn loan_issue(
@@ -612,7 +619,7 @@ fn loan_issue(
     index: u64,
     signer: &Signer<'_>,
     r: b::LoanIssue,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     org_exists(state, "borrower_org", &r.borrower_org)?;
     fresh(state, &loan_key(&r.loan_id), "loan_id", "loan", &r.loan_id)?;
@@ -650,7 +657,7 @@ fn loan_issue(
     state.put_encoded(loan_key(&r.loan_id), &loan);
     f.loans.push(r.loan_id);
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 /// A monthly report: the latest per facility, series and period counts; earlier ones
@@ -664,7 +671,7 @@ fn report(
     series: Series,
     period: &str,
     body: ReportBody,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let f = facility(state, "facility_id", facility_id)?;
     if let Some(signer) = operator {
         operates(&f, signer, "facility_id")?;
@@ -685,14 +692,14 @@ fn report(
             superseded,
         },
     );
-    Ok(Some(facility_id.to_string()))
+    Ok(vec![facility_id.to_string()])
 }
 
 fn inspection(
     state: &mut Overlay<'_>,
     index: u64,
     r: b::InspectionReport,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     f.inspections.push(Inspection {
         date: r.date,
@@ -703,7 +710,7 @@ fn inspection(
         index,
     });
     put_facility(state, &f);
-    Ok(Some(r.facility_id))
+    Ok(vec![r.facility_id])
 }
 
 /// Findings are computed by the audit, not registered, so a response or resolution
@@ -715,7 +722,7 @@ fn finding_note(
     finding_id: &str,
     kind: FindingNoteKind,
     text: String,
-) -> Result<Option<String>, AdmitError> {
+) -> Result<Touched, AdmitError> {
     let key = finding_key(finding_id);
     let mut notes: Vec<FindingNote> = state.get_decoded(&key)?.unwrap_or_default();
     notes.push(FindingNote {
@@ -725,5 +732,5 @@ fn finding_note(
         index,
     });
     state.put_encoded(key, &notes);
-    Ok(None)
+    Ok(Vec::new())
 }

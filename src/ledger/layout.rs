@@ -9,6 +9,8 @@
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
 //!   one per entry.
+//! - Touch log: key `t | first index of a postings chunk (u64 BE)`, value the sorted
+//!   facilities entries of that chunk touched, for incremental readers (the audit).
 
 use std::collections::BTreeMap;
 
@@ -39,6 +41,12 @@ pub(crate) fn leaf_location(index: u64, stored: &[u8]) -> Result<RecordLocation,
     decode(&leaf_key(index), stored.get(32..).unwrap_or_default())
 }
 
+/// The touch-log key of the chunk holding `index`.
+pub(crate) fn touch_key(index: u64) -> Vec<u8> {
+    let first = index - index % POSTING_SPAN;
+    key(family::TOUCHED, &[&first.to_be_bytes()])
+}
+
 fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
     let len = u8::try_from(term.len()).unwrap_or(u8::MAX);
     key(family, &[&[len], term, &chunk.to_be_bytes()])
@@ -51,8 +59,8 @@ pub(crate) struct Landed<'a> {
     pub location: RecordLocation,
     pub kind: Kind,
     pub signer: PublicKey,
-    /// The facility the entry is about, if any.
-    pub facility: Option<&'a str>,
+    /// The facilities the entry touched.
+    pub facilities: &'a [String],
 }
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
@@ -87,19 +95,40 @@ pub(crate) fn record(
         }
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
-        let facility = l
-            .facility
+        let facilities = l
+            .facilities
+            .iter()
             .map(|f| posting_key(family::BY_FACILITY, f.as_bytes(), chunk));
         for k in [
-            Some(posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk)),
-            Some(posting_key(family::BY_SIGNER, &l.signer, chunk)),
-            facility,
+            posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk),
+            posting_key(family::BY_SIGNER, &l.signer, chunk),
         ]
         .into_iter()
-        .flatten()
+        .chain(facilities)
         {
             postings.entry(k).or_default().push(offset);
         }
+    }
+    // The touch log: which facilities each chunk of entries touched, so a reader can
+    // refresh only what changed since a size it knows. Keyed by chunk, not by commit,
+    // so that replay and incremental commits write the same bytes.
+    let mut touched: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for l in landed {
+        touched
+            .entry(l.index / POSTING_SPAN)
+            .or_default()
+            .extend(l.facilities.iter().map(String::as_str));
+    }
+    for (chunk, names) in touched {
+        if names.is_empty() {
+            continue;
+        }
+        let key = touch_key(chunk * POSTING_SPAN);
+        let mut all: Vec<String> = overlay.get_decoded(&key)?.unwrap_or_default();
+        all.extend(names.into_iter().map(str::to_string));
+        all.sort_unstable();
+        all.dedup();
+        overlay.put_encoded(key, &all);
     }
     for (k, offsets) in postings {
         let mut all: Vec<u16> = overlay.get_decoded(&k)?.unwrap_or_default();

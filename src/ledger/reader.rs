@@ -315,6 +315,18 @@ impl Reader {
         self.scan_ids(family::SHARED_COLLATERAL)
     }
 
+    /// Facilities touched by entries at index `from` or later, from the touch log.
+    pub fn touched_since(&self, from: u64) -> Result<Vec<String>, LedgerError> {
+        let start = layout::touch_key(from);
+        let mut touched = std::collections::BTreeSet::new();
+        for kv in self.derived.range_from(&start, family::TOUCHED) {
+            let (k, v) = kv?;
+            let names: Vec<String> = decode(&k, &v)?;
+            touched.extend(names);
+        }
+        Ok(touched.into_iter().collect())
+    }
+
     pub fn finding_notes(&self, finding_id: &str) -> Result<Vec<FindingNote>, LedgerError> {
         Ok(self
             .get(&records::finding_key(finding_id))?

@@ -141,7 +141,7 @@ fn apply_chunk(
         }
         let accepted = dates::parse_instant(&s.accepted_text).unwrap_or(state.last_accepted);
         match ingest::admit(&mut overlay, s.index, accepted, &p) {
-            Ok(a) => facilities.push(a.facility),
+            Ok(a) => facilities.push(a.facilities),
             Err(AdmitError::Rejected(r)) => return Err(refused(s.index, r.to_string())),
             Err(AdmitError::Store(e)) => return Err(e.into()),
         }
@@ -150,14 +150,14 @@ fn apply_chunk(
         }
         admitted.push((p.kind, p.signer));
     }
-    for ((s, (kind, signer)), facility) in stored.iter().zip(admitted).zip(&facilities) {
+    for ((s, (kind, signer)), touched) in stored.iter().zip(admitted).zip(&facilities) {
         landed.push(Landed {
             index: s.index,
             leaf: &s.leaf,
             location: s.location,
             kind,
             signer,
-            facility: facility.as_deref(),
+            facilities: touched,
         });
     }
     layout::record(&mut overlay, &mut state.frontier, &landed)?;

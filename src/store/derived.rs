@@ -52,6 +52,7 @@ pub mod family {
     /// the audit's cross-facility rules scan these instead of every serial and parcel.
     pub const SHARED_SERIAL: u8 = b'X';
     pub const SHARED_COLLATERAL: u8 = b'C';
+    pub const TOUCHED: u8 = b't';
 }
 
 pub fn key(family: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -192,6 +193,21 @@ impl Derived {
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), DerivedError>> + '_ {
         self.db.scan_prefix(prefix).map(|r| r.map_err(self.err()))
+    }
+
+    /// Keys from `start` (inclusive) to the end of `family`, in order.
+    pub fn range_from(
+        &self,
+        start: &[u8],
+        family: u8,
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), DerivedError>> + '_ {
+        self.db
+            .range(start.to_vec()..)
+            .take_while(move |kv| {
+                kv.as_ref()
+                    .map_or(true, |(k, _)| k.first() == Some(&family))
+            })
+            .map(|r| r.map_err(self.err()))
     }
 
     /// Applies one ledger batch's writes atomically.
