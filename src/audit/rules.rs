@@ -19,8 +19,13 @@ pub struct SerialLot {
     pub listed_at: u64,
 }
 
-fn pct(part: u64, whole: u64) -> u64 {
-    (part * 100).checked_div(whole).unwrap_or(0)
+/// `part / whole` as a percentage with one decimal, rounded down, so that a figure just
+/// past a threshold never reads as the threshold itself ("50.1%", not "50%").
+fn pct(part: u64, whole: u64) -> String {
+    let permille = (u128::from(part) * 1000)
+        .checked_div(u128::from(whole))
+        .unwrap_or(0);
+    format!("{}.{}", permille / 10, permille % 10)
 }
 
 struct Ctx<'a> {
@@ -390,7 +395,7 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 Rule::LandBanking,
                 loan.loan_id.clone(),
                 format!(
-                    "state-backed loan {} of {} on {} against land with a land-use permit, and no construction permit or construction in the 12 months after: the land may be held only to secure credit",
+                    "state-backed loan {} of {} on {} against land with a land-use permit, and no construction permit or construction in the {months} months after: the land may be held only to secure credit",
                     loan.loan_id,
                     money(loan.amount_minor, &loan.currency),
                     loan.date

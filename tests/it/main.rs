@@ -1,5 +1,6 @@
 //! Integration tests: one test binary, one module per concern.
 
+mod audit_rules;
 mod cli;
 mod crash;
 mod derived_state;
