@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod dates;
 pub mod domain;
 pub mod entry;
+pub mod synthetic;
 pub mod ingest;
 pub mod jcs;
 pub mod keys;

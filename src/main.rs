@@ -12,7 +12,7 @@ use serde_json::Value;
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
-use dcledger::{audit, bulk, dates, keys, proofcheck, views};
+use dcledger::{audit, bulk, dates, keys, proofcheck, synthetic, views};
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +115,28 @@ enum Command {
         /// The proof JSON (`dcledger proof` output).
         #[arg(long)]
         proof: PathBuf,
+    },
+    /// Generate a deterministic synthetic world: keys, signed entries, ground-truth labels.
+    Gen {
+        #[arg(long, default_value_t = 40)]
+        facilities: usize,
+        #[arg(long, default_value_t = 27)]
+        months: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First month, YYYY-MM.
+        #[arg(long, default_value = "2023-01")]
+        start: String,
+        /// Percentage of facilities with a planted anomaly.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(0..=100))]
+        anomaly_rate: u8,
+        /// The demo world's story (a Henan voucher site, western power resellers, land
+        /// banking, a lot pledged twice).
+        #[arg(long)]
+        demo: bool,
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run the audit rules (SPEC 8) and print the findings.
     Audit {
@@ -380,6 +402,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "give --entry for an inclusion proof or --old-checkpoint for a consistency proof"
                 ),
             }
+        }
+        Command::Gen {
+            facilities,
+            months,
+            seed,
+            start,
+            anomaly_rate,
+            demo,
+            out,
+        } => {
+            let first = Month::parse(&start)
+                .with_context(|| format!("--start {start:?} is not YYYY-MM"))?;
+            let config = synthetic::GenConfig {
+                facilities,
+                months,
+                seed,
+                start: (first.year, first.month),
+                anomaly_rate_pct: anomaly_rate,
+                demo,
+            };
+            let summary = synthetic::generate(&config, &out)?;
+            println!(
+                "generated {} entries from {} parties with {} labels, ending {}, in {}",
+                summary.entries,
+                summary.parties,
+                summary.labels,
+                summary.last_month,
+                out.display()
+            );
+            println!(
+                "load it: dcledger init --data DIR --origin {} --authority-key {k}/authority.pem --log-key {k}/log.pem && dcledger append --data DIR {}",
+                synthetic::ORIGIN,
+                out.join("entries.ndjson").display(),
+                k = out.join("keys").display()
+            );
         }
         Command::Audit {
             data,

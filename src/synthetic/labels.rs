@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::calendar::{Day, Month, add_months, day_at};
 use super::model::{Body, Event, PermitKind, Purpose, Status};
-use super::rules::Rule;
+use crate::audit::Rule;
 
 const WINDOW_MONTHS: i32 = 6;
 
@@ -154,7 +154,8 @@ impl Facts {
                     collateral,
                     ..
                 } if *date <= as_of => {
-                    f.loans.push((*date, pos, *state_backed, collateral.clone()))
+                    f.loans
+                        .push((*date, pos, *state_backed, collateral.clone()))
                 }
                 Body::SubsidyGrant {
                     subsidy_id,
@@ -341,10 +342,7 @@ impl Facts {
 pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSet<Rule> {
     let f = Facts::read(events, facility, last);
     let as_of = last.last_day();
-    let window: Vec<Month> = (0..WINDOW_MONTHS)
-        .rev()
-        .map(|i| last.plus(-i))
-        .collect();
+    let window: Vec<Month> = (0..WINDOW_MONTHS).rev().map(|i| last.plus(-i)).collect();
     let mut fired = BTreeSet::new();
     let mut fire = |rule: Rule, cond: bool| {
         if cond {
@@ -368,8 +366,7 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
     fire(
         Rule::StalledFunded,
         !ever_operational
-            && f
-                .disbursements
+            && f.disbursements
                 .iter()
                 .any(|(_, d)| add_months(*d, 12) <= as_of),
     );
@@ -386,7 +383,9 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
     let (w_resold, w_total) = window
         .iter()
         .filter_map(|m| f.power.get(m))
-        .fold((0u64, 0u64), |(r, t), p| (r + p.resold, t + p.consumed + p.resold));
+        .fold((0u64, 0u64), |(r, t), p| {
+            (r + p.resold, t + p.consumed + p.resold)
+        });
     fire(Rule::PowerResale, w_resold * 10 > w_total * 3);
 
     fire(
@@ -396,7 +395,10 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
             .any(|(m, p)| p.resold > 0 && !f.covered(PermitKind::PowerSale, *m)),
     );
 
-    let has_land_use = f.permits.values().any(|(k, _, _)| *k == PermitKind::LandUse);
+    let has_land_use = f
+        .permits
+        .values()
+        .any(|(k, _, _)| *k == PermitKind::LandUse);
     fire(
         Rule::LandBanking,
         has_land_use
@@ -415,9 +417,9 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
 
     fire(
         Rule::UndeployedGpus,
-        f.lots.iter().any(|(id, lot)| {
-            as_of - lot.date > 90 && f.stock(id, lot.quantity, as_of) > 0
-        }),
+        f.lots
+            .iter()
+            .any(|(id, lot)| as_of - lot.date > 90 && f.stock(id, lot.quantity, as_of) > 0),
     );
 
     fire(
@@ -451,9 +453,8 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
     fire(
         Rule::PriceAnomaly,
         f.lots.values().any(|lot| {
-            lot.reference.is_some_and(|r| {
-                lot.unit_price * 100 > r * 150 || lot.unit_price * 100 < r * 50
-            })
+            lot.reference
+                .is_some_and(|r| lot.unit_price * 100 > r * 150 || lot.unit_price * 100 < r * 50)
         }),
     );
 
@@ -495,8 +496,7 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
     fire(
         Rule::ReportingGap,
         window.iter().any(|m| {
-            f.operational_through(*m)
-                && (!f.occupancy.contains_key(m) || !f.power.contains_key(m))
+            f.operational_through(*m) && (!f.occupancy.contains_key(m) || !f.power.contains_key(m))
         }),
     );
 
@@ -509,9 +509,9 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
 
     fire(
         Rule::PowerOccupancyMismatch,
-        f.occupancy.iter().any(|(m, o)| {
-            f.power.get(m).is_some_and(|p| p.it * 2 < o.sold)
-        }),
+        f.occupancy
+            .iter()
+            .any(|(m, o)| f.power.get(m).is_some_and(|p| p.it * 2 < o.sold)),
     );
 
     let off = |a: u64, b: u64| a.abs_diff(b) * 10 > a.max(b);
@@ -533,17 +533,15 @@ pub(crate) fn evaluate(events: &[Event], facility: &str, last: Month) -> BTreeSe
 
     fire(
         Rule::SubsidyConditionBreach,
-        f.grants.iter().any(|(id, g)| {
-            match g.condition {
-                Some((min, by)) if by <= as_of && f.disbursed(id) => {
-                    let end = Month::of(by);
-                    let (sold, avail) = f
-                        .utilization([end.plus(-2), end.plus(-1), end].into_iter())
-                        .unwrap_or((0, 1));
-                    sold * 100 < min * avail
-                }
-                _ => false,
+        f.grants.iter().any(|(id, g)| match g.condition {
+            Some((min, by)) if by <= as_of && f.disbursed(id) => {
+                let end = Month::of(by);
+                let (sold, avail) = f
+                    .utilization([end.plus(-2), end.plus(-1), end].into_iter())
+                    .unwrap_or((0, 1));
+                sold * 100 < min * avail
             }
+            _ => false,
         }),
     );
 

@@ -6,7 +6,7 @@ use super::GenConfig;
 use super::calendar::{Day, Month};
 use super::parties::{PROVINCES, Parties};
 use super::rng::Rng;
-use super::rules::Rule;
+use crate::audit::Rule;
 
 /// One facility before its records are generated.
 pub(crate) struct FacilitySkel {
@@ -35,6 +35,11 @@ impl World {
     /// The last day of the last month: what the audit's as_of means for dates.
     pub(crate) fn as_of(&self) -> Day {
         self.last.last_day()
+    }
+
+    /// Index of the last month, counting the first as 0.
+    pub(crate) fn months_index_last(&self) -> i32 {
+        self.last.0 - self.first.0
     }
 }
 
@@ -160,7 +165,7 @@ fn assign_scenarios(config: &GenConfig, facilities: &mut [FacilitySkel], rng: &m
             list.push(Rule::PowerResale);
         }
         while list.len() < k {
-            list.push(*rng.pick(&Rule::ALL));
+            list.push(*rng.pick(Rule::ALL));
         }
     }
     // Scenarios with a province preference choose first.

@@ -280,7 +280,12 @@ impl Parties {
             seed,
             list: Vec::new(),
         };
-        let authority = b.add("authority", "Data Center Ledger Authority", Role::Authority, None);
+        let authority = b.add(
+            "authority",
+            "Data Center Ledger Authority",
+            Role::Authority,
+            None,
+        );
         let permitters = PROVINCES
             .iter()
             .enumerate()
@@ -323,9 +328,21 @@ impl Parties {
             Some(1),
         );
         let lenders = [
-            ("bank-cathay-infra", "Cathay Infrastructure Development Bank", true),
-            ("bank-policy-construction", "National Policy Construction Bank", true),
-            ("bank-provincial-industry", "Provincial Industrial Investment Bank", true),
+            (
+                "bank-cathay-infra",
+                "Cathay Infrastructure Development Bank",
+                true,
+            ),
+            (
+                "bank-policy-construction",
+                "National Policy Construction Bank",
+                true,
+            ),
+            (
+                "bank-provincial-industry",
+                "Provincial Industrial Investment Bank",
+                true,
+            ),
             ("bank-silk-road", "Silk Road Commercial Bank", false),
         ]
         .iter()

@@ -1,0 +1,106 @@
+//! `cargo bench --bench audit [-- FACILITIES]`: the audit over a generated world of about
+//! a million entries. Prints the full audit time (loading the projections and running
+//! every rule) and the time to re-audit after one more month of reports (refreshing only
+//! the facilities the new entries touched). Prints figures; asserts nothing.
+
+use std::io::Cursor;
+use std::time::Instant;
+
+use dcledger::audit::{AuditConfig, Snapshot};
+use dcledger::bulk;
+use dcledger::dates::{Month, parse_instant};
+use dcledger::synthetic::{GenConfig, generate};
+use dcledger::keys::load_signing_key;
+use dcledger::ledger::Ledger;
+
+const DEFAULT_FACILITIES: usize = 8_000;
+const MONTHS: u32 = 37;
+
+fn main() {
+    let facilities: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_FACILITIES);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let world = dir.path().join("world");
+    let config = GenConfig {
+        facilities,
+        months: MONTHS,
+        seed: 7,
+        start: (2023, 1),
+        anomaly_rate_pct: 30,
+        demo: false,
+    };
+    let start = Instant::now();
+    let summary = generate(&config, &world).expect("generate");
+    println!(
+        "generated {} entries for {facilities} facilities over {MONTHS} months in {:.1} s",
+        summary.entries,
+        start.elapsed().as_secs_f64()
+    );
+
+    // Hold back the last month of reports (signed after the last month ends).
+    let text = std::fs::read_to_string(world.join("entries.ndjson")).expect("entries");
+    let last = Month::parse(&summary.last_month).expect("last month");
+    let cut = parse_instant(&format!("{}T00:00:00Z", last.plus(1).first_day())).expect("instant");
+    let mut split = text.len();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let ts = line
+            .find("\"ts\":\"")
+            .and_then(|i| parse_instant(&line[i + 6..i + 26]));
+        if ts.is_some_and(|t| t >= cut) {
+            split = offset;
+            break;
+        }
+        offset += line.len();
+    }
+    let (before, after) = text.split_at(split);
+
+    let data = dir.path().join("data");
+    let authority = load_signing_key(&world.join("keys/authority.pem")).expect("key");
+    let log = load_signing_key(&world.join("keys/log.pem")).expect("key");
+    let mut ledger =
+        Ledger::init(&data, dcledger::synthetic::ORIGIN, "bench", &authority, &log).expect("init");
+    let start = Instant::now();
+    let appended = bulk::append_ndjson(&mut ledger, Cursor::new(before), |_| {}).expect("append");
+    assert!(appended.refused.is_none(), "{:?}", appended.refused);
+    println!(
+        "appended {} entries in {:.1} s",
+        appended.accepted,
+        start.elapsed().as_secs_f64()
+    );
+
+    let reader = ledger.reader();
+    let audit_config = AuditConfig::default();
+    let start = Instant::now();
+    let mut snapshot = Snapshot::load(&reader).expect("load");
+    let loaded = start.elapsed();
+    let as_of = snapshot.default_as_of().expect("as_of");
+    let findings = snapshot.audit(as_of, &audit_config);
+    let full = start.elapsed();
+    println!(
+        "full audit as of {as_of} over {} entries: {:.3} s ({:.3} s loading projections), {} findings",
+        reader.size(),
+        full.as_secs_f64(),
+        loaded.as_secs_f64(),
+        findings.len()
+    );
+
+    let more = bulk::append_ndjson(&mut ledger, Cursor::new(after), |_| {}).expect("append");
+    assert!(more.refused.is_none(), "{:?}", more.refused);
+    let start = Instant::now();
+    snapshot.refresh(&reader).expect("refresh");
+    let refreshed = start.elapsed();
+    let as_of = snapshot.default_as_of().expect("as_of");
+    let findings = snapshot.audit(as_of, &audit_config);
+    let again = start.elapsed();
+    println!(
+        "re-audit as of {as_of} after {} more entries: {:.3} s ({:.3} s refreshing {} facilities), {} findings",
+        more.accepted,
+        again.as_secs_f64(),
+        refreshed.as_secs_f64(),
+        snapshot.facilities.len(),
+        findings.len()
+    );
+}
