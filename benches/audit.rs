@@ -9,9 +9,9 @@ use std::time::Instant;
 use dcledger::audit::{AuditConfig, Snapshot};
 use dcledger::bulk;
 use dcledger::dates::{Month, parse_instant};
-use dcledger::synthetic::{GenConfig, generate};
 use dcledger::keys::load_signing_key;
 use dcledger::ledger::Ledger;
+use dcledger::synthetic::{GenConfig, generate};
 
 const DEFAULT_FACILITIES: usize = 8_000;
 const MONTHS: u32 = 37;
@@ -60,8 +60,14 @@ fn main() {
     let data = dir.path().join("data");
     let authority = load_signing_key(&world.join("keys/authority.pem")).expect("key");
     let log = load_signing_key(&world.join("keys/log.pem")).expect("key");
-    let mut ledger =
-        Ledger::init(&data, dcledger::synthetic::ORIGIN, "bench", &authority, &log).expect("init");
+    let mut ledger = Ledger::init(
+        &data,
+        dcledger::synthetic::ORIGIN,
+        "bench",
+        &authority,
+        &log,
+    )
+    .expect("init");
     let start = Instant::now();
     let appended = bulk::append_ndjson(&mut ledger, Cursor::new(before), |_| {}).expect("append");
     assert!(appended.refused.is_none(), "{:?}", appended.refused);

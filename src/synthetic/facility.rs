@@ -13,9 +13,9 @@ use super::plan::{
     self, Amount, Collateral, LotPlan, OperationPermit, Plan, Sale, Timeline, Tweak, round8,
 };
 use super::rng::Rng;
-use crate::audit::Rule;
 use super::scenarios;
 use super::world::{FacilitySkel, World};
+use crate::audit::Rule;
 
 /// Watt-hours per idle GPU-hour (fans, memory, host share).
 const IDLE_WH: u64 = 180;

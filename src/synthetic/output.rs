@@ -14,9 +14,9 @@ use super::calendar::Instant;
 use super::facility::FacilityOut;
 use super::model::Event;
 use super::parties::{PROVINCES, log_key};
-use crate::audit::Rule;
 use super::world::World;
 use super::{GenError, ORIGIN};
+use crate::audit::Rule;
 use crate::entry::{self, EntryDraft};
 use crate::{dates, keys};
 

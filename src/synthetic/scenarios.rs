@@ -9,8 +9,8 @@ use super::plan::{
     round8,
 };
 use super::rng::Rng;
-use crate::audit::Rule;
 use super::world::{FacilitySkel, World};
+use crate::audit::Rule;
 
 /// The timeline a scenario needs and whether its base plan carries the usual subsidies.
 fn base(rule: Rule, rng: &mut Rng) -> (Timeline, bool) {
