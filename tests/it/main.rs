@@ -9,3 +9,4 @@ mod group_commit;
 mod recovery;
 mod registry_rejections;
 mod support;
+mod worlds;
