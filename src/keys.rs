@@ -41,8 +41,13 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
         path: path.to_path_buf(),
         source,
     })?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| KeyError::Parse {
-        path: path.to_path_buf(),
+    parse_signing_key(&pem, path)
+}
+
+/// Parses PKCS#8 PEM text; `origin` names where it came from in errors.
+pub fn parse_signing_key(pem: &str, origin: &Path) -> Result<SigningKey, KeyError> {
+    SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Parse {
+        path: origin.to_path_buf(),
         reason: e.to_string(),
     })
 }

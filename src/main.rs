@@ -12,7 +12,7 @@ use serde_json::Value;
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
-use dcledger::{audit, bulk, dates, keys, proofcheck, synthetic, views};
+use dcledger::{audit, bulk, client, dates, keys, proofcheck, server, synthetic, views};
 
 #[derive(Parser)]
 #[command(
@@ -116,6 +116,36 @@ enum Command {
         #[arg(long)]
         proof: PathBuf,
     },
+    /// Serve the HTTP API (SPEC 10) until SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Audit thresholds (TOML) for the findings endpoints.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Submit envelopes to a server, or sign bodies on the fly with --key and --kind.
+    Submit {
+        #[arg(long)]
+        server: String,
+        /// Sign each line of the input as a body with this key (seq from the server).
+        #[arg(long, requires = "kind")]
+        key: Option<PathBuf>,
+        #[arg(long, requires = "key")]
+        kind: Option<String>,
+        /// NDJSON (envelopes, or bodies with --key), or - for standard input.
+        input: String,
+    },
+    /// A fresh ledger with the demo world, audited and served: the place to start.
+    Demo {
+        /// Where to create the ledger (default: a new directory under the system temp dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Generate a deterministic synthetic world: keys, signed entries, ground-truth labels.
     Gen {
         #[arg(long, default_value_t = 40)]
@@ -205,6 +235,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Serves until a signal; prints where, and what to try.
+fn serve(data: PathBuf, listen: String, audit_config: audit::AuditConfig) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let config = server::ServeConfig {
+        data,
+        listen,
+        audit_config,
+    };
+    server::serve(
+        config,
+        Box::new(|addr, reader| {
+            println!("listening on http://{addr}");
+            if let Some(vkey) = reader.verifier_key() {
+                println!("verifier key: {vkey}");
+            }
+            println!("try:");
+            for path in [
+                "/v1/checkpoint",
+                "/v1/facilities",
+                "/v1/findings?severity=critical",
+                "/v1/entries?limit=5",
+                "/v1/proofs/inclusion/1",
+                "/metrics",
+            ] {
+                println!("  curl http://{addr}{path}");
+            }
+            let _ = std::io::stdout().flush();
+        }),
+    )?;
+    println!("stopped cleanly");
+    Ok(())
 }
 
 fn read_input(source: &str) -> Result<Box<dyn BufRead + Send>> {
@@ -402,6 +468,72 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "give --entry for an inclusion proof or --old-checkpoint for a consistency proof"
                 ),
             }
+        }
+        Command::Serve {
+            data,
+            listen,
+            config,
+        } => {
+            let audit_config = match config {
+                Some(path) => audit::AuditConfig::from_toml(
+                    &std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )?,
+                None => audit::AuditConfig::default(),
+            };
+            serve(data, listen, audit_config)?;
+        }
+        Command::Submit {
+            server,
+            key,
+            kind,
+            input,
+        } => {
+            let client = client::Client::new(&server);
+            let mut text = String::new();
+            read_input(&input)?
+                .read_to_string(&mut text)
+                .context("cannot read the input")?;
+            let values: Vec<Value> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| {
+                    serde_json::from_str(l).with_context(|| format!("line {} is not JSON", i + 1))
+                })
+                .collect::<Result<_>>()?;
+            let envelopes = match (key, kind) {
+                (Some(key), Some(kind)) => {
+                    let key = keys::load_signing_key(&key)?;
+                    let kind =
+                        Kind::parse(&kind).with_context(|| format!("unknown kind {kind:?}"))?;
+                    let seq = client.next_seq(&key.verifying_key().to_bytes())?;
+                    client::sign_bodies(&key, kind, seq, values)?
+                }
+                _ => values,
+            };
+            let done = client::submit_all(&client, &envelopes)?;
+            for (index, leaf_hash) in &done.entries {
+                println!("{index} {leaf_hash}");
+            }
+            print!("{}", done.checkpoint);
+        }
+        Command::Demo { data, listen } => {
+            let data = data.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("dcledger-demo-{}", std::process::id()))
+            });
+            let demo = dcledger::demo::prepare(&data)?;
+            println!(
+                "dcledger demo: {} entries in {}",
+                demo.entries,
+                data.display()
+            );
+            println!("verifier key: {}", demo.verifier_key);
+            println!("audit as of {}: {} findings", demo.as_of, demo.findings);
+            for (rule, n) in &demo.findings_by_rule {
+                println!("  {n:>4}  {rule}");
+            }
+            serve(data, listen, audit::AuditConfig::default())?;
         }
         Command::Gen {
             facilities,

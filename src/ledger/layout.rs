@@ -47,7 +47,7 @@ pub(crate) fn touch_key(index: u64) -> Vec<u8> {
     key(family::TOUCHED, &[&first.to_be_bytes()])
 }
 
-fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
+pub(crate) fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
     let len = u8::try_from(term.len()).unwrap_or(u8::MAX);
     key(family, &[&[len], term, &chunk.to_be_bytes()])
 }
@@ -64,7 +64,7 @@ pub(crate) struct Landed<'a> {
 }
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
-fn kind_term(kind: Kind) -> u8 {
+pub(crate) fn kind_term(kind: Kind) -> u8 {
     Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 

@@ -20,7 +20,7 @@ use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
 pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
-pub use reader::{ConsistencyProof, InclusionProof, Reader, SignerView, StoredEntry};
+pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
 pub use replay::VerifyReport;
 
 use crate::checkpoint::{self, Checkpoint};

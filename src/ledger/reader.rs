@@ -68,6 +68,14 @@ pub struct ConsistencyProof {
     pub hashes: Vec<Hash>,
 }
 
+/// Filters of `GET /v1/entries`; all given ones must match.
+#[derive(Clone, Debug, Default)]
+pub struct EntryFilter {
+    pub kind: Option<crate::entry::Kind>,
+    pub facility: Option<String>,
+    pub signer: Option<PublicKey>,
+}
+
 /// A signer's standing, for `GET /v1/signers/{key}` and `dcledger submit`.
 #[derive(Clone, Debug)]
 pub struct SignerView {
@@ -108,6 +116,12 @@ impl Reader {
 
     pub fn size(&self) -> u64 {
         self.view().size
+    }
+
+    /// The size and the checkpoint that signs it, read together.
+    pub fn current(&self) -> (u64, Arc<str>) {
+        let v = self.view();
+        (v.size, v.checkpoint)
     }
 
     pub fn root(&self) -> Hash {
@@ -313,6 +327,57 @@ impl Reader {
     /// Collateral items pledged to more than one loan.
     pub fn shared_collateral(&self) -> Result<Vec<String>, LedgerError> {
         self.scan_ids(family::SHARED_COLLATERAL)
+    }
+
+    /// Indices after `after` (ascending, at most `limit`) of the entries matching every
+    /// given filter, from the postings; the last `bool` says whether more may follow.
+    pub fn find_entries(
+        &self,
+        filter: &EntryFilter,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<u64>, bool), LedgerError> {
+        let size = self.size();
+        let start = after.map_or(0, |a| a + 1);
+        let mut terms: Vec<(u8, Vec<u8>)> = Vec::new();
+        if let Some(f) = &filter.facility {
+            terms.push((family::BY_FACILITY, f.as_bytes().to_vec()));
+        }
+        if let Some(s) = &filter.signer {
+            terms.push((family::BY_SIGNER, s.to_vec()));
+        }
+        if let Some(k) = filter.kind {
+            terms.push((family::BY_KIND, vec![layout::kind_term(k)]));
+        }
+        let mut found = Vec::new();
+        let first_chunk = start / layout::POSTING_SPAN;
+        let last_chunk = size / layout::POSTING_SPAN;
+        for chunk in first_chunk..=last_chunk {
+            let base = chunk * layout::POSTING_SPAN;
+            let mut candidates: Option<Vec<u64>> = None;
+            for (family, term) in &terms {
+                let offsets: Vec<u16> = self
+                    .get(&layout::posting_key(*family, term, chunk))?
+                    .unwrap_or_default();
+                let set: Vec<u64> = offsets.into_iter().map(|o| base + u64::from(o)).collect();
+                candidates = Some(match candidates {
+                    None => set,
+                    Some(prev) => prev
+                        .into_iter()
+                        .filter(|i| set.binary_search(i).is_ok())
+                        .collect(),
+                });
+            }
+            let indices =
+                candidates.unwrap_or_else(|| (base..base + layout::POSTING_SPAN).collect());
+            for i in indices.into_iter().filter(|i| *i >= start && *i < size) {
+                if found.len() == limit {
+                    return Ok((found, true));
+                }
+                found.push(i);
+            }
+        }
+        Ok((found, false))
     }
 
     /// Facilities touched by entries at index `from` or later, from the touch log.

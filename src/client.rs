@@ -1,0 +1,152 @@
+//! A small blocking client of the HTTP API, for `dcledger submit`.
+
+use serde_json::Value;
+
+use crate::dates;
+use crate::entry::{self, EntryDraft, Kind};
+use crate::keys::PublicKey;
+use crate::limits::MAX_BATCH_ENTRIES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("request to {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("the server refused it ({status}): {detail}")]
+    Refused {
+        status: u16,
+        detail: String,
+        problem: Value,
+    },
+    #[error("the server's answer is not JSON: {0}")]
+    BadAnswer(String),
+    #[error("signing: {0}")]
+    Sign(String),
+}
+
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// Durable entries and the checkpoint that covers them.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub entries: Vec<(u64, String)>,
+    pub checkpoint: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build();
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            agent: config.into(),
+        }
+    }
+
+    fn answer(
+        url: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ClientError> {
+        let mut response = response.map_err(|e| ClientError::Transport {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        if status >= 400 {
+            return Err(ClientError::Refused {
+                status,
+                detail: value["detail"].as_str().unwrap_or(&text).to_string(),
+                problem: value,
+            });
+        }
+        Ok(value)
+    }
+
+    /// Submits up to 1,000 envelopes as one all-or-nothing batch.
+    pub fn submit(&self, envelopes: &[Value]) -> Result<Submitted, ClientError> {
+        let url = format!("{}/v1/entries", self.base);
+        let body = Value::Array(envelopes.to_vec()).to_string();
+        let response = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(body.as_bytes());
+        let value = Self::answer(&url, response)?;
+        let entries = value["entries"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["index"].as_u64().unwrap_or_default(),
+                            e["leaf_hash"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Submitted {
+            entries,
+            checkpoint: value["checkpoint"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// The `seq` the ledger expects next from `key`.
+    pub fn next_seq(&self, key: &PublicKey) -> Result<u64, ClientError> {
+        let url = format!("{}/v1/signers/{}", self.base, hex::encode(key));
+        let value = Self::answer(&url, self.agent.get(&url).call())?;
+        value["next_seq"]
+            .as_u64()
+            .ok_or_else(|| ClientError::BadAnswer("no next_seq in the signer's record".into()))
+    }
+}
+
+/// Signs `bodies` as consecutive entries of `kind`, starting at `first_seq`, dated now.
+pub fn sign_bodies(
+    key: &ed25519_dalek::SigningKey,
+    kind: Kind,
+    first_seq: u64,
+    bodies: Vec<Value>,
+) -> Result<Vec<Value>, ClientError> {
+    let ts = dates::format_instant(dates::now())
+        .ok_or_else(|| ClientError::Sign("clock out of range".into()))?;
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            entry::sign_envelope(
+                key,
+                EntryDraft {
+                    kind,
+                    seq: first_seq + i as u64,
+                    ts: &ts,
+                    body,
+                },
+            )
+            .map_err(|e| ClientError::Sign(e.to_string()))
+        })
+        .collect()
+}
+
+/// Submits `envelopes` in batches of at most 1,000; stops at the first refusal.
+pub fn submit_all(client: &Client, envelopes: &[Value]) -> Result<Submitted, ClientError> {
+    let mut all = Submitted {
+        entries: Vec::new(),
+        checkpoint: String::new(),
+    };
+    for batch in envelopes.chunks(MAX_BATCH_ENTRIES) {
+        let done = client.submit(batch)?;
+        all.entries.extend(done.entries);
+        all.checkpoint = done.checkpoint;
+    }
+    Ok(all)
+}

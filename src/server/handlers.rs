@@ -1,0 +1,400 @@
+//! Request handlers: parse parameters, call the library, shape the answer.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, OPENAPI_YAML, status_for};
+use crate::audit::{self, Finding, Rule, Severity, Snapshot};
+use crate::dates::Month;
+use crate::entry::Kind;
+use crate::keys::parse_public_hex;
+use crate::ledger::{EntryFilter, SubmitError};
+use crate::limits::MAX_BATCH_ENTRIES;
+use crate::views;
+
+type Params = Query<HashMap<String, String>>;
+
+fn param<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("query parameter {name}={v:?} is not valid"))
+        }),
+    }
+}
+
+fn index_param(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("{raw:?} is not an entry index")))
+}
+
+/// Records latency per route template and method.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .request(&method, &route, start.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn overloaded(err: tower::BoxError) -> ApiError {
+    let (status, slug) = status_for(&err);
+    ApiError::new(status, slug, "Service unavailable", err.to_string())
+}
+
+pub async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        "No such endpoint",
+        format!("{method} {uri} is not an endpoint of this API; see /v1/openapi.yaml"),
+    )
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Body too large",
+                "the request body is over 1 MiB",
+            )
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        state.metrics.rejected("malformed");
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "Malformed JSON",
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let (single, envelopes) = match value {
+        Value::Array(items) => (false, items),
+        other => (true, vec![other]),
+    };
+    if envelopes.is_empty() || envelopes.len() > MAX_BATCH_ENTRIES {
+        state.metrics.rejected("batch_size");
+        return Err(ApiError::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH_ENTRIES} envelopes, not {}",
+            envelopes.len()
+        )));
+    }
+    let handle = state.commit.clone();
+    let outcome = tokio::task::spawn_blocking(move || handle.submit(envelopes))
+        .await
+        .map_err(|e| ApiError::from(SubmitError::Stopped(e.to_string())))?;
+    let receipt = match outcome {
+        Ok(r) => r,
+        Err(SubmitError::Rejected(b)) => {
+            state.metrics.rejected(b.rejection.class.as_str());
+            let prefix = if single {
+                String::new()
+            } else {
+                format!("/{}", b.position)
+            };
+            return Err(ApiError::rejection(b.rejection, &prefix));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.metrics.accepted(receipt.entries.len());
+    let entries: Vec<Value> = receipt
+        .entries
+        .iter()
+        .map(|a| json!({"index": a.index, "leaf_hash": hex::encode(a.leaf_hash)}))
+        .collect();
+    let body = if single {
+        let mut one = entries.into_iter().next().unwrap_or_default();
+        one["checkpoint"] = json!(receipt.checkpoint.as_ref());
+        one
+    } else {
+        json!({"entries": entries, "checkpoint": receipt.checkpoint.as_ref()})
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn get_entry(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let index = index_param(&index)?;
+    Ok(Json(views::entry(&state.reader.entry(index)?)?))
+}
+
+pub async fn list_entries(
+    State(state): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let kind = match q.get("kind") {
+        Some(k) => Some(
+            Kind::parse(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?,
+        ),
+        None => None,
+    };
+    let signer = match q.get("signer") {
+        Some(s) => Some(
+            parse_public_hex(s)
+                .ok_or_else(|| ApiError::bad_request("signer must be 64 lowercase hex"))?,
+        ),
+        None => None,
+    };
+    let limit: usize = param(&q, "limit")?.unwrap_or(100);
+    if !(1..=MAX_BATCH_ENTRIES).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_BATCH_ENTRIES}"
+        )));
+    }
+    let after: Option<u64> = param(&q, "after")?;
+    let filter = EntryFilter {
+        kind,
+        facility: q.get("facility").cloned(),
+        signer,
+    };
+    let (indices, more) = state.reader.find_entries(&filter, after, limit)?;
+    let entries = indices
+        .iter()
+        .map(|i| views::entry(&state.reader.entry(*i)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more { indices.last().copied() } else { None };
+    Ok(Json(json!({"entries": entries, "next": next})))
+}
+
+pub async fn checkpoint(State(state): State<AppState>) -> Response {
+    let mut response = state.reader.checkpoint().to_string().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub async fn inclusion(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let index = index_param(&index)?;
+    let size: Option<u64> = param(&q, "size")?;
+    Ok(Json(views::inclusion(
+        &state.reader.inclusion(index, size)?,
+    )))
+}
+
+pub async fn consistency(
+    State(state): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let from: u64 = param(&q, "from")?.ok_or_else(|| ApiError::bad_request("from is required"))?;
+    let to: u64 = param(&q, "to")?.ok_or_else(|| ApiError::bad_request("to is required"))?;
+    Ok(Json(views::consistency(
+        &state.reader.consistency(from, to)?,
+    )))
+}
+
+pub async fn signer(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pk = parse_public_hex(&key)
+        .ok_or_else(|| ApiError::bad_request("a public key is 64 lowercase hex"))?;
+    let view = state
+        .reader
+        .signer(&pk)?
+        .ok_or_else(|| ApiError::not_found(format!("no key {key} is registered")))?;
+    Ok(Json(views::signer(&view)))
+}
+
+/// Runs `f` on the audit snapshot, brought up to date first.
+async fn with_snapshot<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Snapshot, &AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = state.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(s) => s.refresh(&state.reader)?,
+            None => *guard = Some(Snapshot::load(&state.reader)?),
+        }
+        match guard.as_ref() {
+            Some(s) => f(s, &state),
+            None => Err(ApiError::bad_request("the ledger has nothing to audit yet")),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::bad_request(e.to_string()))?
+}
+
+fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiError> {
+    match q.get("as_of") {
+        Some(m) => Month::parse(m)
+            .ok_or_else(|| ApiError::bad_request(format!("as_of {m:?} is not YYYY-MM"))),
+        None => snapshot
+            .default_as_of()
+            .ok_or_else(|| ApiError::bad_request("the ledger has nothing to audit yet")),
+    }
+}
+
+fn findings_of(
+    snapshot: &Snapshot,
+    state: &AppState,
+    as_of: Month,
+) -> Result<Vec<Finding>, ApiError> {
+    let mut findings = snapshot.audit(as_of, &state.audit_config);
+    audit::attach_notes(&state.reader, &mut findings)?;
+    Ok(findings)
+}
+
+pub async fn findings(
+    State(state): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    let rule = match q.get("rule") {
+        Some(r) => Some(
+            Rule::parse(r).ok_or_else(|| ApiError::bad_request(format!("unknown rule {r:?}")))?,
+        ),
+        None => None,
+    };
+    let severity = match q.get("severity") {
+        Some(s) => Some(
+            Severity::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown severity {s:?}")))?,
+        ),
+        None => None,
+    };
+    with_snapshot(&state, move |snapshot, state| {
+        let as_of = as_of(snapshot, &q)?;
+        let province = q.get("province");
+        let facility = q.get("facility");
+        let findings: Vec<Finding> = findings_of(snapshot, state, as_of)?
+            .into_iter()
+            .filter(|f| rule.is_none_or(|r| r.as_str() == f.rule))
+            .filter(|f| severity.is_none_or(|s| s.as_str() == f.severity))
+            .filter(|f| facility.is_none_or(|id| *id == f.facility_id))
+            .filter(|f| {
+                province.is_none_or(|p| {
+                    snapshot
+                        .facilities
+                        .get(&f.facility_id)
+                        .is_some_and(|x| x.facility.province == *p)
+                })
+            })
+            .collect();
+        Ok(Json(
+            json!({"as_of": as_of.to_string(), "count": findings.len(), "findings": findings}),
+        ))
+    })
+    .await
+}
+
+pub async fn finding(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    with_snapshot(&state, move |snapshot, state| {
+        let as_of = as_of(snapshot, &HashMap::new())?;
+        let finding = findings_of(snapshot, state, as_of)?
+            .into_iter()
+            .find(|f| f.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("no current finding has id {id}")))?;
+        let (size, checkpoint) = state.reader.current();
+        let evidence = finding
+            .evidence
+            .iter()
+            .filter(|i| **i < size)
+            .map(|i| {
+                let mut entry = views::entry(&state.reader.entry(*i)?)?;
+                let proof = state.reader.inclusion(*i, Some(size))?;
+                entry["proof"] = json!({"tree_size": proof.tree_size, "hashes": views::inclusion(&proof)["hashes"]});
+                Ok(entry)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(Json(json!({"finding": finding, "checkpoint": checkpoint.as_ref(), "evidence": evidence})))
+    })
+    .await
+}
+
+pub async fn facilities(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    with_snapshot(&state, |snapshot, _| {
+        let as_of = snapshot.default_as_of().unwrap_or(Month {
+            year: 1970,
+            month: 1,
+        });
+        let list: Vec<Value> = snapshot
+            .facilities
+            .values()
+            .map(|f| crate::report::facility_summary(f, as_of))
+            .collect();
+        Ok(Json(json!({"facilities": list})))
+    })
+    .await
+}
+
+pub async fn facility(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    with_snapshot(&state, move |snapshot, state| {
+        let facts = snapshot
+            .facilities
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no facility {id:?} is registered")))?;
+        let as_of = as_of(snapshot, &q)?;
+        let findings: Vec<Finding> = findings_of(snapshot, state, as_of)?
+            .into_iter()
+            .filter(|f| f.facility_id == id)
+            .collect();
+        Ok(Json(crate::report::facility_report(
+            facts, as_of, &findings,
+        )))
+    })
+    .await
+}
+
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI_YAML.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    response
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "ok", "tree_size": state.reader.size()}))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.render(state.reader.size()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
