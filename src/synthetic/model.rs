@@ -79,68 +79,8 @@ impl Model {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Status {
-    Announced,
-    UnderConstruction,
-    Operational,
-}
-
-impl Status {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Status::Announced => "announced",
-            Status::UnderConstruction => "under_construction",
-            Status::Operational => "operational",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PermitKind {
-    LandUse,
-    Construction,
-    EnergyReview,
-    GridConnection,
-    PowerGeneration,
-    PowerSale,
-    Operation,
-}
-
-impl PermitKind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            PermitKind::LandUse => "land_use",
-            PermitKind::Construction => "construction",
-            PermitKind::EnergyReview => "energy_review",
-            PermitKind::GridConnection => "grid_connection",
-            PermitKind::PowerGeneration => "power_generation",
-            PermitKind::PowerSale => "power_sale",
-            PermitKind::Operation => "operation",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    Construction,
-    Equipment,
-    Electricity,
-    ComputeVoucher,
-    Operations,
-}
-
-impl Purpose {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Construction => "construction",
-            Purpose::Equipment => "equipment",
-            Purpose::Electricity => "electricity",
-            Purpose::ComputeVoucher => "compute_voucher",
-            Purpose::Operations => "operations",
-        }
-    }
-}
+/// The same enumerations ingest and the audit read.
+pub(crate) use crate::domain::bodies::{PermitKind, Purpose, Status};
 
 /// Serial numbers of one `lot.serials` entry.
 #[derive(Clone, Debug)]
