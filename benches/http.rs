@@ -23,12 +23,23 @@ fn key(seed: u8) -> SigningKey {
 }
 
 fn sign(key: &SigningKey, seq: u64, body: Value) -> Value {
-    entry::sign_envelope(key, EntryDraft { kind: Kind::OrgRegister, seq, ts: "2025-01-01T00:00:00Z", body })
-        .expect("canonical")
+    entry::sign_envelope(
+        key,
+        EntryDraft {
+            kind: Kind::OrgRegister,
+            seq,
+            ts: "2025-01-01T00:00:00Z",
+            body,
+        },
+    )
+    .expect("canonical")
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> u16 {
@@ -81,7 +92,10 @@ fn read_load(base: &str, path: impl Fn(u64) -> String + Sync) -> f64 {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        let ok = agent.get(&format!("{base}{}", path(x))).call().map(|r| r.status().as_u16() == 200);
+                        let ok = agent
+                            .get(&format!("{base}{}", path(x)))
+                            .call()
+                            .map(|r| r.status().as_u16() == 200);
                         assert!(ok.unwrap_or(false));
                         n += 1;
                     }
@@ -98,11 +112,16 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let authority = key(1);
-    let mut ledger = Ledger::init(&data, "bench.example/http", "bench", &authority, &key(2)).expect("init");
+    let mut ledger =
+        Ledger::init(&data, "bench.example/http", "bench", &authority, &key(2)).expect("init");
     let mut seq = 2;
     for c in 0..CLIENTS {
         let org = format!("registrar-{c}");
-        let reg = sign(&authority, seq, json!({"org_id": org, "name": org, "roles": ["authority"]}));
+        let reg = sign(
+            &authority,
+            seq,
+            json!({"org_id": org, "name": org, "roles": ["authority"]}),
+        );
         let grant = entry::sign_envelope(
             &authority,
             EntryDraft {
@@ -113,13 +132,20 @@ fn main() {
             },
         )
         .expect("canonical");
-        ledger.append_batch(vec![reg, grant]).expect("storage").expect("accepted");
+        ledger
+            .append_batch(vec![reg, grant])
+            .expect("storage")
+            .expect("accepted");
         seq += 2;
     }
     ledger.close().expect("close");
 
     let (tx, rx) = mpsc::channel();
-    let config = ServeConfig { data, listen: "127.0.0.1:0".into(), audit_config: AuditConfig::default() };
+    let config = ServeConfig {
+        data,
+        listen: "127.0.0.1:0".into(),
+        audit_config: AuditConfig::default(),
+    };
     std::thread::spawn(move || {
         serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");
     });

@@ -21,5 +21,9 @@ pub const MAX_JSON_DEPTH: usize = 16;
 /// files small enough to copy, checksum and back up piecewise.
 pub const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 
+/// sled's page cache. Its default (1 GiB) is a target sled overshoots under sustained
+/// writes; derived state is rebuildable, so a smaller cache only costs re-reads.
+pub const DERIVED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed.
 pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;

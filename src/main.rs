@@ -251,11 +251,14 @@ fn serve(data: PathBuf, listen: String, audit_config: audit::AuditConfig) -> Res
     server::serve(
         config,
         Box::new(|addr, reader| {
-            println!("listening on http://{addr}");
+            // A closed stdout (`serve | head -1`) must not bring the server down:
+            // write without println!, which panics on a broken pipe.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "listening on http://{addr}");
             if let Some(vkey) = reader.verifier_key() {
-                println!("verifier key: {vkey}");
+                let _ = writeln!(out, "verifier key: {vkey}");
             }
-            println!("try:");
+            let _ = writeln!(out, "try:");
             for path in [
                 "/v1/checkpoint",
                 "/v1/facilities",
@@ -264,12 +267,12 @@ fn serve(data: PathBuf, listen: String, audit_config: audit::AuditConfig) -> Res
                 "/v1/proofs/inclusion/1",
                 "/metrics",
             ] {
-                println!("  curl http://{addr}{path}");
+                let _ = writeln!(out, "  curl http://{addr}{path}");
             }
-            let _ = std::io::stdout().flush();
+            let _ = out.flush();
         }),
     )?;
-    println!("stopped cleanly");
+    let _ = writeln!(std::io::stdout(), "stopped cleanly");
     Ok(())
 }
 

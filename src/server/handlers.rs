@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -33,6 +33,12 @@ fn param<T: std::str::FromStr>(
             ApiError::bad_request(format!("query parameter {name}={v:?} is not valid"))
         }),
     }
+}
+
+/// A path parameter; a rejected one (e.g. not UTF-8 once decoded) is a 400 problem too.
+fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn index_param(raw: &str) -> Result<u64, ApiError> {
@@ -66,6 +72,16 @@ pub async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
         "no-route",
         "No such endpoint",
         format!("{method} {uri} is not an endpoint of this API; see /v1/openapi.yaml"),
+    )
+}
+
+/// A route that exists, asked with a method it does not serve (axum adds `Allow`).
+pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{uri} does not answer {method}; see /v1/openapi.yaml"),
     )
 }
 
@@ -140,9 +156,9 @@ pub async fn submit(
 
 pub async fn get_entry(
     State(state): State<AppState>,
-    Path(index): Path<String>,
+    index: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let index = index_param(&index)?;
+    let index = index_param(&path_param(index)?)?;
     Ok(Json(views::entry(&state.reader.entry(index)?)?))
 }
 
@@ -195,10 +211,10 @@ pub async fn checkpoint(State(state): State<AppState>) -> Response {
 
 pub async fn inclusion(
     State(state): State<AppState>,
-    Path(index): Path<String>,
+    index: Result<Path<String>, PathRejection>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let index = index_param(&index)?;
+    let index = index_param(&path_param(index)?)?;
     let size: Option<u64> = param(&q, "size")?;
     Ok(Json(views::inclusion(
         &state.reader.inclusion(index, size)?,
@@ -218,8 +234,9 @@ pub async fn consistency(
 
 pub async fn signer(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let key = path_param(key)?;
     let pk = parse_public_hex(&key)
         .ok_or_else(|| ApiError::bad_request("a public key is 64 lowercase hex"))?;
     let view = state
@@ -314,8 +331,9 @@ pub async fn findings(
 
 pub async fn finding(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let id = path_param(id)?;
     with_snapshot(&state, move |snapshot, state| {
         let as_of = as_of(snapshot, &HashMap::new())?;
         let finding = findings_of(snapshot, state, as_of)?
@@ -357,9 +375,10 @@ pub async fn facilities(State(state): State<AppState>) -> Result<Json<Value>, Ap
 
 pub async fn facility(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    let id = path_param(id)?;
     with_snapshot(&state, move |snapshot, state| {
         let facts = snapshot
             .facilities

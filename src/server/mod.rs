@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[10], get(handlers::openapi))
         .route(ROUTES[11], get(handlers::healthz))
         .route(ROUTES[12], get(handlers::metrics))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_route);
     api.layer(axum::middleware::from_fn_with_state(
         state.clone(),

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::limits::DERIVED_CACHE_BYTES;
 use crate::store::segment::Position;
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
@@ -120,6 +121,7 @@ impl Derived {
         loop {
             let opened = sled::Config::new()
                 .path(path)
+                .cache_capacity(DERIVED_CACHE_BYTES)
                 // Derived state is rebuilt from the segments after a crash, so sled's own
                 // periodic flush is enough; the ledger flushes explicitly on clean shutdown.
                 .flush_every_ms(Some(1000))
