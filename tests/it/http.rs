@@ -857,6 +857,31 @@ fn every_refusal_has_its_status_and_writes_nothing() {
         "{ok}"
     );
     assert_eq!(tree_size(&agent, &server), size + 1);
+
+    // /metrics counts what just happened, in Prometheus text format.
+    let metrics = get(&agent, &format!("{}/metrics", server.base));
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.content_type.starts_with("text/plain"),
+        "{}",
+        metrics.content_type
+    );
+    for wanted in [
+        "dcledger_entries_accepted_total ",
+        "dcledger_rejections_total{reason=\"conflict\"}",
+        "dcledger_rejections_total{reason=\"forbidden\"}",
+        "dcledger_rejections_total{reason=\"malformed\"}",
+        &format!("dcledger_tree_size {}", size + 1),
+        "dcledger_batch_entries_bucket{le=\"1\"}",
+        "dcledger_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/entries\",le=\"0.1\"}",
+        "dcledger_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"}",
+    ] {
+        assert!(
+            metrics.text.contains(wanted),
+            "metrics lack {wanted:?}:\n{}",
+            metrics.text
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
