@@ -16,6 +16,7 @@ pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod merkle;
+pub mod parallel;
 pub mod proofcheck;
 pub mod registry;
 pub mod reject;

@@ -198,8 +198,7 @@ impl Snapshot {
         // refresh, never lost between the two.
         let size = reader.size();
         let mut facilities = BTreeMap::new();
-        for f in reader.facilities()? {
-            let facts = load_facts(reader, f)?;
+        for facts in load_all(reader, reader.facilities()?)? {
             facilities.insert(facts.id().to_string(), facts);
         }
         let mut snapshot = Snapshot {
@@ -221,10 +220,12 @@ impl Snapshot {
         if size == self.size {
             return Ok(());
         }
+        let mut records = Vec::new();
         for id in reader.touched_since(self.size)? {
-            if let Some(f) = reader.facility(&id)? {
-                self.facilities.insert(id, load_facts(reader, f)?);
-            }
+            records.extend(reader.facility(&id)?);
+        }
+        for facts in load_all(reader, records)? {
+            self.facilities.insert(facts.id().to_string(), facts);
         }
         self.size = size;
         self.load_shared(reader)
@@ -277,10 +278,15 @@ impl Snapshot {
 
     /// Every finding as of `as_of`, ordered by facility, rule and key.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Finding> {
-        let mut drafts = Vec::new();
-        for f in self.facilities.values() {
-            rules::facility_rules(f, as_of, config, &mut drafts);
-        }
+        let facilities: Vec<&FacilityFacts> = self.facilities.values().collect();
+        let mut drafts: Vec<Draft> = crate::parallel::map(facilities, FACILITIES_PER_THREAD, |f| {
+            let mut out = Vec::new();
+            rules::facility_rules(f, as_of, config, &mut out);
+            out
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         rules::duplicate_serials(&self.shared_serials, as_of, &mut drafts);
         rules::double_pledges(
             &self.shared_collateral,
@@ -329,6 +335,19 @@ pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Findin
         .collect();
     attach_notes(reader, &mut findings)?;
     Ok((as_of, findings))
+}
+
+/// Facilities per thread below which loading or auditing stays on one thread.
+const FACILITIES_PER_THREAD: usize = 64;
+
+/// Loads the facts of many facilities on every core.
+fn load_all(
+    reader: &Reader,
+    records: Vec<crate::domain::records::FacilityRecord>,
+) -> Result<Vec<FacilityFacts>, LedgerError> {
+    crate::parallel::map(records, FACILITIES_PER_THREAD, |f| load_facts(reader, f))
+        .into_iter()
+        .collect()
 }
 
 fn load_facts(

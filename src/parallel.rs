@@ -1,0 +1,49 @@
+//! Data parallelism without a thread pool: split a vector into one chunk per core and map
+//! each on a scoped thread. Used where the work per item dwarfs a thread start (signature
+//! checks, loading and auditing facilities).
+
+/// Maps `f` over `items` on every available core, keeping their order. Inputs smaller
+/// than two chunks of `min_per_thread` stay on the calling thread.
+pub fn map<T: Send, R: Send>(
+    items: Vec<T>,
+    min_per_thread: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().div_ceil(min_per_thread.max(1)))
+        .max(1);
+    if threads == 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut rest = items.into_iter();
+    for _ in 0..threads {
+        chunks.push(rest.by_ref().take(chunk).collect());
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| scope.spawn(move || c.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keeps_order() {
+        let out = super::map((0..1000).collect(), 10, |i: u32| i * 2);
+        assert_eq!(out, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(super::map(Vec::<u32>::new(), 10, |i| i).is_empty());
+    }
+}
