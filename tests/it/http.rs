@@ -44,13 +44,21 @@ impl Server {
     /// Starts `dcledger serve` on `data`; retries a few times, as a ledger just closed by
     /// another process may still be locked for a moment.
     fn start(data: &Path, log: &Path) -> Server {
+        Server::start_with(
+            &["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"],
+            log,
+        )
+    }
+
+    /// Starts `dcledger` with `args` (a command that ends up serving).
+    fn start_with(args: &[&str], log: &Path) -> Server {
         let mut last = String::new();
         let started = Instant::now();
         for _ in 0..20 {
             if started.elapsed() > STARTUP {
                 break;
             }
-            match Server::try_start(data, log) {
+            match Server::try_start(args, log) {
                 Ok(server) => return server,
                 Err(e) => {
                     last = e;
@@ -61,14 +69,14 @@ impl Server {
         panic!("the server did not start: {last}");
     }
 
-    fn try_start(data: &Path, log: &Path) -> Result<Server, String> {
+    fn try_start(args: &[&str], log: &Path) -> Result<Server, String> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| e.to_string())?;
         let child = bin()
-            .args(["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -1460,4 +1468,50 @@ fn submit_command_sends_envelopes_and_signs_bodies() {
         assert_eq!(get(&agent, &signer_url).expect(200)["next_seq"], next_seq);
     }
     assert_eq!(tree_size(&agent, &server), next_index);
+}
+
+/// `dcledger demo`: the demo world in a fresh ledger, audited and served; SIGTERM stops it
+/// cleanly.
+#[test]
+fn demo_command_serves_the_audited_demo_world() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let log = tmp.path().join("demo.log");
+    let mut server = Server::start_with(
+        &["demo", "--data", path_str(&data), "--listen", "127.0.0.1:0"],
+        &log,
+    );
+    let agent = new_agent();
+    let lines = std::fs::read_to_string(demo_dir().join("entries.ndjson"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert_eq!(
+        tree_size(&agent, &server),
+        lines + 1,
+        "genesis and the demo world"
+    );
+    let findings = get(
+        &agent,
+        &format!("{}/v1/findings?severity=critical", server.base),
+    );
+    assert_eq!(findings.status, 200);
+    let body: Value = serde_json::from_str(&findings.text).unwrap();
+    assert!(body["count"].as_u64().unwrap_or(0) > 0, "{body}");
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(code) = server.child.try_wait().unwrap() {
+            assert!(
+                code.success(),
+                "demo exited with {code}: {}",
+                server.log_text()
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
