@@ -208,8 +208,8 @@ pub fn prepare_all(
 /// What admission learned about an entry, for the indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Admitted {
-    /// The facilities whose projections the entry changed, sorted, each once.
-    pub facilities: Vec<String>,
+    /// What the entry changed in the projections, sorted, each once.
+    pub touches: Vec<domain::rules::Touch>,
 }
 
 /// Judges a prepared entry against the ledger state at `index` and records its effects.
@@ -313,10 +313,10 @@ fn apply_kind(
         Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
             registry::apply(state, p.kind, index, &p.body).map(|()| Admitted::default())
         }
-        kind => domain::rules::apply(state, kind, index, signer, &p.body).map(|mut facilities| {
-            facilities.sort_unstable();
-            facilities.dedup();
-            Admitted { facilities }
+        kind => domain::rules::apply(state, kind, index, signer, &p.body).map(|mut touches| {
+            touches.sort_unstable();
+            touches.dedup();
+            Admitted { touches }
         }),
     }
 }

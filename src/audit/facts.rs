@@ -58,26 +58,31 @@ impl FacilityFacts {
             occupancy: BTreeMap::new(),
         };
         for r in reports {
-            let index = r.index;
-            match r.body {
-                ReportBody::Power(b) => {
-                    if let Some(m) = Month::parse(&b.period) {
-                        facts.power.insert(m, Dated { body: b, index });
-                    }
+            facts.set_report(r);
+        }
+        facts
+    }
+
+    /// Puts the report that now counts for its series and period in place.
+    pub fn set_report(&mut self, r: ReportRecord) {
+        let index = r.index;
+        match r.body {
+            ReportBody::Power(b) => {
+                if let Some(m) = Month::parse(&b.period) {
+                    self.power.insert(m, Dated { body: b, index });
                 }
-                ReportBody::Meter(b) => {
-                    if let Some(m) = Month::parse(&b.period) {
-                        facts.meter.insert(m, Dated { body: b, index });
-                    }
+            }
+            ReportBody::Meter(b) => {
+                if let Some(m) = Month::parse(&b.period) {
+                    self.meter.insert(m, Dated { body: b, index });
                 }
-                ReportBody::Occupancy(b) => {
-                    if let Some(m) = Month::parse(&b.period) {
-                        facts.occupancy.insert(m, Dated { body: b, index });
-                    }
+            }
+            ReportBody::Occupancy(b) => {
+                if let Some(m) = Month::parse(&b.period) {
+                    self.occupancy.insert(m, Dated { body: b, index });
                 }
             }
         }
-        facts
     }
 
     pub fn id(&self) -> &str {

@@ -8,7 +8,7 @@ pub mod facts;
 pub mod render;
 mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -17,6 +17,7 @@ pub use facts::FacilityFacts;
 
 use crate::dates::Month;
 use crate::domain::records::FindingNoteKind;
+use crate::domain::rules::Touch;
 use crate::ledger::{LedgerError, Reader};
 
 macro_rules! rule_table {
@@ -220,12 +221,49 @@ impl Snapshot {
         if size == self.size {
             return Ok(());
         }
+        // A facility whose records changed is reloaded whole; one that only received
+        // reports gets just those (a month of reports touches every facility).
+        let touches = reader.touched_since(self.size)?;
+        let whole: BTreeSet<&str> = touches
+            .iter()
+            .filter_map(|t| match t {
+                Touch::Facility(f) => Some(f.as_str()),
+                Touch::Report { .. } => None,
+            })
+            .collect();
         let mut records = Vec::new();
-        for id in reader.touched_since(self.size)? {
-            records.extend(reader.facility(&id)?);
+        for id in &whole {
+            records.extend(reader.facility(id)?);
         }
         for facts in load_all(reader, records)? {
             self.facilities.insert(facts.id().to_string(), facts);
+        }
+        let reports: Vec<&Touch> = touches
+            .iter()
+            .filter(|t| matches!(t, Touch::Report { facility, .. } if !whole.contains(facility.as_str())))
+            .collect();
+        let fresh = crate::parallel::map(reports, REPORTS_PER_THREAD, |t| match t {
+            Touch::Report {
+                facility,
+                series,
+                period,
+            } => reader
+                .report(facility, *series, period)
+                .map(|r| r.map(|r| (facility.clone(), r))),
+            Touch::Facility(_) => Ok(None),
+        });
+        for found in fresh {
+            if let Some((facility, report)) = found? {
+                match self.facilities.get_mut(&facility) {
+                    Some(facts) => facts.set_report(report),
+                    // A report for a facility this snapshot has never seen: load it whole.
+                    None => {
+                        if let Some(f) = reader.facility(&facility)? {
+                            self.facilities.insert(facility, load_facts(reader, f)?);
+                        }
+                    }
+                }
+            }
         }
         self.size = size;
         self.load_shared(reader)
@@ -339,6 +377,8 @@ pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Findin
 
 /// Facilities per thread below which loading or auditing stays on one thread.
 const FACILITIES_PER_THREAD: usize = 64;
+/// Report reads per thread below which a refresh stays on one thread.
+const REPORTS_PER_THREAD: usize = 256;
 
 /// Loads the facts of many facilities on every core.
 fn load_all(

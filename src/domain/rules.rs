@@ -92,9 +92,28 @@ fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
     state.put_encoded(facility_key(&f.facility_id), f);
 }
 
-/// The facilities whose projections an entry changed (for the by-facility index and the
-/// touch log); may repeat a facility.
-pub type Touched = Vec<String>;
+/// What an entry changed in the projections: a facility's records, or just one of its
+/// monthly reports. The by-facility index and the touch log are built from these.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Touch {
+    Facility(String),
+    Report {
+        facility: String,
+        series: Series,
+        period: String,
+    },
+}
+
+impl Touch {
+    pub fn facility(&self) -> &str {
+        match self {
+            Touch::Facility(f) | Touch::Report { facility: f, .. } => f,
+        }
+    }
+}
+
+/// Everything an entry touched; may repeat.
+pub type Touched = Vec<Touch>;
 
 /// Judges a domain entry and records its effects. Returns the facilities it touched.
 pub fn apply(
@@ -227,7 +246,7 @@ fn facility_register(
         inspections: Vec::new(),
     };
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 fn facility_status(
@@ -247,7 +266,7 @@ fn facility_status(
         index,
     });
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 fn facility_transfer(
@@ -269,7 +288,7 @@ fn facility_transfer(
         currency: Some(r.currency),
     });
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 fn procurement(
@@ -301,7 +320,7 @@ fn procurement(
     state.put_encoded(lot_key(&r.lot_id), &lot);
     f.lots.push(r.lot_id);
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 /// The lot (422 if unknown) and the facility it was procured for, whose operator owns it.
@@ -351,7 +370,7 @@ fn lot_serials(
     lot.serials += r.serials.len() as u64;
     lot.serial_entries.push(index);
     state.put_encoded(lot_key(&r.lot_id), &lot);
-    Ok(vec![lot.facility_id])
+    Ok(vec![Touch::Facility(lot.facility_id)])
 }
 
 fn too_many(available: u64, asked: u64, from: &str) -> AdmitError {
@@ -397,7 +416,10 @@ fn deployment(
     });
     state.put_encoded(lot_key(&r.lot_id), &lot);
     put_facility(state, &target);
-    Ok(vec![r.facility_id, lot.facility_id])
+    Ok(vec![
+        Touch::Facility(r.facility_id),
+        Touch::Facility(lot.facility_id),
+    ])
 }
 
 fn lot_transfer(
@@ -484,9 +506,9 @@ fn lot_transfer(
         date: r.date,
         index,
     });
-    let mut about = vec![lot.facility_id.clone()];
-    about.extend(r.from_facility);
-    about.extend(touched_to);
+    let mut about = vec![Touch::Facility(lot.facility_id.clone())];
+    about.extend(r.from_facility.map(Touch::Facility));
+    about.extend(touched_to.map(Touch::Facility));
     state.put_encoded(lot_key(&r.lot_id), &lot);
     Ok(about)
 }
@@ -520,7 +542,7 @@ fn permit_issue(
     state.put_encoded(permit_key(&r.permit_id), &permit);
     f.permits.push(r.permit_id);
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 fn permit_revoke(
@@ -540,7 +562,7 @@ fn permit_revoke(
         reason: r.reason,
         index,
     });
-    let about = vec![permit.facility_id.clone()];
+    let about = vec![Touch::Facility(permit.facility_id.clone())];
     state.put_encoded(permit_key(&r.permit_id), &permit);
     Ok(about)
 }
@@ -577,7 +599,7 @@ fn subsidy_grant(
     state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
     f.subsidies.push(r.subsidy_id);
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 fn subsidy_disburse(
@@ -609,7 +631,7 @@ fn subsidy_disburse(
         date: r.date,
         index,
     });
-    let about = vec![subsidy.facility_id.clone()];
+    let about = vec![Touch::Facility(subsidy.facility_id.clone())];
     state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
     Ok(about)
 }
@@ -657,7 +679,7 @@ fn loan_issue(
     state.put_encoded(loan_key(&r.loan_id), &loan);
     f.loans.push(r.loan_id);
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 /// A monthly report: the latest per facility, series and period counts; earlier ones
@@ -692,7 +714,11 @@ fn report(
             superseded,
         },
     );
-    Ok(vec![facility_id.to_string()])
+    Ok(vec![Touch::Report {
+        facility: facility_id.to_string(),
+        series,
+        period: period.to_string(),
+    }])
 }
 
 fn inspection(
@@ -710,7 +736,7 @@ fn inspection(
         index,
     });
     put_facility(state, &f);
-    Ok(vec![r.facility_id])
+    Ok(vec![Touch::Facility(r.facility_id)])
 }
 
 /// Findings are computed by the audit, not registered, so a response or resolution

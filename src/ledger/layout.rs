@@ -9,11 +9,13 @@
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
 //!   one per entry.
-//! - Touch log: key `t | first index of a postings chunk (u64 BE)`, value the sorted
-//!   facilities entries of that chunk touched, for incremental readers (the audit).
+//! - Touch log: key `t | first index of a postings chunk (u64 BE)`, value what the
+//!   entries of that chunk touched (a facility, or one of its monthly reports), sorted,
+//!   for incremental readers (the audit).
 
 use std::collections::BTreeMap;
 
+use crate::domain::rules::Touch;
 use crate::entry::Kind;
 use crate::keys::PublicKey;
 use crate::merkle::{self, Frontier, Hash, NodeId};
@@ -59,8 +61,8 @@ pub(crate) struct Landed<'a> {
     pub location: RecordLocation,
     pub kind: Kind,
     pub signer: PublicKey,
-    /// The facilities the entry touched.
-    pub facilities: &'a [String],
+    /// What the entry changed in the projections.
+    pub touches: &'a [Touch],
 }
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
@@ -95,9 +97,10 @@ pub(crate) fn record(
         }
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
-        let facilities = l
-            .facilities
-            .iter()
+        let mut names: Vec<&str> = l.touches.iter().map(Touch::facility).collect();
+        names.dedup();
+        let facilities = names
+            .into_iter()
             .map(|f| posting_key(family::BY_FACILITY, f.as_bytes(), chunk));
         for k in [
             posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk),
@@ -112,20 +115,20 @@ pub(crate) fn record(
     // The touch log: which facilities each chunk of entries touched, so a reader can
     // refresh only what changed since a size it knows. Keyed by chunk, not by commit,
     // so that replay and incremental commits write the same bytes.
-    let mut touched: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    let mut touched: BTreeMap<u64, Vec<&Touch>> = BTreeMap::new();
     for l in landed {
         touched
             .entry(l.index / POSTING_SPAN)
             .or_default()
-            .extend(l.facilities.iter().map(String::as_str));
+            .extend(l.touches.iter());
     }
-    for (chunk, names) in touched {
-        if names.is_empty() {
+    for (chunk, touches) in touched {
+        if touches.is_empty() {
             continue;
         }
         let key = touch_key(chunk * POSTING_SPAN);
-        let mut all: Vec<String> = overlay.get_decoded(&key)?.unwrap_or_default();
-        all.extend(names.into_iter().map(str::to_string));
+        let mut all: Vec<Touch> = overlay.get_decoded(&key)?.unwrap_or_default();
+        all.extend(touches.into_iter().cloned());
         all.sort_unstable();
         all.dedup();
         overlay.put_encoded(key, &all);

@@ -25,6 +25,7 @@ pub use replay::VerifyReport;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::dates;
+use crate::domain::rules::Touch;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
@@ -356,7 +357,7 @@ impl Ledger {
         let mut next = base;
         let mut leaves: Vec<Vec<u8>> = Vec::new();
         // The kind, signer and facility of each admitted leaf, for its postings.
-        let mut leaf_terms: Vec<(Kind, PublicKey, Vec<String>)> = Vec::new();
+        let mut leaf_terms: Vec<(Kind, PublicKey, Vec<Touch>)> = Vec::new();
         let mut spans: Vec<Result<std::ops::Range<u64>, BatchRejection>> = Vec::new();
         for size in sizes {
             let mark = overlay.mark();
@@ -370,7 +371,7 @@ impl Ledger {
                 let outcome = p.map_err(AdmitError::Rejected).and_then(|p| {
                     ingest::admit(&mut overlay, next, accepted, &p).map(|admitted| {
                         let leaf = entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex);
-                        (leaf, (p.kind, p.signer, admitted.facilities))
+                        (leaf, (p.kind, p.signer, admitted.touches))
                     })
                 });
                 match outcome {
@@ -427,16 +428,14 @@ impl Ledger {
             .zip(&locations)
             .zip(&leaf_terms)
             .enumerate()
-            .map(
-                |(i, ((leaf, location), (kind, signer, facilities)))| Landed {
-                    index: base + i as u64,
-                    leaf,
-                    location: *location,
-                    kind: *kind,
-                    signer: *signer,
-                    facilities,
-                },
-            )
+            .map(|(i, ((leaf, location), (kind, signer, touches)))| Landed {
+                index: base + i as u64,
+                leaf,
+                location: *location,
+                kind: *kind,
+                signer: *signer,
+                touches,
+            })
             .collect();
         let hashes = layout::record(&mut overlay, &mut frontier, &landed)?;
         assert_eq!(

@@ -14,6 +14,8 @@ use crate::merkle::{self, Frontier, Hash, NodeId, ProofError};
 use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord};
 use serde::de::DeserializeOwned;
 
+use crate::domain::rules::Touch;
+
 use crate::domain::records::{
     self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
     SerialUse, SubsidyRecord,
@@ -304,6 +306,16 @@ impl Reader {
         self.get(&records::loan_key(id))
     }
 
+    /// The report that counts for a facility, series and period.
+    pub fn report(
+        &self,
+        facility_id: &str,
+        series: records::Series,
+        period: &str,
+    ) -> Result<Option<ReportRecord>, LedgerError> {
+        self.get(&records::report_key(facility_id, series, period))
+    }
+
     /// The reports that count for a facility: every series and period, in key order.
     pub fn reports(&self, facility_id: &str) -> Result<Vec<ReportRecord>, LedgerError> {
         self.scan(&records::reports_prefix(facility_id))
@@ -380,14 +392,14 @@ impl Reader {
         Ok((found, false))
     }
 
-    /// Facilities touched by entries at index `from` or later, from the touch log.
-    pub fn touched_since(&self, from: u64) -> Result<Vec<String>, LedgerError> {
+    /// What entries at index `from` or later touched, from the touch log.
+    pub fn touched_since(&self, from: u64) -> Result<Vec<Touch>, LedgerError> {
         let start = layout::touch_key(from);
         let mut touched = std::collections::BTreeSet::new();
         for kv in self.derived.range_from(&start, family::TOUCHED) {
             let (k, v) = kv?;
-            let names: Vec<String> = decode(&k, &v)?;
-            touched.extend(names);
+            let touches: Vec<Touch> = decode(&k, &v)?;
+            touched.extend(touches);
         }
         Ok(touched.into_iter().collect())
     }

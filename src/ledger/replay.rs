@@ -141,7 +141,7 @@ fn apply_chunk(
         }
         let accepted = dates::parse_instant(&s.accepted_text).unwrap_or(state.last_accepted);
         match ingest::admit(&mut overlay, s.index, accepted, &p) {
-            Ok(a) => facilities.push(a.facilities),
+            Ok(a) => facilities.push(a.touches),
             Err(AdmitError::Rejected(r)) => return Err(refused(s.index, r.to_string())),
             Err(AdmitError::Store(e)) => return Err(e.into()),
         }
@@ -157,7 +157,7 @@ fn apply_chunk(
             location: s.location,
             kind,
             signer,
-            facilities: touched,
+            touches: touched,
         });
     }
     layout::record(&mut overlay, &mut state.frontier, &landed)?;
