@@ -19,7 +19,9 @@ use dcledger::merkle;
 use dcledger::server::{MAX_BODY_BYTES, ROUTES};
 use serde_json::{Value, json};
 
-use crate::support::{Party, TestLedger, bin, path_str, run_ok, stdout};
+use crate::support::{
+    Party, TestLedger, bin, demo_dir, init_demo_ledger, path_str, run_ok, stdout,
+};
 
 /// How long a server may take to print its address.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -420,10 +422,6 @@ fn corrupt_sig(envelope: &mut Value) {
     envelope["sig"] = json!(format!("{first}{}", &sig[1..]));
 }
 
-fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. The demo world over HTTP; every proof verifies.
 
@@ -432,18 +430,7 @@ fn demo_world_submitted_over_http_and_every_proof_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let demo = demo_dir();
-    let k = |name: &str| demo.join("keys").join(name);
-    run_ok(&[
-        "init",
-        "--data",
-        path_str(&data),
-        "--origin",
-        "dcledger.example/synthetic",
-        "--authority-key",
-        path_str(&k("authority.pem")),
-        "--log-key",
-        path_str(&k("log.pem")),
-    ]);
+    init_demo_ledger(&data);
     let server = Server::start(&data, &tmp.path().join("server.log"));
     let verifier = server.verifier();
     let agent = new_agent();

@@ -149,3 +149,24 @@ pub fn dump_derived(data: &Path) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>>
         })
         .collect()
 }
+
+/// The committed demo world.
+pub fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
+}
+
+/// `dcledger init` of a ledger for the demo world (its authority and log keys).
+pub fn init_demo_ledger(data: &Path) {
+    let keys = demo_dir().join("keys");
+    run_ok(&[
+        "init",
+        "--data",
+        path_str(data),
+        "--origin",
+        dcledger::synthetic::ORIGIN,
+        "--authority-key",
+        path_str(&keys.join("authority.pem")),
+        "--log-key",
+        path_str(&keys.join("log.pem")),
+    ]);
+}

@@ -10,11 +10,7 @@ use dcledger::keys::load_signing_key;
 use dcledger::ledger::Ledger;
 use dcledger::synthetic::{GenConfig, ORIGIN, generate};
 
-use crate::support::{dump_derived, path_str, run_ok, stdout};
-
-fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
-}
+use crate::support::{demo_dir, dump_derived, init_demo_ledger, path_str, run_ok, stdout};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -119,18 +115,7 @@ fn demo_world_appends_verifies_and_audits_to_its_labels() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let demo = demo_dir();
-    let k = |name: &str| demo.join("keys").join(name);
-    run_ok(&[
-        "init",
-        "--data",
-        path_str(&data),
-        "--origin",
-        ORIGIN,
-        "--authority-key",
-        path_str(&k("authority.pem")),
-        "--log-key",
-        path_str(&k("log.pem")),
-    ]);
+    init_demo_ledger(&data);
     let appended = stdout(&run_ok(&[
         "append",
         "--data",
