@@ -21,10 +21,10 @@ fn ratio(part: u64, whole: u64, decimals: i32) -> Value {
 pub fn facility_summary(f: &FacilityFacts, as_of: Month) -> Value {
     let rec = &f.facility;
     json!({
-        "facility_id": rec.facility_id,
-        "name": rec.name,
-        "province": rec.province,
-        "city": rec.city,
+        "facility_id": rec.registered.facility_id,
+        "name": rec.registered.name,
+        "province": rec.registered.province,
+        "city": rec.registered.city,
         "operator": rec.operator,
         "status": f.status_at(as_of.last_day()).0.as_str(),
         "gpus_deployed": f.gpus_at(as_of.last_day()).0,
@@ -92,9 +92,11 @@ pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Finding]) ->
     json!({
         "as_of": as_of.to_string(),
         "facility": {
-            "facility_id": rec.facility_id, "name": rec.name, "province": rec.province, "city": rec.city,
-            "lat_e6": rec.lat_e6, "lon_e6": rec.lon_e6, "planned_it_kw": rec.planned_it_kw,
-            "planned_gpus": rec.planned_gpus, "land_parcel": rec.land_parcel, "announced": rec.announced,
+            "facility_id": rec.registered.facility_id, "name": rec.registered.name,
+            "province": rec.registered.province, "city": rec.registered.city,
+            "lat_e6": rec.registered.lat_e6, "lon_e6": rec.registered.lon_e6,
+            "planned_it_kw": rec.registered.planned_it_kw, "planned_gpus": rec.registered.planned_gpus,
+            "land_parcel": rec.registered.land_parcel, "announced": rec.registered.announced,
             "registered_at": rec.registered_at,
         },
         "operator": rec.operator,

@@ -86,7 +86,7 @@ impl FacilityFacts {
     }
 
     pub fn id(&self) -> &str {
-        &self.facility.facility_id
+        self.facility.id()
     }
 
     /// The latest `facility.status` effective on or before `date` (by effective date,

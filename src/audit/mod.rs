@@ -398,7 +398,7 @@ fn load_facts(
     let permits = ids(&f.permits, |id| reader.permit(id))?;
     let subsidies = ids(&f.subsidies, |id| reader.subsidy(id))?;
     let loans = ids(&f.loans, |id| reader.loan(id))?;
-    let reports = reader.reports(&f.facility_id)?;
+    let reports = reader.reports(f.id())?;
     Ok(FacilityFacts::new(
         f, lots, permits, subsidies, loans, reports,
     ))

@@ -81,7 +81,7 @@ pub enum Outcome {
     Dismissed,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FacilityRegister {
     pub facility_id: String,
     pub name: String,

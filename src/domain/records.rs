@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::bodies::{
-    Condition, MeterReading, OccupancyReport, Outcome, PermitKind, PowerReport, Purpose, Status,
+    Condition, FacilityRegister, MeterReading, OccupancyReport, Outcome, PermitKind, PowerReport,
+    Purpose, Status,
 };
 use crate::store::derived::{family, key};
 
@@ -123,16 +124,8 @@ pub struct Inspection {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FacilityRecord {
-    pub facility_id: String,
-    pub name: String,
-    pub province: String,
-    pub city: String,
-    pub lat_e6: i64,
-    pub lon_e6: i64,
-    pub planned_it_kw: u64,
-    pub planned_gpus: u64,
-    pub land_parcel: String,
-    pub announced: String,
+    /// What `facility.register` said.
+    pub registered: FacilityRegister,
     pub registered_at: u64,
     /// The operating organisation now, and every one before it (first is the registrant).
     pub operator: String,
@@ -190,6 +183,12 @@ pub struct LotRecord {
     pub serials: u64,
     /// The `lot.serials` entries that listed them.
     pub serial_entries: Vec<u64>,
+}
+
+impl FacilityRecord {
+    pub fn id(&self) -> &str {
+        &self.registered.facility_id
+    }
 }
 
 impl LotRecord {

@@ -76,7 +76,9 @@ fn operates(f: &FacilityRecord, signer: &Signer<'_>, field: &str) -> Result<(), 
             path(field),
             format!(
                 "facility {:?} is operated by {:?}, not by the signer's organisation {:?}",
-                f.facility_id, f.operator, signer.org_id
+                f.id(),
+                f.operator,
+                signer.org_id
             ),
         )
         .into());
@@ -89,7 +91,7 @@ fn facility(state: &Overlay<'_>, field: &str, id: &str) -> Result<FacilityRecord
 }
 
 fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
-    state.put_encoded(facility_key(&f.facility_id), f);
+    state.put_encoded(facility_key(f.id()), f);
 }
 
 /// What an entry changed in the projections: a facility's records, or just one of its
@@ -217,17 +219,9 @@ fn facility_register(
         "facility",
         &r.facility_id,
     )?;
+    let facility_id = r.facility_id.clone();
     let f = FacilityRecord {
-        facility_id: r.facility_id.clone(),
-        name: r.name,
-        province: r.province,
-        city: r.city,
-        lat_e6: r.lat_e6,
-        lon_e6: r.lon_e6,
-        planned_it_kw: r.planned_it_kw,
-        planned_gpus: r.planned_gpus,
-        land_parcel: r.land_parcel,
-        announced: r.announced,
+        registered: r,
         registered_at: index,
         operator: signer.org_id.to_string(),
         operators: vec![OperatorSpell {
@@ -246,7 +240,7 @@ fn facility_register(
         inspections: Vec::new(),
     };
     put_facility(state, &f);
-    Ok(vec![Touch::Facility(r.facility_id)])
+    Ok(vec![Touch::Facility(facility_id)])
 }
 
 fn facility_status(
@@ -339,7 +333,9 @@ fn owns(home: &FacilityRecord, lot_id: &str, signer: &Signer<'_>) -> Result<(), 
             path("lot_id"),
             format!(
                 "lot {lot_id:?} belongs to {:?}, the operator of facility {:?}, not to {:?}",
-                home.operator, home.facility_id, signer.org_id
+                home.operator,
+                home.id(),
+                signer.org_id
             ),
         )
         .into());

@@ -318,7 +318,7 @@ pub async fn findings(
                     snapshot
                         .facilities
                         .get(&f.facility_id)
-                        .is_some_and(|x| x.facility.province == *p)
+                        .is_some_and(|x| x.facility.registered.province == *p)
                 })
             })
             .collect();
