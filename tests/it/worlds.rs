@@ -10,7 +10,9 @@ use dcledger::keys::load_signing_key;
 use dcledger::ledger::Ledger;
 use dcledger::synthetic::{GenConfig, ORIGIN, generate};
 
-use crate::support::{demo_dir, dump_derived, init_demo_ledger, path_str, run_ok, stdout};
+use crate::support::{
+    assert_rebuild_equals_incremental, demo_dir, init_demo_ledger, path_str, run_ok, stdout,
+};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -136,13 +138,7 @@ fn demo_world_appends_verifies_and_audits_to_its_labels() {
     assert_audit_matches_labels(&demo, &ledger);
     ledger.close().unwrap();
 
-    let incremental = dump_derived(&data);
-    Ledger::reindex(&data).unwrap().close().unwrap();
-    assert_eq!(
-        dump_derived(&data),
-        incremental,
-        "demo: rebuilt projections differ"
-    );
+    assert_rebuild_equals_incremental(&data, "demo world");
 }
 
 #[test]
@@ -163,13 +159,7 @@ fn generated_worlds_audit_to_their_labels() {
         if seed == 2 {
             ledger.verify().unwrap();
             ledger.close().unwrap();
-            let incremental = dump_derived(&data);
-            Ledger::reindex(&data).unwrap().close().unwrap();
-            assert_eq!(
-                dump_derived(&data),
-                incremental,
-                "seed {seed}: rebuilt projections differ"
-            );
+            assert_rebuild_equals_incremental(&data, &format!("seed {seed}"));
         }
     }
 }
