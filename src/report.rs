@@ -49,13 +49,13 @@ pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Finding]) ->
                 .filter(|m| matches!(&m.kind, LotMoveKind::Transfer { to_org: Some(_), .. }))
                 .map(|m| m.quantity)
                 .sum();
-            let e = by_model.entry(&lot.gpu_model).or_default();
-            e.0 += lot.quantity;
+            let e = by_model.entry(&lot.procured.gpu_model).or_default();
+            e.0 += lot.procured.quantity;
             e.1 += deployed;
             e.2 += transferred;
             json!({
-                "lot_id": lot.lot_id, "gpu_model": lot.gpu_model, "quantity": lot.quantity,
-                "unit_price_minor": lot.unit_price_minor, "currency": lot.currency, "date": lot.date,
+                "lot_id": lot.procured.lot_id, "gpu_model": lot.procured.gpu_model, "quantity": lot.procured.quantity,
+                "unit_price_minor": lot.procured.unit_price_minor, "currency": lot.procured.currency, "date": lot.procured.date,
                 "undeployed": lot.undeployed, "deployed": deployed, "transferred": transferred,
                 "serials": lot.serials, "index": lot.procured_at,
                 "moves": lot.moves.iter().map(|m| json!({"quantity": m.quantity, "date": m.date, "index": m.index})).collect::<Vec<_>>(),

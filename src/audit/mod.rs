@@ -278,8 +278,8 @@ impl Snapshot {
                 if let Some(lot) = reader.lot(&u.lot_id)? {
                     lots.push(rules::SerialLot {
                         lot_id: u.lot_id,
-                        facility_id: lot.facility_id,
-                        date: lot.date,
+                        facility_id: lot.procured.facility_id,
+                        date: lot.procured.date,
                         procured_at: lot.procured_at,
                         listed_at: u.index,
                     });

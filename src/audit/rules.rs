@@ -413,9 +413,9 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let stale = cx.end - Duration::days(i64::from(cx.config.undeployed_days));
     let mut procured_value: u64 = 0;
     let mut procured_entries = Vec::new();
-    for lot in f.lots.iter().filter(|l| day(&l.date) <= cx.end) {
-        if lot.currency == "CNY" {
-            procured_value += lot.quantity * lot.unit_price_minor;
+    for lot in f.lots.iter().filter(|l| day(&l.procured.date) <= cx.end) {
+        if lot.procured.currency == "CNY" {
+            procured_value += lot.procured.quantity * lot.procured.unit_price_minor;
         }
         procured_entries.push(lot.procured_at);
         // Stock at as_of: procured minus what left stock (deployments and transfers
@@ -430,8 +430,8 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             })
             .map(|m| m.quantity)
             .sum();
-        let stock = lot.quantity.saturating_sub(left);
-        if stock > 0 && day(&lot.date) < stale {
+        let stock = lot.procured.quantity.saturating_sub(left);
+        if stock > 0 && day(&lot.procured.date) < stale {
             let mut evidence = vec![lot.procured_at];
             evidence.extend(
                 lot.moves
@@ -441,39 +441,39 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             );
             out.push(cx.draft(
                 Rule::UndeployedGpus,
-                lot.lot_id.clone(),
+                lot.procured.lot_id.clone(),
                 format!(
                     "lot {}: {stock} of {} {} GPUs procured on {} are still undeployed at {} (> {} days)",
-                    lot.lot_id, lot.quantity, lot.gpu_model, lot.date, cx.end, cx.config.undeployed_days
+                    lot.procured.lot_id, lot.procured.quantity, lot.procured.gpu_model, lot.procured.date, cx.end, cx.config.undeployed_days
                 ),
-                Some((stock * lot.unit_price_minor, lot.currency.clone())),
+                Some((stock * lot.procured.unit_price_minor, lot.procured.currency.clone())),
                 evidence,
             ));
         }
-        if lot.currency == "CNY"
+        if lot.procured.currency == "CNY"
             && let Some(reference) = cx
                 .config
-                .reference_price(&lot.gpu_model, day(&lot.date).year())
+                .reference_price(&lot.procured.gpu_model, day(&lot.procured.date).year())
         {
             let reference_minor = reference * 100;
-            let price = lot.unit_price_minor;
+            let price = lot.procured.unit_price_minor;
             if price * 100 > cx.config.price_high_pct * reference_minor
                 || price * 100 < cx.config.price_low_pct * reference_minor
             {
                 out.push(cx.draft(
                     Rule::PriceAnomaly,
-                    lot.lot_id.clone(),
+                    lot.procured.lot_id.clone(),
                     format!(
                         "lot {}: {} {} at {} each is {}% of the {} reference of {} CNY: the price may be inflated or the GPUs misdescribed",
-                        lot.lot_id,
-                        lot.quantity,
-                        lot.gpu_model,
+                        lot.procured.lot_id,
+                        lot.procured.quantity,
+                        lot.procured.gpu_model,
                         money(price, "CNY"),
                         pct(price, reference_minor),
-                        day(&lot.date).year(),
+                        day(&lot.procured.date).year(),
                         thousands(reference)
                     ),
-                    Some((price.abs_diff(reference_minor) * lot.quantity, "CNY".into())),
+                    Some((price.abs_diff(reference_minor) * lot.procured.quantity, "CNY".into())),
                     vec![lot.procured_at],
                 ));
             }
@@ -530,10 +530,13 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             } = &m.kind
             {
                 sales.push((
-                    lot.lot_id.clone(),
+                    lot.procured.lot_id.clone(),
                     day(&m.date),
                     m.index,
-                    format!("{} GPUs of lot {} sold to {org}", m.quantity, lot.lot_id),
+                    format!(
+                        "{} GPUs of lot {} sold to {org}",
+                        m.quantity, lot.procured.lot_id
+                    ),
                 ));
             }
         }

@@ -141,7 +141,7 @@ pub struct LoanIssue {
     pub collateral: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Procurement {
     pub lot_id: String,
     pub facility_id: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bodies::{
     Condition, FacilityRegister, MeterReading, OccupancyReport, Outcome, PermitKind, PowerReport,
-    Purpose, Status,
+    Procurement, Purpose, Status,
 };
 use crate::store::derived::{family, key};
 
@@ -164,16 +164,9 @@ pub struct LotMove {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotRecord {
-    pub lot_id: String,
-    /// The procurement facility; its operator owns the lot.
-    pub facility_id: String,
-    pub gpu_model: String,
-    pub quantity: u64,
-    pub unit_price_minor: u64,
-    pub currency: String,
-    pub supplier: String,
-    pub date: String,
-    pub invoice_b3: Option<String>,
+    /// What `procurement` said; its `facility_id` is the procurement facility, whose
+    /// operator owns the lot.
+    pub procured: Procurement,
     pub procured_at: u64,
     /// GPUs not deployed anywhere and not sold.
     pub undeployed: u64,

@@ -294,27 +294,20 @@ fn procurement(
     let mut f = facility(state, "facility_id", &r.facility_id)?;
     operates(&f, signer, "facility_id")?;
     fresh(state, &lot_key(&r.lot_id), "lot_id", "lot", &r.lot_id)?;
+    let (lot_id, facility_id) = (r.lot_id.clone(), r.facility_id.clone());
     let lot = LotRecord {
-        lot_id: r.lot_id.clone(),
-        facility_id: r.facility_id.clone(),
-        gpu_model: r.gpu_model,
-        quantity: r.quantity,
-        unit_price_minor: r.unit_price_minor,
-        currency: r.currency,
-        supplier: r.supplier,
-        date: r.date,
-        invoice_b3: r.invoice_b3,
-        procured_at: index,
         undeployed: r.quantity,
+        procured: r,
+        procured_at: index,
         deployed: Vec::new(),
         moves: Vec::new(),
         serials: 0,
         serial_entries: Vec::new(),
     };
-    state.put_encoded(lot_key(&r.lot_id), &lot);
-    f.lots.push(r.lot_id);
+    state.put_encoded(lot_key(&lot_id), &lot);
+    f.lots.push(lot_id);
     put_facility(state, &f);
-    Ok(vec![Touch::Facility(r.facility_id)])
+    Ok(vec![Touch::Facility(facility_id)])
 }
 
 /// The lot (422 if unknown) and the facility it was procured for, whose operator owns it.
@@ -323,7 +316,7 @@ fn lot_and_home(
     lot_id: &str,
 ) -> Result<(LotRecord, FacilityRecord), AdmitError> {
     let lot: LotRecord = existing(state, &lot_key(lot_id), "lot_id", "lot", lot_id)?;
-    let home = facility(state, "lot_id", &lot.facility_id)?;
+    let home = facility(state, "lot_id", &lot.procured.facility_id)?;
     Ok((lot, home))
 }
 
@@ -366,7 +359,7 @@ fn lot_serials(
     lot.serials += r.serials.len() as u64;
     lot.serial_entries.push(index);
     state.put_encoded(lot_key(&r.lot_id), &lot);
-    Ok(vec![Touch::Facility(lot.facility_id)])
+    Ok(vec![Touch::Facility(lot.procured.facility_id)])
 }
 
 fn too_many(available: u64, asked: u64, from: &str) -> AdmitError {
@@ -414,7 +407,7 @@ fn deployment(
     put_facility(state, &target);
     Ok(vec![
         Touch::Facility(r.facility_id),
-        Touch::Facility(lot.facility_id),
+        Touch::Facility(lot.procured.facility_id),
     ])
 }
 
@@ -502,7 +495,7 @@ fn lot_transfer(
         date: r.date,
         index,
     });
-    let mut about = vec![Touch::Facility(lot.facility_id.clone())];
+    let mut about = vec![Touch::Facility(lot.procured.facility_id.clone())];
     about.extend(r.from_facility.map(Touch::Facility));
     about.extend(touched_to.map(Touch::Facility));
     state.put_encoded(lot_key(&r.lot_id), &lot);
