@@ -107,8 +107,8 @@ pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Finding]) ->
         "status_index": status_index,
         "statuses": rec.statuses.iter().map(|s| json!({"status": s.status.as_str(), "effective": s.effective, "index": s.index})).collect::<Vec<_>>(),
         "permits": f.permits.iter().map(|p| json!({
-            "permit_id": p.permit_id, "kind": p.kind.as_str(), "valid_from": p.valid_from, "valid_until": p.valid_until,
-            "limit_kw": p.limit_kw, "issuer_org": p.issuer_org, "index": p.issued_at,
+            "permit_id": p.issued.permit_id, "kind": p.issued.kind.as_str(), "valid_from": p.issued.valid_from, "valid_until": p.issued.valid_until,
+            "limit_kw": p.issued.limit_kw, "issuer_org": p.issuer_org, "index": p.issued_at,
             "revocations": p.revocations.iter().map(|r| json!({"effective": r.effective, "reason": r.reason, "index": r.index})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "gpus": gpus,
@@ -117,9 +117,9 @@ pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Finding]) ->
         }).collect::<serde_json::Map<_, _>>(),
         "gpus_at_facility": f.gpus_at(end).0,
         "subsidies": f.subsidies.iter().map(|s| json!({
-            "subsidy_id": s.subsidy_id, "purpose": s.purpose.as_str(), "program": s.program,
-            "grantor_org": s.grantor_org, "recipient_org": s.recipient_org,
-            "amount_minor": s.amount_minor, "currency": s.currency, "date": s.date, "condition": s.condition.as_ref().map(|c| json!({"min_utilization_pct": c.min_utilization_pct, "by": c.by})),
+            "subsidy_id": s.granted.subsidy_id, "purpose": s.granted.purpose.as_str(), "program": s.granted.program,
+            "grantor_org": s.grantor_org, "recipient_org": s.granted.recipient_org,
+            "amount_minor": s.granted.amount_minor, "currency": s.granted.currency, "date": s.granted.date, "condition": s.granted.condition.as_ref().map(|c| json!({"min_utilization_pct": c.min_utilization_pct, "by": c.by})),
             "disbursed_minor": s.disbursements.iter().map(|d| d.amount_minor).sum::<u64>(),
             "disbursements": s.disbursements.iter().map(|d| json!({"amount_minor": d.amount_minor, "date": d.date, "index": d.index})).collect::<Vec<_>>(),
             "index": s.granted_at,

@@ -183,10 +183,10 @@ impl FacilityFacts {
         let mut spans: Vec<(Date, Date, u64)> = self
             .permits
             .iter()
-            .filter(|p| p.kind == kind)
+            .filter(|p| p.issued.kind == kind)
             .filter_map(|p| {
-                let from = day(&p.valid_from);
-                let mut until = day(&p.valid_until);
+                let from = day(&p.issued.valid_from);
+                let mut until = day(&p.issued.valid_until);
                 if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
                     until = until.min(rev.previous_day().unwrap_or(Date::MIN));
                 }

@@ -101,7 +101,7 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         return;
     }
     let total: u64 = disbursed.iter().map(|d| d.1).sum();
-    let currency = disbursed[0].0.currency.clone();
+    let currency = disbursed[0].0.granted.currency.clone();
     let funding: Vec<u64> = disbursed.iter().map(|d| d.3).collect();
     let (status, status_entry) = cx.f.status_at(cx.end);
     if status == Status::Operational {
@@ -362,7 +362,7 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let land: Vec<u64> = f
         .permits
         .iter()
-        .filter(|p| p.kind == PermitKind::LandUse && day(&p.valid_from) <= cx.end)
+        .filter(|p| p.issued.kind == PermitKind::LandUse && day(&p.issued.valid_from) <= cx.end)
         .map(|p| p.issued_at)
         .collect();
     if land.is_empty() {
@@ -376,14 +376,14 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         }
         let until = add_months(date, months);
         let construction_permit = f.permits.iter().any(|p| {
-            if p.kind != PermitKind::Construction {
+            if p.issued.kind != PermitKind::Construction {
                 return false;
             }
-            let mut last = day(&p.valid_until);
+            let mut last = day(&p.issued.valid_until);
             if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
                 last = last.min(rev.previous_day().unwrap_or(Date::MIN));
             }
-            day(&p.valid_from) <= until && last >= date && day(&p.valid_from) <= last
+            day(&p.issued.valid_from) <= until && last >= date && day(&p.issued.valid_from) <= last
         });
         let built = f.status_in(
             date,
@@ -483,10 +483,12 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         .subsidies
         .iter()
         .filter(|s| {
-            s.purpose == Purpose::Equipment && s.currency == "CNY" && day(&s.date) <= cx.end
+            s.granted.purpose == Purpose::Equipment
+                && s.granted.currency == "CNY"
+                && day(&s.granted.date) <= cx.end
         })
         .collect();
-    let granted: u64 = equipment.iter().map(|s| s.amount_minor).sum();
+    let granted: u64 = equipment.iter().map(|s| s.granted.amount_minor).sum();
     if !equipment.is_empty() && granted > procured_value {
         out.push(cx.draft(
             Rule::SubsidyStacking,
@@ -505,11 +507,21 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let capital: Vec<(Date, u64, u64, String)> = f
         .subsidies
         .iter()
-        .filter(|s| matches!(s.purpose, Purpose::Equipment | Purpose::Construction))
+        .filter(|s| {
+            matches!(
+                s.granted.purpose,
+                Purpose::Equipment | Purpose::Construction
+            )
+        })
         .flat_map(|s| {
-            s.disbursements
-                .iter()
-                .map(move |d| (day(&d.date), d.index, d.amount_minor, s.currency.clone()))
+            s.disbursements.iter().map(move |d| {
+                (
+                    day(&d.date),
+                    d.index,
+                    d.amount_minor,
+                    s.granted.currency.clone(),
+                )
+            })
         })
         .filter(|(d, ..)| *d <= cx.end)
         .collect();
@@ -579,7 +591,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 /// subsidy-condition-breach.
 fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     for s in &cx.f.subsidies {
-        let Some(condition) = &s.condition else {
+        let Some(condition) = &s.granted.condition else {
             continue;
         };
         let by = day(&condition.by);
@@ -605,17 +617,17 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             evidence.extend(reports);
             out.push(cx.draft(
                 Rule::SubsidyConditionBreach,
-                s.subsidy_id.clone(),
+                s.granted.subsidy_id.clone(),
                 format!(
                     "subsidy {} required {}% utilization by {}; the {} months to then show {}%: {} disbursed may be subject to clawback",
-                    s.subsidy_id,
+                    s.granted.subsidy_id,
                     condition.min_utilization_pct,
                     condition.by,
                     cx.config.condition_months,
                     pct(sold, available),
-                    money(amount, &s.currency)
+                    money(amount, &s.granted.currency)
                 ),
-                Some((amount, s.currency.clone())),
+                Some((amount, s.granted.currency.clone())),
                 evidence,
             ));
         }

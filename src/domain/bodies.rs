@@ -111,7 +111,7 @@ pub struct FacilityTransfer {
     pub date: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermitIssue {
     pub permit_id: String,
     pub facility_id: String,
@@ -186,7 +186,7 @@ pub struct Condition {
     pub by: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubsidyGrant {
     pub subsidy_id: String,
     pub facility_id: String,

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::bodies::{
-    Condition, FacilityRegister, MeterReading, OccupancyReport, Outcome, PermitKind, PowerReport,
-    Procurement, Purpose, Status,
+    FacilityRegister, MeterReading, OccupancyReport, Outcome, PermitIssue, PowerReport,
+    Procurement, Status, SubsidyGrant,
 };
 use crate::store::derived::{family, key};
 
@@ -225,13 +225,8 @@ pub struct Revocation {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermitRecord {
-    pub permit_id: String,
-    pub facility_id: String,
-    pub kind: PermitKind,
-    pub valid_from: String,
-    pub valid_until: String,
-    pub limit_kw: Option<u64>,
-    pub document_b3: Option<String>,
+    /// What `permit.issue` said.
+    pub issued: PermitIssue,
     pub issuer_org: String,
     pub issued_at: u64,
     pub revocations: Vec<Revocation>,
@@ -247,16 +242,9 @@ pub struct Disbursement {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubsidyRecord {
-    pub subsidy_id: String,
-    pub facility_id: String,
-    pub recipient_org: String,
+    /// What `subsidy.grant` said.
+    pub granted: SubsidyGrant,
     pub grantor_org: String,
-    pub program: String,
-    pub purpose: Purpose,
-    pub amount_minor: u64,
-    pub currency: String,
-    pub date: String,
-    pub condition: Option<Condition>,
     pub granted_at: u64,
     pub disbursements: Vec<Disbursement>,
 }

@@ -516,22 +516,17 @@ fn permit_issue(
         "permit",
         &r.permit_id,
     )?;
+    let (permit_id, facility_id) = (r.permit_id.clone(), r.facility_id.clone());
     let permit = PermitRecord {
-        permit_id: r.permit_id.clone(),
-        facility_id: r.facility_id.clone(),
-        kind: r.kind,
-        valid_from: r.valid_from,
-        valid_until: r.valid_until,
-        limit_kw: r.limit_kw,
-        document_b3: r.document_b3,
+        issued: r,
         issuer_org: signer.org_id.to_string(),
         issued_at: index,
         revocations: Vec::new(),
     };
-    state.put_encoded(permit_key(&r.permit_id), &permit);
-    f.permits.push(r.permit_id);
+    state.put_encoded(permit_key(&permit_id), &permit);
+    f.permits.push(permit_id);
     put_facility(state, &f);
-    Ok(vec![Touch::Facility(r.facility_id)])
+    Ok(vec![Touch::Facility(facility_id)])
 }
 
 fn permit_revoke(
@@ -551,7 +546,7 @@ fn permit_revoke(
         reason: r.reason,
         index,
     });
-    let about = vec![Touch::Facility(permit.facility_id.clone())];
+    let about = vec![Touch::Facility(permit.issued.facility_id.clone())];
     state.put_encoded(permit_key(&r.permit_id), &permit);
     Ok(about)
 }
@@ -571,24 +566,17 @@ fn subsidy_grant(
         "subsidy",
         &r.subsidy_id,
     )?;
+    let (subsidy_id, facility_id) = (r.subsidy_id.clone(), r.facility_id.clone());
     let subsidy = SubsidyRecord {
-        subsidy_id: r.subsidy_id.clone(),
-        facility_id: r.facility_id.clone(),
-        recipient_org: r.recipient_org,
+        granted: r,
         grantor_org: signer.org_id.to_string(),
-        program: r.program,
-        purpose: r.purpose,
-        amount_minor: r.amount_minor,
-        currency: r.currency,
-        date: r.date,
-        condition: r.condition,
         granted_at: index,
         disbursements: Vec::new(),
     };
-    state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
-    f.subsidies.push(r.subsidy_id);
+    state.put_encoded(subsidy_key(&subsidy_id), &subsidy);
+    f.subsidies.push(subsidy_id);
     put_facility(state, &f);
-    Ok(vec![Touch::Facility(r.facility_id)])
+    Ok(vec![Touch::Facility(facility_id)])
 }
 
 fn subsidy_disburse(
@@ -620,7 +608,7 @@ fn subsidy_disburse(
         date: r.date,
         index,
     });
-    let about = vec![Touch::Facility(subsidy.facility_id.clone())];
+    let about = vec![Touch::Facility(subsidy.granted.facility_id.clone())];
     state.put_encoded(subsidy_key(&r.subsidy_id), &subsidy);
     Ok(about)
 }
