@@ -208,7 +208,7 @@ pub fn prepare_all(
 /// What admission learned about an entry, for the indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Admitted {
-    /// What the entry changed in the projections, sorted, each once.
+    /// What the entry changed in the projections, each once.
     pub touches: Vec<domain::rules::Touch>,
 }
 
@@ -313,11 +313,8 @@ fn apply_kind(
         Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
             registry::apply(state, p.kind, index, &p.body).map(|()| Admitted::default())
         }
-        kind => domain::rules::apply(state, kind, index, signer, &p.body).map(|mut touches| {
-            touches.sort_unstable();
-            touches.dedup();
-            Admitted { touches }
-        }),
+        kind => domain::rules::apply(state, kind, index, signer, &p.body)
+            .map(|touches| Admitted { touches }),
     }
 }
 

@@ -27,7 +27,7 @@ pub fn facility_summary(f: &FacilityFacts, as_of: Month) -> Value {
         "city": rec.registered.city,
         "operator": rec.operator,
         "status": f.status_at(as_of.last_day()).0.as_str(),
-        "gpus_deployed": f.gpus_at(as_of.last_day()).0,
+        "gpus_deployed": f.gpus_on(as_of.last_day()),
         "registered_at": rec.registered_at,
     })
 }
@@ -115,7 +115,7 @@ pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Finding]) ->
         "gpus_by_model": by_model.iter().map(|(model, (procured, deployed, transferred))| {
             (model.to_string(), json!({"procured": procured, "deployed": deployed, "transferred": transferred}))
         }).collect::<serde_json::Map<_, _>>(),
-        "gpus_at_facility": f.gpus_at(end).0,
+        "gpus_at_facility": f.gpus_on(end),
         "subsidies": f.subsidies.iter().map(|s| json!({
             "subsidy_id": s.granted.subsidy_id, "purpose": s.granted.purpose.as_str(), "program": s.granted.program,
             "grantor_org": s.grantor_org, "recipient_org": s.granted.recipient_org,

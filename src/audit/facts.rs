@@ -2,14 +2,12 @@
 //! definitions of SPEC §8 over it: status at a date, GPUs at a facility, utilization,
 //! permit coverage. Pure functions of the loaded facts; no I/O.
 
-use std::collections::BTreeMap;
-
 use time::Date;
 
 use crate::dates::{Month, parse_date};
 use crate::domain::bodies::{MeterReading, OccupancyReport, PermitKind, PowerReport, Status};
 use crate::domain::records::{
-    FacilityRecord, LoanRecord, LotRecord, PermitRecord, ReportBody, ReportRecord, SubsidyRecord,
+    FacilityRecord, LoanRecord, LotRecord, PermitRecord, ReportBody, SubsidyRecord,
 };
 
 /// A report that counts, with the entry it came from.
@@ -22,14 +20,183 @@ pub struct Dated<T> {
 /// One facility and everything recorded about it.
 #[derive(Clone, Debug)]
 pub struct FacilityFacts {
+    /// Which load of the snapshot read these records: findings computed from another
+    /// generation may rest on records that have changed since (reports aside, which
+    /// carry their own entries).
+    pub generation: u64,
     pub facility: FacilityRecord,
     pub lots: Vec<LotRecord>,
     pub permits: Vec<PermitRecord>,
     pub subsidies: Vec<SubsidyRecord>,
     pub loans: Vec<LoanRecord>,
-    pub power: BTreeMap<Month, Dated<PowerReport>>,
-    pub meter: BTreeMap<Month, Dated<MeterReading>>,
-    pub occupancy: BTreeMap<Month, Dated<OccupancyReport>>,
+    pub power: Series<PowerReport>,
+    pub meter: Series<MeterReading>,
+    pub occupancy: Series<OccupancyReport>,
+    /// The dated records above, parsed and sorted once: the rules ask about them for
+    /// every period.
+    timeline: Timeline,
+    /// Which months' reports changed, and when, so that an audit can revisit only those.
+    revisions: Journal,
+}
+
+/// Numbers every change to a facility's reports and remembers the latest ones' months.
+#[derive(Clone, Debug, Default)]
+struct Journal {
+    current: u64,
+    /// (revision, month) for every revision after `floor`.
+    recent: Vec<(u64, Month)>,
+    floor: u64,
+}
+
+/// Changes the journal keeps; a reader further behind re-reads every month. Three
+/// series of monthly reports make a few changes a month, and the initial load's
+/// hundreds of changes per facility are dropped rather than kept.
+const JOURNAL_LIMIT: usize = 64;
+
+impl Journal {
+    fn record(&mut self, month: Month) {
+        self.current += 1;
+        if self.recent.len() == JOURNAL_LIMIT {
+            self.recent.clear();
+            self.floor = self.current - 1;
+        }
+        self.recent.push((self.current, month));
+    }
+
+    fn since(&self, since: u64) -> Option<impl Iterator<Item = Month> + '_> {
+        (since >= self.floor).then(|| {
+            self.recent
+                .iter()
+                .filter(move |(r, _)| *r > since)
+                .map(|(_, m)| *m)
+        })
+    }
+}
+
+/// Status changes, GPU moves and permit validity, by date.
+#[derive(Clone, Debug, Default)]
+struct Timeline {
+    /// (effective, entry, status), by effective date then ledger order.
+    statuses: Vec<(Date, u64, Status)>,
+    /// (date, GPUs arriving (+) or leaving (−), entry), by date.
+    moves: Vec<(Date, i64, u64)>,
+    /// GPUs at the facility after each move: `gpus[i]` sums `moves[..=i]`.
+    gpus: Vec<i64>,
+    /// Permits with a non-empty validity: (kind, first day, last day, issuing entry),
+    /// by first day.
+    permits: Vec<(PermitKind, Date, Date, u64)>,
+}
+
+impl Timeline {
+    fn new(facility: &FacilityRecord, permits: &[PermitRecord]) -> Timeline {
+        let mut statuses: Vec<_> = facility
+            .statuses
+            .iter()
+            .map(|s| (day(&s.effective), s.index, s.status))
+            .collect();
+        statuses.sort_by_key(|s| (s.0, s.1));
+        let mut moves: Vec<_> = facility
+            .gpu_moves
+            .iter()
+            .map(|m| (day(&m.date), m.delta, m.index))
+            .collect();
+        moves.sort_by_key(|m| (m.0, m.2));
+        let gpus = moves
+            .iter()
+            .scan(0i64, |total, m| {
+                *total += m.1;
+                Some(*total)
+            })
+            .collect();
+        let mut permits: Vec<_> = permits
+            .iter()
+            .filter_map(|p| {
+                let (from, until) = validity(p);
+                (from <= until).then_some((p.issued.kind, from, until, p.issued_at))
+            })
+            .collect();
+        permits.sort_by_key(|p| (p.1, p.2, p.3));
+        Timeline {
+            statuses,
+            moves,
+            gpus,
+            permits,
+        }
+    }
+}
+
+/// The days a permit is valid: from `valid_from` to `valid_until`, ending the day
+/// before the earliest revocation.
+pub fn validity(p: &PermitRecord) -> (Date, Date) {
+    let mut until = day(&p.issued.valid_until);
+    if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
+        until = until.min(rev.previous_day().unwrap_or(Date::MIN));
+    }
+    (day(&p.issued.valid_from), until)
+}
+
+/// One monthly series of a facility: the report that counts for each month, by month.
+/// A sorted vector rather than a map: reports arrive month after month, and every audit
+/// walks every facility's series, which then lie contiguous in memory.
+#[derive(Clone, Debug)]
+pub struct Series<T>(Vec<(Month, Dated<T>)>);
+
+impl<T> Default for Series<T> {
+    fn default() -> Self {
+        Series(Vec::new())
+    }
+}
+
+impl<T> Series<T> {
+    pub fn get(&self, month: &Month) -> Option<&Dated<T>> {
+        self.0
+            .binary_search_by_key(month, |(m, _)| *m)
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, month: &Month) -> bool {
+        self.get(month).is_some()
+    }
+
+    /// The months reported, in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Month> {
+        self.0.iter().map(|(m, _)| m)
+    }
+
+    /// The reports up to and including `last`, by month.
+    pub fn through(&self, last: Month) -> &[(Month, Dated<T>)] {
+        &self.0[..self.0.partition_point(|(m, _)| *m <= last)]
+    }
+
+    /// The reports after `first` (all if None) up to and including `last`, by month.
+    pub fn between(&self, after: Option<Month>, last: Month) -> &[(Month, Dated<T>)] {
+        let upto = self.through(last);
+        let from = after.map_or(0, |a| upto.partition_point(|(m, _)| *m <= a));
+        &upto[from..]
+    }
+
+    /// Puts a report in place unless a later entry already reported the month: the
+    /// latest report counts (SPEC §6), whatever order they are recorded in here.
+    /// Returns whether the series changed.
+    fn keep_latest(&mut self, month: Month, body: T, index: u64) -> bool {
+        let changed = match self.0.binary_search_by_key(&month, |(m, _)| *m) {
+            Ok(i) if self.0[i].1.index >= index => false,
+            Ok(i) => {
+                self.0[i].1 = Dated { body, index };
+                true
+            }
+            Err(i) => {
+                self.0.insert(i, (month, Dated { body, index }));
+                true
+            }
+        };
+        debug_assert!(
+            self.0.windows(2).all(|w| w[0].0 < w[1].0),
+            "series sorted by month"
+        );
+        changed
+    }
 }
 
 /// A date field of a record; records hold only validated dates, so a failure means a
@@ -39,50 +206,55 @@ pub fn day(s: &str) -> Date {
 }
 
 impl FacilityFacts {
+    /// A facility's facts without its reports; `set_report` adds them.
     pub fn new(
-        facility: FacilityRecord,
+        generation: u64,
         lots: Vec<LotRecord>,
         permits: Vec<PermitRecord>,
         subsidies: Vec<SubsidyRecord>,
         loans: Vec<LoanRecord>,
-        reports: Vec<ReportRecord>,
+        facility: FacilityRecord,
     ) -> FacilityFacts {
-        let mut facts = FacilityFacts {
+        FacilityFacts {
+            generation,
+            timeline: Timeline::new(&facility, &permits),
+            revisions: Journal::default(),
             facility,
             lots,
             permits,
             subsidies,
             loans,
-            power: BTreeMap::new(),
-            meter: BTreeMap::new(),
-            occupancy: BTreeMap::new(),
-        };
-        for r in reports {
-            facts.set_report(r);
+            power: Series::default(),
+            meter: Series::default(),
+            occupancy: Series::default(),
         }
-        facts
     }
 
-    /// Puts the report that now counts for its series and period in place.
-    pub fn set_report(&mut self, r: ReportRecord) {
-        let index = r.index;
-        match r.body {
-            ReportBody::Power(b) => {
-                if let Some(m) = Month::parse(&b.period) {
-                    self.power.insert(m, Dated { body: b, index });
-                }
-            }
-            ReportBody::Meter(b) => {
-                if let Some(m) = Month::parse(&b.period) {
-                    self.meter.insert(m, Dated { body: b, index });
-                }
-            }
-            ReportBody::Occupancy(b) => {
-                if let Some(m) = Month::parse(&b.period) {
-                    self.occupancy.insert(m, Dated { body: b, index });
-                }
-            }
+    /// Records a report admitted at `index`. The latest report for a series and period
+    /// is the one that counts (SPEC §6), whatever order they are recorded in here.
+    pub fn set_report(&mut self, body: ReportBody, index: u64) {
+        let Some(month) = Month::parse(body.period()) else {
+            return;
+        };
+        let changed = match body {
+            ReportBody::Power(body) => self.power.keep_latest(month, body, index),
+            ReportBody::Meter(body) => self.meter.keep_latest(month, body, index),
+            ReportBody::Occupancy(body) => self.occupancy.keep_latest(month, body, index),
+        };
+        if changed {
+            self.revisions.record(month);
         }
+    }
+
+    /// The months whose reports changed after revision `since`, or None if the journal
+    /// no longer reaches back that far.
+    pub fn revised_since(&self, since: u64) -> Option<impl Iterator<Item = Month> + '_> {
+        self.revisions.since(since)
+    }
+
+    /// The current report revision, for `revised_since`.
+    pub fn revision(&self) -> u64 {
+        self.revisions.current
     }
 
     pub fn id(&self) -> &str {
@@ -92,32 +264,24 @@ impl FacilityFacts {
     /// The latest `facility.status` effective on or before `date` (by effective date,
     /// then ledger order), with its entry; `announced` before any.
     pub fn status_at(&self, date: Date) -> (Status, Option<u64>) {
-        self.facility
-            .statuses
-            .iter()
-            .filter(|s| day(&s.effective) <= date)
-            .max_by_key(|s| (day(&s.effective), s.index))
-            .map_or((Status::Announced, None), |s| (s.status, Some(s.index)))
+        let statuses = &self.timeline.statuses;
+        match statuses.partition_point(|s| s.0 <= date) {
+            0 => (Status::Announced, None),
+            n => (statuses[n - 1].2, Some(statuses[n - 1].1)),
+        }
     }
 
     /// Days (each an effective date up to `until`) on which the status changed, with
     /// the status from then on.
     pub fn status_changes(&self, until: Date) -> Vec<(Date, Status, u64)> {
-        let mut dates: Vec<Date> = self
-            .facility
-            .statuses
+        let statuses = &self.timeline.statuses;
+        let known = &statuses[..statuses.partition_point(|s| s.0 <= until)];
+        // The last status of each day is the one in force from that day on.
+        known
             .iter()
-            .map(|s| day(&s.effective))
-            .filter(|d| *d <= until)
-            .collect();
-        dates.sort();
-        dates.dedup();
-        dates
-            .into_iter()
-            .map(|d| {
-                let (status, index) = self.status_at(d);
-                (d, status, index.unwrap_or_default())
-            })
+            .enumerate()
+            .filter(|(i, s)| known.get(i + 1).is_none_or(|next| next.0 != s.0))
+            .map(|(_, s)| (s.0, s.2, s.1))
             .collect()
     }
 
@@ -142,18 +306,21 @@ impl FacilityFacts {
     }
 
     /// GPUs at the facility on `date`: deployments and transfers to it minus transfers
-    /// from it, dated on or before it. With the entries that count.
-    pub fn gpus_at(&self, date: Date) -> (i64, Vec<u64>) {
-        let moves: Vec<_> = self
-            .facility
-            .gpu_moves
+    /// from it, dated on or before it.
+    pub fn gpus_on(&self, date: Date) -> i64 {
+        match self.timeline.moves.partition_point(|m| m.0 <= date) {
+            0 => 0,
+            n => self.timeline.gpus[n - 1],
+        }
+    }
+
+    /// The entries `gpus_on(date)` counts.
+    pub fn gpu_evidence(&self, date: Date) -> Vec<u64> {
+        let moves = &self.timeline.moves;
+        moves[..moves.partition_point(|m| m.0 <= date)]
             .iter()
-            .filter(|m| day(&m.date) <= date)
-            .collect();
-        (
-            moves.iter().map(|m| m.delta).sum(),
-            moves.iter().map(|m| m.index).collect(),
-        )
+            .map(|m| m.2)
+            .collect()
     }
 
     /// Σ sold and Σ available over the occupancy reports of `months`, with their
@@ -176,41 +343,85 @@ impl FacilityFacts {
         }
     }
 
-    /// Is every day of `month` inside some valid permit of `kind`? Validity runs from
-    /// `valid_from` to `valid_until`, ending the day before the earliest revocation.
-    /// Returns the permits that cover part of it, as evidence either way.
-    pub fn covered(&self, kind: PermitKind, month: Month) -> (bool, Vec<u64>) {
-        let mut spans: Vec<(Date, Date, u64)> = self
-            .permits
-            .iter()
-            .filter(|p| p.issued.kind == kind)
-            .filter_map(|p| {
-                let from = day(&p.issued.valid_from);
-                let mut until = day(&p.issued.valid_until);
-                if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
-                    until = until.min(rev.previous_day().unwrap_or(Date::MIN));
-                }
-                (from <= until && from <= month.last_day() && until >= month.first_day())
-                    .then_some((from, until, p.issued_at))
-            })
-            .collect();
-        spans.sort();
-        let evidence = spans.iter().map(|s| s.2).collect();
-        let mut reached = month.first_day();
-        for (from, until, _) in &spans {
-            if *from > reached {
-                break;
+    /// Is every day of `month` inside some valid permit of `kind` (see `validity`)?
+    pub fn covered(&self, kind: PermitKind, month: Month) -> bool {
+        let (first, last) = (month.first_day(), month.last_day());
+        let mut reached = first;
+        // Spans come by first day, so a gap before one is a gap for good.
+        for &(k, from, until, _) in &self.timeline.permits {
+            if k != kind || until < reached {
+                continue;
             }
-            if *until >= reached {
-                match until.next_day() {
-                    Some(next) => reached = next,
-                    None => return (true, evidence),
-                }
+            if from > reached {
+                return false;
             }
-            if reached > month.last_day() {
-                return (true, evidence);
+            match until.next_day() {
+                Some(next) if until < last => reached = next,
+                _ => return true,
             }
         }
-        (reached > month.last_day(), evidence)
+        false
+    }
+
+    /// The permits of `kind` valid on some day of `month`: the evidence of `covered`
+    /// either way.
+    pub fn permits_during(&self, kind: PermitKind, month: Month) -> Vec<u64> {
+        let (first, last) = (month.first_day(), month.last_day());
+        self.timeline
+            .permits
+            .iter()
+            .filter(|&&(k, from, until, _)| k == kind && from <= last && until >= first)
+            .map(|p| p.3)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn month(s: &str) -> Month {
+        Month::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_series_keeps_the_latest_entry_per_month_in_month_order() {
+        let mut s: Series<&str> = Series::default();
+        for (m, body, index) in [
+            ("2025-03", "march", 10),
+            ("2025-01", "january", 11),
+            ("2025-03", "march, corrected", 12),
+            // An earlier entry recorded after a later one never replaces it.
+            ("2025-03", "march, stale", 9),
+        ] {
+            s.keep_latest(month(m), body, index);
+        }
+        assert_eq!(
+            s.keys().map(|m| m.to_string()).collect::<Vec<_>>(),
+            ["2025-01", "2025-03"]
+        );
+        let march = s.get(&month("2025-03")).unwrap();
+        assert_eq!((march.body, march.index), ("march, corrected", 12));
+        assert_eq!(s.through(month("2025-02")).len(), 1);
+        assert_eq!(s.between(Some(month("2025-01")), month("2025-12")).len(), 1);
+        assert!(!s.contains_key(&month("2025-02")));
+    }
+
+    #[test]
+    fn the_journal_names_the_months_revised_since_a_revision_while_it_reaches_back() {
+        let mut j = Journal::default();
+        let months: Vec<Month> = (0..100).map(|k| month("2020-01").plus(k)).collect();
+        for m in &months[..3] {
+            j.record(*m);
+        }
+        assert_eq!(j.since(1).unwrap().collect::<Vec<_>>(), months[1..3]);
+        for m in &months[3..] {
+            j.record(*m);
+        }
+        assert_eq!(j.current, 100);
+        // Further behind than the journal reaches: the reader must start over.
+        assert!(j.since(1).is_none());
+        assert_eq!(j.since(97).unwrap().collect::<Vec<_>>(), months[97..]);
+        assert_eq!(j.since(100).unwrap().count(), 0);
     }
 }

@@ -3,12 +3,13 @@
 //! verdicts: each carries a stable id, the figures that raised it and the ledger entries
 //! it rests on, so anyone can check it against the ledger.
 
+mod cache;
 pub mod config;
 pub mod facts;
 pub mod render;
 mod rules;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -16,7 +17,7 @@ pub use config::{AuditConfig, ConfigError, DEFAULT_TOML};
 pub use facts::FacilityFacts;
 
 use crate::dates::Month;
-use crate::domain::records::FindingNoteKind;
+use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
 use crate::ledger::{LedgerError, Reader};
 
@@ -155,14 +156,15 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    fn finish(mut self) -> Finding {
+    /// The finding, with its rule to order it by.
+    fn finish(mut self) -> (Rule, Finding) {
         self.evidence.sort_unstable();
         self.evidence.dedup();
         let (amount, currency) = match self.money {
             Some((a, c)) => (Some(a), Some(c)),
             None => (None, None),
         };
-        Finding {
+        let finding = Finding {
             id: finding_id(self.rule, &self.facility_id, &self.key),
             rule: self.rule.as_str(),
             severity: self.rule.severity().as_str(),
@@ -173,7 +175,8 @@ impl Draft {
             currency,
             evidence: self.evidence,
             notes: Vec::new(),
-        }
+        };
+        (self.rule, finding)
     }
 }
 
@@ -181,7 +184,7 @@ impl Draft {
 pub struct Snapshot {
     /// The ledger size the snapshot reflects at least.
     pub size: u64,
-    pub facilities: BTreeMap<String, FacilityFacts>,
+    pub facilities: HashMap<String, FacilityFacts>,
     /// Per serial listed in more than one lot: (lot id, facility, lot date, procured_at,
     /// evidence entries).
     pub shared_serials: Vec<(String, Vec<rules::SerialLot>)>,
@@ -191,106 +194,152 @@ pub struct Snapshot {
     pub latest_period: Option<Month>,
     /// The month of the latest `accepted`, for ledgers with no reports.
     pub latest_accepted: Option<Month>,
+    /// Bumped by every refresh that reloads facilities (see `FacilityFacts::generation`).
+    generation: u64,
+    /// Period findings of earlier audits, for the next.
+    periods: std::sync::Mutex<cache::PeriodCache>,
 }
 
 impl Snapshot {
+    /// Loads everything the audit reads: each family of records in one sequential pass,
+    /// then every report from the change log, so the cost is a few scans rather than a
+    /// lookup per record.
     pub fn load(reader: &Reader) -> Result<Snapshot, LedgerError> {
         // Read the size first: entries committed while loading are picked up by the next
         // refresh, never lost between the two.
         let size = reader.size();
-        let mut facilities = BTreeMap::new();
-        for facts in load_all(reader, reader.facilities()?)? {
-            facilities.insert(facts.id().to_string(), facts);
-        }
+        // The records (sled-bound) and the change log (mostly decoding) load side by side.
+        let (facilities, changes) = std::thread::scope(|scope| {
+            let changes = scope.spawn(|| reader.changes_since(0));
+            let facilities = load_records(reader, 0);
+            let changes = changes
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (facilities, changes)
+        });
         let mut snapshot = Snapshot {
             size,
-            facilities,
+            facilities: facilities?,
             shared_serials: Vec::new(),
             shared_collateral: Vec::new(),
             latest_period: None,
             latest_accepted: None,
+            generation: 0,
+            periods: Default::default(),
         };
-        snapshot.load_shared(reader)?;
+        for change in changes? {
+            if let Touch::Report(body) = change.touch
+                && let Some(facts) = snapshot.facilities.get_mut(body.facility_id())
+            {
+                facts.set_report(body, change.index);
+            }
+        }
+        snapshot.load_cross_facility(reader)?;
+        snapshot.update_latest(reader)?;
         Ok(snapshot)
     }
 
-    /// Brings the snapshot up to the ledger's current size, reloading only the
-    /// facilities that entries since the last load or refresh touched.
+    /// Brings the snapshot up to the ledger's current size from the change log: a
+    /// facility whose records changed is reloaded whole; a report (a month of them
+    /// touches every facility) is put in place from the figures the log carries.
     pub fn refresh(&mut self, reader: &Reader) -> Result<(), LedgerError> {
         let size = reader.size();
         if size == self.size {
             return Ok(());
         }
-        // A facility whose records changed is reloaded whole; one that only received
-        // reports gets just those (a month of reports touches every facility).
-        let touches = reader.touched_since(self.size)?;
-        let whole: BTreeSet<&str> = touches
+        let changes = reader.changes_since(self.size)?;
+        let whole: BTreeSet<String> = changes
             .iter()
-            .filter_map(|t| match t {
-                Touch::Facility(f) => Some(f.as_str()),
-                Touch::Report { .. } => None,
+            .filter_map(|c| match &c.touch {
+                Touch::Facility(f) => Some(f.clone()),
+                Touch::Report(_) => None,
             })
             .collect();
         let mut records = Vec::new();
         for id in &whole {
             records.extend(reader.facility(id)?);
         }
-        for facts in load_all(reader, records)? {
+        self.generation += 1;
+        for facts in load_all(reader, records, self.generation)? {
             self.facilities.insert(facts.id().to_string(), facts);
         }
-        let reports: Vec<&Touch> = touches
-            .iter()
-            .filter(|t| matches!(t, Touch::Report { facility, .. } if !whole.contains(facility.as_str())))
-            .collect();
-        let fresh = crate::parallel::map(reports, REPORTS_PER_THREAD, |t| match t {
-            Touch::Report {
-                facility,
-                series,
-                period,
-            } => reader
-                .report(facility, *series, period)
-                .map(|r| r.map(|r| (facility.clone(), r))),
-            Touch::Facility(_) => Ok(None),
-        });
-        for found in fresh {
-            if let Some((facility, report)) = found? {
-                match self.facilities.get_mut(&facility) {
-                    Some(facts) => facts.set_report(report),
-                    // A report for a facility this snapshot has never seen: load it whole.
-                    None => {
-                        if let Some(f) = reader.facility(&facility)? {
-                            self.facilities.insert(facility, load_facts(reader, f)?);
-                        }
+        for change in changes {
+            let Touch::Report(body) = change.touch else {
+                continue;
+            };
+            if whole.contains(body.facility_id()) {
+                continue;
+            }
+            match self.facilities.get_mut(body.facility_id()) {
+                Some(facts) => facts.set_report(body, change.index),
+                // A report for a facility this snapshot has never seen: load it whole.
+                None => {
+                    if let Some(f) = reader.facility(body.facility_id())? {
+                        let facts = load_facts(reader, f, self.generation)?;
+                        self.facilities.insert(facts.id().to_string(), facts);
                     }
                 }
             }
         }
         self.size = size;
-        self.load_shared(reader)
+        if !whole.is_empty() {
+            self.load_cross_facility(reader)?;
+        }
+        self.update_latest(reader)
     }
 
-    /// The cross-facility sets and ledger-wide figures, small enough to reload whole.
-    fn load_shared(&mut self, reader: &Reader) -> Result<(), LedgerError> {
-        let mut shared_serials = Vec::new();
-        for serial in reader.shared_serials()? {
-            let mut lots = Vec::new();
-            for u in reader.serial_uses(&serial)? {
-                if let Some(lot) = reader.lot(&u.lot_id)? {
-                    lots.push(rules::SerialLot {
-                        lot_id: u.lot_id,
-                        facility_id: lot.procured.facility_id,
-                        date: lot.procured.date,
-                        procured_at: lot.procured_at,
-                        listed_at: u.index,
-                    });
-                }
+    /// The cross-facility sets: serials listed in more than one lot, items pledged to
+    /// more than one loan. Only `lot.serials` and `loan.issue` change them, and both touch
+    /// a facility, so a refresh that reloaded no facility keeps them as they are.
+    fn load_cross_facility(&mut self, reader: &Reader) -> Result<(), LedgerError> {
+        let lots: HashMap<&str, &LotRecord> = self
+            .facilities
+            .values()
+            .flat_map(|f| &f.lots)
+            .map(|l| (l.procured.lot_id.as_str(), l))
+            .collect();
+        let uses = crate::parallel::map(reader.shared_serials()?, SERIALS_PER_THREAD, |serial| {
+            reader.serial_uses(&serial).map(|uses| (serial, uses))
+        });
+        let mut shared_serials = Vec::with_capacity(uses.len());
+        for found in uses {
+            let (serial, uses) = found?;
+            let mut listed = Vec::with_capacity(uses.len());
+            for u in uses {
+                // Every lot is listed by the facility that procured it; the lookup is a
+                // fallback that keeps a defect there from hiding a duplicate.
+                let fetched;
+                let lot = match lots.get(u.lot_id.as_str()) {
+                    Some(lot) => *lot,
+                    None => match reader.lot(&u.lot_id)? {
+                        Some(lot) => {
+                            fetched = lot;
+                            &fetched
+                        }
+                        None => continue,
+                    },
+                };
+                listed.push(rules::SerialLot {
+                    facility_id: lot.procured.facility_id.clone(),
+                    date: lot.procured.date.clone(),
+                    procured_at: lot.procured_at,
+                    lot_id: u.lot_id,
+                    listed_at: u.index,
+                });
             }
-            shared_serials.push((serial, lots));
+            shared_serials.push((serial, listed));
         }
         let mut shared_collateral = Vec::new();
         for item in reader.shared_collateral()? {
             shared_collateral.push((item.clone(), reader.pledges(&item)?));
         }
+        self.shared_serials = shared_serials;
+        self.shared_collateral = shared_collateral;
+        Ok(())
+    }
+
+    /// The latest report period and the latest acceptance, for the default as_of.
+    fn update_latest(&mut self, reader: &Reader) -> Result<(), LedgerError> {
         self.latest_period = self
             .facilities
             .values()
@@ -304,8 +353,6 @@ impl Snapshot {
                 .unwrap_or(time::Date::MIN);
             Month::of(date)
         });
-        self.shared_serials = shared_serials;
-        self.shared_collateral = shared_collateral;
         Ok(())
     }
 
@@ -314,17 +361,33 @@ impl Snapshot {
         self.latest_period.or(self.latest_accepted)
     }
 
-    /// Every finding as of `as_of`, ordered by facility, rule and key.
+    /// Every finding as of `as_of`, ordered by facility, rule and key. Period findings
+    /// kept from earlier audits of this snapshot under the same configuration are reused
+    /// where nothing they rest on changed.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Finding> {
-        let facilities: Vec<&FacilityFacts> = self.facilities.values().collect();
-        let mut drafts: Vec<Draft> = crate::parallel::map(facilities, FACILITIES_PER_THREAD, |f| {
-            let mut out = Vec::new();
-            rules::facility_rules(f, as_of, config, &mut out);
-            out
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+        // A panic mid-audit leaves the cache taken (empty), never half-written.
+        let mut cache = self.periods.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = cache.take(config);
+        let work: Vec<(&FacilityFacts, cache::Periods)> = self
+            .facilities
+            .values()
+            .map(|f| (f, kept.remove(f.id()).unwrap_or_default()))
+            .collect();
+        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut periods)| {
+            let mut drafts = Vec::new();
+            rules::facility_rules(f, as_of, config, &mut drafts);
+            let mut found: Vec<(Rule, Finding)> = drafts.into_iter().map(Draft::finish).collect();
+            periods.findings(f, as_of, config, &mut found);
+            (f.id().to_string(), periods, found)
+        });
+        let mut all = Vec::new();
+        for (id, periods, found) in done {
+            kept.insert(id, periods);
+            all.extend(found);
+        }
+        cache.put(kept);
+        drop(cache);
+        let mut drafts = Vec::new();
         rules::duplicate_serials(&self.shared_serials, as_of, &mut drafts);
         rules::double_pledges(
             &self.shared_collateral,
@@ -332,22 +395,36 @@ impl Snapshot {
             as_of,
             &mut drafts,
         );
-        // One finding per rule, facility and key (SPEC §8): merge duplicates.
-        let mut by_id: BTreeMap<(String, Rule, String), Finding> = BTreeMap::new();
-        for d in drafts {
-            let rule = d.rule;
-            let finding = d.finish();
-            by_id
-                .entry((finding.facility_id.clone(), rule, finding.key.clone()))
-                .and_modify(|f| {
-                    f.evidence.extend(finding.evidence.iter().copied());
-                    f.evidence.sort_unstable();
-                    f.evidence.dedup();
-                })
-                .or_insert(finding);
-        }
-        by_id.into_values().collect()
+        all.extend(drafts.into_iter().map(Draft::finish));
+        merge(all)
     }
+}
+
+/// One finding per rule, facility and key (SPEC §8), ordered by them: duplicates merge
+/// their evidence into the first.
+fn merge(mut all: Vec<(Rule, Finding)>) -> Vec<Finding> {
+    // Stable, so that of duplicates the first drafted stays first.
+    all.sort_by(|(ra, a), (rb, b)| (&a.facility_id, ra, &a.key).cmp(&(&b.facility_id, rb, &b.key)));
+    let mut out: Vec<Finding> = Vec::with_capacity(all.len());
+    let mut last_rule = None;
+    for (rule, finding) in all {
+        match out.last_mut() {
+            Some(prev)
+                if last_rule == Some(rule)
+                    && prev.facility_id == finding.facility_id
+                    && prev.key == finding.key =>
+            {
+                prev.evidence.extend(finding.evidence);
+                prev.evidence.sort_unstable();
+                prev.evidence.dedup();
+            }
+            _ => {
+                out.push(finding);
+                last_rule = Some(rule);
+            }
+        }
+    }
+    out
 }
 
 /// What `dcledger audit` and `GET /v1/findings` ask for.
@@ -375,33 +452,39 @@ pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Findin
     Ok((as_of, findings))
 }
 
+/// Shared serials per thread below which their lookups stay on one thread.
+const SERIALS_PER_THREAD: usize = 256;
 /// Facilities per thread below which loading or auditing stays on one thread.
 const FACILITIES_PER_THREAD: usize = 64;
-/// Report reads per thread below which a refresh stays on one thread.
-const REPORTS_PER_THREAD: usize = 256;
 
 /// Loads the facts of many facilities on every core.
 fn load_all(
     reader: &Reader,
     records: Vec<crate::domain::records::FacilityRecord>,
+    generation: u64,
 ) -> Result<Vec<FacilityFacts>, LedgerError> {
-    crate::parallel::map(records, FACILITIES_PER_THREAD, |f| load_facts(reader, f))
-        .into_iter()
-        .collect()
+    crate::parallel::map(records, FACILITIES_PER_THREAD, |f| {
+        load_facts(reader, f, generation)
+    })
+    .into_iter()
+    .collect()
 }
 
 fn load_facts(
     reader: &Reader,
     f: crate::domain::records::FacilityRecord,
+    generation: u64,
 ) -> Result<FacilityFacts, LedgerError> {
     let lots = ids(&f.lots, |id| reader.lot(id))?;
     let permits = ids(&f.permits, |id| reader.permit(id))?;
     let subsidies = ids(&f.subsidies, |id| reader.subsidy(id))?;
     let loans = ids(&f.loans, |id| reader.loan(id))?;
     let reports = reader.reports(f.id())?;
-    Ok(FacilityFacts::new(
-        f, lots, permits, subsidies, loans, reports,
-    ))
+    let mut facts = FacilityFacts::new(generation, lots, permits, subsidies, loans, f);
+    for r in reports {
+        facts.set_report(r.body, r.index);
+    }
+    Ok(facts)
 }
 
 /// The records a facility lists by id.
@@ -410,6 +493,44 @@ fn ids<T>(
     get: impl Fn(&str) -> Result<Option<T>, LedgerError>,
 ) -> Result<Vec<T>, LedgerError> {
     ids.iter().filter_map(|id| get(id).transpose()).collect()
+}
+
+/// Every facility with its lots, permits, subsidies and loans, but no reports: each
+/// family in one sequential pass.
+fn load_records(
+    reader: &Reader,
+    generation: u64,
+) -> Result<HashMap<String, FacilityFacts>, LedgerError> {
+    let lots = by_id(reader.lots()?, |l| &l.procured.lot_id);
+    let permits = by_id(reader.permits()?, |p| &p.issued.permit_id);
+    let subsidies = by_id(reader.subsidies()?, |s| &s.granted.subsidy_id);
+    let loans = by_id(reader.loans()?, |l| &l.loan_id);
+    let mut facilities = HashMap::new();
+    for f in reader.facilities()? {
+        let facts = FacilityFacts::new(
+            generation,
+            listed(&f.lots, &lots),
+            listed(&f.permits, &permits),
+            listed(&f.subsidies, &subsidies),
+            listed(&f.loans, &loans),
+            f,
+        );
+        facilities.insert(facts.id().to_string(), facts);
+    }
+    Ok(facilities)
+}
+
+/// Records of one family by their id.
+fn by_id<T>(records: Vec<T>, id: impl Fn(&T) -> &String) -> HashMap<String, T> {
+    records.into_iter().map(|r| (id(&r).clone(), r)).collect()
+}
+
+/// The records a facility lists, from a family loaded whole. A record can be listed by
+/// more than one facility (a lot deployed at several), so each is cloned.
+fn listed<T: Clone>(ids: &[String], records: &HashMap<String, T>) -> Vec<T> {
+    ids.iter()
+        .filter_map(|id| records.get(id).cloned())
+        .collect()
 }
 
 /// Attaches `finding.response` and `finding.resolve` entries to their findings.

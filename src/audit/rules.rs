@@ -3,7 +3,7 @@
 
 use time::{Date, Duration};
 
-use super::facts::{FacilityFacts, day};
+use super::facts::{FacilityFacts, day, validity};
 use super::{AuditConfig, Draft, Rule, money, thousands};
 use crate::dates::{Month, add_months};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
@@ -30,7 +30,6 @@ fn pct(part: u64, whole: u64) -> String {
 
 struct Ctx<'a> {
     f: &'a FacilityFacts,
-    as_of: Month,
     end: Date,
     window: Vec<Month>,
     config: &'a AuditConfig,
@@ -67,7 +66,32 @@ impl Ctx<'_> {
     }
 }
 
-/// Every single-facility rule.
+struct PeriodCtx<'a> {
+    f: &'a FacilityFacts,
+    m: Month,
+}
+
+impl PeriodCtx<'_> {
+    /// A finding about the period, keyed by it.
+    fn draft(
+        &self,
+        rule: Rule,
+        summary: String,
+        money: Option<(u64, String)>,
+        evidence: Vec<u64>,
+    ) -> Draft {
+        Draft {
+            rule,
+            facility_id: self.f.id().to_string(),
+            key: self.m.to_string(),
+            summary,
+            money,
+            evidence,
+        }
+    }
+}
+
+/// Every single-facility rule but the period rules.
 pub(super) fn facility_rules(
     f: &FacilityFacts,
     as_of: Month,
@@ -80,14 +104,13 @@ pub(super) fn facility_rules(
         .collect();
     let cx = Ctx {
         f,
-        as_of,
         end: as_of.last_day(),
         window,
         config,
     };
     idle_and_stalled(&cx, out);
     window_shares(&cx, out);
-    per_period(&cx, out);
+    reporting_gaps(&cx, out);
     land_banking(&cx, out);
     lots(&cx, out);
     subsidies(&cx, out);
@@ -202,26 +225,29 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     }
 }
 
-/// Rules about single periods: every period up to and including as_of.
-fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    let f = cx.f;
-    let config = cx.config;
-    for (m, p) in f.power.range(..=cx.as_of) {
-        let period = m.to_string();
-        if p.body.resold_kwh > 0 {
-            let (covered, permits) = f.covered(PermitKind::PowerSale, *m);
-            if !covered {
-                out.push(cx.draft(
-                    Rule::ResaleWithoutPermit,
-                    period.clone(),
-                    format!(
-                        "{} kWh resold in {period} without a valid power_sale permit for the whole month",
-                        thousands(p.body.resold_kwh)
-                    ),
-                    Some((p.body.resale_revenue_minor, p.body.currency.clone())),
-                    [vec![p.index], permits].concat(),
-                ));
-            }
+/// The rules about one period: resale-without-permit, pue-implausible, meter-mismatch
+/// and power-occupancy-mismatch from its power report, phantom-capacity and
+/// permit-missing from its occupancy report. They read the facility's facts for that
+/// period and nothing about as_of, which is what lets an audit keep their findings
+/// between runs (`super::cache`).
+pub(super) fn period_rules(
+    f: &FacilityFacts,
+    m: Month,
+    config: &AuditConfig,
+    out: &mut Vec<Draft>,
+) {
+    let cx = PeriodCtx { f, m };
+    if let Some(p) = f.power.get(&m) {
+        if p.body.resold_kwh > 0 && !f.covered(PermitKind::PowerSale, m) {
+            out.push(cx.draft(
+                Rule::ResaleWithoutPermit,
+                format!(
+                    "{} kWh resold in {m} without a valid power_sale permit for the whole month",
+                    thousands(p.body.resold_kwh)
+                ),
+                Some((p.body.resale_revenue_minor, p.body.currency.clone())),
+                [vec![p.index], f.permits_during(PermitKind::PowerSale, m)].concat(),
+            ));
         }
         let (consumed, it) = (p.body.consumed_kwh, p.body.it_kwh);
         let implausible = if it == 0 {
@@ -236,9 +262,8 @@ fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             };
             out.push(cx.draft(
                 Rule::PueImplausible,
-                period.clone(),
                 format!(
-                    "PUE {pue} in {period} ({} kWh consumed, {} kWh IT) is outside {}.{:02}–{}.{:02}: the power figures may be misreported",
+                    "PUE {pue} in {m} ({} kWh consumed, {} kWh IT) is outside {}.{:02}–{}.{:02}: the power figures may be misreported",
                     thousands(consumed),
                     thousands(it),
                     config.pue_min_centi / 100,
@@ -250,7 +275,7 @@ fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 vec![p.index],
             ));
         }
-        if let Some(meter) = f.meter.get(m) {
+        if let Some(meter) = f.meter.get(&m) {
             let differs =
                 |a: u64, b: u64| a.abs_diff(b) * 100 > config.meter_tolerance_pct * a.max(b);
             let c = differs(meter.body.consumed_kwh, consumed);
@@ -258,9 +283,8 @@ fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             if c || r {
                 out.push(cx.draft(
                     Rule::MeterMismatch,
-                    period.clone(),
                     format!(
-                        "in {period} the utility metered {} kWh consumed / {} kWh resold against the operator's {} / {} (> {}% apart)",
+                        "in {m} the utility metered {} kWh consumed / {} kWh resold against the operator's {} / {} (> {}% apart)",
                         thousands(meter.body.consumed_kwh),
                         thousands(meter.body.resold_kwh),
                         thousands(consumed),
@@ -272,15 +296,14 @@ fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 ));
             }
         }
-        if let Some(o) = f.occupancy.get(m) {
+        if let Some(o) = f.occupancy.get(&m) {
             let sold = o.body.gpu_hours_sold;
             // it_kwh < min_share% × sold × kWh per GPU-hour, in thousandths of a kWh.
             if it * 1000 * 100 < config.min_it_share_pct * sold * config.kwh_per_gpu_hour_milli {
                 out.push(cx.draft(
                     Rule::PowerOccupancyMismatch,
-                    period.clone(),
                     format!(
-                        "{} GPU-hours sold in {period} but only {} kWh of IT energy used: the sold hours may not have been delivered",
+                        "{} GPU-hours sold in {m} but only {} kWh of IT energy used: the sold hours may not have been delivered",
                         thousands(sold),
                         thousands(it)
                     ),
@@ -290,45 +313,44 @@ fn per_period(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             }
         }
     }
-    for (m, o) in f.occupancy.range(..=cx.as_of) {
-        let period = m.to_string();
-        let (gpus, moves) = f.gpus_at(m.last_day());
+    if let Some(o) = f.occupancy.get(&m) {
+        let gpus = f.gpus_on(m.last_day());
         let installed = o.body.gpus_installed;
         let over_installed = installed as i64 > gpus;
         let over_hours = o.body.gpu_hours_available > installed * m.hours();
         if over_installed || over_hours {
             out.push(cx.draft(
                 Rule::PhantomCapacity,
-                period.clone(),
                 if over_installed {
-                    format!("{period}: {installed} GPUs reported installed but the ledger shows {gpus} there: capacity may be overstated")
+                    format!("{m}: {installed} GPUs reported installed but the ledger shows {gpus} there: capacity may be overstated")
                 } else {
                     format!(
-                        "{period}: {} GPU-hours available exceeds {installed} GPUs × {} hours: capacity may be overstated",
+                        "{m}: {} GPU-hours available exceeds {installed} GPUs × {} hours: capacity may be overstated",
                         thousands(o.body.gpu_hours_available),
                         m.hours()
                     )
                 },
                 None,
-                [vec![o.index], moves].concat(),
+                [vec![o.index], f.gpu_evidence(m.last_day())].concat(),
             ));
         }
-        if o.body.gpu_hours_sold > 0 {
-            let (covered, permits) = f.covered(PermitKind::Operation, *m);
-            if !covered {
-                out.push(cx.draft(
-                    Rule::PermitMissing,
-                    period.clone(),
-                    format!(
-                        "{} GPU-hours sold in {period} without a valid operation permit for the whole month",
-                        thousands(o.body.gpu_hours_sold)
-                    ),
-                    None,
-                    [vec![o.index], permits].concat(),
-                ));
-            }
+        if o.body.gpu_hours_sold > 0 && !f.covered(PermitKind::Operation, m) {
+            out.push(cx.draft(
+                Rule::PermitMissing,
+                format!(
+                    "{} GPU-hours sold in {m} without a valid operation permit for the whole month",
+                    thousands(o.body.gpu_hours_sold)
+                ),
+                None,
+                [vec![o.index], f.permits_during(PermitKind::Operation, m)].concat(),
+            ));
         }
     }
+}
+
+/// reporting-gap over the window.
+fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
+    let f = cx.f;
     for m in cx.window.clone() {
         if !f.operational_through(m) {
             continue;
@@ -376,14 +398,11 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         }
         let until = add_months(date, months);
         let construction_permit = f.permits.iter().any(|p| {
-            if p.issued.kind != PermitKind::Construction {
-                return false;
-            }
-            let mut last = day(&p.issued.valid_until);
-            if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
-                last = last.min(rev.previous_day().unwrap_or(Date::MIN));
-            }
-            day(&p.issued.valid_from) <= until && last >= date && day(&p.issued.valid_from) <= last
+            let (from, last) = validity(p);
+            p.issued.kind == PermitKind::Construction
+                && from <= until
+                && last >= date
+                && from <= last
         });
         let built = f.status_in(
             date,
@@ -642,7 +661,7 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             .iter()
             .filter(|i| day(&i.date) <= cx.end)
     {
-        let (gpus, moves) = cx.f.gpus_at(day(&i.date));
+        let gpus = cx.f.gpus_on(day(&i.date));
         if gpus > 0
             && (i.gpus_counted as i128) * 100
                 < i128::from(cx.config.inspection_min_pct) * i128::from(gpus)
@@ -655,7 +674,7 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     i.gpus_counted, i.date
                 ),
                 None,
-                [vec![i.index], moves].concat(),
+                [vec![i.index], cx.f.gpu_evidence(day(&i.date))].concat(),
             ));
         }
     }
@@ -701,7 +720,7 @@ pub(super) fn duplicate_serials(
 /// double-pledge: one finding per item, naming the facility of the later loan.
 pub(super) fn double_pledges(
     shared: &[(String, Vec<Pledge>)],
-    facilities: &std::collections::BTreeMap<String, FacilityFacts>,
+    facilities: &std::collections::HashMap<String, FacilityFacts>,
     as_of: Month,
     out: &mut Vec<Draft>,
 ) {

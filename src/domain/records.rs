@@ -286,6 +286,33 @@ pub enum ReportBody {
     Occupancy(OccupancyReport),
 }
 
+impl ReportBody {
+    pub fn facility_id(&self) -> &str {
+        match self {
+            ReportBody::Power(b) => &b.facility_id,
+            ReportBody::Meter(b) => &b.facility_id,
+            ReportBody::Occupancy(b) => &b.facility_id,
+        }
+    }
+
+    pub fn series(&self) -> Series {
+        match self {
+            ReportBody::Power(_) => Series::Power,
+            ReportBody::Meter(_) => Series::Meter,
+            ReportBody::Occupancy(_) => Series::Occupancy,
+        }
+    }
+
+    /// The month reported on, `YYYY-MM` as the schema requires.
+    pub fn period(&self) -> &str {
+        match self {
+            ReportBody::Power(b) => &b.period,
+            ReportBody::Meter(b) => &b.period,
+            ReportBody::Occupancy(b) => &b.period,
+        }
+    }
+}
+
 /// The report that counts for a facility, series and period (SPEC §6: the latest one),
 /// with the entries it superseded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,30 +94,29 @@ fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
     state.put_encoded(facility_key(f.id()), f);
 }
 
-/// What an entry changed in the projections: a facility's records, or just one of its
-/// monthly reports. The by-facility index and the touch log are built from these.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+/// What an entry changed in the projections: a facility's records, or one of its
+/// monthly reports, which travels with its figures so that readers keeping a model in
+/// memory (the audit) never read it back by key. The by-facility postings and the
+/// change log are built from these.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Touch {
     Facility(String),
-    Report {
-        facility: String,
-        series: Series,
-        period: String,
-    },
+    Report(ReportBody),
 }
 
 impl Touch {
     pub fn facility(&self) -> &str {
         match self {
-            Touch::Facility(f) | Touch::Report { facility: f, .. } => f,
+            Touch::Facility(f) => f,
+            Touch::Report(body) => body.facility_id(),
         }
     }
 }
 
-/// Everything an entry touched; may repeat.
+/// Everything an entry touched.
 pub type Touched = Vec<Touch>;
 
-/// Judges a domain entry and records its effects. Returns the facilities it touched.
+/// Judges a domain entry and records its effects. Returns what it touched, each once.
 pub fn apply(
     state: &mut Overlay<'_>,
     kind: Kind,
@@ -138,42 +137,14 @@ pub fn apply(
         Kind::SubsidyGrant => subsidy_grant(state, index, signer, parse(body)?)?,
         Kind::SubsidyDisburse => subsidy_disburse(state, index, signer, parse(body)?)?,
         Kind::LoanIssue => loan_issue(state, index, signer, parse(body)?)?,
-        Kind::PowerReport => {
-            let r: b::PowerReport = parse(body)?;
-            report(
-                state,
-                index,
-                Some(signer),
-                &r.facility_id.clone(),
-                Series::Power,
-                &r.period.clone(),
-                ReportBody::Power(r),
-            )?
-        }
-        Kind::OccupancyReport => {
-            let r: b::OccupancyReport = parse(body)?;
-            report(
-                state,
-                index,
-                Some(signer),
-                &r.facility_id.clone(),
-                Series::Occupancy,
-                &r.period.clone(),
-                ReportBody::Occupancy(r),
-            )?
-        }
-        Kind::MeterReading => {
-            let r: b::MeterReading = parse(body)?;
-            report(
-                state,
-                index,
-                None,
-                &r.facility_id.clone(),
-                Series::Meter,
-                &r.period.clone(),
-                ReportBody::Meter(r),
-            )?
-        }
+        Kind::PowerReport => report(state, index, Some(signer), ReportBody::Power(parse(body)?))?,
+        Kind::OccupancyReport => report(
+            state,
+            index,
+            Some(signer),
+            ReportBody::Occupancy(parse(body)?),
+        )?,
+        Kind::MeterReading => report(state, index, None, ReportBody::Meter(parse(body)?))?,
         Kind::InspectionReport => inspection(state, index, parse(body)?)?,
         Kind::FindingResponse => {
             let r: b::FindingResponse = parse(body)?;
@@ -203,7 +174,14 @@ pub fn apply(
             );
         }
     };
-    Ok(about)
+    // A transfer can name one facility twice; each touch is recorded once.
+    let mut once = Touched::with_capacity(about.len());
+    for t in about {
+        if !once.contains(&t) {
+            once.push(t);
+        }
+    }
+    Ok(once)
 }
 
 fn facility_register(
@@ -666,16 +644,13 @@ fn report(
     state: &mut Overlay<'_>,
     index: u64,
     operator: Option<&Signer<'_>>,
-    facility_id: &str,
-    series: Series,
-    period: &str,
     body: ReportBody,
 ) -> Result<Touched, AdmitError> {
-    let f = facility(state, "facility_id", facility_id)?;
+    let f = facility(state, "facility_id", body.facility_id())?;
     if let Some(signer) = operator {
         operates(&f, signer, "facility_id")?;
     }
-    let key = report_key(facility_id, series, period);
+    let key = report_key(body.facility_id(), body.series(), body.period());
     let superseded = match state.get_decoded::<ReportRecord>(&key)? {
         Some(mut previous) => {
             previous.superseded.push(previous.index);
@@ -686,16 +661,12 @@ fn report(
     state.put_encoded(
         key,
         &ReportRecord {
-            body,
+            body: body.clone(),
             index,
             superseded,
         },
     );
-    Ok(vec![Touch::Report {
-        facility: facility_id.to_string(),
-        series,
-        period: period.to_string(),
-    }])
+    Ok(vec![Touch::Report(body)])
 }
 
 fn inspection(

@@ -9,17 +9,20 @@
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
 //!   one per entry.
-//! - Touch log: key `t | first index of a postings chunk (u64 BE)`, value what the
-//!   entries of that chunk touched (a facility, or one of its monthly reports), sorted,
-//!   for incremental readers (the audit).
+//! - Change log: key `t | first index of a chunk of CHANGE_SPAN entries (u64 BE)`, value
+//!   what the entries of that chunk changed, in ledger order: a facility's records (by
+//!   id), or a monthly report with its figures. Readers that keep a model in memory (the
+//!   audit) load every report from it in one sequential pass and refresh from its tail.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::domain::rules::Touch;
 use crate::entry::Kind;
 use crate::keys::PublicKey;
 use crate::merkle::{self, Frontier, Hash, NodeId};
-use crate::store::derived::{DerivedError, Overlay, decode, encode, family, key};
+use crate::store::derived::{DerivedError, Overlay, append_encoded, decode, encode, family, key};
 use crate::store::segment::RecordLocation;
 
 /// Entries per postings chunk; offsets fit in a `u16`.
@@ -43,10 +46,21 @@ pub(crate) fn leaf_location(index: u64, stored: &[u8]) -> Result<RecordLocation,
     decode(&leaf_key(index), stored.get(32..).unwrap_or_default())
 }
 
-/// The touch-log key of the chunk holding `index`.
-pub(crate) fn touch_key(index: u64) -> Vec<u8> {
-    let first = index - index % POSTING_SPAN;
-    key(family::TOUCHED, &[&first.to_be_bytes()])
+/// Entries per change-log chunk. Every commit rewrites the chunk it lands in; at about
+/// 80 bytes a change, the span keeps that rewrite near 20 KiB however small commits are.
+pub const CHANGE_SPAN: u64 = 256;
+
+/// One thing an entry changed in the projections, with the entry's index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub index: u64,
+    pub touch: Touch,
+}
+
+/// The change-log key of the chunk holding `index`.
+pub(crate) fn change_key(index: u64) -> Vec<u8> {
+    let first = index - index % CHANGE_SPAN;
+    key(family::CHANGE, &[&first.to_be_bytes()])
 }
 
 pub(crate) fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
@@ -98,6 +112,7 @@ pub(crate) fn record(
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
         let mut names: Vec<&str> = l.touches.iter().map(Touch::facility).collect();
+        names.sort_unstable();
         names.dedup();
         let facilities = names
             .into_iter()
@@ -112,26 +127,25 @@ pub(crate) fn record(
             postings.entry(k).or_default().push(offset);
         }
     }
-    // The touch log: which facilities each chunk of entries touched, so a reader can
-    // refresh only what changed since a size it knows. Keyed by chunk, not by commit,
-    // so that replay and incremental commits write the same bytes.
-    let mut touched: BTreeMap<u64, Vec<&Touch>> = BTreeMap::new();
+    // The change log, keyed by chunk rather than by commit so that replay and
+    // incremental commits write the same bytes.
+    let mut changed: BTreeMap<u64, Vec<Change>> = BTreeMap::new();
     for l in landed {
-        touched
-            .entry(l.index / POSTING_SPAN)
+        changed
+            .entry(l.index / CHANGE_SPAN)
             .or_default()
-            .extend(l.touches.iter());
+            .extend(l.touches.iter().map(|t| Change {
+                index: l.index,
+                touch: t.clone(),
+            }));
     }
-    for (chunk, touches) in touched {
-        if touches.is_empty() {
+    for (chunk, changes) in changed {
+        if changes.is_empty() {
             continue;
         }
-        let key = touch_key(chunk * POSTING_SPAN);
-        let mut all: Vec<Touch> = overlay.get_decoded(&key)?.unwrap_or_default();
-        all.extend(touches.into_iter().cloned());
-        all.sort_unstable();
-        all.dedup();
-        overlay.put_encoded(key, &all);
+        let key = change_key(chunk * CHANGE_SPAN);
+        let stored = overlay.get(&key)?;
+        overlay.put(key, append_encoded(stored, changes));
     }
     for (k, offsets) in postings {
         let mut all: Vec<u16> = overlay.get_decoded(&k)?.unwrap_or_default();

@@ -20,6 +20,7 @@ use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
 pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
+pub use layout::Change;
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
 pub use replay::VerifyReport;
 

@@ -7,20 +7,19 @@ use std::sync::{Arc, RwLock};
 
 use ed25519_dalek::VerifyingKey;
 
-use super::{LedgerError, View, layout};
+use super::layout::{self, Change};
+use super::{LedgerError, View};
 use crate::checkpoint;
 use crate::keys::PublicKey;
 use crate::merkle::{self, Frontier, Hash, NodeId, ProofError};
 use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord};
 use serde::de::DeserializeOwned;
 
-use crate::domain::rules::Touch;
-
 use crate::domain::records::{
     self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
     SerialUse, SubsidyRecord,
 };
-use crate::store::derived::{Derived, DerivedError, decode, family};
+use crate::store::derived::{Derived, DerivedError, decode, decode_sequence, family};
 use crate::store::segment::{self, RecordLocation};
 
 /// The in-memory right edge of the tree of `size` leaves, from stored nodes.
@@ -290,6 +289,24 @@ impl Reader {
         self.scan(&[family::FACILITY])
     }
 
+    /// Every lot, permit, subsidy and loan, each in key order: one sequential pass per
+    /// family, for readers that load them all (the audit) rather than by id.
+    pub fn lots(&self) -> Result<Vec<LotRecord>, LedgerError> {
+        self.scan(&[family::LOT])
+    }
+
+    pub fn permits(&self) -> Result<Vec<PermitRecord>, LedgerError> {
+        self.scan(&[family::PERMIT])
+    }
+
+    pub fn subsidies(&self) -> Result<Vec<SubsidyRecord>, LedgerError> {
+        self.scan(&[family::SUBSIDY])
+    }
+
+    pub fn loans(&self) -> Result<Vec<LoanRecord>, LedgerError> {
+        self.scan(&[family::LOAN])
+    }
+
     pub fn lot(&self, id: &str) -> Result<Option<LotRecord>, LedgerError> {
         self.get(&records::lot_key(id))
     }
@@ -392,16 +409,23 @@ impl Reader {
         Ok((found, false))
     }
 
-    /// What entries at index `from` or later touched, from the touch log.
-    pub fn touched_since(&self, from: u64) -> Result<Vec<Touch>, LedgerError> {
-        let start = layout::touch_key(from);
-        let mut touched = std::collections::BTreeSet::new();
-        for kv in self.derived.range_from(&start, family::TOUCHED) {
-            let (k, v) = kv?;
-            let touches: Vec<Touch> = decode(&k, &v)?;
-            touched.extend(touches);
+    /// What the entries at index `from` or later changed, in ledger order, from the
+    /// change log. Chunks are read in one pass and decoded on every core: loading the
+    /// audit reads every report of the ledger through here.
+    pub fn changes_since(&self, from: u64) -> Result<Vec<Change>, LedgerError> {
+        let start = layout::change_key(from);
+        let chunks = self
+            .derived
+            .range_from(&start, family::CHANGE)
+            .collect::<Result<Vec<_>, _>>()?;
+        let decoded = crate::parallel::map(chunks, CHUNKS_PER_THREAD, |(k, v)| {
+            decode_sequence::<Change>(&k, &v)
+        });
+        let mut changes = Vec::new();
+        for chunk in decoded {
+            changes.extend(chunk?.into_iter().filter(|c| c.index >= from));
         }
-        Ok(touched.into_iter().collect())
+        Ok(changes)
     }
 
     pub fn finding_notes(&self, finding_id: &str) -> Result<Vec<FindingNote>, LedgerError> {
@@ -410,6 +434,9 @@ impl Reader {
             .unwrap_or_default())
     }
 }
+
+/// Change-log chunks per thread below which decoding stays on one thread.
+const CHUNKS_PER_THREAD: usize = 16;
 
 fn proof_error(e: ProofError<LedgerError>) -> LedgerError {
     match e {

@@ -18,7 +18,7 @@ use crate::store::segment::Position;
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
@@ -53,7 +53,7 @@ pub mod family {
     /// the audit's cross-facility rules scan these instead of every serial and parcel.
     pub const SHARED_SERIAL: u8 = b'X';
     pub const SHARED_COLLATERAL: u8 = b'C';
-    pub const TOUCHED: u8 = b't';
+    pub const CHANGE: u8 = b't';
 }
 
 pub fn key(family: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -90,16 +90,59 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, DerivedError> {
-    let err = |reason: String| DerivedError::Decode {
+    let rest = versioned(key, bytes)?;
+    postcard::from_bytes(rest).map_err(|e| decode_error(key, e.to_string()))
+}
+
+/// Appends values to a stored sequence: the version byte, then postcard values back to
+/// back. Growing a sequence copies its bytes but never decodes them, so a value that
+/// every commit extends stays cheap to extend.
+pub fn append_encoded<T: Serialize>(
+    stored: Option<Vec<u8>>,
+    values: impl IntoIterator<Item = T>,
+) -> Vec<u8> {
+    let mut out = stored.unwrap_or_else(|| vec![FORMAT_VERSION]);
+    for value in values {
+        out = match postcard::to_extend(&value, out) {
+            Ok(v) => v,
+            Err(e) => unreachable!("postcard cannot encode a derived record: {e}"),
+        };
+    }
+    out
+}
+
+/// Every value of a sequence written by `append_encoded`, in order.
+pub fn decode_sequence<T: DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<Vec<T>, DerivedError> {
+    let mut rest = versioned(key, bytes)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (value, tail) =
+            postcard::take_from_bytes(rest).map_err(|e| decode_error(key, e.to_string()))?;
+        out.push(value);
+        rest = tail;
+    }
+    Ok(out)
+}
+
+/// The bytes after the version byte, if it is this build's.
+fn versioned<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], DerivedError> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => Ok(rest),
+        Some((v, _)) => Err(decode_error(
+            key,
+            format!("format version {v}, this build reads {FORMAT_VERSION}"),
+        )),
+        None => Err(decode_error(key, "empty value".into())),
+    }
+}
+
+fn decode_error(key: &[u8], reason: String) -> DerivedError {
+    DerivedError::Decode {
         key: String::from_utf8_lossy(key).into_owned(),
         reason,
-    };
-    match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| err(e.to_string())),
-        Some((v, _)) => Err(err(format!(
-            "format version {v}, this build reads {FORMAT_VERSION}"
-        ))),
-        None => Err(err("empty value".into())),
     }
 }
 
@@ -340,6 +383,16 @@ mod tests {
         assert_eq!(o.get(b"c").unwrap(), None);
         d.commit(o.into_writes()).unwrap();
         assert_eq!(d.get(b"b").unwrap().unwrap(), &b"2"[..]);
+    }
+
+    #[test]
+    fn sequences_grow_without_decoding_and_read_back_in_order() {
+        let once = append_encoded(None, [(1u64, "a".to_string())]);
+        let twice = append_encoded(Some(once), [(2u64, "b".to_string()), (3, "c".into())]);
+        assert_eq!(twice[0], FORMAT_VERSION);
+        let back: Vec<(u64, String)> = decode_sequence(b"k", &twice).unwrap();
+        assert_eq!(back, [(1, "a".into()), (2, "b".into()), (3, "c".into())]);
+        assert!(decode_sequence::<(u64, String)>(b"k", &twice[..twice.len() - 1]).is_err());
     }
 
     #[test]

@@ -1047,3 +1047,65 @@ fn the_default_as_of_is_the_latest_report_period() {
     let (as_of, _) = audit::run(&w.t.ledger.reader(), &AuditRequest::default()).expect("audit");
     assert_eq!(as_of, Month::parse("2025-07").unwrap());
 }
+
+/// A snapshot kept across refreshes, whose period findings are reused between audits,
+/// audits exactly like one loaded afresh: after a corrected report for an old month, a
+/// late meter reading, another month, and a revocation (the facility reloads whole),
+/// at as_ofs moving back and forth, under two configurations.
+#[test]
+fn a_kept_snapshot_audits_like_a_fresh_one_after_revisions() {
+    let strict = AuditConfig {
+        meter_tolerance_pct: 0,
+        pue_max_centi: 120,
+        ..AuditConfig::default()
+    };
+    // The kept findings hold for one configuration; starting and ending with the same
+    // one makes the first audit after a refresh reuse what the last one kept.
+    let configs = [AuditConfig::default(), strict, AuditConfig::default()];
+    let compare = |kept: &audit::Snapshot, w: &World, step: &str| {
+        let fresh = audit::Snapshot::load(&w.t.ledger.reader()).unwrap();
+        for config in &configs {
+            for as_of in ["2025-06", "2025-03", "2025-07", "2025-05", "2025-06"] {
+                let month = Month::parse(as_of).unwrap();
+                assert_eq!(
+                    kept.audit(month, config),
+                    fresh.audit(month, config),
+                    "{step}, as of {as_of}, {config:?}"
+                );
+            }
+        }
+    };
+    let mut w = World::new();
+    w.status("op", FAC, "operational", "2024-01-01");
+    w.permit("op-1", "operation", "2024-01-01", "2030-12-31");
+    w.procure("lot-1", FAC, "H100", 100, 16_000_000, "2024-01-10");
+    w.deploy("lot-1", FAC, 100, "2024-01-15");
+    for m in 1..=6 {
+        let period = format!("2025-{m:02}");
+        w.power(&period, 100_000, 80_000, 0, 0);
+        w.occupancy(&period, 100, 72_000, 50_000, 0);
+        w.meter(&period, 100_000, 0);
+    }
+    w.flush();
+    let mut kept = audit::Snapshot::load(&w.t.ledger.reader()).unwrap();
+    compare(&kept, &w, "loaded");
+
+    w.power("2025-02", 300_000, 80_000, 0, 0);
+    w.meter("2025-04", 150_000, 0);
+    w.power("2025-07", 100_000, 80_000, 0, 0);
+    w.occupancy("2025-07", 100, 72_000, 50_000, 0);
+    w.flush();
+    kept.refresh(&w.t.ledger.reader()).unwrap();
+    compare(&kept, &w, "revised");
+    let july = kept.audit(Month::parse("2025-07").unwrap(), &AuditConfig::default());
+    let keys = |rule| -> Vec<String> { fired(&july, rule).iter().map(|f| f.key.clone()).collect() };
+    assert_eq!(keys(Rule::PueImplausible), ["2025-02"]);
+    assert_eq!(keys(Rule::MeterMismatch), ["2025-02", "2025-04"]);
+
+    w.revoke("op-1", "2025-03-01");
+    w.flush();
+    kept.refresh(&w.t.ledger.reader()).unwrap();
+    compare(&kept, &w, "revoked");
+    let july = kept.audit(Month::parse("2025-07").unwrap(), &AuditConfig::default());
+    assert_eq!(fired(&july, Rule::PermitMissing).len(), 5, "March to July");
+}
