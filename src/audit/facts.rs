@@ -323,19 +323,20 @@ impl FacilityFacts {
             .collect()
     }
 
-    /// Σ sold and Σ available over the occupancy reports of `months`, with their
-    /// entries; utilization is undefined (None) with no reports or nothing available.
-    pub fn utilization(&self, months: &[Month]) -> (Option<(u64, u64)>, Vec<u64>) {
-        let reports: Vec<_> = months
+    /// Σ sold and Σ available over the occupancy reports of the months `first` to
+    /// `last`, with their entries; utilization is undefined (None) with no reports or
+    /// nothing available.
+    pub fn utilization(&self, first: Month, last: Month) -> (Option<(u64, u64)>, Vec<u64>) {
+        let reports = self.occupancy.between(Some(first.plus(-1)), last);
+        let sold = reports
             .iter()
-            .filter_map(|m| self.occupancy.get(m))
-            .collect();
-        let sold = reports.iter().map(|r| r.body.gpu_hours_sold).sum::<u64>();
+            .map(|(_, r)| r.body.gpu_hours_sold)
+            .sum::<u64>();
         let available = reports
             .iter()
-            .map(|r| r.body.gpu_hours_available)
+            .map(|(_, r)| r.body.gpu_hours_available)
             .sum::<u64>();
-        let evidence = reports.iter().map(|r| r.index).collect();
+        let evidence = reports.iter().map(|(_, r)| r.index).collect();
         if reports.is_empty() || available == 0 {
             (None, evidence)
         } else {

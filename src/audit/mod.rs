@@ -10,6 +10,7 @@ pub mod render;
 mod rules;
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
 use serde::Serialize;
 
@@ -17,9 +18,9 @@ pub use config::{AuditConfig, ConfigError, DEFAULT_TOML};
 pub use facts::FacilityFacts;
 
 use crate::dates::Month;
-use crate::domain::records::{FindingNoteKind, LotRecord};
+use crate::domain::records::{FindingNoteKind, LotRecord, ReportBody};
 use crate::domain::rules::Touch;
-use crate::ledger::{LedgerError, Reader};
+use crate::ledger::{Change, LedgerError, Reader};
 
 macro_rules! rule_table {
     ($($variant:ident = $name:literal, $severity:ident;)+) => {
@@ -212,14 +213,11 @@ impl Snapshot {
         let (facilities, changes) = std::thread::scope(|scope| {
             let changes = scope.spawn(|| reader.changes_since(0));
             let facilities = load_records(reader, 0);
-            let changes = changes
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (facilities, changes)
+            (facilities, joined(changes))
         });
         let mut snapshot = Snapshot {
             size,
-            facilities: facilities?,
+            facilities: with_reports(facilities?, changes?),
             shared_serials: Vec::new(),
             shared_collateral: Vec::new(),
             latest_period: None,
@@ -227,13 +225,6 @@ impl Snapshot {
             generation: 0,
             periods: Default::default(),
         };
-        for change in changes? {
-            if let Touch::Report(body) = change.touch
-                && let Some(facts) = snapshot.facilities.get_mut(body.facility_id())
-            {
-                facts.set_report(body, change.index);
-            }
-        }
         snapshot.load_cross_facility(reader)?;
         snapshot.update_latest(reader)?;
         Ok(snapshot)
@@ -248,13 +239,20 @@ impl Snapshot {
             return Ok(());
         }
         let changes = reader.changes_since(self.size)?;
-        let whole: BTreeSet<String> = changes
-            .iter()
-            .filter_map(|c| match &c.touch {
-                Touch::Facility(f) => Some(f.clone()),
-                Touch::Report(_) => None,
-            })
-            .collect();
+        // Reloaded whole: a facility whose records changed, and one this snapshot has
+        // never seen (registered since, with reports already).
+        let mut whole: BTreeSet<String> = BTreeSet::new();
+        for c in &changes {
+            match &c.touch {
+                Touch::Facility(f) => {
+                    whole.insert(f.clone());
+                }
+                Touch::Report(body) if !self.facilities.contains_key(body.facility_id()) => {
+                    whole.insert(body.facility_id().to_string());
+                }
+                Touch::Report(_) => {}
+            }
+        }
         let mut records = Vec::new();
         for id in &whole {
             records.extend(reader.facility(id)?);
@@ -264,21 +262,11 @@ impl Snapshot {
             self.facilities.insert(facts.id().to_string(), facts);
         }
         for change in changes {
-            let Touch::Report(body) = change.touch else {
-                continue;
-            };
-            if whole.contains(body.facility_id()) {
-                continue;
-            }
-            match self.facilities.get_mut(body.facility_id()) {
-                Some(facts) => facts.set_report(body, change.index),
-                // A report for a facility this snapshot has never seen: load it whole.
-                None => {
-                    if let Some(f) = reader.facility(body.facility_id())? {
-                        let facts = load_facts(reader, f, self.generation)?;
-                        self.facilities.insert(facts.id().to_string(), facts);
-                    }
-                }
+            if let Touch::Report(body) = change.touch
+                && !whole.contains(body.facility_id())
+                && let Some(facts) = self.facilities.get_mut(body.facility_id())
+            {
+                facts.set_report(body, change.index);
             }
         }
         self.size = size;
@@ -298,9 +286,11 @@ impl Snapshot {
             .flat_map(|f| &f.lots)
             .map(|l| (l.procured.lot_id.as_str(), l))
             .collect();
-        let uses = crate::parallel::map(reader.shared_serials()?, SERIALS_PER_THREAD, |serial| {
-            reader.serial_uses(&serial).map(|uses| (serial, uses))
-        });
+        let uses = crate::parallel::map(
+            reader.shared_serials()?,
+            SERIAL_READS_PER_THREAD,
+            |serial| reader.serial_uses(&serial).map(|uses| (serial, uses)),
+        );
         let mut shared_serials = Vec::with_capacity(uses.len());
         for found in uses {
             let (serial, uses) = found?;
@@ -321,7 +311,7 @@ impl Snapshot {
                 };
                 listed.push(rules::SerialLot {
                     facility_id: lot.procured.facility_id.clone(),
-                    date: lot.procured.date.clone(),
+                    date: facts::day(&lot.procured.date),
                     procured_at: lot.procured_at,
                     lot_id: u.lot_id,
                     listed_at: u.index,
@@ -365,52 +355,66 @@ impl Snapshot {
     /// kept from earlier audits of this snapshot under the same configuration are reused
     /// where nothing they rest on changed.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Finding> {
-        // A panic mid-audit leaves the cache taken (empty), never half-written.
-        let mut cache = self.periods.lock().unwrap_or_else(|p| p.into_inner());
-        let mut kept = cache.take(config);
-        let work: Vec<(&FacilityFacts, cache::Periods)> = self
-            .facilities
-            .values()
-            .map(|f| (f, kept.remove(f.id()).unwrap_or_default()))
-            .collect();
-        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut periods)| {
-            let mut drafts = Vec::new();
-            rules::facility_rules(f, as_of, config, &mut drafts);
-            let mut found: Vec<(Rule, Finding)> = drafts.into_iter().map(Draft::finish).collect();
-            periods.findings(f, as_of, config, &mut found);
-            (f.id().to_string(), periods, found)
-        });
-        let mut all = Vec::new();
-        for (id, periods, found) in done {
-            kept.insert(id, periods);
-            all.extend(found);
-        }
-        cache.put(kept);
-        drop(cache);
-        let mut drafts = Vec::new();
-        rules::duplicate_serials(&self.shared_serials, as_of, &mut drafts);
+        // The cross-facility findings first, by the facility they name, so that each
+        // facility's findings are completed, ordered and merged on its own thread and
+        // the facilities need only be put in order.
+        let mut drafts = rules::duplicate_serials(&self.shared_serials, as_of);
         rules::double_pledges(
             &self.shared_collateral,
             &self.facilities,
             as_of,
             &mut drafts,
         );
-        all.extend(drafts.into_iter().map(Draft::finish));
-        merge(all)
+        let mut cross: HashMap<String, Vec<Draft>> = HashMap::new();
+        for d in drafts {
+            cross.entry(d.facility_id.clone()).or_default().push(d);
+        }
+        let mut facilities: Vec<&FacilityFacts> = self.facilities.values().collect();
+        facilities.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+        // A panic mid-audit leaves the cache taken (empty), never half-written.
+        let mut cache = self.periods.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = cache.take(config);
+        let work: Vec<_> = facilities
+            .iter()
+            .map(|f| {
+                let periods = kept.remove(f.id()).unwrap_or_default();
+                (*f, periods, cross.remove(f.id()).unwrap_or_default())
+            })
+            .collect();
+        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut periods, cross)| {
+            let mut drafts = Vec::new();
+            rules::facility_rules(f, as_of, config, &mut drafts);
+            drafts.extend(cross);
+            let mut found: Vec<(Rule, Finding)> = drafts.into_iter().map(Draft::finish).collect();
+            periods.findings(f, as_of, config, &mut found);
+            (periods, merge(found))
+        });
+        let mut out = Vec::new();
+        for (f, (periods, found)) in facilities.iter().zip(done) {
+            kept.insert(f.id().to_string(), periods);
+            out.extend(found);
+        }
+        cache.put(kept);
+        // Lots and loans belong to registered facilities, so nothing should be left;
+        // if something is, it still counts, in its place.
+        if !cross.is_empty() {
+            out.extend(cross.into_values().flatten().map(Draft::finish));
+            out = merge(out);
+        }
+        out.into_iter().map(|(_, f)| f).collect()
     }
 }
 
 /// One finding per rule, facility and key (SPEC §8), ordered by them: duplicates merge
 /// their evidence into the first.
-fn merge(mut all: Vec<(Rule, Finding)>) -> Vec<Finding> {
+fn merge(mut all: Vec<(Rule, Finding)>) -> Vec<(Rule, Finding)> {
     // Stable, so that of duplicates the first drafted stays first.
     all.sort_by(|(ra, a), (rb, b)| (&a.facility_id, ra, &a.key).cmp(&(&b.facility_id, rb, &b.key)));
-    let mut out: Vec<Finding> = Vec::with_capacity(all.len());
-    let mut last_rule = None;
+    let mut out: Vec<(Rule, Finding)> = Vec::with_capacity(all.len());
     for (rule, finding) in all {
         match out.last_mut() {
-            Some(prev)
-                if last_rule == Some(rule)
+            Some((prev_rule, prev))
+                if *prev_rule == rule
                     && prev.facility_id == finding.facility_id
                     && prev.key == finding.key =>
             {
@@ -418,10 +422,7 @@ fn merge(mut all: Vec<(Rule, Finding)>) -> Vec<Finding> {
                 prev.evidence.sort_unstable();
                 prev.evidence.dedup();
             }
-            _ => {
-                out.push(finding);
-                last_rule = Some(rule);
-            }
+            _ => out.push((rule, finding)),
         }
     }
     out
@@ -453,7 +454,7 @@ pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Findin
 }
 
 /// Shared serials per thread below which their lookups stay on one thread.
-const SERIALS_PER_THREAD: usize = 256;
+const SERIAL_READS_PER_THREAD: usize = 256;
 /// Facilities per thread below which loading or auditing stays on one thread.
 const FACILITIES_PER_THREAD: usize = 64;
 
@@ -496,17 +497,30 @@ fn ids<T>(
 }
 
 /// Every facility with its lots, permits, subsidies and loans, but no reports: each
-/// family in one sequential pass.
+/// family in one sequential pass, the largest (permits) beside the others.
 fn load_records(
     reader: &Reader,
     generation: u64,
 ) -> Result<HashMap<String, FacilityFacts>, LedgerError> {
-    let lots = by_id(reader.lots()?, |l| &l.procured.lot_id);
-    let permits = by_id(reader.permits()?, |p| &p.issued.permit_id);
-    let subsidies = by_id(reader.subsidies()?, |s| &s.granted.subsidy_id);
-    let loans = by_id(reader.loans()?, |l| &l.loan_id);
-    let mut facilities = HashMap::new();
-    for f in reader.facilities()? {
+    let (permits, rest) = std::thread::scope(|scope| {
+        let permits = scope.spawn(|| reader.permits());
+        let rest = (|| -> Result<RecordFamilies, LedgerError> {
+            Ok((
+                reader.facilities()?,
+                reader.lots()?,
+                reader.subsidies()?,
+                reader.loans()?,
+            ))
+        })();
+        (joined(permits), rest)
+    });
+    let (facilities, lots, subsidies, loans) = rest?;
+    let permits = by_id(permits?, |p| &p.issued.permit_id);
+    let lots = by_id(lots, |l| &l.procured.lot_id);
+    let subsidies = by_id(subsidies, |s| &s.granted.subsidy_id);
+    let loans = by_id(loans, |l| &l.loan_id);
+    let mut out = HashMap::with_capacity(facilities.len());
+    for f in facilities {
         let facts = FacilityFacts::new(
             generation,
             listed(&f.lots, &lots),
@@ -515,9 +529,60 @@ fn load_records(
             listed(&f.loans, &loans),
             f,
         );
-        facilities.insert(facts.id().to_string(), facts);
+        out.insert(facts.id().to_string(), facts);
     }
-    Ok(facilities)
+    Ok(out)
+}
+
+type RecordFamilies = (
+    Vec<crate::domain::records::FacilityRecord>,
+    Vec<LotRecord>,
+    Vec<crate::domain::records::SubsidyRecord>,
+    Vec<crate::domain::records::LoanRecord>,
+);
+
+/// The facilities with the reports among `changes` put in place. Reports land in
+/// facilities all over memory (a load puts a million), so the facilities are split into
+/// one shard per core and each shard takes its own reports.
+fn with_reports(
+    facilities: HashMap<String, FacilityFacts>,
+    changes: Vec<Change>,
+) -> HashMap<String, FacilityFacts> {
+    let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hasher = std::hash::RandomState::new();
+    let shard_of = |id: &str| (hasher.hash_one(id) % shards as u64) as usize;
+    let mut work: Vec<Shard> = (0..shards).map(|_| Default::default()).collect();
+    for (id, facts) in facilities {
+        work[shard_of(&id)].0.insert(id, facts);
+    }
+    for change in changes {
+        if let Touch::Report(body) = change.touch {
+            work[shard_of(body.facility_id())]
+                .1
+                .push((body, change.index));
+        }
+    }
+    crate::parallel::map(work, 1, |(mut facilities, reports)| {
+        for (body, index) in reports {
+            if let Some(facts) = facilities.get_mut(body.facility_id()) {
+                facts.set_report(body, index);
+            }
+        }
+        facilities
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Some facilities and the reports (with their entries) that belong to them.
+type Shard = (HashMap<String, FacilityFacts>, Vec<(ReportBody, u64)>);
+
+/// The result of a scoped thread; its panic, if any, continues here.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Records of one family by their id.

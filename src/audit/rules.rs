@@ -3,7 +3,7 @@
 
 use time::{Date, Duration};
 
-use super::facts::{FacilityFacts, day, validity};
+use super::facts::{Dated, FacilityFacts, Series, day, validity};
 use super::{AuditConfig, Draft, Rule, money, thousands};
 use crate::dates::{Month, add_months};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
@@ -14,7 +14,8 @@ use crate::domain::records::{LotMoveKind, Pledge};
 pub struct SerialLot {
     pub lot_id: String,
     pub facility_id: String,
-    pub date: String,
+    /// The lot's procurement date.
+    pub date: Date,
     pub procured_at: u64,
     pub listed_at: u64,
 }
@@ -31,11 +32,21 @@ fn pct(part: u64, whole: u64) -> String {
 struct Ctx<'a> {
     f: &'a FacilityFacts,
     end: Date,
-    window: Vec<Month>,
+    /// The window: its first month to as_of.
+    first: Month,
+    as_of: Month,
     config: &'a AuditConfig,
 }
 
 impl Ctx<'_> {
+    /// The reports of a series in the window.
+    fn window<'s, T>(&self, series: &'s Series<T>) -> impl Iterator<Item = &'s Dated<T>> + 's {
+        series
+            .between(Some(self.first.plus(-1)), self.as_of)
+            .iter()
+            .map(|(_, r)| r)
+    }
+
     fn draft(
         &self,
         rule: Rule,
@@ -98,14 +109,11 @@ pub(super) fn facility_rules(
     config: &AuditConfig,
     out: &mut Vec<Draft>,
 ) {
-    let window = (0..config.window_months as i32)
-        .rev()
-        .map(|k| as_of.plus(-k))
-        .collect();
     let cx = Ctx {
         f,
         end: as_of.last_day(),
-        window,
+        first: as_of.plus(1 - config.window_months as i32),
+        as_of,
         config,
     };
     idle_and_stalled(&cx, out);
@@ -128,7 +136,7 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let funding: Vec<u64> = disbursed.iter().map(|d| d.3).collect();
     let (status, status_entry) = cx.f.status_at(cx.end);
     if status == Status::Operational {
-        let (util, reports) = cx.f.utilization(&cx.window);
+        let (util, reports) = cx.f.utilization(cx.first, cx.as_of);
         if let Some((sold, available)) = util
             && sold * 100 < cx.config.idle_utilization_pct * available
         {
@@ -150,11 +158,12 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     }
     let cutoff = add_months(cx.end, -(cx.config.stalled_months as i32));
     let early: Vec<_> = disbursed.iter().filter(|d| d.2 <= cutoff).collect();
-    let ever_operational =
+    let ever_operational = || {
         cx.f.status_changes(cx.end)
             .iter()
-            .any(|(_, s, _)| *s == Status::Operational);
-    if !early.is_empty() && !ever_operational {
+            .any(|(_, s, _)| *s == Status::Operational)
+    };
+    if !early.is_empty() && !ever_operational() {
         let amount: u64 = early.iter().map(|d| d.1).sum();
         let first = early.iter().map(|d| d.2).min().unwrap_or(cx.end);
         let mut evidence: Vec<u64> = early.iter().map(|d| d.3).collect();
@@ -176,11 +185,7 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// voucher-dependence and power-resale over the window.
 fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    let occ: Vec<_> = cx
-        .window
-        .iter()
-        .filter_map(|m| cx.f.occupancy.get(m))
-        .collect();
+    let occ: Vec<_> = cx.window(&cx.f.occupancy).collect();
     let sold: u64 = occ.iter().map(|r| r.body.gpu_hours_sold).sum();
     let voucher: u64 = occ.iter().map(|r| r.body.gpu_hours_voucher).sum();
     if sold > 0 && voucher * 100 > cx.config.voucher_share_pct * sold {
@@ -197,7 +202,7 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             occ.iter().map(|r| r.index).collect(),
         ));
     }
-    let power: Vec<_> = cx.window.iter().filter_map(|m| cx.f.power.get(m)).collect();
+    let power: Vec<_> = cx.window(&cx.f.power).collect();
     let resold: u64 = power.iter().map(|r| r.body.resold_kwh).sum();
     let base: u64 = power
         .iter()
@@ -351,30 +356,26 @@ pub(super) fn period_rules(
 /// reporting-gap over the window.
 fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let f = cx.f;
-    for m in cx.window.clone() {
+    for m in (0..)
+        .map(|k| cx.first.plus(k))
+        .take_while(|m| *m <= cx.as_of)
+    {
         if !f.operational_through(m) {
             continue;
         }
-        let missing: Vec<&str> = [
-            (f.occupancy.contains_key(&m), "occupancy"),
-            (f.power.contains_key(&m), "power"),
-        ]
-        .into_iter()
-        .filter_map(|(has, name)| (!has).then_some(name))
-        .collect();
-        if !missing.is_empty() {
-            let evidence = f.facility.statuses.iter().map(|s| s.index).collect();
-            out.push(cx.draft(
-                Rule::ReportingGap,
-                m.to_string(),
-                format!(
-                    "operational through {m} but no {} report for it",
-                    missing.join(" or ")
-                ),
-                None,
-                evidence,
-            ));
-        }
+        let missing = match (f.occupancy.contains_key(&m), f.power.contains_key(&m)) {
+            (true, true) => continue,
+            (false, true) => "occupancy",
+            (true, false) => "power",
+            (false, false) => "occupancy or power",
+        };
+        out.push(cx.draft(
+            Rule::ReportingGap,
+            m.to_string(),
+            format!("operational through {m} but no {missing} report for it"),
+            None,
+            f.facility.statuses.iter().map(|s| s.index).collect(),
+        ));
     }
 }
 
@@ -623,11 +624,8 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             continue;
         }
         let last = Month::of(by);
-        let months: Vec<Month> = (0..cx.config.condition_months as i32)
-            .rev()
-            .map(|k| last.plus(-k))
-            .collect();
-        let (util, reports) = cx.f.utilization(&months);
+        let first = last.plus(1 - cx.config.condition_months as i32);
+        let (util, reports) = cx.f.utilization(first, last);
         let (sold, available) = util.unwrap_or((0, 1));
         if sold * 100 < u64::from(condition.min_utilization_pct) * available {
             let amount: u64 = disbursed.iter().map(|d| d.amount_minor).sum();
@@ -681,40 +679,47 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 }
 
 /// duplicate-serial: one finding per serial, naming the facility of the later lot.
-pub(super) fn duplicate_serials(
-    shared: &[(String, Vec<SerialLot>)],
-    as_of: Month,
-    out: &mut Vec<Draft>,
-) {
+pub(super) fn duplicate_serials(shared: &[(String, Vec<SerialLot>)], as_of: Month) -> Vec<Draft> {
     let end = as_of.last_day();
-    for (serial, uses) in shared {
-        let mut lots: Vec<&SerialLot> = uses.iter().filter(|u| day(&u.date) <= end).collect();
-        lots.sort_by_key(|u| (day(&u.date), u.procured_at));
-        let mut names: Vec<&str> = lots.iter().map(|u| u.lot_id.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        if names.len() < 2 {
-            continue;
-        }
-        let Some(later) = lots.last() else { continue };
-        let mut evidence: Vec<u64> = lots
-            .iter()
-            .flat_map(|u| [u.procured_at, u.listed_at])
-            .collect();
-        evidence.sort_unstable();
-        out.push(Draft {
-            rule: Rule::DuplicateSerial,
-            facility_id: later.facility_id.clone(),
-            key: serial.clone(),
-            summary: format!(
-                "GPU serial {serial} is listed in {} lots ({}): the same GPU may be claimed twice",
-                names.len(),
-                names.join(", ")
-            ),
-            money: None,
-            evidence,
-        });
+    // Thousands of serials can be shared in a large ledger; each is independent.
+    let found = crate::parallel::map(
+        shared.iter().collect(),
+        SERIALS_PER_THREAD,
+        |(serial, uses)| duplicate_serial(serial, uses, end),
+    );
+    found.into_iter().flatten().collect()
+}
+
+/// Serials per thread below which they are judged on one thread.
+const SERIALS_PER_THREAD: usize = 512;
+
+fn duplicate_serial(serial: &str, uses: &[SerialLot], end: Date) -> Option<Draft> {
+    let mut lots: Vec<&SerialLot> = uses.iter().filter(|u| u.date <= end).collect();
+    lots.sort_by_key(|u| (u.date, u.procured_at));
+    let mut names: Vec<&str> = lots.iter().map(|u| u.lot_id.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() < 2 {
+        return None;
     }
+    let later = lots.last()?;
+    let mut evidence: Vec<u64> = lots
+        .iter()
+        .flat_map(|u| [u.procured_at, u.listed_at])
+        .collect();
+    evidence.sort_unstable();
+    Some(Draft {
+        rule: Rule::DuplicateSerial,
+        facility_id: later.facility_id.clone(),
+        key: serial.to_string(),
+        summary: format!(
+            "GPU serial {serial} is listed in {} lots ({}): the same GPU may be claimed twice",
+            names.len(),
+            names.join(", ")
+        ),
+        money: None,
+        evidence,
+    })
 }
 
 /// double-pledge: one finding per item, naming the facility of the later loan.
