@@ -10,7 +10,6 @@ pub mod render;
 mod rules;
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::BuildHasher;
 
 use serde::Serialize;
 
@@ -147,6 +146,7 @@ pub struct Finding {
 
 /// A finding in the making: rules fill these in; `finish` sets the id and orders the
 /// evidence.
+#[derive(Clone, Debug)]
 pub(crate) struct Draft {
     pub rule: Rule,
     pub facility_id: String,
@@ -186,9 +186,8 @@ pub struct Snapshot {
     /// The ledger size the snapshot reflects at least.
     pub size: u64,
     pub facilities: HashMap<String, FacilityFacts>,
-    /// Per serial listed in more than one lot: (lot id, facility, lot date, procured_at,
-    /// evidence entries).
-    pub shared_serials: Vec<(String, Vec<rules::SerialLot>)>,
+    /// Every serial listed in more than one lot, with those lots.
+    pub shared_serials: Vec<rules::SharedSerial>,
     /// Per item pledged to more than one loan: its pledges.
     pub shared_collateral: Vec<(String, Vec<crate::domain::records::Pledge>)>,
     /// The latest period of any occupancy or power report.
@@ -215,9 +214,13 @@ impl Snapshot {
             let facilities = load_records(reader, 0);
             (facilities, joined(changes))
         });
+        let mut facilities = facilities?;
+        // Reports of a facility registered after the records were read wait for the
+        // next refresh, which sees its registration.
+        put_reports(&mut facilities, changes?, &BTreeSet::new());
         let mut snapshot = Snapshot {
             size,
-            facilities: with_reports(facilities?, changes?),
+            facilities,
             shared_serials: Vec::new(),
             shared_collateral: Vec::new(),
             latest_period: None,
@@ -239,41 +242,36 @@ impl Snapshot {
             return Ok(());
         }
         let changes = reader.changes_since(self.size)?;
-        // Reloaded whole: a facility whose records changed, and one this snapshot has
-        // never seen (registered since, with reports already).
-        let mut whole: BTreeSet<String> = BTreeSet::new();
-        for c in &changes {
-            match &c.touch {
-                Touch::Facility(f) => {
-                    whole.insert(f.clone());
-                }
-                Touch::Report(body) if !self.facilities.contains_key(body.facility_id()) => {
-                    whole.insert(body.facility_id().to_string());
-                }
-                Touch::Report(_) => {}
-            }
-        }
-        let mut records = Vec::new();
-        for id in &whole {
-            records.extend(reader.facility(id)?);
-        }
+        let whole: BTreeSet<String> = changes
+            .iter()
+            .filter_map(|c| match &c.touch {
+                Touch::Facility(f) => Some(f.clone()),
+                Touch::Report(_) => None,
+            })
+            .collect();
         self.generation += 1;
-        for facts in load_all(reader, records, self.generation)? {
-            self.facilities.insert(facts.id().to_string(), facts);
-        }
-        for change in changes {
-            if let Touch::Report(body) = change.touch
-                && !whole.contains(body.facility_id())
-                && let Some(facts) = self.facilities.get_mut(body.facility_id())
-            {
-                facts.set_report(body, change.index);
-            }
-        }
+        self.reload(reader, &whole)?;
+        // A facility with reports but unknown to the snapshot (which no registration
+        // since its load explains) is loaded whole rather than left out.
+        let unseen = put_reports(&mut self.facilities, changes, &whole);
+        self.reload(reader, &unseen)?;
         self.size = size;
-        if !whole.is_empty() {
+        if !whole.is_empty() || !unseen.is_empty() {
             self.load_cross_facility(reader)?;
         }
         self.update_latest(reader)
+    }
+
+    /// Loads these facilities' records and reports afresh.
+    fn reload(&mut self, reader: &Reader, ids: &BTreeSet<String>) -> Result<(), LedgerError> {
+        let mut records = Vec::new();
+        for id in ids {
+            records.extend(reader.facility(id)?);
+        }
+        for facts in load_all(reader, records, self.generation)? {
+            self.facilities.insert(facts.id().to_string(), facts);
+        }
+        Ok(())
     }
 
     /// The cross-facility sets: serials listed in more than one lot, items pledged to
@@ -317,7 +315,7 @@ impl Snapshot {
                     listed_at: u.index,
                 });
             }
-            shared_serials.push((serial, listed));
+            shared_serials.push(rules::SharedSerial::new(serial, listed));
         }
         let mut shared_collateral = Vec::new();
         for item in reader.shared_collateral()? {
@@ -541,42 +539,42 @@ type RecordFamilies = (
     Vec<crate::domain::records::LoanRecord>,
 );
 
-/// The facilities with the reports among `changes` put in place. Reports land in
-/// facilities all over memory (a load puts a million), so the facilities are split into
-/// one shard per core and each shard takes its own reports.
-fn with_reports(
-    facilities: HashMap<String, FacilityFacts>,
+/// Puts the reports among `changes` in place, but for the facilities in `skip` (reloaded
+/// whole, their reports with them); returns the facilities with reports that are not
+/// there. The changes come in ledger order, each report for a facility somewhere else in
+/// memory; grouped by facility first, each facility takes all of its reports in one
+/// visit, on every core.
+fn put_reports(
+    facilities: &mut HashMap<String, FacilityFacts>,
     changes: Vec<Change>,
-) -> HashMap<String, FacilityFacts> {
-    let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let hasher = std::hash::RandomState::new();
-    let shard_of = |id: &str| (hasher.hash_one(id) % shards as u64) as usize;
-    let mut work: Vec<Shard> = (0..shards).map(|_| Default::default()).collect();
-    for (id, facts) in facilities {
-        work[shard_of(&id)].0.insert(id, facts);
-    }
+    skip: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut by_facility: HashMap<String, Vec<(ReportBody, u64)>> = HashMap::new();
     for change in changes {
-        if let Touch::Report(body) = change.touch {
-            work[shard_of(body.facility_id())]
-                .1
-                .push((body, change.index));
+        let Touch::Report(body) = change.touch else {
+            continue;
+        };
+        if skip.contains(body.facility_id()) {
+            continue;
         }
-    }
-    crate::parallel::map(work, 1, |(mut facilities, reports)| {
-        for (body, index) in reports {
-            if let Some(facts) = facilities.get_mut(body.facility_id()) {
-                facts.set_report(body, index);
+        match by_facility.get_mut(body.facility_id()) {
+            Some(reports) => reports.push((body, change.index)),
+            None => {
+                by_facility.insert(body.facility_id().to_string(), vec![(body, change.index)]);
             }
         }
-        facilities
-    })
-    .into_iter()
-    .flatten()
-    .collect()
+    }
+    let work: Vec<_> = facilities
+        .iter_mut()
+        .filter_map(|(id, facts)| by_facility.remove(id).map(|reports| (facts, reports)))
+        .collect();
+    crate::parallel::map(work, FACILITIES_PER_THREAD, |(facts, reports)| {
+        for (body, index) in reports {
+            facts.set_report(body, index);
+        }
+    });
+    by_facility.into_keys().collect()
 }
-
-/// Some facilities and the reports (with their entries) that belong to them.
-type Shard = (HashMap<String, FacilityFacts>, Vec<(ReportBody, u64)>);
 
 /// The result of a scoped thread; its panic, if any, continues here.
 fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {

@@ -679,23 +679,48 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 }
 
 /// duplicate-serial: one finding per serial, naming the facility of the later lot.
-pub(super) fn duplicate_serials(shared: &[(String, Vec<SerialLot>)], as_of: Month) -> Vec<Draft> {
+pub(super) fn duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<Draft> {
     let end = as_of.last_day();
     // Thousands of serials can be shared in a large ledger; each is independent.
-    let found = crate::parallel::map(
-        shared.iter().collect(),
-        SERIALS_PER_THREAD,
-        |(serial, uses)| duplicate_serial(serial, uses, end),
-    );
+    let found = crate::parallel::map(shared.iter().collect(), SERIALS_PER_THREAD, |s| {
+        match s.lots.last() {
+            Some(newest) if newest.date <= end => s.settled.clone(),
+            _ => duplicate_serial(&s.serial, &s.lots, end),
+        }
+    });
     found.into_iter().flatten().collect()
+}
+
+/// A serial listed in more than one lot, with those lots, and its finding as of any
+/// month after the newest lot's date, worked out once: every audit but one as of a
+/// month before some of its lots reuses it.
+#[derive(Clone, Debug)]
+pub struct SharedSerial {
+    pub serial: String,
+    /// By date, then procurement entry.
+    pub lots: Vec<SerialLot>,
+    settled: Option<Draft>,
+}
+
+impl SharedSerial {
+    pub(super) fn new(serial: String, mut lots: Vec<SerialLot>) -> SharedSerial {
+        lots.sort_by_key(|u| (u.date, u.procured_at));
+        let settled = duplicate_serial(&serial, &lots, Date::MAX);
+        SharedSerial {
+            serial,
+            lots,
+            settled,
+        }
+    }
 }
 
 /// Serials per thread below which they are judged on one thread.
 const SERIALS_PER_THREAD: usize = 512;
 
-fn duplicate_serial(serial: &str, uses: &[SerialLot], end: Date) -> Option<Draft> {
-    let mut lots: Vec<&SerialLot> = uses.iter().filter(|u| u.date <= end).collect();
-    lots.sort_by_key(|u| (u.date, u.procured_at));
+/// duplicate-serial for one serial as of `end`, over its lots by date, then procurement
+/// entry.
+fn duplicate_serial(serial: &str, lots: &[SerialLot], end: Date) -> Option<Draft> {
+    let lots = &lots[..lots.partition_point(|u| u.date <= end)];
     let mut names: Vec<&str> = lots.iter().map(|u| u.lot_id.as_str()).collect();
     names.sort_unstable();
     names.dedup();

@@ -1109,3 +1109,39 @@ fn a_kept_snapshot_audits_like_a_fresh_one_after_revisions() {
     let july = kept.audit(Month::parse("2025-07").unwrap(), &AuditConfig::default());
     assert_eq!(fired(&july, Rule::PermitMissing).len(), 5, "March to July");
 }
+
+/// A serial's finding as of each month names only the lots dated by then, whether the
+/// snapshot worked it out for that month or reuses the one it keeps for after the
+/// newest lot.
+#[test]
+fn a_duplicate_serial_grows_with_its_lots_month_by_month() {
+    let mut w = World::new();
+    w.procure("lot-1", OTHER, "H100", 2, 16_000_000, "2025-01-10");
+    w.procure("lot-2", FAC, "H100", 2, 16_000_000, "2025-03-10");
+    w.procure("lot-3", OTHER, "H100", 2, 16_000_000, "2025-05-10");
+    for lot in ["lot-1", "lot-2", "lot-3"] {
+        w.serials(lot, &["SN-SHARED", &format!("SN-{lot}")]);
+    }
+    w.flush();
+    let snapshot = audit::Snapshot::load(&w.t.ledger.reader()).unwrap();
+    for (as_of, wanted) in [
+        ("2025-06", Some((OTHER, "3 lots (lot-1, lot-2, lot-3)"))),
+        ("2025-04", Some((FAC, "2 lots (lot-1, lot-2)"))),
+        ("2025-02", None),
+        ("2025-05", Some((OTHER, "3 lots (lot-1, lot-2, lot-3)"))),
+    ] {
+        let findings = snapshot.audit(Month::parse(as_of).unwrap(), &AuditConfig::default());
+        let found: Vec<(&str, &str)> = fired(&findings, Rule::DuplicateSerial)
+            .iter()
+            .map(|f| (f.facility_id.as_str(), f.summary.as_str()))
+            .collect();
+        match wanted {
+            None => assert!(found.is_empty(), "as of {as_of}: {found:?}"),
+            Some((facility, lots)) => {
+                assert_eq!(found.len(), 1, "as of {as_of}: {found:?}");
+                assert_eq!(found[0].0, facility, "as of {as_of}");
+                assert!(found[0].1.contains(lots), "as of {as_of}: {}", found[0].1);
+            }
+        }
+    }
+}
