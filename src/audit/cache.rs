@@ -1,21 +1,18 @@
-//! Findings of the period rules, kept between audits of one snapshot. A period's
-//! findings depend on the facility's records and that period's reports alone
-//! (`rules::period_rules`), never on as_of; so after one more month of reports an audit
-//! evaluates the new month and the months whose reports changed, and reuses the rest.
-//! Pure memory, no I/O; it holds at most one entry per facility and reported month, as
-//! the snapshot holds one report per series and month.
-
-use std::collections::HashMap;
+//! Findings of the period rules, kept between audits with the facts they rest on
+//! (`FacilityFacts::kept`). A period's findings depend on the facility's records and
+//! that period's reports alone (`rules::period_rules`), never on as_of; so after one
+//! more month of reports an audit evaluates the new month and the months whose reports
+//! changed, and reuses the rest. Pure memory, no I/O; at most one entry per reported
+//! month, as the facts hold one report per series and month.
 
 use super::facts::FacilityFacts;
 use super::{AuditConfig, Draft, Finding, Rule, rules};
 use crate::dates::Month;
 
 /// One facility's kept period findings.
-#[derive(Default)]
-pub(super) struct Periods {
-    /// The facility's generation and report revision they reflect.
-    generation: u64,
+#[derive(Debug, Default)]
+pub struct Periods {
+    /// The facts' report revision they reflect.
     revision: u64,
     /// Every reported month up to and including this one has been evaluated.
     through: Option<Month>,
@@ -25,18 +22,18 @@ pub(super) struct Periods {
 
 impl Periods {
     /// Appends the period findings of `f` up to and including `as_of` to `out`,
-    /// evaluating only the months that are new or whose reports changed since.
+    /// evaluating only the months that are new or whose reports changed since; all of
+    /// them if `afresh` (another configuration than last time).
     pub(super) fn findings(
         &mut self,
         f: &FacilityFacts,
         as_of: Month,
         config: &AuditConfig,
+        afresh: bool,
         out: &mut Vec<(Rule, Finding)>,
     ) {
         let revised: Option<Vec<Month>> = match self.through {
-            Some(_) if self.generation == f.generation => {
-                f.revised_since(self.revision).map(Iterator::collect)
-            }
+            Some(_) if !afresh => f.revised_since(self.revision).map(Iterator::collect),
             _ => None,
         };
         match (revised, self.through) {
@@ -51,7 +48,8 @@ impl Periods {
                     self.through = Some(as_of);
                 }
             }
-            // New, reloaded, or further behind than the journal reaches: start over.
+            // New, another configuration, or further behind than the journal reaches:
+            // start over.
             _ => {
                 self.months.clear();
                 for m in reported_months(f, None, as_of) {
@@ -60,7 +58,6 @@ impl Periods {
                 self.through = Some(as_of);
             }
         }
-        self.generation = f.generation;
         self.revision = f.revision();
         let end = self.months.partition_point(|(m, _)| *m <= as_of);
         for (_, found) in &self.months[..end] {
@@ -93,28 +90,4 @@ fn reported_months(f: &FacilityFacts, after: Option<Month>, last: Month) -> Vec<
     months.sort_unstable();
     months.dedup();
     months
-}
-
-/// Every facility's kept periods, for one configuration.
-#[derive(Default)]
-pub(super) struct PeriodCache {
-    config: Option<AuditConfig>,
-    facilities: HashMap<String, Periods>,
-}
-
-impl PeriodCache {
-    /// Takes the kept periods out for an audit under `config`; under another
-    /// configuration than last time, nothing kept applies.
-    pub(super) fn take(&mut self, config: &AuditConfig) -> HashMap<String, Periods> {
-        if self.config.as_ref() != Some(config) {
-            self.config = Some(config.clone());
-            self.facilities.clear();
-        }
-        std::mem::take(&mut self.facilities)
-    }
-
-    /// Puts back what an audit kept.
-    pub(super) fn put(&mut self, facilities: HashMap<String, Periods>) {
-        self.facilities = facilities;
-    }
 }

@@ -2,7 +2,11 @@
 //! definitions of SPEC §8 over it: status at a date, GPUs at a facility, utilization,
 //! permit coverage. Pure functions of the loaded facts; no I/O.
 
+use std::sync::Mutex;
+
 use time::Date;
+
+use super::cache::Periods;
 
 use crate::dates::{Month, parse_date};
 use crate::domain::bodies::{MeterReading, OccupancyReport, PermitKind, PowerReport, Status};
@@ -18,12 +22,8 @@ pub struct Dated<T> {
 }
 
 /// One facility and everything recorded about it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FacilityFacts {
-    /// Which load of the snapshot read these records: findings computed from another
-    /// generation may rest on records that have changed since (reports aside, which
-    /// carry their own entries).
-    pub generation: u64,
     pub facility: FacilityRecord,
     pub lots: Vec<LotRecord>,
     pub permits: Vec<PermitRecord>,
@@ -37,6 +37,9 @@ pub struct FacilityFacts {
     timeline: Timeline,
     /// Which months' reports changed, and when, so that an audit can revisit only those.
     revisions: Journal,
+    /// The period findings audits keep about these facts. They rest on these records,
+    /// so reloading the records starts them afresh.
+    pub(super) kept: Mutex<Periods>,
 }
 
 /// Numbers every change to a facility's reports and remembers the latest ones' months.
@@ -169,7 +172,7 @@ impl<T> Series<T> {
         &self.0[..self.0.partition_point(|(m, _)| *m <= last)]
     }
 
-    /// The reports after `first` (all if None) up to and including `last`, by month.
+    /// The reports after `after` (all if None) up to and including `last`, by month.
     pub fn between(&self, after: Option<Month>, last: Month) -> &[(Month, Dated<T>)] {
         let upto = self.through(last);
         let from = after.map_or(0, |a| upto.partition_point(|(m, _)| *m <= a));
@@ -208,7 +211,6 @@ pub fn day(s: &str) -> Date {
 impl FacilityFacts {
     /// A facility's facts without its reports; `set_report` adds them.
     pub fn new(
-        generation: u64,
         lots: Vec<LotRecord>,
         permits: Vec<PermitRecord>,
         subsidies: Vec<SubsidyRecord>,
@@ -216,7 +218,7 @@ impl FacilityFacts {
         facility: FacilityRecord,
     ) -> FacilityFacts {
         FacilityFacts {
-            generation,
+            kept: Mutex::default(),
             timeline: Timeline::new(&facility, &permits),
             revisions: Journal::default(),
             facility,

@@ -194,10 +194,9 @@ pub struct Snapshot {
     pub latest_period: Option<Month>,
     /// The month of the latest `accepted`, for ledgers with no reports.
     pub latest_accepted: Option<Month>,
-    /// Bumped by every refresh that reloads facilities (see `FacilityFacts::generation`).
-    generation: u64,
-    /// Period findings of earlier audits, for the next.
-    periods: std::sync::Mutex<cache::PeriodCache>,
+    /// The configuration the kept period findings (`FacilityFacts::kept`) were made
+    /// under; another one starts them afresh.
+    audited_with: std::sync::Mutex<Option<AuditConfig>>,
 }
 
 impl Snapshot {
@@ -211,7 +210,7 @@ impl Snapshot {
         // The records (sled-bound) and the change log (mostly decoding) load side by side.
         let (facilities, changes) = std::thread::scope(|scope| {
             let changes = scope.spawn(|| reader.changes_since(0));
-            let facilities = load_records(reader, 0);
+            let facilities = load_records(reader);
             (facilities, joined(changes))
         });
         let mut facilities = facilities?;
@@ -225,8 +224,7 @@ impl Snapshot {
             shared_collateral: Vec::new(),
             latest_period: None,
             latest_accepted: None,
-            generation: 0,
-            periods: Default::default(),
+            audited_with: Default::default(),
         };
         snapshot.load_cross_facility(reader)?;
         snapshot.update_latest(reader)?;
@@ -249,7 +247,6 @@ impl Snapshot {
                 Touch::Report(_) => None,
             })
             .collect();
-        self.generation += 1;
         self.reload(reader, &whole)?;
         // A facility with reports but unknown to the snapshot (which no registration
         // since its load explains) is loaded whole rather than left out.
@@ -268,7 +265,7 @@ impl Snapshot {
         for id in ids {
             records.extend(reader.facility(id)?);
         }
-        for facts in load_all(reader, records, self.generation)? {
+        for facts in load_all(reader, records)? {
             self.facilities.insert(facts.id().to_string(), facts);
         }
         Ok(())
@@ -369,30 +366,27 @@ impl Snapshot {
         }
         let mut facilities: Vec<&FacilityFacts> = self.facilities.values().collect();
         facilities.sort_unstable_by(|a, b| a.id().cmp(b.id()));
-        // A panic mid-audit leaves the cache taken (empty), never half-written.
-        let mut cache = self.periods.lock().unwrap_or_else(|p| p.into_inner());
-        let mut kept = cache.take(config);
+        // Held for the whole audit: audits under different configurations take turns.
+        let mut audited_with = self.audited_with.lock().unwrap_or_else(|p| p.into_inner());
+        let afresh = audited_with.as_ref() != Some(config);
+        if afresh {
+            *audited_with = Some(config.clone());
+        }
         let work: Vec<_> = facilities
             .iter()
-            .map(|f| {
-                let periods = kept.remove(f.id()).unwrap_or_default();
-                (*f, periods, cross.remove(f.id()).unwrap_or_default())
-            })
+            .map(|f| (*f, cross.remove(f.id()).unwrap_or_default()))
             .collect();
-        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut periods, cross)| {
+        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, cross)| {
             let mut drafts = Vec::new();
             rules::facility_rules(f, as_of, config, &mut drafts);
             drafts.extend(cross);
             let mut found: Vec<(Rule, Finding)> = drafts.into_iter().map(Draft::finish).collect();
-            periods.findings(f, as_of, config, &mut found);
-            (periods, merge(found))
+            // A panic while updating leaves kept months that are each still right.
+            let mut kept = f.kept.lock().unwrap_or_else(|p| p.into_inner());
+            kept.findings(f, as_of, config, afresh, &mut found);
+            merge(found)
         });
-        let mut out = Vec::new();
-        for (f, (periods, found)) in facilities.iter().zip(done) {
-            kept.insert(f.id().to_string(), periods);
-            out.extend(found);
-        }
-        cache.put(kept);
+        let mut out: Vec<(Rule, Finding)> = done.into_iter().flatten().collect();
         // Lots and loans belong to registered facilities, so nothing should be left;
         // if something is, it still counts, in its place.
         if !cross.is_empty() {
@@ -460,26 +454,22 @@ const FACILITIES_PER_THREAD: usize = 64;
 fn load_all(
     reader: &Reader,
     records: Vec<crate::domain::records::FacilityRecord>,
-    generation: u64,
 ) -> Result<Vec<FacilityFacts>, LedgerError> {
-    crate::parallel::map(records, FACILITIES_PER_THREAD, |f| {
-        load_facts(reader, f, generation)
-    })
-    .into_iter()
-    .collect()
+    crate::parallel::map(records, FACILITIES_PER_THREAD, |f| load_facts(reader, f))
+        .into_iter()
+        .collect()
 }
 
 fn load_facts(
     reader: &Reader,
     f: crate::domain::records::FacilityRecord,
-    generation: u64,
 ) -> Result<FacilityFacts, LedgerError> {
     let lots = ids(&f.lots, |id| reader.lot(id))?;
     let permits = ids(&f.permits, |id| reader.permit(id))?;
     let subsidies = ids(&f.subsidies, |id| reader.subsidy(id))?;
     let loans = ids(&f.loans, |id| reader.loan(id))?;
     let reports = reader.reports(f.id())?;
-    let mut facts = FacilityFacts::new(generation, lots, permits, subsidies, loans, f);
+    let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
     for r in reports {
         facts.set_report(r.body, r.index);
     }
@@ -496,10 +486,7 @@ fn ids<T>(
 
 /// Every facility with its lots, permits, subsidies and loans, but no reports: each
 /// family in one sequential pass, the largest (permits) beside the others.
-fn load_records(
-    reader: &Reader,
-    generation: u64,
-) -> Result<HashMap<String, FacilityFacts>, LedgerError> {
+fn load_records(reader: &Reader) -> Result<HashMap<String, FacilityFacts>, LedgerError> {
     let (permits, rest) = std::thread::scope(|scope| {
         let permits = scope.spawn(|| reader.permits());
         let rest = (|| -> Result<RecordFamilies, LedgerError> {
@@ -520,7 +507,6 @@ fn load_records(
     let mut out = HashMap::with_capacity(facilities.len());
     for f in facilities {
         let facts = FacilityFacts::new(
-            generation,
             listed(&f.lots, &lots),
             listed(&f.permits, &permits),
             listed(&f.subsidies, &subsidies),

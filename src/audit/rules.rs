@@ -55,14 +55,7 @@ impl Ctx<'_> {
         money: Option<(u64, String)>,
         evidence: Vec<u64>,
     ) -> Draft {
-        Draft {
-            rule,
-            facility_id: self.f.id().to_string(),
-            key: key.into(),
-            summary,
-            money,
-            evidence,
-        }
+        draft(self.f, rule, key.into(), summary, money, evidence)
     }
 
     /// Disbursements to this facility dated on or before as_of: (subsidy, amount, date, entry).
@@ -91,14 +84,26 @@ impl PeriodCtx<'_> {
         money: Option<(u64, String)>,
         evidence: Vec<u64>,
     ) -> Draft {
-        Draft {
-            rule,
-            facility_id: self.f.id().to_string(),
-            key: self.m.to_string(),
-            summary,
-            money,
-            evidence,
-        }
+        draft(self.f, rule, self.m.to_string(), summary, money, evidence)
+    }
+}
+
+/// A finding about facility `f`.
+fn draft(
+    f: &FacilityFacts,
+    rule: Rule,
+    key: String,
+    summary: String,
+    money: Option<(u64, String)>,
+    evidence: Vec<u64>,
+) -> Draft {
+    Draft {
+        rule,
+        facility_id: f.id().to_string(),
+        key,
+        summary,
+        money,
+        evidence,
     }
 }
 
