@@ -21,6 +21,93 @@ pub struct Dated<T> {
     pub index: u64,
 }
 
+/// The figures of a `power.report` the rules read. Series hold figures rather than
+/// whole bodies: every audit walks every facility's window, and a million reports kept
+/// as a few dozen bytes each, with no strings (the facility and period are the series'
+/// own), stay contiguous and cost nothing to put in place or drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PowerFigures {
+    pub consumed_kwh: u64,
+    pub it_kwh: u64,
+    pub resold_kwh: u64,
+    pub resale_revenue_minor: u64,
+    pub currency: Currency,
+}
+
+/// The figures of a `meter.reading` the rules read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeterFigures {
+    pub consumed_kwh: u64,
+    pub resold_kwh: u64,
+}
+
+/// The figures of an `occupancy.report` the rules read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OccupancyFigures {
+    pub gpus_installed: u64,
+    pub gpu_hours_available: u64,
+    pub gpu_hours_sold: u64,
+    pub gpu_hours_voucher: u64,
+}
+
+impl From<PowerReport> for PowerFigures {
+    fn from(r: PowerReport) -> Self {
+        PowerFigures {
+            consumed_kwh: r.consumed_kwh,
+            it_kwh: r.it_kwh,
+            resold_kwh: r.resold_kwh,
+            resale_revenue_minor: r.resale_revenue_minor,
+            currency: Currency::new(&r.currency),
+        }
+    }
+}
+
+impl From<MeterReading> for MeterFigures {
+    fn from(r: MeterReading) -> Self {
+        MeterFigures {
+            consumed_kwh: r.consumed_kwh,
+            resold_kwh: r.resold_kwh,
+        }
+    }
+}
+
+impl From<OccupancyReport> for OccupancyFigures {
+    fn from(r: OccupancyReport) -> Self {
+        OccupancyFigures {
+            gpus_installed: r.gpus_installed,
+            gpu_hours_available: r.gpu_hours_available,
+            gpu_hours_sold: r.gpu_hours_sold,
+            gpu_hours_voucher: r.gpu_hours_voucher,
+        }
+    }
+}
+
+/// An ISO 4217 code, three capital letters (SPEC §2), held inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    /// Bodies hold only validated codes, so anything else is a defect; it shows as
+    /// `???` rather than as a plausible currency.
+    pub fn new(code: &str) -> Currency {
+        match code.as_bytes() {
+            &[a, b, c] if code.bytes().all(|x| x.is_ascii_uppercase()) => Currency([a, b, c]),
+            _ => Currency(*b"???"),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII capitals or `?` are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One facility and everything recorded about it.
 #[derive(Debug)]
 pub struct FacilityFacts {
@@ -29,9 +116,9 @@ pub struct FacilityFacts {
     pub permits: Vec<PermitRecord>,
     pub subsidies: Vec<SubsidyRecord>,
     pub loans: Vec<LoanRecord>,
-    pub power: Series<PowerReport>,
-    pub meter: Series<MeterReading>,
-    pub occupancy: Series<OccupancyReport>,
+    pub power: Series<PowerFigures>,
+    pub meter: Series<MeterFigures>,
+    pub occupancy: Series<OccupancyFigures>,
     /// The dated records above, parsed and sorted once: the rules ask about them for
     /// every period.
     timeline: Timeline,
@@ -152,10 +239,10 @@ impl<T> Default for Series<T> {
 
 impl<T> Series<T> {
     pub fn get(&self, month: &Month) -> Option<&Dated<T>> {
-        self.0
-            .binary_search_by_key(month, |(m, _)| *m)
-            .ok()
-            .map(|i| &self.0[i].1)
+        match self.count_through(*month) {
+            0 => None,
+            n => (self.0[n - 1].0 == *month).then(|| &self.0[n - 1].1),
+        }
     }
 
     pub fn contains_key(&self, month: &Month) -> bool {
@@ -169,28 +256,49 @@ impl<T> Series<T> {
 
     /// The reports up to and including `last`, by month.
     pub fn through(&self, last: Month) -> &[(Month, Dated<T>)] {
-        &self.0[..self.0.partition_point(|(m, _)| *m <= last)]
+        &self.0[..self.count_through(last)]
     }
 
     /// The reports after `after` (all if None) up to and including `last`, by month.
     pub fn between(&self, after: Option<Month>, last: Month) -> &[(Month, Dated<T>)] {
-        let upto = self.through(last);
-        let from = after.map_or(0, |a| upto.partition_point(|(m, _)| *m <= a));
-        &upto[from..]
+        let upto = self.count_through(last);
+        let from = after.map_or(0, |a| self.count_through(a));
+        &self.0[from.min(upto)..upto]
+    }
+
+    /// How many reports are for months up to and including `last`, searched from the
+    /// newest end (exponential search): new reports and audit windows are at the newest
+    /// months, and in a series that has gone cold in memory every probe of a binary
+    /// search over the whole of it would be a cache miss.
+    fn count_through(&self, last: Month) -> usize {
+        let s = &self.0;
+        // Every entry from `after` on is for a month after `last`.
+        let mut after = s.len();
+        let mut step = 1;
+        while after > 0 {
+            let probe = after.saturating_sub(step);
+            if s[probe].0 <= last {
+                return probe + 1 + s[probe + 1..after].partition_point(|(m, _)| *m <= last);
+            }
+            after = probe;
+            step *= 2;
+        }
+        0
     }
 
     /// Puts a report in place unless a later entry already reported the month: the
     /// latest report counts (SPEC §6), whatever order they are recorded in here.
     /// Returns whether the series changed.
     fn keep_latest(&mut self, month: Month, body: T, index: u64) -> bool {
-        let changed = match self.0.binary_search_by_key(&month, |(m, _)| *m) {
-            Ok(i) if self.0[i].1.index >= index => false,
-            Ok(i) => {
-                self.0[i].1 = Dated { body, index };
+        let n = self.count_through(month);
+        let changed = match n.checked_sub(1).and_then(|i| self.0.get_mut(i)) {
+            Some((m, kept)) if *m == month && kept.index >= index => false,
+            Some((m, kept)) if *m == month => {
+                *kept = Dated { body, index };
                 true
             }
-            Err(i) => {
-                self.0.insert(i, (month, Dated { body, index }));
+            _ => {
+                self.0.insert(n, (month, Dated { body, index }));
                 true
             }
         };
@@ -239,9 +347,9 @@ impl FacilityFacts {
             return;
         };
         let changed = match body {
-            ReportBody::Power(body) => self.power.keep_latest(month, body, index),
-            ReportBody::Meter(body) => self.meter.keep_latest(month, body, index),
-            ReportBody::Occupancy(body) => self.occupancy.keep_latest(month, body, index),
+            ReportBody::Power(body) => self.power.keep_latest(month, body.into(), index),
+            ReportBody::Meter(body) => self.meter.keep_latest(month, body.into(), index),
+            ReportBody::Occupancy(body) => self.occupancy.keep_latest(month, body.into(), index),
         };
         if changed {
             self.revisions.record(month);
@@ -408,6 +516,27 @@ mod tests {
         assert_eq!(s.through(month("2025-02")).len(), 1);
         assert_eq!(s.between(Some(month("2025-01")), month("2025-12")).len(), 1);
         assert!(!s.contains_key(&month("2025-02")));
+    }
+
+    #[test]
+    fn a_series_counts_the_months_through_any_month_as_a_full_search_would() {
+        // Sparse and dense series, every month before, among and after them.
+        for months in [
+            vec![],
+            vec![3],
+            vec![0, 1, 2, 3, 4, 5, 6, 7, 8],
+            vec![1, 4, 5, 9, 30],
+        ] {
+            let mut s: Series<()> = Series::default();
+            for (k, m) in months.iter().enumerate() {
+                s.keep_latest(month("2020-01").plus(*m), (), k as u64);
+            }
+            for k in -2..35 {
+                let last = month("2020-01").plus(k);
+                let expected = months.iter().filter(|m| **m <= k).count();
+                assert_eq!(s.count_through(last), expected, "{months:?} through {last}");
+            }
+        }
     }
 
     #[test]

@@ -217,7 +217,7 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         let revenue: u64 = power.iter().map(|r| r.body.resale_revenue_minor).sum();
         let currency = power
             .first()
-            .map(|r| r.body.currency.clone())
+            .map(|r| r.body.currency.to_string())
             .unwrap_or_default();
         out.push(cx.draft(
             Rule::PowerResale,
@@ -255,7 +255,7 @@ pub(super) fn period_rules(
                     "{} kWh resold in {m} without a valid power_sale permit for the whole month",
                     thousands(p.body.resold_kwh)
                 ),
-                Some((p.body.resale_revenue_minor, p.body.currency.clone())),
+                Some((p.body.resale_revenue_minor, p.body.currency.to_string())),
                 [vec![p.index], f.permits_during(PermitKind::PowerSale, m)].concat(),
             ));
         }
