@@ -9,10 +9,7 @@ pub fn map<T: Send, R: Send>(
     min_per_thread: usize,
     f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len().div_ceil(min_per_thread.max(1)))
-        .max(1);
+    let threads = threads_for(items.len(), min_per_thread);
     if threads == 1 {
         return items.into_iter().map(f).collect();
     }
@@ -36,6 +33,15 @@ pub fn map<T: Send, R: Send>(
             })
             .collect()
     })
+}
+
+/// The threads `map` spreads `items` over: one per core, but none with fewer than
+/// `min_per_thread` of them.
+pub fn threads_for(items: usize, min_per_thread: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.div_ceil(min_per_thread.max(1)))
+        .max(1)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod cache;
 pub mod config;
+pub mod facilities;
 pub mod facts;
 pub mod render;
 mod rules;
@@ -14,12 +15,13 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Serialize;
 
 pub use config::{AuditConfig, ConfigError, DEFAULT_TOML};
+pub use facilities::Facilities;
 pub use facts::FacilityFacts;
 
 use crate::dates::Month;
-use crate::domain::records::{FindingNoteKind, LotRecord, ReportBody};
+use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
-use crate::ledger::{Change, LedgerError, Reader};
+use crate::ledger::{LedgerError, Reader};
 
 macro_rules! rule_table {
     ($($variant:ident = $name:literal, $severity:ident;)+) => {
@@ -185,7 +187,7 @@ impl Draft {
 pub struct Snapshot {
     /// The ledger size the snapshot reflects at least.
     pub size: u64,
-    pub facilities: HashMap<String, FacilityFacts>,
+    pub facilities: Facilities,
     /// Every serial listed in more than one lot, with those lots.
     pub shared_serials: Vec<rules::SharedSerial>,
     /// Per item pledged to more than one loan: its pledges.
@@ -208,15 +210,16 @@ impl Snapshot {
         // refresh, never lost between the two.
         let size = reader.size();
         // The records (sled-bound) and the change log (mostly decoding) load side by side.
-        let (facilities, changes) = std::thread::scope(|scope| {
+        let (facilities_loaded, changes) = std::thread::scope(|scope| {
             let changes = scope.spawn(|| reader.changes_since(0));
             let facilities = load_records(reader);
             (facilities, joined(changes))
         });
-        let mut facilities = facilities?;
+        let mut facilities = Facilities::default();
+        facilities.insert(facilities_loaded?);
         // Reports of a facility registered after the records were read wait for the
         // next refresh, which sees its registration.
-        put_reports(&mut facilities, changes?, &BTreeSet::new());
+        facilities.put_reports(changes?, &BTreeSet::new());
         let mut snapshot = Snapshot {
             size,
             facilities,
@@ -250,7 +253,7 @@ impl Snapshot {
         self.reload(reader, &whole)?;
         // A facility with reports but unknown to the snapshot (which no registration
         // since its load explains) is loaded whole rather than left out.
-        let unseen = put_reports(&mut self.facilities, changes, &whole);
+        let unseen = self.facilities.put_reports(changes, &whole);
         self.reload(reader, &unseen)?;
         self.size = size;
         if !whole.is_empty() || !unseen.is_empty() {
@@ -265,9 +268,7 @@ impl Snapshot {
         for id in ids {
             records.extend(reader.facility(id)?);
         }
-        for facts in load_all(reader, records)? {
-            self.facilities.insert(facts.id().to_string(), facts);
-        }
+        self.facilities.insert(load_all(reader, records)?);
         Ok(())
     }
 
@@ -277,7 +278,7 @@ impl Snapshot {
     fn load_cross_facility(&mut self, reader: &Reader) -> Result<(), LedgerError> {
         let lots: HashMap<&str, &LotRecord> = self
             .facilities
-            .values()
+            .iter()
             .flat_map(|f| &f.lots)
             .map(|l| (l.procured.lot_id.as_str(), l))
             .collect();
@@ -327,7 +328,7 @@ impl Snapshot {
     fn update_latest(&mut self, reader: &Reader) -> Result<(), LedgerError> {
         self.latest_period = self
             .facilities
-            .values()
+            .iter()
             .flat_map(|f| [f.power.keys().next_back(), f.occupancy.keys().next_back()])
             .flatten()
             .copied()
@@ -364,17 +365,16 @@ impl Snapshot {
         for d in drafts {
             cross.entry(d.facility_id.clone()).or_default().push(d);
         }
-        let mut facilities: Vec<&FacilityFacts> = self.facilities.values().collect();
-        facilities.sort_unstable_by(|a, b| a.id().cmp(b.id()));
         // Held for the whole audit: audits under different configurations take turns.
         let mut audited_with = self.audited_with.lock().unwrap_or_else(|p| p.into_inner());
         let afresh = audited_with.as_ref() != Some(config);
         if afresh {
             *audited_with = Some(config.clone());
         }
-        let work: Vec<_> = facilities
+        let work: Vec<_> = self
+            .facilities
             .iter()
-            .map(|f| (*f, cross.remove(f.id()).unwrap_or_default()))
+            .map(|f| (f, cross.remove(f.id()).unwrap_or_default()))
             .collect();
         let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, cross)| {
             let mut drafts = Vec::new();
@@ -486,7 +486,7 @@ fn ids<T>(
 
 /// Every facility with its lots, permits, subsidies and loans, but no reports: each
 /// family in one sequential pass, the largest (permits) beside the others.
-fn load_records(reader: &Reader) -> Result<HashMap<String, FacilityFacts>, LedgerError> {
+fn load_records(reader: &Reader) -> Result<Vec<FacilityFacts>, LedgerError> {
     let (permits, rest) = std::thread::scope(|scope| {
         let permits = scope.spawn(|| reader.permits());
         let rest = (|| -> Result<RecordFamilies, LedgerError> {
@@ -504,18 +504,18 @@ fn load_records(reader: &Reader) -> Result<HashMap<String, FacilityFacts>, Ledge
     let lots = by_id(lots, |l| &l.procured.lot_id);
     let subsidies = by_id(subsidies, |s| &s.granted.subsidy_id);
     let loans = by_id(loans, |l| &l.loan_id);
-    let mut out = HashMap::with_capacity(facilities.len());
-    for f in facilities {
-        let facts = FacilityFacts::new(
-            listed(&f.lots, &lots),
-            listed(&f.permits, &permits),
-            listed(&f.subsidies, &subsidies),
-            listed(&f.loans, &loans),
-            f,
-        );
-        out.insert(facts.id().to_string(), facts);
-    }
-    Ok(out)
+    Ok(facilities
+        .into_iter()
+        .map(|f| {
+            FacilityFacts::new(
+                listed(&f.lots, &lots),
+                listed(&f.permits, &permits),
+                listed(&f.subsidies, &subsidies),
+                listed(&f.loans, &loans),
+                f,
+            )
+        })
+        .collect())
 }
 
 type RecordFamilies = (
@@ -524,43 +524,6 @@ type RecordFamilies = (
     Vec<crate::domain::records::SubsidyRecord>,
     Vec<crate::domain::records::LoanRecord>,
 );
-
-/// Puts the reports among `changes` in place, but for the facilities in `skip` (reloaded
-/// whole, their reports with them); returns the facilities with reports that are not
-/// there. The changes come in ledger order, each report for a facility somewhere else in
-/// memory; grouped by facility first, each facility takes all of its reports in one
-/// visit, on every core.
-fn put_reports(
-    facilities: &mut HashMap<String, FacilityFacts>,
-    changes: Vec<Change>,
-    skip: &BTreeSet<String>,
-) -> BTreeSet<String> {
-    let mut by_facility: HashMap<String, Vec<(ReportBody, u64)>> = HashMap::new();
-    for change in changes {
-        let Touch::Report(body) = change.touch else {
-            continue;
-        };
-        if skip.contains(body.facility_id()) {
-            continue;
-        }
-        match by_facility.get_mut(body.facility_id()) {
-            Some(reports) => reports.push((body, change.index)),
-            None => {
-                by_facility.insert(body.facility_id().to_string(), vec![(body, change.index)]);
-            }
-        }
-    }
-    let work: Vec<_> = facilities
-        .iter_mut()
-        .filter_map(|(id, facts)| by_facility.remove(id).map(|reports| (facts, reports)))
-        .collect();
-    crate::parallel::map(work, FACILITIES_PER_THREAD, |(facts, reports)| {
-        for (body, index) in reports {
-            facts.set_report(body, index);
-        }
-    });
-    by_facility.into_keys().collect()
-}
 
 /// The result of a scoped thread; its panic, if any, continues here.
 fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {

@@ -755,7 +755,7 @@ fn duplicate_serial(serial: &str, lots: &[SerialLot], end: Date) -> Option<Draft
 /// double-pledge: one finding per item, naming the facility of the later loan.
 pub(super) fn double_pledges(
     shared: &[(String, Vec<Pledge>)],
-    facilities: &std::collections::HashMap<String, FacilityFacts>,
+    facilities: &super::Facilities,
     as_of: Month,
     out: &mut Vec<Draft>,
 ) {

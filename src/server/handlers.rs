@@ -365,7 +365,7 @@ pub async fn facilities(State(state): State<AppState>) -> Result<Json<Value>, Ap
         });
         let list: Vec<Value> = snapshot
             .facilities
-            .values()
+            .iter()
             .map(|f| crate::report::facility_summary(f, as_of))
             .collect();
         Ok(Json(json!({"facilities": list})))

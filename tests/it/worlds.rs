@@ -211,7 +211,8 @@ fn refreshed_audit_equals_a_fresh_one() {
         snap.refresh(&reader).unwrap();
         let fresh = audit::Snapshot::load(&reader).unwrap();
         // The reports a load takes from the change log are the ones that count.
-        for (id, facts) in &fresh.facilities {
+        for facts in fresh.facilities.iter() {
+            let id = facts.id();
             let mut counted: Vec<u64> = reader
                 .reports(id)
                 .unwrap()

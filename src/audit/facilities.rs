@@ -1,0 +1,195 @@
+//! The facilities a snapshot knows, in id order, with their positions by id: an audit
+//! walks them in the order its findings are listed, and a month of reports is put in
+//! place on every core, each taking a contiguous range of facilities. Pure memory, no
+//! I/O.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::facts::FacilityFacts;
+use crate::domain::records::ReportBody;
+use crate::domain::rules::Touch;
+use crate::ledger::Change;
+
+/// Facilities per thread below which reports are put in place on one thread.
+const FACILITIES_PER_THREAD: usize = 64;
+
+#[derive(Debug, Default)]
+pub struct Facilities {
+    /// By id, each id once.
+    all: Vec<FacilityFacts>,
+    /// Where each id is in `all`.
+    position: HashMap<String, usize>,
+}
+
+impl Facilities {
+    pub fn get(&self, id: &str) -> Option<&FacilityFacts> {
+        self.position.get(id).map(|&i| &self.all[i])
+    }
+
+    /// Every facility, by id.
+    pub fn iter(&self) -> std::slice::Iter<'_, FacilityFacts> {
+        self.all.iter()
+    }
+
+    /// Adds facilities, each replacing the one with its id if there is one.
+    pub(super) fn insert(&mut self, facts: Vec<FacilityFacts>) {
+        let mut added = false;
+        for f in facts {
+            match self.position.get(f.id()) {
+                Some(&i) => self.all[i] = f,
+                None => {
+                    self.position.insert(f.id().to_string(), self.all.len());
+                    self.all.push(f);
+                    added = true;
+                }
+            }
+        }
+        if added {
+            // Stable: a few new facilities after thousands in order merge in one pass.
+            self.all.sort_by(|a, b| a.id().cmp(b.id()));
+            for (i, f) in self.all.iter().enumerate() {
+                if let Some(at) = self.position.get_mut(f.id()) {
+                    *at = i;
+                }
+            }
+        }
+        debug_assert!(
+            self.all.windows(2).all(|w| w[0].id() < w[1].id()),
+            "facilities by id, each once"
+        );
+    }
+
+    /// Puts the reports among `changes` in place, but for the facilities in `skip`
+    /// (reloaded whole, their reports with them); returns the facilities with reports
+    /// that are not here. Each report lands in a different facility's memory, so the
+    /// work is mostly waiting on memory: each core takes the reports of a contiguous
+    /// range of facilities, in ledger order, and waits beside the others.
+    pub(super) fn put_reports(
+        &mut self,
+        changes: Vec<Change>,
+        skip: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let shards = crate::parallel::threads_for(self.all.len(), FACILITIES_PER_THREAD);
+        let per_shard = self.all.len().div_ceil(shards).max(1);
+        let mut work: Vec<Vec<(usize, ReportBody, u64)>> =
+            (0..shards).map(|_| Vec::new()).collect();
+        let mut unseen = BTreeSet::new();
+        for change in changes {
+            let Touch::Report(body) = change.touch else {
+                continue;
+            };
+            if skip.contains(body.facility_id()) {
+                continue;
+            }
+            match self.position.get(body.facility_id()) {
+                Some(&i) => work[i / per_shard].push((i % per_shard, body, change.index)),
+                None => {
+                    unseen.insert(body.facility_id().to_string());
+                }
+            }
+        }
+        let shards: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
+        crate::parallel::map(shards, 1, |(facilities, reports)| {
+            for (i, body, index) in reports {
+                facilities[i].set_report(body, index);
+            }
+        });
+        unseen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::bodies::{FacilityRegister, PowerReport};
+    use crate::domain::records::FacilityRecord;
+
+    fn facility(id: &str, registered_at: u64) -> FacilityFacts {
+        let record = FacilityRecord {
+            registered: FacilityRegister {
+                facility_id: id.into(),
+                name: id.into(),
+                province: "Gansu".into(),
+                city: "Qingyang".into(),
+                lat_e6: 0,
+                lon_e6: 0,
+                planned_it_kw: 1,
+                planned_gpus: 1,
+                land_parcel: "P-1".into(),
+                announced: "2024-01-01".into(),
+            },
+            registered_at,
+            operator: "op".into(),
+            operators: Vec::new(),
+            statuses: Vec::new(),
+            permits: Vec::new(),
+            lots: Vec::new(),
+            subsidies: Vec::new(),
+            loans: Vec::new(),
+            gpu_moves: Vec::new(),
+            inspections: Vec::new(),
+        };
+        FacilityFacts::new(Vec::new(), Vec::new(), Vec::new(), Vec::new(), record)
+    }
+
+    fn power(facility_id: &str, index: u64) -> Change {
+        Change {
+            index,
+            touch: Touch::Report(ReportBody::Power(PowerReport {
+                facility_id: facility_id.into(),
+                period: "2025-01".into(),
+                consumed_kwh: index,
+                it_kwh: 1,
+                green_kwh: 0,
+                resold_kwh: 0,
+                resale_revenue_minor: 0,
+                currency: "CNY".into(),
+            })),
+        }
+    }
+
+    #[test]
+    fn facilities_stay_in_id_order_and_a_reload_replaces_its_namesake() {
+        let mut all = Facilities::default();
+        all.insert(vec![facility("F-c", 1), facility("F-a", 2)]);
+        all.insert(vec![facility("F-b", 3), facility("F-a", 9)]);
+        let ids: Vec<&str> = all.iter().map(FacilityFacts::id).collect();
+        assert_eq!(ids, ["F-a", "F-b", "F-c"]);
+        assert_eq!(all.get("F-a").map(|f| f.facility.registered_at), Some(9));
+        assert_eq!(all.get("F-c").map(|f| f.facility.registered_at), Some(1));
+        assert!(all.get("F-d").is_none());
+    }
+
+    #[test]
+    fn reports_land_with_their_facility_in_ledger_order_on_every_shard() {
+        // Enough facilities for more than one shard on a machine with several cores.
+        let mut all = Facilities::default();
+        all.insert(
+            (0..300)
+                .map(|k| facility(&format!("F-{k:03}"), k))
+                .collect(),
+        );
+        let changes = vec![
+            power("F-000", 10),
+            power("F-299", 11),
+            power("F-150", 12),
+            power("F-299", 13),
+            power("F-007", 14),
+            power("F-nowhere", 15),
+        ];
+        let skip = BTreeSet::from(["F-007".to_string()]);
+        let unseen = all.put_reports(changes, &skip);
+        assert_eq!(unseen, BTreeSet::from(["F-nowhere".to_string()]));
+        let month = crate::dates::Month::parse("2025-01").unwrap();
+        let index = |id: &str| {
+            all.get(id)
+                .and_then(|f| f.power.get(&month))
+                .map(|r| r.index)
+        };
+        assert_eq!(index("F-000"), Some(10));
+        assert_eq!(index("F-150"), Some(12));
+        // The later of two reports for a month counts.
+        assert_eq!(index("F-299"), Some(13));
+        assert_eq!(index("F-007"), None);
+    }
+}
