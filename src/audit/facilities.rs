@@ -6,7 +6,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::facts::FacilityFacts;
-use crate::domain::records::ReportBody;
 use crate::domain::rules::Touch;
 use crate::ledger::Change;
 
@@ -24,6 +23,11 @@ pub struct Facilities {
 impl Facilities {
     pub fn get(&self, id: &str) -> Option<&FacilityFacts> {
         self.position.get(id).map(|&i| &self.all[i])
+    }
+
+    /// Where the facility is in `iter`'s order.
+    pub(super) fn position(&self, id: &str) -> Option<usize> {
+        self.position.get(id).copied()
     }
 
     /// Every facility, by id.
@@ -62,47 +66,84 @@ impl Facilities {
     /// Puts the reports among `changes` in place, but for the facilities in `skip`
     /// (reloaded whole, their reports with them); returns the facilities with reports
     /// that are not here. Each report lands in a different facility's memory, so the
-    /// work is mostly waiting on memory: each core takes the reports of a contiguous
-    /// range of facilities, in ledger order, and waits beside the others.
+    /// work is mostly waiting on memory, and every core waits beside the others: each
+    /// finds the facilities of a share of the reports, then each puts in place (and
+    /// frees) the reports of a contiguous range of facilities, in ledger order.
     pub(super) fn put_reports(
         &mut self,
         changes: Vec<Change>,
         skip: &BTreeSet<String>,
     ) -> BTreeSet<String> {
+        let found: Vec<Found> =
+            crate::parallel::map(changes.chunks(REPORTS_PER_THREAD).collect(), 1, |chunk| {
+                chunk.iter().map(|c| self.find(c, skip)).collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut unseen = BTreeSet::new();
         let shards = crate::parallel::threads_for(self.all.len(), FACILITIES_PER_THREAD);
         let per_shard = self.all.len().div_ceil(shards).max(1);
-        let mut work: Vec<Vec<(usize, ReportBody, u64)>> =
-            (0..shards).map(|_| Vec::new()).collect();
-        let mut unseen = BTreeSet::new();
-        for change in changes {
-            let Touch::Report(body) = change.touch else {
-                continue;
-            };
-            if skip.contains(body.facility_id()) {
-                continue;
-            }
-            match self.position.get(body.facility_id()) {
-                Some(&i) => work[i / per_shard].push((i % per_shard, body, change.index)),
-                None => {
-                    unseen.insert(body.facility_id().to_string());
+        // Sized up front: a list of megabytes grown by doubling maps fresh pages each time.
+        let mut work: Vec<Vec<(usize, Change)>> = (0..shards)
+            .map(|_| Vec::with_capacity(changes.len().div_ceil(shards) * 2))
+            .collect();
+        for (found, change) in found.into_iter().zip(changes) {
+            match found {
+                Found::At(at) => work[at / per_shard].push((at % per_shard, change)),
+                Found::Unseen => {
+                    if let Touch::Report(body) = &change.touch {
+                        unseen.insert(body.facility_id().to_string());
+                    }
                 }
+                Found::Skip => {}
             }
         }
-        let shards: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
-        crate::parallel::map(shards, 1, |(facilities, reports)| {
-            for (i, body, index) in reports {
-                facilities[i].set_report(body, index);
+        let ranges: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
+        crate::parallel::map(ranges, 1, |(facilities, reports)| {
+            for (at, change) in reports {
+                if let Touch::Report(body) = &change.touch {
+                    facilities[at].set_report(body, change.index);
+                }
             }
         });
         unseen
     }
+
+    /// Where a change's report goes, if it is one.
+    fn find(&self, change: &Change, skip: &BTreeSet<String>) -> Found {
+        let Touch::Report(body) = &change.touch else {
+            return Found::Skip;
+        };
+        let id = body.facility_id();
+        if skip.contains(id) {
+            return Found::Skip;
+        }
+        match self.position.get(id) {
+            Some(&at) => Found::At(at),
+            None => Found::Unseen,
+        }
+    }
 }
+
+/// A change's place among the facilities.
+enum Found {
+    /// A report for the facility at this position.
+    At(usize),
+    /// A report for a facility the snapshot does not have.
+    Unseen,
+    /// Not a report, or one for a facility reloaded whole.
+    Skip,
+}
+
+/// Changes per thread when finding their facilities.
+const REPORTS_PER_THREAD: usize = 4096;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::bodies::{FacilityRegister, PowerReport};
-    use crate::domain::records::FacilityRecord;
+    use crate::domain::records::{FacilityRecord, ReportBody};
 
     fn facility(id: &str, registered_at: u64) -> FacilityFacts {
         let record = FacilityRecord {

@@ -50,8 +50,8 @@ pub struct OccupancyFigures {
     pub gpu_hours_voucher: u64,
 }
 
-impl From<PowerReport> for PowerFigures {
-    fn from(r: PowerReport) -> Self {
+impl From<&PowerReport> for PowerFigures {
+    fn from(r: &PowerReport) -> Self {
         PowerFigures {
             consumed_kwh: r.consumed_kwh,
             it_kwh: r.it_kwh,
@@ -62,8 +62,8 @@ impl From<PowerReport> for PowerFigures {
     }
 }
 
-impl From<MeterReading> for MeterFigures {
-    fn from(r: MeterReading) -> Self {
+impl From<&MeterReading> for MeterFigures {
+    fn from(r: &MeterReading) -> Self {
         MeterFigures {
             consumed_kwh: r.consumed_kwh,
             resold_kwh: r.resold_kwh,
@@ -71,8 +71,8 @@ impl From<MeterReading> for MeterFigures {
     }
 }
 
-impl From<OccupancyReport> for OccupancyFigures {
-    fn from(r: OccupancyReport) -> Self {
+impl From<&OccupancyReport> for OccupancyFigures {
+    fn from(r: &OccupancyReport) -> Self {
         OccupancyFigures {
             gpus_installed: r.gpus_installed,
             gpu_hours_available: r.gpu_hours_available,
@@ -342,7 +342,7 @@ impl FacilityFacts {
 
     /// Records a report admitted at `index`. The latest report for a series and period
     /// is the one that counts (SPEC §6), whatever order they are recorded in here.
-    pub fn set_report(&mut self, body: ReportBody, index: u64) {
+    pub fn set_report(&mut self, body: &ReportBody, index: u64) {
         let Some(month) = Month::parse(body.period()) else {
             return;
         };

@@ -352,18 +352,28 @@ impl Snapshot {
     /// where nothing they rest on changed.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Finding> {
         // The cross-facility findings first, by the facility they name, so that each
-        // facility's findings are completed, ordered and merged on its own thread and
-        // the facilities need only be put in order.
-        let mut drafts = rules::duplicate_serials(&self.shared_serials, as_of);
+        // facility's findings are completed, ordered and merged on its own thread, and
+        // the facilities, kept in id order, need only be concatenated.
+        let mut drafts = Vec::new();
         rules::double_pledges(
             &self.shared_collateral,
             &self.facilities,
             as_of,
             &mut drafts,
         );
-        let mut cross: HashMap<String, Vec<Draft>> = HashMap::new();
-        for d in drafts {
-            cross.entry(d.facility_id.clone()).or_default().push(d);
+        let cross = rules::duplicate_serials(&self.shared_serials, as_of)
+            .into_iter()
+            .chain(drafts.into_iter().map(Draft::finish));
+        let mut by_facility: Vec<Vec<(Rule, Finding)>> =
+            self.facilities.iter().map(|_| Vec::new()).collect();
+        // Lots and loans belong to registered facilities, so none should be left over;
+        // if one is, it still counts, in its place.
+        let mut elsewhere = Vec::new();
+        for found in cross {
+            match self.facilities.position(&found.1.facility_id) {
+                Some(i) => by_facility[i].push(found),
+                None => elsewhere.push(found),
+            }
         }
         // Held for the whole audit: audits under different configurations take turns.
         let mut audited_with = self.audited_with.lock().unwrap_or_else(|p| p.into_inner());
@@ -371,26 +381,19 @@ impl Snapshot {
         if afresh {
             *audited_with = Some(config.clone());
         }
-        let work: Vec<_> = self
-            .facilities
-            .iter()
-            .map(|f| (f, cross.remove(f.id()).unwrap_or_default()))
-            .collect();
-        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, cross)| {
+        let work: Vec<_> = self.facilities.iter().zip(by_facility).collect();
+        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut found)| {
             let mut drafts = Vec::new();
             rules::facility_rules(f, as_of, config, &mut drafts);
-            drafts.extend(cross);
-            let mut found: Vec<(Rule, Finding)> = drafts.into_iter().map(Draft::finish).collect();
+            found.extend(drafts.into_iter().map(Draft::finish));
             // A panic while updating leaves kept months that are each still right.
             let mut kept = f.kept.lock().unwrap_or_else(|p| p.into_inner());
             kept.findings(f, as_of, config, afresh, &mut found);
             merge(found)
         });
         let mut out: Vec<(Rule, Finding)> = done.into_iter().flatten().collect();
-        // Lots and loans belong to registered facilities, so nothing should be left;
-        // if something is, it still counts, in its place.
-        if !cross.is_empty() {
-            out.extend(cross.into_values().flatten().map(Draft::finish));
+        if !elsewhere.is_empty() {
+            out.extend(elsewhere);
             out = merge(out);
         }
         out.into_iter().map(|(_, f)| f).collect()
@@ -471,7 +474,7 @@ fn load_facts(
     let reports = reader.reports(f.id())?;
     let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
     for r in reports {
-        facts.set_report(r.body, r.index);
+        facts.set_report(&r.body, r.index);
     }
     Ok(facts)
 }

@@ -4,7 +4,7 @@
 use time::{Date, Duration};
 
 use super::facts::{Dated, FacilityFacts, Series, day, validity};
-use super::{AuditConfig, Draft, Rule, money, thousands};
+use super::{AuditConfig, Draft, Finding, Rule, money, thousands};
 use crate::dates::{Month, add_months};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
 use crate::domain::records::{LotMoveKind, Pledge};
@@ -684,13 +684,13 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 }
 
 /// duplicate-serial: one finding per serial, naming the facility of the later lot.
-pub(super) fn duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<Draft> {
+pub(super) fn duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<(Rule, Finding)> {
     let end = as_of.last_day();
     // Thousands of serials can be shared in a large ledger; each is independent.
     let found = crate::parallel::map(shared.iter().collect(), SERIALS_PER_THREAD, |s| {
         match s.lots.last() {
             Some(newest) if newest.date <= end => s.settled.clone(),
-            _ => duplicate_serial(&s.serial, &s.lots, end),
+            _ => duplicate_serial(&s.serial, &s.lots, end).map(Draft::finish),
         }
     });
     found.into_iter().flatten().collect()
@@ -704,13 +704,13 @@ pub struct SharedSerial {
     pub serial: String,
     /// By date, then procurement entry.
     pub lots: Vec<SerialLot>,
-    settled: Option<Draft>,
+    settled: Option<(Rule, Finding)>,
 }
 
 impl SharedSerial {
     pub(super) fn new(serial: String, mut lots: Vec<SerialLot>) -> SharedSerial {
         lots.sort_by_key(|u| (u.date, u.procured_at));
-        let settled = duplicate_serial(&serial, &lots, Date::MAX);
+        let settled = duplicate_serial(&serial, &lots, Date::MAX).map(Draft::finish);
         SharedSerial {
             serial,
             lots,

@@ -421,7 +421,8 @@ impl Reader {
         let decoded = crate::parallel::map(chunks, CHUNKS_PER_THREAD, |(k, v)| {
             decode_sequence::<Change>(&k, &v)
         });
-        let mut changes = Vec::new();
+        let mut changes =
+            Vec::with_capacity(decoded.iter().map(|c| c.as_ref().map_or(0, Vec::len)).sum());
         for chunk in decoded {
             changes.extend(chunk?.into_iter().filter(|c| c.index >= from));
         }
