@@ -217,7 +217,7 @@ impl Timeline {
 
 /// The days a permit is valid: from `valid_from` to `valid_until`, ending the day
 /// before the earliest revocation.
-pub fn validity(p: &PermitRecord) -> (Date, Date) {
+fn validity(p: &PermitRecord) -> (Date, Date) {
     let mut until = day(&p.issued.valid_until);
     if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
         until = until.min(rev.previous_day().unwrap_or(Date::MIN));
@@ -477,7 +477,11 @@ impl FacilityFacts {
     /// The permits of `kind` valid on some day of `month`: the evidence of `covered`
     /// either way.
     pub fn permits_during(&self, kind: PermitKind, month: Month) -> Vec<u64> {
-        let (first, last) = (month.first_day(), month.last_day());
+        self.permits_valid(kind, month.first_day(), month.last_day())
+    }
+
+    /// The permits of `kind` valid on some day from `first` to `last`.
+    pub fn permits_valid(&self, kind: PermitKind, first: Date, last: Date) -> Vec<u64> {
         self.timeline
             .permits
             .iter()

@@ -3,7 +3,7 @@
 
 use time::{Date, Duration};
 
-use super::facts::{Dated, FacilityFacts, Series, day, validity};
+use super::facts::{Dated, FacilityFacts, Series, day};
 use super::{AuditConfig, Draft, Finding, Rule, money, thousands};
 use crate::dates::{Month, add_months};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
@@ -64,8 +64,8 @@ impl Ctx<'_> {
             .subsidies
             .iter()
             .flat_map(|s| s.disbursements.iter().map(move |d| (s, d)))
-            .filter(|(_, d)| day(&d.date) <= self.end)
             .map(|(s, d)| (s, d.amount_minor, day(&d.date), d.index))
+            .filter(|d| d.2 <= self.end)
             .collect()
     }
 }
@@ -387,6 +387,19 @@ fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 /// land-banking: per state-backed loan.
 fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let f = cx.f;
+    let months = cx.config.land_banking_months as i32;
+    // (loan, its date, the end of its construction period), for loans past that end.
+    let due: Vec<_> = f
+        .loans
+        .iter()
+        .filter(|l| l.state_backed)
+        .map(|l| (l, day(&l.date)))
+        .map(|(l, date)| (l, date, add_months(date, months)))
+        .filter(|(_, _, until)| *until <= cx.end)
+        .collect();
+    if due.is_empty() {
+        return;
+    }
     let land: Vec<u64> = f
         .permits
         .iter()
@@ -396,20 +409,10 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     if land.is_empty() {
         return;
     }
-    let months = cx.config.land_banking_months as i32;
-    for loan in &f.loans {
-        let date = day(&loan.date);
-        if !loan.state_backed || add_months(date, months) > cx.end {
-            continue;
-        }
-        let until = add_months(date, months);
-        let construction_permit = f.permits.iter().any(|p| {
-            let (from, last) = validity(p);
-            p.issued.kind == PermitKind::Construction
-                && from <= until
-                && last >= date
-                && from <= last
-        });
+    for (loan, date, until) in due {
+        let construction_permit = !f
+            .permits_valid(PermitKind::Construction, date, until)
+            .is_empty();
         let built = f.status_in(
             date,
             until,
@@ -438,7 +441,11 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let stale = cx.end - Duration::days(i64::from(cx.config.undeployed_days));
     let mut procured_value: u64 = 0;
     let mut procured_entries = Vec::new();
-    for lot in f.lots.iter().filter(|l| day(&l.procured.date) <= cx.end) {
+    for lot in &f.lots {
+        let procured = day(&lot.procured.date);
+        if procured > cx.end {
+            continue;
+        }
         if lot.procured.currency == "CNY" {
             procured_value += lot.procured.quantity * lot.procured.unit_price_minor;
         }
@@ -456,7 +463,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             .map(|m| m.quantity)
             .sum();
         let stock = lot.procured.quantity.saturating_sub(left);
-        if stock > 0 && day(&lot.procured.date) < stale {
+        if stock > 0 && procured < stale {
             let mut evidence = vec![lot.procured_at];
             evidence.extend(
                 lot.moves
@@ -478,7 +485,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         if lot.procured.currency == "CNY"
             && let Some(reference) = cx
                 .config
-                .reference_price(&lot.procured.gpu_model, day(&lot.procured.date).year())
+                .reference_price(&lot.procured.gpu_model, procured.year())
         {
             let reference_minor = reference * 100;
             let price = lot.procured.unit_price_minor;
@@ -495,7 +502,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                         lot.procured.gpu_model,
                         money(price, "CNY"),
                         pct(price, reference_minor),
-                        day(&lot.procured.date).year(),
+                        procured.year(),
                         thousands(reference)
                     ),
                     Some((price.abs_diff(reference_minor) * lot.procured.quantity, "CNY".into())),
@@ -658,13 +665,12 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// inspection-shortfall.
 fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    for i in
-        cx.f.facility
-            .inspections
-            .iter()
-            .filter(|i| day(&i.date) <= cx.end)
-    {
-        let gpus = cx.f.gpus_on(day(&i.date));
+    for i in &cx.f.facility.inspections {
+        let date = day(&i.date);
+        if date > cx.end {
+            continue;
+        }
+        let gpus = cx.f.gpus_on(date);
         if gpus > 0
             && (i.gpus_counted as i128) * 100
                 < i128::from(cx.config.inspection_min_pct) * i128::from(gpus)
@@ -677,7 +683,7 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     i.gpus_counted, i.date
                 ),
                 None,
-                [vec![i.index], cx.f.gpu_evidence(day(&i.date))].concat(),
+                [vec![i.index], cx.f.gpu_evidence(date)].concat(),
             ));
         }
     }
