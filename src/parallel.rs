@@ -2,8 +2,9 @@
 //! each on a scoped thread. Used where the work per item dwarfs a thread start (signature
 //! checks, loading and auditing facilities).
 
-/// Maps `f` over `items` on every available core, keeping their order. Inputs smaller
-/// than two chunks of `min_per_thread` stay on the calling thread.
+/// Maps `f` over `items` on every available core, keeping their order: a thread for
+/// each `min_per_thread` items begun, at most one per core (`threads_for`), so inputs of
+/// at most `min_per_thread` items stay on the calling thread.
 pub fn map<T: Send, R: Send>(
     items: Vec<T>,
     min_per_thread: usize,
