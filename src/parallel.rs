@@ -26,14 +26,16 @@ pub fn map<T: Send, R: Send>(
             .into_iter()
             .map(|c| scope.spawn(move || c.into_iter().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(results) => results,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
+        handles.into_iter().flat_map(joined).collect()
     })
+}
+
+/// The result of a scoped thread; its panic, if any, continues on the joining thread
+/// (a panic there is a bug, and it must not pass for an empty result).
+pub fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// The threads `map` spreads `items` over: one per core, but none with fewer than

@@ -5,12 +5,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::FACILITIES_PER_THREAD;
 use super::facts::FacilityFacts;
+use crate::domain::records::ReportBody;
 use crate::domain::rules::Touch;
 use crate::ledger::Change;
-
-/// Facilities per thread below which reports are put in place on one thread.
-const FACILITIES_PER_THREAD: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct Facilities {
@@ -81,30 +80,33 @@ impl Facilities {
             .into_iter()
             .flatten()
             .collect();
-        let mut unseen = BTreeSet::new();
         let shards = crate::parallel::threads_for(self.all.len(), FACILITIES_PER_THREAD);
         let per_shard = self.all.len().div_ceil(shards).max(1);
-        // Sized up front: a list of megabytes grown by doubling maps fresh pages each time.
-        let mut work: Vec<Vec<(usize, Change)>> = (0..shards)
-            .map(|_| Vec::with_capacity(changes.len().div_ceil(shards) * 2))
-            .collect();
+        // Sized exactly: a list of megabytes grown by doubling maps fresh pages each time.
+        let mut sizes = vec![0; shards];
+        for found in &found {
+            if let Found::At(at) = found {
+                sizes[at / per_shard] += 1;
+            }
+        }
+        let mut work: Vec<Vec<(usize, ReportBody, u64)>> =
+            sizes.into_iter().map(Vec::with_capacity).collect();
+        let mut unseen = BTreeSet::new();
         for (found, change) in found.into_iter().zip(changes) {
-            match found {
-                Found::At(at) => work[at / per_shard].push((at % per_shard, change)),
-                Found::Unseen => {
-                    if let Touch::Report(body) = &change.touch {
-                        unseen.insert(body.facility_id().to_string());
-                    }
+            match (found, change.touch) {
+                (Found::At(at), Touch::Report(body)) => {
+                    work[at / per_shard].push((at % per_shard, body, change.index))
                 }
-                Found::Skip => {}
+                (Found::Unseen, Touch::Report(body)) => {
+                    unseen.insert(body.facility_id().to_string());
+                }
+                _ => {}
             }
         }
         let ranges: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
         crate::parallel::map(ranges, 1, |(facilities, reports)| {
-            for (at, change) in reports {
-                if let Touch::Report(body) = &change.touch {
-                    facilities[at].set_report(body, change.index);
-                }
+            for (at, body, index) in reports {
+                facilities[at].set_report(&body, index);
             }
         });
         unseen
@@ -143,11 +145,11 @@ const REPORTS_PER_THREAD: usize = 4096;
 mod tests {
     use super::*;
     use crate::domain::bodies::{FacilityRegister, PowerReport};
-    use crate::domain::records::{FacilityRecord, ReportBody};
+    use crate::domain::records::FacilityRecord;
 
     fn facility(id: &str, registered_at: u64) -> FacilityFacts {
-        let record = FacilityRecord {
-            registered: FacilityRegister {
+        let record = FacilityRecord::registered(
+            FacilityRegister {
                 facility_id: id.into(),
                 name: id.into(),
                 province: "Gansu".into(),
@@ -160,16 +162,8 @@ mod tests {
                 announced: "2024-01-01".into(),
             },
             registered_at,
-            operator: "op".into(),
-            operators: Vec::new(),
-            statuses: Vec::new(),
-            permits: Vec::new(),
-            lots: Vec::new(),
-            subsidies: Vec::new(),
-            loans: Vec::new(),
-            gpu_moves: Vec::new(),
-            inspections: Vec::new(),
-        };
+            "op",
+        );
         FacilityFacts::new(Vec::new(), Vec::new(), Vec::new(), Vec::new(), record)
     }
 

@@ -254,11 +254,6 @@ impl<T> Series<T> {
         self.0.iter().map(|(m, _)| m)
     }
 
-    /// The reports up to and including `last`, by month.
-    pub fn through(&self, last: Month) -> &[(Month, Dated<T>)] {
-        &self.0[..self.count_through(last)]
-    }
-
     /// The reports after `after` (all if None) up to and including `last`, by month.
     pub fn between(&self, after: Option<Month>, last: Month) -> &[(Month, Dated<T>)] {
         let upto = self.count_through(last);
@@ -517,7 +512,7 @@ mod tests {
         );
         let march = s.get(&month("2025-03")).unwrap();
         assert_eq!((march.body, march.index), ("march, corrected", 12));
-        assert_eq!(s.through(month("2025-02")).len(), 1);
+        assert_eq!(s.between(None, month("2025-02")).len(), 1);
         assert_eq!(s.between(Some(month("2025-01")), month("2025-12")).len(), 1);
         assert!(!s.contains_key(&month("2025-02")));
     }

@@ -22,6 +22,7 @@ use crate::dates::Month;
 use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
 use crate::ledger::{LedgerError, Reader};
+use crate::parallel::joined;
 
 macro_rules! rule_table {
     ($($variant:ident = $name:literal, $severity:ident;)+) => {
@@ -148,7 +149,7 @@ pub struct Finding {
 
 /// A finding in the making: rules fill these in; `finish` sets the id and orders the
 /// evidence.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Draft {
     pub rule: Rule,
     pub facility_id: String,
@@ -450,7 +451,8 @@ pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Findin
 
 /// Shared serials per thread below which their lookups stay on one thread.
 const SERIAL_READS_PER_THREAD: usize = 256;
-/// Facilities per thread below which loading or auditing stays on one thread.
+/// Facilities per thread below which loading, auditing or putting reports in place stays
+/// on one thread.
 const FACILITIES_PER_THREAD: usize = 64;
 
 /// Loads the facts of many facilities on every core.
@@ -527,13 +529,6 @@ type RecordFamilies = (
     Vec<crate::domain::records::SubsidyRecord>,
     Vec<crate::domain::records::LoanRecord>,
 );
-
-/// The result of a scoped thread; its panic, if any, continues here.
-fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
 
 /// Records of one family by their id.
 fn by_id<T>(records: Vec<T>, id: impl Fn(&T) -> &String) -> HashMap<String, T> {

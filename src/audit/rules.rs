@@ -86,6 +86,31 @@ impl PeriodCtx<'_> {
     ) -> Draft {
         draft(self.f, rule, self.m.to_string(), summary, money, evidence)
     }
+
+    /// A finding that `what` (reported at entry `report`) happened in the period
+    /// without a valid `kind` permit for the whole of it, if so; the permits valid on
+    /// some day of it are the evidence either way.
+    fn without_permit(
+        &self,
+        rule: Rule,
+        kind: PermitKind,
+        what: String,
+        money: Option<(u64, String)>,
+        report: u64,
+    ) -> Option<Draft> {
+        let m = self.m;
+        (!self.f.covered(kind, m)).then(|| {
+            self.draft(
+                rule,
+                format!(
+                    "{what} in {m} without a valid {} permit for the whole month",
+                    kind.as_str()
+                ),
+                money,
+                [vec![report], self.f.permits_during(kind, m)].concat(),
+            )
+        })
+    }
 }
 
 /// A finding about facility `f`.
@@ -248,15 +273,13 @@ pub(super) fn period_rules(
 ) {
     let cx = PeriodCtx { f, m };
     if let Some(p) = f.power.get(&m) {
-        if p.body.resold_kwh > 0 && !f.covered(PermitKind::PowerSale, m) {
-            out.push(cx.draft(
+        if p.body.resold_kwh > 0 {
+            out.extend(cx.without_permit(
                 Rule::ResaleWithoutPermit,
-                format!(
-                    "{} kWh resold in {m} without a valid power_sale permit for the whole month",
-                    thousands(p.body.resold_kwh)
-                ),
+                PermitKind::PowerSale,
+                format!("{} kWh resold", thousands(p.body.resold_kwh)),
                 Some((p.body.resale_revenue_minor, p.body.currency.to_string())),
-                [vec![p.index], f.permits_during(PermitKind::PowerSale, m)].concat(),
+                p.index,
             ));
         }
         let (consumed, it) = (p.body.consumed_kwh, p.body.it_kwh);
@@ -344,15 +367,13 @@ pub(super) fn period_rules(
                 [vec![o.index], f.gpu_evidence(m.last_day())].concat(),
             ));
         }
-        if o.body.gpu_hours_sold > 0 && !f.covered(PermitKind::Operation, m) {
-            out.push(cx.draft(
+        if o.body.gpu_hours_sold > 0 {
+            out.extend(cx.without_permit(
                 Rule::PermitMissing,
-                format!(
-                    "{} GPU-hours sold in {m} without a valid operation permit for the whole month",
-                    thousands(o.body.gpu_hours_sold)
-                ),
+                PermitKind::Operation,
+                format!("{} GPU-hours sold", thousands(o.body.gpu_hours_sold)),
                 None,
-                [vec![o.index], f.permits_during(PermitKind::Operation, m)].concat(),
+                o.index,
             ));
         }
     }

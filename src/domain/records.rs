@@ -179,6 +179,30 @@ pub struct LotRecord {
 }
 
 impl FacilityRecord {
+    /// A facility as `facility.register` at entry `index`, signed by `org_id`, makes it:
+    /// the registrant operates it, and nothing else is recorded yet.
+    pub fn registered(registered: FacilityRegister, index: u64, org_id: &str) -> FacilityRecord {
+        FacilityRecord {
+            registered,
+            registered_at: index,
+            operator: org_id.to_string(),
+            operators: vec![OperatorSpell {
+                org_id: org_id.to_string(),
+                index,
+                date: None,
+                price_minor: None,
+                currency: None,
+            }],
+            statuses: Vec::new(),
+            permits: Vec::new(),
+            lots: Vec::new(),
+            subsidies: Vec::new(),
+            loans: Vec::new(),
+            gpu_moves: Vec::new(),
+            inspections: Vec::new(),
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.registered.facility_id
     }

@@ -198,25 +198,7 @@ fn facility_register(
         &r.facility_id,
     )?;
     let facility_id = r.facility_id.clone();
-    let f = FacilityRecord {
-        registered: r,
-        registered_at: index,
-        operator: signer.org_id.to_string(),
-        operators: vec![OperatorSpell {
-            org_id: signer.org_id.to_string(),
-            index,
-            date: None,
-            price_minor: None,
-            currency: None,
-        }],
-        statuses: Vec::new(),
-        permits: Vec::new(),
-        lots: Vec::new(),
-        subsidies: Vec::new(),
-        loans: Vec::new(),
-        gpu_moves: Vec::new(),
-        inspections: Vec::new(),
-    };
+    let f = FacilityRecord::registered(r, index, signer.org_id);
     put_facility(state, &f);
     Ok(vec![Touch::Facility(facility_id)])
 }

@@ -219,8 +219,7 @@ fn generate_facilities(world: &world::World) -> Vec<facility::FacilityOut> {
     std::thread::scope(|s| {
         let h = s.spawn(|| run(left));
         let mut second = run(right);
-        // A panic in generation is a bug: carry it to the caller's thread.
-        let mut first = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let mut first = crate::parallel::joined(h);
         first.append(&mut second);
         first
     })
