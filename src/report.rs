@@ -2,6 +2,7 @@
 //! report, every fact with the index of the entry it came from. No I/O of its own.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -33,7 +34,7 @@ pub fn facility_summary(f: &FacilityFacts, as_of: Month) -> Value {
 }
 
 /// `GET /v1/facilities/{id}`: current state, monthly series and findings (SPEC §9).
-pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Finding]) -> Value {
+pub fn facility_report(f: &FacilityFacts, as_of: Month, findings: &[Arc<Finding>]) -> Value {
     let rec = &f.facility;
     let end = as_of.last_day();
     let (status, status_index) = f.status_at(end);

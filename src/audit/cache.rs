@@ -6,7 +6,7 @@
 //! month, as the facts hold one report per series and month.
 
 use super::facts::FacilityFacts;
-use super::{AuditConfig, Draft, Finding, Rule, rules};
+use super::{AuditConfig, Draft, Found, rules};
 use crate::dates::Month;
 
 /// One facility's kept period findings.
@@ -17,7 +17,7 @@ pub struct Periods {
     /// Every reported month up to and including this one has been evaluated.
     through: Option<Month>,
     /// The months with findings, by month.
-    months: Vec<(Month, Vec<(Rule, Finding)>)>,
+    months: Vec<(Month, Vec<Found>)>,
 }
 
 impl Periods {
@@ -30,7 +30,7 @@ impl Periods {
         as_of: Month,
         config: &AuditConfig,
         afresh: bool,
-        out: &mut Vec<(Rule, Finding)>,
+        out: &mut Vec<Found>,
     ) {
         let revised: Option<Vec<Month>> = match self.through {
             Some(_) if !afresh => f.revised_since(self.revision).map(Iterator::collect),
@@ -69,7 +69,7 @@ impl Periods {
     fn evaluate(&mut self, f: &FacilityFacts, m: Month, config: &AuditConfig) {
         let mut drafts = Vec::new();
         rules::period_rules(f, m, config, &mut drafts);
-        let found: Vec<(Rule, Finding)> = drafts.into_iter().map(Draft::finish).collect();
+        let found: Vec<Found> = drafts.into_iter().map(Draft::finish).collect();
         match self.months.binary_search_by_key(&m, |(month, _)| *month) {
             Ok(i) if found.is_empty() => {
                 self.months.remove(i);

@@ -11,6 +11,7 @@ pub mod render;
 mod rules;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -128,6 +129,9 @@ pub struct Note {
     pub index: u64,
 }
 
+/// A finding is never changed once made but for the notes attached to it on the way
+/// out, so audits share it (`Arc`) between the findings they keep and their results:
+/// tens of thousands of kept findings cost a reference count each, not six copies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub id: String,
@@ -161,7 +165,7 @@ pub(crate) struct Draft {
 
 impl Draft {
     /// The finding, with its rule to order it by.
-    fn finish(mut self) -> (Rule, Finding) {
+    fn finish(mut self) -> Found {
         self.evidence.sort_unstable();
         self.evidence.dedup();
         let (amount, currency) = match self.money {
@@ -180,9 +184,12 @@ impl Draft {
             evidence: self.evidence,
             notes: Vec::new(),
         };
-        (self.rule, finding)
+        (self.rule, Arc::new(finding))
     }
 }
+
+/// A finished finding with its rule to order it by.
+pub(crate) type Found = (Rule, Arc<Finding>);
 
 /// Everything the audit reads, loaded from the projections once.
 pub struct Snapshot {
@@ -351,7 +358,7 @@ impl Snapshot {
     /// Every finding as of `as_of`, ordered by facility, rule and key. Period findings
     /// kept from earlier audits of this snapshot under the same configuration are reused
     /// where nothing they rest on changed.
-    pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Finding> {
+    pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Arc<Finding>> {
         // The cross-facility findings first, by the facility they name, so that each
         // facility's findings are completed, ordered and merged on its own thread, and
         // the facilities, kept in id order, need only be concatenated.
@@ -365,8 +372,7 @@ impl Snapshot {
         let cross = rules::duplicate_serials(&self.shared_serials, as_of)
             .into_iter()
             .chain(drafts.into_iter().map(Draft::finish));
-        let mut by_facility: Vec<Vec<(Rule, Finding)>> =
-            self.facilities.iter().map(|_| Vec::new()).collect();
+        let mut by_facility: Vec<Vec<Found>> = self.facilities.iter().map(|_| Vec::new()).collect();
         // Lots and loans belong to registered facilities, so none should be left over;
         // if one is, it still counts, in its place.
         let mut elsewhere = Vec::new();
@@ -392,7 +398,7 @@ impl Snapshot {
             kept.findings(f, as_of, config, afresh, &mut found);
             merge(found)
         });
-        let mut out: Vec<(Rule, Finding)> = done.into_iter().flatten().collect();
+        let mut out: Vec<Found> = done.into_iter().flatten().collect();
         if !elsewhere.is_empty() {
             out.extend(elsewhere);
             out = merge(out);
@@ -403,10 +409,10 @@ impl Snapshot {
 
 /// One finding per rule, facility and key (SPEC §8), ordered by them: duplicates merge
 /// their evidence into the first.
-fn merge(mut all: Vec<(Rule, Finding)>) -> Vec<(Rule, Finding)> {
+fn merge(mut all: Vec<Found>) -> Vec<Found> {
     // Stable, so that of duplicates the first drafted stays first.
     all.sort_by(|(ra, a), (rb, b)| (&a.facility_id, ra, &a.key).cmp(&(&b.facility_id, rb, &b.key)));
-    let mut out: Vec<(Rule, Finding)> = Vec::with_capacity(all.len());
+    let mut out: Vec<Found> = Vec::with_capacity(all.len());
     for (rule, finding) in all {
         match out.last_mut() {
             Some((prev_rule, prev))
@@ -414,9 +420,10 @@ fn merge(mut all: Vec<(Rule, Finding)>) -> Vec<(Rule, Finding)> {
                     && prev.facility_id == finding.facility_id
                     && prev.key == finding.key =>
             {
-                prev.evidence.extend(finding.evidence);
-                prev.evidence.sort_unstable();
-                prev.evidence.dedup();
+                let evidence = &mut Arc::make_mut(prev).evidence;
+                evidence.extend_from_slice(&finding.evidence);
+                evidence.sort_unstable();
+                evidence.dedup();
             }
             _ => out.push((rule, finding)),
         }
@@ -434,13 +441,16 @@ pub struct AuditRequest {
 
 /// Runs the audit over a ledger: loads the projections, evaluates every rule as of the
 /// requested (or default) month, attaches notes, applies the filter.
-pub fn run(reader: &Reader, request: &AuditRequest) -> Result<(Month, Vec<Finding>), LedgerError> {
+pub fn run(
+    reader: &Reader,
+    request: &AuditRequest,
+) -> Result<(Month, Vec<Arc<Finding>>), LedgerError> {
     let snapshot = Snapshot::load(reader)?;
     let as_of = request
         .as_of
         .or_else(|| snapshot.default_as_of())
         .ok_or_else(|| LedgerError::BadRequest("the ledger has no entries to audit".into()))?;
-    let mut findings: Vec<Finding> = snapshot
+    let mut findings: Vec<Arc<Finding>> = snapshot
         .audit(as_of, &request.config)
         .into_iter()
         .filter(|f| request.filter.keeps(f))
@@ -543,11 +553,15 @@ fn listed<T: Clone>(ids: &[String], records: &HashMap<String, T>) -> Vec<T> {
         .collect()
 }
 
-/// Attaches `finding.response` and `finding.resolve` entries to their findings.
-pub fn attach_notes(reader: &Reader, findings: &mut [Finding]) -> Result<(), LedgerError> {
+/// Attaches `finding.response` and `finding.resolve` entries to their findings; a
+/// finding with notes becomes the results' own copy, so kept findings stay without.
+pub fn attach_notes(reader: &Reader, findings: &mut [Arc<Finding>]) -> Result<(), LedgerError> {
     for f in findings {
-        f.notes = reader
-            .finding_notes(&f.id)?
+        let notes = reader.finding_notes(&f.id)?;
+        if notes.is_empty() {
+            continue;
+        }
+        Arc::make_mut(f).notes = notes
             .into_iter()
             .map(|n| Note {
                 kind: match n.kind {

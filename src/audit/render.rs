@@ -1,5 +1,7 @@
 //! The audit as text: deterministic JSON, a terminal table, CSV.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::{Finding, Severity};
@@ -24,7 +26,7 @@ impl Filter {
 }
 
 /// `{"as_of", "findings"}`; same ledger and config, same bytes.
-pub fn json(as_of: Month, findings: &[Finding]) -> String {
+pub fn json(as_of: Month, findings: &[Arc<Finding>]) -> String {
     let doc = json!({"as_of": as_of.to_string(), "count": findings.len(), "findings": findings});
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
@@ -39,7 +41,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn csv(findings: &[Finding]) -> String {
+pub fn csv(findings: &[Arc<Finding>]) -> String {
     let mut out = String::from(
         "id,rule,severity,facility_id,key,amount_at_risk_minor,currency,evidence,summary\n",
     );
@@ -66,7 +68,7 @@ pub fn csv(findings: &[Finding]) -> String {
 }
 
 /// A table for a terminal: one line per finding, then a count per rule.
-pub fn table(as_of: Month, findings: &[Finding]) -> String {
+pub fn table(as_of: Month, findings: &[Arc<Finding>]) -> String {
     let width = |get: fn(&Finding) -> &str, title: &str| {
         findings
             .iter()

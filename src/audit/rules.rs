@@ -4,7 +4,7 @@
 use time::{Date, Duration};
 
 use super::facts::{Dated, FacilityFacts, Series, day};
-use super::{AuditConfig, Draft, Finding, Rule, money, thousands};
+use super::{AuditConfig, Draft, Found, Rule, money, thousands};
 use crate::dates::{Month, add_months};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
 use crate::domain::records::{LotMoveKind, Pledge};
@@ -711,7 +711,7 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 }
 
 /// duplicate-serial: one finding per serial, naming the facility of the later lot.
-pub(super) fn duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<(Rule, Finding)> {
+pub(super) fn duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<Found> {
     let end = as_of.last_day();
     // Thousands of serials can be shared in a large ledger; each is independent.
     let found = crate::parallel::map(shared.iter().collect(), SERIALS_PER_THREAD, |s| {
@@ -731,7 +731,7 @@ pub struct SharedSerial {
     pub serial: String,
     /// By date, then procurement entry.
     pub lots: Vec<SerialLot>,
-    settled: Option<(Rule, Finding)>,
+    settled: Option<Found>,
 }
 
 impl SharedSerial {

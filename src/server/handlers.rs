@@ -1,6 +1,7 @@
 //! Request handlers: parse parameters, call the library, shape the answer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -281,7 +282,7 @@ fn findings_of(
     snapshot: &Snapshot,
     state: &AppState,
     as_of: Month,
-) -> Result<Vec<Finding>, ApiError> {
+) -> Result<Vec<Arc<Finding>>, ApiError> {
     let mut findings = snapshot.audit(as_of, &state.audit_config);
     audit::attach_notes(&state.reader, &mut findings)?;
     Ok(findings)
@@ -308,7 +309,7 @@ pub async fn findings(
         let as_of = as_of(snapshot, &q)?;
         let province = q.get("province");
         let facility = q.get("facility");
-        let findings: Vec<Finding> = findings_of(snapshot, state, as_of)?
+        let findings: Vec<Arc<Finding>> = findings_of(snapshot, state, as_of)?
             .into_iter()
             .filter(|f| rule.is_none_or(|r| r.as_str() == f.rule))
             .filter(|f| severity.is_none_or(|s| s.as_str() == f.severity))
@@ -385,7 +386,7 @@ pub async fn facility(
             .get(&id)
             .ok_or_else(|| ApiError::not_found(format!("no facility {id:?} is registered")))?;
         let as_of = as_of(snapshot, &q)?;
-        let findings: Vec<Finding> = findings_of(snapshot, state, as_of)?
+        let findings: Vec<Arc<Finding>> = findings_of(snapshot, state, as_of)?
             .into_iter()
             .filter(|f| f.facility_id == id)
             .collect();

@@ -5,6 +5,7 @@
 //! JSON, and responses and resolutions attached to findings.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use dcledger::audit::{self, AuditConfig, AuditRequest, Finding, Rule};
 use dcledger::dates::{Month, parse_date};
@@ -95,7 +96,7 @@ impl World {
         }
     }
 
-    fn audit_with(&mut self, as_of: &str, config: AuditConfig) -> Vec<Finding> {
+    fn audit_with(&mut self, as_of: &str, config: AuditConfig) -> Vec<Arc<Finding>> {
         self.flush();
         let request = AuditRequest {
             as_of: Some(Month::parse(as_of).expect("YYYY-MM")),
@@ -107,7 +108,7 @@ impl World {
         findings
     }
 
-    fn audit(&mut self, as_of: &str) -> Vec<Finding> {
+    fn audit(&mut self, as_of: &str) -> Vec<Arc<Finding>> {
         self.audit_with(as_of, AuditConfig::default())
     }
 
@@ -282,7 +283,11 @@ fn check(c: Case) {
     let mut w = World::new();
     let key = (c.build)(&mut w, c.fires);
     let findings = w.audit(c.as_of);
-    let hits: Vec<&Finding> = findings.iter().filter(|f| f.rule == rule).collect();
+    let hits: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule == rule)
+        .map(|f| &**f)
+        .collect();
     assert_eq!(
         hits.iter()
             .map(|f| f.facility_id.as_str())
@@ -316,7 +321,11 @@ fn check(c: Case) {
     let mut w = World::new();
     (c.build)(&mut w, c.twin);
     let findings = w.audit(c.as_of);
-    let quiet: Vec<&Finding> = findings.iter().filter(|f| f.rule == rule).collect();
+    let quiet: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule == rule)
+        .map(|f| &**f)
+        .collect();
     assert!(
         quiet.is_empty(),
         "{rule} fired on its twin at {}: {quiet:#?}",
@@ -836,10 +845,11 @@ cases! {
     };
 }
 
-fn fired(findings: &[Finding], rule: Rule) -> Vec<&Finding> {
+fn fired(findings: &[Arc<Finding>], rule: Rule) -> Vec<&Finding> {
     findings
         .iter()
         .filter(|f| f.rule == rule.as_str())
+        .map(|f| &**f)
         .collect()
 }
 
@@ -848,7 +858,7 @@ fn facts_after_as_of_are_ignored() {
     let mut w = World::new();
     inspection_shortfall(&mut w, 50); // inspection of 2025-05-10
     meter_consumed(&mut w, 10_000); // reports for 2025-06
-    let rules = |findings: &[Finding]| {
+    let rules = |findings: &[Arc<Finding>]| {
         [Rule::InspectionShortfall, Rule::MeterMismatch]
             .into_iter()
             .filter(|r| !fired(findings, *r).is_empty())
@@ -881,7 +891,7 @@ fn a_threshold_from_toml_changes_what_fires() {
     let tuned = w.audit_with("2025-06", config);
     assert!(fired(&tuned, Rule::IdleFunded).is_empty(), "{tuned:#?}");
     // Nothing else changed.
-    let others = |findings: &[Finding]| {
+    let others = |findings: &[Arc<Finding>]| {
         findings
             .iter()
             .filter(|f| f.rule != Rule::IdleFunded.as_str())
