@@ -11,7 +11,7 @@ use super::cache::Periods;
 use crate::dates::{Month, parse_date};
 use crate::domain::bodies::{MeterReading, OccupancyReport, PermitKind, PowerReport, Status};
 use crate::domain::records::{
-    FacilityRecord, LoanRecord, LotRecord, PermitRecord, ReportBody, SubsidyRecord,
+    FacilityRecord, Inspection, LoanRecord, LotRecord, PermitRecord, ReportBody, SubsidyRecord,
 };
 
 /// A report that counts, with the entry it came from.
@@ -122,6 +122,8 @@ pub struct FacilityFacts {
     /// The dated records above, parsed and sorted once: the rules ask about them for
     /// every period.
     timeline: Timeline,
+    /// The dates of the records above, parsed once.
+    dates: Dates,
     /// Which months' reports changed, and when, so that an audit can revisit only those.
     revisions: Journal,
     /// The period findings audits keep about these facts. They rest on these records,
@@ -154,10 +156,18 @@ impl Journal {
     }
 
     fn since(&self, since: u64) -> Option<impl Iterator<Item = Month> + '_> {
+        debug_assert_eq!(
+            self.recent.len() as u64,
+            self.current - self.floor,
+            "the journal holds every revision after its floor"
+        );
+        // Revisions are consecutive, so the newer ones are the last `current - since`,
+        // found without reading them: every audit asks of every facility, and nearly
+        // always of one with no newer revision.
         (since >= self.floor).then(|| {
-            self.recent
+            let newer = self.current.saturating_sub(since) as usize;
+            self.recent[self.recent.len().saturating_sub(newer)..]
                 .iter()
-                .filter(move |(r, _)| *r > since)
                 .map(|(_, m)| *m)
         })
     }
@@ -211,6 +221,68 @@ impl Timeline {
             moves,
             gpus,
             permits,
+        }
+    }
+}
+
+/// A subsidy disbursement, its date parsed.
+#[derive(Clone, Copy, Debug)]
+pub struct Disbursed {
+    /// The subsidy's position in `FacilityFacts::subsidies`.
+    pub subsidy: usize,
+    pub date: Date,
+    pub amount_minor: u64,
+    pub index: u64,
+}
+
+/// The dates of the records the rules read at every audit, parsed once and held
+/// inline: parsing them again, and reaching their strings scattered over the heap,
+/// cost more than the rules' own arithmetic. Each list follows its records' order.
+#[derive(Clone, Debug, Default)]
+struct Dates {
+    /// Each lot's procurement date.
+    procured: Vec<Date>,
+    /// The dates of each lot's moves, lot after lot.
+    moved: Vec<Date>,
+    /// Each subsidy's grant date.
+    granted: Vec<Date>,
+    /// Every disbursement, subsidy after subsidy.
+    disbursed: Vec<Disbursed>,
+    /// Each loan's date.
+    loans: Vec<Date>,
+    /// Each inspection's date.
+    inspected: Vec<Date>,
+}
+
+impl Dates {
+    fn new(
+        facility: &FacilityRecord,
+        lots: &[LotRecord],
+        subsidies: &[SubsidyRecord],
+        loans: &[LoanRecord],
+    ) -> Dates {
+        Dates {
+            procured: lots.iter().map(|l| day(&l.procured.date)).collect(),
+            moved: lots
+                .iter()
+                .flat_map(|l| &l.moves)
+                .map(|m| day(&m.date))
+                .collect(),
+            granted: subsidies.iter().map(|s| day(&s.granted.date)).collect(),
+            disbursed: subsidies
+                .iter()
+                .enumerate()
+                .flat_map(|(subsidy, s)| {
+                    s.disbursements.iter().map(move |d| Disbursed {
+                        subsidy,
+                        date: day(&d.date),
+                        amount_minor: d.amount_minor,
+                        index: d.index,
+                    })
+                })
+                .collect(),
+            loans: loans.iter().map(|l| day(&l.date)).collect(),
+            inspected: facility.inspections.iter().map(|i| day(&i.date)).collect(),
         }
     }
 }
@@ -323,6 +395,7 @@ impl FacilityFacts {
         FacilityFacts {
             kept: Mutex::default(),
             timeline: Timeline::new(&facility, &permits),
+            dates: Dates::new(&facility, &lots, &subsidies, &loans),
             revisions: Journal::default(),
             facility,
             lots,
@@ -364,6 +437,44 @@ impl FacilityFacts {
 
     pub fn id(&self) -> &str {
         self.facility.id()
+    }
+
+    /// Each lot with its procurement date and its moves' dates, in order.
+    pub fn dated_lots(&self) -> impl Iterator<Item = (&LotRecord, Date, &[Date])> + Clone {
+        let mut start = 0;
+        self.lots
+            .iter()
+            .zip(&self.dates.procured)
+            .map(move |(lot, &procured)| {
+                let moved = &self.dates.moved[start..start + lot.moves.len()];
+                start += lot.moves.len();
+                (lot, procured, moved)
+            })
+    }
+
+    /// Each subsidy with its grant date.
+    pub fn dated_subsidies(&self) -> impl Iterator<Item = (&SubsidyRecord, Date)> {
+        self.subsidies
+            .iter()
+            .zip(self.dates.granted.iter().copied())
+    }
+
+    /// Every disbursement, subsidy after subsidy.
+    pub fn disbursements(&self) -> &[Disbursed] {
+        &self.dates.disbursed
+    }
+
+    /// Each loan with its date.
+    pub fn dated_loans(&self) -> impl Iterator<Item = (&LoanRecord, Date)> {
+        self.loans.iter().zip(self.dates.loans.iter().copied())
+    }
+
+    /// Each inspection with its date.
+    pub fn dated_inspections(&self) -> impl Iterator<Item = (&Inspection, Date)> {
+        self.facility
+            .inspections
+            .iter()
+            .zip(self.dates.inspected.iter().copied())
     }
 
     /// The latest `facility.status` effective on or before `date` (by effective date,
@@ -431,7 +542,11 @@ impl FacilityFacts {
     /// Σ sold and Σ available over the occupancy reports of the months `first` to
     /// `last`, with their entries; utilization is undefined (None) with no reports or
     /// nothing available.
-    pub fn utilization(&self, first: Month, last: Month) -> (Option<(u64, u64)>, Vec<u64>) {
+    pub fn utilization(
+        &self,
+        first: Month,
+        last: Month,
+    ) -> (Option<(u64, u64)>, impl Iterator<Item = u64> + '_) {
         let reports = self.occupancy.between(Some(first.plus(-1)), last);
         let sold = reports
             .iter()
@@ -441,7 +556,8 @@ impl FacilityFacts {
             .iter()
             .map(|(_, r)| r.body.gpu_hours_available)
             .sum::<u64>();
-        let evidence = reports.iter().map(|(_, r)| r.index).collect();
+        // Read only by a rule that fires.
+        let evidence = reports.iter().map(|(_, r)| r.index);
         if reports.is_empty() || available == 0 {
             (None, evidence)
         } else {

@@ -3,7 +3,7 @@
 
 use time::{Date, Duration};
 
-use super::facts::{Dated, FacilityFacts, Series, day};
+use super::facts::{Dated, Disbursed, FacilityFacts, Series, day};
 use super::{AuditConfig, Draft, Found, Rule, money, thousands};
 use crate::dates::{Month, add_months};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
@@ -40,11 +40,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The reports of a series in the window.
-    fn window<'s, T>(&self, series: &'s Series<T>) -> impl Iterator<Item = &'s Dated<T>> + 's {
-        series
-            .between(Some(self.first.plus(-1)), self.as_of)
-            .iter()
-            .map(|(_, r)| r)
+    fn window<'s, T>(&self, series: &'s Series<T>) -> &'s [(Month, Dated<T>)] {
+        series.between(Some(self.first.plus(-1)), self.as_of)
     }
 
     fn draft(
@@ -58,15 +55,14 @@ impl Ctx<'_> {
         draft(self.f, rule, key.into(), summary, money, evidence)
     }
 
-    /// Disbursements to this facility dated on or before as_of: (subsidy, amount, date, entry).
-    fn disbursements(&self) -> Vec<(&crate::domain::records::SubsidyRecord, u64, Date, u64)> {
-        self.f
-            .subsidies
-            .iter()
-            .flat_map(|s| s.disbursements.iter().map(move |d| (s, d)))
-            .map(|(s, d)| (s, d.amount_minor, day(&d.date), d.index))
-            .filter(|d| d.2 <= self.end)
-            .collect()
+    /// Disbursements to this facility dated on or before as_of.
+    fn disbursements(&self) -> impl Iterator<Item = &Disbursed> + Clone {
+        self.f.disbursements().iter().filter(|d| d.date <= self.end)
+    }
+
+    /// The currency of a subsidy's disbursements.
+    fn currency(&self, d: &Disbursed) -> &str {
+        &self.f.subsidies[d.subsidy].granted.currency
     }
 }
 
@@ -158,19 +154,19 @@ pub(super) fn facility_rules(
 /// idle-funded, stalled-funded.
 fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let disbursed = cx.disbursements();
-    if disbursed.is_empty() {
+    let Some(first) = disbursed.clone().next() else {
         return;
-    }
-    let total: u64 = disbursed.iter().map(|d| d.1).sum();
-    let currency = disbursed[0].0.granted.currency.clone();
-    let funding: Vec<u64> = disbursed.iter().map(|d| d.3).collect();
+    };
+    let total: u64 = disbursed.clone().map(|d| d.amount_minor).sum();
+    let currency = cx.currency(first);
     let (status, status_entry) = cx.f.status_at(cx.end);
     if status == Status::Operational {
         let (util, reports) = cx.f.utilization(cx.first, cx.as_of);
         if let Some((sold, available)) = util
             && sold * 100 < cx.config.idle_utilization_pct * available
         {
-            let mut evidence = [funding.clone(), reports].concat();
+            let mut evidence: Vec<u64> = disbursed.clone().map(|d| d.index).collect();
+            evidence.extend(reports);
             evidence.extend(status_entry);
             out.push(cx.draft(
                 Rule::IdleFunded,
@@ -179,24 +175,24 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     "window utilization {}% < {}% at an operational site with {} disbursed: funded capacity may be standing idle",
                     pct(sold, available),
                     cx.config.idle_utilization_pct,
-                    money(total, &currency)
+                    money(total, currency)
                 ),
-                Some((total, currency.clone())),
+                Some((total, currency.to_string())),
                 evidence,
             ));
         }
     }
     let cutoff = add_months(cx.end, -(cx.config.stalled_months as i32));
-    let early: Vec<_> = disbursed.iter().filter(|d| d.2 <= cutoff).collect();
+    let early = disbursed.filter(|d| d.date <= cutoff);
     let ever_operational = || {
         cx.f.status_changes(cx.end)
             .iter()
             .any(|(_, s, _)| *s == Status::Operational)
     };
-    if !early.is_empty() && !ever_operational() {
-        let amount: u64 = early.iter().map(|d| d.1).sum();
-        let first = early.iter().map(|d| d.2).min().unwrap_or(cx.end);
-        let mut evidence: Vec<u64> = early.iter().map(|d| d.3).collect();
+    if early.clone().next().is_some() && !ever_operational() {
+        let amount: u64 = early.clone().map(|d| d.amount_minor).sum();
+        let first = early.clone().map(|d| d.date).min().unwrap_or(cx.end);
+        let mut evidence: Vec<u64> = early.map(|d| d.index).collect();
         evidence.push(cx.f.facility.registered_at);
         evidence.extend(cx.f.facility.statuses.iter().map(|s| s.index));
         out.push(cx.draft(
@@ -204,10 +200,10 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             "",
             format!(
                 "{} disbursed from {first} and the site has not been operational on any day up to {}: the funded build may have stalled",
-                money(amount, &currency),
+                money(amount, currency),
                 cx.end
             ),
-            Some((amount, currency)),
+            Some((amount, currency.to_string())),
             evidence,
         ));
     }
@@ -215,9 +211,9 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// voucher-dependence and power-resale over the window.
 fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    let occ: Vec<_> = cx.window(&cx.f.occupancy).collect();
-    let sold: u64 = occ.iter().map(|r| r.body.gpu_hours_sold).sum();
-    let voucher: u64 = occ.iter().map(|r| r.body.gpu_hours_voucher).sum();
+    let occ = cx.window(&cx.f.occupancy);
+    let sold: u64 = occ.iter().map(|(_, r)| r.body.gpu_hours_sold).sum();
+    let voucher: u64 = occ.iter().map(|(_, r)| r.body.gpu_hours_voucher).sum();
     if sold > 0 && voucher * 100 > cx.config.voucher_share_pct * sold {
         out.push(cx.draft(
             Rule::VoucherDependence,
@@ -229,20 +225,20 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 cx.config.voucher_share_pct
             ),
             None,
-            occ.iter().map(|r| r.index).collect(),
+            occ.iter().map(|(_, r)| r.index).collect(),
         ));
     }
-    let power: Vec<_> = cx.window(&cx.f.power).collect();
-    let resold: u64 = power.iter().map(|r| r.body.resold_kwh).sum();
+    let power = cx.window(&cx.f.power);
+    let resold: u64 = power.iter().map(|(_, r)| r.body.resold_kwh).sum();
     let base: u64 = power
         .iter()
-        .map(|r| r.body.consumed_kwh + r.body.resold_kwh)
+        .map(|(_, r)| r.body.consumed_kwh + r.body.resold_kwh)
         .sum();
     if base > 0 && resold * 100 > cx.config.resale_share_pct * base {
-        let revenue: u64 = power.iter().map(|r| r.body.resale_revenue_minor).sum();
+        let revenue: u64 = power.iter().map(|(_, r)| r.body.resale_revenue_minor).sum();
         let currency = power
             .first()
-            .map(|r| r.body.currency.to_string())
+            .map(|(_, r)| r.body.currency.to_string())
             .unwrap_or_default();
         out.push(cx.draft(
             Rule::PowerResale,
@@ -255,7 +251,7 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 money(revenue, &currency)
             ),
             Some((revenue, currency)),
-            power.iter().map(|r| r.index).collect(),
+            power.iter().map(|(_, r)| r.index).collect(),
         ));
     }
 }
@@ -411,10 +407,8 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let months = cx.config.land_banking_months as i32;
     // (loan, its date, the end of its construction period), for loans past that end.
     let due: Vec<_> = f
-        .loans
-        .iter()
-        .filter(|l| l.state_backed)
-        .map(|l| (l, day(&l.date)))
+        .dated_loans()
+        .filter(|(l, _)| l.state_backed)
         .map(|(l, date)| (l, date, add_months(date, months)))
         .filter(|(_, _, until)| *until <= cx.end)
         .collect();
@@ -461,22 +455,24 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let f = cx.f;
     let stale = cx.end - Duration::days(i64::from(cx.config.undeployed_days));
     let mut procured_value: u64 = 0;
-    let mut procured_entries = Vec::new();
-    for lot in &f.lots {
-        let procured = day(&lot.procured.date);
-        if procured > cx.end {
-            continue;
-        }
+    let procured_lots = f
+        .dated_lots()
+        .filter(|(_, procured, _)| *procured <= cx.end);
+    for (lot, procured, moved) in procured_lots.clone() {
         if lot.procured.currency == "CNY" {
             procured_value += lot.procured.quantity * lot.procured.unit_price_minor;
         }
-        procured_entries.push(lot.procured_at);
+        // The lot's moves on or before as_of.
+        let moves = || {
+            lot.moves
+                .iter()
+                .zip(moved)
+                .filter(|(_, date)| **date <= cx.end)
+                .map(|(m, _)| m)
+        };
         // Stock at as_of: procured minus what left stock (deployments and transfers
         // without a source facility) on or before as_of.
-        let left: u64 = lot
-            .moves
-            .iter()
-            .filter(|m| day(&m.date) <= cx.end)
+        let left: u64 = moves()
             .filter(|m| match &m.kind {
                 LotMoveKind::Deployment { .. } => true,
                 LotMoveKind::Transfer { from_facility, .. } => from_facility.is_none(),
@@ -486,12 +482,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         let stock = lot.procured.quantity.saturating_sub(left);
         if stock > 0 && procured < stale {
             let mut evidence = vec![lot.procured_at];
-            evidence.extend(
-                lot.moves
-                    .iter()
-                    .filter(|m| day(&m.date) <= cx.end)
-                    .map(|m| m.index),
-            );
+            evidence.extend(moves().map(|m| m.index));
             out.push(cx.draft(
                 Rule::UndeployedGpus,
                 lot.procured.lot_id.clone(),
@@ -533,13 +524,13 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         }
     }
     let equipment: Vec<_> = f
-        .subsidies
-        .iter()
-        .filter(|s| {
+        .dated_subsidies()
+        .filter(|(s, granted)| {
             s.granted.purpose == Purpose::Equipment
                 && s.granted.currency == "CNY"
-                && day(&s.granted.date) <= cx.end
+                && *granted <= cx.end
         })
+        .map(|(s, _)| s)
         .collect();
     let granted: u64 = equipment.iter().map(|s| s.granted.amount_minor).sum();
     if !equipment.is_empty() && granted > procured_value {
@@ -552,31 +543,23 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 money(procured_value, "CNY")
             ),
             Some((granted - procured_value, "CNY".into())),
-            [equipment.iter().map(|s| s.granted_at).collect(), procured_entries].concat(),
+            equipment
+                .iter()
+                .map(|s| s.granted_at)
+                .chain(procured_lots.map(|(lot, ..)| lot.procured_at))
+                .collect(),
         ));
     }
     // subsidised-asset-sold
     let years = cx.config.subsidised_sale_years as i32;
-    let capital: Vec<(Date, u64, u64, String)> = f
-        .subsidies
-        .iter()
-        .filter(|s| {
+    let capital: Vec<&Disbursed> = cx
+        .disbursements()
+        .filter(|d| {
             matches!(
-                s.granted.purpose,
+                f.subsidies[d.subsidy].granted.purpose,
                 Purpose::Equipment | Purpose::Construction
             )
         })
-        .flat_map(|s| {
-            s.disbursements.iter().map(move |d| {
-                (
-                    day(&d.date),
-                    d.index,
-                    d.amount_minor,
-                    s.granted.currency.clone(),
-                )
-            })
-        })
-        .filter(|(d, ..)| *d <= cx.end)
         .collect();
     if capital.is_empty() {
         return;
@@ -584,19 +567,19 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let within = |t: Date| {
         capital
             .iter()
-            .filter(|(d, ..)| *d <= t && t <= add_months(*d, 12 * years))
+            .filter(|d| d.date <= t && t <= add_months(d.date, 12 * years))
             .collect::<Vec<_>>()
     };
     let mut sales: Vec<(String, Date, u64, String)> = Vec::new();
-    for lot in &f.lots {
-        for m in &lot.moves {
+    for (lot, _, moved) in f.dated_lots() {
+        for (m, date) in lot.moves.iter().zip(moved) {
             if let LotMoveKind::Transfer {
                 to_org: Some(org), ..
             } = &m.kind
             {
                 sales.push((
                     lot.procured.lot_id.clone(),
-                    day(&m.date),
+                    *date,
                     m.index,
                     format!(
                         "{} GPUs of lot {} sold to {org}",
@@ -624,18 +607,18 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         if funding.is_empty() {
             continue;
         }
-        let amount: u64 = funding.iter().map(|d| d.2).sum();
-        let currency = funding[0].3.clone();
+        let amount: u64 = funding.iter().map(|d| d.amount_minor).sum();
+        let currency = cx.currency(funding[0]);
         let mut evidence = vec![index];
-        evidence.extend(funding.iter().map(|d| d.1));
+        evidence.extend(funding.iter().map(|d| d.index));
         out.push(cx.draft(
             Rule::SubsidisedAssetSold,
             key,
             format!(
                 "{what} on {date}, within {years} years of {} of equipment or construction subsidy",
-                money(amount, &currency)
+                money(amount, currency)
             ),
-            Some((amount, currency)),
+            Some((amount, currency.to_string())),
             evidence,
         ));
     }
@@ -643,15 +626,14 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// subsidy-condition-breach.
 fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    for s in &cx.f.subsidies {
+    for (position, s) in cx.f.subsidies.iter().enumerate() {
         let Some(condition) = &s.granted.condition else {
             continue;
         };
         let by = day(&condition.by);
-        let disbursed: Vec<_> = s
-            .disbursements
-            .iter()
-            .filter(|d| day(&d.date) <= cx.end)
+        let disbursed: Vec<_> = cx
+            .disbursements()
+            .filter(|d| d.subsidy == position)
             .collect();
         if disbursed.is_empty() || by > cx.end {
             continue;
@@ -686,8 +668,7 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// inspection-shortfall.
 fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    for i in &cx.f.facility.inspections {
-        let date = day(&i.date);
+    for (i, date) in cx.f.dated_inspections() {
         if date > cx.end {
             continue;
         }
