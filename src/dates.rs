@@ -66,7 +66,9 @@ pub fn now() -> UnixSeconds {
 }
 
 /// A calendar month, the reporting period of SPEC §2 (`YYYY-MM`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Month {
     pub year: i32,
     /// 1–12.

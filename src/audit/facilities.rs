@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::FACILITIES_PER_THREAD;
 use super::facts::FacilityFacts;
-use crate::domain::records::ReportBody;
+use crate::dates::Month;
+use crate::domain::figures::Figures;
 use crate::domain::rules::Touch;
 use crate::ledger::Change;
 
@@ -89,24 +90,27 @@ impl Facilities {
                 sizes[at / per_shard] += 1;
             }
         }
-        let mut work: Vec<Vec<(usize, ReportBody, u64)>> =
+        let mut work: Vec<Vec<(usize, Month, Figures, u64)>> =
             sizes.into_iter().map(Vec::with_capacity).collect();
         let mut unseen = BTreeSet::new();
         for (found, change) in found.into_iter().zip(changes) {
             match (found, change.touch) {
-                (Found::At(at), Touch::Report(body)) => {
-                    work[at / per_shard].push((at % per_shard, body, change.index))
-                }
-                (Found::Unseen, Touch::Report(body)) => {
-                    unseen.insert(body.facility_id().to_string());
+                (Found::At(at), Touch::Report(report)) => work[at / per_shard].push((
+                    at % per_shard,
+                    report.period,
+                    report.figures,
+                    change.index,
+                )),
+                (Found::Unseen, Touch::Report(report)) => {
+                    unseen.insert(report.facility_id);
                 }
                 _ => {}
             }
         }
         let ranges: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
         crate::parallel::map(ranges, 1, |(facilities, reports)| {
-            for (at, body, index) in reports {
-                facilities[at].set_report(&body, index);
+            for (at, month, figures, index) in reports {
+                facilities[at].set_report(month, figures, index);
             }
         });
         unseen
@@ -114,10 +118,10 @@ impl Facilities {
 
     /// Where a change's report goes, if it is one.
     fn find(&self, change: &Change, skip: &BTreeSet<String>) -> Found {
-        let Touch::Report(body) = &change.touch else {
+        let Touch::Report(report) = &change.touch else {
             return Found::Skip;
         };
-        let id = body.facility_id();
+        let id = report.facility_id.as_str();
         if skip.contains(id) {
             return Found::Skip;
         }
@@ -145,7 +149,8 @@ const REPORTS_PER_THREAD: usize = 4096;
 mod tests {
     use super::*;
     use crate::domain::bodies::{FacilityRegister, PowerReport};
-    use crate::domain::records::FacilityRecord;
+    use crate::domain::figures::ReportFigures;
+    use crate::domain::records::{FacilityRecord, ReportBody};
 
     fn facility(id: &str, registered_at: u64) -> FacilityFacts {
         let record = FacilityRecord::registered(
@@ -170,16 +175,19 @@ mod tests {
     fn power(facility_id: &str, index: u64) -> Change {
         Change {
             index,
-            touch: Touch::Report(ReportBody::Power(PowerReport {
-                facility_id: facility_id.into(),
-                period: "2025-01".into(),
-                consumed_kwh: index,
-                it_kwh: 1,
-                green_kwh: 0,
-                resold_kwh: 0,
-                resale_revenue_minor: 0,
-                currency: "CNY".into(),
-            })),
+            touch: Touch::Report(
+                ReportFigures::of(&ReportBody::Power(PowerReport {
+                    facility_id: facility_id.into(),
+                    period: "2025-01".into(),
+                    consumed_kwh: index,
+                    it_kwh: 1,
+                    green_kwh: 0,
+                    resold_kwh: 0,
+                    resale_revenue_minor: 0,
+                    currency: "CNY".into(),
+                }))
+                .expect("a month"),
+            ),
         }
     }
 
@@ -215,7 +223,7 @@ mod tests {
         let skip = BTreeSet::from(["F-007".to_string()]);
         let unseen = all.put_reports(changes, &skip);
         assert_eq!(unseen, BTreeSet::from(["F-nowhere".to_string()]));
-        let month = crate::dates::Month::parse("2025-01").unwrap();
+        let month = Month::parse("2025-01").unwrap();
         let index = |id: &str| {
             all.get(id)
                 .and_then(|f| f.power.get(&month))

@@ -9,9 +9,10 @@ use time::Date;
 use super::cache::Periods;
 
 use crate::dates::{Month, parse_date};
-use crate::domain::bodies::{MeterReading, OccupancyReport, PermitKind, PowerReport, Status};
+use crate::domain::bodies::{PermitKind, Status};
+use crate::domain::figures::{Figures, MeterFigures, OccupancyFigures, PowerFigures};
 use crate::domain::records::{
-    FacilityRecord, Inspection, LoanRecord, LotRecord, PermitRecord, ReportBody, SubsidyRecord,
+    FacilityRecord, Inspection, LoanRecord, LotRecord, PermitRecord, SubsidyRecord,
 };
 
 /// A report that counts, with the entry it came from.
@@ -19,93 +20,6 @@ use crate::domain::records::{
 pub struct Dated<T> {
     pub body: T,
     pub index: u64,
-}
-
-/// The figures of a `power.report` the rules read. Series hold figures rather than
-/// whole bodies: every audit walks every facility's window, and a million reports kept
-/// as a few dozen bytes each, with no strings (the facility and period are the series'
-/// own), stay contiguous and cost nothing to put in place or drop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PowerFigures {
-    pub consumed_kwh: u64,
-    pub it_kwh: u64,
-    pub resold_kwh: u64,
-    pub resale_revenue_minor: u64,
-    pub currency: Currency,
-}
-
-/// The figures of a `meter.reading` the rules read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MeterFigures {
-    pub consumed_kwh: u64,
-    pub resold_kwh: u64,
-}
-
-/// The figures of an `occupancy.report` the rules read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OccupancyFigures {
-    pub gpus_installed: u64,
-    pub gpu_hours_available: u64,
-    pub gpu_hours_sold: u64,
-    pub gpu_hours_voucher: u64,
-}
-
-impl From<&PowerReport> for PowerFigures {
-    fn from(r: &PowerReport) -> Self {
-        PowerFigures {
-            consumed_kwh: r.consumed_kwh,
-            it_kwh: r.it_kwh,
-            resold_kwh: r.resold_kwh,
-            resale_revenue_minor: r.resale_revenue_minor,
-            currency: Currency::new(&r.currency),
-        }
-    }
-}
-
-impl From<&MeterReading> for MeterFigures {
-    fn from(r: &MeterReading) -> Self {
-        MeterFigures {
-            consumed_kwh: r.consumed_kwh,
-            resold_kwh: r.resold_kwh,
-        }
-    }
-}
-
-impl From<&OccupancyReport> for OccupancyFigures {
-    fn from(r: &OccupancyReport) -> Self {
-        OccupancyFigures {
-            gpus_installed: r.gpus_installed,
-            gpu_hours_available: r.gpu_hours_available,
-            gpu_hours_sold: r.gpu_hours_sold,
-            gpu_hours_voucher: r.gpu_hours_voucher,
-        }
-    }
-}
-
-/// An ISO 4217 code, three capital letters (SPEC §2), held inline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Currency([u8; 3]);
-
-impl Currency {
-    /// Bodies hold only validated codes, so anything else is a defect; it shows as
-    /// `???` rather than as a plausible currency.
-    pub fn new(code: &str) -> Currency {
-        match code.as_bytes() {
-            &[a, b, c] if code.bytes().all(|x| x.is_ascii_uppercase()) => Currency([a, b, c]),
-            _ => Currency(*b"???"),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII capitals or `?` are ever stored.
-        std::str::from_utf8(&self.0).unwrap_or("???")
-    }
-}
-
-impl std::fmt::Display for Currency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One facility and everything recorded about it.
@@ -410,14 +324,11 @@ impl FacilityFacts {
 
     /// Records a report admitted at `index`. The latest report for a series and period
     /// is the one that counts (SPEC §6), whatever order they are recorded in here.
-    pub fn set_report(&mut self, body: &ReportBody, index: u64) {
-        let Some(month) = Month::parse(body.period()) else {
-            return;
-        };
-        let changed = match body {
-            ReportBody::Power(body) => self.power.keep_latest(month, body.into(), index),
-            ReportBody::Meter(body) => self.meter.keep_latest(month, body.into(), index),
-            ReportBody::Occupancy(body) => self.occupancy.keep_latest(month, body.into(), index),
+    pub fn set_report(&mut self, month: Month, figures: Figures, index: u64) {
+        let changed = match figures {
+            Figures::Power(f) => self.power.keep_latest(month, f, index),
+            Figures::Meter(f) => self.meter.keep_latest(month, f, index),
+            Figures::Occupancy(f) => self.occupancy.keep_latest(month, f, index),
         };
         if changed {
             self.revisions.record(month);

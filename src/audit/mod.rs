@@ -20,6 +20,7 @@ pub use facilities::Facilities;
 pub use facts::FacilityFacts;
 
 use crate::dates::Month;
+use crate::domain::figures::ReportFigures;
 use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
 use crate::ledger::{LedgerError, Reader};
@@ -486,7 +487,9 @@ fn load_facts(
     let reports = reader.reports(f.id())?;
     let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
     for r in reports {
-        facts.set_report(&r.body, r.index);
+        if let Some(report) = ReportFigures::of(&r.body) {
+            facts.set_report(report.period, report.figures, r.index);
+        }
     }
     Ok(facts)
 }

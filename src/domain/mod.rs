@@ -5,5 +5,6 @@
 
 pub mod bodies;
 pub mod fields;
+pub mod figures;
 pub mod records;
 pub mod rules;

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::bodies as b;
+use super::figures::ReportFigures;
 use super::records::*;
 use crate::entry::{Kind, Role, Roles};
 use crate::registry::{self, AdmitError};
@@ -101,14 +102,14 @@ fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Touch {
     Facility(String),
-    Report(ReportBody),
+    Report(ReportFigures),
 }
 
 impl Touch {
     pub fn facility(&self) -> &str {
         match self {
             Touch::Facility(f) => f,
-            Touch::Report(body) => body.facility_id(),
+            Touch::Report(report) => &report.facility_id,
         }
     }
 }
@@ -632,6 +633,9 @@ fn report(
     if let Some(signer) = operator {
         operates(&f, signer, "facility_id")?;
     }
+    let figures = ReportFigures::of(&body).ok_or_else(|| {
+        Rejection::invalid("/entry/body/period", "the period is not a month YYYY-MM")
+    })?;
     let key = report_key(body.facility_id(), body.series(), body.period());
     let superseded = match state.get_decoded::<ReportRecord>(&key)? {
         Some(mut previous) => {
@@ -643,12 +647,12 @@ fn report(
     state.put_encoded(
         key,
         &ReportRecord {
-            body: body.clone(),
+            body,
             index,
             superseded,
         },
     );
-    Ok(vec![Touch::Report(body)])
+    Ok(vec![Touch::Report(figures)])
 }
 
 fn inspection(

@@ -11,7 +11,7 @@
 //!   one per entry.
 //! - Change log: key `t | first index of a chunk of CHANGE_SPAN entries (u64 BE)`, value
 //!   what the entries of that chunk changed, in ledger order: a facility's records (by
-//!   id), or a monthly report with its figures. Readers that keep a model in memory (the
+//!   id), or a monthly report reduced to its figures (`domain::figures`). Readers that keep a model in memory (the
 //!   audit) load every report from it in one sequential pass and refresh from its tail.
 
 use std::collections::BTreeMap;
@@ -47,7 +47,7 @@ pub(crate) fn leaf_location(index: u64, stored: &[u8]) -> Result<RecordLocation,
 }
 
 /// Entries per change-log chunk. Every commit rewrites the chunk it lands in; at about
-/// 80 bytes a change, the span keeps that rewrite near 20 KiB however small commits are.
+/// 50 bytes a change, the span keeps that rewrite near 12 KiB however small commits are.
 pub const CHANGE_SPAN: u64 = 256;
 
 /// One thing an entry changed in the projections, with the entry's index.

@@ -18,7 +18,7 @@ use crate::store::segment::Position;
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
