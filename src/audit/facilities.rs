@@ -148,27 +148,13 @@ const REPORTS_PER_THREAD: usize = 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::bodies::{FacilityRegister, PowerReport};
+    use crate::audit::facts::tests::registered;
+    use crate::domain::bodies::PowerReport;
     use crate::domain::figures::ReportFigures;
-    use crate::domain::records::{FacilityRecord, ReportBody};
+    use crate::domain::records::ReportBody;
 
     fn facility(id: &str, registered_at: u64) -> FacilityFacts {
-        let record = FacilityRecord::registered(
-            FacilityRegister {
-                facility_id: id.into(),
-                name: id.into(),
-                province: "Gansu".into(),
-                city: "Qingyang".into(),
-                lat_e6: 0,
-                lon_e6: 0,
-                planned_it_kw: 1,
-                planned_gpus: 1,
-                land_parcel: "P-1".into(),
-                announced: "2024-01-01".into(),
-            },
-            registered_at,
-            "op",
-        );
+        let record = registered(id, registered_at);
         FacilityFacts::new(Vec::new(), Vec::new(), Vec::new(), Vec::new(), record)
     }
 

@@ -514,11 +514,100 @@ impl FacilityFacts {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::domain::bodies::{FacilityRegister, Procurement};
+    use crate::domain::records::{LotMove, LotMoveKind};
 
     fn month(s: &str) -> Month {
         Month::parse(s).unwrap()
+    }
+
+    /// The record of a facility just registered, with nothing else known about it.
+    pub(in crate::audit) fn registered(id: &str, registered_at: u64) -> FacilityRecord {
+        FacilityRecord::registered(
+            FacilityRegister {
+                facility_id: id.into(),
+                name: id.into(),
+                province: "Gansu".into(),
+                city: "Qingyang".into(),
+                lat_e6: 0,
+                lon_e6: 0,
+                planned_it_kw: 1,
+                planned_gpus: 1,
+                land_parcel: "P-1".into(),
+                announced: "2024-01-01".into(),
+            },
+            registered_at,
+            "op",
+        )
+    }
+
+    #[test]
+    fn each_lot_is_dated_with_its_own_moves() {
+        let lot = |id: &str, procured: &str, moves: &[&str]| LotRecord {
+            procured: Procurement {
+                lot_id: id.into(),
+                facility_id: "F-1".into(),
+                gpu_model: "H100".into(),
+                quantity: 8,
+                unit_price_minor: 1,
+                currency: "CNY".into(),
+                supplier: "S".into(),
+                date: procured.into(),
+                invoice_b3: None,
+            },
+            procured_at: 1,
+            undeployed: 0,
+            deployed: Vec::new(),
+            moves: moves
+                .iter()
+                .map(|date| LotMove {
+                    kind: LotMoveKind::Deployment {
+                        facility_id: "F-1".into(),
+                    },
+                    quantity: 1,
+                    date: date.to_string(),
+                    index: 2,
+                })
+                .collect(),
+            serials: 0,
+            serial_entries: Vec::new(),
+        };
+        let lots = vec![
+            lot("a", "2024-01-01", &["2024-02-01", "2024-03-01"]),
+            lot("b", "2024-04-01", &[]),
+            lot("c", "2024-05-01", &["2024-06-01"]),
+        ];
+        let facts = FacilityFacts::new(
+            lots,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            registered("F-1", 0),
+        );
+        let dated: Vec<(&str, String, Vec<String>)> = facts
+            .dated_lots()
+            .map(|(lot, procured, moved)| {
+                let moved = moved.iter().map(Date::to_string).collect();
+                (lot.procured.lot_id.as_str(), procured.to_string(), moved)
+            })
+            .collect();
+        let want = |id, procured: &str, moved: &[&str]| {
+            (
+                id,
+                procured.to_string(),
+                moved.iter().map(|m| m.to_string()).collect(),
+            )
+        };
+        assert_eq!(
+            dated,
+            [
+                want("a", "2024-01-01", &["2024-02-01", "2024-03-01"]),
+                want("b", "2024-04-01", &[]),
+                want("c", "2024-05-01", &["2024-06-01"]),
+            ]
+        );
     }
 
     #[test]
