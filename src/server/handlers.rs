@@ -278,12 +278,19 @@ fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiE
     }
 }
 
+/// The findings as of `as_of` that `keep` keeps, with their notes. Filtered first:
+/// notes are read one finding at a time, and an audit has tens of thousands.
 fn findings_of(
     snapshot: &Snapshot,
     state: &AppState,
     as_of: Month,
+    keep: impl Fn(&Finding) -> bool,
 ) -> Result<Vec<Arc<Finding>>, ApiError> {
-    let mut findings = snapshot.audit(as_of, &state.audit_config);
+    let mut findings: Vec<Arc<Finding>> = snapshot
+        .audit(as_of, &state.audit_config)
+        .into_iter()
+        .filter(|f| keep(f))
+        .collect();
     audit::attach_notes(&state.reader, &mut findings)?;
     Ok(findings)
 }
@@ -309,20 +316,17 @@ pub async fn findings(
         let as_of = as_of(snapshot, &q)?;
         let province = q.get("province");
         let facility = q.get("facility");
-        let findings: Vec<Arc<Finding>> = findings_of(snapshot, state, as_of)?
-            .into_iter()
-            .filter(|f| rule.is_none_or(|r| r.as_str() == f.rule))
-            .filter(|f| severity.is_none_or(|s| s.as_str() == f.severity))
-            .filter(|f| facility.is_none_or(|id| *id == f.facility_id))
-            .filter(|f| {
-                province.is_none_or(|p| {
+        let findings = findings_of(snapshot, state, as_of, |f| {
+            rule.is_none_or(|r| r.as_str() == f.rule)
+                && severity.is_none_or(|s| s.as_str() == f.severity)
+                && facility.is_none_or(|id| *id == f.facility_id)
+                && province.is_none_or(|p| {
                     snapshot
                         .facilities
                         .get(&f.facility_id)
                         .is_some_and(|x| x.facility.registered.province == *p)
                 })
-            })
-            .collect();
+        })?;
         Ok(Json(
             json!({"as_of": as_of.to_string(), "count": findings.len(), "findings": findings}),
         ))
@@ -337,9 +341,9 @@ pub async fn finding(
     let id = path_param(id)?;
     with_snapshot(&state, move |snapshot, state| {
         let as_of = as_of(snapshot, &HashMap::new())?;
-        let finding = findings_of(snapshot, state, as_of)?
+        let finding = findings_of(snapshot, state, as_of, |f| f.id == id)?
             .into_iter()
-            .find(|f| f.id == id)
+            .next()
             .ok_or_else(|| ApiError::not_found(format!("no current finding has id {id}")))?;
         let (size, checkpoint) = state.reader.current();
         let evidence = finding
@@ -386,10 +390,7 @@ pub async fn facility(
             .get(&id)
             .ok_or_else(|| ApiError::not_found(format!("no facility {id:?} is registered")))?;
         let as_of = as_of(snapshot, &q)?;
-        let findings: Vec<Arc<Finding>> = findings_of(snapshot, state, as_of)?
-            .into_iter()
-            .filter(|f| f.facility_id == id)
-            .collect();
+        let findings = findings_of(snapshot, state, as_of, |f| f.facility_id == id)?;
         Ok(Json(crate::report::facility_report(
             facts, as_of, &findings,
         )))

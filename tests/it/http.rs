@@ -521,6 +521,26 @@ fn demo_world_submitted_over_http_and_every_proof_verifies() {
     assert_eq!(list.len() as u64, count);
     let explicit = get(&agent, &server.url("/v1/findings?as_of=2025-03")).expect(200);
     assert_eq!(explicit["count"], count);
+    // Each filter keeps exactly the findings of the whole list that it names, in order.
+    let ids =
+        |found: &[Value]| -> Vec<String> { found.iter().map(|f| f["id"].to_string()).collect() };
+    for field in ["rule", "facility_id", "severity"] {
+        let value = list[0][field].as_str().expect("a string field");
+        let param = if field == "facility_id" {
+            "facility"
+        } else {
+            field
+        };
+        let filtered = get(
+            &agent,
+            &server.url(&format!("/v1/findings?{param}={value}")),
+        )
+        .expect(200);
+        let want: Vec<Value> = list.iter().filter(|f| f[field] == value).cloned().collect();
+        let got = filtered["findings"].as_array().expect("findings");
+        assert_eq!(ids(got), ids(&want), "{param}={value}");
+        assert_eq!(filtered["count"], want.len(), "{param}={value}");
+    }
     let chosen = list
         .iter()
         .find(|f| f["evidence"].as_array().is_some_and(|e| e.len() > 1))
