@@ -33,10 +33,11 @@ pub struct FacilityFacts {
     pub power: Series<PowerFigures>,
     pub meter: Series<MeterFigures>,
     pub occupancy: Series<OccupancyFigures>,
-    /// The dated records above, parsed and sorted once: the rules ask about them for
-    /// every period.
+    /// Statuses, GPU moves and permit validity, parsed and sorted by date once: the
+    /// rules ask what held on a date, for every period.
     timeline: Timeline,
-    /// The dates of the records above, parsed once.
+    /// The dates of lots, subsidies, loans and inspections, parsed once and kept in
+    /// their records' order, beside the records they date.
     dates: Dates,
     /// Which months' reports changed, and when, so that an audit can revisit only those.
     revisions: Journal,

@@ -11,8 +11,9 @@
 //!   one per entry.
 //! - Change log: key `t | first index of a chunk of CHANGE_SPAN entries (u64 BE)`, value
 //!   what the entries of that chunk changed, in ledger order: a facility's records (by
-//!   id), or a monthly report reduced to its figures (`domain::figures`). Readers that keep a model in memory (the
-//!   audit) load every report from it in one sequential pass and refresh from its tail.
+//!   id), or a monthly report reduced to its figures (`domain::figures`). Readers that
+//!   keep a model in memory (the audit) load every report from it in one sequential
+//!   pass and refresh from its tail.
 
 use std::collections::BTreeMap;
 
