@@ -6,7 +6,6 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dcledger::audit::AuditConfig;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
 use dcledger::server::{ServeConfig, serve};
@@ -144,7 +143,7 @@ fn main() {
     let config = ServeConfig {
         data,
         listen: "127.0.0.1:0".into(),
-        audit_config: AuditConfig::default(),
+        config: dcledger::config::Config::default(),
     };
     std::thread::spawn(move || {
         serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");

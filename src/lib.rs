@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bulk;
 pub mod checkpoint;
 pub mod client;
+pub mod config;
 pub mod dates;
 pub mod demo;
 pub mod domain;

@@ -9,10 +9,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+use dcledger::config::{self, Config};
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
-use dcledger::{audit, bulk, client, dates, keys, proofcheck, server, synthetic, views};
+use dcledger::report::assumptions::Overrides;
+use dcledger::{audit, bulk, client, dates, keys, proofcheck, report, server, synthetic, views};
 
 #[derive(Parser)]
 #[command(
@@ -122,7 +124,7 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Audit thresholds (TOML) for the findings endpoints.
+        /// The configuration file (TOML: [audit], [valuation]; see `audit --print-config`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -175,7 +177,7 @@ enum Command {
         /// The month to audit as of, YYYY-MM (default: the latest report period).
         #[arg(long)]
         as_of: Option<String>,
-        /// A TOML file overriding thresholds (see --print-config).
+        /// The configuration file (TOML: [audit], [valuation]; see --print-config).
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
@@ -189,9 +191,14 @@ enum Command {
         /// Only findings at least this severe: low, medium, high, critical.
         #[arg(long)]
         min_severity: Option<String>,
-        /// Print the default thresholds as a commented TOML file and exit.
+        /// Print the whole configuration file with every default, commented, and exit.
         #[arg(long)]
         print_config: bool,
+    },
+    /// Region reports and valuations (SPEC 9) as of a month.
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
     },
     /// Delete derived state and rebuild it from the segment files.
     Reindex {
@@ -200,11 +207,57 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Table,
     Json,
     Csv,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Per province and national: facilities, GPUs, utilization, idle GPUs, subsidies,
+    /// power resold, findings.
+    Regions {
+        #[arg(long)]
+        data: PathBuf,
+        /// Only this province (or `national`).
+        #[arg(long)]
+        province: Option<String>,
+        /// The month to report as of, YYYY-MM (default: the latest report period).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// The configuration file (TOML: [audit], [valuation]).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// What a facility earns, costs and is worth, and what is owed against it.
+    Valuation {
+        #[arg(long)]
+        data: PathBuf,
+        /// The facility to value.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        facility: Option<String>,
+        /// Value every facility in the report, lowest equity value first.
+        #[arg(long)]
+        all: bool,
+        /// The month to value as of, YYYY-MM (default: the latest report period).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// An assumption for this valuation, NAME=VALUE (e.g. tariff_minor_per_kwh=60).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// A model's monthly rent per GPU in minor units, MODEL=VALUE (e.g. H100=937500).
+        #[arg(long = "rent", value_name = "MODEL=VALUE")]
+        rent: Vec<String>,
+        /// The configuration file (TOML: [audit], [valuation]).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -238,18 +291,18 @@ fn main() -> ExitCode {
 }
 
 /// Serves until a signal; prints where, and what to try.
-fn serve(data: PathBuf, listen: String, audit_config: audit::AuditConfig) -> Result<()> {
+fn serve(data: PathBuf, listen: String, config: Config) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
         .init();
-    let config = server::ServeConfig {
+    let serve_config = server::ServeConfig {
         data,
         listen,
-        audit_config,
+        config,
     };
     server::serve(
-        config,
+        serve_config,
         Box::new(|addr, reader| {
             // A closed stdout (`serve | head -1`) must not bring the server down:
             // write without println!, which panics on a broken pipe.
@@ -263,6 +316,8 @@ fn serve(data: PathBuf, listen: String, audit_config: audit::AuditConfig) -> Res
                 "/v1/checkpoint",
                 "/v1/facilities",
                 "/v1/findings?severity=critical",
+                "/v1/reports/regions",
+                "/v1/reports/valuation?distressed=true",
                 "/v1/entries?limit=5",
                 "/v1/proofs/inclusion/1",
                 "/metrics",
@@ -274,6 +329,127 @@ fn serve(data: PathBuf, listen: String, audit_config: audit::AuditConfig) -> Res
     )?;
     let _ = writeln!(std::io::stdout(), "stopped cleanly");
     Ok(())
+}
+
+/// The configuration file, or every default.
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Config::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn parse_as_of(as_of: Option<&str>) -> Result<Option<Month>> {
+    as_of
+        .map(|m| Month::parse(m).with_context(|| format!("--as-of {m:?} is not YYYY-MM")))
+        .transpose()
+}
+
+/// Prints a command's answer; a reader that went away (`| head -1`) ends it quietly.
+fn print_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `dcledger report ...`: the text to print.
+fn run_report(command: ReportCommand) -> Result<String> {
+    match command {
+        ReportCommand::Regions {
+            data,
+            province,
+            as_of,
+            config,
+            format,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let ledger = Ledger::open(&data)?;
+            let reader = ledger.reader();
+            let snapshot = audit::Snapshot::load(&reader)?;
+            let query = Overrides::default();
+            let request = report::Request {
+                as_of: parse_as_of(as_of.as_deref())?,
+                config: &config,
+                query: &query,
+            };
+            let reports = report::Reports::new(&reader, &snapshot, &request)?;
+            let mut all = reports.regions();
+            if let Some(p) = &province {
+                all.regions.retain(|r| r.region == *p);
+                if all.regions.iter().all(|r| r.facility_ids.is_empty()) {
+                    bail!(
+                        "no facility in a report as of {} is in {p:?}",
+                        all.basis.as_of
+                    );
+                }
+            }
+            Ok(match format {
+                Format::Table => report::render::regions_table(&all),
+                Format::Json => json_line(&all)?,
+                Format::Csv => report::render::regions_csv(&all),
+            })
+        }
+        ReportCommand::Valuation {
+            data,
+            facility,
+            all,
+            as_of,
+            set,
+            rent,
+            config,
+            format,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let mut query = Overrides::default();
+            for (flag, prefix, items) in [("--set", "", &set), ("--rent", "rent.", &rent)] {
+                for item in items {
+                    let (name, value) = item
+                        .split_once('=')
+                        .with_context(|| format!("{flag} {item:?}: expected NAME=VALUE"))?;
+                    query
+                        .set_text(&format!("{prefix}{name}"), value)
+                        .with_context(|| format!("{flag} {item:?}"))?;
+                }
+            }
+            let ledger = Ledger::open(&data)?;
+            let reader = ledger.reader();
+            let snapshot = audit::Snapshot::load(&reader)?;
+            let request = report::Request {
+                as_of: parse_as_of(as_of.as_deref())?,
+                config: &config,
+                query: &query,
+            };
+            let reports = report::Reports::new(&reader, &snapshot, &request)?;
+            let valuations = if all {
+                reports.valuations(&Default::default())
+            } else {
+                let id = facility.context("name a facility or pass --all")?;
+                let one = reports
+                    .valuation(&id)
+                    .with_context(|| format!("no facility {id:?} is registered"))?;
+                if format == Format::Json {
+                    return json_line(&one);
+                }
+                vec![one.valuation]
+            };
+            Ok(match format {
+                Format::Table => report::render::valuations_table(&reports.basis, &valuations),
+                Format::Json => json_line(&report::ValuationsReport {
+                    basis: reports.basis.clone(),
+                    valuations,
+                })?,
+                Format::Csv => report::render::valuations_csv(&reports.basis, &valuations),
+            })
+        }
+    }
+}
+
+/// A report as one line of JSON.
+fn json_line<T: serde::Serialize>(value: &T) -> Result<String> {
+    let mut text = serde_json::to_string(value).context("cannot write the report as JSON")?;
+    text.push('\n');
+    Ok(text)
 }
 
 fn read_input(source: &str) -> Result<Box<dyn BufRead + Send>> {
@@ -477,14 +653,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             config,
         } => {
-            let audit_config = match config {
-                Some(path) => audit::AuditConfig::from_toml(
-                    &std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                )?,
-                None => audit::AuditConfig::default(),
-            };
-            serve(data, listen, audit_config)?;
+            serve(data, listen, load_config(config.as_deref())?)?;
         }
         Command::Submit {
             server,
@@ -536,7 +705,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (rule, n) in &demo.findings_by_rule {
                 println!("  {n:>4}  {rule}");
             }
-            serve(data, listen, audit::AuditConfig::default())?;
+            serve(data, listen, Config::default())?;
         }
         Command::Gen {
             facilities,
@@ -584,23 +753,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_config,
         } => {
             if print_config {
-                print!("{}", audit::DEFAULT_TOML);
+                print!("{}", config::DEFAULT_TOML);
                 return Ok(ExitCode::SUCCESS);
             }
             let data = data.context("--data is required")?;
-            let config = match config {
-                Some(path) => audit::AuditConfig::from_toml(
-                    &std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                )?,
-                None => audit::AuditConfig::default(),
-            };
-            let as_of = match as_of {
-                Some(m) => Some(
-                    Month::parse(&m).with_context(|| format!("--as-of {m:?} is not YYYY-MM"))?,
-                ),
-                None => None,
-            };
+            let config = load_config(config.as_deref())?;
+            let as_of = parse_as_of(as_of.as_deref())?;
             let rule = match rule {
                 Some(r) => Some(audit::Rule::parse(&r).with_context(|| {
                     let names: Vec<&str> = audit::Rule::ALL.iter().map(|r| r.as_str()).collect();
@@ -615,22 +773,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => None,
             };
             let ledger = Ledger::open(&data)?;
+            let reader = ledger.reader();
             let request = audit::AuditRequest {
                 as_of,
-                config,
+                config: config.audit.clone(),
                 filter: audit::render::Filter {
                     rule,
                     facility,
                     min_severity,
                 },
             };
-            let (as_of, findings) = audit::run(&ledger.reader(), &request)?;
+            let (as_of, findings) = audit::run(&reader, &request)?;
+            let basis = report::Basis::new(
+                &reader,
+                reader.size(),
+                as_of,
+                &config,
+                &Overrides::default(),
+            )?;
             let text = match format {
                 Format::Table => audit::render::table(as_of, &findings),
-                Format::Json => audit::render::json(as_of, &findings),
-                Format::Csv => audit::render::csv(&findings),
+                Format::Json => audit::render::json(&basis, &findings),
+                Format::Csv => report::render::findings_csv(&basis, &findings),
             };
-            print!("{text}");
+            print_text(&text);
+        }
+        Command::Report { report } => {
+            print_text(&run_report(report)?);
         }
         Command::Reindex { data } => {
             let ledger = Ledger::reindex(&data)?;

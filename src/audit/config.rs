@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Calendar months in the window ending with as_of.
@@ -81,29 +81,38 @@ impl Default for AuditConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("audit config: {0}")]
-pub struct ConfigError(String);
+/// The longest window or condition period, in months: a century of reports.
+pub const MAX_WINDOW_MONTHS: u32 = 1_200;
 
 impl AuditConfig {
-    /// Parses a TOML config; absent keys keep their defaults, unknown keys are errors.
-    pub fn from_toml(text: &str) -> Result<AuditConfig, ConfigError> {
-        let config: AuditConfig = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
-        for (model, years) in &config.reference_prices {
+    /// Checks what the types cannot say; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (model, years) in &self.reference_prices {
             for year in years.keys() {
                 if year.parse::<i32>().is_err() {
-                    return Err(ConfigError(format!(
-                        "reference_prices.{model}: {year:?} is not a year"
-                    )));
+                    return Err(format!("reference_prices.{model}: {year:?} is not a year"));
                 }
             }
         }
-        if config.window_months == 0 || config.condition_months == 0 {
-            return Err(ConfigError(
-                "window_months and condition_months must be >= 1".into(),
-            ));
+        for (name, months) in [
+            ("window_months", self.window_months),
+            ("condition_months", self.condition_months),
+        ] {
+            if !(1..=MAX_WINDOW_MONTHS).contains(&months) {
+                return Err(format!(
+                    "{name} must be 1 to {MAX_WINDOW_MONTHS}, not {months}"
+                ));
+            }
         }
-        Ok(config)
+        Ok(())
+    }
+
+    /// Is `key` the name of a threshold (to recognise a file of the old flat format)?
+    pub fn is_field(key: &str) -> bool {
+        match serde_json::to_value(AuditConfig::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.contains_key(key),
+            _ => unreachable!("a struct serialises to an object"),
+        }
     }
 
     /// The reference price in CNY for `model` in `year`, or the nearest year's.
@@ -117,113 +126,9 @@ impl AuditConfig {
     }
 }
 
-/// The defaults as a commented TOML file ready to edit (`dcledger audit --print-config`).
-pub const DEFAULT_TOML: &str = r#"# dcledger audit thresholds (SPEC section 8). Every value below is the default;
-# delete a line to keep the default, change it to override.
-
-# Calendar months in the window ending with the as_of month.
-window_months = 6
-
-# idle-funded: a funded, operational site whose window utilization
-# (sold / available GPU-hours) is below this percentage.
-idle_utilization_pct = 30
-
-# stalled-funded: months after a subsidy disbursement with the site never operational.
-stalled_months = 12
-
-# voucher-dependence: window voucher hours above this percentage of sold hours.
-voucher_share_pct = 50
-
-# power-resale: window resold kWh above this percentage of (consumed + resold).
-resale_share_pct = 30
-
-# land-banking: months after a state-backed loan with no construction permit and no
-# construction or operation.
-land_banking_months = 12
-
-# undeployed-gpus: days after procurement with GPUs still in stock.
-undeployed_days = 90
-
-# price-anomaly: CNY unit price above / below these percentages of the reference price.
-price_high_pct = 150
-price_low_pct = 50
-
-# subsidised-asset-sold: years after an equipment or construction disbursement.
-subsidised_sale_years = 5
-
-# power-occupancy-mismatch: it_kwh below min_it_share_pct of the energy the sold
-# GPU-hours need at kwh_per_gpu_hour_milli thousandths of a kWh each.
-min_it_share_pct = 50
-kwh_per_gpu_hour_milli = 1000
-
-# meter-mismatch: utility and operator figures differ by more than this percentage of
-# the larger one.
-meter_tolerance_pct = 10
-
-# inspection-shortfall: GPUs counted below this percentage of the GPUs recorded there.
-inspection_min_pct = 90
-
-# subsidy-condition-breach: months, ending with the condition's `by` month, over which
-# utilization is measured.
-condition_months = 3
-
-# pue-implausible: consumed / IT energy outside [min, max], in hundredths.
-pue_min_centi = 105
-pue_max_centi = 200
-
-# Reference GPU prices in CNY by model and year (SPEC 8.1). Years outside a model's
-# table use the nearest year; a model not listed is never a price anomaly.
-[reference_prices.H100]
-2023 = 220000
-2024 = 200000
-2025 = 160000
-2026 = 130000
-
-[reference_prices.H800]
-2023 = 200000
-2024 = 180000
-2025 = 140000
-2026 = 110000
-
-[reference_prices.A100]
-2023 = 120000
-2024 = 100000
-2025 = 80000
-2026 = 60000
-
-[reference_prices.H20]
-2023 = 110000
-2024 = 100000
-2025 = 90000
-2026 = 80000
-
-[reference_prices.Ascend-910B]
-2023 = 120000
-2024 = 110000
-2025 = 100000
-2026 = 90000
-"#;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn printed_defaults_parse_to_the_defaults() {
-        assert_eq!(
-            AuditConfig::from_toml(DEFAULT_TOML).unwrap(),
-            AuditConfig::default()
-        );
-    }
-
-    #[test]
-    fn overrides_and_errors() {
-        let c = AuditConfig::from_toml("idle_utilization_pct = 40\n").unwrap();
-        assert_eq!(c.idle_utilization_pct, 40);
-        assert_eq!(c.window_months, 6);
-        assert!(AuditConfig::from_toml("idle_utilisation = 40\n").is_err());
-        assert!(AuditConfig::from_toml("window_months = 0\n").is_err());
-    }
 
     #[test]
     fn nearest_year() {
@@ -232,5 +137,12 @@ mod tests {
         assert_eq!(c.reference_price("H100", 2024), Some(200_000));
         assert_eq!(c.reference_price("H100", 2031), Some(130_000));
         assert_eq!(c.reference_price("B200", 2024), None);
+    }
+
+    #[test]
+    fn thresholds_are_fields_and_other_names_are_not() {
+        assert!(AuditConfig::is_field("window_months"));
+        assert!(AuditConfig::is_field("reference_prices"));
+        assert!(!AuditConfig::is_field("audit"));
     }
 }

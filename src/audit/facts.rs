@@ -10,7 +10,7 @@ use super::cache::Periods;
 
 use crate::dates::{Month, parse_date};
 use crate::domain::bodies::{PermitKind, Status};
-use crate::domain::figures::{Figures, MeterFigures, OccupancyFigures, PowerFigures};
+use crate::domain::figures::{Currency, Figures, MeterFigures, OccupancyFigures, PowerFigures};
 use crate::domain::records::{
     FacilityRecord, Inspection, LoanRecord, LotRecord, PermitRecord, SubsidyRecord,
 };
@@ -147,6 +147,8 @@ pub struct Disbursed {
     pub subsidy: usize,
     pub date: Date,
     pub amount_minor: u64,
+    /// The disbursement's own currency, which the money it counts in (SPEC §9).
+    pub currency: Currency,
     pub index: u64,
 }
 
@@ -192,6 +194,7 @@ impl Dates {
                         subsidy,
                         date: day(&d.date),
                         amount_minor: d.amount_minor,
+                        currency: Currency::new(&d.currency),
                         index: d.index,
                     })
                 })

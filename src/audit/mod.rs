@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use config::{AuditConfig, ConfigError, DEFAULT_TOML};
+pub use config::AuditConfig;
 pub use facilities::Facilities;
 pub use facts::FacilityFacts;
 

@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::{Finding, Severity};
 use crate::dates::Month;
+use crate::report::Basis;
 
 /// Which findings to keep.
 #[derive(Clone, Debug, Default)]
@@ -25,46 +24,25 @@ impl Filter {
     }
 }
 
-/// `{"as_of", "findings"}`; same ledger and config, same bytes.
-pub fn json(as_of: Month, findings: &[Arc<Finding>]) -> String {
-    let doc = json!({"as_of": as_of.to_string(), "count": findings.len(), "findings": findings});
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+/// The findings with what they were computed from; same ledger and config, same bytes.
+pub fn json(basis: &Basis, findings: &[Arc<Finding>]) -> String {
+    #[derive(serde::Serialize)]
+    struct Findings<'a> {
+        #[serde(flatten)]
+        basis: &'a Basis,
+        count: usize,
+        findings: &'a [Arc<Finding>],
+    }
+    let doc = Findings {
+        basis,
+        count: findings.len(),
+        findings,
+    };
+    // Plain structs and strings serialise without fail.
+    let mut text = serde_json::to_string_pretty(&doc)
+        .unwrap_or_else(|e| unreachable!("findings serialise: {e}"));
     text.push('\n');
     text
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub fn csv(findings: &[Arc<Finding>]) -> String {
-    let mut out = String::from(
-        "id,rule,severity,facility_id,key,amount_at_risk_minor,currency,evidence,summary\n",
-    );
-    for f in findings {
-        let evidence: Vec<String> = f.evidence.iter().map(u64::to_string).collect();
-        let row = [
-            f.id.clone(),
-            f.rule.to_string(),
-            f.severity.to_string(),
-            f.facility_id.clone(),
-            f.key.clone(),
-            f.amount_at_risk_minor
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            f.currency.clone().unwrap_or_default(),
-            evidence.join(" "),
-            f.summary.clone(),
-        ];
-        let row: Vec<String> = row.iter().map(|s| csv_field(s)).collect();
-        out.push_str(&row.join(","));
-        out.push('\n');
-    }
-    out
 }
 
 /// A table for a terminal: one line per finding, then a count per rule.

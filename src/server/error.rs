@@ -44,6 +44,20 @@ impl ApiError {
         )
     }
 
+    /// A query parameter that is unknown or has a bad value; the problem names it.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-parameter",
+            "Bad query parameter",
+            format!("query parameter {name}: {message}"),
+        );
+        e.errors =
+            vec![json!({"path": format!("/query/{name}"), "parameter": name, "message": message})];
+        e
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -20,6 +20,9 @@ use crate::entry::Kind;
 use crate::keys::parse_public_hex;
 use crate::ledger::{EntryFilter, SubmitError};
 use crate::limits::MAX_BATCH_ENTRIES;
+use crate::report::assumptions::{Assumption, Overrides};
+use crate::report::valuation::ScreenFilter;
+use crate::report::{self, Basis, Reports};
 use crate::views;
 
 type Params = Query<HashMap<String, String>>;
@@ -287,7 +290,7 @@ fn findings_of(
     keep: impl Fn(&Finding) -> bool,
 ) -> Result<Vec<Arc<Finding>>, ApiError> {
     let mut findings: Vec<Arc<Finding>> = snapshot
-        .audit(as_of, &state.audit_config)
+        .audit(as_of, &state.config.audit)
         .into_iter()
         .filter(|f| keep(f))
         .collect();
@@ -297,21 +300,23 @@ fn findings_of(
 
 pub async fn findings(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let rule = match q.get("rule") {
         Some(r) => Some(
-            Rule::parse(r).ok_or_else(|| ApiError::bad_request(format!("unknown rule {r:?}")))?,
+            Rule::parse(r)
+                .ok_or_else(|| ApiError::bad_parameter("rule", format!("unknown rule {r:?}")))?,
         ),
         None => None,
     };
     let severity = match q.get("severity") {
-        Some(s) => Some(
-            Severity::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown severity {s:?}")))?,
-        ),
+        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
+            ApiError::bad_parameter("severity", format!("unknown severity {s:?}"))
+        })?),
         None => None,
     };
+    let format = answer_format(&q, &headers)?;
     with_snapshot(&state, move |snapshot, state| {
         let as_of = as_of(snapshot, &q)?;
         let province = q.get("province");
@@ -327,11 +332,310 @@ pub async fn findings(
                         .is_some_and(|x| x.facility.registered.province == *p)
                 })
         })?;
-        Ok(Json(
-            json!({"as_of": as_of.to_string(), "count": findings.len(), "findings": findings}),
-        ))
+        let basis = Basis::new(
+            &state.reader,
+            snapshot.size,
+            as_of,
+            &state.config,
+            &Overrides::default(),
+        )?;
+        Ok(match format {
+            Format::Csv => csv_answer(report::render::findings_csv(&basis, &findings), None),
+            Format::Json => {
+                #[derive(serde::Serialize)]
+                struct Findings<'a> {
+                    #[serde(flatten)]
+                    basis: &'a Basis,
+                    count: usize,
+                    findings: &'a [Arc<Finding>],
+                }
+                json_answer(&Findings {
+                    basis: &basis,
+                    count: findings.len(),
+                    findings: &findings,
+                })?
+            }
+        })
     })
     .await
+}
+
+/// What an answer is written as: `?format=` first, else the `Accept` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+fn answer_format(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<Format, ApiError> {
+    match q.get("format").map(String::as_str) {
+        Some("json") => Ok(Format::Json),
+        Some("csv") => Ok(Format::Csv),
+        Some(other) => Err(ApiError::bad_parameter(
+            "format",
+            format!("{other:?} is not a format; use json or csv"),
+        )),
+        None => {
+            let wants_csv = headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.split(';').next().is_some_and(|m| m.trim() == "text/csv"));
+            Ok(if wants_csv { Format::Csv } else { Format::Json })
+        }
+    }
+}
+
+/// A JSON answer written by serde_json itself, so figures of any size stay integers.
+fn json_answer<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
+    let text = serde_json::to_string(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            format!("the answer could not be written as JSON: {e}"),
+        )
+    })?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A CSV answer; a paged one names its next page in a `Link` header.
+fn csv_answer(text: String, next: Option<String>) -> Response {
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// Refuses a query parameter a report does not take, naming it.
+fn only_known(
+    q: &HashMap<String, String>,
+    known: &[&str],
+    assumptions: bool,
+) -> Result<(), ApiError> {
+    for name in q.keys() {
+        let is_assumption =
+            assumptions && (Assumption::parse(name).is_some() || name.starts_with("rent."));
+        if !known.contains(&name.as_str()) && !is_assumption {
+            let mut accepted: Vec<&str> = known.to_vec();
+            if assumptions {
+                accepted.extend(Assumption::ALL.iter().map(|a| a.name()));
+                accepted.push("rent.MODEL");
+            }
+            return Err(ApiError::bad_parameter(
+                name,
+                format!(
+                    "unknown parameter; this report takes {}",
+                    accepted.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The valuation overrides a request gives.
+fn overrides(q: &HashMap<String, String>) -> Result<Overrides, ApiError> {
+    let mut o = Overrides::default();
+    for (name, value) in q {
+        if Assumption::parse(name).is_some() || name.starts_with("rent.") {
+            o.set_text(name, value)
+                .map_err(|e| ApiError::bad_parameter(&e.name, e.message))?;
+        }
+    }
+    Ok(o)
+}
+
+fn report_as_of(q: &HashMap<String, String>) -> Result<Option<Month>, ApiError> {
+    q.get("as_of")
+        .map(|m| {
+            Month::parse(m)
+                .ok_or_else(|| ApiError::bad_parameter("as_of", format!("{m:?} is not YYYY-MM")))
+        })
+        .transpose()
+}
+
+/// Runs `f` over the reports of the snapshot as of the request's month.
+async fn with_reports<T: Send + 'static>(
+    state: &AppState,
+    q: HashMap<String, String>,
+    f: impl FnOnce(&Reports<'_>, &HashMap<String, String>) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let as_of = report_as_of(&q)?;
+    let query = overrides(&q)?;
+    with_snapshot(state, move |snapshot, state| {
+        let request = report::Request {
+            as_of,
+            config: &state.config,
+            query: &query,
+        };
+        let reports = Reports::new(&state.reader, snapshot, &request)?;
+        f(&reports, &q)
+    })
+    .await
+}
+
+pub async fn regions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    only_known(&q, &["as_of", "format"], false)?;
+    let format = answer_format(&q, &headers)?;
+    with_reports(&state, q, move |reports, _| {
+        let all = reports.regions();
+        match format {
+            Format::Json => json_answer(&all),
+            Format::Csv => Ok(csv_answer(report::render::regions_csv(&all), None)),
+        }
+    })
+    .await
+}
+
+pub async fn region(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    province: Result<Path<String>, PathRejection>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    let province = path_param(province)?;
+    only_known(&q, &["as_of", "format"], false)?;
+    let format = answer_format(&q, &headers)?;
+    with_reports(&state, q, move |reports, _| {
+        let one = reports.region(&province).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no facility in a report as of {} is in {province:?}",
+                reports.basis.as_of
+            ))
+        })?;
+        match format {
+            Format::Json => json_answer(&one),
+            Format::Csv => Ok(csv_answer(
+                report::render::regions_csv(&report::RegionsReport {
+                    basis: one.basis,
+                    regions: vec![one.region],
+                }),
+                None,
+            )),
+        }
+    })
+    .await
+}
+
+pub async fn valuation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    let id = path_param(id)?;
+    only_known(&q, &["as_of", "format"], true)?;
+    let format = answer_format(&q, &headers)?;
+    with_reports(&state, q, move |reports, _| {
+        let one = reports
+            .valuation(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no facility {id:?} is registered")))?;
+        match format {
+            Format::Json => json_answer(&one),
+            Format::Csv => Ok(csv_answer(
+                report::render::valuations_csv(&one.basis, std::slice::from_ref(&one.valuation)),
+                None,
+            )),
+        }
+    })
+    .await
+}
+
+/// Rows of the valuation screen on one page unless `limit` says otherwise.
+const SCREEN_PAGE_ROWS: usize = 100;
+
+pub async fn valuation_screen(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    only_known(
+        &q,
+        &[
+            "as_of",
+            "format",
+            "province",
+            "distressed",
+            "after",
+            "limit",
+        ],
+        true,
+    )?;
+    let format = answer_format(&q, &headers)?;
+    let limit: usize = param(&q, "limit")?.unwrap_or(SCREEN_PAGE_ROWS);
+    if !(1..=MAX_BATCH_ENTRIES).contains(&limit) {
+        return Err(ApiError::bad_parameter(
+            "limit",
+            format!("must be 1 to {MAX_BATCH_ENTRIES}"),
+        ));
+    }
+    let distressed = match q.get("distressed").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_parameter(
+                "distressed",
+                format!("{other:?} is not true or false"),
+            ));
+        }
+    };
+    let filter = ScreenFilter {
+        province: q.get("province").cloned(),
+        distressed,
+    };
+    with_reports(&state, q, move |reports, q| {
+        let page = reports
+            .screen(&filter, q.get("after").map(String::as_str), limit)
+            .map_err(|e| match e {
+                crate::ledger::LedgerError::BadRequest(m) => ApiError::bad_parameter("after", m),
+                other => other.into(),
+            })?;
+        match format {
+            Format::Json => json_answer(&page),
+            Format::Csv => {
+                let link = page.next.as_ref().map(|next| {
+                    let mut query: Vec<(String, String)> = q
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "after")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    query.push(("after".into(), next.clone()));
+                    query.sort();
+                    format!("<{}?{}>; rel=\"next\"", uri.path(), encode_query(&query))
+                });
+                Ok(csv_answer(
+                    report::render::screen_csv(&page.basis, &page.rows),
+                    link,
+                ))
+            }
+        }
+    })
+    .await
+}
+
+/// `k=v&k=v`, percent-encoded.
+fn encode_query(pairs: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 pub async fn finding(

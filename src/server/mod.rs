@@ -25,7 +25,8 @@ use tower::ServiceBuilder;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
-use crate::audit::{AuditConfig, Snapshot};
+use crate::audit::Snapshot;
+use crate::config::Config;
 use crate::ledger::{CommitHandle, Committer, Ledger, LedgerError, Reader};
 
 /// SPEC §10: request bodies over this are refused (413).
@@ -47,6 +48,10 @@ pub const ROUTES: &[&str] = &[
     "/v1/facilities/{id}",
     "/v1/findings",
     "/v1/findings/{id}",
+    "/v1/reports/regions",
+    "/v1/reports/regions/{province}",
+    "/v1/reports/valuation",
+    "/v1/reports/valuation/{facility_id}",
     "/v1/openapi.yaml",
     "/healthz",
     "/metrics",
@@ -60,7 +65,8 @@ pub struct AppState {
     pub reader: Reader,
     pub commit: CommitHandle,
     pub metrics: Arc<Metrics>,
-    pub audit_config: Arc<AuditConfig>,
+    /// The configuration: audit thresholds and valuation assumptions.
+    pub config: Arc<Config>,
     /// The audit's view of the projections, refreshed (touched facilities only) before
     /// each findings request so findings reflect every acknowledged entry.
     pub snapshot: Arc<Mutex<Option<Snapshot>>>,
@@ -82,9 +88,13 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[7], get(handlers::facility))
         .route(ROUTES[8], get(handlers::findings))
         .route(ROUTES[9], get(handlers::finding))
-        .route(ROUTES[10], get(handlers::openapi))
-        .route(ROUTES[11], get(handlers::healthz))
-        .route(ROUTES[12], get(handlers::metrics))
+        .route(ROUTES[10], get(handlers::regions))
+        .route(ROUTES[11], get(handlers::region))
+        .route(ROUTES[12], get(handlers::valuation_screen))
+        .route(ROUTES[13], get(handlers::valuation))
+        .route(ROUTES[14], get(handlers::openapi))
+        .route(ROUTES[15], get(handlers::healthz))
+        .route(ROUTES[16], get(handlers::metrics))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_route);
     api.layer(axum::middleware::from_fn_with_state(
@@ -120,7 +130,7 @@ pub enum ServeError {
 pub struct ServeConfig {
     pub data: PathBuf,
     pub listen: String,
-    pub audit_config: AuditConfig,
+    pub config: Config,
 }
 
 /// Called once the socket is bound: the address (useful with port 0) and the ledger.
@@ -138,7 +148,7 @@ pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), S
         reader: committer.reader(),
         commit: committer.handle(),
         metrics: Arc::new(Metrics::default()),
-        audit_config: Arc::new(config.audit_config),
+        config: Arc::new(config.config),
         snapshot: Arc::new(Mutex::new(None)),
     };
     let served = runtime.block_on(async {

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use dcledger::audit::{self, AuditConfig, AuditRequest, Finding, Rule};
+use dcledger::config::Config;
 use dcledger::dates::{Month, parse_date};
 use dcledger::entry::Kind;
 use serde_json::{Value, json};
@@ -886,7 +887,9 @@ fn a_threshold_from_toml_changes_what_fires() {
     idle_funded(&mut w, 20);
     let defaults = w.audit("2025-06");
     assert_eq!(fired(&defaults, Rule::IdleFunded).len(), 1);
-    let config = AuditConfig::from_toml("idle_utilization_pct = 10\n").expect("config");
+    let config = Config::from_toml("[audit]\nidle_utilization_pct = 10\n")
+        .expect("config")
+        .audit;
     assert_eq!(config.window_months, AuditConfig::default().window_months);
     let tuned = w.audit_with("2025-06", config);
     assert!(fired(&tuned, Rule::IdleFunded).is_empty(), "{tuned:#?}");
@@ -975,8 +978,28 @@ fn cli_prints_the_default_config_and_deterministic_json() {
     assert!(printed.status.success());
     let text = String::from_utf8(printed.stdout).expect("utf-8");
     assert_eq!(
-        AuditConfig::from_toml(&text).expect("parses"),
+        Config::from_toml(&text).expect("parses").audit,
         AuditConfig::default()
+    );
+    // A thresholds file of the old flat format is refused with a way to convert it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flat = dir.path().join("flat.toml");
+    std::fs::write(&flat, "idle_utilization_pct = 10\n").expect("write");
+    let refused = bin()
+        .args([
+            "audit",
+            "--data",
+            path_str(dir.path()),
+            "--config",
+            path_str(&flat),
+        ])
+        .output()
+        .expect("run dcledger");
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("old flat format") && message.contains("[audit]"),
+        "{message}"
     );
 
     let mut w = World::new();
@@ -987,6 +1010,7 @@ fn cli_prints_the_default_config_and_deterministic_json() {
     let data = w.t.data();
     let World { t, .. } = w;
     let TestLedger { dir, ledger, .. } = t;
+    let size = ledger.size();
     // One process opens a ledger at a time.
     ledger.close().expect("close");
 
@@ -1007,6 +1031,10 @@ fn cli_prints_the_default_config_and_deterministic_json() {
     let doc: Value = serde_json::from_slice(&first).expect("json");
     // The default as_of is the latest report period.
     assert_eq!(doc["as_of"], "2025-06");
+    // Citable: the checkpoint and the configuration it was computed from.
+    assert_eq!(doc["checkpoint"]["tree_size"], size);
+    assert_eq!(doc["checkpoint"]["root"].as_str().map(str::len), Some(64));
+    assert_eq!(doc["config_b3"].as_str().map(str::len), Some(64));
     let findings = doc["findings"].as_array().expect("findings");
     assert_eq!(doc["count"], findings.len());
     let mut seen = BTreeSet::new();

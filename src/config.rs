@@ -1,0 +1,158 @@
+//! A ledger's one configuration file (SPEC §12): `[audit]` thresholds and `[valuation]`
+//! assumptions, every value a default that the file may override. `config_b3` names the
+//! configuration an answer was computed under (SPEC §9 "Citable").
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditConfig;
+use crate::report::assumptions::{AssumptionError, Overrides};
+
+/// What a configuration file says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub audit: AuditConfig,
+    /// The `[valuation]` table: only the assumptions the file sets.
+    pub valuation: Overrides,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Toml(String),
+    #[error("config: [audit] {0}")]
+    Audit(String),
+    #[error("config: [valuation] {0}")]
+    Valuation(#[from] AssumptionError),
+    #[error(
+        "config: `{0}` stands outside any table: this is a thresholds file of the old flat format. \
+         Put `[audit]` on a line of its own at the top, and rename each `[reference_prices.MODEL]` \
+         table to `[audit.reference_prices.MODEL]` (`dcledger audit --print-config` prints the whole \
+         file with every default)"
+    )]
+    FlatThresholds(String),
+    #[error(
+        "config: [{0}] is not supported by this version of dcledger; remove it (`dcledger audit --print-config` prints what is)"
+    )]
+    Unsupported(String),
+}
+
+/// The file as TOML sees it, before each table is judged.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    audit: Option<AuditConfig>,
+    #[serde(default)]
+    valuation: Option<toml::Table>,
+}
+
+impl Config {
+    /// Parses a configuration file; absent keys keep their defaults, unknown keys and
+    /// tables are errors that name them.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Toml(e.to_string()))?;
+        for (key, value) in &table {
+            match key.as_str() {
+                "audit" | "valuation" => {}
+                "server" | "witness" => return Err(ConfigError::Unsupported(key.clone())),
+                _ if !value.is_table() || AuditConfig::is_field(key) => {
+                    return Err(ConfigError::FlatThresholds(key.clone()));
+                }
+                _ => {}
+            }
+        }
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        let audit = file.audit.unwrap_or_default();
+        audit.validate().map_err(ConfigError::Audit)?;
+        let mut valuation = Overrides::default();
+        for (name, value) in file.valuation.unwrap_or_default() {
+            valuation.set_toml(&name, &value)?;
+        }
+        Ok(Config { audit, valuation })
+    }
+
+    /// BLAKE3 (hex) of the configuration in force, with `query` overrides of the
+    /// valuation applied: the compact JSON of `{"audit": …, "valuation": …, "query": …}`
+    /// with the fields in declaration order and the maps sorted. Equal configurations,
+    /// however spelled in TOML, give equal digests.
+    pub fn b3(&self, query: &Overrides) -> String {
+        #[derive(Serialize)]
+        struct InForce<'a> {
+            audit: &'a AuditConfig,
+            valuation: &'a Overrides,
+            query: &'a Overrides,
+        }
+        let in_force = InForce {
+            audit: &self.audit,
+            valuation: &self.valuation,
+            query,
+        };
+        let mut hasher = blake3::Hasher::new();
+        // Serialising plain structs and sorted maps into a hasher cannot fail.
+        serde_json::to_writer(&mut hasher, &in_force)
+            .unwrap_or_else(|e| unreachable!("config serialises: {e}"));
+        hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// The whole file with every default, commented, ready to edit (`--print-config`).
+pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::assumptions::Assumption;
+
+    #[test]
+    fn printed_defaults_parse_to_the_defaults() {
+        let c = Config::from_toml(DEFAULT_TOML).unwrap();
+        assert_eq!(c.audit, AuditConfig::default());
+        for a in Assumption::ALL {
+            assert_eq!(c.valuation.get(*a), Some(a.default_value()), "{}", a.name());
+        }
+        assert_eq!(c.valuation.rent_models().count(), 0);
+    }
+
+    #[test]
+    fn overrides_and_errors_name_what_is_wrong() {
+        let c = Config::from_toml("[audit]\nidle_utilization_pct = 40\n").unwrap();
+        assert_eq!(c.audit.idle_utilization_pct, 40);
+        assert_eq!(c.audit.window_months, 6);
+        let c = Config::from_toml("[valuation]\nhaircut_bp = 5000\nrent.H100 = 900000\n").unwrap();
+        assert_eq!(c.valuation.get(Assumption::HaircutBp), Some(5000));
+        assert_eq!(c.valuation.rent("H100"), Some(900_000));
+        let c = Config::from_toml("[valuation.rent]\nA100 = 7\n").unwrap();
+        assert_eq!(c.valuation.rent("A100"), Some(7));
+        for (text, names) in [
+            ("[audit]\nidle_utilisation = 40\n", "idle_utilisation"),
+            ("[audit]\nwindow_months = 0\n", "window_months"),
+            ("idle_utilization_pct = 40\n", "old flat format"),
+            ("[reference_prices.H100]\n2023 = 1\n", "old flat format"),
+            ("[server]\nidle_s = 3\n", "[server]"),
+            ("[valuation]\nhaircut_bp = 10001\n", "haircut_bp"),
+            ("[valuation]\ntariff = 1\n", "tariff"),
+            ("[valuation]\nlife_months = -1\n", "life_months"),
+            ("[valuation]\nlife_months = \"60\"\n", "life_months"),
+            ("[valuation]\nrent.H100 = 9007199254740992\n", "rent.H100"),
+            ("[valuations]\n", "valuations"),
+        ] {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(names), "{text:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_digest_follows_the_values_not_their_spelling() {
+        let a = Config::from_toml("[valuation]\nrent.H100 = 1\n").unwrap();
+        let b = Config::from_toml("[valuation.rent]\nH100 = 1\n").unwrap();
+        let none = Overrides::default();
+        assert_eq!(a.b3(&none), b.b3(&none));
+        assert_ne!(a.b3(&none), Config::default().b3(&none));
+        let mut query = Overrides::default();
+        query.set_text("tariff_minor_per_kwh", "60").unwrap();
+        assert_ne!(a.b3(&query), a.b3(&none));
+        assert_eq!(a.b3(&none).len(), 64);
+    }
+}

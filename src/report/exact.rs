@@ -1,0 +1,168 @@
+//! Exact integers for report figures (SPEC §9 "Rounding"): sums and products of amounts,
+//! energy and GPU-hours can need more than 128 bits, so figures are big integers,
+//! divided last and rounded down, and written in JSON as integer literals of any size.
+
+use std::fmt;
+use std::ops::{Add, AddAssign, Mul, Sub};
+
+use num_bigint::BigInt;
+use num_integer::Integer;
+use num_traits::{Signed, ToPrimitive, Zero};
+use serde::{Serialize, Serializer};
+
+/// An exact integer figure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Int(BigInt);
+
+impl Int {
+    pub fn zero() -> Int {
+        Int(BigInt::zero())
+    }
+
+    /// ⌊self ÷ by⌋, or None when `by` is 0 (an undefined ratio).
+    pub fn div_floor(&self, by: &Int) -> Option<Int> {
+        (!by.0.is_zero()).then(|| Int(self.0.div_floor(&by.0)))
+    }
+
+    /// ⌊part × 10,000 ÷ whole⌋: a ratio in basis points, None when `whole` is 0.
+    pub fn basis_points(part: &Int, whole: &Int) -> Option<Int> {
+        (part * &Int::from(10_000u64)).div_floor(whole)
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.0.is_negative()
+    }
+
+    pub fn max(self, other: Int) -> Int {
+        if self >= other { self } else { other }
+    }
+
+    /// The nearest binary64, for the one figure SPEC §9 computes in floating point.
+    pub fn to_f64(&self) -> f64 {
+        // BigInt's conversion is total (±infinity beyond f64's range).
+        self.0
+            .to_f64()
+            .unwrap_or_else(|| unreachable!("BigInt converts to f64"))
+    }
+
+    /// A decimal integer, `-` allowed.
+    pub fn parse_decimal(text: &str) -> Option<Int> {
+        text.parse::<BigInt>().ok().map(Int)
+    }
+
+    /// A finite binary64 with no fraction, exactly.
+    pub fn from_whole_f64(x: f64) -> Option<Int> {
+        if !x.is_finite() || x.fract() != 0.0 {
+            return None;
+        }
+        num_traits::FromPrimitive::from_f64(x).map(Int)
+    }
+}
+
+macro_rules! from_primitive {
+    ($($t:ty),+) => {$(
+        impl From<$t> for Int {
+            fn from(v: $t) -> Int { Int(BigInt::from(v)) }
+        }
+    )+};
+}
+from_primitive!(u64, i64, u128, i128, u32, usize);
+
+impl fmt::Display for Int {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for Int {
+    /// An integer literal of any size: within i64 as a number, beyond it as the raw
+    /// digits, never as a float.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.to_i64() {
+            Some(v) => s.serialize_i64(v),
+            None => serde_json::value::RawValue::from_string(self.0.to_string())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
+        }
+    }
+}
+
+impl Add<&Int> for &Int {
+    type Output = Int;
+    fn add(self, other: &Int) -> Int {
+        Int(&self.0 + &other.0)
+    }
+}
+
+impl Sub<&Int> for &Int {
+    type Output = Int;
+    fn sub(self, other: &Int) -> Int {
+        Int(&self.0 - &other.0)
+    }
+}
+
+impl Mul<&Int> for &Int {
+    type Output = Int;
+    fn mul(self, other: &Int) -> Int {
+        Int(&self.0 * &other.0)
+    }
+}
+
+impl AddAssign<&Int> for Int {
+    fn add_assign(&mut self, other: &Int) {
+        self.0 += &other.0;
+    }
+}
+
+macro_rules! add_primitive {
+    ($($t:ty),+) => {$(
+        impl AddAssign<$t> for Int {
+            fn add_assign(&mut self, other: $t) { self.0 += other; }
+        }
+    )+};
+}
+add_primitive!(u64, i64, u128);
+
+impl std::iter::Sum for Int {
+    fn sum<I: Iterator<Item = Int>>(iter: I) -> Int {
+        iter.fold(Int::zero(), |acc, x| &acc + &x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn literals_of_any_size() {
+        let big = &Int::from(u128::MAX) * &Int::from(u128::MAX);
+        let text = serde_json::to_string(&vec![Int::from(-5i64), big.clone()]).unwrap();
+        assert_eq!(text, format!("[-5,{big}]"));
+        assert!(text.len() > 70 && !text.contains('e') && !text.contains('.'));
+    }
+
+    #[test]
+    fn ratios_round_down_and_are_undefined_over_zero() {
+        assert_eq!(
+            Int::basis_points(&Int::from(1u64), &Int::from(3u64)),
+            Some(Int::from(3333u64))
+        );
+        assert_eq!(Int::basis_points(&Int::from(1u64), &Int::zero()), None);
+        assert_eq!(
+            Int::from(-7i64).div_floor(&Int::from(2u64)),
+            Some(Int::from(-4i64))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arithmetic_matches_i128_where_it_fits(a in any::<i64>(), b in any::<i64>(), d in 1i64..) {
+            let (x, y) = (Int::from(a), Int::from(b));
+            prop_assert_eq!(&x * &y, Int::from(i128::from(a) * i128::from(b)));
+            prop_assert_eq!(&x + &y, Int::from(i128::from(a) + i128::from(b)));
+            prop_assert_eq!(&x - &y, Int::from(i128::from(a) - i128::from(b)));
+            prop_assert_eq!(x.div_floor(&Int::from(d)), Some(Int::from(i128::from(a).div_euclid(i128::from(d)))));
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Region reports (SPEC §9): per province and `national`, as of a month, the figures a
+//! regulator reads at a glance, each an exact sum over the region's facilities.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use super::exact::Int;
+use super::{Money, Window, included};
+use crate::audit::{AuditConfig, Facilities, FacilityFacts, Finding, Rule, Severity};
+use crate::domain::bodies::Status;
+
+/// The region every facility is in, beside its province's.
+pub const NATIONAL: &str = "national";
+
+/// Facilities by their status at as_of, all five statuses, zeros included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub announced: u64,
+    pub under_construction: u64,
+    pub operational: u64,
+    pub suspended: u64,
+    pub decommissioned: u64,
+}
+
+impl StatusCounts {
+    fn count(&mut self, status: Status) {
+        let slot = match status {
+            Status::Announced => &mut self.announced,
+            Status::UnderConstruction => &mut self.under_construction,
+            Status::Operational => &mut self.operational,
+            Status::Suspended => &mut self.suspended,
+            Status::Decommissioned => &mut self.decommissioned,
+        };
+        *slot += 1;
+    }
+
+    /// (status, count) in the order of SPEC §7's status list.
+    pub fn iter(&self) -> [(&'static str, u64); 5] {
+        [
+            (Status::Announced.as_str(), self.announced),
+            (Status::UnderConstruction.as_str(), self.under_construction),
+            (Status::Operational.as_str(), self.operational),
+            (Status::Suspended.as_str(), self.suspended),
+            (Status::Decommissioned.as_str(), self.decommissioned),
+        ]
+    }
+}
+
+/// Findings by rule: rules with none left out, by count descending, then in the order
+/// of SPEC §8. A JSON object whose keys come in that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopFindings(pub Vec<(Rule, u64)>);
+
+impl Serialize for TopFindings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (rule, n) in &self.0 {
+            map.serialize_entry(rule.as_str(), n)?;
+        }
+        map.end()
+    }
+}
+
+/// One region's report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Region {
+    /// The exact `province` of `facility.register`, or `national`.
+    pub region: String,
+    pub facilities: StatusCounts,
+    /// The facilities whose figures the report sums, by id.
+    pub facility_ids: Vec<String>,
+    pub gpus_deployed: Int,
+    pub gpu_hours_sold: Int,
+    pub gpu_hours_voucher: Int,
+    pub gpu_hours_available: Int,
+    pub utilization_bp: Option<Int>,
+    pub idle_gpus: Int,
+    pub idle_share_bp: Option<Int>,
+    pub subsidies_disbursed: Money,
+    pub disbursed_at_flagged: Money,
+    pub consumed_kwh: Int,
+    pub resold_kwh: Int,
+    pub resold_share_bp: Option<Int>,
+    pub top_findings: TopFindings,
+}
+
+/// Sums while facilities are added, then the ratios.
+#[derive(Default)]
+struct Sums {
+    facilities: StatusCounts,
+    facility_ids: Vec<String>,
+    gpus_deployed: Int,
+    sold: Int,
+    voucher: Int,
+    available: Int,
+    idle_gpus: Int,
+    disbursed: Money,
+    flagged: Money,
+    consumed: Int,
+    resold: Int,
+    findings: BTreeMap<Rule, u64>,
+}
+
+/// What one facility adds to its regions.
+struct Share<'a> {
+    facts: &'a FacilityFacts,
+    status: Status,
+    gpus: i64,
+    sold: u128,
+    voucher: u128,
+    available: u128,
+    idle: bool,
+    disbursed: Vec<(&'a str, u64)>,
+    flagged: bool,
+    consumed: u128,
+    resold: u128,
+    findings: Vec<Rule>,
+}
+
+impl Sums {
+    fn add(&mut self, s: &Share<'_>) {
+        self.facilities.count(s.status);
+        self.facility_ids.push(s.facts.id().to_string());
+        self.gpus_deployed += s.gpus;
+        self.sold += s.sold;
+        self.voucher += s.voucher;
+        self.available += s.available;
+        if s.idle {
+            self.idle_gpus += s.gpus;
+        }
+        for &(currency, amount) in &s.disbursed {
+            self.disbursed.add(currency, amount);
+            if s.flagged {
+                self.flagged.add(currency, amount);
+            }
+        }
+        self.consumed += s.consumed;
+        self.resold += s.resold;
+        for rule in &s.findings {
+            *self.findings.entry(*rule).or_default() += 1;
+        }
+    }
+
+    fn finish(self, region: String) -> Region {
+        let mut top: Vec<(Rule, u64)> = self.findings.into_iter().collect();
+        // Rule's order is SPEC §8's; the sort is stable.
+        top.sort_by(|a, b| b.1.cmp(&a.1));
+        let offered = &self.consumed + &self.resold;
+        Region {
+            region,
+            facilities: self.facilities,
+            facility_ids: self.facility_ids,
+            utilization_bp: Int::basis_points(&self.sold, &self.available),
+            idle_share_bp: Int::basis_points(&self.idle_gpus, &self.gpus_deployed),
+            resold_share_bp: Int::basis_points(&self.resold, &offered),
+            gpus_deployed: self.gpus_deployed,
+            gpu_hours_sold: self.sold,
+            gpu_hours_voucher: self.voucher,
+            gpu_hours_available: self.available,
+            idle_gpus: self.idle_gpus,
+            subsidies_disbursed: self.disbursed,
+            disbursed_at_flagged: self.flagged,
+            consumed_kwh: self.consumed,
+            resold_kwh: self.resold,
+            top_findings: TopFindings(top),
+        }
+    }
+}
+
+/// Every region as of `window.last`: `national` first, then each province by name.
+/// `findings` are the audit's as of the same month.
+pub fn regions(
+    facilities: &Facilities,
+    window: Window,
+    config: &AuditConfig,
+    findings: &[Arc<Finding>],
+) -> Vec<Region> {
+    let flagged: HashSet<&str> = findings
+        .iter()
+        .filter(|f| Severity::parse(f.severity).is_some_and(|s| s >= Severity::High))
+        .map(|f| f.facility_id.as_str())
+        .collect();
+    let mut by_facility: BTreeMap<&str, Vec<Rule>> = BTreeMap::new();
+    for f in findings {
+        if let Some(rule) = Rule::parse(f.rule) {
+            by_facility.entry(&f.facility_id).or_default().push(rule);
+        }
+    }
+    let mut national = Sums::default();
+    let mut provinces: BTreeMap<&str, Sums> = BTreeMap::new();
+    for facts in included(facilities, window.last) {
+        let share = share(facts, window, config, &flagged, &by_facility);
+        national.add(&share);
+        provinces
+            .entry(&facts.facility.registered.province)
+            .or_default()
+            .add(&share);
+    }
+    std::iter::once(national.finish(NATIONAL.to_string()))
+        .chain(
+            provinces
+                .into_iter()
+                .map(|(province, sums)| sums.finish(province.to_string())),
+        )
+        .collect()
+}
+
+fn share<'a>(
+    facts: &'a FacilityFacts,
+    window: Window,
+    config: &AuditConfig,
+    flagged: &HashSet<&str>,
+    findings: &BTreeMap<&str, Vec<Rule>>,
+) -> Share<'a> {
+    let end = window.last.last_day();
+    let occupancy = facts.occupancy.between(Some(window.before()), window.last);
+    // Each figure is below 2^53 and a window has at most 2^32 months: u128 sums
+    // cannot overflow, nor can the idle test's products of them with a percentage.
+    let (mut sold, mut voucher, mut available) = (0u128, 0u128, 0u128);
+    for (_, r) in occupancy {
+        sold += u128::from(r.body.gpu_hours_sold);
+        voucher += u128::from(r.body.gpu_hours_voucher);
+        available += u128::from(r.body.gpu_hours_available);
+    }
+    // Undefined (nothing available) or below the idle-funded threshold, exactly.
+    let idle = available == 0 || sold * 100 < u128::from(config.idle_utilization_pct) * available;
+    let (mut consumed, mut resold) = (0u128, 0u128);
+    for (_, r) in facts.power.between(Some(window.before()), window.last) {
+        consumed += u128::from(r.body.consumed_kwh);
+        resold += u128::from(r.body.resold_kwh);
+    }
+    let disbursed = facts
+        .disbursements()
+        .iter()
+        .filter(|d| d.date <= end)
+        .map(|d| (d.currency.as_str(), d.amount_minor))
+        .collect();
+    Share {
+        status: facts.status_at(end).0,
+        gpus: facts.gpus_on(end),
+        sold,
+        voucher,
+        available,
+        idle,
+        disbursed,
+        flagged: flagged.contains(facts.id()),
+        consumed,
+        resold,
+        findings: findings.get(facts.id()).cloned().unwrap_or_default(),
+        facts,
+    }
+}
