@@ -17,6 +17,7 @@ pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod merkle;
+pub mod pages;
 pub mod parallel;
 pub mod proofcheck;
 pub mod registry;

@@ -21,6 +21,7 @@ use crate::keys::parse_public_hex;
 use crate::ledger::{EntryFilter, SubmitError};
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::report::assumptions::{Assumption, Overrides};
+use crate::report::facility::{self, FacilitySummary};
 use crate::report::valuation::ScreenFilter;
 use crate::report::{self, Basis, Reports};
 use crate::views;
@@ -40,7 +41,7 @@ fn param<T: std::str::FromStr>(
 }
 
 /// A path parameter; a rejected one (e.g. not UTF-8 once decoded) is a 400 problem too.
-fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(super) fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
@@ -251,7 +252,7 @@ pub async fn signer(
 }
 
 /// Runs `f` on the audit snapshot, brought up to date first.
-async fn with_snapshot<T: Send + 'static>(
+pub(super) async fn with_snapshot<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Snapshot, &AppState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -271,7 +272,7 @@ async fn with_snapshot<T: Send + 'static>(
     .map_err(|e| ApiError::bad_request(e.to_string()))?
 }
 
-fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiError> {
+pub(super) fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiError> {
     match q.get("as_of") {
         Some(m) => Month::parse(m)
             .ok_or_else(|| ApiError::bad_request(format!("as_of {m:?} is not YYYY-MM"))),
@@ -283,7 +284,7 @@ fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiE
 
 /// The findings as of `as_of` that `keep` keeps, with their notes. Filtered first:
 /// notes are read one finding at a time, and an audit has tens of thousands.
-fn findings_of(
+pub(super) fn findings_of(
     snapshot: &Snapshot,
     state: &AppState,
     as_of: Month,
@@ -467,10 +468,12 @@ fn report_as_of(q: &HashMap<String, String>) -> Result<Option<Month>, ApiError> 
 }
 
 /// Runs `f` over the reports of the snapshot as of the request's month.
-async fn with_reports<T: Send + 'static>(
+pub(super) async fn with_reports<T: Send + 'static>(
     state: &AppState,
     q: HashMap<String, String>,
-    f: impl FnOnce(&Reports<'_>, &HashMap<String, String>) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&Reports<'_>, &HashMap<String, String>, &AppState) -> Result<T, ApiError>
+    + Send
+    + 'static,
 ) -> Result<T, ApiError> {
     let as_of = report_as_of(&q)?;
     let query = overrides(&q)?;
@@ -481,7 +484,7 @@ async fn with_reports<T: Send + 'static>(
             query: &query,
         };
         let reports = Reports::new(&state.reader, snapshot, &request)?;
-        f(&reports, &q)
+        f(&reports, &q, state)
     })
     .await
 }
@@ -493,7 +496,7 @@ pub async fn regions(
 ) -> Result<Response, ApiError> {
     only_known(&q, &["as_of", "format"], false)?;
     let format = answer_format(&q, &headers)?;
-    with_reports(&state, q, move |reports, _| {
+    with_reports(&state, q, move |reports, _, _| {
         let all = reports.regions();
         match format {
             Format::Json => json_answer(&all),
@@ -512,7 +515,7 @@ pub async fn region(
     let province = path_param(province)?;
     only_known(&q, &["as_of", "format"], false)?;
     let format = answer_format(&q, &headers)?;
-    with_reports(&state, q, move |reports, _| {
+    with_reports(&state, q, move |reports, _, _| {
         let one = reports.region(&province).ok_or_else(|| {
             ApiError::not_found(format!(
                 "no facility in a report as of {} is in {province:?}",
@@ -542,7 +545,7 @@ pub async fn valuation(
     let id = path_param(id)?;
     only_known(&q, &["as_of", "format"], true)?;
     let format = answer_format(&q, &headers)?;
-    with_reports(&state, q, move |reports, _| {
+    with_reports(&state, q, move |reports, _, _| {
         let one = reports
             .valuation(&id)
             .ok_or_else(|| ApiError::not_found(format!("no facility {id:?} is registered")))?;
@@ -601,7 +604,7 @@ pub async fn valuation_screen(
         province: q.get("province").cloned(),
         distressed,
     };
-    with_reports(&state, q, move |reports, q| {
+    with_reports(&state, q, move |reports, q, _| {
         let page = reports
             .screen(&filter, q.get("after").map(String::as_str), limit)
             .map_err(|e| match e {
@@ -672,10 +675,10 @@ pub async fn facilities(State(state): State<AppState>) -> Result<Json<Value>, Ap
             year: 1970,
             month: 1,
         });
-        let list: Vec<Value> = snapshot
+        let list: Vec<FacilitySummary<'_>> = snapshot
             .facilities
             .iter()
-            .map(|f| crate::report::facility_summary(f, as_of))
+            .map(|f| FacilitySummary::of(f, as_of))
             .collect();
         Ok(Json(json!({"facilities": list})))
     })
@@ -686,7 +689,7 @@ pub async fn facility(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = path_param(id)?;
     with_snapshot(&state, move |snapshot, state| {
         let facts = snapshot
@@ -695,9 +698,14 @@ pub async fn facility(
             .ok_or_else(|| ApiError::not_found(format!("no facility {id:?} is registered")))?;
         let as_of = as_of(snapshot, &q)?;
         let findings = findings_of(snapshot, state, as_of, |f| f.facility_id == id)?;
-        Ok(Json(crate::report::facility_report(
-            facts, as_of, &findings,
-        )))
+        let basis = Basis::new(
+            &state.reader,
+            snapshot.size,
+            as_of,
+            &state.config,
+            &Overrides::default(),
+        )?;
+        json_answer(&facility::report(facts, as_of, basis, findings))
     })
     .await
 }

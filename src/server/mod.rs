@@ -9,6 +9,7 @@
 mod error;
 mod handlers;
 mod metrics;
+mod pages;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use tower::ServiceBuilder;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use pages::{CONTENT_SECURITY_POLICY, PAGE_ROUTES};
 
 use crate::audit::Snapshot;
 use crate::config::Config;
@@ -95,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[14], get(handlers::openapi))
         .route(ROUTES[15], get(handlers::healthz))
         .route(ROUTES[16], get(handlers::metrics))
+        .merge(pages::routes())
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_route);
     api.layer(axum::middleware::from_fn_with_state(
