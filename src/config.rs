@@ -2,10 +2,12 @@
 //! assumptions, every value a default that the file may override. `config_b3` names the
 //! configuration an answer was computed under (SPEC §9 "Citable").
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditConfig;
-use crate::report::assumptions::{AssumptionError, Overrides};
+use crate::report::assumptions::{Assumption, AssumptionError, Overrides};
 
 /// What a configuration file says.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -73,21 +75,33 @@ impl Config {
         Ok(Config { audit, valuation })
     }
 
-    /// BLAKE3 (hex) of the configuration in force, with `query` overrides of the
-    /// valuation applied: the compact JSON of `{"audit": …, "valuation": …, "query": …}`
-    /// with the fields in declaration order and the maps sorted. Equal configurations,
-    /// however spelled in TOML, give equal digests.
+    /// BLAKE3 (hex) of the configuration in force: the audit thresholds and the value
+    /// of every valuation assumption after `query` overrides this file's, which override
+    /// the defaults; the compact JSON of `{"audit", "valuation", "rent"}` with fields in
+    /// declaration order and maps sorted. Equal values give equal digests, however they
+    /// were spelled or wherever they came from.
     pub fn b3(&self, query: &Overrides) -> String {
         #[derive(Serialize)]
         struct InForce<'a> {
             audit: &'a AuditConfig,
-            valuation: &'a Overrides,
-            query: &'a Overrides,
+            valuation: BTreeMap<&'static str, u64>,
+            rent: BTreeMap<&'a str, u64>,
         }
+        let file = &self.valuation;
         let in_force = InForce {
             audit: &self.audit,
-            valuation: &self.valuation,
-            query,
+            valuation: Assumption::ALL
+                .iter()
+                .map(|a| {
+                    let value = query.get(*a).or(file.get(*a)).unwrap_or(a.default_value());
+                    (a.name(), value)
+                })
+                .collect(),
+            rent: file
+                .rent_models()
+                .chain(query.rent_models())
+                .filter_map(|m| Some((m, query.rent(m).or(file.rent(m))?)))
+                .collect(),
         };
         let mut hasher = blake3::Hasher::new();
         // Serialising plain structs and sorted maps into a hasher cannot fail.
@@ -103,7 +117,6 @@ pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::assumptions::Assumption;
 
     #[test]
     fn printed_defaults_parse_to_the_defaults() {
@@ -154,5 +167,11 @@ mod tests {
         query.set_text("tariff_minor_per_kwh", "60").unwrap();
         assert_ne!(a.b3(&query), a.b3(&none));
         assert_eq!(a.b3(&none).len(), 64);
+        // A value equal to the default, from wherever, is the same configuration.
+        let mut same = Overrides::default();
+        same.set_text("haircut_bp", "4000").unwrap();
+        assert_eq!(Config::default().b3(&same), Config::default().b3(&none));
+        let file = Config::from_toml("[valuation]\nhaircut_bp = 4000\n").unwrap();
+        assert_eq!(file.b3(&none), Config::default().b3(&none));
     }
 }

@@ -53,8 +53,16 @@ pub struct Chart {
     pub series: Vec<Series>,
     pub x_ticks: Vec<Tick>,
     pub y_ticks: Vec<Tick>,
-    /// The keys drawn, in order (`data-keys` on the `<svg>`).
+    /// The keys drawn, in order.
     pub keys: Vec<String>,
+}
+
+impl Chart {
+    /// The keys as a JSON array (`data-keys` on the `<svg>`): keys are free text, so no
+    /// separator character could be trusted.
+    pub fn keys_json(&self) -> String {
+        serde_json::to_string(&self.keys).unwrap_or_else(|e| unreachable!("strings serialise: {e}"))
+    }
 }
 
 /// Where a chart's figures are in the API.

@@ -147,7 +147,7 @@ impl Sums {
     fn finish(self, region: String) -> Region {
         let mut top: Vec<(Rule, u64)> = self.findings.into_iter().collect();
         // Rule's order is SPEC §8's; the sort is stable.
-        top.sort_by(|a, b| b.1.cmp(&a.1));
+        top.sort_by_key(|t| std::cmp::Reverse(t.1));
         let offered = &self.consumed + &self.resold;
         Region {
             region,

@@ -217,7 +217,9 @@ pub fn value(
     let mut unpriced = BTreeSet::new();
     let mut gpus_by_model: BTreeMap<String, Int> = BTreeMap::new();
     for (&lot_id, &count) in &by_lot {
-        if count == 0 {
+        // A lot is listed while it has GPUs at the facility (SPEC §9); only moves dated
+        // out of ledger order can leave a count below zero.
+        if count <= 0 {
             continue;
         }
         let Some(lot) = lots.0.get(lot_id) else {

@@ -615,11 +615,14 @@ pub async fn valuation_screen(
             Format::Json => json_answer(&page),
             Format::Csv => {
                 let link = page.next.as_ref().map(|next| {
+                    // The next page is as of this page's month, whatever the default
+                    // becomes meanwhile.
                     let mut query: Vec<(String, String)> = q
                         .iter()
-                        .filter(|(k, _)| k.as_str() != "after")
+                        .filter(|(k, _)| k.as_str() != "after" && k.as_str() != "as_of")
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
+                    query.push(("as_of".into(), page.basis.as_of.clone()));
                     query.push(("after".into(), next.clone()));
                     query.sort();
                     format!("<{}?{}>; rel=\"next\"", uri.path(), encode_query(&query))

@@ -30,12 +30,14 @@ pub const PAGE_ROUTES: &[&str] = &[
     "/findings",
     "/valuation",
     "/static/dcledger.css",
+    "/static/favicon.svg",
 ];
 
 /// No script, no plugins, no framing; styles and images only from this server.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const STYLESHEET: &str = include_str!("../../static/dcledger.css");
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -46,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route(PAGE_ROUTES[4], get(findings))
         .route(PAGE_ROUTES[5], get(valuation))
         .route(PAGE_ROUTES[6], get(stylesheet))
+        .route(PAGE_ROUTES[7], get(favicon))
 }
 
 /// An HTML answer with the page headers.
@@ -270,11 +273,19 @@ async fn valuation(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Re
     )
 }
 
-async fn stylesheet() -> Response {
-    let mut response = STYLESHEET.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+/// A file the pages load, with its type.
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
     response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+async fn stylesheet() -> Response {
+    asset(STYLESHEET, "text/css; charset=utf-8")
+}
+
+async fn favicon() -> Response {
+    asset(FAVICON, "image/svg+xml")
 }

@@ -32,7 +32,7 @@ const TS: &str = "2025-01-01T00:00:00Z";
 // ---------------------------------------------------------------------------------------
 // A server process, killed and reaped when dropped.
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     vkey: String,
@@ -45,7 +45,7 @@ struct Server {
 impl Server {
     /// Starts `dcledger serve` on `data`; retries a few times, as a ledger just closed by
     /// another process may still be locked for a moment.
-    fn start(data: &Path, log: &Path) -> Server {
+    pub(crate) fn start(data: &Path, log: &Path) -> Server {
         Server::start_with(
             &["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"],
             log,
@@ -139,7 +139,7 @@ impl Server {
         lines
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -198,7 +198,7 @@ fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
 // ---------------------------------------------------------------------------------------
 // HTTP helpers.
 
-fn new_agent() -> ureq::Agent {
+pub(crate) fn new_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(REQUEST_TIMEOUT))
@@ -207,21 +207,21 @@ fn new_agent() -> ureq::Agent {
 }
 
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    content_type: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
     allow: String,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
     }
 
     /// Asserts `status` and returns the JSON body.
-    fn expect(&self, status: u16) -> Value {
+    pub(crate) fn expect(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "{}", self.text);
         self.json()
     }
@@ -257,7 +257,7 @@ fn answer(
     })
 }
 
-fn get(agent: &ureq::Agent, url: &str) -> Answer {
+pub(crate) fn get(agent: &ureq::Agent, url: &str) -> Answer {
     answer(agent.get(url).call()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
