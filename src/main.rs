@@ -311,6 +311,10 @@ fn serve(data: PathBuf, listen: String, config: Config) -> Result<()> {
             if let Some(vkey) = reader.verifier_key() {
                 let _ = writeln!(out, "verifier key: {vkey}");
             }
+            let _ = writeln!(out, "open in a browser:");
+            for path in ["/", "/regions", "/findings", "/valuation"] {
+                let _ = writeln!(out, "  http://{addr}{path}");
+            }
             let _ = writeln!(out, "try:");
             for path in [
                 "/v1/checkpoint",

@@ -24,20 +24,51 @@ impl Filter {
     }
 }
 
+/// The findings `GET /v1/findings` and the findings page select: exactly this rule,
+/// severity, province and facility, where given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub rule: Option<super::Rule>,
+    pub severity: Option<Severity>,
+    pub province: Option<String>,
+    pub facility: Option<String>,
+}
+
+impl Selection {
+    pub fn keeps(&self, facilities: &super::Facilities, f: &Finding) -> bool {
+        self.rule.is_none_or(|r| r.as_str() == f.rule)
+            && self.severity.is_none_or(|s| s.as_str() == f.severity)
+            && self.facility.as_ref().is_none_or(|id| *id == f.facility_id)
+            && self.province.as_ref().is_none_or(|p| {
+                facilities
+                    .get(&f.facility_id)
+                    .is_some_and(|x| x.facility.registered.province == *p)
+            })
+    }
+}
+
+/// A list of findings with what it was computed from (`GET /v1/findings`).
+#[derive(serde::Serialize)]
+pub struct FindingList<'a> {
+    #[serde(flatten)]
+    pub basis: &'a Basis,
+    pub count: usize,
+    pub findings: &'a [Arc<Finding>],
+}
+
+impl<'a> FindingList<'a> {
+    pub fn new(basis: &'a Basis, findings: &'a [Arc<Finding>]) -> FindingList<'a> {
+        FindingList {
+            basis,
+            count: findings.len(),
+            findings,
+        }
+    }
+}
+
 /// The findings with what they were computed from; same ledger and config, same bytes.
 pub fn json(basis: &Basis, findings: &[Arc<Finding>]) -> String {
-    #[derive(serde::Serialize)]
-    struct Findings<'a> {
-        #[serde(flatten)]
-        basis: &'a Basis,
-        count: usize,
-        findings: &'a [Arc<Finding>],
-    }
-    let doc = Findings {
-        basis,
-        count: findings.len(),
-        findings,
-    };
+    let doc = FindingList::new(basis, findings);
     // Plain structs and strings serialise without fail.
     let mut text = serde_json::to_string_pretty(&doc)
         .unwrap_or_else(|e| unreachable!("findings serialise: {e}"));

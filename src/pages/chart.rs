@@ -166,8 +166,34 @@ impl Frame {
     }
 }
 
-/// Lines over `keys` (months), one per series; a missing value leaves a gap in the marks.
-pub fn lines(
+/// How a chart draws its values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A point per value, the points of a series joined.
+    Lines,
+    /// A bar per value, the series side by side in each key's slot.
+    Bars,
+}
+
+impl Shape {
+    /// Where series `s` of `groups` draws value `v` at key `i`: left (a point's centre),
+    /// top, width, height.
+    fn place(self, f: &Frame, groups: usize, s: usize, i: usize, v: f64) -> (f64, f64, f64, f64) {
+        match self {
+            Shape::Lines => (f.x(i), f.y(v), 0.0, 0.0),
+            Shape::Bars => {
+                let bar = f.slot() * 0.8 / groups.max(1) as f64;
+                let top = f.y(v);
+                let left = f.x(i) - f.slot() * 0.4 + bar * s as f64;
+                (left, top, bar, f.y(0.0) - top)
+            }
+        }
+    }
+}
+
+/// A chart of `series` over `keys`.
+fn draw(
+    shape: Shape,
     id: &str,
     title: String,
     source: Source,
@@ -176,46 +202,45 @@ pub fn lines(
     y_label: impl Fn(f64) -> String,
 ) -> Chart {
     let frame = Frame::new(keys.len(), &series);
+    let groups = series.len();
     let (x_ticks, y_ticks) = frame.ticks(&keys, y_label);
     let series = series
         .into_iter()
-        .map(
-            |Line {
-                 name,
-                 class,
-                 field,
-                 values,
-             }| {
-                let marks: Vec<Mark> = values
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| {
-                        let v = v?;
-                        Some(Mark {
-                            key: keys[i].clone(),
-                            value: v.exact,
-                            label: format!("{}: {}", keys[i], v.label),
-                            x: coord(frame.x(i)),
-                            y: coord(frame.y(v.magnitude)),
-                            width: "0".into(),
-                            height: "0".into(),
-                        })
+        .enumerate()
+        .map(|(s, line)| {
+            let marks: Vec<Mark> = line
+                .values
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    let v = v?;
+                    let (x, y, width, height) = shape.place(&frame, groups, s, i, v.magnitude);
+                    Some(Mark {
+                        key: keys[i].clone(),
+                        label: format!("{}: {}", keys[i], v.label),
+                        value: v.exact,
+                        x: coord(x),
+                        y: coord(y),
+                        width: coord(width),
+                        height: coord(height),
                     })
-                    .collect();
-                let path = marks
-                    .iter()
-                    .map(|m| format!("{},{}", m.x, m.y))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                Series {
-                    name,
-                    field,
-                    class,
-                    marks,
-                    path,
-                }
-            },
-        )
+                })
+                .collect();
+            let path = if shape == Shape::Lines {
+                let points: Vec<String> =
+                    marks.iter().map(|m| format!("{},{}", m.x, m.y)).collect();
+                points.join(" ")
+            } else {
+                String::new()
+            };
+            Series {
+                name: line.name,
+                field: line.field,
+                class: line.class,
+                marks,
+                path,
+            }
+        })
         .collect();
     Chart {
         id: id.to_string(),
@@ -230,6 +255,18 @@ pub fn lines(
     }
 }
 
+/// Lines over `keys` (months), one per series; a missing value leaves a gap in the marks.
+pub fn lines(
+    id: &str,
+    title: String,
+    source: Source,
+    keys: Vec<String>,
+    series: Vec<Line>,
+    y_label: impl Fn(f64) -> String,
+) -> Chart {
+    draw(Shape::Lines, id, title, source, keys, series, y_label)
+}
+
 /// Bars over `keys` (provinces, facilities), the series side by side in each slot.
 pub fn bars(
     id: &str,
@@ -239,62 +276,7 @@ pub fn bars(
     series: Vec<Line>,
     y_label: impl Fn(f64) -> String,
 ) -> Chart {
-    let frame = Frame::new(keys.len(), &series);
-    let (x_ticks, y_ticks) = frame.ticks(&keys, y_label);
-    let groups = series.len().max(1) as f64;
-    let bar = frame.slot() * 0.8 / groups;
-    let series = series
-        .into_iter()
-        .enumerate()
-        .map(
-            |(
-                s,
-                Line {
-                    name,
-                    class,
-                    field,
-                    values,
-                },
-            )| {
-                let marks = values
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| {
-                        let v = v?;
-                        let top = frame.y(v.magnitude);
-                        let left = frame.x(i) - frame.slot() * 0.4 + bar * s as f64;
-                        Some(Mark {
-                            key: keys[i].clone(),
-                            value: v.exact,
-                            label: format!("{}: {}", keys[i], v.label),
-                            x: coord(left),
-                            y: coord(top),
-                            width: coord(bar),
-                            height: coord(frame.y(0.0) - top),
-                        })
-                    })
-                    .collect();
-                Series {
-                    name,
-                    field,
-                    class,
-                    marks,
-                    path: String::new(),
-                }
-            },
-        )
-        .collect();
-    Chart {
-        id: id.to_string(),
-        title,
-        source,
-        width: WIDTH,
-        height: HEIGHT,
-        series,
-        x_ticks,
-        y_ticks,
-        keys,
-    }
+    draw(Shape::Bars, id, title, source, keys, series, y_label)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use askama::Template;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::audit::render::Selection;
 use crate::audit::{Finding, Rule, Severity};
 use crate::domain::figures::Currency;
 use crate::report::assumptions::Assumption;
@@ -63,12 +64,31 @@ impl Head {
 pub struct Stat {
     pub label: &'static str,
     pub figs: Vec<Fig>,
+    /// The ledger entries the figures rest on, where they are few enough to list.
+    pub entries: Vec<u64>,
 }
 
 fn stat(label: &'static str, fig: Fig) -> Stat {
     Stat {
         label,
         figs: vec![fig],
+        entries: Vec::new(),
+    }
+}
+
+/// A label over several figures (a money map's currencies, the statuses).
+fn stats(label: &'static str, figs: Vec<Fig>) -> Stat {
+    Stat {
+        label,
+        figs,
+        entries: Vec::new(),
+    }
+}
+
+impl Stat {
+    fn resting_on(mut self, entries: impl IntoIterator<Item = u64>) -> Stat {
+        self.entries.extend(entries);
+        self
     }
 }
 
@@ -153,10 +173,7 @@ fn region_stats(r: &Region) -> Vec<Stat> {
         })
         .collect();
     vec![
-        Stat {
-            label: "Facilities by status",
-            figs: statuses,
-        },
+        stats("Facilities by status", statuses),
         stat(
             "GPUs deployed",
             fig::count("gpus_deployed", &r.gpus_deployed),
@@ -182,14 +199,14 @@ fn region_stats(r: &Region) -> Vec<Stat> {
             "Idle share of deployed GPUs",
             fig::ratio("idle_share_bp", &r.idle_share_bp),
         ),
-        Stat {
-            label: "Subsidies disbursed",
-            figs: fig::money_map("subsidies_disbursed", &r.subsidies_disbursed),
-        },
-        Stat {
-            label: "of which to flagged facilities",
-            figs: fig::money_map("disbursed_at_flagged", &r.disbursed_at_flagged),
-        },
+        stats(
+            "Subsidies disbursed",
+            fig::money_map("subsidies_disbursed", &r.subsidies_disbursed),
+        ),
+        stats(
+            "of which to flagged facilities",
+            fig::money_map("disbursed_at_flagged", &r.disbursed_at_flagged),
+        ),
         stat(
             "Energy consumed in the window, kWh",
             fig::count("consumed_kwh", &r.consumed_kwh),
@@ -633,8 +650,9 @@ pub fn facility(report: &FacilityReport<'_>, valuation: &Valuation) -> FacilityP
     let reg = report.facility.body;
     let source = format!("/v1/facilities/{}?as_of={as_of}", reg.facility_id);
     let mut state = vec![
-        stat("Status", fig::word("status", report.status.as_str())),
-        stat("Operator", fig::word("operator", report.operator)),
+        stat("Status", fig::word("status", report.status.as_str())).resting_on(report.status_index),
+        stat("Operator", fig::word("operator", report.operator))
+            .resting_on(report.operators.last().map(|o| o.index)),
         stat(
             "GPUs at the facility",
             fig::count("gpus_at_facility", report.gpus_at_facility),
@@ -649,29 +667,21 @@ pub fn facility(report: &FacilityReport<'_>, valuation: &Valuation) -> FacilityP
         ),
     ];
     for (model, counts) in &report.gpus_by_model {
-        state.push(Stat {
-            label: "GPUs procured, deployed and sold, by model",
-            figs: vec![
-                fig::Fig {
-                    text: format!(
-                        "{model}: {} procured",
-                        fig::grouped(&counts.procured.to_string())
-                    ),
-                    value: counts.procured.to_string(),
-                    field: format!("gpus_by_model.{model}.procured"),
-                },
-                fig::Fig {
-                    text: format!("{} deployed", fig::grouped(&counts.deployed.to_string())),
-                    value: counts.deployed.to_string(),
-                    field: format!("gpus_by_model.{model}.deployed"),
-                },
-                fig::Fig {
-                    text: format!("{} sold", fig::grouped(&counts.transferred.to_string())),
-                    value: counts.transferred.to_string(),
-                    field: format!("gpus_by_model.{model}.transferred"),
-                },
+        let part = |field: &str, shown: &str, n: &Int| fig::Fig {
+            text: format!("{} {shown}", fig::grouped(&n.to_string())),
+            value: n.to_string(),
+            field: format!("gpus_by_model.{model}.{field}"),
+        };
+        let mut procured = part("procured", "procured", &counts.procured);
+        procured.text = format!("{model}: {}", procured.text);
+        state.push(stats(
+            "GPUs procured, deployed and sold, by model",
+            vec![
+                procured,
+                part("deployed", "deployed", &counts.deployed),
+                part("transferred", "sold", &counts.transferred),
             ],
-        });
+        ));
     }
     let permits = report
         .permits
@@ -816,16 +826,7 @@ pub struct FindingsPage {
     pub findings: Vec<Arc<Finding>>,
 }
 
-/// What the findings page was asked for.
-#[derive(Default)]
-pub struct FindingsQuery {
-    pub rule: Option<Rule>,
-    pub severity: Option<Severity>,
-    pub province: Option<String>,
-    pub facility: Option<String>,
-}
-
-pub fn findings(basis: &Basis, query: &FindingsQuery, all: Vec<Arc<Finding>>) -> FindingsPage {
+pub fn findings(basis: &Basis, query: &Selection, all: Vec<Arc<Finding>>) -> FindingsPage {
     let mut api_query: Vec<(&str, String)> = vec![("as_of", basis.as_of.clone())];
     if let Some(r) = query.rule {
         api_query.push(("rule", r.as_str().to_string()));

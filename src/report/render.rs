@@ -10,13 +10,15 @@ use super::valuation::{ScreenRow, Valuation};
 use super::{Basis, Money, RegionsReport};
 use crate::audit::Finding;
 
-/// CSV text: the basis as a comment line, a header row, then the rows.
-pub fn csv<const N: usize>(basis: &Basis, header: [&str; N], rows: &[[String; N]]) -> String {
+/// CSV text: the basis as a comment line, a header row, then the rows (each as long as
+/// the header).
+pub fn csv<R: AsRef<[String]>>(basis: &Basis, header: &[&str], rows: &[R]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let written: Result<(), csv::Error> = (|| {
         w.write_record(header)?;
         for row in rows {
-            w.write_record(row)?;
+            debug_assert_eq!(row.as_ref().len(), header.len(), "a row per column");
+            w.write_record(row.as_ref())?;
         }
         w.flush()?;
         Ok(())
@@ -102,7 +104,7 @@ pub fn regions_csv(report: &RegionsReport) -> String {
             ]
         })
         .collect();
-    csv(&report.basis, REGION_COLUMNS, &rows)
+    csv(&report.basis, &REGION_COLUMNS, &rows)
 }
 
 pub const SCREEN_COLUMNS: [&str; 8] = [
@@ -131,18 +133,11 @@ fn screen_row(r: &ScreenRow) -> [String; 8] {
 
 pub fn screen_csv(basis: &Basis, rows: &[ScreenRow]) -> String {
     let rows: Vec<_> = rows.iter().map(screen_row).collect();
-    csv(basis, SCREEN_COLUMNS, &rows)
+    csv(basis, &SCREEN_COLUMNS, &rows)
 }
 
-pub const VALUATION_COLUMNS: [&str; 16] = [
-    "facility_id",
-    "province",
-    "gpus",
-    "paid_utilization_bp",
-    "noi_month",
-    "asset_value",
-    "equity_value",
-    "distressed",
+/// A valuation's columns after the screen's.
+pub const VALUATION_DETAIL_COLUMNS: [&str; 8] = [
     "revenue_month",
     "energy_month",
     "maintenance_month",
@@ -153,17 +148,9 @@ pub const VALUATION_COLUMNS: [&str; 16] = [
     "unpriced_models",
 ];
 
-fn valuation_row(v: &Valuation) -> [String; 16] {
-    let [a, b, c, d, e, f, g, h] = screen_row(&ScreenRow::of(v));
-    [
-        a,
-        b,
-        c,
-        d,
-        e,
-        f,
-        g,
-        h,
+fn valuation_row(v: &Valuation) -> Vec<String> {
+    let mut row = screen_row(&ScreenRow::of(v)).to_vec();
+    row.extend([
         v.revenue_month.to_string(),
         v.energy_month.to_string(),
         v.maintenance_month.to_string(),
@@ -172,12 +159,19 @@ fn valuation_row(v: &Valuation) -> [String; 16] {
         v.clawback_exposure.to_string(),
         v.loans_outstanding.to_string(),
         v.unpriced_models.join(" "),
-    ]
+    ]);
+    row
 }
 
+/// Valuations in full: the screen's columns, then `VALUATION_DETAIL_COLUMNS`.
 pub fn valuations_csv(basis: &Basis, valuations: &[Valuation]) -> String {
+    let header: Vec<&str> = SCREEN_COLUMNS
+        .iter()
+        .chain(&VALUATION_DETAIL_COLUMNS)
+        .copied()
+        .collect();
     let rows: Vec<_> = valuations.iter().map(valuation_row).collect();
-    csv(basis, VALUATION_COLUMNS, &rows)
+    csv(basis, &header, &rows)
 }
 
 pub const FINDING_COLUMNS: [&str; 9] = [
@@ -212,27 +206,30 @@ pub fn findings_csv(basis: &Basis, findings: &[Arc<Finding>]) -> String {
             ]
         })
         .collect();
-    csv(basis, FINDING_COLUMNS, &rows)
+    csv(basis, &FINDING_COLUMNS, &rows)
 }
 
-/// Regions for a terminal: one line per region.
-pub fn regions_table(report: &RegionsReport) -> String {
-    let b = &report.basis;
-    let mut out = format!(
-        "regions as of {} (window {}..{}), tree size {}, config {}\n\n",
+/// A table's first line: what, as of when, and from what it was computed.
+fn heading(what: &str, b: &Basis, note: &str) -> String {
+    format!(
+        "{what} as of {} (window {}..{}), tree size {}, config {}{note}\n\n",
         b.as_of,
         b.window.first,
         b.window.last,
         b.checkpoint.tree_size,
-        &b.config_b3[..12.min(b.config_b3.len())]
-    );
-    let w = report
-        .regions
-        .iter()
-        .map(|r| r.region.len())
-        .max()
-        .unwrap_or(0)
-        .max("REGION".len());
+        b.config_b3.get(..12).unwrap_or(&b.config_b3)
+    )
+}
+
+/// The width of a column: its widest cell or its title.
+fn width<'a>(cells: impl Iterator<Item = &'a str>, title: &str) -> usize {
+    cells.map(str::len).max().unwrap_or(0).max(title.len())
+}
+
+/// Regions for a terminal: one line per region.
+pub fn regions_table(report: &RegionsReport) -> String {
+    let mut out = heading("regions", &report.basis, "");
+    let w = width(report.regions.iter().map(|r| r.region.as_str()), "REGION");
     let _ = writeln!(
         out,
         "{:<w$} {:>10} {:>12} {:>8} {:>10} {:>8}  SUBSIDIES DISBURSED",
@@ -274,20 +271,11 @@ pub fn percent(bp: &Option<Int>) -> String {
 
 /// Valuations for a terminal: one line per facility.
 pub fn valuations_table(basis: &Basis, valuations: &[Valuation]) -> String {
-    let mut out = format!(
-        "valuation as of {} (window {}..{}), tree size {}, config {}; money in CNY minor units\n\n",
-        basis.as_of,
-        basis.window.first,
-        basis.window.last,
-        basis.checkpoint.tree_size,
-        &basis.config_b3[..12.min(basis.config_b3.len())]
+    let mut out = heading("valuation", basis, "; money in CNY minor units");
+    let w = width(
+        valuations.iter().map(|v| v.facility_id.as_str()),
+        "FACILITY",
     );
-    let w = valuations
-        .iter()
-        .map(|v| v.facility_id.len())
-        .max()
-        .unwrap_or(0)
-        .max("FACILITY".len());
     let _ = writeln!(
         out,
         "{:<w$} {:>8} {:>8} {:>16} {:>18} {:>18}  DISTRESSED",

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, OPENAPI_YAML, status_for};
+use crate::audit::render::{FindingList, Selection};
 use crate::audit::{self, Finding, Rule, Severity, Snapshot};
 use crate::dates::Month;
 use crate::entry::Kind;
@@ -299,63 +300,62 @@ pub(super) fn findings_of(
     Ok(findings)
 }
 
+/// The findings a request selects by `rule`, `severity`, `province` and `facility`.
+pub(super) fn selection(q: &HashMap<String, String>) -> Result<Selection, ApiError> {
+    Ok(Selection {
+        rule: q
+            .get("rule")
+            .map(|r| {
+                Rule::parse(r)
+                    .ok_or_else(|| ApiError::bad_parameter("rule", format!("unknown rule {r:?}")))
+            })
+            .transpose()?,
+        severity: q
+            .get("severity")
+            .map(|s| {
+                Severity::parse(s).ok_or_else(|| {
+                    ApiError::bad_parameter("severity", format!("unknown severity {s:?}"))
+                })
+            })
+            .transpose()?,
+        province: q.get("province").cloned(),
+        facility: q.get("facility").cloned(),
+    })
+}
+
+/// The selected findings as of the request's month, with their notes and basis.
+pub(super) fn selected(
+    snapshot: &Snapshot,
+    state: &AppState,
+    q: &HashMap<String, String>,
+    selection: &Selection,
+) -> Result<(Basis, Vec<Arc<Finding>>), ApiError> {
+    let as_of = as_of(snapshot, q)?;
+    let findings = findings_of(snapshot, state, as_of, |f| {
+        selection.keeps(&snapshot.facilities, f)
+    })?;
+    let basis = Basis::new(
+        &state.reader,
+        snapshot.size,
+        as_of,
+        &state.config,
+        &Overrides::default(),
+    )?;
+    Ok((basis, findings))
+}
+
 pub async fn findings(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    let rule = match q.get("rule") {
-        Some(r) => Some(
-            Rule::parse(r)
-                .ok_or_else(|| ApiError::bad_parameter("rule", format!("unknown rule {r:?}")))?,
-        ),
-        None => None,
-    };
-    let severity = match q.get("severity") {
-        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
-            ApiError::bad_parameter("severity", format!("unknown severity {s:?}"))
-        })?),
-        None => None,
-    };
+    let selection = selection(&q)?;
     let format = answer_format(&q, &headers)?;
     with_snapshot(&state, move |snapshot, state| {
-        let as_of = as_of(snapshot, &q)?;
-        let province = q.get("province");
-        let facility = q.get("facility");
-        let findings = findings_of(snapshot, state, as_of, |f| {
-            rule.is_none_or(|r| r.as_str() == f.rule)
-                && severity.is_none_or(|s| s.as_str() == f.severity)
-                && facility.is_none_or(|id| *id == f.facility_id)
-                && province.is_none_or(|p| {
-                    snapshot
-                        .facilities
-                        .get(&f.facility_id)
-                        .is_some_and(|x| x.facility.registered.province == *p)
-                })
-        })?;
-        let basis = Basis::new(
-            &state.reader,
-            snapshot.size,
-            as_of,
-            &state.config,
-            &Overrides::default(),
-        )?;
+        let (basis, findings) = selected(snapshot, state, &q, &selection)?;
         Ok(match format {
             Format::Csv => csv_answer(report::render::findings_csv(&basis, &findings), None),
-            Format::Json => {
-                #[derive(serde::Serialize)]
-                struct Findings<'a> {
-                    #[serde(flatten)]
-                    basis: &'a Basis,
-                    count: usize,
-                    findings: &'a [Arc<Finding>],
-                }
-                json_answer(&Findings {
-                    basis: &basis,
-                    count: findings.len(),
-                    findings: &findings,
-                })?
-            }
+            Format::Json => json_answer(&FindingList::new(&basis, &findings))?,
         })
     })
     .await

@@ -12,14 +12,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::handlers::{findings_of, path_param, with_reports, with_snapshot};
+use super::handlers::{findings_of, path_param, selected, selection, with_reports, with_snapshot};
 use super::{ApiError, AppState};
-use crate::audit::{Rule, Severity};
-use crate::pages::{self, FindingsQuery, ProblemPage};
-use crate::report::assumptions::Overrides;
+use crate::pages::{self, ProblemPage};
+use crate::report::Reports;
 use crate::report::facility;
 use crate::report::valuation::ScreenFilter;
-use crate::report::{Basis, Reports};
 
 /// The pages' routes, beside the API's.
 pub const PAGE_ROUTES: &[&str] = &[
@@ -182,57 +180,14 @@ async fn findings(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let q = filled(q);
-    let parsed = (|| -> Result<FindingsQuery, ApiError> {
-        Ok(FindingsQuery {
-            rule: q
-                .get("rule")
-                .map(|r| {
-                    Rule::parse(r).ok_or_else(|| {
-                        ApiError::bad_parameter("rule", format!("unknown rule {r:?}"))
-                    })
-                })
-                .transpose()?,
-            severity: q
-                .get("severity")
-                .map(|s| {
-                    Severity::parse(s).ok_or_else(|| {
-                        ApiError::bad_parameter("severity", format!("unknown severity {s:?}"))
-                    })
-                })
-                .transpose()?,
-            province: q.get("province").cloned(),
-            facility: q.get("facility").cloned(),
-        })
-    })();
-    let query = match parsed {
-        Ok(query) => query,
+    let selection = match selection(&q) {
+        Ok(selection) => selection,
         Err(e) => return problem(e),
     };
     answer(
         with_snapshot(&state, move |snapshot, state| {
-            let as_of = super::handlers::as_of(snapshot, &q)?;
-            let all = findings_of(snapshot, state, as_of, |f| {
-                query.rule.is_none_or(|r| r.as_str() == f.rule)
-                    && query.severity.is_none_or(|s| s.as_str() == f.severity)
-                    && query
-                        .facility
-                        .as_ref()
-                        .is_none_or(|id| *id == f.facility_id)
-                    && query.province.as_ref().is_none_or(|p| {
-                        snapshot
-                            .facilities
-                            .get(&f.facility_id)
-                            .is_some_and(|x| x.facility.registered.province == *p)
-                    })
-            })?;
-            let basis = Basis::new(
-                &state.reader,
-                snapshot.size,
-                as_of,
-                &state.config,
-                &Overrides::default(),
-            )?;
-            render(pages::findings(&basis, &query, all))
+            let (basis, all) = selected(snapshot, state, &q, &selection)?;
+            render(pages::findings(&basis, &selection, all))
         })
         .await,
     )

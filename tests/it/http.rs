@@ -130,8 +130,13 @@ impl Server {
 
     /// What the server printed after starting, up to its exit (bounded wait).
     fn remaining_stdout(&self) -> Vec<String> {
+        self.remaining_stdout_for(Duration::from_secs(10))
+    }
+
+    /// What the server printed after starting, within `wait`.
+    fn remaining_stdout_for(&self, wait: Duration) -> Vec<String> {
         let rx = self.stdout.lock().expect("stdout lock");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + wait;
         let mut lines = Vec::new();
         while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             lines.push(line);
@@ -1505,6 +1510,16 @@ fn demo_command_serves_the_audited_demo_world() {
     assert_eq!(findings.status, 200);
     let body: Value = serde_json::from_str(&findings.text).unwrap();
     assert!(body["count"].as_u64().unwrap_or(0) > 0, "{body}");
+    // It names the pages to open, and each is there.
+    let printed = server.remaining_stdout_for(Duration::from_secs(1));
+    for path in ["/", "/regions", "/findings", "/valuation"] {
+        let url = format!("{}{path}", server.base);
+        assert!(
+            printed.iter().any(|l| l.trim() == url),
+            "{url} not in {printed:?}"
+        );
+        assert_eq!(get(&agent, &url).status, 200, "{url}");
+    }
     let pid = server.child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());

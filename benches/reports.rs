@@ -1,0 +1,134 @@
+//! `cargo bench --bench reports [-- FACILITIES]`: the reports and pages over HTTP on the
+//! benchmarks' world of about a million entries (`benches/world`), with the server's
+//! snapshot warm: `GET /v1/reports/regions`, the valuation screen of every facility,
+//! one facility's valuation, and a facility's page, each beside two yardsticks measured
+//! in the same run: `GET /v1/checkpoint` (the cost of a request at all) and the warm
+//! audit behind every report (`GET /v1/findings?facility=…`). Prints figures; asserts
+//! nothing. Traffic stays on 127.0.0.1.
+
+mod world;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use dcledger::server::{ServeConfig, serve};
+use serde_json::Value;
+
+/// Requests timed per figure, after one untimed request.
+const ROUNDS: usize = 10;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+/// GETs `path` once; the status and body.
+fn fetch(agent: &ureq::Agent, base: &str, path: &str) -> (u16, String) {
+    let mut response = agent
+        .get(&format!("{base}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(256 * 1024 * 1024)
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    (status, body)
+}
+
+/// Times `ROUNDS` GETs of `path` after one untimed; prints min / median / max.
+fn time(agent: &ureq::Agent, base: &str, what: &str, path: &str) {
+    let (status, body) = fetch(agent, base, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    let mut ms: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let start = Instant::now();
+            let (status, _) = fetch(agent, base, path);
+            assert_eq!(status, 200, "{path}");
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "{what:<46} {:>8.1} {:>8.1} {:>8.1} ms  ({} bytes)",
+        ms[0],
+        ms[ROUNDS / 2],
+        ms[ROUNDS - 1],
+        body.len()
+    );
+}
+
+fn main() {
+    let world = world::world();
+    let (tx, rx) = mpsc::channel();
+    let config = ServeConfig {
+        data: world.kept.clone(),
+        listen: "127.0.0.1:0".into(),
+        config: dcledger::config::Config::default(),
+    };
+    std::thread::spawn(move || {
+        serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");
+    });
+    let base = format!("http://{}", rx.recv().expect("server started"));
+    let agent = agent();
+    let start = Instant::now();
+    let (_, screen) = fetch(&agent, &base, "/v1/reports/valuation?limit=1");
+    println!(
+        "snapshot loaded and first report answered in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    let screen: Value = serde_json::from_str(&screen).expect("JSON");
+    let facility = screen["rows"][0]["facility_id"]
+        .as_str()
+        .expect("a facility")
+        .to_string();
+    let (_, healthz) = fetch(&agent, &base, "/healthz");
+    println!("{healthz}");
+    println!(
+        "{:<46} {:>8} {:>8} {:>8}",
+        "request (warm snapshot)", "min", "median", "max"
+    );
+    time(
+        &agent,
+        &base,
+        "yardstick: GET /v1/checkpoint",
+        "/v1/checkpoint",
+    );
+    time(
+        &agent,
+        &base,
+        "yardstick: warm audit, one facility's findings",
+        &format!("/v1/findings?facility={facility}"),
+    );
+    time(
+        &agent,
+        &base,
+        "GET /v1/reports/regions",
+        "/v1/reports/regions",
+    );
+    time(
+        &agent,
+        &base,
+        "GET /v1/reports/valuation (all, 1,000 a page)",
+        "/v1/reports/valuation?limit=1000",
+    );
+    time(
+        &agent,
+        &base,
+        "GET /v1/reports/valuation/{id}",
+        &format!("/v1/reports/valuation/{facility}"),
+    );
+    time(
+        &agent,
+        &base,
+        "GET /facilities/{id} (page)",
+        &format!("/facilities/{facility}"),
+    );
+    time(&agent, &base, "GET / (page)", "/");
+    std::process::exit(0);
+}
