@@ -9,5 +9,6 @@ mod group_commit;
 mod http;
 mod recovery;
 mod registry_rejections;
+mod reports;
 mod support;
 mod worlds;
