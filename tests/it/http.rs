@@ -32,7 +32,7 @@ const TS: &str = "2025-01-01T00:00:00Z";
 // ---------------------------------------------------------------------------------------
 // A server process, killed and reaped when dropped.
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     vkey: String,
@@ -45,7 +45,7 @@ struct Server {
 impl Server {
     /// Starts `dcledger serve` on `data`; retries a few times, as a ledger just closed by
     /// another process may still be locked for a moment.
-    fn start(data: &Path, log: &Path) -> Server {
+    pub(crate) fn start(data: &Path, log: &Path) -> Server {
         Server::start_with(
             &["serve", "--data", path_str(data), "--listen", "127.0.0.1:0"],
             log,
@@ -53,7 +53,7 @@ impl Server {
     }
 
     /// Starts `dcledger` with `args` (a command that ends up serving).
-    fn start_with(args: &[&str], log: &Path) -> Server {
+    pub(crate) fn start_with(args: &[&str], log: &Path) -> Server {
         let mut last = String::new();
         let started = Instant::now();
         for _ in 0..20 {
@@ -139,7 +139,7 @@ impl Server {
         lines
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -184,7 +184,7 @@ impl Drop for Server {
 }
 
 /// Closes a test ledger (only one process may open it) and returns its directory.
-fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
+pub(crate) fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
     let data = t.data();
     let TestLedger {
         dir,
@@ -198,7 +198,7 @@ fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
 // ---------------------------------------------------------------------------------------
 // HTTP helpers.
 
-fn new_agent() -> ureq::Agent {
+pub(crate) fn new_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(REQUEST_TIMEOUT))
@@ -207,43 +207,44 @@ fn new_agent() -> ureq::Agent {
 }
 
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    content_type: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
     allow: String,
-    text: String,
+    /// The `Link` header (a paged CSV answer's next page), or empty.
+    pub(crate) link: String,
+    pub(crate) text: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
     }
 
     /// Asserts `status` and returns the JSON body.
-    fn expect(&self, status: u16) -> Value {
+    pub(crate) fn expect(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "{}", self.text);
         self.json()
     }
 }
 
-fn answer(
+pub(crate) fn answer(
     response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<Answer, ureq::Error> {
     let mut response = response?;
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let allow = response
-        .headers()
-        .get("allow")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let content_type = header("content-type");
+    let allow = header("allow");
+    let link = header("link");
     let text = response
         .body_mut()
         .with_config()
@@ -253,11 +254,12 @@ fn answer(
         status,
         content_type,
         allow,
+        link,
         text,
     })
 }
 
-fn get(agent: &ureq::Agent, url: &str) -> Answer {
+pub(crate) fn get(agent: &ureq::Agent, url: &str) -> Answer {
     answer(agent.get(url).call()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
@@ -289,7 +291,7 @@ fn tree_size(agent: &ureq::Agent, server: &Server) -> u64 {
 }
 
 /// Asserts a problem answer: status, content type, `type` ending in `slug`, and fields.
-fn problem(a: &Answer, status: u16, slug: &str) -> Value {
+pub(crate) fn problem(a: &Answer, status: u16, slug: &str) -> Value {
     assert_eq!(a.status, status, "{}", a.text);
     assert!(
         a.content_type.starts_with("application/problem+json"),

@@ -25,6 +25,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::audit_rules::World;
+use dcledger::entry::Kind;
+use serde_json::json;
 
 /// A JSON document read exactly: `serde_json::Value` would turn an integer beyond u64
 /// into a float, so figures are read from their literals as big integers, and objects
@@ -208,4 +210,38 @@ pub(crate) fn query(pairs: &[(&str, &str)]) -> Overrides {
         o.set_text(name, value).expect("a valid assumption");
     }
     o
+}
+
+/// A lot of `n` GPUs of `model` for `facility`, bought at its 2025 reference price
+/// (never a price anomaly) on `date`, and deployed there whole on the same day.
+pub(crate) fn installed(w: &mut World, lot: &str, facility: &str, model: &str, n: u64, date: &str) {
+    let unit = match model {
+        "H100" => 16_000_000,
+        "H800" => 14_000_000,
+        "A100" => 8_000_000,
+        _ => 1_000_000,
+    };
+    w.procure(lot, facility, model, n, unit, date);
+    w.deploy(lot, facility, n, date);
+}
+
+/// A `lot.transfer` of `n` GPUs of `lot` (`from` a facility, or from stock) to a
+/// facility or out of the fleet to an organisation.
+pub(crate) fn transfer(
+    w: &mut World,
+    lot: &str,
+    n: u64,
+    from: Option<&str>,
+    to: Value,
+    date: &str,
+) {
+    let mut body = json!({"lot_id": lot, "quantity": n, "price_minor": 0, "currency": "CNY",
+                          "date": date});
+    if let Some(from) = from {
+        body["from_facility"] = json!(from);
+    }
+    for (k, v) in to.as_object().expect("to_org or to_facility") {
+        body[k] = v.clone();
+    }
+    w.add("op", Kind::LotTransfer, body);
 }

@@ -12,7 +12,7 @@ use dcledger::entry::Kind;
 use dcledger::report::assumptions::Overrides;
 use serde_json::{Value, json};
 
-use super::{Doc, assert_holds, query, with_reports};
+use super::{Doc, assert_holds, installed, query, transfer, with_reports};
 use crate::audit_rules::{FAC, OTHER, World};
 
 /// The findings of the case as (rule, facility), sorted: what the findings-dependent
@@ -34,33 +34,6 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect();
     v.sort();
     v
-}
-
-/// A lot of `n` GPUs of `model` for `facility`, bought at its 2025 reference price
-/// (never a price anomaly) on `date`, and deployed there whole on the same day.
-fn installed(w: &mut World, lot: &str, facility: &str, model: &str, n: u64, date: &str) {
-    let unit = match model {
-        "H100" => 16_000_000,
-        "H800" => 14_000_000,
-        "A100" => 8_000_000,
-        _ => 1_000_000,
-    };
-    w.procure(lot, facility, model, n, unit, date);
-    w.deploy(lot, facility, n, date);
-}
-
-/// A `lot.transfer` of `n` GPUs of `lot` (`from` a facility, or from stock) to a
-/// facility or out of the fleet to an organisation.
-fn transfer(w: &mut World, lot: &str, n: u64, from: Option<&str>, to: Value, date: &str) {
-    let mut body = json!({"lot_id": lot, "quantity": n, "price_minor": 0, "currency": "CNY",
-                          "date": date});
-    if let Some(from) = from {
-        body["from_facility"] = json!(from);
-    }
-    for (k, v) in to.as_object().expect("to_org or to_facility") {
-        body[k] = v.clone();
-    }
-    w.add("op", Kind::LotTransfer, body);
 }
 
 // ---------------------------------------------------------------------------------------
