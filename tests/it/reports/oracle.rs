@@ -7,7 +7,6 @@
 //! `dcledger audit --format json`, and only the figures that rest on them use them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive, Zero};
@@ -51,13 +50,33 @@ const PRICES: [(&str, [u64; 4]); 5] = [
     ("Ascend-910B", [120_000, 110_000, 100_000, 90_000]),
 ];
 
-/// SPEC §9's default assumptions.
-const TARIFF: u64 = 50;
-const MAINTENANCE: u64 = 20_000;
-const LIFE: i64 = 60;
-const DISCOUNT_BP: u64 = 1_000;
-const HAIRCUT_BP: u64 = 4_000;
-const DISTRESSED_BP: u64 = 2_000;
+/// The valuation's assumptions, SPEC §9's defaults unless a test sets them.
+pub(super) struct Assume {
+    pub tariff: u64,
+    pub maintenance: u64,
+    pub life: i64,
+    pub discount_bp: u64,
+    pub haircut_bp: u64,
+    pub distressed_bp: u64,
+    /// Rents given by model, for as_of's year.
+    pub rents: BTreeMap<String, u64>,
+}
+
+impl Default for Assume {
+    fn default() -> Assume {
+        Assume {
+            tariff: 50,
+            maintenance: 20_000,
+            life: 60,
+            discount_bp: 1_000,
+            haircut_bp: 4_000,
+            distressed_bp: 2_000,
+            rents: BTreeMap::new(),
+        }
+    }
+}
+
+/// The idle-funded threshold (SPEC §8).
 const IDLE_PCT: u64 = 30;
 const WINDOW: i64 = 6;
 
@@ -71,7 +90,7 @@ const STATUSES: [&str; 5] = [
 
 /// A calendar date.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Day(i64, i64, i64);
+pub(super) struct Day(i64, i64, i64);
 
 impl Day {
     fn parse(s: &str) -> Day {
@@ -81,7 +100,7 @@ impl Day {
 }
 
 /// A month as a count of months, year × 12 + month − 1.
-fn month(s: &str) -> i64 {
+pub(super) fn month(s: &str) -> i64 {
     let (y, m) = s.split_once('-').expect("YYYY-MM");
     y.parse::<i64>().expect("year") * 12 + m.parse::<i64>().expect("month") - 1
 }
@@ -108,7 +127,10 @@ fn price(model: &str, year: i64) -> Option<u64> {
     Some(by_year[(year.clamp(2023, 2026) - 2023) as usize])
 }
 
-fn rent(model: &str, year: i64) -> u64 {
+fn rent(a: &Assume, model: &str, year: i64) -> u64 {
+    if let Some(given) = a.rents.get(model) {
+        return *given;
+    }
     let h100 = if year <= 2024 { 2_250_000 } else { 937_500 };
     match (price(model, year), price("H100", year)) {
         _ if model == "H100" => h100,
@@ -151,7 +173,7 @@ struct Disbursement {
 
 /// What the oracle knows of a world: only its entries, read here.
 #[derive(Default)]
-struct World {
+pub(super) struct World {
     facilities: BTreeMap<String, Facility>,
     lots: BTreeMap<String, Lot>,
     disbursements: Vec<Disbursement>,
@@ -172,12 +194,12 @@ fn s(v: &Value) -> String {
 }
 
 impl World {
-    fn read(entries: &Path) -> World {
+    /// From envelopes (or leaves: anything with the `entry`) in ledger order, as JSON.
+    pub(super) fn read<S: AsRef<str>>(lines: impl Iterator<Item = S>) -> World {
         let mut w = World::default();
         let mut subsidy_facility = BTreeMap::new();
-        let text = std::fs::read_to_string(entries).expect("entries.ndjson");
-        for (position, line) in text.lines().enumerate() {
-            let envelope: Value = serde_json::from_str(line).expect("JSON line");
+        for (position, line) in lines.enumerate() {
+            let envelope: Value = serde_json::from_str(line.as_ref()).expect("JSON line");
             let entry = &envelope["entry"];
             let b = &entry["body"];
             match entry["kind"].as_str().expect("kind") {
@@ -272,7 +294,24 @@ impl World {
 }
 
 /// A finding as the CLI printed it: (rule, severity, facility, key).
-type Found = (String, String, String, String);
+pub(super) type Found = (String, String, String, String);
+
+/// The findings of a `dcledger audit --format json` answer.
+pub(super) fn findings(audit: &Doc) -> Vec<Found> {
+    audit
+        .at("/findings")
+        .items()
+        .iter()
+        .map(|f| {
+            (
+                f.str("/rule"),
+                f.str("/severity"),
+                f.str("/facility_id"),
+                f.str("/key"),
+            )
+        })
+        .collect()
+}
 
 /// One facility's part in its region, as of a month.
 struct Share {
@@ -342,7 +381,7 @@ fn included(w: &World, as_of: i64) -> impl Iterator<Item = (&String, &Facility)>
 }
 
 /// Compares every region of `regions` (a `report regions` answer) with the oracle's.
-fn check_regions(w: &World, as_of: i64, findings: &[Found], regions: &Doc, what: &str) {
+pub(super) fn check_regions(w: &World, as_of: i64, findings: &[Found], regions: &Doc, what: &str) {
     let end = last_day(as_of);
     let flagged: BTreeSet<&str> = findings
         .iter()
@@ -458,17 +497,19 @@ fn check_regions(w: &World, as_of: i64, findings: &[Found], regions: &Doc, what:
 }
 
 /// The oracle's income value: per lot in lot-id order, in binary64 (SPEC §9).
-fn income(noi: &BigInt, gpus: &BigInt, lots: &[(i64, i64)]) -> f64 {
+fn income(noi: &BigInt, gpus: &BigInt, lots: &[(i64, i64)], discount_bp: u64) -> f64 {
     if gpus.is_zero() {
         return 0.0;
     }
-    let m = (1.0 + DISCOUNT_BP as f64 / 10_000.0).powf(1.0 / 12.0) - 1.0;
+    let m = (1.0 + discount_bp as f64 / 10_000.0).powf(1.0 / 12.0) - 1.0;
     let (noi, gpus) = (noi.to_f64().expect("f64"), gpus.to_f64().expect("f64"));
     let mut total = 0.0;
     for (n_gpus, n) in lots {
         let share = noi * *n_gpus as f64 / gpus;
         let factor = if *n == 0 {
             0.0
+        } else if m == 0.0 {
+            *n as f64
         } else {
             (1.0 - (1.0 + m).powf(-(*n as f64))) / m
         };
@@ -479,7 +520,14 @@ fn income(noi: &BigInt, gpus: &BigInt, lots: &[(i64, i64)]) -> f64 {
 
 /// Compares every valuation of `all` (a `report valuation --all` answer) with the
 /// oracle's, and the screen's order.
-fn check_valuations(w: &World, as_of: i64, findings: &[Found], all: &Doc, what: &str) {
+pub(super) fn check_valuations(
+    w: &World,
+    as_of: i64,
+    findings: &[Found],
+    all: &Doc,
+    a: &Assume,
+    what: &str,
+) {
     let end = last_day(as_of);
     let year = end.0;
     let breached: BTreeSet<(&str, &str)> = findings
@@ -509,14 +557,14 @@ fn check_valuations(w: &World, as_of: i64, findings: &[Found], all: &Doc, what: 
         for (lot_id, n) in &sh.lots {
             let lot = &w.lots[lot_id];
             *by_model.entry(lot.model.clone()).or_default() += *n;
-            rents += big(*n) * rent(&lot.model, year);
+            rents += big(*n) * rent(a, &lot.model, year);
             match price(&lot.model, year) {
                 Some(p) => priced += big(*n) * p * 100u64,
                 None => {
                     unpriced.insert(lot.model.clone());
                 }
             }
-            let remaining = (LIFE - whole_months(lot.date, end)).max(0);
+            let remaining = (a.life - whole_months(lot.date, end)).max(0);
             lots.push((lot_id.clone(), *n, remaining));
         }
         let listed_lots: Vec<(String, i64, i64)> = v
@@ -548,11 +596,11 @@ fn check_valuations(w: &World, as_of: i64, findings: &[Found], all: &Doc, what: 
         let energy = if sh.power_reports == 0 {
             big(0)
         } else {
-            &sh.consumed * TARIFF / sh.power_reports
+            &sh.consumed * a.tariff / sh.power_reports
         };
-        let maintenance = &sh.gpus * MAINTENANCE;
+        let maintenance = &sh.gpus * a.maintenance;
         let noi = &revenue - &energy - &maintenance;
-        let liquidation = &priced * (10_000 - HAIRCUT_BP) / 10_000u64;
+        let liquidation = &priced * (10_000 - a.haircut_bp) / 10_000u64;
         let mut clawback = big(0);
         for d in w.disbursements.iter().filter(|d| {
             d.facility == id
@@ -572,9 +620,9 @@ fn check_valuations(w: &World, as_of: i64, findings: &[Found], all: &Doc, what: 
         }
         let distressed = noi.is_negative()
             || if sh.available.is_zero() {
-                DISTRESSED_BP > 0
+                a.distressed_bp > 0
             } else {
-                &paid * 10_000 < &sh.available * DISTRESSED_BP
+                &paid * 10_000 < &sh.available * a.distressed_bp
             };
         for (field, value) in [
             ("gpus", &sh.gpus),
@@ -611,7 +659,7 @@ fn check_valuations(w: &World, as_of: i64, findings: &[Found], all: &Doc, what: 
         assert_eq!(listed_unpriced, unpriced, "{what}: unpriced_models");
         // Independent evaluation orders may differ by one minor unit.
         let lot_shares: Vec<(i64, i64)> = lots.iter().map(|(_, n, r)| (*n, *r)).collect();
-        let oracle = income(&noi, &sh.gpus, &lot_shares);
+        let oracle = income(&noi, &sh.gpus, &lot_shares, a.discount_bp);
         let got = v.int("/income_value");
         assert!(
             (got.to_f64().expect("f64") - oracle).abs() <= 1.0,
@@ -646,7 +694,8 @@ fn check_world(seed: u64, facilities: u32, months: u32, serve: bool) {
     ]);
     let data = tmp.path().join("data");
     load(&world, &data).close().expect("close");
-    let w = World::read(&world.join("entries.ndjson"));
+    let entries = std::fs::read_to_string(world.join("entries.ndjson")).expect("entries");
+    let w = World::read(entries.lines());
     let cli = |args: &[&str]| -> Doc {
         let mut all = args.to_vec();
         all.extend(["--data", path_str(&data), "--format", "json"]);
@@ -677,7 +726,7 @@ fn check_world(seed: u64, facilities: u32, months: u32, serve: bool) {
         let regions = cli(&["report", "regions", "--as-of", as_of]);
         check_regions(&w, m, &findings, &regions, &what);
         let valuations = cli(&["report", "valuation", "--all", "--as-of", as_of]);
-        check_valuations(&w, m, &findings, &valuations, &what);
+        check_valuations(&w, m, &findings, &valuations, &Assume::default(), &what);
         if serve && as_of == latest {
             // The server answers the same bytes as the CLI.
             let server = Server::start(&data, &tmp.path().join("server.log"));
