@@ -105,6 +105,13 @@ impl World {
         }
     }
 
+    /// Appends what is queued, or returns why the ledger refused it (nothing written).
+    pub(crate) fn try_flush(&mut self) -> Result<(), dcledger::reject::BatchRejection> {
+        let batch = std::mem::take(&mut self.pending);
+        let answer = self.t.ledger.append_batch(batch).expect("storage");
+        answer.map(|_| ())
+    }
+
     fn audit_with(&mut self, as_of: &str, config: AuditConfig) -> Vec<Arc<Finding>> {
         self.flush();
         let request = AuditRequest {

@@ -243,6 +243,27 @@ fn bad_assumptions_are_400_naming_the_parameter() {
             );
         }
     }
+    // A month that is not one, on every report.
+    for path in [
+        "/v1/reports/regions",
+        "/v1/reports/regions/Henan",
+        "/v1/reports/valuation/dc-a",
+        "/v1/reports/valuation",
+    ] {
+        let a = get(&agent, &server.url(&format!("{path}?as_of=2025-13")));
+        assert_eq!(
+            problem(&a, 400, "bad-parameter")["errors"][0]["parameter"],
+            "as_of",
+            "{path}"
+        );
+    }
+    // What is not there is 404.
+    for path in [
+        "/v1/reports/valuation/dc-nowhere",
+        "/v1/reports/regions/Atlantis",
+    ] {
+        problem(&get(&agent, &server.url(path)), 404, "not-found");
+    }
     // Region reports take no assumptions.
     let a = get(&agent, &server.url("/v1/reports/regions?haircut_bp=1"));
     assert_eq!(
