@@ -16,10 +16,12 @@ use serde_json::{Value, json};
 use crate::support::{Party, TestLedger, bin, path_str};
 
 /// Every entry is signed at this instant: after every date and period below.
-const TS: &str = "2025-12-01T00:00:00Z";
+pub(crate) const TS: &str = "2025-12-01T00:00:00Z";
+/// SPEC §2: the largest integer in signed content, 2^53 − 1.
+pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
 /// The facility the rules are meant to fire on, and a second one of the same operator.
-const FAC: &str = "dc-a";
-const OTHER: &str = "dc-b";
+pub(crate) const FAC: &str = "dc-a";
+pub(crate) const OTHER: &str = "dc-b";
 
 /// (name in the scenarios, organisation, role, key seed).
 const PARTIES: [(&str, &str, &str, u8); 7] = [
@@ -33,15 +35,16 @@ const PARTIES: [(&str, &str, &str, u8); 7] = [
 ];
 
 /// A fresh ledger with one organisation and key per role and two facilities of `op-a`;
-/// entries queue up and are appended as one batch before an audit.
-struct World {
-    t: TestLedger,
+/// entries queue up and are appended as one batch before an audit. The helpers that
+/// take no facility write about `FAC`; their `*_at` forms take one.
+pub(crate) struct World {
+    pub(crate) t: TestLedger,
     parties: Vec<(&'static str, Party)>,
     pending: Vec<Value>,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         let mut t = TestLedger::new();
         let mut pending = Vec::new();
         let mut parties = Vec::new();
@@ -63,20 +66,25 @@ impl World {
             pending,
         };
         for id in [FAC, OTHER] {
-            w.add(
-                "op",
-                Kind::FacilityRegister,
-                json!({"facility_id": id, "name": format!("{id} computing centre"),
-                       "province": "Henan", "city": "Zhengzhou", "lat_e6": 34_519_700,
-                       "lon_e6": 113_840_900, "planned_it_kw": 20_000, "planned_gpus": 4_096,
-                       "land_parcel": format!("parcel-{id}"), "announced": "2023-01-15"}),
-            );
+            w.register(id, "Henan", "2023-01-15");
         }
         w
     }
 
+    /// Registers a facility of `op-a` in `province`, announced on `announced`.
+    pub(crate) fn register(&mut self, id: &str, province: &str, announced: &str) -> u64 {
+        self.add(
+            "op",
+            Kind::FacilityRegister,
+            json!({"facility_id": id, "name": format!("{id} computing centre"),
+                   "province": province, "city": "Zhengzhou", "lat_e6": 34_519_700,
+                   "lon_e6": 113_840_900, "planned_it_kw": 20_000, "planned_gpus": 4_096,
+                   "land_parcel": format!("parcel-{id}"), "announced": announced}),
+        )
+    }
+
     /// Queues an entry signed by `who` with its next seq; returns the index it will get.
-    fn add(&mut self, who: &str, kind: Kind, body: Value) -> u64 {
+    pub(crate) fn add(&mut self, who: &str, kind: Kind, body: Value) -> u64 {
         let index = self.t.ledger.size() + self.pending.len() as u64;
         let party = &mut self
             .parties
@@ -90,11 +98,18 @@ impl World {
         index
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let batch = std::mem::take(&mut self.pending);
         if !batch.is_empty() {
             self.t.accept(batch);
         }
+    }
+
+    /// Appends what is queued, or returns why the ledger refused it (nothing written).
+    pub(crate) fn try_flush(&mut self) -> Result<(), dcledger::reject::BatchRejection> {
+        let batch = std::mem::take(&mut self.pending);
+        let answer = self.t.ledger.append_batch(batch).expect("storage");
+        answer.map(|_| ())
     }
 
     fn audit_with(&mut self, as_of: &str, config: AuditConfig) -> Vec<Arc<Finding>> {
@@ -115,7 +130,13 @@ impl World {
 
     // One helper per kind, signed by the party whose role it is.
 
-    fn status(&mut self, who: &str, facility: &str, status: &str, effective: &str) -> u64 {
+    pub(crate) fn status(
+        &mut self,
+        who: &str,
+        facility: &str,
+        status: &str,
+        effective: &str,
+    ) -> u64 {
         self.add(
             who,
             Kind::FacilityStatus,
@@ -123,16 +144,33 @@ impl World {
         )
     }
 
-    fn permit(&mut self, id: &str, kind: &str, valid_from: &str, valid_until: &str) -> u64 {
+    pub(crate) fn permit(
+        &mut self,
+        id: &str,
+        kind: &str,
+        valid_from: &str,
+        valid_until: &str,
+    ) -> u64 {
+        self.permit_at(FAC, id, kind, valid_from, valid_until)
+    }
+
+    pub(crate) fn permit_at(
+        &mut self,
+        facility: &str,
+        id: &str,
+        kind: &str,
+        valid_from: &str,
+        valid_until: &str,
+    ) -> u64 {
         self.add(
             "permitter",
             Kind::PermitIssue,
-            json!({"permit_id": id, "facility_id": FAC, "kind": kind,
+            json!({"permit_id": id, "facility_id": facility, "kind": kind,
                    "valid_from": valid_from, "valid_until": valid_until}),
         )
     }
 
-    fn revoke(&mut self, id: &str, effective: &str) -> u64 {
+    pub(crate) fn revoke(&mut self, id: &str, effective: &str) -> u64 {
         self.add(
             "permitter",
             Kind::PermitRevoke,
@@ -140,7 +178,15 @@ impl World {
         )
     }
 
-    fn procure(&mut self, lot: &str, facility: &str, model: &str, n: u64, unit: u64, date: &str) {
+    pub(crate) fn procure(
+        &mut self,
+        lot: &str,
+        facility: &str,
+        model: &str,
+        n: u64,
+        unit: u64,
+        date: &str,
+    ) {
         self.add(
             "op",
             Kind::Procurement,
@@ -150,13 +196,20 @@ impl World {
         );
     }
 
-    fn procurement(&mut self, lot: &str, model: &str, n: u64, unit: u64, date: &str) -> u64 {
+    pub(crate) fn procurement(
+        &mut self,
+        lot: &str,
+        model: &str,
+        n: u64,
+        unit: u64,
+        date: &str,
+    ) -> u64 {
         let index = self.t.ledger.size() + self.pending.len() as u64;
         self.procure(lot, FAC, model, n, unit, date);
         index
     }
 
-    fn serials(&mut self, lot: &str, serials: &[&str]) -> u64 {
+    pub(crate) fn serials(&mut self, lot: &str, serials: &[&str]) -> u64 {
         self.add(
             "op",
             Kind::LotSerials,
@@ -164,7 +217,7 @@ impl World {
         )
     }
 
-    fn deploy(&mut self, lot: &str, facility: &str, n: u64, date: &str) -> u64 {
+    pub(crate) fn deploy(&mut self, lot: &str, facility: &str, n: u64, date: &str) -> u64 {
         self.add(
             "op",
             Kind::Deployment,
@@ -172,8 +225,27 @@ impl World {
         )
     }
 
-    fn grant(&mut self, id: &str, purpose: &str, amount: u64, date: &str, condition: Value) -> u64 {
-        let mut body = json!({"subsidy_id": id, "facility_id": FAC, "recipient_org": "op-a",
+    pub(crate) fn grant(
+        &mut self,
+        id: &str,
+        purpose: &str,
+        amount: u64,
+        date: &str,
+        condition: Value,
+    ) -> u64 {
+        self.grant_at(FAC, id, purpose, amount, date, condition)
+    }
+
+    pub(crate) fn grant_at(
+        &mut self,
+        facility: &str,
+        id: &str,
+        purpose: &str,
+        amount: u64,
+        date: &str,
+        condition: Value,
+    ) -> u64 {
+        let mut body = json!({"subsidy_id": id, "facility_id": facility, "recipient_org": "op-a",
                               "program": "provincial compute programme", "purpose": purpose,
                               "amount_minor": amount, "currency": "CNY", "date": date});
         if !condition.is_null() {
@@ -182,15 +254,20 @@ impl World {
         self.add("grantor", Kind::SubsidyGrant, body)
     }
 
-    fn disburse(&mut self, id: &str, amount: u64, date: &str) -> u64 {
+    pub(crate) fn disburse(&mut self, id: &str, amount: u64, date: &str) -> u64 {
+        self.disburse_in(id, amount, "CNY", date)
+    }
+
+    /// A disbursement in `currency`.
+    pub(crate) fn disburse_in(&mut self, id: &str, amount: u64, currency: &str, date: &str) -> u64 {
         self.add(
             "grantor",
             Kind::SubsidyDisburse,
-            json!({"subsidy_id": id, "amount_minor": amount, "currency": "CNY", "date": date}),
+            json!({"subsidy_id": id, "amount_minor": amount, "currency": currency, "date": date}),
         )
     }
 
-    fn loan(
+    pub(crate) fn loan(
         &mut self,
         id: &str,
         facility: &str,
@@ -209,28 +286,69 @@ impl World {
     }
 
     /// A power report of `FAC`: consumed, IT, resold kWh and resale revenue.
-    fn power(&mut self, period: &str, consumed: u64, it: u64, resold: u64, revenue: u64) -> u64 {
+    pub(crate) fn power(
+        &mut self,
+        period: &str,
+        consumed: u64,
+        it: u64,
+        resold: u64,
+        revenue: u64,
+    ) -> u64 {
+        self.power_at(FAC, period, consumed, it, resold, revenue)
+    }
+
+    pub(crate) fn power_at(
+        &mut self,
+        facility: &str,
+        period: &str,
+        consumed: u64,
+        it: u64,
+        resold: u64,
+        revenue: u64,
+    ) -> u64 {
         self.add(
             "op",
             Kind::PowerReport,
-            json!({"facility_id": FAC, "period": period, "consumed_kwh": consumed,
+            json!({"facility_id": facility, "period": period, "consumed_kwh": consumed,
                    "it_kwh": it, "green_kwh": 0, "resold_kwh": resold,
                    "resale_revenue_minor": revenue, "currency": "CNY"}),
         )
     }
 
-    fn meter(&mut self, period: &str, consumed: u64, resold: u64) -> u64 {
+    pub(crate) fn meter(&mut self, period: &str, consumed: u64, resold: u64) -> u64 {
+        self.meter_at(FAC, period, consumed, resold)
+    }
+
+    pub(crate) fn meter_at(
+        &mut self,
+        facility: &str,
+        period: &str,
+        consumed: u64,
+        resold: u64,
+    ) -> u64 {
         self.add(
             "utility",
             Kind::MeterReading,
-            json!({"facility_id": FAC, "period": period, "consumed_kwh": consumed,
+            json!({"facility_id": facility, "period": period, "consumed_kwh": consumed,
                    "resold_kwh": resold}),
         )
     }
 
     /// An occupancy report of `FAC`: GPUs installed, GPU-hours available, sold, voucher.
-    fn occupancy(
+    pub(crate) fn occupancy(
         &mut self,
+        period: &str,
+        gpus: u64,
+        available: u64,
+        sold: u64,
+        voucher: u64,
+    ) -> u64 {
+        self.occupancy_at(FAC, period, gpus, available, sold, voucher)
+    }
+
+    pub(crate) fn occupancy_at(
+        &mut self,
+        facility: &str,
         period: &str,
         gpus: u64,
         available: u64,
@@ -240,14 +358,15 @@ impl World {
         self.add(
             "op",
             Kind::OccupancyReport,
-            json!({"facility_id": FAC, "period": period, "gpus_installed": gpus,
+            json!({"facility_id": facility, "period": period, "gpus_installed": gpus,
                    "gpu_hours_available": available, "gpu_hours_sold": sold,
                    "gpu_hours_voucher": voucher, "tenants": 3,
-                   "revenue_minor": sold * 100, "currency": "CNY"}),
+                   // Within SPEC §2's integers whatever the hours sold.
+                   "revenue_minor": sold.saturating_mul(100).min(MAX_SAFE), "currency": "CNY"}),
         )
     }
 
-    fn inspection(&mut self, date: &str, counted: u64) -> u64 {
+    pub(crate) fn inspection(&mut self, date: &str, counted: u64) -> u64 {
         self.add(
             "regulator",
             Kind::InspectionReport,

@@ -53,7 +53,7 @@ impl Server {
     }
 
     /// Starts `dcledger` with `args` (a command that ends up serving).
-    fn start_with(args: &[&str], log: &Path) -> Server {
+    pub(crate) fn start_with(args: &[&str], log: &Path) -> Server {
         let mut last = String::new();
         let started = Instant::now();
         for _ in 0..20 {
@@ -189,7 +189,7 @@ impl Drop for Server {
 }
 
 /// Closes a test ledger (only one process may open it) and returns its directory.
-fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
+pub(crate) fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
     let data = t.data();
     let TestLedger {
         dir,
@@ -216,6 +216,8 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) content_type: String,
     allow: String,
+    /// The `Link` header (a paged CSV answer's next page), or empty.
+    pub(crate) link: String,
     pub(crate) text: String,
 }
 
@@ -232,23 +234,22 @@ impl Answer {
     }
 }
 
-fn answer(
+pub(crate) fn answer(
     response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<Answer, ureq::Error> {
     let mut response = response?;
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let allow = response
-        .headers()
-        .get("allow")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let content_type = header("content-type");
+    let allow = header("allow");
+    let link = header("link");
     let text = response
         .body_mut()
         .with_config()
@@ -258,6 +259,7 @@ fn answer(
         status,
         content_type,
         allow,
+        link,
         text,
     })
 }
@@ -294,7 +296,7 @@ fn tree_size(agent: &ureq::Agent, server: &Server) -> u64 {
 }
 
 /// Asserts a problem answer: status, content type, `type` ending in `slug`, and fields.
-fn problem(a: &Answer, status: u16, slug: &str) -> Value {
+pub(crate) fn problem(a: &Answer, status: u16, slug: &str) -> Value {
     assert_eq!(a.status, status, "{}", a.text);
     assert!(
         a.content_type.starts_with("application/problem+json"),

@@ -10,5 +10,6 @@ mod http;
 mod pages;
 mod recovery;
 mod registry_rejections;
+mod reports;
 mod support;
 mod worlds;

@@ -64,7 +64,7 @@ fn demo_fixture_equals_gen_output() {
 }
 
 /// Loads a generated world into a fresh ledger through the library.
-fn load(world: &Path, data: &Path) -> Ledger {
+pub(crate) fn load(world: &Path, data: &Path) -> Ledger {
     let authority = load_signing_key(&world.join("keys/authority.pem")).unwrap();
     let log = load_signing_key(&world.join("keys/log.pem")).unwrap();
     let mut ledger = Ledger::init(data, ORIGIN, "synthetic", &authority, &log).unwrap();
