@@ -93,21 +93,36 @@ impl Month {
         }
     }
 
+    /// Every `Month` is made by `parse`, `of` or `plus`, which keep `month` in 1–12.
     fn time_month(self) -> TimeMonth {
-        TimeMonth::try_from(self.month).unwrap_or(TimeMonth::January)
+        TimeMonth::try_from(self.month).unwrap_or_else(|_| {
+            unreachable!("month {} of {} is outside 1-12", self.month, self.year)
+        })
+    }
+
+    /// The month's day `day` (at most its length), a real calendar date for any year
+    /// the `time` crate holds (±9999).
+    fn day(self, day: u8) -> Date {
+        Date::from_calendar_date(self.year, self.time_month(), day)
+            .unwrap_or_else(|e| unreachable!("{self} day {day}: {e}"))
     }
 
     pub fn first_day(self) -> Date {
-        Date::from_calendar_date(self.year, self.time_month(), 1).unwrap_or(Date::MIN)
+        self.day(1)
     }
 
     pub fn last_day(self) -> Date {
-        let days = self.time_month().length(self.year);
-        Date::from_calendar_date(self.year, self.time_month(), days).unwrap_or(Date::MAX)
+        self.day(self.time_month().length(self.year))
     }
 
     pub fn hours(self) -> u64 {
         u64::from(self.time_month().length(self.year)) * 24
+    }
+
+    /// The first month of the `months` calendar months that end with this one (a
+    /// window of 1 is the month itself).
+    pub fn window_start(self, months: u32) -> Month {
+        self.plus(-i32::try_from(months.saturating_sub(1)).unwrap_or(i32::MAX))
     }
 
     /// The month `n` months later (earlier for negative `n`).
@@ -126,12 +141,16 @@ impl std::fmt::Display for Month {
     }
 }
 
+/// `date` moved back by `n` calendar months (see `add_months`).
+pub fn months_before(date: Date, n: u32) -> Date {
+    add_months(date, -i32::try_from(n).unwrap_or(i32::MAX))
+}
+
 /// `date` moved by `n` calendar months, the day clamped to the target month's length
 /// (2024-02-29 plus 12 months is 2025-02-28).
 pub fn add_months(date: Date, n: i32) -> Date {
     let target = Month::of(date).plus(n);
-    let day = date.day().min(target.time_month().length(target.year));
-    Date::from_calendar_date(target.year, target.time_month(), day).unwrap_or(date)
+    target.day(date.day().min(target.time_month().length(target.year)))
 }
 
 #[cfg(test)]

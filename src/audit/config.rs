@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::MAX_SAFE_INTEGER;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
@@ -81,30 +83,96 @@ impl Default for AuditConfig {
     }
 }
 
-/// The longest window or condition period, in months: a century of reports.
+/// The longest window, condition period or lag in months: a century of reports.
 pub const MAX_WINDOW_MONTHS: u32 = 1_200;
+/// The largest percentage threshold: 100 times the whole (prices are compared at up to
+/// several times their reference).
+pub const MAX_PCT: u64 = 10_000;
+/// The longest lag in days (a century).
+pub const MAX_LAG_DAYS: u32 = 36_500;
+/// The longest lag in years.
+pub const MAX_LAG_YEARS: u32 = 100;
+/// The largest energy per GPU-hour, in thousandths of a kWh (10 MWh).
+pub const MAX_KWH_PER_GPU_HOUR_MILLI: u64 = 10_000_000;
+/// The largest PUE bound, in hundredths.
+pub const MAX_PUE_CENTI: u64 = 100_000;
+
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    low: T,
+    high: T,
+) -> Result<(), String> {
+    if value < low || value > high {
+        return Err(format!("{name} must be {low} to {high}, not {value}"));
+    }
+    Ok(())
+}
 
 impl AuditConfig {
-    /// Checks what the types cannot say; the error names the field.
+    /// Checks every threshold against its bounds (so the rules' arithmetic and dates
+    /// stay in range); the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         for (model, years) in &self.reference_prices {
-            for year in years.keys() {
+            for (year, price) in years {
                 if year.parse::<i32>().is_err() {
                     return Err(format!("reference_prices.{model}: {year:?} is not a year"));
                 }
+                within(
+                    &format!("reference_prices.{model}.{year}"),
+                    *price,
+                    0,
+                    MAX_SAFE_INTEGER.unsigned_abs(),
+                )?;
             }
         }
-        for (name, months) in [
-            ("window_months", self.window_months),
-            ("condition_months", self.condition_months),
+        within("window_months", self.window_months, 1, MAX_WINDOW_MONTHS)?;
+        within(
+            "condition_months",
+            self.condition_months,
+            1,
+            MAX_WINDOW_MONTHS,
+        )?;
+        within("stalled_months", self.stalled_months, 0, MAX_WINDOW_MONTHS)?;
+        within(
+            "land_banking_months",
+            self.land_banking_months,
+            0,
+            MAX_WINDOW_MONTHS,
+        )?;
+        within(
+            "subsidised_sale_years",
+            self.subsidised_sale_years,
+            0,
+            MAX_LAG_YEARS,
+        )?;
+        within("undeployed_days", self.undeployed_days, 0, MAX_LAG_DAYS)?;
+        for (name, pct) in [
+            ("idle_utilization_pct", self.idle_utilization_pct),
+            ("voucher_share_pct", self.voucher_share_pct),
+            ("resale_share_pct", self.resale_share_pct),
+            ("price_high_pct", self.price_high_pct),
+            ("price_low_pct", self.price_low_pct),
+            ("min_it_share_pct", self.min_it_share_pct),
+            ("meter_tolerance_pct", self.meter_tolerance_pct),
+            ("inspection_min_pct", self.inspection_min_pct),
         ] {
-            if !(1..=MAX_WINDOW_MONTHS).contains(&months) {
-                return Err(format!(
-                    "{name} must be 1 to {MAX_WINDOW_MONTHS}, not {months}"
-                ));
-            }
+            within(name, pct, 0, MAX_PCT)?;
         }
+        within(
+            "kwh_per_gpu_hour_milli",
+            self.kwh_per_gpu_hour_milli,
+            0,
+            MAX_KWH_PER_GPU_HOUR_MILLI,
+        )?;
+        within("pue_min_centi", self.pue_min_centi, 0, MAX_PUE_CENTI)?;
+        within("pue_max_centi", self.pue_max_centi, 0, MAX_PUE_CENTI)?;
         Ok(())
+    }
+
+    /// A validated count of months or years as the calendar arithmetic takes it.
+    pub fn months(&self, n: u32) -> i32 {
+        i32::try_from(n).unwrap_or_else(|_| unreachable!("{n} is within the validated bounds"))
     }
 
     /// Is `key` the name of a threshold (to recognise a file of the old flat format)?
@@ -121,7 +189,7 @@ impl AuditConfig {
         years
             .iter()
             .filter_map(|(y, p)| y.parse::<i32>().ok().map(|y| (y, *p)))
-            .min_by_key(|(y, _)| ((y - year).abs(), *y))
+            .min_by_key(|(y, _)| (y.abs_diff(year), *y))
             .map(|(_, p)| p)
     }
 }

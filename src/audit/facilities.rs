@@ -83,11 +83,14 @@ impl Facilities {
             .collect();
         let shards = crate::parallel::threads_for(self.all.len(), FACILITIES_PER_THREAD);
         let per_shard = self.all.len().div_ceil(shards).max(1);
+        // (shard, position in it) of a facility; `per_shard` is at least 1.
+        let place = |at: usize| (at.div_euclid(per_shard), at.rem_euclid(per_shard));
         // Sized exactly: a list of megabytes grown by doubling maps fresh pages each time.
-        let mut sizes = vec![0; shards];
+        let mut sizes = vec![0usize; shards];
         for found in &found {
             if let Found::At(at) = found {
-                sizes[at / per_shard] += 1;
+                let size = &mut sizes[place(*at).0];
+                *size = size.saturating_add(1);
             }
         }
         let mut work: Vec<Vec<(usize, Month, Figures, u64)>> =
@@ -95,12 +98,10 @@ impl Facilities {
         let mut unseen = BTreeSet::new();
         for (found, change) in found.into_iter().zip(changes) {
             match (found, change.touch) {
-                (Found::At(at), Touch::Report(report)) => work[at / per_shard].push((
-                    at % per_shard,
-                    report.period,
-                    report.figures,
-                    change.index,
-                )),
+                (Found::At(at), Touch::Report(report)) => {
+                    let (shard, position) = place(at);
+                    work[shard].push((position, report.period, report.figures, change.index));
+                }
                 (Found::Unseen, Touch::Report(report)) => {
                     unseen.insert(report.facility_id);
                 }

@@ -14,6 +14,7 @@ use crate::domain::figures::{Currency, Figures, MeterFigures, OccupancyFigures, 
 use crate::domain::records::{
     FacilityRecord, Inspection, LoanRecord, LotRecord, PermitRecord, SubsidyRecord,
 };
+use crate::exact::total;
 
 /// A report that counts, with the entry it came from.
 #[derive(Clone, Debug)]
@@ -62,25 +63,29 @@ const JOURNAL_LIMIT: usize = 64;
 
 impl Journal {
     fn record(&mut self, month: Month) {
-        self.current += 1;
+        let previous = self.current;
+        self.current = previous
+            .checked_add(1)
+            .unwrap_or_else(|| unreachable!("2^64 revisions of one facility"));
         if self.recent.len() == JOURNAL_LIMIT {
             self.recent.clear();
-            self.floor = self.current - 1;
+            self.floor = previous;
         }
         self.recent.push((self.current, month));
     }
 
     fn since(&self, since: u64) -> Option<impl Iterator<Item = Month> + '_> {
         debug_assert_eq!(
-            self.recent.len() as u64,
-            self.current - self.floor,
+            u64::try_from(self.recent.len()).ok(),
+            self.current.checked_sub(self.floor),
             "the journal holds every revision after its floor"
         );
         // Revisions are consecutive, so the newer ones are the last `current - since`,
         // found without reading them: every audit asks of every facility, and nearly
         // always of one with no newer revision.
         (since >= self.floor).then(|| {
-            let newer = self.current.saturating_sub(since) as usize;
+            // More than the journal holds reads it all.
+            let newer = usize::try_from(self.current.saturating_sub(since)).unwrap_or(usize::MAX);
             self.recent[self.recent.len().saturating_sub(newer)..]
                 .iter()
                 .map(|(_, m)| *m)
@@ -95,8 +100,9 @@ struct Timeline {
     statuses: Vec<(Date, u64, Status)>,
     /// (date, GPUs arriving (+) or leaving (−), entry), by date.
     moves: Vec<(Date, i64, u64)>,
-    /// GPUs at the facility after each move: `gpus[i]` sums `moves[..=i]`.
-    gpus: Vec<i64>,
+    /// GPUs at the facility after each move: `gpus[i]` sums `moves[..=i]`. i128: each
+    /// move is below 2^53 GPUs, so no count of moves a ledger can hold overflows it.
+    gpus: Vec<i128>,
     /// Permits with a non-empty validity: (kind, first day, last day, issuing entry),
     /// by first day.
     permits: Vec<(PermitKind, Date, Date, u64)>,
@@ -118,8 +124,10 @@ impl Timeline {
         moves.sort_by_key(|m| (m.0, m.2));
         let gpus = moves
             .iter()
-            .scan(0i64, |total, m| {
-                *total += m.1;
+            .scan(0i128, |total, m| {
+                *total = total
+                    .checked_add(i128::from(m.1))
+                    .unwrap_or_else(|| unreachable!("fewer than 2^64 moves below 2^63"));
                 Some(*total)
             })
             .collect();
@@ -210,6 +218,8 @@ impl Dates {
 fn validity(p: &PermitRecord) -> (Date, Date) {
     let mut until = day(&p.issued.valid_until);
     if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
+        // A revocation effective on the first day any calendar holds ends the permit
+        // before it begins.
         until = until.min(rev.previous_day().unwrap_or(Date::MIN));
     }
     (day(&p.issued.valid_from), until)
@@ -229,10 +239,8 @@ impl<T> Default for Series<T> {
 
 impl<T> Series<T> {
     pub fn get(&self, month: &Month) -> Option<&Dated<T>> {
-        match self.count_through(*month) {
-            0 => None,
-            n => (self.0[n - 1].0 == *month).then(|| &self.0[n - 1].1),
-        }
+        let (m, report) = self.0[..self.count_through(*month)].last()?;
+        (m == month).then_some(report)
     }
 
     pub fn contains_key(&self, month: &Month) -> bool {
@@ -263,10 +271,11 @@ impl<T> Series<T> {
         while after > 0 {
             let probe = after.saturating_sub(step);
             if s[probe].0 <= last {
-                return probe + 1 + s[probe + 1..after].partition_point(|(m, _)| *m <= last);
+                // Index arithmetic within the series' length: no sum can reach usize::MAX.
+                return probe.saturating_add(s[probe..after].partition_point(|(m, _)| *m <= last));
             }
             after = probe;
-            step *= 2;
+            step = step.saturating_mul(2);
         }
         0
     }
@@ -295,10 +304,12 @@ impl<T> Series<T> {
     }
 }
 
-/// A date field of a record; records hold only validated dates, so a failure means a
-/// defect, and the earliest possible date keeps such a fact from hiding.
+/// A date field of a record. Records hold only dates ingest validated, so anything else
+/// means the derived state is damaged: an invariant, not an input to guess about.
 pub fn day(s: &str) -> Date {
-    parse_date(s).unwrap_or(Date::MIN)
+    parse_date(s).unwrap_or_else(|| {
+        panic!("a record holds {s:?} where ingest admits only dates: the derived state is damaged; run `dcledger reindex`")
+    })
 }
 
 impl FacilityFacts {
@@ -356,13 +367,14 @@ impl FacilityFacts {
 
     /// Each lot with its procurement date and its moves' dates, in order.
     pub fn dated_lots(&self) -> impl Iterator<Item = (&LotRecord, Date, &[Date])> + Clone {
-        let mut start = 0;
+        let mut start = 0usize;
         self.lots
             .iter()
             .zip(&self.dates.procured)
             .map(move |(lot, &procured)| {
-                let moved = &self.dates.moved[start..start + lot.moves.len()];
-                start += lot.moves.len();
+                let end = start.saturating_add(lot.moves.len());
+                let moved = &self.dates.moved[start..end];
+                start = end;
                 (lot, procured, moved)
             })
     }
@@ -396,9 +408,9 @@ impl FacilityFacts {
     /// then ledger order), with its entry; `announced` before any.
     pub fn status_at(&self, date: Date) -> (Status, Option<u64>) {
         let statuses = &self.timeline.statuses;
-        match statuses.partition_point(|s| s.0 <= date) {
-            0 => (Status::Announced, None),
-            n => (statuses[n - 1].2, Some(statuses[n - 1].1)),
+        match statuses[..statuses.partition_point(|s| s.0 <= date)].last() {
+            None => (Status::Announced, None),
+            Some(&(_, index, status)) => (status, Some(index)),
         }
     }
 
@@ -411,7 +423,11 @@ impl FacilityFacts {
         known
             .iter()
             .enumerate()
-            .filter(|(i, s)| known.get(i + 1).is_none_or(|next| next.0 != s.0))
+            .filter(|(i, s)| {
+                known
+                    .get(i.saturating_add(1))
+                    .is_none_or(|next| next.0 != s.0)
+            })
             .map(|(_, s)| (s.0, s.2, s.1))
             .collect()
     }
@@ -438,11 +454,9 @@ impl FacilityFacts {
 
     /// GPUs at the facility on `date`: deployments and transfers to it minus transfers
     /// from it, dated on or before it.
-    pub fn gpus_on(&self, date: Date) -> i64 {
-        match self.timeline.moves.partition_point(|m| m.0 <= date) {
-            0 => 0,
-            n => self.timeline.gpus[n - 1],
-        }
+    pub fn gpus_on(&self, date: Date) -> i128 {
+        let n = self.timeline.moves.partition_point(|m| m.0 <= date);
+        n.checked_sub(1).map_or(0, |last| self.timeline.gpus[last])
     }
 
     /// The entries `gpus_on(date)` counts.
@@ -461,16 +475,10 @@ impl FacilityFacts {
         &self,
         first: Month,
         last: Month,
-    ) -> (Option<(u64, u64)>, impl Iterator<Item = u64> + '_) {
+    ) -> (Option<(u128, u128)>, impl Iterator<Item = u64> + '_) {
         let reports = self.occupancy.between(Some(first.plus(-1)), last);
-        let sold = reports
-            .iter()
-            .map(|(_, r)| r.body.gpu_hours_sold)
-            .sum::<u64>();
-        let available = reports
-            .iter()
-            .map(|(_, r)| r.body.gpu_hours_available)
-            .sum::<u64>();
+        let sold = total(reports.iter().map(|(_, r)| r.body.gpu_hours_sold));
+        let available = total(reports.iter().map(|(_, r)| r.body.gpu_hours_available));
         // Read only by a rule that fires.
         let evidence = reports.iter().map(|(_, r)| r.index);
         if reports.is_empty() || available == 0 {

@@ -3,6 +3,14 @@
 //! verdicts: each carries a stable id, the figures that raised it and the ledger entries
 //! it rests on, so anyone can check it against the ledger.
 
+// Money, energy and GPU-hours are exact here: no silent wrap, truncation or sign loss.
+// An `allow` names the one expression it covers and why that expression cannot lose.
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::arithmetic_side_effects
+)]
+
 mod cache;
 pub mod config;
 pub mod facilities;
@@ -23,6 +31,7 @@ use crate::dates::Month;
 use crate::domain::figures::ReportFigures;
 use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
+use crate::exact::Int;
 use crate::ledger::{LedgerError, Reader};
 use crate::parallel::joined;
 
@@ -142,8 +151,9 @@ pub struct Finding {
     /// What the finding is about within the facility (a period, lot, serial, …).
     pub key: String,
     pub summary: String,
+    /// Exact, of any size.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub amount_at_risk_minor: Option<u64>,
+    pub amount_at_risk_minor: Option<Int>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     /// Indices of the ledger entries the finding rests on, ascending.
@@ -160,7 +170,7 @@ pub(crate) struct Draft {
     pub facility_id: String,
     pub key: String,
     pub summary: String,
-    pub money: Option<(u64, String)>,
+    pub money: Option<(Int, String)>,
     pub evidence: Vec<u64>,
 }
 
@@ -342,12 +352,18 @@ impl Snapshot {
             .flatten()
             .copied()
             .max();
-        self.latest_accepted = reader.latest_accepted()?.map(|t| {
-            let date = time::OffsetDateTime::from_unix_timestamp(t)
-                .map(|dt| dt.date())
-                .unwrap_or(time::Date::MIN);
-            Month::of(date)
-        });
+        self.latest_accepted = reader
+            .latest_accepted()?
+            .map(|t| {
+                time::OffsetDateTime::from_unix_timestamp(t)
+                    .map(|dt| Month::of(dt.date()))
+                    .map_err(|_| {
+                        LedgerError::Verify(format!(
+                            "the derived state's last acceptance time {t} is not a date: run `dcledger reindex`"
+                        ))
+                    })
+            })
+            .transpose()?;
         Ok(())
     }
 
@@ -590,19 +606,16 @@ pub fn attach_notes(reader: &Reader, findings: &mut [Arc<Finding>]) -> Result<()
 }
 
 /// Groups digits by thousands: 48000000 → "48,000,000".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+pub fn thousands(n: impl std::fmt::Display) -> String {
+    crate::exact::grouped(&n.to_string())
 }
 
-/// Minor units as whole major units with the currency: 4800000000 fen → "48,000,000 CNY".
-pub fn money(minor: u64, currency: &str) -> String {
-    format!("{} {currency}", thousands(minor / 100))
+/// Minor units as whole major units (rounded down) with the currency: 4800000000 fen →
+/// "48,000,000 CNY".
+pub fn money(minor: impl Into<Int>, currency: &str) -> String {
+    let major = minor
+        .into()
+        .div_floor(&Int::from(100u64))
+        .unwrap_or_else(|| unreachable!("100 is not 0"));
+    format!("{} {currency}", thousands(major))
 }

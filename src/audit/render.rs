@@ -107,7 +107,8 @@ pub fn table(as_of: Month, findings: &[Arc<Finding>]) -> String {
     }
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for f in findings {
-        *counts.entry(f.rule).or_default() += 1;
+        let n = counts.entry(f.rule).or_default();
+        *n = n.saturating_add(1);
     }
     if !counts.is_empty() {
         out.push('\n');

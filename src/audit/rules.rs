@@ -5,9 +5,10 @@ use time::{Date, Duration};
 
 use super::facts::{Dated, Disbursed, FacilityFacts, Series, day};
 use super::{AuditConfig, Draft, Found, Rule, money, thousands};
-use crate::dates::{Month, add_months};
+use crate::dates::{Month, add_months, months_before};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
 use crate::domain::records::{LotMoveKind, Pledge};
+use crate::exact::{Int, product_lt, times, total};
 
 /// One lot that lists a shared serial.
 #[derive(Clone, Debug)]
@@ -21,12 +22,28 @@ pub struct SerialLot {
 }
 
 /// `part / whole` as a percentage with one decimal, rounded down, so that a figure just
-/// past a threshold never reads as the threshold itself ("50.1%", not "50%").
-fn pct(part: u64, whole: u64) -> String {
-    let permille = (u128::from(part) * 1000)
-        .checked_div(u128::from(whole))
-        .unwrap_or(0);
-    format!("{}.{}", permille / 10, permille % 10)
+/// past a threshold never reads as the threshold itself ("50.1%", not "50%"); "0.0"
+/// where there is no whole (no reports).
+fn pct(part: u128, whole: u128) -> String {
+    decimal(part, whole, 1_000, 1)
+}
+
+/// `part / whole × scale`, rounded down, written with `decimals` decimals (scale is
+/// 10^(2 + decimals) for a percentage, 10^decimals for a plain ratio); zero over zero
+/// reads 0.
+fn decimal(part: u128, whole: u128, scale: u64, decimals: usize) -> String {
+    let scaled = (&Int::from(part) * &Int::from(scale))
+        .div_floor(&Int::from(whole))
+        .unwrap_or_default()
+        .to_string();
+    let padded = format!("{scaled:0>width$}", width = decimals.saturating_add(1));
+    let (whole, fraction) = padded.split_at(padded.len().saturating_sub(decimals));
+    format!("{whole}.{fraction}")
+}
+
+/// An amount at risk in a currency.
+fn at_risk(amount: impl Into<Int>, currency: &str) -> Option<(Int, String)> {
+    Some((amount.into(), currency.to_string()))
 }
 
 struct Ctx<'a> {
@@ -49,7 +66,7 @@ impl Ctx<'_> {
         rule: Rule,
         key: impl Into<String>,
         summary: String,
-        money: Option<(u64, String)>,
+        money: Option<(Int, String)>,
         evidence: Vec<u64>,
     ) -> Draft {
         draft(self.f, rule, key.into(), summary, money, evidence)
@@ -77,7 +94,7 @@ impl PeriodCtx<'_> {
         &self,
         rule: Rule,
         summary: String,
-        money: Option<(u64, String)>,
+        money: Option<(Int, String)>,
         evidence: Vec<u64>,
     ) -> Draft {
         draft(self.f, rule, self.m.to_string(), summary, money, evidence)
@@ -91,7 +108,7 @@ impl PeriodCtx<'_> {
         rule: Rule,
         kind: PermitKind,
         what: String,
-        money: Option<(u64, String)>,
+        money: Option<(Int, String)>,
         report: u64,
     ) -> Option<Draft> {
         let m = self.m;
@@ -115,7 +132,7 @@ fn draft(
     rule: Rule,
     key: String,
     summary: String,
-    money: Option<(u64, String)>,
+    money: Option<(Int, String)>,
     evidence: Vec<u64>,
 ) -> Draft {
     Draft {
@@ -138,7 +155,7 @@ pub(super) fn facility_rules(
     let cx = Ctx {
         f,
         end: as_of.last_day(),
-        first: as_of.plus(1 - config.window_months as i32),
+        first: as_of.window_start(config.window_months),
         as_of,
         config,
     };
@@ -157,13 +174,13 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let Some(first) = disbursed.clone().next() else {
         return;
     };
-    let total: u64 = disbursed.clone().map(|d| d.amount_minor).sum();
+    let disbursed_total = total(disbursed.clone().map(|d| d.amount_minor));
     let currency = cx.currency(first);
     let (status, status_entry) = cx.f.status_at(cx.end);
     if status == Status::Operational {
         let (util, reports) = cx.f.utilization(cx.first, cx.as_of);
         if let Some((sold, available)) = util
-            && sold * 100 < cx.config.idle_utilization_pct * available
+            && product_lt(sold, 100, cx.config.idle_utilization_pct.into(), available)
         {
             let mut evidence: Vec<u64> = disbursed.clone().map(|d| d.index).collect();
             evidence.extend(reports);
@@ -175,14 +192,14 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     "window utilization {}% < {}% at an operational site with {} disbursed: funded capacity may be standing idle",
                     pct(sold, available),
                     cx.config.idle_utilization_pct,
-                    money(total, currency)
+                    money(disbursed_total, currency)
                 ),
-                Some((total, currency.to_string())),
+                at_risk(disbursed_total, currency),
                 evidence,
             ));
         }
     }
-    let cutoff = add_months(cx.end, -(cx.config.stalled_months as i32));
+    let cutoff = months_before(cx.end, cx.config.stalled_months);
     let early = disbursed.filter(|d| d.date <= cutoff);
     let ever_operational = || {
         cx.f.status_changes(cx.end)
@@ -190,8 +207,12 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             .any(|(_, s, _)| *s == Status::Operational)
     };
     if early.clone().next().is_some() && !ever_operational() {
-        let amount: u64 = early.clone().map(|d| d.amount_minor).sum();
-        let first = early.clone().map(|d| d.date).min().unwrap_or(cx.end);
+        let amount = total(early.clone().map(|d| d.amount_minor));
+        let first = early
+            .clone()
+            .map(|d| d.date)
+            .min()
+            .unwrap_or_else(|| unreachable!("early disbursements were found above"));
         let mut evidence: Vec<u64> = early.map(|d| d.index).collect();
         evidence.push(cx.f.facility.registered_at);
         evidence.extend(cx.f.facility.statuses.iter().map(|s| s.index));
@@ -203,7 +224,7 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 money(amount, currency),
                 cx.end
             ),
-            Some((amount, currency.to_string())),
+            at_risk(amount, currency),
             evidence,
         ));
     }
@@ -212,9 +233,9 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 /// voucher-dependence and power-resale over the window.
 fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let occ = cx.window(&cx.f.occupancy);
-    let sold: u64 = occ.iter().map(|(_, r)| r.body.gpu_hours_sold).sum();
-    let voucher: u64 = occ.iter().map(|(_, r)| r.body.gpu_hours_voucher).sum();
-    if sold > 0 && voucher * 100 > cx.config.voucher_share_pct * sold {
+    let sold = total(occ.iter().map(|(_, r)| r.body.gpu_hours_sold));
+    let voucher = total(occ.iter().map(|(_, r)| r.body.gpu_hours_voucher));
+    if sold > 0 && product_lt(cx.config.voucher_share_pct.into(), sold, voucher, 100) {
         out.push(cx.draft(
             Rule::VoucherDependence,
             "",
@@ -229,17 +250,18 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         ));
     }
     let power = cx.window(&cx.f.power);
-    let resold: u64 = power.iter().map(|(_, r)| r.body.resold_kwh).sum();
-    let base: u64 = power
-        .iter()
-        .map(|(_, r)| r.body.consumed_kwh + r.body.resold_kwh)
-        .sum();
-    if base > 0 && resold * 100 > cx.config.resale_share_pct * base {
-        let revenue: u64 = power.iter().map(|(_, r)| r.body.resale_revenue_minor).sum();
+    let resold = total(power.iter().map(|(_, r)| r.body.resold_kwh));
+    let base = total(
+        power
+            .iter()
+            .flat_map(|(_, r)| [r.body.consumed_kwh, r.body.resold_kwh]),
+    );
+    if base > 0 && product_lt(cx.config.resale_share_pct.into(), base, resold, 100) {
+        let revenue = total(power.iter().map(|(_, r)| r.body.resale_revenue_minor));
         let currency = power
             .first()
             .map(|(_, r)| r.body.currency.to_string())
-            .unwrap_or_default();
+            .unwrap_or_else(|| unreachable!("energy was reported, so a report is there"));
         out.push(cx.draft(
             Rule::PowerResale,
             "",
@@ -250,7 +272,7 @@ fn window_shares(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 cx.config.resale_share_pct,
                 money(revenue, &currency)
             ),
-            Some((revenue, currency)),
+            at_risk(revenue, &currency),
             power.iter().map(|(_, r)| r.index).collect(),
         ));
     }
@@ -274,39 +296,46 @@ pub(super) fn period_rules(
                 Rule::ResaleWithoutPermit,
                 PermitKind::PowerSale,
                 format!("{} kWh resold", thousands(p.body.resold_kwh)),
-                Some((p.body.resale_revenue_minor, p.body.currency.to_string())),
+                at_risk(p.body.resale_revenue_minor, p.body.currency.as_str()),
                 p.index,
             ));
         }
         let (consumed, it) = (p.body.consumed_kwh, p.body.it_kwh);
+        let (consumed_wide, it_wide) = (u128::from(consumed), u128::from(it));
         let implausible = if it == 0 {
             consumed > 0
         } else {
-            consumed * 100 < config.pue_min_centi * it || consumed * 100 > config.pue_max_centi * it
+            product_lt(consumed_wide, 100, config.pue_min_centi.into(), it_wide)
+                || product_lt(config.pue_max_centi.into(), it_wide, consumed_wide, 100)
         };
         if implausible {
-            let pue = match (consumed * 100).checked_div(it) {
-                Some(centi) => format!("{}.{:02}", centi / 100, centi % 100),
-                None => "undefined (no IT energy)".to_string(),
+            let pue = if it == 0 {
+                "undefined (no IT energy)".to_string()
+            } else {
+                decimal(consumed_wide, it_wide, 100, 2)
             };
             out.push(cx.draft(
                 Rule::PueImplausible,
                 format!(
-                    "PUE {pue} in {m} ({} kWh consumed, {} kWh IT) is outside {}.{:02}–{}.{:02}: the power figures may be misreported",
+                    "PUE {pue} in {m} ({} kWh consumed, {} kWh IT) is outside {}–{}: the power figures may be misreported",
                     thousands(consumed),
                     thousands(it),
-                    config.pue_min_centi / 100,
-                    config.pue_min_centi % 100,
-                    config.pue_max_centi / 100,
-                    config.pue_max_centi % 100
+                    decimal(config.pue_min_centi.into(), 1, 1, 2),
+                    decimal(config.pue_max_centi.into(), 1, 1, 2)
                 ),
                 None,
                 vec![p.index],
             ));
         }
         if let Some(meter) = f.meter.get(&m) {
-            let differs =
-                |a: u64, b: u64| a.abs_diff(b) * 100 > config.meter_tolerance_pct * a.max(b);
+            let differs = |a: u64, b: u64| {
+                product_lt(
+                    config.meter_tolerance_pct.into(),
+                    a.max(b).into(),
+                    a.abs_diff(b).into(),
+                    100,
+                )
+            };
             let c = differs(meter.body.consumed_kwh, consumed);
             let r = differs(meter.body.resold_kwh, p.body.resold_kwh);
             if c || r {
@@ -328,7 +357,8 @@ pub(super) fn period_rules(
         if let Some(o) = f.occupancy.get(&m) {
             let sold = o.body.gpu_hours_sold;
             // it_kwh < min_share% × sold × kWh per GPU-hour, in thousandths of a kWh.
-            if it * 1000 * 100 < config.min_it_share_pct * sold * config.kwh_per_gpu_hour_milli {
+            let needed = times(config.min_it_share_pct, config.kwh_per_gpu_hour_milli);
+            if product_lt(it_wide, 100_000, needed, sold.into()) {
                 out.push(cx.draft(
                     Rule::PowerOccupancyMismatch,
                     format!(
@@ -345,8 +375,8 @@ pub(super) fn period_rules(
     if let Some(o) = f.occupancy.get(&m) {
         let gpus = f.gpus_on(m.last_day());
         let installed = o.body.gpus_installed;
-        let over_installed = installed as i64 > gpus;
-        let over_hours = o.body.gpu_hours_available > installed * m.hours();
+        let over_installed = i128::from(installed) > gpus;
+        let over_hours = u128::from(o.body.gpu_hours_available) > times(installed, m.hours());
         if over_installed || over_hours {
             out.push(cx.draft(
                 Rule::PhantomCapacity,
@@ -404,7 +434,7 @@ fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 /// land-banking: per state-backed loan.
 fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let f = cx.f;
-    let months = cx.config.land_banking_months as i32;
+    let months = cx.config.months(cx.config.land_banking_months);
     // (loan, its date, the end of its construction period), for loans past that end.
     let due: Vec<_> = f
         .dated_loans()
@@ -443,7 +473,7 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     money(loan.amount_minor, &loan.currency),
                     loan.date
                 ),
-                Some((loan.amount_minor, loan.currency.clone())),
+                at_risk(loan.amount_minor, &loan.currency),
                 [vec![loan.issued_at], land.clone()].concat(),
             ));
         }
@@ -453,15 +483,15 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 /// undeployed-gpus, price-anomaly, subsidised-asset-sold (lots), subsidy-stacking.
 fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let f = cx.f;
-    let stale = cx.end - Duration::days(i64::from(cx.config.undeployed_days));
-    let mut procured_value: u64 = 0;
+    // A lot procured before this is stale. A century before as_of is still a date.
+    let stale = cx
+        .end
+        .checked_sub(Duration::days(i64::from(cx.config.undeployed_days)))
+        .unwrap_or_else(|| unreachable!("{} days before {}", cx.config.undeployed_days, cx.end));
     let procured_lots = f
         .dated_lots()
         .filter(|(_, procured, _)| *procured <= cx.end);
     for (lot, procured, moved) in procured_lots.clone() {
-        if lot.procured.currency == "CNY" {
-            procured_value += lot.procured.quantity * lot.procured.unit_price_minor;
-        }
         // The lot's moves on or before as_of.
         let moves = || {
             lot.moves
@@ -472,14 +502,21 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         };
         // Stock at as_of: procured minus what left stock (deployments and transfers
         // without a source facility) on or before as_of.
-        let left: u64 = moves()
-            .filter(|m| match &m.kind {
-                LotMoveKind::Deployment { .. } => true,
-                LotMoveKind::Transfer { from_facility, .. } => from_facility.is_none(),
-            })
-            .map(|m| m.quantity)
-            .sum();
-        let stock = lot.procured.quantity.saturating_sub(left);
+        let left = total(
+            moves()
+                .filter(|m| match &m.kind {
+                    LotMoveKind::Deployment { .. } => true,
+                    LotMoveKind::Transfer { from_facility, .. } => from_facility.is_none(),
+                })
+                .map(|m| m.quantity),
+        );
+        // Ingest never lets a lot give away more than it holds, so what left its stock
+        // by any date is at most what it procured.
+        let stock = u128::from(lot.procured.quantity)
+            .checked_sub(left)
+            .unwrap_or_else(|| {
+                unreachable!("lot {} gave away more than it holds", lot.procured.lot_id)
+            });
         if stock > 0 && procured < stale {
             let mut evidence = vec![lot.procured_at];
             evidence.extend(moves().map(|m| m.index));
@@ -490,7 +527,10 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     "lot {}: {stock} of {} {} GPUs procured on {} are still undeployed at {} (> {} days)",
                     lot.procured.lot_id, lot.procured.quantity, lot.procured.gpu_model, lot.procured.date, cx.end, cx.config.undeployed_days
                 ),
-                Some((stock * lot.procured.unit_price_minor, lot.procured.currency.clone())),
+                at_risk(
+                    &Int::from(stock) * &Int::from(lot.procured.unit_price_minor),
+                    &lot.procured.currency,
+                ),
                 evidence,
             ));
         }
@@ -499,11 +539,20 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 .config
                 .reference_price(&lot.procured.gpu_model, procured.year())
         {
-            let reference_minor = reference * 100;
+            let reference_minor = times(reference, 100);
             let price = lot.procured.unit_price_minor;
-            if price * 100 > cx.config.price_high_pct * reference_minor
-                || price * 100 < cx.config.price_low_pct * reference_minor
-            {
+            let price_wide = u128::from(price);
+            if product_lt(
+                cx.config.price_high_pct.into(),
+                reference_minor,
+                price_wide,
+                100,
+            ) || product_lt(
+                price_wide,
+                100,
+                cx.config.price_low_pct.into(),
+                reference_minor,
+            ) {
                 out.push(cx.draft(
                     Rule::PriceAnomaly,
                     lot.procured.lot_id.clone(),
@@ -513,11 +562,15 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                         lot.procured.quantity,
                         lot.procured.gpu_model,
                         money(price, "CNY"),
-                        pct(price, reference_minor),
+                        pct(price_wide, reference_minor),
                         procured.year(),
                         thousands(reference)
                     ),
-                    Some((price.abs_diff(reference_minor) * lot.procured.quantity, "CNY".into())),
+                    at_risk(
+                        &Int::from(price_wide.abs_diff(reference_minor))
+                            * &Int::from(lot.procured.quantity),
+                        "CNY",
+                    ),
                     vec![lot.procured_at],
                 ));
             }
@@ -532,17 +585,30 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         })
         .map(|(s, _)| s)
         .collect();
-    let granted: u64 = equipment.iter().map(|s| s.granted.amount_minor).sum();
-    if !equipment.is_empty() && granted > procured_value {
+    // The value of the GPUs procured for the site, in CNY, only where a grant needs it.
+    let procured_value = || {
+        let mut value = Int::zero();
+        for (lot, ..) in procured_lots.clone() {
+            if lot.procured.currency == "CNY" {
+                value += &(&Int::from(lot.procured.quantity)
+                    * &Int::from(lot.procured.unit_price_minor));
+            }
+        }
+        value
+    };
+    let granted = Int::from(total(equipment.iter().map(|s| s.granted.amount_minor)));
+    if let Some(procured_value) = (!equipment.is_empty()).then(procured_value)
+        && granted > procured_value
+    {
         out.push(cx.draft(
             Rule::SubsidyStacking,
             "",
             format!(
                 "equipment subsidies of {} exceed the {} of GPUs procured for the site: the hardware may be funded more than once",
-                money(granted, "CNY"),
-                money(procured_value, "CNY")
+                money(granted.clone(), "CNY"),
+                money(procured_value.clone(), "CNY")
             ),
-            Some((granted - procured_value, "CNY".into())),
+            at_risk(&granted - &procured_value, "CNY"),
             equipment
                 .iter()
                 .map(|s| s.granted_at)
@@ -551,7 +617,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         ));
     }
     // subsidised-asset-sold
-    let years = cx.config.subsidised_sale_years as i32;
+    let years = cx.config.months(cx.config.subsidised_sale_years);
     let capital: Vec<&Disbursed> = cx
         .disbursements()
         .filter(|d| {
@@ -567,7 +633,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let within = |t: Date| {
         capital
             .iter()
-            .filter(|d| d.date <= t && t <= add_months(d.date, 12 * years))
+            .filter(|d| d.date <= t && t <= add_months(d.date, years.saturating_mul(12)))
             .collect::<Vec<_>>()
     };
     let mut sales: Vec<(String, Date, u64, String)> = Vec::new();
@@ -607,7 +673,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         if funding.is_empty() {
             continue;
         }
-        let amount: u64 = funding.iter().map(|d| d.amount_minor).sum();
+        let amount = total(funding.iter().map(|d| d.amount_minor));
         let currency = cx.currency(funding[0]);
         let mut evidence = vec![index];
         evidence.extend(funding.iter().map(|d| d.index));
@@ -618,7 +684,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                 "{what} on {date}, within {years} years of {} of equipment or construction subsidy",
                 money(amount, currency)
             ),
-            Some((amount, currency.to_string())),
+            at_risk(amount, currency),
             evidence,
         ));
     }
@@ -639,11 +705,12 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             continue;
         }
         let last = Month::of(by);
-        let first = last.plus(1 - cx.config.condition_months as i32);
+        let first = last.window_start(cx.config.condition_months);
         let (util, reports) = cx.f.utilization(first, last);
+        // No reports, or nothing available, counts as 0% (SPEC §8).
         let (sold, available) = util.unwrap_or((0, 1));
-        if sold * 100 < u64::from(condition.min_utilization_pct) * available {
-            let amount: u64 = disbursed.iter().map(|d| d.amount_minor).sum();
+        if product_lt(sold, 100, condition.min_utilization_pct.into(), available) {
+            let amount = total(disbursed.iter().map(|d| d.amount_minor));
             let mut evidence = vec![s.granted_at];
             evidence.extend(disbursed.iter().map(|d| d.index));
             evidence.extend(reports);
@@ -659,7 +726,7 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
                     pct(sold, available),
                     money(amount, &s.granted.currency)
                 ),
-                Some((amount, s.granted.currency.clone())),
+                at_risk(amount, &s.granted.currency),
                 evidence,
             ));
         }
@@ -673,9 +740,14 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             continue;
         }
         let gpus = cx.f.gpus_on(date);
-        if gpus > 0
-            && (i.gpus_counted as i128) * 100
-                < i128::from(cx.config.inspection_min_pct) * i128::from(gpus)
+        if let Ok(recorded) = u128::try_from(gpus)
+            && recorded > 0
+            && product_lt(
+                i.gpus_counted.into(),
+                100,
+                cx.config.inspection_min_pct.into(),
+                recorded,
+            )
         {
             out.push(cx.draft(
                 Rule::InspectionShortfall,
@@ -781,7 +853,7 @@ pub(super) fn double_pledges(
         let amount = facilities
             .get(&later.facility_id)
             .and_then(|f| f.loans.iter().find(|l| l.loan_id == later.loan_id))
-            .map(|l| (l.amount_minor, l.currency.clone()));
+            .map(|l| (Int::from(l.amount_minor), l.currency.clone()));
         out.push(Draft {
             rule: Rule::DoublePledge,
             facility_id: later.facility_id.clone(),
@@ -794,5 +866,186 @@ pub(super) fn double_pledges(
             money: amount,
             evidence: loans.iter().map(|p| p.index).collect(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rules' money and thresholds at the edges of SPEC §2's integers: every amount
+    //! at risk equals a big-integer computation, whatever the sizes.
+
+    use num_bigint::BigInt;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::audit::facts::tests::registered;
+    use crate::domain::bodies::{Procurement, SubsidyGrant};
+    use crate::domain::figures::{Figures, OccupancyFigures};
+    use crate::domain::records::{Disbursement, LotRecord, StatusEvent, SubsidyRecord};
+
+    const MAX: u64 = crate::limits::MAX_SAFE_INTEGER.unsigned_abs();
+    const AS_OF: &str = "2025-06";
+
+    fn lot(id: &str, quantity: u64, price: u64, date: &str) -> LotRecord {
+        LotRecord {
+            procured: Procurement {
+                lot_id: id.into(),
+                facility_id: "F-1".into(),
+                gpu_model: "H100".into(),
+                quantity,
+                unit_price_minor: price,
+                currency: "CNY".into(),
+                supplier: "S".into(),
+                date: date.into(),
+                invoice_b3: None,
+            },
+            procured_at: 2,
+            undeployed: quantity,
+            deployed: Vec::new(),
+            moves: Vec::new(),
+            serials: 0,
+            serial_entries: Vec::new(),
+        }
+    }
+
+    fn subsidy(purpose: Purpose, granted: u64, disbursed: &[u64]) -> SubsidyRecord {
+        SubsidyRecord {
+            granted: SubsidyGrant {
+                subsidy_id: "S-1".into(),
+                facility_id: "F-1".into(),
+                recipient_org: "op".into(),
+                program: "P".into(),
+                purpose,
+                amount_minor: granted,
+                currency: "CNY".into(),
+                date: "2024-01-01".into(),
+                condition: None,
+            },
+            grantor_org: "fund".into(),
+            granted_at: 3,
+            disbursements: disbursed
+                .iter()
+                .zip(10..)
+                .map(|(amount, index)| Disbursement {
+                    amount_minor: *amount,
+                    currency: "CNY".into(),
+                    date: "2024-02-01".into(),
+                    index,
+                })
+                .collect(),
+        }
+    }
+
+    /// An operational facility with these lots and subsidies, and an idle window.
+    fn facility(lots: Vec<LotRecord>, subsidies: Vec<SubsidyRecord>) -> FacilityFacts {
+        let mut record = registered("F-1", 1);
+        record.statuses.push(StatusEvent {
+            status: Status::Operational,
+            effective: "2024-01-01".into(),
+            index: 4,
+        });
+        let mut f = FacilityFacts::new(lots, Vec::new(), subsidies, Vec::new(), record);
+        let occupancy = OccupancyFigures {
+            gpus_installed: 0,
+            gpu_hours_available: MAX,
+            gpu_hours_sold: 1,
+            gpu_hours_voucher: 0,
+        };
+        f.set_report(
+            Month::parse(AS_OF).unwrap(),
+            Figures::Occupancy(occupancy),
+            5,
+        );
+        f
+    }
+
+    fn amounts(f: &FacilityFacts) -> Vec<(Rule, BigInt)> {
+        let mut out = Vec::new();
+        facility_rules(
+            f,
+            Month::parse(AS_OF).unwrap(),
+            &AuditConfig::default(),
+            &mut out,
+        );
+        out.into_iter()
+            .filter_map(|d| {
+                let (amount, _) = d.money?;
+                Some((d.rule, amount.to_string().parse().unwrap()))
+            })
+            .collect()
+    }
+
+    fn amount_of(found: &[(Rule, BigInt)], rule: Rule) -> BigInt {
+        let mut of = found.iter().filter(|(r, _)| *r == rule);
+        let (_, amount) = of
+            .next()
+            .unwrap_or_else(|| panic!("{rule} did not fire: {found:?}"));
+        assert!(of.next().is_none(), "{rule} fired twice");
+        amount.clone()
+    }
+
+    #[test]
+    fn thousands_of_the_largest_disbursements_sum_exactly() {
+        let disbursed = vec![MAX; 3_000];
+        let f = facility(
+            Vec::new(),
+            vec![subsidy(Purpose::Operations, MAX, &disbursed)],
+        );
+        let want = BigInt::from(MAX) * 3_000;
+        assert_eq!(amount_of(&amounts(&f), Rule::IdleFunded), want);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Stock × price (undeployed), |price − reference| × quantity (price anomaly) and
+        /// grants over the value of the hardware (stacking), at any size.
+        #[test]
+        fn amounts_at_risk_equal_a_big_integer_reference(
+            lots in proptest::collection::vec((1..=MAX, 1..=MAX), 1..6),
+            grants in proptest::collection::vec(1..=MAX, 1..40),
+        ) {
+            let records: Vec<LotRecord> = lots
+                .iter()
+                .enumerate()
+                .map(|(i, (q, p))| lot(&format!("L-{i}"), *q, *p, "2024-01-15"))
+                .collect();
+            let mut subsidies = Vec::new();
+            for (i, g) in grants.iter().enumerate() {
+                let mut s = subsidy(Purpose::Equipment, *g, &[]);
+                s.granted.subsidy_id = format!("S-{i}");
+                subsidies.push(s);
+            }
+            let f = facility(records, subsidies);
+            let found = amounts(&f);
+            let value: BigInt = lots.iter().map(|(q, p)| BigInt::from(*q) * BigInt::from(*p)).sum();
+            let grant_total: BigInt = grants.iter().map(|g| BigInt::from(*g)).sum::<BigInt>();
+            let stacking = found.iter().find(|(r, _)| *r == Rule::SubsidyStacking);
+            if grant_total > value {
+                prop_assert_eq!(stacking.map(|(_, a)| a.clone()), Some(grant_total - &value));
+            } else {
+                prop_assert!(stacking.is_none());
+            }
+            // Every lot is undeployed past 90 days: stock × price each.
+            let undeployed: Vec<BigInt> = found
+                .iter()
+                .filter(|(r, _)| *r == Rule::UndeployedGpus)
+                .map(|(_, a)| a.clone())
+                .collect();
+            let want: Vec<BigInt> = lots.iter().map(|(q, p)| BigInt::from(*q) * BigInt::from(*p)).collect();
+            prop_assert_eq!(undeployed, want);
+            // The 2024 H100 reference is 200,000 CNY = 20,000,000 fen a GPU.
+            let reference = BigInt::from(20_000_000u64);
+            for (q, p) in &lots {
+                let price = BigInt::from(*p);
+                let anomalous = &price * 100 > &reference * 150 || &price * 100 < &reference * 50;
+                let diff = if price > reference { &price - &reference } else { &reference - &price };
+                let expected = diff * BigInt::from(*q);
+                prop_assert_eq!(
+                    found.iter().any(|(r, a)| *r == Rule::PriceAnomaly && *a == expected),
+                    anomalous
+                );
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::store::derived::{family, key};
 
 /// An identifier as a key term: its length first, so no id is a prefix of another's key.
 fn term(id: &str) -> Vec<u8> {
-    let mut t = Vec::with_capacity(id.len() + 1);
+    let mut t = Vec::with_capacity(id.len().saturating_add(1));
     t.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
     t.extend_from_slice(id.as_bytes());
     t
@@ -216,20 +216,36 @@ impl LotRecord {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// Adds `delta` GPUs deployed at `facility_id` (kept sorted by facility).
-    pub fn add_deployed(&mut self, facility_id: &str, delta: i64) {
+    /// Records `quantity` more GPUs of this lot deployed at `facility_id` (kept sorted by
+    /// facility).
+    pub fn deploy(&mut self, facility_id: &str, quantity: u64) {
         match self
             .deployed
             .binary_search_by(|(f, _)| f.as_str().cmp(facility_id))
         {
             Ok(i) => {
-                let n = self.deployed[i].1 as i64 + delta;
-                self.deployed[i].1 = n.max(0) as u64;
+                // Quantities are below 2^53 and a lot holds fewer than 2^53 GPUs.
+                let n = &mut self.deployed[i].1;
+                *n = n
+                    .checked_add(quantity)
+                    .unwrap_or_else(|| unreachable!("a lot deployed more GPUs than exist"));
             }
-            Err(i) => self
-                .deployed
-                .insert(i, (facility_id.to_string(), delta.max(0) as u64)),
+            Err(i) => self.deployed.insert(i, (facility_id.to_string(), quantity)),
         }
+    }
+
+    /// Records `quantity` GPUs of this lot leaving `facility_id`, which ingest has
+    /// checked are there.
+    pub fn withdraw(&mut self, facility_id: &str, quantity: u64) {
+        let there = self
+            .deployed
+            .iter_mut()
+            .find(|(f, _)| f == facility_id)
+            .map(|(_, n)| n)
+            .unwrap_or_else(|| unreachable!("ingest checked the GPUs are at {facility_id}"));
+        *there = there
+            .checked_sub(quantity)
+            .unwrap_or_else(|| unreachable!("ingest checked {quantity} GPUs are at {facility_id}"));
     }
 }
 

@@ -317,10 +317,26 @@ fn lot_serials(
         }
         state.put_encoded(key, &uses);
     }
-    lot.serials += r.serials.len() as u64;
+    // At most 1,000 serials an entry, a few billion entries: far below 2^64.
+    lot.serials = lot
+        .serials
+        .saturating_add(r.serials.len().try_into().unwrap_or(u64::MAX));
     lot.serial_entries.push(index);
     state.put_encoded(lot_key(&r.lot_id), &lot);
     Ok(vec![Touch::Facility(lot.procured.facility_id)])
+}
+
+/// GPUs arriving at a facility as a signed move: quantities are at most 2^53 − 1
+/// (SPEC §2), so they fit i64.
+fn arriving(quantity: u64) -> i64 {
+    i64::try_from(quantity).unwrap_or_else(|_| unreachable!("quantity {quantity} is above 2^53"))
+}
+
+/// What is left of `stock` once `quantity` is taken, which ingest checked is there.
+fn taken(stock: u64, quantity: u64) -> u64 {
+    stock
+        .checked_sub(quantity)
+        .unwrap_or_else(|| unreachable!("ingest checked {quantity} of {stock} are there"))
 }
 
 fn too_many(available: u64, asked: u64, from: &str) -> AdmitError {
@@ -348,8 +364,8 @@ fn deployment(
             "undeployed in the lot",
         ));
     }
-    lot.undeployed -= r.quantity;
-    lot.add_deployed(&r.facility_id, r.quantity as i64);
+    lot.undeployed = taken(lot.undeployed, r.quantity);
+    lot.deploy(&r.facility_id, r.quantity);
     lot.moves.push(LotMove {
         kind: LotMoveKind::Deployment {
             facility_id: r.facility_id.clone(),
@@ -361,7 +377,7 @@ fn deployment(
     target.gpu_moves.push(GpuMove {
         lot_id: r.lot_id.clone(),
         date: r.date,
-        delta: r.quantity as i64,
+        delta: arriving(r.quantity),
         index,
     });
     state.put_encoded(lot_key(&r.lot_id), &lot);
@@ -409,7 +425,7 @@ fn lot_transfer(
                     &format!("of this lot deployed at {id:?}"),
                 ));
             }
-            lot.add_deployed(id, -(r.quantity as i64));
+            lot.withdraw(id, r.quantity);
         }
         None => {
             if r.quantity > lot.undeployed {
@@ -419,27 +435,29 @@ fn lot_transfer(
                     "undeployed in the lot",
                 ));
             }
-            lot.undeployed -= r.quantity;
+            lot.undeployed = taken(lot.undeployed, r.quantity);
         }
     }
     if let Some(mut f) = from {
         f.gpu_moves.push(GpuMove {
             lot_id: r.lot_id.clone(),
             date: r.date.clone(),
-            delta: -(r.quantity as i64),
+            delta: arriving(r.quantity)
+                .checked_neg()
+                .unwrap_or_else(|| unreachable!("a quantity below 2^53 negates")),
             index,
         });
         put_facility(state, &f);
     }
     if let Some(to_id) = &r.to_facility {
         touched_to = Some(to_id.clone());
-        lot.add_deployed(to_id, r.quantity as i64);
+        lot.deploy(to_id, r.quantity);
         // Re-read: the target may be the facility just written above.
         let mut f = facility(state, "to_facility", to_id)?;
         f.gpu_moves.push(GpuMove {
             lot_id: r.lot_id.clone(),
             date: r.date.clone(),
-            delta: r.quantity as i64,
+            delta: arriving(r.quantity),
             index,
         });
         put_facility(state, &f);

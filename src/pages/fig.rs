@@ -1,8 +1,8 @@
 //! Figures as a page shows them: the exact value and the field it is in the JSON answer
 //! (`<data value=… data-field=…>`, SPEC §10), beside the text a person reads.
 
+use crate::exact::Int;
 use crate::report::Money;
-use crate::report::exact::Int;
 
 /// One figure on a page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,22 +15,7 @@ pub struct Fig {
     pub text: String,
 }
 
-/// Groups digits by thousands, keeping a leading minus.
-pub fn grouped(digits: &str) -> String {
-    let (sign, digits) = match digits.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", digits),
-    };
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    out.push_str(sign);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::exact::grouped;
 
 /// A count: `1,234`.
 pub fn count(field: impl Into<String>, n: impl std::fmt::Display) -> Fig {

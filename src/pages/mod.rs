@@ -13,13 +13,14 @@ use std::sync::Arc;
 use askama::Template;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::audit::FacilityFacts;
 use crate::audit::render::Selection;
 use crate::audit::{Finding, Rule, Severity};
 use crate::domain::figures::Currency;
+use crate::exact::Int;
 use crate::report::assumptions::Assumption;
-use crate::report::exact::Int;
 use crate::report::facility::{FacilityReport, FacilitySummary};
-use crate::report::region::{NATIONAL, Region};
+use crate::report::region::{self, NATIONAL, Region};
 use crate::report::valuation::{ScreenRow, Valuation};
 use crate::report::{Basis, RegionsReport, Reports, ScreenPage};
 use chart::{Chart, Line, Source, Value};
@@ -933,30 +934,29 @@ pub fn region(reports: &Reports<'_>, name: &str) -> Option<RegionPage> {
     } else {
         format!("&province={}", segment(name))
     };
-    let members: Vec<FacilitySummary<'_>> = r
+    let member_facts: Vec<&FacilityFacts> = r
         .facility_ids
         .iter()
         .filter_map(|id| reports.snapshot.facilities.get(id))
+        .collect();
+    let members: Vec<FacilitySummary<'_>> = member_facts
+        .iter()
         .map(|f| FacilitySummary::of(f, reports.as_of()))
         .collect();
     let facilities: Vec<FacilityRow> = members
         .iter()
-        .map(|f| {
-            let utilization = reports
-                .snapshot
-                .facilities
-                .get(f.facility_id)
-                .and_then(|facts| facts.utilization(window.first, window.last).0)
-                .map_or_else(
-                    || "n/a".to_string(),
-                    |(sold, available)| {
-                        fig::ratio(
-                            "",
-                            &Int::basis_points(&Int::from(sold), &Int::from(available)),
-                        )
-                        .text
-                    },
-                );
+        .zip(&member_facts)
+        .map(|(f, facts)| {
+            let utilization = facts.utilization(window.first, window.last).0.map_or_else(
+                || "n/a".to_string(),
+                |(sold, available)| {
+                    fig::ratio(
+                        "",
+                        &Int::basis_points(&Int::from(sold), &Int::from(available)),
+                    )
+                    .text
+                },
+            );
             FacilityRow {
                 facility_id: f.facility_id.to_string(),
                 name: f.name.to_string(),
@@ -974,22 +974,9 @@ pub fn region(reports: &Reports<'_>, name: &str) -> Option<RegionPage> {
         province_query
     );
     let keys: Vec<String> = members.iter().map(|f| f.facility_id.to_string()).collect();
-    let idle: Vec<bool> = members
+    let idle: Vec<bool> = member_facts
         .iter()
-        .map(|f| {
-            reports
-                .snapshot
-                .facilities
-                .get(f.facility_id)
-                .map(|facts| {
-                    let (u, _) = facts.utilization(window.first, window.last);
-                    let threshold = u128::from(reports.config.audit.idle_utilization_pct);
-                    u.is_none_or(|(sold, available)| {
-                        u128::from(sold) * 100 < threshold * u128::from(available)
-                    })
-                })
-                .unwrap_or(true)
-        })
+        .map(|facts| region::is_idle(facts, window, &reports.config.audit))
         .collect();
     let gpus_of = |want_idle: bool| -> Vec<Option<Value>> {
         members

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::AuditConfig;
+use crate::exact::times;
 use crate::limits::MAX_SAFE_INTEGER;
 
 macro_rules! assumptions {
@@ -270,7 +271,9 @@ impl<'a> Assumptions<'a> {
         let h100_price = self.prices.reference_price(RENT_REFERENCE_MODEL, self.year);
         match (price, h100_price) {
             // Both factors are below 2^64, so the product fits u128.
-            (Some(p), Some(h)) if h > 0 => u128::from(h100) * u128::from(p) / u128::from(h),
+            (Some(p), Some(h)) if h > 0 => times(h100, p)
+                .checked_div(u128::from(h))
+                .unwrap_or_else(|| unreachable!("{h} > 0")),
             _ => 0,
         }
     }

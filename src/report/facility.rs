@@ -8,12 +8,12 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::Basis;
-use super::exact::Int;
 use crate::audit::facts::day;
 use crate::audit::{FacilityFacts, Finding};
 use crate::dates::Month;
 use crate::domain::bodies::{FacilityRegister, PermitKind, Purpose, Status};
 use crate::domain::records::{Inspection, LotMoveKind, OperatorSpell, StatusEvent};
+use crate::exact::{Int, total};
 
 /// The months a facility's GPU timeline draws at most: ten years back from as_of.
 pub const MAX_TIMELINE_MONTHS: i32 = 120;
@@ -27,7 +27,7 @@ pub struct FacilitySummary<'a> {
     pub city: &'a str,
     pub operator: &'a str,
     pub status: Status,
-    pub gpus_deployed: i64,
+    pub gpus_deployed: i128,
     pub registered_at: u64,
 }
 
@@ -185,7 +185,7 @@ pub struct MonthFigures {
 pub struct GpuMonth {
     pub month: String,
     pub procured: Int,
-    pub at_facility: i64,
+    pub at_facility: i128,
     pub counted: Option<u64>,
     /// The inspection that counted them.
     pub inspection: Option<u64>,
@@ -205,7 +205,7 @@ pub struct FacilityReport<'a> {
     pub permits: Vec<Permit<'a>>,
     pub gpus: Vec<Lot<'a>>,
     pub gpus_by_model: BTreeMap<&'a str, ModelCounts>,
-    pub gpus_at_facility: i64,
+    pub gpus_at_facility: i128,
     pub subsidies: Vec<Subsidy<'a>>,
     pub loans: Vec<Loan<'a>>,
     pub inspections: &'a [Inspection],
@@ -409,8 +409,7 @@ fn monthly(f: &FacilityFacts, as_of: Month) -> Vec<MonthFigures> {
                 resold_kwh: p.map(|p| p.body.resold_kwh),
                 pue_bp: p.and_then(|p| bp(p.body.consumed_kwh, p.body.it_kwh)),
                 resold_share_bp: p.and_then(|p| {
-                    let offered =
-                        Int::from(u128::from(p.body.consumed_kwh) + u128::from(p.body.resold_kwh));
+                    let offered = Int::from(total([p.body.consumed_kwh, p.body.resold_kwh]));
                     Int::basis_points(&Int::from(p.body.resold_kwh), &offered)
                 }),
                 power_report: p.map(|p| p.index),

@@ -3,8 +3,15 @@
 //! entries or facilities it came from, and what each was computed from (the checkpoint
 //! and the configuration). No I/O of its own.
 
+// Money, energy and GPU-hours are exact here: no silent wrap, truncation or sign loss.
+// An `allow` names the one expression it covers and why that expression cannot lose.
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::arithmetic_side_effects
+)]
+
 pub mod assumptions;
-pub mod exact;
 pub mod facility;
 pub mod region;
 pub mod render;
@@ -19,9 +26,9 @@ use crate::audit::facts::day;
 use crate::audit::{Facilities, FacilityFacts, Finding, Snapshot};
 use crate::config::Config;
 use crate::dates::Month;
+use crate::exact::Int;
 use crate::ledger::{LedgerError, Reader};
 use assumptions::{Assumptions, Overrides};
-use exact::Int;
 
 /// Money by currency: only currencies that occur (`{}` when none).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -47,12 +54,8 @@ pub struct Window {
 
 impl Window {
     pub fn ending(as_of: Month, months: u32) -> Window {
-        // `AuditConfig::validate` bounds the window.
-        let back = i32::try_from(months)
-            .unwrap_or_else(|_| unreachable!("a window of {months} months"))
-            - 1;
         Window {
-            first: as_of.plus(-back),
+            first: as_of.window_start(months),
             last: as_of,
         }
     }

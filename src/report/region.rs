@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
-use super::exact::Int;
 use super::{Money, Window, included};
 use crate::audit::{AuditConfig, Facilities, FacilityFacts, Finding, Rule, Severity};
 use crate::domain::bodies::Status;
+use crate::exact::{Int, product_lt, total};
 
 /// The region every facility is in, beside its province's.
 pub const NATIONAL: &str = "national";
@@ -34,7 +34,7 @@ impl StatusCounts {
             Status::Suspended => &mut self.suspended,
             Status::Decommissioned => &mut self.decommissioned,
         };
-        *slot += 1;
+        *slot = slot.saturating_add(1);
     }
 
     /// (status, count) in the order of SPEC §7's status list.
@@ -108,7 +108,7 @@ struct Sums {
 struct Share<'a> {
     facts: &'a FacilityFacts,
     status: Status,
-    gpus: i64,
+    gpus: i128,
     sold: u128,
     voucher: u128,
     available: u128,
@@ -140,7 +140,8 @@ impl Sums {
         self.consumed += s.consumed;
         self.resold += s.resold;
         for rule in &s.findings {
-            *self.findings.entry(*rule).or_default() += 1;
+            let n = self.findings.entry(*rule).or_default();
+            *n = n.saturating_add(1);
         }
     }
 
@@ -208,6 +209,17 @@ pub fn regions(
         .collect()
 }
 
+/// Idle (SPEC §9): window utilization undefined, or below the idle-funded threshold,
+/// compared exactly.
+pub fn is_idle(facts: &FacilityFacts, window: Window, config: &AuditConfig) -> bool {
+    match facts.utilization(window.first, window.last).0 {
+        None => true,
+        Some((sold, available)) => {
+            product_lt(sold, 100, config.idle_utilization_pct.into(), available)
+        }
+    }
+}
+
 fn share<'a>(
     facts: &'a FacilityFacts,
     window: Window,
@@ -217,21 +229,12 @@ fn share<'a>(
 ) -> Share<'a> {
     let end = window.last.last_day();
     let occupancy = facts.occupancy.between(Some(window.before()), window.last);
-    // Each figure is below 2^53 and a window has at most 2^32 months: u128 sums
-    // cannot overflow, nor can the idle test's products of them with a percentage.
-    let (mut sold, mut voucher, mut available) = (0u128, 0u128, 0u128);
-    for (_, r) in occupancy {
-        sold += u128::from(r.body.gpu_hours_sold);
-        voucher += u128::from(r.body.gpu_hours_voucher);
-        available += u128::from(r.body.gpu_hours_available);
-    }
-    // Undefined (nothing available) or below the idle-funded threshold, exactly.
-    let idle = available == 0 || sold * 100 < u128::from(config.idle_utilization_pct) * available;
-    let (mut consumed, mut resold) = (0u128, 0u128);
-    for (_, r) in facts.power.between(Some(window.before()), window.last) {
-        consumed += u128::from(r.body.consumed_kwh);
-        resold += u128::from(r.body.resold_kwh);
-    }
+    let sold = total(occupancy.iter().map(|(_, r)| r.body.gpu_hours_sold));
+    let voucher = total(occupancy.iter().map(|(_, r)| r.body.gpu_hours_voucher));
+    let available = total(occupancy.iter().map(|(_, r)| r.body.gpu_hours_available));
+    let power = facts.power.between(Some(window.before()), window.last);
+    let consumed = total(power.iter().map(|(_, r)| r.body.consumed_kwh));
+    let resold = total(power.iter().map(|(_, r)| r.body.resold_kwh));
     let disbursed = facts
         .disbursements()
         .iter()
@@ -244,7 +247,7 @@ fn share<'a>(
         sold,
         voucher,
         available,
-        idle,
+        idle: is_idle(facts, window, config),
         disbursed,
         flagged: flagged.contains(facts.id()),
         consumed,

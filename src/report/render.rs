@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::exact::Int;
 use super::valuation::{ScreenRow, Valuation};
 use super::{Basis, Money, RegionsReport};
 use crate::audit::Finding;
+use crate::exact::Int;
 
 /// CSV text: the basis as a comment line, a header row, then the rows (each as long as
 /// the header).
@@ -198,7 +198,8 @@ pub fn findings_csv(basis: &Basis, findings: &[Arc<Finding>]) -> String {
                 f.facility_id.clone(),
                 f.key.clone(),
                 f.amount_at_risk_minor
-                    .map(|a| a.to_string())
+                    .as_ref()
+                    .map(Int::to_string)
                     .unwrap_or_default(),
                 f.currency.clone().unwrap_or_default(),
                 evidence.join(" "),
@@ -263,7 +264,7 @@ pub fn percent(bp: &Option<Int>) -> String {
                 return format!("{text}bp");
             }
             let padded = format!("{text:0>3}");
-            let (whole, frac) = padded.split_at(padded.len() - 2);
+            let (whole, frac) = padded.split_at(padded.len().saturating_sub(2));
             format!("{whole}.{frac}")
         }
     }

@@ -10,11 +10,11 @@ use serde::Serialize;
 use time::Date;
 
 use super::Window;
-use super::assumptions::{Assumption, Assumptions, Sourced};
-use super::exact::Int;
+use super::assumptions::{Assumption, Assumptions, BP_WHOLE, Sourced};
 use crate::audit::facts::day;
 use crate::audit::{AuditConfig, Facilities, FacilityFacts, Finding, Rule};
 use crate::domain::records::LotRecord;
+use crate::exact::{Int, times};
 use crate::ledger::LedgerError;
 
 /// The currency every money figure of a valuation is in (SPEC §9).
@@ -36,7 +36,7 @@ pub struct InForce {
 pub struct LotShare {
     pub lot_id: String,
     pub gpu_model: String,
-    pub gpus: i64,
+    pub gpus: Int,
     /// The lot's procurement date, from which its life runs.
     pub procured: String,
     pub remaining_months: Int,
@@ -150,11 +150,12 @@ impl<'a> LotIndex<'a> {
 }
 
 /// "Whole months from date d to date e" of SPEC §9.
-pub fn whole_months(d: Date, e: Date) -> i64 {
-    let months = (i64::from(e.year()) - i64::from(d.year())) * 12 + i64::from(u8::from(e.month()))
-        - i64::from(u8::from(d.month()));
+pub fn whole_months(d: Date, e: Date) -> Int {
+    let years = &Int::from(i64::from(e.year())) - &Int::from(i64::from(d.year()));
+    let months = &(&years * &Int::from(12u64)) + &Int::from(i64::from(u8::from(e.month())));
+    let months = &months - &Int::from(i64::from(u8::from(d.month())));
     if e.day() < d.day() {
-        months - 1
+        &months - &Int::from(1u64)
     } else {
         months
     }
@@ -203,7 +204,7 @@ pub fn value(
     let mut excluded = Vec::new();
 
     // GPUs at the facility on as_of's last day, by lot (SPEC §8's definition, per lot).
-    let mut by_lot: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut by_lot: BTreeMap<&str, Int> = BTreeMap::new();
     for m in &facts.facility.gpu_moves {
         if day(&m.date) <= end {
             *by_lot.entry(m.lot_id.as_str()).or_default() += m.delta;
@@ -216,10 +217,10 @@ pub fn value(
     let mut priced_total = Int::zero();
     let mut unpriced = BTreeSet::new();
     let mut gpus_by_model: BTreeMap<String, Int> = BTreeMap::new();
-    for (&lot_id, &count) in &by_lot {
+    for (&lot_id, count) in &by_lot {
         // A lot is listed while it has GPUs at the facility (SPEC §9); only moves dated
         // out of ledger order can leave a count below zero.
-        if count <= 0 {
+        if *count <= Int::zero() {
             continue;
         }
         let Some(lot) = lots.0.get(lot_id) else {
@@ -230,8 +231,8 @@ pub fn value(
         let rent = assumptions.rent(model).value;
         let reference = config
             .reference_price(model, year)
-            .map(|p| u128::from(p) * u128::from(MINOR_PER_CNY));
-        let n = Int::from(count);
+            .map(|p| times(p, MINOR_PER_CNY));
+        let n = count.clone();
         gpus += count;
         *gpus_by_model.entry(model.to_string()).or_default() += count;
         rent_total += &(&n * &Int::from(rent));
@@ -243,11 +244,11 @@ pub fn value(
         }
         let procured = day(&lot.procured.date);
         let life = Int::from(a(Assumption::LifeMonths));
-        let remaining = (&life - &Int::from(whole_months(procured, end))).max(Int::zero());
+        let remaining = (&life - &whole_months(procured, end)).max(Int::zero());
         shares.push(LotShare {
             lot_id: lot_id.to_string(),
             gpu_model: model.to_string(),
-            gpus: count,
+            gpus: count.clone(),
             procured: lot.procured.date.clone(),
             remaining_months: remaining,
             rent_gpu_month_minor: rent,
@@ -285,7 +286,7 @@ pub fn value(
     let noi_month = &(&revenue_month - &energy_month) - &maintenance_month;
 
     let income_value = income(&noi_month, &gpus, &shares, a(Assumption::DiscountRateBp));
-    let keep = Int::from(10_000u128 - a(Assumption::HaircutBp));
+    let keep = &Int::from(BP_WHOLE) - &Int::from(a(Assumption::HaircutBp));
     let liquidation_value = (&priced_total * &keep)
         .div_floor(&Int::from(10_000u64))
         .unwrap_or_else(|| unreachable!("10,000 is not 0"));
@@ -398,9 +399,8 @@ fn income(noi: &Int, gpus: &Int, lots: &[LotShare], discount_rate_bp: u128) -> I
     let total: f64 = lots
         .iter()
         .map(|lot| {
-            // i64 → f64 rounds only past 2^53 GPUs in one lot, as SPEC §9 allows.
-            #[allow(clippy::cast_precision_loss)]
-            let share = noi * lot.gpus as f64 / gpus;
+            // Binary64, as SPEC §9 computes the income value.
+            let share = noi * lot.gpus.to_f64() / gpus;
             share * annuity(m, lot.remaining_months.to_f64())
         })
         .sum();
@@ -498,7 +498,11 @@ mod tests {
             ("2025-03-31", "2025-03-31", 0),
             ("2026-01-01", "2025-12-31", -1),
         ] {
-            assert_eq!(whole_months(d(from), d(to)), months, "{from} → {to}");
+            assert_eq!(
+                whole_months(d(from), d(to)),
+                Int::from(months as i64),
+                "{from} → {to}"
+            );
         }
     }
 

@@ -431,7 +431,11 @@ fn check(c: Case) {
             f.summary
         );
     }
-    assert_eq!(f.amount_at_risk_minor, c.money, "{rule}: amount at risk");
+    assert_eq!(
+        f.amount_at_risk_minor,
+        c.money.map(dcledger::exact::Int::from),
+        "{rule}: amount at risk"
+    );
     assert_eq!(
         f.currency.as_deref(),
         c.money.map(|_| "CNY"),

@@ -1,6 +1,8 @@
-//! Exact integers for report figures (SPEC §9 "Rounding"): sums and products of amounts,
-//! energy and GPU-hours can need more than 128 bits, so figures are big integers,
-//! divided last and rounded down, and written in JSON as integer literals of any size.
+//! Exact arithmetic over amounts, energy and GPU-hours (SPEC §9 "Rounding"): sums and
+//! products can need more than 128 bits, so figures are big integers (`Int`), divided
+//! last and rounded down, and written in JSON as integer literals of any size; the
+//! audit's hot comparisons (`product_lt`) and sums (`total`) are exact without
+//! allocating.
 
 use std::fmt;
 use std::ops::{Add, AddAssign, Mul, Sub};
@@ -9,6 +11,63 @@ use num_bigint::BigInt;
 use num_integer::Integer;
 use num_traits::{Signed, ToPrimitive, Zero};
 use serde::{Serialize, Serializer};
+
+/// Σ of values below 2^64, exactly: u128 holds the sum of 2^64 of them, more terms than
+/// any iterator can yield.
+pub fn total<I: IntoIterator<Item = u64>>(values: I) -> u128 {
+    values.into_iter().fold(0, |sum: u128, v| {
+        sum.checked_add(u128::from(v))
+            .unwrap_or_else(|| unreachable!("a sum of fewer than 2^64 terms below 2^64"))
+    })
+}
+
+/// `a × b < c × d`, exactly, for any u128 operands: the products are compared at 256 bits.
+pub fn product_lt(a: u128, b: u128, c: u128, d: u128) -> bool {
+    wide_mul(a, b) < wide_mul(c, d)
+}
+
+/// `a × b` as (high, low) 128-bit halves: schoolbook multiplication over 64-bit limbs.
+/// No step can overflow: each partial product of two limbs is below 2^128, `mid` sums
+/// three values below 2^64, and the high half of a product of two u128 is below 2^128.
+fn wide_mul(a: u128, b: u128) -> (u128, u128) {
+    const LIMB: u128 = u64::MAX as u128;
+    let (a1, a0, b1, b0) = (a >> 64, a & LIMB, b >> 64, b & LIMB);
+    #[allow(clippy::arithmetic_side_effects)] // limbs below 2^64: products below 2^128
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    #[allow(clippy::arithmetic_side_effects)] // three terms below 2^64
+    let mid = (p00 >> 64) + (p01 & LIMB) + (p10 & LIMB);
+    let low = (p00 & LIMB) | (mid << 64);
+    #[allow(clippy::arithmetic_side_effects)] // the high half of a 256-bit product
+    let high = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+    (high, low)
+}
+
+/// Groups a decimal's digits by thousands, keeping a leading minus: `-1234567` →
+/// `-1,234,567`.
+pub fn grouped(digits: &str) -> String {
+    let (sign, digits) = match digits.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", digits),
+    };
+    let mut out = String::with_capacity(digits.len().saturating_mul(2));
+    out.push_str(sign);
+    let mut left = digits.len();
+    for c in digits.chars() {
+        if left != digits.len() && left % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+        left = left.saturating_sub(1);
+    }
+    out
+}
+
+/// `a × b` for two u64: below 2^128, so exact in u128.
+pub fn times(a: u64, b: u64) -> u128 {
+    #[allow(clippy::arithmetic_side_effects)] // (2^64 − 1)^2 < 2^128
+    let product = u128::from(a) * u128::from(b);
+    product
+}
 
 /// An exact integer figure.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,7 +180,7 @@ macro_rules! add_primitive {
         }
     )+};
 }
-add_primitive!(u64, i64, u128);
+add_primitive!(u64, i64, u128, i128);
 
 impl std::iter::Sum for Int {
     fn sum<I: Iterator<Item = Int>>(iter: I) -> Int {
@@ -133,6 +192,19 @@ impl std::iter::Sum for Int {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn digits_group_by_thousands() {
+        for (n, shown) in [
+            ("0", "0"),
+            ("999", "999"),
+            ("1000", "1,000"),
+            ("-1234567", "-1,234,567"),
+            ("48000000", "48,000,000"),
+        ] {
+            assert_eq!(grouped(n), shown);
+        }
+    }
 
     #[test]
     fn literals_of_any_size() {
@@ -155,7 +227,24 @@ mod tests {
         );
     }
 
+    fn big(x: u128) -> BigInt {
+        BigInt::from(x)
+    }
+
     proptest! {
+        #[test]
+        fn wide_products_compare_as_big_integers_do(a in any::<u128>(), b in any::<u128>(), c in any::<u128>(), d in any::<u128>()) {
+            prop_assert_eq!(product_lt(a, b, c, d), big(a) * big(b) < big(c) * big(d));
+            let (high, low) = wide_mul(a, b);
+            prop_assert_eq!((big(high) << 128) + big(low), big(a) * big(b));
+        }
+
+        #[test]
+        fn totals_are_exact(values in proptest::collection::vec(any::<u64>(), 0..64)) {
+            let want: BigInt = values.iter().map(|v| BigInt::from(*v)).sum();
+            prop_assert_eq!(big(total(values.iter().copied())), want);
+        }
+
         #[test]
         fn arithmetic_matches_i128_where_it_fits(a in any::<i64>(), b in any::<i64>(), d in 1i64..) {
             let (x, y) = (Int::from(a), Int::from(b));
