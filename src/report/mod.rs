@@ -130,7 +130,7 @@ impl Basis {
     /// The comment line that heads a CSV answer.
     pub fn csv_comment(&self) -> String {
         format!(
-            "# as_of={} window={}..{} tree_size={} root={} config_b3={}\n",
+            "# as_of={} window={}..{} tree_size={} root={} config_b3={}\r\n",
             self.as_of,
             self.window.first,
             self.window.last,

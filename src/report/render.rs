@@ -13,7 +13,10 @@ use crate::exact::Int;
 /// CSV text: the basis as a comment line, a header row, then the rows (each as long as
 /// the header).
 pub fn csv<R: AsRef<[String]>>(basis: &Basis, header: &[&str], rows: &[R]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    // RFC 4180 ends every line with CRLF.
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     let written: Result<(), csv::Error> = (|| {
         w.write_record(header)?;
         for row in rows {

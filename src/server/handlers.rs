@@ -582,7 +582,12 @@ pub async fn valuation_screen(
         true,
     )?;
     let format = answer_format(&q, &headers)?;
-    let limit: usize = param(&q, "limit")?.unwrap_or(SCREEN_PAGE_ROWS);
+    let limit: usize = match q.get("limit") {
+        None => SCREEN_PAGE_ROWS,
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::bad_parameter("limit", format!("{text:?} is not a number of rows"))
+        })?,
+    };
     if !(1..=MAX_BATCH_ENTRIES).contains(&limit) {
         return Err(ApiError::bad_parameter(
             "limit",
