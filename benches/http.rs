@@ -17,6 +17,9 @@ const PER_CLIENT: u64 = 400;
 const READ_THREADS: usize = 8;
 const READ_SECONDS: u64 = 3;
 
+/// The benchmark ledger's origin, which every entry is signed for.
+const ORIGIN: &str = "bench.example/http";
+
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
@@ -24,6 +27,7 @@ fn key(seed: u8) -> SigningKey {
 fn sign(key: &SigningKey, seq: u64, body: Value) -> Value {
     entry::sign_envelope(
         key,
+        ORIGIN,
         EntryDraft {
             kind: Kind::OrgRegister,
             seq,
@@ -111,8 +115,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let authority = key(1);
-    let mut ledger =
-        Ledger::init(&data, "bench.example/http", "bench", &authority, &key(2)).expect("init");
+    let mut ledger = Ledger::init(&data, ORIGIN, "bench", &authority, &key(2)).expect("init");
     let mut seq = 2;
     for c in 0..CLIENTS {
         let org = format!("registrar-{c}");
@@ -123,6 +126,7 @@ fn main() {
         );
         let grant = entry::sign_envelope(
             &authority,
+            ORIGIN,
             EntryDraft {
                 kind: Kind::KeyGrant,
                 seq: seq + 1,

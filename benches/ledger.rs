@@ -15,6 +15,9 @@ use serde_json::json;
 
 const DEFAULT_ENTRIES: u64 = 200_000;
 
+/// The benchmark ledger's origin, which every entry is signed for.
+const ORIGIN: &str = "bench.example/log";
+
 fn authority() -> SigningKey {
     SigningKey::from_bytes(&[1; 32])
 }
@@ -40,6 +43,7 @@ fn envelopes(n: u64) -> Vec<u8> {
                         });
                         let env = entry::sign_envelope(
                             &key,
+                            ORIGIN,
                             EntryDraft {
                                 kind: Kind::OrgRegister,
                                 seq: i + 2,
@@ -69,11 +73,8 @@ fn raw_verify_rate() -> f64 {
     let public = key.verifying_key();
     let msgs: Vec<Vec<u8>> = (0..20_000u32)
         .map(|i| {
-            format!(
-                "dcledger/entry/v1\n{{\"body\":{{\"n\":{i}}},\"pad\":\"{}\"}}",
-                "x".repeat(300)
-            )
-            .into_bytes()
+            let entry = format!("{{\"body\":{{\"n\":{i}}},\"pad\":\"{}\"}}", "x".repeat(300));
+            entry::signing_message(ORIGIN, entry.as_bytes())
         })
         .collect();
     let sigs: Vec<_> = msgs.iter().map(|m| key.sign(m)).collect();
@@ -100,7 +101,7 @@ fn main() {
     let data = dir.path().join("data");
     let mut ledger = Ledger::init(
         &data,
-        "bench.example/log",
+        ORIGIN,
         "bench",
         &authority(),
         &SigningKey::from_bytes(&[2; 32]),

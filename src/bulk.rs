@@ -65,14 +65,29 @@ enum Chunk {
     Failed(std::io::Error),
 }
 
-/// Reads, parses and prepares batches, sending each to the writer stage.
-fn read_stage(input: impl BufRead, now: dates::UnixSeconds, tx: mpsc::SyncSender<Chunk>) {
+/// Reads, parses and prepares batches, sending each to the writer stage. `origin` is the
+/// ledger's (`None` before its genesis entry, which the input must then open with).
+fn read_stage(
+    input: impl BufRead,
+    now: dates::UnixSeconds,
+    mut origin: Option<String>,
+    tx: mpsc::SyncSender<Chunk>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut bytes_read = 0u64;
-    let send_batch =
+    let mut send_batch =
         |batch: &mut Vec<(Value, dates::UnixSeconds)>, lines: &mut Vec<u64>, bytes_read| {
-            let prepared = ingest::prepare_all(std::mem::take(batch), Signatures::Verify);
+            // Batches are prepared ahead of the writer, so the origin a genesis entry
+            // opening the input names is taken from the input, not from the ledger.
+            origin = ingest::submission_origin(
+                origin.as_deref(),
+                batch.first().map(|(envelope, _)| envelope),
+            );
+            let signatures = Signatures::Verify {
+                origin: origin.as_deref(),
+            };
+            let prepared = ingest::prepare_all(std::mem::take(batch), signatures);
             tx.send(Chunk::Batch {
                 prepared,
                 lines: std::mem::take(lines),
@@ -124,11 +139,12 @@ pub fn append_ndjson(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<BulkSummary, BulkError> {
     let now = ledger.clock();
+    let origin = ledger.origin().map(str::to_string);
     let mut accepted = 0u64;
     let mut refused = None;
     std::thread::scope(|scope| -> Result<(), BulkError> {
         let (tx, rx) = mpsc::sync_channel(PIPELINE_DEPTH);
-        scope.spawn(move || read_stage(input, now, tx));
+        scope.spawn(move || read_stage(input, now, origin, tx));
         for chunk in rx {
             match chunk {
                 Chunk::Batch {

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::checkpoint;
 use crate::dates;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::keys::PublicKey;
@@ -100,6 +101,39 @@ impl Client {
         })
     }
 
+    /// The ledger's origin (SPEC §5): the first line of its checkpoint, which is what an
+    /// entry signature for this ledger must be made for (SPEC §3).
+    pub fn origin(&self) -> Result<String, ClientError> {
+        let url = format!("{}/v1/checkpoint", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| ClientError::Transport {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            // An error is problem JSON, read like every other answer's.
+            let refusal = Self::answer(&url, Ok(response));
+            return Err(refusal.err().unwrap_or_else(|| {
+                ClientError::BadAnswer(format!("{url} answered status {status}"))
+            }));
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        let origin = text.lines().next().unwrap_or_default();
+        if !checkpoint::valid_origin(origin) {
+            return Err(ClientError::BadAnswer(format!(
+                "the checkpoint at {url} does not begin with a ledger origin"
+            )));
+        }
+        Ok(origin.to_string())
+    }
+
     /// The `seq` the ledger expects next from `key`.
     pub fn next_seq(&self, key: &PublicKey) -> Result<u64, ClientError> {
         let url = format!("{}/v1/signers/{}", self.base, hex::encode(key));
@@ -110,9 +144,11 @@ impl Client {
     }
 }
 
-/// Signs `bodies` as consecutive entries of `kind`, starting at `first_seq`, dated now.
+/// Signs `bodies` for the ledger `origin` as consecutive entries of `kind`, starting at
+/// `first_seq`, dated now.
 pub fn sign_bodies(
     key: &ed25519_dalek::SigningKey,
+    origin: &str,
     kind: Kind,
     first_seq: u64,
     bodies: Vec<Value>,
@@ -125,6 +161,7 @@ pub fn sign_bodies(
         .map(|(i, body)| {
             entry::sign_envelope(
                 key,
+                origin,
                 EntryDraft {
                     kind,
                     seq: first_seq + i as u64,

@@ -134,22 +134,76 @@ impl FromIterator<Role> for Roles {
     }
 }
 
-/// The message an entry signature covers: the domain prefix and `JCS(entry)`.
-pub fn signing_message(entry_jcs: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(ENTRY_SIGNING_DOMAIN.len() + entry_jcs.len());
+/// The exact bytes an entry signature covers (SPEC §3): the domain prefix, the ledger's
+/// origin and a newline, then `JCS(entry)`. The origin binds the signature to one ledger,
+/// so an envelope accepted by one ledger cannot be replayed into another where the same
+/// key is registered. Every signer and every verifier builds the message here and nowhere
+/// else.
+///
+/// `origin` is a valid ledger origin (`checkpoint::valid_origin`): no newline, so the
+/// boundary between origin and entry is unambiguous (and JCS output never holds a raw
+/// newline either).
+pub fn signing_message(origin: &str, entry_jcs: &[u8]) -> Vec<u8> {
+    let mut msg =
+        Vec::with_capacity(ENTRY_SIGNING_DOMAIN.len() + origin.len() + 1 + entry_jcs.len());
     msg.extend_from_slice(ENTRY_SIGNING_DOMAIN);
+    msg.extend_from_slice(origin.as_bytes());
+    msg.push(b'\n');
     msg.extend_from_slice(entry_jcs);
     msg
 }
 
-/// Strict Ed25519 verification (SPEC §3): refuses non-canonical `S` and small-order keys
-/// and `R` points, so one entry has exactly one valid signature encoding per key.
-pub fn verify_entry_signature(signer: &PublicKey, entry_jcs: &[u8], sig: &[u8; 64]) -> bool {
+/// How many characters of `JCS(entry)` a bad-signature message quotes.
+const QUOTED_JCS_CHARS: usize = 96;
+
+/// Says, for an integrator whose signature was refused, exactly which bytes the ledger
+/// verified: the domain, this ledger's origin, `JCS(entry)` (its length and beginning)
+/// and the SHA-256 of the whole message, which a signer can compare with the hash of the
+/// bytes it signed to find where they part.
+pub fn describe_signed_bytes(origin: &str, entry_jcs: &[u8]) -> String {
+    use sha2::Digest;
+    let message = signing_message(origin, entry_jcs);
+    let jcs = String::from_utf8_lossy(entry_jcs);
+    // JCS leaves no raw ASCII control in its output; other characters are escaped where
+    // they would not print (bidi controls), so the quote reads as the bytes are.
+    let mut quoted = String::new();
+    for c in jcs.chars().take(QUOTED_JCS_CHARS) {
+        if c.is_ascii() {
+            quoted.push(c);
+        } else {
+            quoted.extend(c.escape_debug());
+        }
+    }
+    if jcs.chars().count() > QUOTED_JCS_CHARS {
+        quoted.push('…');
+    }
+    format!(
+        "the signed bytes are {:?} + origin {origin:?} + \"\\n\" + JCS(entry) ({} bytes: \
+         {quoted}); {} bytes in all, SHA-256 {}",
+        String::from_utf8_lossy(ENTRY_SIGNING_DOMAIN),
+        entry_jcs.len(),
+        message.len(),
+        hex::encode(sha2::Sha256::digest(&message))
+    )
+}
+
+/// Strict Ed25519 verification (SPEC §3) of a signature made for the ledger `origin`:
+/// refuses non-canonical `S` and small-order keys and `R` points, so one entry has
+/// exactly one valid signature encoding per key and ledger.
+pub fn verify_entry_signature(
+    origin: &str,
+    signer: &PublicKey,
+    entry_jcs: &[u8],
+    sig: &[u8; 64],
+) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(signer) else {
         return false;
     };
-    key.verify_strict(&signing_message(entry_jcs), &Signature::from_bytes(sig))
-        .is_ok()
+    key.verify_strict(
+        &signing_message(origin, entry_jcs),
+        &Signature::from_bytes(sig),
+    )
+    .is_ok()
 }
 
 /// What `dcledger sign` needs to build an entry.
@@ -160,9 +214,10 @@ pub struct EntryDraft<'a> {
     pub body: Value,
 }
 
-/// Signs a draft and returns the envelope `{"entry": …, "sig": …}`.
+/// Signs a draft for the ledger `origin` and returns the envelope `{"entry": …, "sig": …}`.
 pub fn sign_envelope(
     key: &SigningKey,
+    origin: &str,
     draft: EntryDraft<'_>,
 ) -> Result<Value, jcs::CanonicalError> {
     let entry = json!({
@@ -174,7 +229,7 @@ pub fn sign_envelope(
         "body": draft.body,
     });
     let entry_jcs = jcs::canonical(&entry)?;
-    let sig = key.sign(&signing_message(&entry_jcs));
+    let sig = key.sign(&signing_message(origin, &entry_jcs));
     Ok(json!({"entry": entry, "sig": hex::encode(sig.to_bytes())}))
 }
 
@@ -226,31 +281,121 @@ mod tests {
         assert_eq!(built, reference);
     }
 
-    #[test]
-    fn signatures_verify_and_are_domain_separated() {
-        let key = SigningKey::from_bytes(&[7u8; 32]);
-        let env = sign_envelope(
-            &key,
-            EntryDraft {
-                kind: Kind::KeyRevoke,
-                seq: 2,
-                ts: "2025-01-01T00:00:00Z",
-                body: json!({"public_key": "00", "reason": "x"}),
-            },
-        )
-        .unwrap();
+    const ORIGIN: &str = "dcledger.example/cn-henan";
+
+    fn revoke_draft() -> EntryDraft<'static> {
+        EntryDraft {
+            kind: Kind::KeyRevoke,
+            seq: 2,
+            ts: "2025-01-01T00:00:00Z",
+            body: json!({"public_key": "00", "reason": "x"}),
+        }
+    }
+
+    fn parts(env: &Value) -> (Vec<u8>, [u8; 64]) {
         let entry_jcs = jcs::canonical(&env["entry"]).unwrap();
         let sig: [u8; 64] = hex::decode(env["sig"].as_str().unwrap())
             .unwrap()
             .try_into()
             .unwrap();
+        (entry_jcs, sig)
+    }
+
+    #[test]
+    fn signatures_verify_and_are_domain_separated() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let env = sign_envelope(&key, ORIGIN, revoke_draft()).unwrap();
+        let (entry_jcs, sig) = parts(&env);
         let signer = key.verifying_key().to_bytes();
-        assert!(verify_entry_signature(&signer, &entry_jcs, &sig));
+        assert!(verify_entry_signature(ORIGIN, &signer, &entry_jcs, &sig));
         // The same signature over the bare entry (no domain prefix) must not verify.
         let bare = key.sign(&entry_jcs).to_bytes();
-        assert!(!verify_entry_signature(&signer, &entry_jcs, &bare));
+        assert!(!verify_entry_signature(ORIGIN, &signer, &entry_jcs, &bare));
         let mut flipped = sig;
         flipped[10] ^= 1;
-        assert!(!verify_entry_signature(&signer, &entry_jcs, &flipped));
+        assert!(!verify_entry_signature(
+            ORIGIN, &signer, &entry_jcs, &flipped
+        ));
+    }
+
+    #[test]
+    fn signatures_are_bound_to_the_origin() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let signer = key.verifying_key().to_bytes();
+        let env = sign_envelope(&key, ORIGIN, revoke_draft()).unwrap();
+        let (entry_jcs, sig) = parts(&env);
+        assert!(verify_entry_signature(ORIGIN, &signer, &entry_jcs, &sig));
+        // Another ledger, even one whose name extends this one's, refuses it.
+        for other in [
+            "dcledger.example/cn-hebei",
+            "dcledger.example/cn-henan2",
+            "d",
+        ] {
+            assert!(
+                !verify_entry_signature(other, &signer, &entry_jcs, &sig),
+                "{other}"
+            );
+        }
+        // A signature over the unbound v1 message (no origin line) is refused too.
+        let mut unbound = ENTRY_SIGNING_DOMAIN.to_vec();
+        unbound.extend_from_slice(&entry_jcs);
+        let old = key.sign(&unbound).to_bytes();
+        assert!(!verify_entry_signature(ORIGIN, &signer, &entry_jcs, &old));
+    }
+
+    /// The signed bytes and the signature for a known key, origin and entry, pinned: a
+    /// verifier written from SPEC §3 alone, or `tests/sign_with_openssl.py`, must make
+    /// these exact bytes. The signature was computed independently with `openssl pkeyutl
+    /// -sign -rawin` over the message below, with the PKCS#8 key of seed [7; 32].
+    #[test]
+    fn signed_bytes_golden() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let env = sign_envelope(&key, ORIGIN, revoke_draft()).unwrap();
+        let (entry_jcs, _) = parts(&env);
+        let expected: &[u8] = b"dcledger/entry/v1\n\
+            dcledger.example/cn-henan\n\
+            {\"body\":{\"public_key\":\"00\",\"reason\":\"x\"},\"kind\":\"key.revoke\",\"seq\":2,\
+            \"signer\":\"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c\",\
+            \"ts\":\"2025-01-01T00:00:00Z\",\"v\":1}";
+        assert_eq!(
+            String::from_utf8_lossy(&signing_message(ORIGIN, &entry_jcs)),
+            String::from_utf8_lossy(expected)
+        );
+        assert_eq!(
+            env["sig"],
+            "3aa618e7d82c0c4a4bb0f261fbc0c903225beebc0ecf4696d9ad410c4cbf35c0\
+             8f47a582d502de9fe7fa86b37f623261a0d7cf5087dc394472457ce675effc04"
+        );
+    }
+
+    #[test]
+    fn bad_signature_description_names_what_was_signed() {
+        let entry_jcs =
+            "{\"body\":{\"name\":\"\u{202e}evil\"},\"kind\":\"org.register\"}".as_bytes();
+        let text = describe_signed_bytes(ORIGIN, entry_jcs);
+        // A bidi control is shown escaped, not applied to the rest of the message.
+        assert!(
+            text.contains(r#"{"body":{"name":"\u{202e}evil"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""dcledger/entry/v1\n""#), "{text}");
+        assert!(
+            text.contains(r#"origin "dcledger.example/cn-henan""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("JCS(entry) ({} bytes", entry_jcs.len())),
+            "{text}"
+        );
+        let message = signing_message(ORIGIN, entry_jcs);
+        assert!(
+            text.contains(&format!("{} bytes in all", message.len())),
+            "{text}"
+        );
+        use sha2::Digest;
+        assert!(
+            text.contains(&hex::encode(sha2::Sha256::digest(&message))),
+            "{text}"
+        );
     }
 }

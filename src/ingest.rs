@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::checkpoint;
 use crate::dates::{self, UnixSeconds};
 use crate::domain;
 use crate::entry::{self, Kind, Roles};
@@ -35,12 +36,36 @@ pub struct Prepared {
     pub sig_hex: String,
 }
 
-/// Whether `prepare` verifies signatures. Replaying the ledger's own segments into
-/// derived state skips them (checksums guard those bytes); `verify` never does.
+/// Whether `prepare` verifies signatures, and for which ledger. Replaying the ledger's
+/// own segments into derived state skips them (checksums guard those bytes); `verify`
+/// and `reindex` never do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signatures {
-    Verify,
+pub enum Signatures<'a> {
+    /// Each signature must be made for the ledger named `origin` (SPEC §3): its own, or,
+    /// for a ledger without a genesis entry yet, the one its genesis will name
+    /// ([`submission_origin`]). `None`: no origin is known, so no entry can be judged;
+    /// the ledger's first entry must be the genesis that names it.
+    Verify {
+        origin: Option<&'a str>,
+    },
     Trust,
+}
+
+/// The origin every signature of a submission must be made for (SPEC §3, §5): the
+/// ledger's, fixed by its genesis entry (`ledger`); or, for a ledger that has none yet,
+/// the origin named by the genesis entry that opens the submission (`first`), since a
+/// genesis entry is signed for the origin its own body declares and everything after it
+/// for that same origin. `None` when neither gives a valid origin.
+pub fn submission_origin(ledger: Option<&str>, first: Option<&Value>) -> Option<String> {
+    if let Some(origin) = ledger {
+        return Some(origin.to_string());
+    }
+    let entry = first?.get("entry")?;
+    if entry.get("kind").and_then(Value::as_str) != Some(Kind::LedgerGenesis.as_str()) {
+        return None;
+    }
+    let origin = entry.get("body")?.get("origin")?.as_str()?;
+    checkpoint::valid_origin(origin).then(|| origin.to_string())
 }
 
 /// Bytes a leaf adds around the entry and the signature string:
@@ -55,7 +80,7 @@ fn leaf_len(entry_jcs_len: usize, sig_json_len: usize) -> usize {
 pub fn prepare(
     envelope: Value,
     now: UnixSeconds,
-    signatures: Signatures,
+    signatures: Signatures<'_>,
 ) -> Result<Prepared, Rejection> {
     // 413 first: the leaf this would become, if it can become one at all.
     let mut entry_problem = None;
@@ -156,14 +181,24 @@ pub fn prepare(
         .ok_or_else(|| Rejection::invalid("/entry/seq", "must be an integer >= 1"))?;
 
     // 403: the signature.
-    if signatures == Signatures::Verify {
+    if let Signatures::Verify { origin } = signatures {
+        let Some(origin) = origin else {
+            return Err(Rejection::invalid(
+                "/entry/kind",
+                "entry 0 must be ledger.genesis: this ledger has no genesis entry yet, so no \
+                 origin that signatures could be made for",
+            ));
+        };
         let sig = parse_lower_hex::<64>(&sig_hex)
             .ok_or_else(|| Rejection::invalid("/sig", "must be 128 lowercase hex characters"))?;
-        if !entry::verify_entry_signature(&signer, &entry_jcs, &sig) {
+        if !entry::verify_entry_signature(origin, &signer, &entry_jcs, &sig) {
             return Err(Rejection::forbidden(
                 "/sig",
-                "signature does not verify: it must be a strict Ed25519 signature by entry.signer \
-                 over \"dcledger/entry/v1\\n\" followed by JCS(entry)",
+                format!(
+                    "bad signature: it must be a strict Ed25519 signature by entry.signer, made \
+                     for this ledger (origin {origin:?}); {}",
+                    entry::describe_signed_bytes(origin, &entry_jcs)
+                ),
             ));
         }
     }
@@ -196,7 +231,7 @@ fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
 /// keeping their order.
 pub fn prepare_all(
     envelopes: Vec<(Value, UnixSeconds)>,
-    signatures: Signatures,
+    signatures: Signatures<'_>,
 ) -> Vec<Result<Prepared, Rejection>> {
     // A strict signature check costs ~60 µs: 32 of them pay for a thread start.
     const MIN_PER_THREAD: usize = 32;
@@ -321,6 +356,65 @@ fn apply_kind(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use ed25519_dalek::SigningKey;
+    use serde_json::json;
+
+    const A: &str = "dcledger.test/a";
+    const B: &str = "dcledger.test/b";
+
+    fn genesis(origin: &str) -> Value {
+        json!({"entry": {"kind": "ledger.genesis",
+                         "body": {"origin": origin, "name": "n", "checkpoint_key": "00"}}})
+    }
+
+    #[test]
+    fn the_submission_origin_is_the_ledgers_or_its_genesis() {
+        assert_eq!(
+            submission_origin(Some(A), Some(&genesis(B))).as_deref(),
+            Some(A)
+        );
+        assert_eq!(
+            submission_origin(None, Some(&genesis(B))).as_deref(),
+            Some(B)
+        );
+        assert_eq!(submission_origin(None, Some(&genesis("not valid"))), None);
+        assert_eq!(submission_origin(None, None), None);
+        let other = json!({"entry": {"kind": "org.register", "body": {"origin": A}}});
+        assert_eq!(submission_origin(None, Some(&other)), None);
+    }
+
+    #[test]
+    fn signatures_are_checked_for_the_given_origin() {
+        let key = SigningKey::from_bytes(&[9u8; 32]);
+        let now = dates::parse_instant("2025-01-01T00:00:00Z").unwrap();
+        let envelope = entry::sign_envelope(
+            &key,
+            A,
+            entry::EntryDraft {
+                kind: Kind::OrgRegister,
+                seq: 1,
+                ts: "2025-01-01T00:00:00Z",
+                body: json!({"org_id": "acme", "name": "Acme", "roles": ["operator"]}),
+            },
+        )
+        .unwrap();
+        let verify = |origin| prepare(envelope.clone(), now, Signatures::Verify { origin });
+        assert!(verify(Some(A)).is_ok());
+        let refused = verify(Some(B)).unwrap_err();
+        assert_eq!(refused.class, RejectClass::Forbidden);
+        assert_eq!(refused.errors[0].path, "/sig");
+        assert!(
+            refused.errors[0].message.contains(&format!("origin {B:?}")),
+            "{refused}"
+        );
+        // No origin known (a ledger without genesis, a submission not opening with one).
+        let refused = verify(None).unwrap_err();
+        assert_eq!(refused.class, RejectClass::Invalid);
+        assert_eq!(refused.errors[0].path, "/entry/kind");
+        // Trusted replay does not look at the signature.
+        assert!(prepare(envelope.clone(), now, Signatures::Trust).is_ok());
+    }
 
     #[test]
     fn leaf_frame_matches_leaf_bytes() {

@@ -14,7 +14,9 @@ use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
 use dcledger::report::assumptions::Overrides;
-use dcledger::{audit, bulk, client, dates, keys, proofcheck, report, server, synthetic, views};
+use dcledger::{
+    audit, bulk, checkpoint, client, dates, keys, proofcheck, report, server, synthetic, views,
+};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,10 @@ enum Command {
     Sign {
         #[arg(long)]
         key: PathBuf,
+        /// The origin of the ledger the entry is for (the first line of its checkpoint):
+        /// the signature is valid in that ledger only.
+        #[arg(long)]
+        origin: String,
         #[arg(long)]
         kind: String,
         #[arg(long)]
@@ -132,11 +138,16 @@ enum Command {
     Submit {
         #[arg(long)]
         server: String,
-        /// Sign each line of the input as a body with this key (seq from the server).
+        /// Sign each line of the input as a body with this key (seq from the server, and
+        /// the origin the signatures are made for from its checkpoint).
         #[arg(long, requires = "kind")]
         key: Option<PathBuf>,
         #[arg(long, requires = "key")]
         kind: Option<String>,
+        /// With --key: the origin the entries are meant for; refuse to sign if the
+        /// server's checkpoint names another ledger.
+        #[arg(long, requires = "key")]
+        origin: Option<String>,
         /// NDJSON (envelopes, or bodies with --key), or - for standard input.
         input: String,
     },
@@ -166,6 +177,9 @@ enum Command {
         /// banking, a lot pledged twice).
         #[arg(long)]
         demo: bool,
+        /// The origin of the ledger the world is signed for (`init --origin`).
+        #[arg(long, default_value = synthetic::ORIGIN)]
+        origin: String,
         /// A new or empty directory.
         #[arg(long)]
         out: PathBuf,
@@ -485,11 +499,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sign {
             key,
+            origin,
             kind,
             seq,
             ts,
             body,
         } => {
+            // The origin is given, not read from a data directory: whoever signs (an
+            // operator, a grantor) holds a key, not the registry's ledger, and must say
+            // which ledger the signature is for.
+            if !checkpoint::valid_origin(&origin) {
+                bail!(
+                    "--origin {origin:?} is not a ledger origin: 1-255 characters of [A-Za-z0-9._/:-]"
+                );
+            }
             let key = keys::load_signing_key(&key)?;
             let Some(kind) = Kind::parse(&kind) else {
                 bail!(
@@ -513,6 +536,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let envelope = entry::sign_envelope(
                 &key,
+                &origin,
                 EntryDraft {
                     kind,
                     seq,
@@ -663,6 +687,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             server,
             key,
             kind,
+            origin,
             input,
         } => {
             let client = client::Client::new(&server);
@@ -683,8 +708,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let key = keys::load_signing_key(&key)?;
                     let kind =
                         Kind::parse(&kind).with_context(|| format!("unknown kind {kind:?}"))?;
+                    let served = client.origin()?;
+                    if let Some(origin) = origin
+                        && origin != served
+                    {
+                        bail!(
+                            "{server} serves the ledger {served:?}, not {origin:?}: nothing was signed"
+                        );
+                    }
                     let seq = client.next_seq(&key.verifying_key().to_bytes())?;
-                    client::sign_bodies(&key, kind, seq, values)?
+                    client::sign_bodies(&key, &served, kind, seq, values)?
                 }
                 _ => values,
             };
@@ -718,6 +751,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             start,
             anomaly_rate,
             demo,
+            origin,
             out,
         } => {
             let first = Month::parse(&start)
@@ -729,6 +763,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 start: (first.year, first.month),
                 anomaly_rate_pct: anomaly_rate,
                 demo,
+                origin,
             };
             let summary = synthetic::generate(&config, &out)?;
             println!(
@@ -741,7 +776,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             println!(
                 "load it: dcledger init --data DIR --origin {} --authority-key {k}/authority.pem --log-key {k}/log.pem && dcledger append --data DIR {}",
-                synthetic::ORIGIN,
+                config.origin,
                 out.join("entries.ndjson").display(),
                 k = out.join("keys").display()
             );

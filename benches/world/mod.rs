@@ -70,6 +70,7 @@ pub fn world() -> World {
             start: (2023, 1),
             anomaly_rate_pct: 30,
             demo: false,
+            origin: ORIGIN.to_string(),
         };
         let start = Instant::now();
         let summary = generate(&config, &world).expect("generate");

@@ -181,6 +181,7 @@ impl Ledger {
         let ts = dates::format_instant(dates::now()).unwrap_or_default();
         let genesis = entry::sign_envelope(
             authority_key,
+            origin,
             EntryDraft {
                 kind: Kind::LedgerGenesis,
                 seq: 1,
@@ -209,7 +210,7 @@ impl Ledger {
     fn open_locked(
         dir: &Path,
         lock: std::fs::File,
-        catch_up_signatures: Signatures,
+        catch_up_signatures: Signatures<'_>,
     ) -> Result<Ledger, LedgerError> {
         let key_path = dir.join(LOG_KEY_FILE);
         let log_key = keys::load_signing_key(&key_path)?;
@@ -272,7 +273,8 @@ impl Ledger {
         if index.exists() {
             std::fs::remove_dir_all(&index).map_err(io(&index))?;
         }
-        Ledger::open_locked(dir, lock, Signatures::Verify)
+        // The origin is learnt from the genesis entry as the replay reaches it.
+        Ledger::open_locked(dir, lock, Signatures::Verify { origin: None })
     }
 
     pub fn reader(&self) -> Reader {
@@ -317,9 +319,12 @@ impl Ledger {
     ) -> Result<(Vec<BatchOutcome>, Arc<str>), LedgerError> {
         let now = self.clock();
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        let origin = ingest::submission_origin(self.origin(), groups.iter().flatten().next());
         let mut prepared = ingest::prepare_all(
             groups.into_iter().flatten().map(|e| (e, now)).collect(),
-            Signatures::Verify,
+            Signatures::Verify {
+                origin: origin.as_deref(),
+            },
         )
         .into_iter();
         let groups = sizes
@@ -327,6 +332,12 @@ impl Ledger {
             .map(|n| prepared.by_ref().take(n).collect())
             .collect();
         self.append_prepared(groups)
+    }
+
+    /// The ledger's origin (SPEC §5), once its genesis entry has fixed it: what every
+    /// entry signature must be made for (SPEC §3).
+    pub fn origin(&self) -> Option<&str> {
+        self.genesis.as_ref().map(|g| g.origin.as_str())
     }
 
     /// The ledger clock: the wall clock, but never earlier than the last batch's, so
@@ -502,7 +513,7 @@ impl Ledger {
     }
 
     /// Replays leaves that the log holds but derived state has not applied yet.
-    fn catch_up(&mut self, signatures: Signatures) -> Result<(), LedgerError> {
+    fn catch_up(&mut self, signatures: Signatures<'_>) -> Result<(), LedgerError> {
         let mut state = replay::ReplayState {
             frontier: self.frontier.clone(),
             genesis: self.genesis.clone(),

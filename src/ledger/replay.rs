@@ -75,7 +75,7 @@ pub(crate) fn replay(
     target: &Derived,
     from: Position,
     state: &mut ReplayState,
-    signatures: Signatures,
+    signatures: Signatures<'_>,
     mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position),
 ) -> Result<(), LedgerError> {
     let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
@@ -99,7 +99,7 @@ fn apply_chunk(
     target: &Derived,
     chunk: Vec<(u64, RecordLocation, Vec<u8>)>,
     state: &mut ReplayState,
-    signatures: Signatures,
+    signatures: Signatures<'_>,
     on_chunk: &mut impl FnMut(&mut Overlay<'_>, &ReplayState, Position),
 ) -> Result<(), LedgerError> {
     let Some(&(last_index, last_location, _)) = chunk.last() else {
@@ -126,6 +126,21 @@ fn apply_chunk(
             accepted_text,
         });
     }
+    // Signatures are made for the ledger's origin: the one genesis fixed, or, in the
+    // chunk that opens with genesis, the one that entry names.
+    let origin = match signatures {
+        Signatures::Verify { origin } => ingest::submission_origin(
+            origin.or(state.genesis.as_ref().map(|g| g.origin.as_str())),
+            items.first().map(|(envelope, _)| envelope),
+        ),
+        Signatures::Trust => None,
+    };
+    let signatures = match signatures {
+        Signatures::Verify { .. } => Signatures::Verify {
+            origin: origin.as_deref(),
+        },
+        Signatures::Trust => Signatures::Trust,
+    };
     let prepared = ingest::prepare_all(items, signatures);
     let mut overlay = Overlay::new(target);
     let mut landed = Vec::with_capacity(stored.len());
@@ -193,7 +208,7 @@ pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, 
         &scratch,
         Position::START,
         &mut state,
-        Signatures::Verify,
+        Signatures::Verify { origin: None },
         |_, _, _| {},
     )?;
     let size = state.frontier.size();

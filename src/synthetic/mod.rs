@@ -16,7 +16,8 @@
 //!                         name or null, the rules it fires)
 //! ```
 //!
-//! Load it with
+//! Every entry is signed for one ledger origin (`GenConfig::origin`, by default
+//! `dcledger.example/synthetic`; SPEC §3), so load it with
 //! `dcledger init --data D --origin dcledger.example/synthetic --authority-key
 //! out/keys/authority.pem --log-key out/keys/log.pem` (entry 0, the genesis, is the
 //! authority's seq 1) and `dcledger append --data D out/entries.ndjson`. The file starts
@@ -77,6 +78,9 @@ pub struct GenConfig {
     /// The demo's story: a Henan voucher site, western power resellers, land banking and
     /// a lot pledged twice are planted whatever the draws.
     pub demo: bool,
+    /// The origin of the ledger the entries are signed for (SPEC §3): the world loads
+    /// into a ledger `init`ed with this origin, and into no other.
+    pub origin: String,
 }
 
 impl Default for GenConfig {
@@ -88,6 +92,7 @@ impl Default for GenConfig {
             start: (2023, 1),
             anomaly_rate_pct: 30,
             demo: false,
+            origin: ORIGIN.to_string(),
         }
     }
 }
@@ -150,6 +155,12 @@ fn validate(c: &GenConfig) -> Result<(), GenError> {
         return bad(format!(
             "start must be a month of 2000..=2100, got {:04}-{:02}",
             c.start.0, c.start.1
+        ));
+    }
+    if !crate::checkpoint::valid_origin(&c.origin) {
+        return bad(format!(
+            "origin must be 1-255 characters of [A-Za-z0-9._/:-], got {:?}",
+            c.origin
         ));
     }
     if c.anomaly_rate_pct > 100 {

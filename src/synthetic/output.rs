@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::GenError;
 use super::calendar::Instant;
 use super::facility::FacilityOut;
 use super::model::Event;
 use super::parties::{PROVINCES, log_key};
 use super::world::World;
-use super::{GenError, ORIGIN};
 use crate::audit::Rule;
 use crate::entry::{self, EntryDraft};
 use crate::{dates, keys};
@@ -76,6 +76,7 @@ fn sign_block(world: &World, entries: &[Numbered], first_index: usize) -> Result
         })?;
         let envelope = entry::sign_envelope(
             &world.parties.list[n.event.signer].key,
+            &world.config.origin,
             EntryDraft {
                 kind,
                 seq: n.seq,
@@ -192,7 +193,7 @@ pub(crate) fn write_world(
         })
         .collect();
     let doc = json!({
-        "origin": ORIGIN,
+        "origin": c.origin,
         "first_month": world.first.label(),
         "last_month": world.last.label(),
         "log_key": crate::keys::public_hex(&log_key(c.seed).verifying_key()),

@@ -68,6 +68,29 @@ fn same_config_gives_byte_identical_output() {
 }
 
 #[test]
+fn signatures_name_the_configured_origin() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    generate(&small(), a.path()).unwrap();
+    let other = GenConfig {
+        origin: "dcledger.example/elsewhere".into(),
+        ..small()
+    };
+    let summary = generate(&other, b.path()).unwrap();
+    // Same entries, other signatures: check_shape verifies them for world.json's origin.
+    assert_eq!(
+        read_json(&b.path().join("world.json"))["origin"],
+        "dcledger.example/elsewhere"
+    );
+    let (ea, eb) = (lines(a.path()), check_shape(b.path(), &summary));
+    assert_eq!(ea.len(), eb.len());
+    for (x, y) in ea.iter().zip(&eb) {
+        assert_eq!(x["entry"], y["entry"]);
+        assert_ne!(x["sig"], y["sig"]);
+    }
+}
+
+#[test]
 fn refuses_bad_configs_and_non_empty_output() {
     let dir = tempfile::tempdir().unwrap();
     for bad in [
@@ -85,6 +108,10 @@ fn refuses_bad_configs_and_non_empty_output() {
         },
         GenConfig {
             anomaly_rate_pct: 101,
+            ..small()
+        },
+        GenConfig {
+            origin: "no spaces".into(),
             ..small()
         },
     ] {
@@ -251,6 +278,8 @@ fn check_shape(dir: &Path, summary: &GenSummary) -> Vec<Value> {
     let entries = lines(dir);
     assert_eq!(entries.len() as u64, summary.entries);
     let world = read_json(&dir.join("world.json"));
+    // Signed for the origin the world names, the one it is to be loaded under.
+    let origin = world["origin"].as_str().unwrap();
     let authority = keys::load_signing_key(&dir.join("keys/authority.pem")).unwrap();
     let authority_hex = keys::public_hex(&authority.verifying_key());
     let mut replay = Replay::default();
@@ -269,7 +298,7 @@ fn check_shape(dir: &Path, summary: &GenSummary) -> Vec<Value> {
         let signer = keys::parse_public_hex(signer_hex).unwrap();
         let canonical = jcs::canonical(entry).unwrap();
         assert!(
-            verify_entry_signature(&signer, &canonical, &sig),
+            verify_entry_signature(origin, &signer, &canonical, &sig),
             "line {line}: bad signature"
         );
         assert!(canonical.len() < 60_000, "line {line}: entry too large");

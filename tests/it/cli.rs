@@ -63,6 +63,8 @@ fn walkthrough_openssl_keys_python_signature_proof() {
         "sign",
         "--key",
         path_str(&p("authority.pem")),
+        "--origin",
+        "dcledger.example/cn-henan",
         "--kind",
         "org.register",
         "--seq",
@@ -85,6 +87,7 @@ fn walkthrough_openssl_keys_python_signature_proof() {
         .arg(&script)
         .args([
             path_str(&p("authority.pem")),
+            "dcledger.example/cn-henan",
             "key.grant",
             "3",
             "2025-01-01T00:00:05Z",

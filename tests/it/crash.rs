@@ -325,8 +325,8 @@ fn sigkill_during_append_loses_no_acknowledged_entry() {
 
     let mut envelopes = Envelopes {
         authority: Party {
-            key: support::key(1),
             next_seq: 2,
+            ..Party::new(1)
         },
         lines: Vec::new(),
     };

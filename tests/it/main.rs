@@ -7,6 +7,7 @@ mod derived_state;
 mod domain_rules;
 mod group_commit;
 mod http;
+mod origins;
 mod pages;
 mod recovery;
 mod registry_rejections;

@@ -23,7 +23,7 @@ use dcledger::ledger::{Ledger, LedgerError};
 use dcledger::store::segment::SegmentError;
 use serde_json::{Value, json};
 
-use crate::support::{self, Party, TestLedger, bin, path_str};
+use crate::support::{Party, TestLedger, bin, path_str};
 
 const HEADER: usize = 16;
 const MAGIC: &[u8; 8] = b"DCLSEG\x00\x01";
@@ -333,8 +333,8 @@ fn assert_healthy(ledger: &Ledger, size: u64, ctx: &str) {
 fn assert_append_continues(mut ledger: Ledger, ctx: &str) {
     let size = ledger.size();
     let mut authority = Party {
-        key: support::key(1),
         next_seq: size + 1,
+        ..Party::new(1)
     };
     let envelopes = (0..2)
         .map(|_| {

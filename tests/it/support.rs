@@ -19,17 +19,25 @@ pub fn public_hex(key: &SigningKey) -> String {
     hex::encode(key.verifying_key().as_bytes())
 }
 
-/// A signer with its own seq counter.
+/// A signer with its own seq counter, signing for one ledger (`origin`).
 pub struct Party {
     pub key: SigningKey,
     pub next_seq: u64,
+    pub origin: &'static str,
 }
 
 impl Party {
+    /// A party of the test ledger (`ORIGIN`).
     pub fn new(seed: u8) -> Party {
+        Party::of(ORIGIN, seed)
+    }
+
+    /// A party signing for the ledger named `origin`.
+    pub fn of(origin: &'static str, seed: u8) -> Party {
         Party {
             key: key(seed),
             next_seq: 1,
+            origin,
         }
     }
 
@@ -40,9 +48,16 @@ impl Party {
         self.sign_with(kind, seq, "2025-01-01T00:00:00Z", body)
     }
 
+    /// Signs for the party's ledger.
     pub fn sign_with(&self, kind: Kind, seq: u64, ts: &str, body: Value) -> Value {
+        self.sign_for(self.origin, kind, seq, ts, body)
+    }
+
+    /// Signs for the ledger named `origin`.
+    pub fn sign_for(&self, origin: &str, kind: Kind, seq: u64, ts: &str, body: Value) -> Value {
         entry::sign_envelope(
             &self.key,
+            origin,
             EntryDraft {
                 kind,
                 seq,
@@ -67,14 +82,19 @@ pub struct TestLedger {
 
 impl TestLedger {
     pub fn new() -> TestLedger {
+        TestLedger::with_origin(ORIGIN)
+    }
+
+    /// A ledger named `origin`, with the same authority and log keys as every other.
+    pub fn with_origin(origin: &'static str) -> TestLedger {
         let dir = tempfile::tempdir().expect("tempdir");
         let authority = Party {
-            key: key(1),
             next_seq: 2,
+            ..Party::of(origin, 1)
         };
         let ledger = Ledger::init(
             &dir.path().join("data"),
-            ORIGIN,
+            origin,
             "test ledger",
             &authority.key,
             &key(2),
