@@ -218,6 +218,17 @@ pub struct Snapshot {
     /// The configuration the kept period findings (`FacilityFacts::kept`) were made
     /// under; another one starts them afresh.
     audited_with: std::sync::Mutex<Option<AuditConfig>>,
+    /// The latest audit's findings with the month and configuration they are for: the
+    /// same question of the same snapshot is a lookup (a page, a report, a finding).
+    /// A refresh that changes the snapshot forgets them.
+    last_audit: std::sync::Mutex<Option<Audited>>,
+}
+
+/// An audit's answer and its question.
+struct Audited {
+    as_of: Month,
+    config: AuditConfig,
+    findings: Vec<Arc<Finding>>,
 }
 
 impl Snapshot {
@@ -247,6 +258,7 @@ impl Snapshot {
             latest_period: None,
             latest_accepted: None,
             audited_with: Default::default(),
+            last_audit: Default::default(),
         };
         snapshot.load_cross_facility(reader)?;
         snapshot.update_latest(reader)?;
@@ -261,6 +273,7 @@ impl Snapshot {
         if size == self.size {
             return Ok(());
         }
+        *self.last_audit.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
         let changes = reader.changes_since(self.size)?;
         let whole: BTreeSet<String> = changes
             .iter()
@@ -376,6 +389,25 @@ impl Snapshot {
     /// kept from earlier audits of this snapshot under the same configuration are reused
     /// where nothing they rest on changed.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Arc<Finding>> {
+        // Held while auditing, so that concurrent askers of one question audit once.
+        let mut last = self.last_audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = last.as_ref()
+            && done.as_of == as_of
+            && done.config == *config
+        {
+            return done.findings.clone();
+        }
+        let findings = self.evaluate(as_of, config);
+        *last = Some(Audited {
+            as_of,
+            config: config.clone(),
+            findings: findings.clone(),
+        });
+        findings
+    }
+
+    /// Every rule, evaluated: `audit` without the memo.
+    fn evaluate(&self, as_of: Month, config: &AuditConfig) -> Vec<Arc<Finding>> {
         // The cross-facility findings first, by the facility they name, so that each
         // facility's findings are completed, ordered and merged on its own thread, and
         // the facilities, kept in id order, need only be concatenated.

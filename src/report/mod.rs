@@ -279,18 +279,15 @@ impl<'a> Reports<'a> {
     /// The valuation of a registered facility (announced by as_of or not), or None.
     pub fn valuation(&self, facility_id: &str) -> Option<ValuationReport> {
         let facts = self.snapshot.facilities.get(facility_id)?;
-        let lots = valuation::LotIndex::new(&self.snapshot.facilities);
+        let lots = valuation::LotIndex::new(
+            &self.snapshot.facilities,
+            &self.assumptions(),
+            &self.config.audit,
+        );
         let breaches = valuation::Breaches::of(&self.findings);
         Some(ValuationReport {
             basis: self.basis.clone(),
-            valuation: valuation::value(
-                facts,
-                &lots,
-                self.window,
-                &self.config.audit,
-                &self.assumptions(),
-                &breaches,
-            ),
+            valuation: valuation::value(facts, &lots, self.window, &self.assumptions(), &breaches),
         })
     }
 

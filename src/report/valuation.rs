@@ -133,19 +133,37 @@ impl ScreenRow {
     }
 }
 
-/// Every lot of the ledger by id: a facility's GPUs can come from lots procured for
-/// another facility of its operator.
-pub struct LotIndex<'a>(HashMap<&'a str, &'a LotRecord>);
+/// Every lot of the ledger by id (a facility's GPUs can come from lots procured for
+/// another facility of its operator), and each GPU model's rent and reference price in
+/// minor units for the valuation's year, worked out once per request rather than once
+/// per lot.
+pub struct LotIndex<'a> {
+    lots: HashMap<&'a str, &'a LotRecord>,
+    prices: HashMap<&'a str, (u128, Option<u128>)>,
+}
 
 impl<'a> LotIndex<'a> {
-    pub fn new(facilities: &'a Facilities) -> LotIndex<'a> {
-        LotIndex(
-            facilities
-                .iter()
-                .flat_map(|f| &f.lots)
-                .map(|l| (l.procured.lot_id.as_str(), l))
-                .collect(),
-        )
+    pub fn new(
+        facilities: &'a Facilities,
+        assumptions: &Assumptions<'_>,
+        config: &AuditConfig,
+    ) -> LotIndex<'a> {
+        let lots: HashMap<&str, &LotRecord> = facilities
+            .iter()
+            .flat_map(|f| &f.lots)
+            .map(|l| (l.procured.lot_id.as_str(), l))
+            .collect();
+        let mut prices = HashMap::new();
+        for lot in lots.values() {
+            let model = lot.procured.gpu_model.as_str();
+            prices.entry(model).or_insert_with(|| {
+                let reference = config
+                    .reference_price(model, assumptions.year)
+                    .map(|p| times(p, MINOR_PER_CNY));
+                (assumptions.rent(model).value, reference)
+            });
+        }
+        LotIndex { lots, prices }
     }
 }
 
@@ -194,12 +212,10 @@ pub fn value(
     facts: &FacilityFacts,
     lots: &LotIndex<'_>,
     window: Window,
-    config: &AuditConfig,
     assumptions: &Assumptions<'_>,
     breaches: &Breaches<'_>,
 ) -> Valuation {
     let end = window.last.last_day();
-    let year = window.last.year;
     let a = |x: Assumption| assumptions.get(x).value;
     let mut excluded = Vec::new();
 
@@ -223,15 +239,14 @@ pub fn value(
         if *count <= Int::zero() {
             continue;
         }
-        let Some(lot) = lots.0.get(lot_id) else {
+        let Some(lot) = lots.lots.get(lot_id) else {
             unreachable!("a GPU move names lot {lot_id}, which ingest required to exist");
         };
         let model = lot.procured.gpu_model.as_str();
         models.insert(model);
-        let rent = assumptions.rent(model).value;
-        let reference = config
-            .reference_price(model, year)
-            .map(|p| times(p, MINOR_PER_CNY));
+        let Some(&(rent, reference)) = lots.prices.get(model) else {
+            unreachable!("every lot's model is priced");
+        };
         let n = count.clone();
         gpus += count;
         *gpus_by_model.entry(model.to_string()).or_default() += count;
@@ -428,7 +443,7 @@ pub fn all(
     findings: &[Arc<Finding>],
     filter: &ScreenFilter,
 ) -> Vec<Valuation> {
-    let lots = LotIndex::new(facilities);
+    let lots = LotIndex::new(facilities, assumptions, config);
     let breaches = Breaches::of(findings);
     let mut all: Vec<Valuation> = super::included(facilities, window.last)
         .filter(|f| {
@@ -437,7 +452,7 @@ pub fn all(
                 .as_ref()
                 .is_none_or(|p| *p == f.facility.registered.province)
         })
-        .map(|f| value(f, &lots, window, config, assumptions, &breaches))
+        .map(|f| value(f, &lots, window, assumptions, &breaches))
         .filter(|v| filter.distressed.is_none_or(|d| d == v.distressed))
         .collect();
     all.sort_by(|a, b| (&a.equity_value, &a.facility_id).cmp(&(&b.equity_value, &b.facility_id)));
