@@ -2,9 +2,10 @@
 //! benchmarks' world of about a million entries (`benches/world`), with the server's
 //! snapshot warm: `GET /v1/reports/regions`, the valuation screen of every facility,
 //! one facility's valuation, and a facility's page, each beside two yardsticks measured
-//! in the same run: `GET /v1/checkpoint` (the cost of a request at all) and the warm
-//! audit behind every report (`GET /v1/findings?facility=…`). Prints figures; asserts
-//! nothing. Traffic stays on 127.0.0.1.
+//! in the same run: `GET /v1/checkpoint` (the cost of a request at all) and the audit
+//! behind every report when the snapshot was not yet asked about that month
+//! (`GET /v1/findings?facility=…&as_of=…`, a month earlier each time). Prints figures;
+//! asserts nothing. Traffic stays on 127.0.0.1.
 
 mod world;
 
@@ -45,10 +46,22 @@ fn fetch(agent: &ureq::Agent, base: &str, path: &str) -> (u16, String) {
 fn time(agent: &ureq::Agent, base: &str, what: &str, path: &str) {
     let (status, body) = fetch(agent, base, path);
     assert_eq!(status, 200, "{path}: {body}");
+    time_each(agent, base, what, body.len(), |_| path.to_string());
+}
+
+/// Times `ROUNDS` GETs, the k-th of `path(k)`; prints min / median / max.
+fn time_each(
+    agent: &ureq::Agent,
+    base: &str,
+    what: &str,
+    bytes: usize,
+    path: impl Fn(usize) -> String,
+) {
     let mut ms: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
+        .map(|k| {
+            let path = path(k);
             let start = Instant::now();
-            let (status, _) = fetch(agent, base, path);
+            let (status, _) = fetch(agent, base, &path);
             assert_eq!(status, 200, "{path}");
             start.elapsed().as_secs_f64() * 1e3
         })
@@ -59,7 +72,7 @@ fn time(agent: &ureq::Agent, base: &str, what: &str, path: &str) {
         ms[0],
         ms[ROUNDS / 2],
         ms[ROUNDS - 1],
-        body.len()
+        bytes
     );
 }
 
@@ -99,11 +112,19 @@ fn main() {
         "yardstick: GET /v1/checkpoint",
         "/v1/checkpoint",
     );
-    time(
+    // The audit behind every report, as of months the snapshot was not yet asked
+    // about: what a report costs without the snapshot's memo of its latest audit.
+    let as_of =
+        dcledger::dates::Month::parse(screen["as_of"].as_str().expect("as_of")).expect("a month");
+    time_each(
         &agent,
         &base,
-        "yardstick: warm audit, one facility's findings",
-        &format!("/v1/findings?facility={facility}"),
+        "yardstick: an audit as of another month",
+        0,
+        |k| {
+            let month = as_of.plus(-1 - i32::try_from(k).expect("a few rounds"));
+            format!("/v1/findings?facility={facility}&as_of={month}")
+        },
     );
     time(
         &agent,
