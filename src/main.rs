@@ -295,12 +295,28 @@ enum ProofCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+        die_on_broken_pipe();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command whose reader went away (`dcledger audit … | head -1`) ends as Unix tools do:
+/// killed by SIGPIPE, quietly, with the status a shell expects (141), rather than a
+/// panic from `println!`. Rust starts with SIGPIPE ignored so that writes fail instead;
+/// the serving commands keep that, so that a client hanging up never stops a server.
+fn die_on_broken_pipe() {
+    // SAFETY: restores the default disposition of one signal before any thread starts;
+    // no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -365,10 +381,13 @@ fn parse_as_of(as_of: Option<&str>) -> Result<Option<Month>> {
         .transpose()
 }
 
-/// Prints a command's answer; a reader that went away (`| head -1`) ends it quietly.
-fn print_text(text: &str) {
+/// Prints a command's answer (a reader that went away ends the process quietly; see
+/// `die_on_broken_pipe`).
+fn print_text(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
 }
 
 /// `dcledger report ...`: the text to print.
@@ -835,10 +854,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Format::Json => audit::render::json(&basis, &findings),
                 Format::Csv => report::render::findings_csv(&basis, &findings),
             };
-            print_text(&text);
+            print_text(&text)?;
         }
         Command::Report { report } => {
-            print_text(&run_report(report)?);
+            print_text(&run_report(report)?)?;
         }
         Command::Reindex { data } => {
             let ledger = Ledger::reindex(&data)?;

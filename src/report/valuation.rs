@@ -190,6 +190,44 @@ fn annuity(m: f64, n: f64) -> f64 {
     }
 }
 
+/// A money figure of the valuation: CNY amounts summed with their entries, others left
+/// out and listed (SPEC §9).
+struct Owed {
+    figure: &'static str,
+    sum: Int,
+    evidence: Vec<u64>,
+}
+
+impl Owed {
+    fn new(figure: &'static str) -> Owed {
+        Owed {
+            figure,
+            sum: Int::zero(),
+            evidence: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, amount_minor: u64, currency: &str, index: u64, excluded: &mut Vec<Excluded>) {
+        if currency == VALUATION_CURRENCY {
+            self.sum += amount_minor;
+            self.evidence.push(index);
+        } else {
+            excluded.push(Excluded {
+                figure: self.figure,
+                amount_minor,
+                currency: currency.to_string(),
+                index,
+            });
+        }
+    }
+
+    /// The sum and its entries, ascending.
+    fn finish(mut self) -> (Int, Vec<u64>) {
+        self.evidence.sort_unstable();
+        (self.sum, self.evidence)
+    }
+}
+
 /// The subsidies with a subsidy-condition-breach finding, as (facility, subsidy): what
 /// decides the clawback exposure.
 pub struct Breaches<'a>(HashSet<(&'a str, &'a str)>);
@@ -306,50 +344,26 @@ pub fn value(
         .div_floor(&Int::from(10_000u64))
         .unwrap_or_else(|| unreachable!("10,000 is not 0"));
 
-    let mut clawback_exposure = Int::zero();
-    let mut clawback_evidence = Vec::new();
+    let mut clawback = Owed::new("clawback_exposure");
     for s in &facts.subsidies {
-        if !breaches
+        if breaches
             .0
             .contains(&(facts.id(), s.granted.subsidy_id.as_str()))
         {
-            continue;
-        }
-        for d in s.disbursements.iter().filter(|d| day(&d.date) <= end) {
-            if d.currency == VALUATION_CURRENCY {
-                clawback_exposure += d.amount_minor;
-                clawback_evidence.push(d.index);
-            } else {
-                excluded.push(Excluded {
-                    figure: "clawback_exposure",
-                    amount_minor: d.amount_minor,
-                    currency: d.currency.clone(),
-                    index: d.index,
-                });
+            for d in s.disbursements.iter().filter(|d| day(&d.date) <= end) {
+                clawback.add(d.amount_minor, &d.currency, d.index, &mut excluded);
             }
         }
     }
-    let mut loans_outstanding = Int::zero();
-    let mut loan_evidence = Vec::new();
+    let mut loans = Owed::new("loans_outstanding");
     for (l, date) in facts.dated_loans() {
-        if date > end || l.facility_id != facts.id() {
-            continue;
-        }
-        if l.currency == VALUATION_CURRENCY {
-            loans_outstanding += l.amount_minor;
-            loan_evidence.push(l.issued_at);
-        } else {
-            excluded.push(Excluded {
-                figure: "loans_outstanding",
-                amount_minor: l.amount_minor,
-                currency: l.currency.clone(),
-                index: l.issued_at,
-            });
+        if date <= end && l.facility_id == facts.id() {
+            loans.add(l.amount_minor, &l.currency, l.issued_at, &mut excluded);
         }
     }
-    clawback_evidence.sort_unstable();
-    loan_evidence.sort_unstable();
     excluded.sort_by_key(|e| e.index);
+    let (clawback_exposure, clawback_evidence) = clawback.finish();
+    let (loans_outstanding, loan_evidence) = loans.finish();
 
     let asset_value = income_value.clone().max(liquidation_value.clone());
     let equity_value = &(&asset_value - &loans_outstanding) - &clawback_exposure;

@@ -213,6 +213,33 @@ fn walkthrough_openssl_keys_python_signature_proof() {
     assert!(verified.starts_with("ok: 3 entries"), "{verified}");
 }
 
+/// `dcledger … | head -1`: the reader goes away; the command ends as Unix tools do,
+/// killed by SIGPIPE, without a panic or a message.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    crate::support::init_demo_ledger(&data);
+    let entries = crate::support::demo_dir().join("entries.ndjson");
+    run_ok(&["append", "--data", path_str(&data), path_str(&entries)]);
+    // The reader is gone before the command has audited the ledger and writes.
+    let mut child = bin()
+        .args(["audit", "--data", path_str(&data), "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn keygen_writes_a_private_pem_openssl_reads() {
     use std::os::unix::fs::PermissionsExt;

@@ -326,7 +326,7 @@ fn checkpoint_of(note: &str) -> (u64, String) {
 
 /// The `key=value` words of a CSV answer's leading comment line, and the rest.
 fn csv_parts(text: &str) -> (BTreeMap<String, String>, String) {
-    let (first, rest) = text.split_once('\n').expect("lines");
+    let (first, rest) = text.split_once("\r\n").expect("CRLF lines (RFC 4180)");
     let comment = first
         .strip_prefix("# ")
         .unwrap_or_else(|| panic!("no comment line: {first}"));
