@@ -13,7 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, OPENAPI_YAML, status_for};
+use super::metrics::{self, OTHER_ROUTE};
+use super::{ApiError, AppState, OPENAPI_YAML, PAGE_ROUTES, ROUTES, status_for};
 use crate::audit::render::{FindingList, Selection};
 use crate::audit::{self, Finding, Rule, Severity, Snapshot};
 use crate::dates::Month;
@@ -52,18 +53,25 @@ fn index_param(raw: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{raw:?} is not an entry index")))
 }
 
-/// Records latency per route template and method.
+/// Records latency per route template and method, both from bounded sets.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+        .and_then(|p| {
+            ROUTES
+                .iter()
+                .chain(PAGE_ROUTES)
+                .find(|r| **r == p.as_str())
+                .copied()
+        })
+        .unwrap_or(OTHER_ROUTE);
+    let method = metrics::Method::of(request.method());
     let start = Instant::now();
     let response = next.run(request).await;
     state
         .metrics
-        .request(&method, &route, start.elapsed().as_secs_f64());
+        .request(method, route, start.elapsed().as_secs_f64());
     response
 }
 
@@ -731,11 +739,19 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"status": "ok", "tree_size": state.reader.size()}))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics.render(state.reader.size()).into_response();
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state.metrics.render().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            format!("the metrics could not be written: {e}"),
+        )
+    })?;
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
-    response
+    Ok(response)
 }

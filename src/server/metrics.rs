@@ -1,121 +1,163 @@
-//! Prometheus text-format metrics: counters and histograms kept with atomics and small
-//! maps, rendered on demand. Label sets are bounded: routes are the router's templates,
-//! reasons are the refusal classes.
+//! `/metrics` through `prometheus-client` (OpenMetrics text). Every label set is bounded:
+//! methods fold into a few names and `other`, routes are the router's templates or
+//! `other`, refusal reasons are the refusal classes. Counts the ledger owns (entries
+//! accepted by this process by any path, the tree size) are read at scrape time.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::ledger::Reader;
 
 /// Upper bounds of the latency histogram, in seconds.
-const LATENCY_BUCKETS_S: &[f64] = &[
+const LATENCY_BUCKETS_S: [f64; 11] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 /// Upper bounds of the batch-size histogram, in entries.
-const BATCH_BUCKETS: &[u64] = &[1, 2, 5, 10, 50, 100, 500, 1000, 16_000];
+const BATCH_BUCKETS_ENTRIES: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 16_000.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+/// An HTTP method, folded into the few the API answers and `OTHER`: a client sending
+/// made-up methods cannot grow the label set.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Method {
+    GET,
+    HEAD,
+    POST,
+    OTHER,
 }
 
-impl Histogram {
-    fn observe(&mut self, bounds: &[f64], value: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; bounds.len()];
+impl Method {
+    pub fn of(method: &axum::http::Method) -> Method {
+        match *method {
+            axum::http::Method::GET => Method::GET,
+            axum::http::Method::HEAD => Method::HEAD,
+            axum::http::Method::POST => Method::POST,
+            _ => Method::OTHER,
         }
-        for (i, b) in bounds.iter().enumerate() {
-            if value <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += value;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in bounds.iter().enumerate() {
-            let n = self.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
     }
 }
 
-#[derive(Default)]
+/// The label value for requests that matched no route.
+pub const OTHER_ROUTE: &str = "other";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    method: Method,
+    /// A route template of the router, or `other`.
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Refusal {
+    reason: &'static str,
+}
+
 pub struct Metrics {
-    entries_accepted: AtomicU64,
-    rejections: Mutex<BTreeMap<&'static str, u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
-    batches: Mutex<Histogram>,
+    registry: Registry,
+    latency: Family<Request, Histogram, fn() -> Histogram>,
+    rejections: Family<Refusal, Counter>,
+    batches: Histogram,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS_S)
 }
 
 impl Metrics {
+    pub fn new(reader: Reader) -> Metrics {
+        let mut registry = Registry::default();
+        let latency = Family::<Request, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "dcledger_http_request_duration_seconds",
+            "Request latency by method and route",
+            latency.clone(),
+        );
+        let rejections = Family::<Refusal, Counter>::default();
+        registry.register(
+            "dcledger_rejections",
+            "Refused submissions by reason",
+            rejections.clone(),
+        );
+        let batches = Histogram::new(BATCH_BUCKETS_ENTRIES);
+        registry.register(
+            "dcledger_batch_entries",
+            "Entries per accepted submission",
+            batches.clone(),
+        );
+        registry.register_collector(Box::new(LedgerCollector { reader }));
+        Metrics {
+            registry,
+            latency,
+            rejections,
+            batches,
+        }
+    }
+
+    /// An accepted submission of `entries` envelopes (the count of accepted entries
+    /// itself is the ledger's: `ledger::entries_appended_by_this_process`).
     pub fn accepted(&self, entries: usize) {
-        self.entries_accepted
-            .fetch_add(entries as u64, Ordering::Relaxed);
-        let bounds: Vec<f64> = BATCH_BUCKETS.iter().map(|b| *b as f64).collect();
-        lock(&self.batches).observe(&bounds, entries as f64);
+        // Batches hold at most 1,000 envelopes: exact in binary64.
+        #[allow(clippy::cast_precision_loss)]
+        self.batches.observe(entries as f64);
     }
 
+    /// A refused submission; `reason` is a refusal class or a fixed word.
     pub fn rejected(&self, reason: &'static str) {
-        *lock(&self.rejections).entry(reason).or_default() += 1;
+        self.rejections.get_or_create(&Refusal { reason }).inc();
     }
 
-    pub fn request(&self, method: &str, route: &str, seconds: f64) {
-        lock(&self.latency)
-            .entry((method.to_string(), route.to_string()))
-            .or_default()
-            .observe(LATENCY_BUCKETS_S, seconds);
+    /// A request answered in `seconds`; `route` is a router template or `OTHER_ROUTE`.
+    pub fn request(&self, method: Method, route: &'static str, seconds: f64) {
+        self.latency
+            .get_or_create(&Request { method, route })
+            .observe(seconds);
     }
 
-    pub fn render(&self, tree_size: u64) -> String {
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        out.push_str("# HELP dcledger_entries_accepted_total Entries made durable.\n# TYPE dcledger_entries_accepted_total counter\n");
-        let _ = writeln!(
-            out,
-            "dcledger_entries_accepted_total {}",
-            self.entries_accepted.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP dcledger_rejections_total Refused submissions by reason.\n# TYPE dcledger_rejections_total counter\n");
-        for (reason, n) in lock(&self.rejections).iter() {
-            let _ = writeln!(out, "dcledger_rejections_total{{reason=\"{reason}\"}} {n}");
-        }
-        out.push_str(
-            "# HELP dcledger_tree_size Leaves in the ledger.\n# TYPE dcledger_tree_size gauge\n",
-        );
-        let _ = writeln!(out, "dcledger_tree_size {tree_size}");
-        out.push_str("# HELP dcledger_batch_entries Entries per accepted submission.\n# TYPE dcledger_batch_entries histogram\n");
-        let bounds: Vec<f64> = BATCH_BUCKETS.iter().map(|b| *b as f64).collect();
-        lock(&self.batches).render(&mut out, "dcledger_batch_entries", "", &bounds);
-        out.push_str("# HELP dcledger_http_request_duration_seconds Request latency by route.\n# TYPE dcledger_http_request_duration_seconds histogram\n");
-        for ((method, route), h) in lock(&self.latency).iter() {
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            h.render(
-                &mut out,
-                "dcledger_http_request_duration_seconds",
-                &labels,
-                LATENCY_BUCKETS_S,
-            );
-        }
-        out
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Entries this process has appended to any ledger, by any path (HTTP, bulk, the demo's
+/// load), and the tree size, read when scraped.
+struct LedgerCollector {
+    reader: Reader,
+}
+
+impl std::fmt::Debug for LedgerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LedgerCollector")
+    }
+}
+
+impl Collector for LedgerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let accepted = ConstCounter::new(crate::ledger::entries_appended_by_this_process());
+        accepted.encode(encoder.encode_descriptor(
+            "dcledger_entries_accepted",
+            "Entries made durable by this process, by any path",
+            None,
+            accepted.metric_type(),
+        )?)?;
+        let size = ConstGauge::new(i64::try_from(self.reader.size()).unwrap_or(i64::MAX));
+        size.encode(encoder.encode_descriptor(
+            "dcledger_tree_size",
+            "Leaves in the ledger",
+            None,
+            size.metric_type(),
+        )?)?;
+        Ok(())
     }
 }

@@ -150,7 +150,7 @@ pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), S
     let state = AppState {
         reader: committer.reader(),
         commit: committer.handle(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new(committer.reader())),
         config: Arc::new(config.config),
         snapshot: Arc::new(Mutex::new(None)),
     };

@@ -880,11 +880,43 @@ fn every_refusal_has_its_status_and_writes_nothing() {
     );
     assert_eq!(tree_size(&agent, &server), size + 1);
 
-    // /metrics counts what just happened, in Prometheus text format.
+    // Made-up methods and paths fold into one label each: a client cannot grow the
+    // label sets.
+    let lax: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .allow_non_standard_methods(true)
+        .build()
+        .into();
+    for method in ["BREW", "PROPFIND"] {
+        let made_up = ureq::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let request = ureq::http::Request::builder()
+            .method(made_up)
+            .uri(server.url("/v1/made-up-path-4711"))
+            .body(())
+            .expect("request");
+        let answered = lax.run(request).expect("an answer");
+        assert_eq!(answered.status(), 404, "{method}");
+    }
+
+    // /metrics counts what just happened, in OpenMetrics text.
     let metrics = get(&agent, &format!("{}/metrics", server.base));
+    for unbounded in ["BREW", "PROPFIND", "made-up-path-4711"] {
+        assert!(
+            !metrics.text.contains(unbounded),
+            "{unbounded} became a label:\n{}",
+            metrics.text
+        );
+    }
+    assert!(
+        metrics.text.contains("method=\"OTHER\",route=\"other\""),
+        "{}",
+        metrics.text
+    );
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics.content_type.starts_with("text/plain"),
+        metrics
+            .content_type
+            .starts_with("application/openmetrics-text"),
         "{}",
         metrics.content_type
     );
@@ -894,9 +926,10 @@ fn every_refusal_has_its_status_and_writes_nothing() {
         "dcledger_rejections_total{reason=\"forbidden\"}",
         "dcledger_rejections_total{reason=\"malformed\"}",
         &format!("dcledger_tree_size {}", size + 1),
-        "dcledger_batch_entries_bucket{le=\"1\"}",
-        "dcledger_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/entries\",le=\"0.1\"}",
+        "dcledger_batch_entries_bucket{le=\"1.0\"}",
+        "dcledger_http_request_duration_seconds_bucket{le=\"0.1\",method=\"POST\",route=\"/v1/entries\"}",
         "dcledger_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"}",
+        "# EOF",
     ] {
         assert!(
             metrics.text.contains(wanted),
@@ -1512,6 +1545,18 @@ fn demo_command_serves_the_audited_demo_world() {
     assert_eq!(findings.status, 200);
     let body: Value = serde_json::from_str(&findings.text).unwrap();
     assert!(body["count"].as_u64().unwrap_or(0) > 0, "{body}");
+    // The accepted-entries counter counts the demo's bulk load too.
+    let metrics = get(&agent, &format!("{}/metrics", server.base)).text;
+    let accepted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dcledger_entries_accepted_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no accepted-entries counter in {metrics}"));
+    assert_eq!(
+        accepted,
+        lines + 1,
+        "every entry the demo loaded, genesis too"
+    );
     // It names the pages to open, and each is there.
     let printed = server.remaining_stdout_for(Duration::from_secs(1));
     for path in ["/", "/regions", "/findings", "/valuation"] {
