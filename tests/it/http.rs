@@ -53,7 +53,7 @@ impl Server {
     }
 
     /// Starts `dcledger` with `args` (a command that ends up serving).
-    fn start_with(args: &[&str], log: &Path) -> Server {
+    pub(crate) fn start_with(args: &[&str], log: &Path) -> Server {
         let mut last = String::new();
         let started = Instant::now();
         for _ in 0..20 {
@@ -148,8 +148,18 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's `host:port`.
+    pub(crate) fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     fn verifier(&self) -> NoteVerifier {
@@ -189,7 +199,7 @@ impl Drop for Server {
 }
 
 /// Closes a test ledger (only one process may open it) and returns its directory.
-fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
+pub(crate) fn close(t: TestLedger) -> (tempfile::TempDir, PathBuf, Party) {
     let data = t.data();
     let TestLedger {
         dir,
@@ -287,14 +297,14 @@ fn post_json(agent: &ureq::Agent, server: &Server, value: &Value) -> Answer {
     )
 }
 
-fn tree_size(agent: &ureq::Agent, server: &Server) -> u64 {
+pub(crate) fn tree_size(agent: &ureq::Agent, server: &Server) -> u64 {
     let health = get(agent, &server.url("/healthz")).expect(200);
     assert_eq!(health["status"], "ok");
     health["tree_size"].as_u64().expect("tree_size")
 }
 
 /// Asserts a problem answer: status, content type, `type` ending in `slug`, and fields.
-fn problem(a: &Answer, status: u16, slug: &str) -> Value {
+pub(crate) fn problem(a: &Answer, status: u16, slug: &str) -> Value {
     assert_eq!(a.status, status, "{}", a.text);
     assert!(
         a.content_type.starts_with("application/problem+json"),
