@@ -9,7 +9,9 @@
 //! and every answer reserves its bytes from one shared budget for as long as it is in
 //! memory, from the moment its handler returns until hyper has written its last byte to
 //! the socket (the bytes carry the reservation, and hyper drops them once written). An
-//! answer that does not fit is replaced by a 503 with `Retry-After`.
+//! answer that does not fit is replaced by a 503 with `Retry-After`, unless it must go
+//! out whatever the load (`conn::must_answer`: the probes', and a submission's, which
+//! says what was written).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,19 +52,28 @@ impl AnswerBudget {
     /// cap.
     pub fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
         if bytes <= SMALL_ANSWER_BYTES {
-            self.used.fetch_add(bytes, Ordering::AcqRel);
-        } else {
-            self.used
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                    used.checked_add(bytes)
-                        .filter(|&total| total <= self.capacity)
-                })
-                .ok()?;
+            return Some(self.reserve_anyway(bytes));
         }
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes)
+                    .filter(|&total| total <= self.capacity)
+            })
+            .ok()?;
         Some(Reservation {
             budget: self.clone(),
             bytes,
         })
+    }
+
+    /// Counts `bytes` even beyond the capacity, for an answer that must go out (see
+    /// `conn::must_answer`): the memory is in use all the same, and others must see it.
+    pub fn reserve_anyway(self: &Arc<Self>, bytes: usize) -> Reservation {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+        Reservation {
+            budget: self.clone(),
+            bytes,
+        }
     }
 }
 
@@ -116,10 +127,11 @@ mod tests {
             .reserve(4 * SMALL_ANSWER_BYTES)
             .expect("fits exactly");
         assert_eq!(budget.available(), 0);
-        // A small answer passes even now, and is counted.
+        // A small answer passes even now, and is counted; so does one that must.
         let small = budget.reserve(SMALL_ANSWER_BYTES).expect("small");
-        assert_eq!(budget.used(), 11 * SMALL_ANSWER_BYTES);
-        drop((a, small));
+        let must = budget.reserve_anyway(3 * SMALL_ANSWER_BYTES);
+        assert_eq!(budget.used(), 14 * SMALL_ANSWER_BYTES);
+        drop((a, small, must));
         assert_eq!(budget.available(), 6 * SMALL_ANSWER_BYTES);
         let body = hold(Bytes::from(vec![7u8; 3]), b, ());
         drop(body);

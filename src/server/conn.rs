@@ -37,7 +37,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -261,7 +261,8 @@ async fn respond(
 ) -> Result<Response, Infallible> {
     let seq = activity.request_started();
     let request: Request = request.map(Body::new);
-    let response = match front.refusal(&request) {
+    let must = must_answer(&request);
+    let response = match front.refusal(&request, must) {
         Some(refused) => refused.into_response(),
         None => match front.router.clone().oneshot(request).await {
             Ok(response) => response,
@@ -269,14 +270,26 @@ async fn respond(
         },
     };
     activity.answer_ready();
-    Ok(front.hold(response, AnswerOut { activity, seq }).await)
+    Ok(front
+        .hold(response, must, AnswerOut { activity, seq })
+        .await)
+}
+
+/// Whether a request's answer goes out whatever the answer budget: the probes', which
+/// must answer under any load, and a submission's, which says what was written (to
+/// refuse it after the write would tell a client 503 for entries that are in the
+/// ledger). Submissions are bounded by `max_concurrent_requests` and their answers by
+/// the batch size, so this cannot grow without bound either.
+fn must_answer(request: &Request) -> bool {
+    request.method() == Method::POST || PROBES.contains(&request.uri().path())
 }
 
 impl Front {
     /// A request refused before routing: its target or headers are over their bounds,
-    /// or the answer budget is nearly spent (not even one page would fit), in which case
-    /// building an answer only to refuse it would waste the time of those being served.
-    fn refusal(&self, request: &Request) -> Option<ApiError> {
+    /// or the answer budget is nearly spent (not even one page would fit) and its answer
+    /// is not one that `must_answer`; building an answer only to refuse it would waste
+    /// the time of those being served.
+    fn refusal(&self, request: &Request, must: bool) -> Option<ApiError> {
         if target_bytes(request.uri()) > self.bounds.max_uri_bytes {
             return Some(ApiError::uri_too_long(self.bounds.max_uri_bytes));
         }
@@ -288,7 +301,7 @@ impl Front {
         if header_bytes > self.bounds.max_header_bytes {
             return Some(ApiError::headers_too_large(self.bounds.max_header_bytes));
         }
-        if self.budget.available() < MAX_PAGE_BYTES && !PROBES.contains(&request.uri().path()) {
+        if !must && self.budget.available() < MAX_PAGE_BYTES {
             return Some(ApiError::saturated(
                 "the server holds as many answers as it may for clients that have not read them; retry shortly",
             ));
@@ -297,8 +310,8 @@ impl Front {
     }
 
     /// The answer with its bytes reserved from the budget until written, or a 503 if
-    /// they do not fit.
-    async fn hold(&self, response: Response, out: AnswerOut) -> Response {
+    /// they do not fit (never for answers that `must` go out).
+    async fn hold(&self, response: Response, must: bool, out: AnswerOut) -> Response {
         let (parts, body) = response.into_parts();
         let bytes = match axum::body::to_bytes(body, usize::MAX).await {
             Ok(bytes) => bytes,
@@ -307,7 +320,12 @@ impl Front {
                 return self.refuse(out, "an answer could not be read").await;
             }
         };
-        match self.budget.reserve(bytes.len()) {
+        let reservation = if must {
+            Some(self.budget.reserve_anyway(bytes.len()))
+        } else {
+            self.budget.reserve(bytes.len())
+        };
+        match reservation {
             Some(reservation) => {
                 Response::from_parts(parts, answers::hold(bytes, reservation, out))
             }
@@ -322,18 +340,14 @@ impl Front {
         }
     }
 
-    /// A 503 in place of an answer; it is small, so the budget always admits it.
+    /// A 503 in place of an answer; small, and counted like any other.
     async fn refuse(&self, out: AnswerOut, detail: &str) -> Response {
         let (parts, body) = ApiError::saturated(detail).into_response().into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
             .unwrap_or_default();
-        match self.budget.reserve(bytes.len()) {
-            Some(reservation) => {
-                Response::from_parts(parts, answers::hold(bytes, reservation, out))
-            }
-            None => Response::from_parts(parts, Body::from(bytes)),
-        }
+        let reservation = self.budget.reserve_anyway(bytes.len());
+        Response::from_parts(parts, answers::hold(bytes, reservation, out))
     }
 }
 

@@ -55,7 +55,7 @@ fn small_ledger() -> (tempfile::TempDir, PathBuf, Party) {
 /// A ledger of operator responses of about 4 KiB each: a page of `limit=1000` is cut
 /// by bytes at 1 MiB (some 230 entries), and costs little to build, so that clients that
 /// do not read pin megabytes within seconds.
-fn wordy_ledger() -> (tempfile::TempDir, PathBuf) {
+fn wordy_ledger() -> (tempfile::TempDir, PathBuf, Party) {
     let mut t = TestLedger::new();
     let mut operator = Party::new(41);
     t.onboard("wordy-op", &["operator"], &operator);
@@ -73,8 +73,7 @@ fn wordy_ledger() -> (tempfile::TempDir, PathBuf) {
             .collect();
         t.accept(responses);
     }
-    let (dir, data, _) = close(t);
-    (dir, data)
+    close(t)
 }
 
 /// The demo world's ledger: 2,515 entries, facilities and findings.
@@ -262,7 +261,7 @@ const PIPELINED: usize = 8;
 
 #[test]
 fn non_reading_pipeliners_leave_memory_bounded_and_healthz_answering() {
-    let (dir, data) = wordy_ledger();
+    let (dir, data, mut authority) = wordy_ledger();
     let server = serve(dir.path(), &data, "");
     let pid = server.pid();
     let agent = new_agent();
@@ -324,6 +323,18 @@ fn non_reading_pipeliners_leave_memory_bounded_and_healthz_answering() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A submission still goes through, and its answer (what was written) goes out.
+    let envelope = authority.sign(
+        Kind::OrgRegister,
+        json!({"org_id": "while-saturated", "name": "Saturated Ltd", "roles": ["operator"]}),
+    );
+    let response = agent
+        .post(&server.url("/v1/entries"))
+        .header("content-type", "application/json")
+        .send(envelope.to_string().as_bytes())
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 201);
+
     let growth = peak.saturating_sub(before);
     eprintln!(
         "{NON_READERS} non-reading connections × {PIPELINED} pipelined pages: answer budget full after {:?}; RSS {} MiB → peak {} MiB (growth {} MiB); slowest of {probes} /healthz {:?}",
@@ -459,7 +470,7 @@ fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
 #[test]
 fn at_the_connection_cap_new_connections_wait_and_are_served_once_slots_free() {
     const CAP: usize = 100;
-    let (dir, data) = wordy_ledger();
+    let (dir, data, _) = wordy_ledger();
     // A budget of 4 MiB: the cap full of clients that do not read holds no more.
     let server = serve(
         dir.path(),
@@ -527,19 +538,15 @@ fn at_the_connection_cap_new_connections_wait_and_are_served_once_slots_free() {
 #[test]
 fn beyond_the_requests_at_once_the_answer_is_503_with_retry_after_and_probes_still_answer() {
     let (dir, data, _) = small_ledger();
-    let server = serve(
-        dir.path(),
-        &data,
-        "max_concurrent_requests = 1\nbody_timeout_ms = 3000\n",
-    );
+    let server = serve(dir.path(), &data, "max_concurrent_requests = 1\n");
     // One request takes the only turn: a submission whose body is still coming.
     let mut slow = connect(&server);
     slow.write_all(
-        b"POST /v1/entries HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[",
+        b"POST /v1/entries HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[",
     )
     .expect("send head");
     let mut refused = None;
-    for _ in 0..50 {
+    for _ in 0..100 {
         let answer = exchange(&server, &get_request("/v1/checkpoint"));
         if answer.status == 503 {
             refused = Some(answer);
@@ -554,10 +561,11 @@ fn beyond_the_requests_at_once_the_answer_is_503_with_retry_after_and_probes_sti
     // Liveness and readiness are not counted.
     assert_eq!(exchange(&server, &get_request("/healthz")).status, 200);
     assert_eq!(exchange(&server, &get_request("/readyz")).status, 200);
-    // Once the slow one is over (its body timed out), the turn is free again.
+    // Once the slow one is over (an empty batch, refused), the turn is free again.
+    slow.write_all(b"]").expect("end of body");
     read_answer(&mut BufReader::new(&mut slow))
         .expect("an answer to the slow submission")
-        .problem(408, "body-timeout");
+        .problem(400, "bad-request");
     assert_eq!(
         exchange(&server, &get_request("/v1/checkpoint")).status,
         200
