@@ -758,13 +758,7 @@ pub async fn valuation_screen(
         true,
     )?;
     let format = answer_format(&q, &headers)?;
-    let limit: usize = param(&q, "limit")?.unwrap_or(SCREEN_PAGE_ROWS);
-    if !(1..=MAX_BATCH_ENTRIES).contains(&limit) {
-        return Err(ApiError::bad_parameter(
-            "limit",
-            format!("must be 1 to {MAX_BATCH_ENTRIES}"),
-        ));
-    }
+    let limit = page_limit(&q, SCREEN_PAGE_ROWS)?;
     let distressed = match q.get("distressed").map(String::as_str) {
         None => None,
         Some("true") => Some(true),
