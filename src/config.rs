@@ -1,12 +1,14 @@
-//! A ledger's one configuration file (SPEC §12): `[audit]` thresholds and `[valuation]`
-//! assumptions, every value a default that the file may override. `config_b3` names the
-//! configuration an answer was computed under (SPEC §9 "Citable").
+//! A ledger's one configuration file (SPEC §12): `[audit]` thresholds, `[valuation]`
+//! assumptions and `[server]` bounds, every value a default that the file may override.
+//! `config_b3` names the configuration an answer was computed under (SPEC §9 "Citable");
+//! the server's bounds change no answer, so they are not part of it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditConfig;
+use crate::limits;
 use crate::report::assumptions::{Assumption, AssumptionError, Overrides};
 
 /// What a configuration file says.
@@ -15,6 +17,112 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The `[valuation]` table: only the assumptions the file sets.
     pub valuation: Overrides,
+    pub server: ServerConfig,
+}
+
+/// The `[server]` table (SPEC §10): what a server facing the open internet allows each
+/// client. Every key names its unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// A request's headers must arrive within this, from its first byte.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this, from the end of its headers.
+    pub body_timeout_ms: u64,
+    /// A connection on which nothing moves for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A handler that takes longer is abandoned (408).
+    pub request_timeout_ms: u64,
+    /// Open connections; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503.
+    pub max_concurrent_requests: usize,
+    /// Longest request target (414).
+    pub max_uri_bytes: usize,
+    /// Most header bytes in one request (431).
+    pub max_header_bytes: usize,
+    /// Answers held in memory for all clients together; more are answered 503.
+    pub max_buffered_answer_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_timeout_ms: limits::DEFAULT_HEADER_TIMEOUT_MS,
+            body_timeout_ms: limits::DEFAULT_BODY_TIMEOUT_MS,
+            idle_timeout_ms: limits::DEFAULT_IDLE_TIMEOUT_MS,
+            request_timeout_ms: limits::DEFAULT_REQUEST_TIMEOUT_MS,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            max_concurrent_requests: limits::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_uri_bytes: limits::DEFAULT_MAX_URI_BYTES,
+            max_header_bytes: limits::DEFAULT_MAX_HEADER_BYTES,
+            max_buffered_answer_bytes: limits::DEFAULT_MAX_BUFFERED_ANSWER_BYTES,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Every value within its range; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let timeouts = [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ];
+        for (key, value) in timeouts {
+            in_range(key, value, 1, limits::MAX_CONFIG_TIMEOUT_MS)?;
+        }
+        let sizes = [
+            (
+                "max_connections",
+                self.max_connections,
+                1,
+                limits::MAX_CONFIG_CONNECTIONS,
+            ),
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests,
+                1,
+                limits::MAX_CONFIG_CONCURRENT_REQUESTS,
+            ),
+            (
+                "max_uri_bytes",
+                self.max_uri_bytes,
+                limits::MIN_CONFIG_URI_BYTES,
+                limits::MAX_CONFIG_URI_BYTES,
+            ),
+            (
+                "max_header_bytes",
+                self.max_header_bytes,
+                limits::MIN_CONFIG_HEADER_BYTES,
+                limits::MAX_CONFIG_HEADER_BYTES,
+            ),
+            // Room for at least one full page, or a long list could never be read.
+            (
+                "max_buffered_answer_bytes",
+                self.max_buffered_answer_bytes,
+                limits::MAX_PAGE_BYTES,
+                limits::MAX_CONFIG_BUFFERED_ANSWER_BYTES,
+            ),
+        ];
+        for (key, value, min, max) in sizes {
+            in_range(key, value, min, max)?;
+        }
+        Ok(())
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!("{key} must be {min} to {max}, not {value}"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +133,8 @@ pub enum ConfigError {
     Audit(String),
     #[error("config: [valuation] {0}")]
     Valuation(#[from] AssumptionError),
+    #[error("config: [server] {0}")]
+    Server(String),
     #[error(
         "config: `{0}` stands outside any table: this is a thresholds file of the old flat format. \
          Put `[audit]` on a line of its own at the top, and rename each `[reference_prices.MODEL]` \
@@ -46,6 +156,8 @@ struct File {
     audit: Option<AuditConfig>,
     #[serde(default)]
     valuation: Option<toml::Table>,
+    #[serde(default)]
+    server: Option<ServerConfig>,
 }
 
 impl Config {
@@ -57,8 +169,8 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.to_string()))?;
         for (key, value) in &table {
             match key.as_str() {
-                "audit" | "valuation" => {}
-                "server" | "witness" => return Err(ConfigError::Unsupported(key.clone())),
+                "audit" | "valuation" | "server" => {}
+                "witness" => return Err(ConfigError::Unsupported(key.clone())),
                 _ if !value.is_table() || AuditConfig::is_field(key) => {
                     return Err(ConfigError::FlatThresholds(key.clone()));
                 }
@@ -72,7 +184,13 @@ impl Config {
         for (name, value) in file.valuation.unwrap_or_default() {
             valuation.set_toml(&name, &value)?;
         }
-        Ok(Config { audit, valuation })
+        let server = file.server.unwrap_or_default();
+        server.validate().map_err(ConfigError::Server)?;
+        Ok(Config {
+            audit,
+            valuation,
+            server,
+        })
     }
 
     /// BLAKE3 (hex) of the configuration in force: the audit thresholds and the value
@@ -126,6 +244,7 @@ mod tests {
             assert_eq!(c.valuation.get(*a), Some(a.default_value()), "{}", a.name());
         }
         assert_eq!(c.valuation.rent_models().count(), 0);
+        assert_eq!(c.server, ServerConfig::default());
     }
 
     #[test]
@@ -138,12 +257,26 @@ mod tests {
         assert_eq!(c.valuation.rent("H100"), Some(900_000));
         let c = Config::from_toml("[valuation.rent]\nA100 = 7\n").unwrap();
         assert_eq!(c.valuation.rent("A100"), Some(7));
+        let c = Config::from_toml("[server]\nidle_timeout_ms = 2500\n").unwrap();
+        assert_eq!(c.server.idle_timeout_ms, 2500);
+        assert_eq!(c.server.max_connections, limits::DEFAULT_MAX_CONNECTIONS);
         for (text, names) in [
             ("[audit]\nidle_utilisation = 40\n", "idle_utilisation"),
             ("[audit]\nwindow_months = 0\n", "window_months"),
             ("idle_utilization_pct = 40\n", "old flat format"),
             ("[reference_prices.H100]\n2023 = 1\n", "old flat format"),
-            ("[server]\nidle_s = 3\n", "[server]"),
+            ("[server]\nidle_s = 3\n", "idle_s"),
+            ("[server]\nidle_timeout_ms = 0\n", "idle_timeout_ms"),
+            ("[server]\nheader_timeout_ms = -1\n", "header_timeout_ms"),
+            ("[server]\nmax_connections = 0\n", "max_connections"),
+            ("[server]\nmax_uri_bytes = 100000\n", "max_uri_bytes"),
+            ("[server]\nmax_header_bytes = 10\n", "max_header_bytes"),
+            (
+                "[server]\nmax_buffered_answer_bytes = 1000\n",
+                "max_buffered_answer_bytes",
+            ),
+            ("[server]\nbody_timeout_ms = \"30s\"\n", "body_timeout_ms"),
+            ("[witness]\n", "[witness]"),
             ("[valuation]\nhaircut_bp = 10001\n", "haircut_bp"),
             ("[valuation]\ntariff = 1\n", "tariff"),
             ("[valuation]\nlife_months = -1\n", "life_months"),

@@ -27,3 +27,95 @@ pub const DERIVED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed.
 pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;
+
+// ---------------------------------------------------------------------------------------
+// The HTTP server (SPEC §10). A server faces the open internet: each bound below keeps
+// one kind of client from holding time, connections or memory without end. The defaults
+// of the `[server]` config table are the `DEFAULT_*` ones; the others are fixed.
+
+/// SPEC §10: request bodies over this are refused (413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request's headers must arrive within this, counted from its first byte.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+
+/// A request's body must arrive within this, counted from the end of its headers (408).
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
+
+/// A connection on which nothing moves for this long is closed: a keep-alive connection
+/// waiting for its next request, or one whose client has stopped reading its answer.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+
+/// A handler that takes longer is abandoned and the request answered 408.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// Open connections; beyond this the server stops accepting and new ones wait in the
+/// kernel's listen backlog until a connection closes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
+
+/// Requests handled at once; more are answered 503 at once rather than queued.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
+
+/// A request target (path and query) longer than this is refused (414).
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Header fields (each name, value and the 4 bytes of ": " and CRLF) beyond this in
+/// total are refused (431).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Answers produced but not yet handed to the kernel, for all clients together. An
+/// answer that would go over is refused (503), so clients that pipeline requests and
+/// never read cannot grow the server's memory without bound.
+pub const DEFAULT_MAX_BUFFERED_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// A page of a list (`/v1/entries`, `/v1/facilities`, `/v1/findings`) stops before the
+/// item that would take its JSON past this, whatever `limit` says (at least one item is
+/// always sent). Keeps one answer a small share of the buffered-answer budget: a page of
+/// 1,000 entries of 64 KiB leaves would otherwise be over 64 MiB.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Items on one page of a list, at most (`limit`).
+pub const MAX_PAGE_ITEMS: usize = 1_000;
+
+/// Answers that may be large (pages, reports) built at once, each on a blocking thread,
+/// at most; the server builds one fewer than it has cores (and at least one), so that a
+/// core is left to the async workers that answer `/healthz` and small requests however
+/// many large answers are asked for. Measured on 2 cores with 500 clients asking for
+/// pages: with 4 at once `/healthz` took up to 1.6 s, with 1 at most 70 ms.
+pub const MAX_CONCURRENT_LARGE_ANSWERS: usize = 8;
+
+/// An answer this small is never refused for want of buffer room: the refusal would be
+/// no smaller, and one connection holds at most one answer at a time.
+pub const SMALL_ANSWER_BYTES: usize = 1024;
+
+/// Bytes of a request head beyond `max_uri_bytes + max_header_bytes` that hyper still
+/// reads before refusing it itself: the request line's method, version and spaces, and
+/// the optional whitespace around header values that the header count leaves out.
+pub const HEAD_SLACK_BYTES: usize = 1024;
+
+/// After the server has finished with a connection it closes its sending side, then reads
+/// and discards what the client still sends, for at most this long and this many bytes,
+/// before closing: closing a socket with unread input makes the kernel reset the
+/// connection, which can destroy the last answer (a 431, a 408) before the client reads it.
+pub const LINGER_MS: u64 = 1_000;
+pub const LINGER_MAX_BYTES: usize = 256 * 1024;
+
+/// `Retry-After` of a 503 when the server is saturated (too many requests at once, or no
+/// room left to buffer answers).
+pub const RETRY_AFTER_SATURATED_S: u64 = 1;
+
+/// `Retry-After` of a 503 when the writer stopped after a storage failure: only a restart
+/// by an operator brings it back.
+pub const RETRY_AFTER_STOPPED_S: u64 = 60;
+
+/// Bounds on the `[server]` values a config file may give: long enough for any real use,
+/// small enough that deadlines computed from them cannot overflow.
+pub const MAX_CONFIG_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+pub const MAX_CONFIG_CONNECTIONS: usize = 1 << 20;
+pub const MAX_CONFIG_CONCURRENT_REQUESTS: usize = 1 << 16;
+/// hyper refuses a request target longer than this itself (414).
+pub const MAX_CONFIG_URI_BYTES: usize = 65_534;
+pub const MIN_CONFIG_URI_BYTES: usize = 256;
+pub const MAX_CONFIG_HEADER_BYTES: usize = 1024 * 1024;
+pub const MIN_CONFIG_HEADER_BYTES: usize = 1024;
+pub const MAX_CONFIG_BUFFERED_ANSWER_BYTES: usize = 1 << 40;

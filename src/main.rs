@@ -130,7 +130,8 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// The configuration file (TOML: [audit], [valuation]; see `audit --print-config`).
+        /// The configuration file (TOML: [audit], [valuation], [server] bounds; see
+        /// `audit --print-config`).
         #[arg(long)]
         config: Option<PathBuf>,
     },

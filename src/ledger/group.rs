@@ -6,9 +6,9 @@
 //! the page cache in an unknown state, and only a restart, which recovers from the
 //! segments, can say what is durable.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
@@ -44,13 +44,22 @@ struct Request {
     reply: SyncSender<Result<Receipt, SubmitError>>,
 }
 
+/// Why the writer stopped taking entries, once it has (SPEC §10 `/readyz`).
+type StopReason = Arc<OnceLock<String>>;
+
 /// A cloneable way to submit batches to the writer.
 #[derive(Clone)]
 pub struct CommitHandle {
     tx: Sender<Request>,
+    stopped: StopReason,
 }
 
 impl CommitHandle {
+    /// `None` while the writer accepts entries; after a storage failure stopped it, why.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.get().map(String::as_str)
+    }
+
     /// Submits one all-or-nothing batch and waits until it is durable or refused.
     pub fn submit(&self, envelopes: Vec<Value>) -> Result<Receipt, SubmitError> {
         let (reply, answer) = mpsc::sync_channel(1);
@@ -77,24 +86,33 @@ impl Committer {
         let reader = ledger.reader();
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
+        let stopped = StopReason::default();
+        let thread_stopped = stopped.clone();
         let thread = std::thread::Builder::new()
             .name("dcledger-writer".into())
-            .spawn(move || run(ledger, rx, &thread_stats));
+            .spawn(move || run(ledger, rx, &thread_stats, &thread_stopped));
+        let handle = Some(CommitHandle {
+            tx,
+            stopped: stopped.clone(),
+        });
         match thread {
             Ok(thread) => Committer {
-                handle: Some(CommitHandle { tx }),
+                handle,
                 thread: Some(thread),
                 reader,
                 stats,
             },
             // No writer thread: every submission is answered `Stopped` when the channel's
             // receiver (dropped with the failed closure) is gone.
-            Err(_) => Committer {
-                handle: Some(CommitHandle { tx }),
-                thread: None,
-                reader,
-                stats,
-            },
+            Err(e) => {
+                let _ = stopped.set(format!("the writer thread could not start: {e}"));
+                Committer {
+                    handle,
+                    thread: None,
+                    reader,
+                    stats,
+                }
+            }
         }
     }
 
@@ -124,7 +142,12 @@ impl Committer {
     }
 }
 
-fn run(mut ledger: Ledger, rx: Receiver<Request>, stats: &CommitStats) -> Result<(), LedgerError> {
+fn run(
+    mut ledger: Ledger,
+    rx: Receiver<Request>,
+    stats: &CommitStats,
+    stopped: &OnceLock<String>,
+) -> Result<(), LedgerError> {
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first];
         let mut entries = requests[0].envelopes.len();
@@ -167,6 +190,8 @@ fn run(mut ledger: Ledger, rx: Receiver<Request>, stats: &CommitStats) -> Result
             }
             Err(e) => {
                 let reason = e.to_string();
+                // Before the replies: a client told 503 finds `/readyz` saying why.
+                let _ = stopped.set(reason.clone());
                 for reply in replies {
                     let _ = reply.send(Err(SubmitError::Stopped(reason.clone())));
                 }

@@ -14,14 +14,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::metrics::{self, OTHER_ROUTE};
-use super::{ApiError, AppState, OPENAPI_YAML, PAGE_ROUTES, ROUTES, status_for};
+use super::{ApiError, AppState, OPENAPI_YAML, PAGE_ROUTES, ROUTES};
 use crate::audit::render::{FindingList, Selection};
 use crate::audit::{self, Finding, Rule, Severity, Snapshot};
 use crate::dates::Month;
 use crate::entry::Kind;
 use crate::keys::parse_public_hex;
 use crate::ledger::{EntryFilter, SubmitError};
-use crate::limits::MAX_BATCH_ENTRIES;
+use crate::limits::{MAX_BATCH_ENTRIES, MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::report::assumptions::{Assumption, Overrides};
 use crate::report::facility::{self, FacilitySummary};
 use crate::report::valuation::ScreenFilter;
@@ -76,8 +76,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 pub async fn overloaded(err: tower::BoxError) -> ApiError {
-    let (status, slug) = status_for(&err);
-    ApiError::new(status, slug, "Service unavailable", err.to_string())
+    ApiError::from_layer(&err)
 }
 
 pub async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -99,22 +98,33 @@ pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiErro
     )
 }
 
+/// SPEC §10: a submission says it is JSON (`application/json`, parameters allowed).
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::unsupported_media_type(None));
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unsupported_media_type(Some("(not text)")))?;
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(Some(text)))
+    }
+}
+
 pub async fn submit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Body too large",
-                "the request body is over 1 MiB",
-            )
-        } else {
-            ApiError::bad_request(e.body_text())
-        }
-    })?;
+    // Refused before the body is even looked at: a stopped writer takes nothing.
+    if let Some(reason) = state.commit.stopped() {
+        return Err(ApiError::stopped(reason));
+    }
+    require_json(&headers)?;
+    let body = body.map_err(|e| ApiError::body(&e))?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         state.metrics.rejected("malformed");
         ApiError::new(
@@ -179,7 +189,7 @@ pub async fn get_entry(
 pub async fn list_entries(
     State(state): State<AppState>,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let kind = match q.get("kind") {
         Some(k) => Some(
             Kind::parse(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?,
@@ -193,25 +203,132 @@ pub async fn list_entries(
         ),
         None => None,
     };
-    let limit: usize = param(&q, "limit")?.unwrap_or(100);
-    if !(1..=MAX_BATCH_ENTRIES).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to {MAX_BATCH_ENTRIES}"
-        )));
-    }
+    let limit = page_limit(&q, ENTRIES_PAGE_ITEMS)?;
     let after: Option<u64> = param(&q, "after")?;
     let filter = EntryFilter {
         kind,
         facility: q.get("facility").cloned(),
         signer,
     };
-    let (indices, more) = state.reader.find_entries(&filter, after, limit)?;
-    let entries = indices
-        .iter()
-        .map(|i| views::entry(&state.reader.entry(*i)?))
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = if more { indices.last().copied() } else { None };
-    Ok(Json(json!({"entries": entries, "next": next})))
+    large_answer(&state, move |state| {
+        let (indices, more) = state.reader.find_entries(&filter, after, limit)?;
+        let reader = &state.reader;
+        // Each entry is written as JSON as soon as it is read, so that a page is in
+        // memory as text (about its size) rather than as a tree of values (several times
+        // that).
+        let entries = indices.iter().map(|i| {
+            let entry = views::entry(&reader.entry(*i)?)?;
+            let text = serde_json::value::to_raw_value(&entry)
+                .map_err(|e| ApiError::internal(format!("entry {i} could not be written: {e}")))?;
+            Ok((*i, text))
+        });
+        let (page, cut) = cut_page(entries, limit, |(_, text)| text)?;
+        let next = if more || cut {
+            page.last().map(|(i, _)| *i)
+        } else {
+            None
+        };
+        let entries: Vec<Box<serde_json::value::RawValue>> =
+            page.into_iter().map(|(_, text)| text).collect();
+        json_answer(&EntryPage { entries, next })
+    })
+    .await
+}
+
+/// `GET /v1/entries`: a page of entries, each already JSON text.
+#[derive(serde::Serialize)]
+struct EntryPage {
+    entries: Vec<Box<serde_json::value::RawValue>>,
+    next: Option<u64>,
+}
+
+/// Entries on a page unless `limit` says otherwise.
+const ENTRIES_PAGE_ITEMS: usize = 100;
+
+/// A list's `limit`: 1 to `MAX_PAGE_ITEMS`, `default` when absent.
+fn page_limit(q: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
+    let limit = match q.get("limit") {
+        None => default,
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::bad_parameter("limit", format!("{v:?} is not a number of items"))
+        })?,
+    };
+    if !(1..=MAX_PAGE_ITEMS).contains(&limit) {
+        return Err(ApiError::bad_parameter(
+            "limit",
+            format!("must be 1 to {MAX_PAGE_ITEMS}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Counts bytes written, to size JSON without building it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A page of a list: items while fewer than `limit` and while their JSON (what `json`
+/// picks out of each) stays within `MAX_PAGE_BYTES`, the first one always; and whether
+/// the bytes cut it short of `limit` with items left. Reads at most one item past the
+/// page.
+fn cut_page<T, J: serde::Serialize>(
+    items: impl IntoIterator<Item = Result<T, ApiError>>,
+    limit: usize,
+    json: impl Fn(&T) -> &J,
+) -> Result<(Vec<T>, bool), ApiError> {
+    let mut page = Vec::new();
+    let mut bytes = 0usize;
+    for item in items {
+        if page.len() == limit {
+            return Ok((page, true));
+        }
+        let item = item?;
+        let mut size = ByteCount(1);
+        serde_json::to_writer(&mut size, json(&item))
+            .map_err(|e| ApiError::internal(format!("an item could not be written: {e}")))?;
+        if !page.is_empty() && bytes.saturating_add(size.0) > MAX_PAGE_BYTES {
+            return Ok((page, true));
+        }
+        bytes = bytes.saturating_add(size.0);
+        page.push(item);
+    }
+    Ok((page, false))
+}
+
+/// Runs `f`, which builds an answer that may be large, on a blocking thread once one of
+/// the turns for such answers is free, so the async workers stay free for `/healthz`
+/// and small requests; refused (503) if, by then, the answer budget has no room for a
+/// page.
+pub(super) async fn large_answer<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let turn = state
+        .large_answers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::saturated("the server is shutting down"))?;
+    if state.answers.available() < MAX_PAGE_BYTES {
+        return Err(ApiError::saturated(
+            "the server holds as many answers as it may for clients that have not read them; retry shortly",
+        ));
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        f(&state)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the answer could not be built: {e}")))?
 }
 
 pub async fn checkpoint(State(state): State<AppState>) -> Response {
@@ -260,25 +377,23 @@ pub async fn signer(
     Ok(Json(views::signer(&view)))
 }
 
-/// Runs `f` on the audit snapshot, brought up to date first.
+/// Runs `f` on the audit snapshot, brought up to date first (a large answer).
 pub(super) async fn with_snapshot<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Snapshot, &AppState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
+    large_answer(state, move |state| {
         let mut guard = state.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_mut() {
             Some(s) => s.refresh(&state.reader)?,
             None => *guard = Some(Snapshot::load(&state.reader)?),
         }
         match guard.as_ref() {
-            Some(s) => f(s, &state),
+            Some(s) => f(s, state),
             None => Err(ApiError::bad_request("the ledger has nothing to audit yet")),
         }
     })
     .await
-    .map_err(|e| ApiError::bad_request(e.to_string()))?
 }
 
 pub(super) fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiError> {
@@ -352,18 +467,85 @@ pub(super) fn selected(
     Ok((basis, findings))
 }
 
+/// Where a finding stands in the order of every list of findings: facility, rule (in
+/// the order of SPEC §8), key. A finding is the only one of its rule, facility and key,
+/// so the order is total, and a cursor made of these three can neither skip nor repeat
+/// a finding however the list changes between pages.
+type FindingOrder<'a> = (&'a str, Option<Rule>, &'a str);
+
+fn finding_order(f: &Finding) -> FindingOrder<'_> {
+    (&f.facility_id, Rule::parse(f.rule), &f.key)
+}
+
+/// The cursor after `f`: `facility:rule:key` (facility ids and rule names hold no `:`;
+/// the key, last, may).
+fn finding_cursor(f: &Finding) -> String {
+    format!("{}:{}:{}", f.facility_id, f.rule, f.key)
+}
+
+fn parse_finding_cursor(after: &str) -> Result<FindingOrder<'_>, ApiError> {
+    let bad = || {
+        ApiError::bad_parameter(
+            "after",
+            format!("{after:?} is not a findings cursor (facility:rule:key, from `next`)"),
+        )
+    };
+    let mut parts = after.splitn(3, ':');
+    let (Some(facility), Some(rule), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let rule = Rule::parse(rule).ok_or_else(bad)?;
+    Ok((facility, Some(rule), key))
+}
+
+/// A page of a list with the cursor of the next one (`null` on the last).
+#[derive(serde::Serialize)]
+struct Paged<L: serde::Serialize, C: serde::Serialize> {
+    #[serde(flatten)]
+    list: L,
+    next: Option<C>,
+}
+
 pub async fn findings(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
     let selection = selection(&q)?;
     let format = answer_format(&q, &headers)?;
+    let limit = page_limit(&q, MAX_PAGE_ITEMS)?;
+    if let Some(after) = q.get("after") {
+        parse_finding_cursor(after)?;
+    }
     with_snapshot(&state, move |snapshot, state| {
-        let (basis, findings) = selected(snapshot, state, &q, &selection)?;
+        let (basis, mut findings) = selected(snapshot, state, &q, &selection)?;
+        // The audit lists findings in this order already; sorting (stable, linear on
+        // sorted input) makes the pages' contract independent of that.
+        findings.sort_by(|a, b| finding_order(a).cmp(&finding_order(b)));
+        let after = q
+            .get("after")
+            .map(|a| parse_finding_cursor(a))
+            .transpose()?;
+        let start = after.map_or(0, |after| {
+            findings.partition_point(|f| finding_order(f) <= after)
+        });
+        let rest = findings[start..].iter().cloned().map(Ok);
+        let (page, more) = cut_page(rest, limit, |f| f)?;
+        let next = if more {
+            page.last().map(|f| finding_cursor(f))
+        } else {
+            None
+        };
         Ok(match format {
-            Format::Csv => csv_answer(report::render::findings_csv(&basis, &findings), None),
-            Format::Json => json_answer(&FindingList::new(&basis, &findings))?,
+            Format::Csv => {
+                let link = next.map(|n| next_link(&uri, &q, &basis.as_of, &n));
+                csv_answer(report::render::findings_csv(&basis, &page), link)
+            }
+            Format::Json => json_answer(&Paged {
+                list: FindingList::new(&basis, &page),
+                next,
+            })?,
         })
     })
     .await
@@ -398,14 +580,8 @@ fn answer_format(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<For
 
 /// A JSON answer written by serde_json itself, so figures of any size stay integers.
 fn json_answer<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
-    let text = serde_json::to_string(value).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            format!("the answer could not be written as JSON: {e}"),
-        )
-    })?;
+    let text = serde_json::to_string(value)
+        .map_err(|e| ApiError::internal(format!("the answer could not be written as JSON: {e}")))?;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -590,18 +766,7 @@ pub async fn valuation_screen(
         true,
     )?;
     let format = answer_format(&q, &headers)?;
-    let limit: usize = match q.get("limit") {
-        None => SCREEN_PAGE_ROWS,
-        Some(text) => text.parse().map_err(|_| {
-            ApiError::bad_parameter("limit", format!("{text:?} is not a number of rows"))
-        })?,
-    };
-    if !(1..=MAX_BATCH_ENTRIES).contains(&limit) {
-        return Err(ApiError::bad_parameter(
-            "limit",
-            format!("must be 1 to {MAX_BATCH_ENTRIES}"),
-        ));
-    }
+    let limit = page_limit(&q, SCREEN_PAGE_ROWS)?;
     let distressed = match q.get("distressed").map(String::as_str) {
         None => None,
         Some("true") => Some(true),
@@ -627,19 +792,10 @@ pub async fn valuation_screen(
         match format {
             Format::Json => json_answer(&page),
             Format::Csv => {
-                let link = page.next.as_ref().map(|next| {
-                    // The next page is as of this page's month, whatever the default
-                    // becomes meanwhile.
-                    let mut query: Vec<(String, String)> = q
-                        .iter()
-                        .filter(|(k, _)| k.as_str() != "after" && k.as_str() != "as_of")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    query.push(("as_of".into(), page.basis.as_of.clone()));
-                    query.push(("after".into(), next.clone()));
-                    query.sort();
-                    format!("<{}?{}>; rel=\"next\"", uri.path(), encode_query(&query))
-                });
+                let link = page
+                    .next
+                    .as_ref()
+                    .map(|next| next_link(&uri, q, &page.basis.as_of, next));
                 Ok(csv_answer(
                     report::render::screen_csv(&page.basis, &page.rows),
                     link,
@@ -648,6 +804,25 @@ pub async fn valuation_screen(
         }
     })
     .await
+}
+
+/// The `Link` header of a CSV page: this request with `after` set to `next`. The next
+/// page is as of this page's month, whatever the default becomes meanwhile.
+fn next_link(
+    uri: &axum::http::Uri,
+    q: &HashMap<String, String>,
+    as_of: &impl ToString,
+    next: &str,
+) -> String {
+    let mut query: Vec<(String, String)> = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != "after" && k.as_str() != "as_of")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    query.push(("as_of".into(), as_of.to_string()));
+    query.push(("after".into(), next.to_string()));
+    query.sort();
+    format!("<{}?{}>; rel=\"next\"", uri.path(), encode_query(&query))
 }
 
 /// `k=v&k=v`, percent-encoded.
@@ -685,18 +860,32 @@ pub async fn finding(
     .await
 }
 
-pub async fn facilities(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    with_snapshot(&state, |snapshot, _| {
+/// Registered facilities, a page at a time in id order; `next` is the last id on the
+/// page (ids are unique and never change, so pages neither skip nor repeat).
+pub async fn facilities(
+    State(state): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    only_known(&q, &["after", "limit"], false)?;
+    let limit = page_limit(&q, MAX_PAGE_ITEMS)?;
+    with_snapshot(&state, move |snapshot, _| {
         let as_of = snapshot.default_as_of().unwrap_or(Month {
             year: 1970,
             month: 1,
         });
-        let list: Vec<FacilitySummary<'_>> = snapshot
+        let after = q.get("after").map(String::as_str);
+        let rest = snapshot
             .facilities
             .iter()
-            .map(|f| FacilitySummary::of(f, as_of))
-            .collect();
-        Ok(Json(json!({"facilities": list})))
+            .filter(|f| after.is_none_or(|after| f.id() > after))
+            .map(|f| Ok(FacilitySummary::of(f, as_of)));
+        let (page, more) = cut_page(rest, limit, |f| f)?;
+        let next = if more {
+            page.last().map(|f| f.facility_id)
+        } else {
+            None
+        };
+        Ok(Json(json!({"facilities": page, "next": next})))
     })
     .await
 }
@@ -735,8 +924,22 @@ pub async fn openapi() -> Response {
     response
 }
 
+/// Liveness: the process answers.
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"status": "ok", "tree_size": state.reader.size()}))
+}
+
+/// Readiness: 200 while the writer accepts entries, 503 saying why once it stopped.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.commit.stopped() {
+        None => Ok(Json(
+            json!({"status": "ready", "tree_size": state.reader.size()}),
+        )),
+        Some(reason) => Err(ApiError::stopped(format!(
+            "the writer stopped after a storage failure and takes no entries until the server \
+             is restarted: {reason}"
+        ))),
+    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -5,7 +5,15 @@
 //! One writer, many readers: submissions go to the writer thread, which batches whatever
 //! is waiting into one sync (group commit) and answers after it; reads use the published
 //! view and never wait for a sync.
+//!
+//! The server faces the open internet (SPEC §10): `conn` owns the accept loop and the
+//! bounds below the router (connections, timeouts, request heads, hyper's own refusals),
+//! `answers` the memory held for clients that do not read, and `router` the bounds of a
+//! request (body size and deadline, handler time, requests at once). The `[server]`
+//! config table sets them all.
 
+mod answers;
+mod conn;
 mod error;
 mod handlers;
 mod metrics;
@@ -19,10 +27,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::get;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 
+pub use answers::AnswerBudget;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use pages::{CONTENT_SECURITY_POLICY, PAGE_ROUTES};
@@ -30,13 +41,8 @@ pub use pages::{CONTENT_SECURITY_POLICY, PAGE_ROUTES};
 use crate::audit::Snapshot;
 use crate::config::Config;
 use crate::ledger::{CommitHandle, Committer, Ledger, LedgerError, Reader};
-
-/// SPEC §10: request bodies over this are refused (413).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// A request that takes longer is answered 408.
-pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
-/// Requests served at once; more are answered 503 at once rather than queued forever.
-pub const MAX_CONCURRENT_REQUESTS: usize = 512;
+pub use crate::limits::MAX_BODY_BYTES;
+use crate::limits::MAX_CONCURRENT_LARGE_ANSWERS;
 
 /// Every route, as written in the router and in `schemas/openapi.yaml`.
 pub const ROUTES: &[&str] = &[
@@ -56,6 +62,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/reports/valuation/{facility_id}",
     "/v1/openapi.yaml",
     "/healthz",
+    "/readyz",
     "/metrics",
 ];
 
@@ -72,11 +79,36 @@ pub struct AppState {
     /// The audit's view of the projections, refreshed (touched facilities only) before
     /// each findings request so findings reflect every acknowledged entry.
     pub snapshot: Arc<Mutex<Option<Snapshot>>>,
+    /// Turns for building answers that may be large (`MAX_CONCURRENT_LARGE_ANSWERS`).
+    pub large_answers: Arc<Semaphore>,
+    /// The memory answers may hold until written (`[server] max_buffered_answer_bytes`).
+    pub answers: Arc<AnswerBudget>,
 }
 
-/// The API's router, with its layers: body limit, timeout, concurrency limit, metrics.
+impl AppState {
+    pub fn new(reader: Reader, commit: CommitHandle, config: Config) -> AppState {
+        let answers = AnswerBudget::new(config.server.max_buffered_answer_bytes);
+        AppState {
+            answers,
+            metrics: Arc::new(Metrics::new(reader.clone())),
+            reader,
+            commit,
+            config: Arc::new(config),
+            snapshot: Arc::new(Mutex::new(None)),
+            large_answers: Arc::new(Semaphore::new(large_answer_turns())),
+        }
+    }
+}
+
+/// The API's router, with its layers: body limit and deadline, handler timeout,
+/// concurrency limit, metrics. The bounds below the router are `conn`'s.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let bounds = &state.config.server;
+    let request_timeout = Duration::from_millis(bounds.request_timeout_ms);
+    let body_timeout = Duration::from_millis(bounds.body_timeout_ms);
+    let max_concurrent = bounds.max_concurrent_requests;
+    let track = axum::middleware::from_fn_with_state(state.clone(), handlers::track);
+    let limited = Router::new()
         .route(
             ROUTES[0],
             get(handlers::list_entries).post(handlers::submit),
@@ -95,25 +127,43 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[12], get(handlers::valuation_screen))
         .route(ROUTES[13], get(handlers::valuation))
         .route(ROUTES[14], get(handlers::openapi))
-        .route(ROUTES[15], get(handlers::healthz))
-        .route(ROUTES[16], get(handlers::metrics))
+        .route(ROUTES[17], get(handlers::metrics))
         .merge(pages::routes())
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .fallback(handlers::no_route);
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        handlers::track,
-    ))
-    .layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(handlers::overloaded))
-            .load_shed()
-            .concurrency_limit(MAX_CONCURRENT_REQUESTS)
-            .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS)),
-    )
-    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
-    .with_state(state)
+        .fallback(handlers::no_route)
+        .layer(track.clone())
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(handlers::overloaded))
+                .load_shed()
+                // Global: `Router::layer` gives each route its own copy of a layer, and
+                // a plain `concurrency_limit` would count each route's requests apart.
+                .layer(GlobalConcurrencyLimitLayer::new(max_concurrent))
+                .timeout(request_timeout),
+        );
+    // Liveness and readiness answer whatever the load (SPEC §10): outside the limits.
+    let probes = Router::new()
+        .route(ROUTES[15], get(handlers::healthz))
+        .route(ROUTES[16], get(handlers::readyz))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(track);
+    limited
+        .merge(probes)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A total deadline for the body, however it trickles (tower-http's `TimeoutBody`
+        // would restart its clock at every byte); a handler that reads it gets an error
+        // that `ApiError::body` answers 408.
+        .layer(RequestBodyDeadlineLayer::new(body_timeout))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Large answers built at once: one fewer than the cores, at least one, at most
+/// `MAX_CONCURRENT_LARGE_ANSWERS`.
+fn large_answer_turns() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, MAX_CONCURRENT_LARGE_ANSWERS)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,13 +197,9 @@ pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), S
         .enable_all()
         .build()?;
     let committer = Committer::start(ledger);
-    let state = AppState {
-        reader: committer.reader(),
-        commit: committer.handle(),
-        metrics: Arc::new(Metrics::new(committer.reader())),
-        config: Arc::new(config.config),
-        snapshot: Arc::new(Mutex::new(None)),
-    };
+    let bounds = config.config.server.clone();
+    let state = AppState::new(committer.reader(), committer.handle(), config.config);
+    let grace = conn::grace(&bounds);
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
@@ -162,14 +208,16 @@ pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), S
                 source,
             })?;
         on_listening(listener.local_addr()?, &state.reader);
-        let app = router(state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(ServeError::Io)
+        let front = Arc::new(conn::Front {
+            budget: state.answers.clone(),
+            router: router(state),
+            bounds: conn::Bounds::of(&bounds),
+        });
+        conn::serve(listener, front, shutdown_signal(), grace).await;
+        Ok::<(), ServeError>(())
     });
     // Every request has finished and dropped its handle: the writer drains and exits.
-    runtime.shutdown_timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
+    runtime.shutdown_timeout(grace);
     let stopped = committer.shutdown();
     served?;
     Ok(stopped?)
@@ -192,13 +240,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-/// 503 or 408 for the overload and timeout layers, as problem JSON.
-fn status_for(err: &tower::BoxError) -> (StatusCode, &'static str) {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        (StatusCode::REQUEST_TIMEOUT, "timeout")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
-    }
 }

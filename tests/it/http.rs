@@ -148,8 +148,18 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's `host:port`.
+    pub(crate) fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     fn verifier(&self) -> NoteVerifier {
@@ -289,7 +299,7 @@ fn post_json(agent: &ureq::Agent, server: &Server, value: &Value) -> Answer {
     )
 }
 
-fn tree_size(agent: &ureq::Agent, server: &Server) -> u64 {
+pub(crate) fn tree_size(agent: &ureq::Agent, server: &Server) -> u64 {
     let health = get(agent, &server.url("/healthz")).expect(200);
     assert_eq!(health["status"], "ok");
     health["tree_size"].as_u64().expect("tree_size")

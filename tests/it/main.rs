@@ -6,6 +6,7 @@ mod crash;
 mod derived_state;
 mod domain_rules;
 mod group_commit;
+mod hostile;
 mod http;
 mod origins;
 mod pages;
