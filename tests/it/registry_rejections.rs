@@ -386,6 +386,72 @@ fn every_registry_refusal_names_the_field_and_writes_nothing() {
     }
 }
 
+/// SPEC §2: an object that holds a key twice, anywhere in an envelope, is refused when
+/// the NDJSON line is parsed (`dcledger append`): 400 at the object, naming the key and
+/// the line, and nothing of its batch is written.
+#[test]
+fn a_repeated_key_in_an_ndjson_line_refuses_its_batch() {
+    let (mut t, _, _) = fixture();
+    let good = t
+        .authority
+        .sign(Kind::OrgRegister, org("first"))
+        .to_string();
+    let signed = t
+        .authority
+        .sign(Kind::OrgRegister, org("second"))
+        .to_string();
+    // The same key twice in the body, in the entry, and in the envelope itself; JSON text
+    // only, since a `Value` cannot hold a key twice.
+    let cases = [
+        (
+            signed.replacen(
+                r#""name":"Some Org""#,
+                r#""name":"Some Org","name":"Other Org""#,
+                1,
+            ),
+            "/entry/body",
+            "name",
+        ),
+        (
+            signed.replacen(
+                r#""kind":"org.register""#,
+                r#""kind":"org.register","kind":"org.register""#,
+                1,
+            ),
+            "/entry",
+            "kind",
+        ),
+        (
+            signed.replacen(r#","sig":"#, r#","sig":"00","sig":"#, 1),
+            "/",
+            "sig",
+        ),
+    ];
+    for (line, path, key) in cases {
+        assert_ne!(line, signed, "the test did not repeat {key}");
+        let size = t.ledger.size();
+        let input = std::io::Cursor::new(format!("{good}\n{line}\n"));
+        let summary = dcledger::bulk::append_ndjson(&mut t.ledger, input, |_| {}).expect("storage");
+        let refused = summary.refused.expect("a repeated key was accepted");
+        assert_eq!(refused.line, 2);
+        assert_eq!(refused.rejection.class, RejectClass::Invalid);
+        assert_eq!(
+            refused.rejection.errors[0].path, path,
+            "{}",
+            refused.rejection
+        );
+        assert!(
+            refused.rejection.errors[0]
+                .message
+                .contains(&format!("{key:?} appears twice")),
+            "{}",
+            refused.rejection
+        );
+        assert_eq!(summary.accepted, 0);
+        assert_eq!(t.ledger.size(), size, "{key}: the batch was written");
+    }
+}
+
 #[test]
 fn wrong_seq_says_which_is_expected() {
     let (mut t, _, _) = fixture();
