@@ -178,6 +178,12 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
         ),
         (
             "op",
+            "facility.register",
+            |b| b["announced"] = json!("0000-01-01"),
+            "/entry/body/announced",
+        ),
+        (
+            "op",
             "facility.status",
             |b| b["status"] = json!("closed"),
             "/entry/body/status",
@@ -270,6 +276,12 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
         ),
         (
             "permitter",
+            "permit.issue",
+            |b| b["valid_from"] = json!("1969-12-31"),
+            "/entry/body/valid_from",
+        ),
+        (
+            "permitter",
             "permit.revoke",
             |b| b["reason"] = json!(""),
             "/entry/body/reason",
@@ -291,6 +303,12 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
             "subsidy.grant",
             |b| b["condition"]["min_utilization_pct"] = json!(101),
             "/entry/body/condition/min_utilization_pct",
+        ),
+        (
+            "grantor",
+            "subsidy.grant",
+            |b| b["condition"]["by"] = json!("0000-06-30"),
+            "/entry/body/condition/by",
         ),
         (
             "grantor",
@@ -326,6 +344,18 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
             "op",
             "power.report",
             |b| b["period"] = json!("2025-13"),
+            "/entry/body/period",
+        ),
+        (
+            "op",
+            "power.report",
+            |b| b["period"] = json!("0000-12"),
+            "/entry/body/period",
+        ),
+        (
+            "utility",
+            "meter.reading",
+            |b| b["period"] = json!("1969-12"),
             "/entry/body/period",
         ),
         (

@@ -165,6 +165,38 @@ fn cases() -> Vec<Case> {
             message: "sig",
         },
         Case {
+            name: "ts before 1970 (year 0000)",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq;
+                vec![t.authority.sign_with(
+                    Kind::OrgRegister,
+                    seq,
+                    "0000-01-01T00:00:00Z",
+                    org("a"),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/ts",
+            message: "1970-01-01",
+        },
+        Case {
+            name: "ts one second before 1970",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq;
+                vec![t.authority.sign_with(
+                    Kind::OrgRegister,
+                    seq,
+                    "1969-12-31T23:59:59Z",
+                    org("a"),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/ts",
+            message: "1970-01-01",
+        },
+        Case {
             name: "bad signature",
             build: |t, _, _| {
                 let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
