@@ -197,6 +197,18 @@ fn cases() -> Vec<Case> {
             message: "1970-01-01",
         },
         Case {
+            name: "control character in an organisation's name",
+            build: |t, _, _| {
+                let mut body = org("a");
+                body["name"] = json!("Acme\u{0}Ltd");
+                vec![t.authority.sign(Kind::OrgRegister, body)]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/name",
+            message: "U+0000",
+        },
+        Case {
             name: "bad signature",
             build: |t, _, _| {
                 let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
