@@ -1,12 +1,13 @@
-//! Field rules of SPEC §2 and §7 that a JSON Schema cannot say: real calendar dates and
-//! months in 1970–9999, ordered pairs of fields, and report periods that have begun by
-//! the time they are signed.
+//! Field rules of SPEC §2, §6 and §7 that a JSON Schema cannot say: real calendar
+//! dates and months in 1970–9999, ordered pairs of fields, report periods that have begun
+//! by the time they are signed, and `key.grant` keys that can sign.
 //! Violations are 400s naming the field.
 
 use serde_json::{Map, Value};
 
 use crate::dates::{self, Month, UnixSeconds};
 use crate::entry::Kind;
+use crate::keys;
 use crate::reject::FieldError;
 
 /// Body fields holding `YYYY-MM-DD` dates, in any kind (`condition.by` is nested).
@@ -59,6 +60,16 @@ pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> V
         }
     }
     match kind {
+        Kind::KeyGrant => {
+            if let Some(pk) = body
+                .get("public_key")
+                .and_then(Value::as_str)
+                .and_then(keys::parse_public_hex)
+                && let Err(why) = keys::check_signing_key(&pk)
+            {
+                errors.push(error("public_key", format!("the key {why}")));
+            }
+        }
         Kind::OccupancyReport => {
             if int(body, "gpu_hours_voucher") > int(body, "gpu_hours_sold") {
                 errors.push(error("gpu_hours_voucher", "must be <= gpu_hours_sold"));
@@ -178,6 +189,29 @@ mod tests {
                 vec!["/entry/body/period"],
             ),
             (Kind::MeterReading, json!({"period": "1970-01"}), vec![]),
+            // key.grant: only keys that could sign (SPEC §6).
+            (
+                Kind::KeyGrant,
+                json!({"public_key": hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key().as_bytes()
+                )}),
+                vec![],
+            ),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": format!("01{}", "00".repeat(31))}),
+                vec!["/entry/body/public_key"],
+            ),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": format!("02{}", "00".repeat(31))}),
+                vec!["/entry/body/public_key"],
+            ),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": format!("f0{}7f", "ff".repeat(30))}),
+                vec!["/entry/body/public_key"],
+            ),
         ];
         for (kind, body, want) in cases {
             assert_eq!(check(kind, body.clone()), want, "{kind} {body}");
@@ -198,6 +232,11 @@ mod tests {
             m.contains("\"0000-01-01\"") && m.contains("1970-01-01"),
             "{m}"
         );
+        let m = message(
+            Kind::KeyGrant,
+            json!({"public_key": format!("01{}", "00".repeat(31))}),
+        );
+        assert!(m.contains("small order"), "{m}");
     }
 
     /// Every field the schemas spell as a date or a month (at any depth) is range-checked

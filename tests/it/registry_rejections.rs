@@ -5,7 +5,7 @@ use dcledger::entry::Kind;
 use dcledger::reject::RejectClass;
 use serde_json::{Value, json};
 
-use crate::support::{Party, TestLedger};
+use crate::support::{ORIGIN, Party, TestLedger, key, public_hex};
 
 /// A ledger with an operator org ("op", key seed 3) and a revoked key (seed 4).
 fn fixture() -> (TestLedger, Party, Party) {
@@ -209,6 +209,74 @@ fn cases() -> Vec<Case> {
             message: "U+0000",
         },
         Case {
+            name: "key.grant of the identity point",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": format!("01{}", "00".repeat(31))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "small order",
+        },
+        Case {
+            name: "key.grant of a point of order 8",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "small order",
+        },
+        Case {
+            name: "key.grant of bytes that are no point of the curve",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": format!("02{}", "00".repeat(31))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "not the encoding of a point",
+        },
+        Case {
+            name: "key.grant of a non-canonical encoding (y = p + 3)",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": format!("f0{}7f", "ff".repeat(30))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "canonical",
+        },
+        Case {
+            name: "a key that can never sign outranks a wrong seq and an unknown organisation",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq + 7;
+                vec![t.authority.sign_with(
+                    Kind::KeyGrant,
+                    seq,
+                    "2025-01-01T00:00:00Z",
+                    json!({"org_id": "nobody", "public_key": format!("01{}", "00".repeat(31))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "small order",
+        },
+        Case {
             name: "bad signature",
             build: |t, _, _| {
                 let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
@@ -355,6 +423,32 @@ fn cases() -> Vec<Case> {
             message: "granted once",
         },
         Case {
+            name: "the ledger's checkpoint key is never an entry key",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": public_hex(&key(2))}),
+                )]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "checkpoint key",
+        },
+        Case {
+            name: "an unknown organisation outranks granting the checkpoint key",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "nobody", "public_key": public_hex(&key(2))}),
+                )]
+            },
+            class: RejectClass::UnknownReference,
+            position: 0,
+            path: "/entry/body/org_id",
+            message: "not registered",
+        },
+        Case {
             name: "a revoked key is never granted again",
             build: |t, _, revoked| {
                 vec![t.authority.sign(
@@ -428,6 +522,29 @@ fn every_registry_refusal_names_the_field_and_writes_nothing() {
         let signer = t.ledger.reader().signer(&authority).unwrap().unwrap();
         assert_eq!(signer.record.next_seq, 6, "{}", case.name);
     }
+}
+
+/// The log's key is never an entry key (SPEC §6), the authority's included: a genesis
+/// whose checkpoint key is its own signer's is refused, and no ledger is made.
+#[test]
+fn a_genesis_signed_with_the_checkpoint_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let same = key(1);
+    let error = match dcledger::ledger::Ledger::init(&data, ORIGIN, "one key", &same, &same) {
+        Ok(_) => panic!("a ledger whose authority signs its checkpoints"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("conflict") && error.contains("/entry/body/checkpoint_key"),
+        "{error}"
+    );
+    let ledger = dcledger::ledger::Ledger::open(&data).expect("open");
+    assert_eq!(ledger.size(), 0, "the refused genesis was written");
+    // With a log key of its own, the same authority makes a ledger.
+    let other = tempfile::tempdir().expect("tempdir");
+    dcledger::ledger::Ledger::init(&other.path().join("data"), ORIGIN, "two", &same, &key(2))
+        .expect("init");
 }
 
 /// SPEC §2: an object that holds a key twice, anywhere in an envelope, is refused when
