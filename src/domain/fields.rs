@@ -1,6 +1,6 @@
-//! Field rules of SPEC §2, §6 and §7 that a JSON Schema cannot say: real calendar
+//! Field rules of SPEC §2, §6, §7 and §9 that a JSON Schema cannot say: real calendar
 //! dates and months in 1970–9999, ordered pairs of fields, report periods that have begun
-//! by the time they are signed, and `key.grant` keys that can sign.
+//! by the time they are signed, `key.grant` keys that can sign, and the reserved province.
 //! Violations are 400s naming the field.
 
 use serde_json::{Map, Value};
@@ -9,6 +9,10 @@ use crate::dates::{self, Month, UnixSeconds};
 use crate::entry::Kind;
 use crate::keys;
 use crate::reject::FieldError;
+
+/// The region of the national report (SPEC §9). No facility is registered in a province
+/// of that name, so a province's report can never be mistaken for it.
+pub const NATIONAL: &str = "national";
 
 /// Body fields holding `YYYY-MM-DD` dates, in any kind (`condition.by` is nested).
 const DATE_FIELDS: &[&str] = &[
@@ -69,6 +73,15 @@ pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> V
             {
                 errors.push(error("public_key", format!("the key {why}")));
             }
+        }
+        Kind::FacilityRegister if text(body, "province") == NATIONAL => {
+            errors.push(error(
+                "province",
+                format!(
+                    "{NATIONAL:?} is reserved for the national region report (SPEC §9); give \
+                     the province the facility stands in"
+                ),
+            ));
         }
         Kind::OccupancyReport => {
             if int(body, "gpu_hours_voucher") > int(body, "gpu_hours_sold") {
@@ -212,6 +225,14 @@ mod tests {
                 json!({"public_key": format!("f0{}7f", "ff".repeat(30))}),
                 vec!["/entry/body/public_key"],
             ),
+            // The national region is no province (SPEC §9).
+            (
+                Kind::FacilityRegister,
+                json!({"province": "national"}),
+                vec!["/entry/body/province"],
+            ),
+            (Kind::FacilityRegister, json!({"province": "Henan"}), vec![]),
+            (Kind::OrgRegister, json!({"province": "national"}), vec![]),
         ];
         for (kind, body, want) in cases {
             assert_eq!(check(kind, body.clone()), want, "{kind} {body}");
@@ -237,6 +258,8 @@ mod tests {
             json!({"public_key": format!("01{}", "00".repeat(31))}),
         );
         assert!(m.contains("small order"), "{m}");
+        let m = message(Kind::FacilityRegister, json!({"province": "national"}));
+        assert!(m.contains("reserved") && m.contains("province"), "{m}");
     }
 
     /// Every field the schemas spell as a date or a month (at any depth) is range-checked

@@ -186,6 +186,12 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
         (
             "op",
             "facility.register",
+            |b| b["province"] = json!("national"),
+            "/entry/body/province",
+        ),
+        (
+            "op",
+            "facility.register",
             |b| b["city"] = json!("Zhengzhou\u{2067}"),
             "/entry/body/city",
         ),
