@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::dates;
 use crate::ingest::{self, Prepared, Signatures};
+use crate::json;
 use crate::ledger::{Ledger, LedgerError};
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::reject::Rejection;
@@ -60,7 +61,7 @@ enum Chunk {
         lines: Vec<u64>,
         bytes_read: u64,
     },
-    /// A line that is not JSON: its batch is refused whole.
+    /// A line that is not JSON, or repeats a key in an object: its batch is refused whole.
     Malformed(LineRejection),
     Failed(std::io::Error),
 }
@@ -108,7 +109,7 @@ fn read_stage(
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(&line) {
+        match json::from_str(&line) {
             Ok(v) => {
                 // Prepare judges `ts` against this clock reading; admission re-checks it
                 // against the batch's own `accepted`, which is never earlier.
@@ -116,9 +117,12 @@ fn read_stage(
                 lines.push(line_no);
             }
             Err(e) => {
+                let rejection = e
+                    .duplicate_key()
+                    .unwrap_or_else(|| Rejection::invalid("/", e.to_string()));
                 let _ = tx.send(Chunk::Malformed(LineRejection {
                     line: line_no,
-                    rejection: Rejection::invalid("/", format!("malformed JSON: {e}")),
+                    rejection,
                 }));
                 return;
             }

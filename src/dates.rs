@@ -1,11 +1,47 @@
 //! The three time shapes of SPEC §2, parsed strictly: instants (`2025-03-26T05:00:00Z`,
 //! UTC, whole seconds), dates (`YYYY-MM-DD`) and months (`YYYY-MM`). Anything else is
 //! refused rather than normalised, because signed bytes must have exactly one spelling.
+//!
+//! Every date, month and instant lies in years 1970–9999 (SPEC §2: not every verifier's
+//! calendar has a year 0, or years before the Unix epoch). `in_range` is that rule, and
+//! every parser here applies it, so whatever parses a time (ingest, the audit, query
+//! parameters) holds the same range.
 
 use time::{Date, Month as TimeMonth, OffsetDateTime};
 
 /// Seconds since the Unix epoch, UTC.
 pub type UnixSeconds = i64;
+
+/// The first and last years a date, month or instant may have (SPEC §2): 1970-01-01 to
+/// 9999-12-31.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+/// Why a text is not a date, month or instant of SPEC §2. Its words name the shape to
+/// write, so a caller can put them after the field's name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("{text:?} is not {shape}")]
+    Shape { text: String, shape: &'static str },
+    #[error(
+        "{text:?} is before 1970-01-01; a date, month or instant must lie in \
+         1970-01-01..9999-12-31"
+    )]
+    OutOfRange { text: String },
+}
+
+const DATE_SHAPE: &str = "a calendar date (YYYY-MM-DD)";
+const MONTH_SHAPE: &str = "a month (YYYY-MM, month 01-12)";
+const INSTANT_SHAPE: &str = "a UTC instant (YYYY-MM-DDTHH:MM:SSZ, a real calendar day and time)";
+
+/// The range rule: the year of `text`, a well-formed date, month or instant, lies in
+/// [`YEARS`].
+fn in_range(text: &str, year: i32) -> Result<(), TimeError> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(TimeError::OutOfRange { text: text.into() })
+    }
+}
 
 fn digits(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -14,39 +50,69 @@ fn digits(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-/// `YYYY-MM-DD` with a real calendar day.
-pub fn parse_date(s: &str) -> Option<Date> {
+/// The four-digit year that opens `s`.
+fn year_digits(s: &str) -> Option<i32> {
+    i32::try_from(digits(s.get(0..4)?)?).ok()
+}
+
+fn shape_error(text: &str, shape: &'static str) -> TimeError {
+    TimeError::Shape {
+        text: text.into(),
+        shape,
+    }
+}
+
+/// `YYYY-MM-DD`: a real calendar day, 1970-01-01 to 9999-12-31.
+pub fn date(s: &str) -> Result<Date, TimeError> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
+        return Err(shape_error(s, DATE_SHAPE));
     }
-    let year = digits(s.get(0..4)?)?;
-    let month = TimeMonth::try_from(u8::try_from(digits(s.get(5..7)?)?).ok()?).ok()?;
-    let day = u8::try_from(digits(s.get(8..10)?)?).ok()?;
-    Date::from_calendar_date(i32::try_from(year).ok()?, month, day).ok()
+    let calendar = || {
+        let month = TimeMonth::try_from(u8::try_from(digits(s.get(5..7)?)?).ok()?).ok()?;
+        let day = u8::try_from(digits(s.get(8..10)?)?).ok()?;
+        Date::from_calendar_date(year_digits(s)?, month, day).ok()
+    };
+    // The shape first: "0000-13-45" is not a date at all, whatever its year.
+    let day = calendar().ok_or_else(|| shape_error(s, DATE_SHAPE))?;
+    in_range(s, day.year())?;
+    Ok(day)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` as Unix seconds.
-pub fn parse_instant(s: &str) -> Option<UnixSeconds> {
+/// `date`, for callers that need only whether it is one.
+pub fn parse_date(s: &str) -> Option<Date> {
+    date(s).ok()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as Unix seconds, 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+pub fn instant(s: &str) -> Result<UnixSeconds, TimeError> {
     let b = s.as_bytes();
+    let shape = || shape_error(s, INSTANT_SHAPE);
     if b.len() != 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
-        return None;
+        return Err(shape());
     }
-    let date = parse_date(s.get(0..10)?)?;
-    let hour = digits(s.get(11..13)?)?;
-    let minute = digits(s.get(14..16)?)?;
-    let second = digits(s.get(17..19)?)?;
+    let clock = |range| s.get(range).and_then(digits).ok_or_else(shape);
+    let (hour, minute, second) = (clock(11..13)?, clock(14..16)?, clock(17..19)?);
     if hour > 23 || minute > 59 || second > 59 {
-        return None;
+        return Err(shape());
     }
-    let midnight = date.midnight().assume_utc().unix_timestamp();
-    Some(midnight + i64::from(hour * 3600 + minute * 60 + second))
+    let day = date(s.get(0..10).ok_or_else(shape)?).map_err(|e| match e {
+        TimeError::Shape { .. } => shape(),
+        TimeError::OutOfRange { .. } => TimeError::OutOfRange { text: s.into() },
+    })?;
+    let midnight = day.midnight().assume_utc().unix_timestamp();
+    Ok(midnight + i64::from(hour * 3600 + minute * 60 + second))
 }
 
-/// The canonical spelling of an instant; `None` outside years 0000–9999.
+/// `instant`, for callers that need only whether it is one.
+pub fn parse_instant(s: &str) -> Option<UnixSeconds> {
+    instant(s).ok()
+}
+
+/// The canonical spelling of an instant; `None` outside the range (`YEARS`).
 pub fn format_instant(t: UnixSeconds) -> Option<String> {
     let dt = OffsetDateTime::from_unix_timestamp(t).ok()?;
-    if !(0..=9999).contains(&dt.year()) {
+    if !YEARS.contains(&dt.year()) {
         return None;
     }
     Some(format!(
@@ -76,14 +142,27 @@ pub struct Month {
 }
 
 impl Month {
-    pub fn parse(s: &str) -> Option<Month> {
+    /// `YYYY-MM`, 1970-01 to 9999-12.
+    pub fn checked(s: &str) -> Result<Month, TimeError> {
         let b = s.as_bytes();
+        let shape = || shape_error(s, MONTH_SHAPE);
         if b.len() != 7 || b[4] != b'-' {
-            return None;
+            return Err(shape());
         }
-        let year = i32::try_from(digits(s.get(0..4)?)?).ok()?;
-        let month = u8::try_from(digits(s.get(5..7)?)?).ok()?;
-        (1..=12).contains(&month).then_some(Month { year, month })
+        let month = s
+            .get(5..7)
+            .and_then(digits)
+            .and_then(|m| u8::try_from(m).ok())
+            .filter(|m| (1..=12).contains(m))
+            .ok_or_else(shape)?;
+        let year = year_digits(s).ok_or_else(shape)?;
+        in_range(s, year)?;
+        Ok(Month { year, month })
+    }
+
+    /// `checked`, for callers that need only whether it is one.
+    pub fn parse(s: &str) -> Option<Month> {
+        Month::checked(s).ok()
     }
 
     pub fn of(date: Date) -> Month {
@@ -190,6 +269,49 @@ mod tests {
         assert_eq!(
             add_months(parse_date("2025-03-31").unwrap(), -1),
             parse_date("2025-02-28").unwrap()
+        );
+    }
+
+    #[test]
+    fn dates_months_and_instants_lie_in_1970_to_9999() {
+        let out_of_range = |text: &str| TimeError::OutOfRange { text: text.into() };
+        // The bounds themselves are in.
+        assert_eq!(date("1970-01-01").unwrap().year(), 1970);
+        assert_eq!(date("9999-12-31").unwrap().year(), 9999);
+        assert_eq!(Month::checked("1970-01").unwrap().to_string(), "1970-01");
+        assert_eq!(Month::checked("9999-12").unwrap().to_string(), "9999-12");
+        assert_eq!(instant("1970-01-01T00:00:00Z"), Ok(0));
+        let last = instant("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(format_instant(last).unwrap(), "9999-12-31T23:59:59Z");
+        assert_eq!(format_instant(0).unwrap(), "1970-01-01T00:00:00Z");
+        // Anything earlier is out of range, year 0000 among them.
+        for text in ["0000-01-01", "0001-01-01", "1969-12-31", "0000-02-29"] {
+            assert_eq!(date(text), Err(out_of_range(text)), "{text}");
+            assert_eq!(parse_date(text), None, "{text}");
+        }
+        for text in ["0000-01", "1969-12"] {
+            assert_eq!(Month::checked(text), Err(out_of_range(text)), "{text}");
+            assert_eq!(Month::parse(text), None, "{text}");
+        }
+        for text in ["0000-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+            assert_eq!(instant(text), Err(out_of_range(text)), "{text}");
+            assert_eq!(parse_instant(text), None, "{text}");
+        }
+        assert_eq!(format_instant(-1), None);
+        assert_eq!(format_instant(last + 1), None);
+        // A text that is no date at all says so, whatever its year.
+        for text in ["0000-13-01", "1969-02-30", "0000-00"] {
+            let e = if text.len() == 7 {
+                Month::checked(text).unwrap_err()
+            } else {
+                date(text).unwrap_err()
+            };
+            assert!(matches!(e, TimeError::Shape { .. }), "{text}: {e}");
+        }
+        assert!(
+            out_of_range("1969-12-31")
+                .to_string()
+                .contains("1970-01-01")
         );
     }
 

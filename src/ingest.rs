@@ -156,9 +156,7 @@ pub fn prepare(
         return Err(Rejection::invalid("/entry/body", "must be an object"));
     };
     let ts_text = entry.get("ts").and_then(Value::as_str).unwrap_or_default();
-    let ts = dates::parse_instant(ts_text).ok_or_else(|| {
-        Rejection::invalid("/entry/ts", "not a real UTC instant (YYYY-MM-DDTHH:MM:SSZ)")
-    })?;
+    let ts = dates::instant(ts_text).map_err(|e| Rejection::invalid("/entry/ts", e.to_string()))?;
     let errors = domain::fields::field_errors(kind, &body, ts);
     if !errors.is_empty() {
         return Err(Rejection {

@@ -104,9 +104,46 @@ pub fn parse_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Why 32 bytes can never be a key that signs (SPEC §6). Each word says what the bytes
+/// are and what to give instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnusableKey {
+    #[error(
+        "is not an Ed25519 public key: the bytes are not the encoding of a point of the \
+         curve; give the 32-byte public key of an Ed25519 key pair (e.g. `dcledger keygen`)"
+    )]
+    NotAPoint,
+    #[error(
+        "is not the canonical encoding of its point (its y coordinate is 2^255-19 or more, \
+         or it gives x = 0 a sign); give the public key as its key pair encodes it"
+    )]
+    NotCanonical,
+    #[error(
+        "is a point of small order (the identity among them): a strict verifier refuses \
+         every signature by it; give the public key of a real Ed25519 key pair"
+    )]
+    SmallOrder,
+}
+
+/// Whether `pk` could ever sign an entry that strict verification (SPEC §3) accepts: a
+/// point of the curve, canonically encoded, not of small order.
+pub fn check_signing_key(pk: &PublicKey) -> Result<(), UnusableKey> {
+    let key = VerifyingKey::from_bytes(pk).map_err(|_| UnusableKey::NotAPoint)?;
+    // Decompression reduces y modulo p and accepts a sign on x = 0; the canonical
+    // encoding of the point it found is the one re-compression gives.
+    if key.to_edwards().compress().to_bytes() != *pk {
+        return Err(UnusableKey::NotCanonical);
+    }
+    if key.is_weak() {
+        return Err(UnusableKey::SmallOrder);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// RFC 8410 §10.3 example private key; its public key is given there too.
     const RFC8410_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
@@ -148,6 +185,163 @@ mod tests {
         std::fs::write(&path, "hello").unwrap();
         let msg = load_signing_key(&path).unwrap_err().to_string();
         assert!(msg.contains("openssl genpkey"), "{msg}");
+    }
+
+    fn bytes(hex_text: &str) -> PublicKey {
+        parse_public_hex(hex_text).unwrap()
+    }
+
+    /// The eight points of small order, canonically encoded (the identity, the point of
+    /// order 2, two of order 4 and four of order 8).
+    const SMALL_ORDER: [&str; 8] = [
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    ];
+
+    #[test]
+    fn keys_that_could_never_sign_are_told_apart() {
+        let real = SigningKey::from_bytes(&[7u8; 32])
+            .verifying_key()
+            .to_bytes();
+        assert_eq!(check_signing_key(&real), Ok(()));
+        for small in SMALL_ORDER {
+            assert_eq!(
+                check_signing_key(&bytes(small)),
+                Err(UnusableKey::SmallOrder),
+                "{small}"
+            );
+            assert!(!reference::can_sign(&bytes(small)), "{small}");
+        }
+        let cases = [
+            // y = 2 is no point's y coordinate.
+            (
+                "0200000000000000000000000000000000000000000000000000000000000000",
+                UnusableKey::NotAPoint,
+            ),
+            // y = p + 3 spells the point whose y is 3.
+            (
+                "f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                UnusableKey::NotCanonical,
+            ),
+            // y = p spells y = 0 (a point of order 4).
+            (
+                "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                UnusableKey::NotCanonical,
+            ),
+            // The identity with a sign on x = 0.
+            (
+                "0100000000000000000000000000000000000000000000000000000000000080",
+                UnusableKey::NotCanonical,
+            ),
+        ];
+        for (hex_text, why) in cases {
+            assert_eq!(check_signing_key(&bytes(hex_text)), Err(why), "{hex_text}");
+            assert!(!reference::can_sign(&bytes(hex_text)), "{hex_text}");
+        }
+    }
+
+    /// An independent check of SPEC §6's rule with big integers, from the curve's
+    /// definition (RFC 8032 §5.1.3 decoding, then [8]P = identity for small order).
+    mod reference {
+        use num_bigint::BigUint;
+
+        pub fn p() -> BigUint {
+            (BigUint::from(1u8) << 255u32) - 19u8
+        }
+
+        fn inv(a: &BigUint) -> BigUint {
+            a.modpow(&(p() - 2u8), &p())
+        }
+
+        /// -121665/121666 mod p.
+        fn d() -> BigUint {
+            (p() - 121_665u32) * inv(&BigUint::from(121_666u32)) % p()
+        }
+
+        /// Twisted Edwards addition (a = -1), complete on this curve.
+        fn add(a: &(BigUint, BigUint), b: &(BigUint, BigUint)) -> (BigUint, BigUint) {
+            let p = p();
+            let t = d() * &a.0 * &b.0 * &a.1 * &b.1 % &p;
+            let x = (&a.0 * &b.1 + &a.1 * &b.0) * inv(&((1u8 + &t) % &p)) % &p;
+            let y = (&a.1 * &b.1 + &a.0 * &b.0) * inv(&((&p + 1u8 - &t) % &p)) % &p;
+            (x, y)
+        }
+
+        pub fn can_sign(bytes: &[u8; 32]) -> bool {
+            let p = p();
+            let x_sign = bytes[31] >> 7;
+            let mut y_bytes = *bytes;
+            y_bytes[31] &= 0x7f;
+            let y = BigUint::from_bytes_le(&y_bytes);
+            if y >= p {
+                return false; // not canonical
+            }
+            let yy = &y * &y % &p;
+            let u = (&yy + &p - 1u8) % &p;
+            let v = (d() * &yy + 1u8) % &p;
+            let xx = u * inv(&v) % &p;
+            let x = if xx == BigUint::ZERO {
+                if x_sign == 1 {
+                    return false; // a sign on x = 0: not canonical
+                }
+                BigUint::ZERO
+            } else {
+                if xx.modpow(&((&p - 1u8) >> 1u32), &p) != BigUint::from(1u8) {
+                    return false; // x² has no root: not a point
+                }
+                let x = xx.modpow(&((&p + 3u8) >> 3u32), &p);
+                if &x * &x % &p == xx {
+                    x
+                } else {
+                    let sqrt_minus_one = BigUint::from(2u8).modpow(&((&p - 1u8) >> 2u32), &p);
+                    x * sqrt_minus_one % &p
+                }
+            };
+            // Small order: [8]P is the identity (0, 1). The sign of x does not matter.
+            let mut q = (x, y);
+            for _ in 0..3 {
+                q = add(&q, &q);
+            }
+            !(q.0 == BigUint::ZERO && q.1 == BigUint::from(1u8))
+        }
+    }
+
+    fn encode(y: num_bigint::BigUint, x_sign: bool) -> PublicKey {
+        let mut out = [0u8; 32];
+        let digits = y.to_bytes_le();
+        out[..digits.len()].copy_from_slice(&digits);
+        out[31] |= u8::from(x_sign) << 7;
+        out
+    }
+
+    /// Bytes near the edges (y near 0, 1 and p - 1, y of p or more, with either sign of
+    /// x), the small-order points, real keys, and plain random bytes.
+    fn key_bytes() -> impl Strategy<Value = PublicKey> {
+        use num_bigint::BigUint;
+        prop_oneof![
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>()
+                .prop_map(|seed| SigningKey::from_bytes(&seed).verifying_key().to_bytes()),
+            (0u32..64, any::<bool>()).prop_map(|(k, s)| encode(BigUint::from(k), s)),
+            (1u32..64, any::<bool>()).prop_map(|(k, s)| encode(reference::p() - k, s)),
+            // p + k stays below 2^255 for k < 19.
+            (0u32..19, any::<bool>()).prop_map(|(k, s)| encode(reference::p() + k, s)),
+            prop::sample::select(SMALL_ORDER.to_vec()).prop_map(bytes),
+        ]
+    }
+
+    proptest! {
+        /// Accepted exactly when the independent check says the bytes can sign.
+        #[test]
+        fn signing_keys_are_the_points_that_can_sign(pk in key_bytes()) {
+            prop_assert_eq!(check_signing_key(&pk).is_ok(), reference::can_sign(&pk));
+        }
     }
 
     #[test]

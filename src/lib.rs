@@ -14,6 +14,7 @@ pub mod entry;
 pub mod exact;
 pub mod ingest;
 pub mod jcs;
+pub mod json;
 pub mod keys;
 pub mod ledger;
 pub mod limits;

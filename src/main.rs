@@ -15,7 +15,8 @@ use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
-    audit, bulk, checkpoint, client, dates, keys, proofcheck, report, server, synthetic, views,
+    audit, bulk, checkpoint, client, dates, json, keys, proofcheck, report, server, synthetic,
+    views,
 };
 
 #[derive(Parser)]
@@ -548,7 +549,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             read_input(&body)?
                 .read_to_string(&mut text)
                 .context("cannot read the body")?;
-            let body: Value = serde_json::from_str(&text).context("the body is not JSON")?;
+            let body = json::from_str(&text).context("the body")?;
             let ts = match ts {
                 Some(ts) => ts,
                 None => dates::format_instant(dates::now())
@@ -719,9 +720,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| {
-                    serde_json::from_str(l).with_context(|| format!("line {} is not JSON", i + 1))
-                })
+                .map(|(i, l)| json::from_str(l).with_context(|| format!("line {}", i + 1)))
                 .collect::<Result<_>>()?;
             let envelopes = match (key, kind) {
                 (Some(key), Some(kind)) => {

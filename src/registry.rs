@@ -105,6 +105,16 @@ pub fn apply_genesis(
             "must be 64 lowercase hex characters",
         )
     })?;
+    // The log's key signs checkpoints, never entries (SPEC §6): an authority key that
+    // signs checkpoints too would be an entry key that is the log's.
+    if checkpoint_key == *signer_pk {
+        return Err(Rejection::conflict(
+            "/entry/body/checkpoint_key",
+            "the checkpoint key is the authority's key, which signs this entry: the log's \
+             key signs checkpoints and is never an entry key; give the ledger its own log key",
+        )
+        .into());
+    }
     let record = GenesisRecord {
         origin: required(body, "origin")?.to_string(),
         name: required(body, "name")?.to_string(),
@@ -191,6 +201,17 @@ pub fn apply(
                 return Err(Rejection::unknown_reference(
                     "/entry/body/org_id",
                     format!("organisation {org_id:?} is not registered"),
+                )
+                .into());
+            }
+            // The log's key signs checkpoints, never entries (SPEC §6).
+            let genesis: Option<GenesisRecord> = state.get_decoded(GENESIS_KEY)?;
+            if genesis.is_some_and(|g| g.checkpoint_key == pk) {
+                return Err(Rejection::conflict(
+                    "/entry/body/public_key",
+                    "key is already registered: it is this ledger's checkpoint key (genesis, \
+                     entry 0), which signs checkpoints and is never an entry key; grant a \
+                     key of its own",
                 )
                 .into());
             }

@@ -1,14 +1,20 @@
-//! Field rules of SPEC §7 that a JSON Schema cannot say: real calendar dates, ordered
-//! pairs of fields, and report periods that have begun by the time they are signed.
+//! Field rules of SPEC §2, §6, §7 and §9 that a JSON Schema cannot say: real calendar
+//! dates and months in 1970–9999, ordered pairs of fields, report periods that have begun
+//! by the time they are signed, `key.grant` keys that can sign, and the reserved province.
 //! Violations are 400s naming the field.
 
 use serde_json::{Map, Value};
 
-use crate::dates::{self, UnixSeconds};
+use crate::dates::{self, Month, UnixSeconds};
 use crate::entry::Kind;
+use crate::keys;
 use crate::reject::FieldError;
 
-/// Body fields holding `YYYY-MM-DD` dates, in any kind.
+/// The region of the national report (SPEC §9). No facility is registered in a province
+/// of that name, so a province's report can never be mistaken for it.
+pub const NATIONAL: &str = "national";
+
+/// Body fields holding `YYYY-MM-DD` dates, in any kind (`condition.by` is nested).
 const DATE_FIELDS: &[&str] = &[
     "announced",
     "effective",
@@ -16,6 +22,9 @@ const DATE_FIELDS: &[&str] = &[
     "valid_from",
     "valid_until",
 ];
+
+/// Body fields holding `YYYY-MM` months, in any kind.
+const MONTH_FIELDS: &[&str] = &["period"];
 
 fn error(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
@@ -37,20 +46,43 @@ pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> V
     let mut errors = Vec::new();
     for field in DATE_FIELDS {
         if let Some(Value::String(d)) = body.get(*field)
-            && dates::parse_date(d).is_none()
+            && let Err(e) = dates::date(d)
         {
-            errors.push(error(field, format!("{d:?} is not a calendar date")));
+            errors.push(error(field, e.to_string()));
         }
     }
     if let Some(Value::String(by)) = body.get("condition").and_then(|c| c.get("by"))
-        && dates::parse_date(by).is_none()
+        && let Err(e) = dates::date(by)
     {
-        errors.push(error(
-            "condition/by",
-            format!("{by:?} is not a calendar date"),
-        ));
+        errors.push(error("condition/by", e.to_string()));
+    }
+    for field in MONTH_FIELDS {
+        if let Some(Value::String(m)) = body.get(*field)
+            && let Err(e) = Month::checked(m)
+        {
+            errors.push(error(field, e.to_string()));
+        }
     }
     match kind {
+        Kind::KeyGrant => {
+            if let Some(pk) = body
+                .get("public_key")
+                .and_then(Value::as_str)
+                .and_then(keys::parse_public_hex)
+                && let Err(why) = keys::check_signing_key(&pk)
+            {
+                errors.push(error("public_key", format!("the key {why}")));
+            }
+        }
+        Kind::FacilityRegister if text(body, "province") == NATIONAL => {
+            errors.push(error(
+                "province",
+                format!(
+                    "{NATIONAL:?} is reserved for the national region report (SPEC §9); give \
+                     the province the facility stands in"
+                ),
+            ));
+        }
         Kind::OccupancyReport => {
             if int(body, "gpu_hours_voucher") > int(body, "gpu_hours_sold") {
                 errors.push(error("gpu_hours_voucher", "must be <= gpu_hours_sold"));
@@ -147,9 +179,131 @@ mod tests {
                 json!({"date": "2024-02-29", "condition": {"min_utilization_pct": 5, "by": "2025-04-31"}}),
                 vec!["/entry/body/condition/by"],
             ),
+            // Dates and months lie in 1970-01-01..9999-12-31 (SPEC §2).
+            (Kind::Procurement, json!({"date": "1970-01-01"}), vec![]),
+            (
+                Kind::Procurement,
+                json!({"date": "0000-01-01"}),
+                vec!["/entry/body/date"],
+            ),
+            (
+                Kind::PermitIssue,
+                json!({"valid_from": "1969-12-31", "valid_until": "9999-12-31"}),
+                vec!["/entry/body/valid_from"],
+            ),
+            (
+                Kind::SubsidyGrant,
+                json!({"date": "2024-01-01", "condition": {"by": "0000-02-29"}}),
+                vec!["/entry/body/condition/by"],
+            ),
+            (
+                Kind::PowerReport,
+                json!({"period": "0000-01", "it_kwh": 0, "consumed_kwh": 0}),
+                vec!["/entry/body/period"],
+            ),
+            (Kind::MeterReading, json!({"period": "1970-01"}), vec![]),
+            // key.grant: only keys that could sign (SPEC §6).
+            (
+                Kind::KeyGrant,
+                json!({"public_key": hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key().as_bytes()
+                )}),
+                vec![],
+            ),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": format!("01{}", "00".repeat(31))}),
+                vec!["/entry/body/public_key"],
+            ),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": format!("02{}", "00".repeat(31))}),
+                vec!["/entry/body/public_key"],
+            ),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": format!("f0{}7f", "ff".repeat(30))}),
+                vec!["/entry/body/public_key"],
+            ),
+            // The national region is no province (SPEC §9).
+            (
+                Kind::FacilityRegister,
+                json!({"province": "national"}),
+                vec!["/entry/body/province"],
+            ),
+            (Kind::FacilityRegister, json!({"province": "Henan"}), vec![]),
+            (Kind::OrgRegister, json!({"province": "national"}), vec![]),
         ];
         for (kind, body, want) in cases {
             assert_eq!(check(kind, body.clone()), want, "{kind} {body}");
         }
+    }
+
+    #[test]
+    fn messages_say_what_to_change() {
+        let ts = dates::parse_instant("2025-03-05T00:00:00Z").unwrap();
+        let message = |kind, body: Value| {
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            field_errors(kind, &body, ts).remove(0).message
+        };
+        let m = message(Kind::Deployment, json!({"date": "0000-01-01"}));
+        assert!(
+            m.contains("\"0000-01-01\"") && m.contains("1970-01-01"),
+            "{m}"
+        );
+        let m = message(
+            Kind::KeyGrant,
+            json!({"public_key": format!("01{}", "00".repeat(31))}),
+        );
+        assert!(m.contains("small order"), "{m}");
+        let m = message(Kind::FacilityRegister, json!({"province": "national"}));
+        assert!(m.contains("reserved") && m.contains("province"), "{m}");
+    }
+
+    /// Every field the schemas spell as a date or a month (at any depth) is range-checked
+    /// here: a field added to a schema cannot slip past the 1970 rule.
+    #[test]
+    fn every_date_and_month_field_of_the_schemas_is_range_checked() {
+        const DATE: &str = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+        const MONTH: &str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+        fn walk(
+            schema: &Value,
+            at: &mut Vec<String>,
+            found: &mut Vec<(Vec<String>, &'static str)>,
+        ) {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (name, prop) in props {
+                at.push(name.clone());
+                match prop.get("pattern").and_then(Value::as_str) {
+                    Some(DATE) => found.push((at.clone(), "1969-12-31")),
+                    Some(MONTH) => found.push((at.clone(), "1969-12")),
+                    _ => walk(prop, at, found),
+                }
+                at.pop();
+            }
+        }
+        let mut checked = Vec::new();
+        for (name, text) in crate::schema::BODY_SCHEMAS {
+            let kind = Kind::parse(name).unwrap();
+            let schema: Value = serde_json::from_str(text).unwrap();
+            let mut found = Vec::new();
+            walk(&schema, &mut Vec::new(), &mut found);
+            for (path, early) in found {
+                let mut body = json!({});
+                let mut slot = &mut body;
+                for step in &path {
+                    slot = &mut slot[step.as_str()];
+                }
+                *slot = json!(early);
+                let want = format!("/entry/body/{}", path.join("/"));
+                assert!(check(kind, body).contains(&want), "{kind}: {want}");
+                checked.push(want);
+            }
+        }
+        assert_eq!(checked.len(), 17, "{checked:?}");
     }
 }

@@ -12,8 +12,9 @@ use crate::audit::{AuditConfig, Facilities, FacilityFacts, Finding, Rule, Severi
 use crate::domain::bodies::Status;
 use crate::exact::{Int, product_lt, total};
 
-/// The region every facility is in, beside its province's.
-pub const NATIONAL: &str = "national";
+/// The region every facility is in, beside its province's (ingest refuses it as a
+/// facility's province).
+pub const NATIONAL: &str = crate::domain::fields::NATIONAL;
 
 /// Facilities by their status at as_of, all five statuses, zeros included.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -19,6 +19,7 @@ use crate::audit::render::{FindingList, Selection};
 use crate::audit::{self, Finding, Rule, Severity, Snapshot};
 use crate::dates::Month;
 use crate::entry::Kind;
+use crate::json;
 use crate::keys::parse_public_hex;
 use crate::ledger::{EntryFilter, SubmitError};
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
@@ -125,14 +126,20 @@ pub async fn submit(
     }
     require_json(&headers)?;
     let body = body.map_err(|e| ApiError::body(&e))?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        state.metrics.rejected("malformed");
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "Malformed JSON",
-            format!("the body is not JSON: {e}"),
-        )
+    let value = json::from_slice(&body).map_err(|e| match e.duplicate_key() {
+        Some(refusal) => {
+            state.metrics.rejected(refusal.class.as_str());
+            ApiError::rejection(refusal, "")
+        }
+        None => {
+            state.metrics.rejected("malformed");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "Malformed JSON",
+                format!("the body is {e}"),
+            )
+        }
     })?;
     let (single, envelopes) = match value {
         Value::Array(items) => (false, items),

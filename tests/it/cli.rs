@@ -272,3 +272,64 @@ fn errors_name_the_problem() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("dcledger init"));
 }
+
+/// `sign` and `submit` read JSON a person wrote; an object that repeats a key has no one
+/// meaning (SPEC §2), so both refuse it, naming the key, the object and the line, and
+/// sign or send nothing.
+#[test]
+fn sign_and_submit_refuse_input_that_repeats_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    run_ok(&["keygen", "--out", path_str(&p("k.pem"))]);
+    std::fs::write(
+        p("body.json"),
+        r#"{"org_id": "a", "name": "Acme", "roles": ["operator"], "name": "Other"}"#,
+    )
+    .unwrap();
+    let signed = bin()
+        .args([
+            "sign",
+            "--key",
+            path_str(&p("k.pem")),
+            "--origin",
+            "dcledger.example/x",
+        ])
+        .args([
+            "--kind",
+            "org.register",
+            "--seq",
+            "2",
+            path_str(&p("body.json")),
+        ])
+        .output()
+        .unwrap();
+    assert!(!signed.status.success());
+    assert!(signed.stdout.is_empty(), "something was signed");
+    let err = String::from_utf8_lossy(&signed.stderr);
+    assert!(err.contains(r#""name" appears twice"#), "{err}");
+
+    // A server nobody listens on: the input is refused before any request is made.
+    std::fs::write(
+        p("envelopes.ndjson"),
+        concat!(
+            r#"{"entry": {}, "sig": ""}"#,
+            "\n",
+            r#"{"entry": {"body": {"k": 1, "k": 2}}, "sig": ""}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let submitted = bin()
+        .args(["submit", "--server", "http://127.0.0.1:9"])
+        .arg(p("envelopes.ndjson"))
+        .output()
+        .unwrap();
+    assert!(!submitted.status.success());
+    let err = String::from_utf8_lossy(&submitted.stderr);
+    assert!(
+        err.contains("line 2")
+            && err.contains("/entry/body")
+            && err.contains(r#""k" appears twice"#),
+        "{err}"
+    );
+}

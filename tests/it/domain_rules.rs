@@ -78,6 +78,7 @@ impl World {
             "lender" => &mut self.lender,
             "utility" => &mut self.utility,
             "regulator" => &mut self.regulator,
+            "authority" => &mut self.t.authority,
             other => panic!("no party {other}"),
         }
     }
@@ -178,6 +179,24 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
         ),
         (
             "op",
+            "facility.register",
+            |b| b["announced"] = json!("0000-01-01"),
+            "/entry/body/announced",
+        ),
+        (
+            "op",
+            "facility.register",
+            |b| b["province"] = json!("national"),
+            "/entry/body/province",
+        ),
+        (
+            "op",
+            "facility.register",
+            |b| b["city"] = json!("Zhengzhou\u{2067}"),
+            "/entry/body/city",
+        ),
+        (
+            "op",
             "facility.status",
             |b| b["status"] = json!("closed"),
             "/entry/body/status",
@@ -270,6 +289,12 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
         ),
         (
             "permitter",
+            "permit.issue",
+            |b| b["valid_from"] = json!("1969-12-31"),
+            "/entry/body/valid_from",
+        ),
+        (
+            "permitter",
             "permit.revoke",
             |b| b["reason"] = json!(""),
             "/entry/body/reason",
@@ -291,6 +316,12 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
             "subsidy.grant",
             |b| b["condition"]["min_utilization_pct"] = json!(101),
             "/entry/body/condition/min_utilization_pct",
+        ),
+        (
+            "grantor",
+            "subsidy.grant",
+            |b| b["condition"]["by"] = json!("0000-06-30"),
+            "/entry/body/condition/by",
         ),
         (
             "grantor",
@@ -326,6 +357,18 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
             "op",
             "power.report",
             |b| b["period"] = json!("2025-13"),
+            "/entry/body/period",
+        ),
+        (
+            "op",
+            "power.report",
+            |b| b["period"] = json!("0000-12"),
+            "/entry/body/period",
+        ),
+        (
+            "utility",
+            "meter.reading",
+            |b| b["period"] = json!("1969-12"),
             "/entry/body/period",
         ),
         (
@@ -419,6 +462,78 @@ fn invalid_bodies_name_the_field_and_write_nothing() {
         "every domain kind has invalid cases"
     );
     assert!(per_kind.values().all(|n| *n >= 2));
+}
+
+/// Who signs each kind in the examples' story.
+fn signer_of(kind: &str) -> &'static str {
+    match kind {
+        "ledger.genesis" | "org.register" | "key.grant" | "key.revoke" => "authority",
+        "permit.issue" | "permit.revoke" => "permitter",
+        "subsidy.grant" | "subsidy.disburse" => "grantor",
+        "loan.issue" => "lender",
+        "meter.reading" => "utility",
+        "inspection.report" | "finding.resolve" => "regulator",
+        _ => "op",
+    }
+}
+
+/// `(kind, field)` of every free-text field, as the schemas mark them (SPEC §7's named
+/// fields, `province`, `city` and `registration_no`).
+fn free_text_fields() -> Vec<(&'static str, String)> {
+    let mut fields = Vec::new();
+    for (kind, text) in dcledger::schema::BODY_SCHEMAS {
+        let schema: Value = serde_json::from_str(text).expect("schema");
+        for (field, prop) in schema["properties"].as_object().expect("properties") {
+            if prop["pattern"] == dcledger::schema::FREE_TEXT_PATTERN {
+                fields.push((*kind, field.clone()));
+            }
+        }
+    }
+    fields
+}
+
+/// SPEC §2: free text holds no control characters (U+0000–U+001F, U+007F–U+009F) and no
+/// bidirectional controls (U+202A–U+202E, U+2066–U+2069). Every free-text field of every
+/// kind, each with characters of every range, is refused (400 at the field, naming the
+/// character) and nothing is written.
+#[test]
+fn free_text_holds_no_control_or_bidirectional_characters() {
+    let mut w = World::new();
+    w.story();
+    let fields = free_text_fields();
+    assert_eq!(fields.len(), 15, "{fields:?}");
+    for (kind, field) in fields {
+        for (bad, code) in [
+            ('\u{0}', "U+0000"),
+            ('\n', "U+000A"),
+            ('\u{7f}', "U+007F"),
+            ('\u{9f}', "U+009F"),
+            ('\u{202e}', "U+202E"),
+            ('\u{2069}', "U+2069"),
+        ] {
+            let mut body = example(kind);
+            body[field.as_str()] = json!(format!("Zheng{bad}zhou"));
+            let size = w.t.ledger.size();
+            let refusal = match w.submit(signer_of(kind), Kind::parse(kind).unwrap(), body) {
+                Ok(()) => panic!("{kind}/{field} with {code}: accepted"),
+                Err(r) => r.rejection,
+            };
+            assert_eq!(
+                refusal.class,
+                RejectClass::Invalid,
+                "{kind}/{field} {code}: {refusal}"
+            );
+            let path = format!("/entry/body/{field}");
+            assert!(
+                refusal
+                    .errors
+                    .iter()
+                    .any(|e| e.path == path && e.message.contains(code)),
+                "{kind}/{field} {code}: {refusal}"
+            );
+            assert_eq!(w.t.ledger.size(), size, "{kind}/{field}: ledger grew");
+        }
+    }
 }
 
 #[test]

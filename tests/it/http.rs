@@ -20,7 +20,7 @@ use dcledger::server::{MAX_BODY_BYTES, ROUTES};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Party, TestLedger, bin, demo_dir, init_demo_ledger, path_str, run_ok, stdout,
+    Party, TestLedger, bin, demo_dir, init_demo_ledger, key, path_str, public_hex, run_ok, stdout,
 };
 
 /// How long a server may take to print its address.
@@ -678,6 +678,107 @@ fn every_refusal_has_its_status_and_writes_nothing() {
     problem(&post(&agent, &entries_url, b"[]"), 400, "bad-request");
     unchanged("empty batch");
 
+    // 400: an object that holds a key twice, anywhere in the submission (SPEC §2). The
+    // bodies are text, so the repeated key reaches the server as sent; the error is at
+    // the object holding it and names the key. Otherwise valid and correctly signed.
+    let signed = authority
+        .sign_with(Kind::OrgRegister, seq, TS, org_body("twice"))
+        .to_string();
+    let other = authority
+        .sign_with(Kind::OrgRegister, seq, TS, org_body("other"))
+        .to_string();
+    let repeat = |text: &str, what: &str| {
+        let twice = text.replacen(what, &format!("{what},{what}"), 1);
+        assert_ne!(twice, text, "{what} is not in {text}");
+        twice
+    };
+    for (body, path, key) in [
+        (
+            repeat(&signed, r#""org_id":"twice""#),
+            "/entry/body",
+            "org_id",
+        ),
+        (repeat(&signed, r#""v":1"#), "/entry", "v"),
+        (
+            signed.replacen(
+                r#""sig":"#,
+                &format!(r#""sig":"{}","sig":"#, "0".repeat(128)),
+                1,
+            ),
+            "/",
+            "sig",
+        ),
+        (
+            format!("[{other}, {}]", repeat(&signed, r#""roles":["operator"]"#)),
+            "/1/entry/body",
+            "roles",
+        ),
+    ] {
+        let p = problem(&post(&agent, &entries_url, body.as_bytes()), 400, "invalid");
+        assert_eq!(error_paths(&p), [path], "{p}");
+        assert!(
+            p["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("{key:?} appears twice"))),
+            "{p}"
+        );
+        unchanged(&format!("{key} twice at {path}"));
+    }
+
+    // 400: a date before 1970 (year 0000), a control or bidirectional character in free
+    // text, a key.grant of a key that can never sign, a facility in province `national`.
+    let mut facility = json!({
+        "facility_id": "dc-national", "name": "Central DC", "province": "national",
+        "city": "Beijing", "lat_e6": 39_900_000, "lon_e6": 116_400_000,
+        "planned_it_kw": 1000, "planned_gpus": 100, "land_parcel": "BJ-1",
+        "announced": "2024-01-01"
+    });
+    for (envelope, path) in [
+        (
+            authority.sign_with(
+                Kind::OrgRegister,
+                seq,
+                "0000-01-01T00:00:00Z",
+                org_body("old"),
+            ),
+            "/entry/ts",
+        ),
+        (
+            authority.sign_with(
+                Kind::OrgRegister,
+                seq,
+                TS,
+                json!({"org_id": "bidi", "name": "Acme \u{202e}dtL", "roles": ["operator"]}),
+            ),
+            "/entry/body/name",
+        ),
+        (
+            authority.sign_with(
+                Kind::KeyGrant,
+                seq,
+                TS,
+                json!({"org_id": "acme", "public_key": format!("01{}", "00".repeat(31))}),
+            ),
+            "/entry/body/public_key",
+        ),
+        (
+            operator.sign_with(Kind::FacilityRegister, 1, TS, facility.clone()),
+            "/entry/body/province",
+        ),
+        (
+            {
+                facility["province"] = json!("Beijing");
+                facility["announced"] = json!("1969-12-31");
+                operator.sign_with(Kind::FacilityRegister, 1, TS, facility.clone())
+            },
+            "/entry/body/announced",
+        ),
+    ] {
+        let p = problem(&post_json(&agent, &server, &envelope), 400, "invalid");
+        assert!(error_paths(&p).iter().any(|e| e == path), "{p}");
+        unchanged(path);
+    }
+
     // 403: a bad signature.
     let mut forged = authority.sign_with(Kind::OrgRegister, seq, TS, org_body("forged"));
     corrupt_sig(&mut forged);
@@ -734,6 +835,29 @@ fn every_refusal_has_its_status_and_writes_nothing() {
     );
     assert!(p.get("expected_seq").is_none(), "{p}");
     unchanged("duplicate id");
+
+    // 409: a key.grant of the ledger's own checkpoint key (the test ledger's log key).
+    let p = problem(
+        &post_json(
+            &agent,
+            &server,
+            &authority.sign_with(
+                Kind::KeyGrant,
+                seq,
+                TS,
+                json!({"org_id": "acme", "public_key": public_hex(&key(2))}),
+            ),
+        ),
+        409,
+        "conflict",
+    );
+    assert!(
+        error_paths(&p)
+            .iter()
+            .any(|path| path == "/entry/body/public_key"),
+        "{p}"
+    );
+    unchanged("the checkpoint key granted");
 
     // 422: a reference to an unknown organisation.
     problem(

@@ -5,7 +5,7 @@ use dcledger::entry::Kind;
 use dcledger::reject::RejectClass;
 use serde_json::{Value, json};
 
-use crate::support::{Party, TestLedger};
+use crate::support::{ORIGIN, Party, TestLedger, key, public_hex};
 
 /// A ledger with an operator org ("op", key seed 3) and a revoked key (seed 4).
 fn fixture() -> (TestLedger, Party, Party) {
@@ -165,6 +165,118 @@ fn cases() -> Vec<Case> {
             message: "sig",
         },
         Case {
+            name: "ts before 1970 (year 0000)",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq;
+                vec![t.authority.sign_with(
+                    Kind::OrgRegister,
+                    seq,
+                    "0000-01-01T00:00:00Z",
+                    org("a"),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/ts",
+            message: "1970-01-01",
+        },
+        Case {
+            name: "ts one second before 1970",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq;
+                vec![t.authority.sign_with(
+                    Kind::OrgRegister,
+                    seq,
+                    "1969-12-31T23:59:59Z",
+                    org("a"),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/ts",
+            message: "1970-01-01",
+        },
+        Case {
+            name: "control character in an organisation's name",
+            build: |t, _, _| {
+                let mut body = org("a");
+                body["name"] = json!("Acme\u{0}Ltd");
+                vec![t.authority.sign(Kind::OrgRegister, body)]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/name",
+            message: "U+0000",
+        },
+        Case {
+            name: "key.grant of the identity point",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": format!("01{}", "00".repeat(31))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "small order",
+        },
+        Case {
+            name: "key.grant of a point of order 8",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "small order",
+        },
+        Case {
+            name: "key.grant of bytes that are no point of the curve",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": format!("02{}", "00".repeat(31))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "not the encoding of a point",
+        },
+        Case {
+            name: "key.grant of a non-canonical encoding (y = p + 3)",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": format!("f0{}7f", "ff".repeat(30))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "canonical",
+        },
+        Case {
+            name: "a key that can never sign outranks a wrong seq and an unknown organisation",
+            build: |t, _, _| {
+                let seq = t.authority.next_seq + 7;
+                vec![t.authority.sign_with(
+                    Kind::KeyGrant,
+                    seq,
+                    "2025-01-01T00:00:00Z",
+                    json!({"org_id": "nobody", "public_key": format!("01{}", "00".repeat(31))}),
+                )]
+            },
+            class: RejectClass::Invalid,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "small order",
+        },
+        Case {
             name: "bad signature",
             build: |t, _, _| {
                 let mut env = t.authority.sign(Kind::OrgRegister, org("a"));
@@ -311,6 +423,32 @@ fn cases() -> Vec<Case> {
             message: "granted once",
         },
         Case {
+            name: "the ledger's checkpoint key is never an entry key",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "op", "public_key": public_hex(&key(2))}),
+                )]
+            },
+            class: RejectClass::Conflict,
+            position: 0,
+            path: "/entry/body/public_key",
+            message: "checkpoint key",
+        },
+        Case {
+            name: "an unknown organisation outranks granting the checkpoint key",
+            build: |t, _, _| {
+                vec![t.authority.sign(
+                    Kind::KeyGrant,
+                    json!({"org_id": "nobody", "public_key": public_hex(&key(2))}),
+                )]
+            },
+            class: RejectClass::UnknownReference,
+            position: 0,
+            path: "/entry/body/org_id",
+            message: "not registered",
+        },
+        Case {
             name: "a revoked key is never granted again",
             build: |t, _, revoked| {
                 vec![t.authority.sign(
@@ -383,6 +521,95 @@ fn every_registry_refusal_names_the_field_and_writes_nothing() {
         let authority = t.authority.key.verifying_key().to_bytes();
         let signer = t.ledger.reader().signer(&authority).unwrap().unwrap();
         assert_eq!(signer.record.next_seq, 6, "{}", case.name);
+    }
+}
+
+/// The log's key is never an entry key (SPEC §6), the authority's included: a genesis
+/// whose checkpoint key is its own signer's is refused, and no ledger is made.
+#[test]
+fn a_genesis_signed_with_the_checkpoint_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let same = key(1);
+    let error = match dcledger::ledger::Ledger::init(&data, ORIGIN, "one key", &same, &same) {
+        Ok(_) => panic!("a ledger whose authority signs its checkpoints"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("conflict") && error.contains("/entry/body/checkpoint_key"),
+        "{error}"
+    );
+    let ledger = dcledger::ledger::Ledger::open(&data).expect("open");
+    assert_eq!(ledger.size(), 0, "the refused genesis was written");
+    // With a log key of its own, the same authority makes a ledger.
+    let other = tempfile::tempdir().expect("tempdir");
+    dcledger::ledger::Ledger::init(&other.path().join("data"), ORIGIN, "two", &same, &key(2))
+        .expect("init");
+}
+
+/// SPEC §2: an object that holds a key twice, anywhere in an envelope, is refused when
+/// the NDJSON line is parsed (`dcledger append`): 400 at the object, naming the key and
+/// the line, and nothing of its batch is written.
+#[test]
+fn a_repeated_key_in_an_ndjson_line_refuses_its_batch() {
+    let (mut t, _, _) = fixture();
+    let good = t
+        .authority
+        .sign(Kind::OrgRegister, org("first"))
+        .to_string();
+    let signed = t
+        .authority
+        .sign(Kind::OrgRegister, org("second"))
+        .to_string();
+    // The same key twice in the body, in the entry, and in the envelope itself; JSON text
+    // only, since a `Value` cannot hold a key twice.
+    let cases = [
+        (
+            signed.replacen(
+                r#""name":"Some Org""#,
+                r#""name":"Some Org","name":"Other Org""#,
+                1,
+            ),
+            "/entry/body",
+            "name",
+        ),
+        (
+            signed.replacen(
+                r#""kind":"org.register""#,
+                r#""kind":"org.register","kind":"org.register""#,
+                1,
+            ),
+            "/entry",
+            "kind",
+        ),
+        (
+            signed.replacen(r#","sig":"#, r#","sig":"00","sig":"#, 1),
+            "/",
+            "sig",
+        ),
+    ];
+    for (line, path, key) in cases {
+        assert_ne!(line, signed, "the test did not repeat {key}");
+        let size = t.ledger.size();
+        let input = std::io::Cursor::new(format!("{good}\n{line}\n"));
+        let summary = dcledger::bulk::append_ndjson(&mut t.ledger, input, |_| {}).expect("storage");
+        let refused = summary.refused.expect("a repeated key was accepted");
+        assert_eq!(refused.line, 2);
+        assert_eq!(refused.rejection.class, RejectClass::Invalid);
+        assert_eq!(
+            refused.rejection.errors[0].path, path,
+            "{}",
+            refused.rejection
+        );
+        assert!(
+            refused.rejection.errors[0]
+                .message
+                .contains(&format!("{key:?} appears twice")),
+            "{}",
+            refused.rejection
+        );
+        assert_eq!(summary.accepted, 0);
+        assert_eq!(t.ledger.size(), size, "{key}: the batch was written");
     }
 }
 

@@ -1279,7 +1279,6 @@ fn assumption_sources_default_config_query() {
 /// SPEC §9: `national` is reserved; a facility registered with that province is
 /// refused (400), so it can never be read as a province.
 #[test]
-#[ignore = "ingest accepts province \"national\" (SPEC §9 says 400): see the reports tests' notes"]
 fn a_facility_in_province_national_is_refused() {
     let mut w = World::new();
     w.flush();
