@@ -75,8 +75,9 @@ enum Command {
         data: PathBuf,
         /// The NDJSON file, or - for standard input.
         input: String,
-        /// After each durable batch, print a JSON line {"accepted", "checkpoint"} to
-        /// standard error: an acknowledgement a supervising process can rely on.
+        /// After each durable batch, print a JSON line {"accepted", "present",
+        /// "checkpoint"} to standard error: an acknowledgement a supervising process can
+        /// rely on (`present` counts entries the ledger held already, SPEC 3).
         #[arg(long)]
         report_batches: bool,
     },
@@ -586,8 +587,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     bar.set_message(format!("{} entries", p.accepted));
                 }
                 if report_batches {
-                    let ack =
-                        serde_json::json!({"accepted": p.accepted, "checkpoint": p.checkpoint});
+                    let ack = serde_json::json!({
+                        "accepted": p.accepted,
+                        "present": p.present,
+                        "checkpoint": p.checkpoint,
+                    });
                     eprintln!("{ack}");
                 }
             })?;
@@ -595,7 +599,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bar.finish_and_clear();
             }
             ledger.close()?;
-            println!("accepted {} entries", summary.accepted);
+            if summary.present > 0 {
+                // SPEC §3: a retry is answered, not written again.
+                println!(
+                    "accepted {} entries; {} were already in the ledger (nothing written for them)",
+                    summary.accepted, summary.present
+                );
+            } else {
+                println!("accepted {} entries", summary.accepted);
+            }
             print!("{}", summary.checkpoint);
             std::io::stdout().flush()?;
             if let Some(refused) = summary.refused {

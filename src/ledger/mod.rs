@@ -13,6 +13,7 @@ mod layout;
 mod reader;
 mod replay;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -30,7 +31,7 @@ use crate::domain::rules::Touch;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
-use crate::merkle::{Frontier, Hash};
+use crate::merkle::{self, Frontier, Hash};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
@@ -82,11 +83,15 @@ pub enum LedgerError {
     Stopped,
 }
 
-/// One admitted entry, as acknowledged.
+/// One entry of an acknowledged batch: admitted and written by it, or found in the
+/// ledger already (a retry, SPEC §3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub index: u64,
     pub leaf_hash: Hash,
+    /// The ledger held this very envelope (the same entry and signature) before the
+    /// batch came: nothing was written for it. A batch is wholly new or wholly present.
+    pub already_present: bool,
 }
 
 /// A durable batch: its entries and the checkpoint that first included them.
@@ -98,6 +103,50 @@ pub struct Receipt {
 
 /// The outcome of one all-or-nothing batch of a group commit.
 pub type BatchOutcome = Result<Vec<Appended>, BatchRejection>;
+
+/// Where the leaves admitted so far in a group commit go, by signer and seq.
+type Pending = std::collections::HashMap<(PublicKey, u64), u64>;
+
+/// What an accepted batch of a group commit amounts to.
+enum Span {
+    /// Written now, at these indexes.
+    New(std::ops::Range<u64>),
+    /// Every envelope already in the ledger: nothing written.
+    Present(Vec<Appended>),
+}
+
+impl Span {
+    /// The batch's entries; `hashes` are the leaf hashes of the group's new leaves,
+    /// from index `base`.
+    fn entries(self, base: u64, hashes: &[Hash]) -> Vec<Appended> {
+        match self {
+            Span::New(range) => range
+                .map(|index| Appended {
+                    index,
+                    leaf_hash: hashes[(index - base) as usize],
+                    already_present: false,
+                })
+                .collect(),
+            Span::Present(found) => found,
+        }
+    }
+}
+
+/// The refusal of a batch that mixes envelopes already in the ledger with new ones
+/// (SPEC §3), naming the first present one.
+fn mixed_batch(position: usize, index: u64) -> BatchRejection {
+    BatchRejection {
+        position,
+        rejection: crate::reject::Rejection::conflict(
+            "/entry",
+            format!(
+                "this entry and signature are already in the ledger, at index {index}, but the \
+                 batch also holds new entries; a batch is written whole or not at all: submit \
+                 the new entries without the ones already present"
+            ),
+        ),
+    }
+}
 
 /// What readers see: replaced whole after each commit, so a reader never observes a
 /// size whose nodes, locations or checkpoint are not yet in derived state.
@@ -368,27 +417,40 @@ impl Ledger {
         let base = self.log.size();
         let mut next = base;
         let mut leaves: Vec<Vec<u8>> = Vec::new();
-        // The kind, signer and facility of each admitted leaf, for its postings.
-        let mut leaf_terms: Vec<(Kind, PublicKey, Vec<Touch>)> = Vec::new();
-        let mut spans: Vec<Result<std::ops::Range<u64>, BatchRejection>> = Vec::new();
+        // The kind, signer, seq and facilities of each admitted leaf, for its postings.
+        let mut leaf_terms: Vec<(Kind, PublicKey, u64, Vec<Touch>)> = Vec::new();
+        // Where the entries admitted by earlier batches of this group will be, by signer
+        // and seq: a retry may come in the same group as the batch it repeats.
+        let mut pending = Pending::default();
+        let mut spans: Vec<Result<Span, BatchRejection>> = Vec::new();
         for size in sizes {
             let mark = overlay.mark();
             let start = next;
             let mut refused = None;
             let mut batch_leaves = Vec::with_capacity(size);
+            let mut present: Vec<(usize, Appended)> = Vec::new();
             for (position, p) in prepared.by_ref().take(size).enumerate() {
                 if refused.is_some() {
                     continue; // drain the rest of this batch
                 }
-                let outcome = p.map_err(AdmitError::Rejected).and_then(|p| {
-                    ingest::admit(&mut overlay, next, accepted, &p).map(|admitted| {
+                let p = match p {
+                    Ok(p) => p,
+                    Err(rejection) => {
+                        refused = Some(BatchRejection {
+                            position,
+                            rejection,
+                        });
+                        continue;
+                    }
+                };
+                if let Some(found) = self.find_present(&overlay, &pending, &leaves, base, &p)? {
+                    present.push((position, found));
+                    continue;
+                }
+                match ingest::admit(&mut overlay, next, accepted, &p) {
+                    Ok(admitted) => {
                         let leaf = entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex);
-                        (leaf, (p.kind, p.signer, admitted.touches))
-                    })
-                });
-                match outcome {
-                    Ok(leaf_and_terms) => {
-                        batch_leaves.push(leaf_and_terms);
+                        batch_leaves.push((leaf, (p.kind, p.signer, p.seq, admitted.touches)));
                         next += 1;
                     }
                     Err(AdmitError::Rejected(rejection)) => {
@@ -400,25 +462,42 @@ impl Ledger {
                     Err(AdmitError::Store(e)) => return Err(e.into()),
                 }
             }
+            // SPEC §3: a batch is wholly new or wholly present; one that mixes them is
+            // refused, naming the first envelope already present.
+            if refused.is_none()
+                && !batch_leaves.is_empty()
+                && let Some((position, found)) = present.first()
+            {
+                refused = Some(mixed_batch(*position, found.index));
+            }
             match refused {
                 Some(r) => {
                     overlay.rollback(mark);
                     next = start;
                     spans.push(Err(r));
                 }
+                None if batch_leaves.is_empty() => {
+                    spans.push(Ok(Span::Present(
+                        present.into_iter().map(|(_, found)| found).collect(),
+                    )));
+                }
                 None => {
                     for (leaf, terms) in batch_leaves {
+                        pending.insert((terms.1, terms.2), base + leaves.len() as u64);
                         leaves.push(leaf);
                         leaf_terms.push(terms);
                     }
-                    spans.push(Ok(start..next));
+                    spans.push(Ok(Span::New(start..next)));
                 }
             }
         }
         if leaves.is_empty() {
             let checkpoint = self.reader.checkpoint();
             return Ok((
-                spans.into_iter().map(|s| s.map(|_| Vec::new())).collect(),
+                spans
+                    .into_iter()
+                    .map(|s| s.map(|span| span.entries(base, &[])))
+                    .collect(),
                 checkpoint,
             ));
         }
@@ -440,14 +519,17 @@ impl Ledger {
             .zip(&locations)
             .zip(&leaf_terms)
             .enumerate()
-            .map(|(i, ((leaf, location), (kind, signer, touches)))| Landed {
-                index: base + i as u64,
-                leaf,
-                location: *location,
-                kind: *kind,
-                signer: *signer,
-                touches,
-            })
+            .map(
+                |(i, ((leaf, location), (kind, signer, seq, touches)))| Landed {
+                    index: base + i as u64,
+                    leaf,
+                    location: *location,
+                    kind: *kind,
+                    signer: *signer,
+                    seq: *seq,
+                    touches,
+                },
+            )
             .collect();
         let hashes = layout::record(&mut overlay, &mut frontier, &landed)?;
         assert_eq!(
@@ -465,18 +547,44 @@ impl Ledger {
 
         let outcomes = spans
             .into_iter()
-            .map(|span| {
-                span.map(|range| {
-                    range
-                        .map(|index| Appended {
-                            index,
-                            leaf_hash: hashes[(index - base) as usize],
-                        })
-                        .collect()
-                })
-            })
+            .map(|span| span.map(|span| span.entries(base, &hashes)))
             .collect();
         Ok((outcomes, self.reader.checkpoint()))
+    }
+
+    /// The entry this very envelope already is (SPEC §3: a retry), if the ledger holds
+    /// it: the signer's entry with the envelope's seq, when it has the same entry and
+    /// signature bytes. Looks among the leaves earlier batches of this group admitted
+    /// (`pending`, `leaves` from index `base`) and then in the committed ledger.
+    fn find_present(
+        &self,
+        overlay: &Overlay<'_>,
+        pending: &Pending,
+        leaves: &[Vec<u8>],
+        base: u64,
+        p: &ingest::Prepared,
+    ) -> Result<Option<Appended>, LedgerError> {
+        if !ingest::seq_taken(overlay, p)? {
+            return Ok(None);
+        }
+        let (index, leaf): (u64, Cow<'_, [u8]>) = match pending.get(&(p.signer, p.seq)) {
+            Some(&at) => match usize::try_from(at - base).ok().and_then(|i| leaves.get(i)) {
+                Some(leaf) => (at, Cow::Borrowed(leaf)),
+                None => unreachable!("a pending entry's leaf is among the group's leaves"),
+            },
+            None => match layout::signer_entry(&self.derived, &p.signer, p.seq)? {
+                Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
+                // The seq was taken by an earlier entry of this same batch: a replay.
+                None => return Ok(None),
+            },
+        };
+        Ok(
+            entry::leaf_holds(&leaf, &p.entry_jcs, &p.sig_hex).then(|| Appended {
+                index,
+                leaf_hash: merkle::leaf_hash(&leaf),
+                already_present: true,
+            }),
+        )
     }
 
     /// The `Applied` marker for the log's current end, with a freshly signed checkpoint.

@@ -163,15 +163,16 @@ fn apply_chunk(
         if s.index == 0 {
             state.genesis = overlay.get_decoded(GENESIS_KEY)?;
         }
-        admitted.push((p.kind, p.signer));
+        admitted.push((p.kind, p.signer, p.seq));
     }
-    for ((s, (kind, signer)), touched) in stored.iter().zip(admitted).zip(&facilities) {
+    for ((s, (kind, signer, seq)), touched) in stored.iter().zip(admitted).zip(&facilities) {
         landed.push(Landed {
             index: s.index,
             leaf: &s.leaf,
             location: s.location,
             kind,
             signer,
+            seq,
             touches: touched,
         });
     }
