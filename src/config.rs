@@ -1,8 +1,11 @@
 //! A ledger's one configuration file (SPEC §12): `[audit]` thresholds and `[valuation]`
-//! assumptions, every value a default that the file may override. `config_b3` names the
-//! configuration an answer was computed under (SPEC §9 "Citable").
+//! assumptions, every value a default that the file may override, and `[log]`, where the
+//! log's checkpoint key is (SPEC §11). `config_b3` names the configuration an answer was
+//! computed under (SPEC §9 "Citable"); where the key is changes no answer, so it is not
+//! part of it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +18,28 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The `[valuation]` table: only the assumptions the file sets.
     pub valuation: Overrides,
+    pub log: LogConfig,
+}
+
+/// The `[log]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The PEM file of the key that signs the ledger's checkpoints (SPEC §11), outside
+    /// the data directory. A relative path is relative to the configuration file's
+    /// directory (the CLI resolves it). `--log-key` overrides it.
+    pub key: Option<PathBuf>,
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), String> {
+        match &self.key {
+            Some(path) if path.as_os_str().is_empty() => {
+                Err("key is empty: give the path of the log key's PEM file".into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +50,8 @@ pub enum ConfigError {
     Audit(String),
     #[error("config: [valuation] {0}")]
     Valuation(#[from] AssumptionError),
+    #[error("config: [log] {0}")]
+    Log(String),
     #[error(
         "config: `{0}` stands outside any table: this is a thresholds file of the old flat format. \
          Put `[audit]` on a line of its own at the top, and rename each `[reference_prices.MODEL]` \
@@ -46,6 +73,8 @@ struct File {
     audit: Option<AuditConfig>,
     #[serde(default)]
     valuation: Option<toml::Table>,
+    #[serde(default)]
+    log: Option<LogConfig>,
 }
 
 impl Config {
@@ -57,7 +86,7 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.to_string()))?;
         for (key, value) in &table {
             match key.as_str() {
-                "audit" | "valuation" => {}
+                "audit" | "valuation" | "log" => {}
                 "server" | "witness" => return Err(ConfigError::Unsupported(key.clone())),
                 _ if !value.is_table() || AuditConfig::is_field(key) => {
                     return Err(ConfigError::FlatThresholds(key.clone()));
@@ -72,7 +101,13 @@ impl Config {
         for (name, value) in file.valuation.unwrap_or_default() {
             valuation.set_toml(&name, &value)?;
         }
-        Ok(Config { audit, valuation })
+        let log = file.log.unwrap_or_default();
+        log.validate().map_err(ConfigError::Log)?;
+        Ok(Config {
+            audit,
+            valuation,
+            log,
+        })
     }
 
     /// BLAKE3 (hex) of the configuration in force: the audit thresholds and the value
@@ -126,6 +161,7 @@ mod tests {
             assert_eq!(c.valuation.get(*a), Some(a.default_value()), "{}", a.name());
         }
         assert_eq!(c.valuation.rent_models().count(), 0);
+        assert_eq!(c.log, LogConfig::default());
     }
 
     #[test]
@@ -138,7 +174,16 @@ mod tests {
         assert_eq!(c.valuation.rent("H100"), Some(900_000));
         let c = Config::from_toml("[valuation.rent]\nA100 = 7\n").unwrap();
         assert_eq!(c.valuation.rent("A100"), Some(7));
+        let c = Config::from_toml("[log]\nkey = \"/etc/dcledger/log.pem\"\n").unwrap();
+        assert_eq!(c.log.key, Some(PathBuf::from("/etc/dcledger/log.pem")));
+        assert_eq!(
+            c.b3(&Overrides::default()),
+            Config::default().b3(&Overrides::default())
+        );
         for (text, names) in [
+            ("[log]\nkey = \"\"\n", "[log] key is empty"),
+            ("[log]\nkey = 3\n", "key"),
+            ("[log]\npath = \"k.pem\"\n", "path"),
             ("[audit]\nidle_utilisation = 40\n", "idle_utilisation"),
             ("[audit]\nwindow_months = 0\n", "window_months"),
             ("idle_utilization_pct = 40\n", "old flat format"),

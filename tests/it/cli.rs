@@ -102,9 +102,13 @@ fn walkthrough_openssl_keys_python_signature_proof() {
     );
     std::fs::write(p("batch.ndjson"), [org.stdout, grant.stdout].concat()).unwrap();
 
+    // The log key stays where it was: init copies nothing into the data directory, and
+    // every writer is given the key.
+    assert!(!data.join("log-key.pem").exists());
     let append = |file: &str| {
         bin()
-            .args(["append", "--data", path_str(&data), path_str(&p(file))])
+            .args(["append", "--data", path_str(&data)])
+            .args(["--log-key", path_str(&p("log.pem")), path_str(&p(file))])
             .output()
             .unwrap()
     };

@@ -20,7 +20,7 @@ use dcledger::server::{MAX_BODY_BYTES, ROUTES};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Party, TestLedger, bin, demo_dir, init_demo_ledger, path_str, run_ok, stdout,
+    Party, TestLedger, bin, demo_dir, init_demo_ledger, log_key_file, path_str, run_ok, stdout,
 };
 
 /// How long a server may take to print its address.
@@ -52,8 +52,22 @@ impl Server {
         )
     }
 
-    /// Starts `dcledger` with `args` (a command that ends up serving).
+    /// Starts `dcledger` with `args` (a command that ends up serving). A `serve` given no
+    /// `--log-key` is given the test ledger's (`support::log_key_file`).
     pub(crate) fn start_with(args: &[&str], log: &Path) -> Server {
+        let key_file = match args {
+            ["serve", rest @ ..] if !rest.contains(&"--log-key") => rest
+                .iter()
+                .position(|a| *a == "--data")
+                .and_then(|i| rest.get(i + 1))
+                .map(|data| log_key_file(Path::new(data))),
+            _ => None,
+        };
+        let mut args = args.to_vec();
+        if let Some(file) = &key_file {
+            args.extend(["--log-key", path_str(file)]);
+        }
+        let args = args.as_slice();
         let mut last = String::new();
         let started = Instant::now();
         for _ in 0..20 {
@@ -156,8 +170,21 @@ impl Server {
         NoteVerifier::parse(&self.vkey).expect("the server's verifier key parses")
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGKILL at once, without waiting (the guard reaps the process when dropped).
+    pub(crate) fn kill(&self) {
+        let pid = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .expect("a child's pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+    }
+
     /// Sends SIGTERM and waits (bounded) for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
