@@ -25,7 +25,7 @@ fn main() {
     // The full audit as `dcledger audit` runs it: open the ledger, load the
     // projections, run every rule. The kept ledger is audited where it lies.
     let as_of = {
-        let ledger = Ledger::open(kept).expect("open");
+        let ledger = Ledger::open_to_read(kept).expect("open");
         let reader = ledger.reader();
         let start = Instant::now();
         let snapshot = Snapshot::load(&reader).expect("load");
@@ -48,7 +48,7 @@ fn main() {
     // kept ledger stays without the last month.
     let _ = std::fs::remove_dir_all(&data);
     world::copy_dir(kept, &data);
-    let mut ledger = Ledger::open(&data).expect("open");
+    let mut ledger = Ledger::open(&data, world.log_key.clone()).expect("open");
     let reader = ledger.reader();
     let mut snapshot = Snapshot::load(&reader).expect("load");
     snapshot.audit(as_of, &audit_config);

@@ -148,6 +148,7 @@ fn main() {
         data,
         listen: "127.0.0.1:0".into(),
         config: dcledger::config::Config::default(),
+        log_key: key(2),
     };
     std::thread::spawn(move || {
         serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");

@@ -83,6 +83,7 @@ fn main() {
         data: world.kept.clone(),
         listen: "127.0.0.1:0".into(),
         config: dcledger::config::Config::default(),
+        log_key: world.log_key.clone(),
     };
     std::thread::spawn(move || {
         serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");

@@ -1,6 +1,8 @@
 //! Bulk append of NDJSON envelopes (`dcledger append`): one envelope per line, committed
 //! in all-or-nothing batches of up to `MAX_BATCH_ENTRIES`. A refused batch stops the run;
-//! batches before it stay committed, and the refusal names the input line.
+//! batches before it stay committed, and the refusal names the input line. A batch whose
+//! envelopes are all in the ledger already is a retry (SPEC §3): counted, not written, so
+//! a run cut short (a crash, a kill) is finished by running it again on the same input.
 //!
 //! Two stages overlap: a reader thread parses and prepares (schema, signatures, on every
 //! core) the next batch while the caller's thread admits and syncs the previous one, so
@@ -40,7 +42,10 @@ pub struct LineRejection {
 
 #[derive(Debug, Clone)]
 pub struct BulkSummary {
+    /// Entries written by this run.
     pub accepted: u64,
+    /// Entries of the input that the ledger held already (nothing written for them).
+    pub present: u64,
     pub checkpoint: Arc<str>,
     pub refused: Option<LineRejection>,
 }
@@ -50,6 +55,7 @@ pub struct BulkSummary {
 pub struct Progress<'a> {
     pub bytes_read: u64,
     pub accepted: u64,
+    pub present: u64,
     /// The checkpoint that covers every entry accepted so far.
     pub checkpoint: &'a str,
 }
@@ -145,6 +151,7 @@ pub fn append_ndjson(
     let now = ledger.clock();
     let origin = ledger.origin().map(str::to_string);
     let mut accepted = 0u64;
+    let mut present = 0u64;
     let mut refused = None;
     std::thread::scope(|scope| -> Result<(), BulkError> {
         let (tx, rx) = mpsc::sync_channel(PIPELINE_DEPTH);
@@ -158,7 +165,13 @@ pub fn append_ndjson(
                 } => {
                     let (mut outcomes, _) = ledger.append_prepared(vec![prepared])?;
                     match outcomes.pop() {
-                        Some(Ok(entries)) => accepted += entries.len() as u64,
+                        Some(Ok(entries)) => {
+                            let n = entries.len() as u64;
+                            match entries.first() {
+                                Some(e) if e.already_present => present += n,
+                                _ => accepted += n,
+                            }
+                        }
                         Some(Err(refusal)) => {
                             refused = Some(LineRejection {
                                 line: lines.get(refusal.position).copied().unwrap_or_default(),
@@ -171,6 +184,7 @@ pub fn append_ndjson(
                     progress(Progress {
                         bytes_read,
                         accepted,
+                        present,
                         checkpoint: ledger.checkpoint(),
                     });
                 }
@@ -186,6 +200,7 @@ pub fn append_ndjson(
     })?;
     Ok(BulkSummary {
         accepted,
+        present,
         checkpoint: ledger.reader().checkpoint(),
         refused,
     })

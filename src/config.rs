@@ -1,9 +1,11 @@
 //! A ledger's one configuration file (SPEC §12): `[audit]` thresholds, `[valuation]`
-//! assumptions and `[server]` bounds, every value a default that the file may override.
-//! `config_b3` names the configuration an answer was computed under (SPEC §9 "Citable");
-//! the server's bounds change no answer, so they are not part of it.
+//! assumptions and `[server]` bounds, every value a default that the file may override,
+//! and `[log]`, where the log's checkpoint key is (SPEC §11). `config_b3` names the
+//! configuration an answer was computed under (SPEC §9 "Citable"); the server's bounds
+//! and where the key is change no answer, so they are not part of it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,7 @@ pub struct Config {
     /// The `[valuation]` table: only the assumptions the file sets.
     pub valuation: Overrides,
     pub server: ServerConfig,
+    pub log: LogConfig,
 }
 
 /// The `[server]` table (SPEC §10): what a server facing the open internet allows each
@@ -125,6 +128,27 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     Ok(())
 }
 
+/// The `[log]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The PEM file of the key that signs the ledger's checkpoints (SPEC §11), outside
+    /// the data directory. A relative path is relative to the configuration file's
+    /// directory (the CLI resolves it). `--log-key` overrides it.
+    pub key: Option<PathBuf>,
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), String> {
+        match &self.key {
+            Some(path) if path.as_os_str().is_empty() => {
+                Err("key is empty: give the path of the log key's PEM file".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
@@ -135,6 +159,8 @@ pub enum ConfigError {
     Valuation(#[from] AssumptionError),
     #[error("config: [server] {0}")]
     Server(String),
+    #[error("config: [log] {0}")]
+    Log(String),
     #[error(
         "config: `{0}` stands outside any table: this is a thresholds file of the old flat format. \
          Put `[audit]` on a line of its own at the top, and rename each `[reference_prices.MODEL]` \
@@ -158,6 +184,7 @@ struct File {
     valuation: Option<toml::Table>,
     #[serde(default)]
     server: Option<ServerConfig>,
+    log: Option<LogConfig>,
 }
 
 impl Config {
@@ -169,7 +196,7 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.to_string()))?;
         for (key, value) in &table {
             match key.as_str() {
-                "audit" | "valuation" | "server" => {}
+                "audit" | "valuation" | "server" | "log" => {}
                 "witness" => return Err(ConfigError::Unsupported(key.clone())),
                 _ if !value.is_table() || AuditConfig::is_field(key) => {
                     return Err(ConfigError::FlatThresholds(key.clone()));
@@ -186,10 +213,13 @@ impl Config {
         }
         let server = file.server.unwrap_or_default();
         server.validate().map_err(ConfigError::Server)?;
+        let log = file.log.unwrap_or_default();
+        log.validate().map_err(ConfigError::Log)?;
         Ok(Config {
             audit,
             valuation,
             server,
+            log,
         })
     }
 
@@ -245,6 +275,7 @@ mod tests {
         }
         assert_eq!(c.valuation.rent_models().count(), 0);
         assert_eq!(c.server, ServerConfig::default());
+        assert_eq!(c.log, LogConfig::default());
     }
 
     #[test]
@@ -260,7 +291,16 @@ mod tests {
         let c = Config::from_toml("[server]\nidle_timeout_ms = 2500\n").unwrap();
         assert_eq!(c.server.idle_timeout_ms, 2500);
         assert_eq!(c.server.max_connections, limits::DEFAULT_MAX_CONNECTIONS);
+        let c = Config::from_toml("[log]\nkey = \"/etc/dcledger/log.pem\"\n").unwrap();
+        assert_eq!(c.log.key, Some(PathBuf::from("/etc/dcledger/log.pem")));
+        assert_eq!(
+            c.b3(&Overrides::default()),
+            Config::default().b3(&Overrides::default())
+        );
         for (text, names) in [
+            ("[log]\nkey = \"\"\n", "[log] key is empty"),
+            ("[log]\nkey = 3\n", "key"),
+            ("[log]\npath = \"k.pem\"\n", "path"),
             ("[audit]\nidle_utilisation = 40\n", "idle_utilisation"),
             ("[audit]\nwindow_months = 0\n", "window_months"),
             ("idle_utilization_pct = 40\n", "old flat format"),

@@ -4,6 +4,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use ed25519_dalek::SigningKey;
+
 use crate::audit::{self, AuditRequest};
 use crate::bulk::{self, BulkError};
 use crate::keys::{self, KeyError};
@@ -36,11 +38,17 @@ pub struct DemoSummary {
     pub findings: usize,
 }
 
+/// The demo ledger's checkpoint key: a demo-only key, compiled in, so the demo needs no
+/// key file (a real ledger's lives outside its data directory, SPEC §11).
+pub fn log_key() -> Result<SigningKey, KeyError> {
+    keys::parse_signing_key(LOG_PEM, Path::new("fixtures/demo/keys/log.pem"))
+}
+
 /// Creates the demo ledger in `dir` (new or empty) and audits it.
 pub fn prepare(dir: &Path) -> Result<DemoSummary, DemoError> {
     let authority =
         keys::parse_signing_key(AUTHORITY_PEM, Path::new("fixtures/demo/keys/authority.pem"))?;
-    let log = keys::parse_signing_key(LOG_PEM, Path::new("fixtures/demo/keys/log.pem"))?;
+    let log = log_key()?;
     let mut ledger = Ledger::init(dir, ORIGIN, "dcledger demo world", &authority, &log)?;
     let summary = bulk::append_ndjson(&mut ledger, Cursor::new(ENTRIES), |_| {})?;
     if let Some(r) = summary.refused {

@@ -247,6 +247,18 @@ pub fn leaf_bytes(accepted: &str, entry_jcs: &[u8], sig_hex: &str) -> Vec<u8> {
     leaf
 }
 
+/// Whether `leaf` holds exactly this entry (`JCS(entry)`) and signature, whenever it was
+/// accepted: how a retry is told from a replay (SPEC §3). The comparison is of the bytes
+/// `leaf_bytes` would write, so a leaf holds an envelope only if it is that envelope.
+pub fn leaf_holds(leaf: &[u8], entry_jcs: &[u8], sig_hex: &str) -> bool {
+    // `{"accepted":"<instant>",...`: an instant has no character JSON escapes.
+    let accepted = leaf
+        .strip_prefix(b"{\"accepted\":\"")
+        .and_then(|rest| rest.get(..rest.iter().position(|&b| b == b'"')?))
+        .and_then(|bytes| std::str::from_utf8(bytes).ok());
+    accepted.is_some_and(|accepted| leaf_bytes(accepted, entry_jcs, sig_hex) == leaf)
+}
+
 fn json_string(s: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(&jcs::canonical(&Value::String(s.to_string())).unwrap_or_default());
 }
@@ -279,6 +291,26 @@ mod tests {
             "accepted": "2025-01-01T00:00:05Z", "entry": entry, "sig": "ef"}))
         .unwrap();
         assert_eq!(built, reference);
+    }
+
+    #[test]
+    fn a_leaf_holds_only_its_own_entry_and_signature() {
+        let entry_jcs = br#"{"kind":"org.register","seq":3}"#;
+        let leaf = leaf_bytes("2025-01-01T00:00:05Z", entry_jcs, "ef");
+        assert!(leaf_holds(&leaf, entry_jcs, "ef"));
+        assert!(!leaf_holds(&leaf, entry_jcs, "ee"), "another signature");
+        assert!(!leaf_holds(
+            &leaf,
+            br#"{"kind":"org.register","seq":4}"#,
+            "ef"
+        ));
+        assert!(!leaf_holds(
+            &leaf,
+            br#"{"kind":"org.register","seq":3} "#,
+            "ef"
+        ));
+        assert!(!leaf_holds(b"{}", entry_jcs, "ef"));
+        assert!(!leaf_holds(b"", entry_jcs, "ef"));
     }
 
     const ORIGIN: &str = "dcledger.example/cn-henan";

@@ -21,7 +21,7 @@ use crate::limits::{MAX_LEAF_BYTES, MAX_TS_AHEAD_S};
 use crate::registry::{self, AdmitError, SignerRecord};
 use crate::reject::{RejectClass, Rejection};
 use crate::schema;
-use crate::store::derived::Overlay;
+use crate::store::derived::{DerivedError, Overlay};
 
 /// An envelope that passed every check that needs no ledger state.
 #[derive(Clone, Debug)]
@@ -243,6 +243,14 @@ pub fn prepare_all(
 pub struct Admitted {
     /// What the entry changed in the projections, each once.
     pub touches: Vec<domain::rules::Touch>,
+}
+
+/// Whether the signer has already used `p.seq` (SPEC §3): the envelope is then either a
+/// retry of the entry the ledger holds with that seq, if it is the same entry and
+/// signature, or a replay, which `admit` refuses. Signers whose key the ledger does not
+/// know have used no seq.
+pub fn seq_taken(state: &Overlay<'_>, p: &Prepared) -> Result<bool, DerivedError> {
+    Ok(registry::signer(state, &p.signer)?.is_some_and(|s| p.seq < s.next_seq))
 }
 
 /// Judges a prepared entry against the ledger state at `index` and records its effects.

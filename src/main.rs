@@ -12,12 +12,13 @@ use serde_json::Value;
 use dcledger::config::{self, Config};
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
-use dcledger::ledger::Ledger;
+use dcledger::ledger::{self, Ledger};
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
     audit, bulk, checkpoint, client, dates, json, keys, proofcheck, report, server, synthetic,
     views,
 };
+use ed25519_dalek::SigningKey;
 
 #[derive(Parser)]
 #[command(
@@ -66,7 +67,8 @@ enum Command {
         name: Option<String>,
         #[arg(long)]
         authority_key: PathBuf,
-        /// The key that signs checkpoints; a copy is kept in the data directory.
+        /// The key that signs checkpoints. It is not copied into the data directory: keep
+        /// it elsewhere and give it to every command that writes (serve, append, reindex).
         #[arg(long)]
         log_key: PathBuf,
     },
@@ -74,10 +76,17 @@ enum Command {
     Append {
         #[arg(long)]
         data: PathBuf,
+        /// The key that signs the ledger's checkpoints (default: [log] key of --config).
+        #[arg(long)]
+        log_key: Option<PathBuf>,
+        /// The configuration file (TOML; its [log] key is read).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// The NDJSON file, or - for standard input.
         input: String,
-        /// After each durable batch, print a JSON line {"accepted", "checkpoint"} to
-        /// standard error: an acknowledgement a supervising process can rely on.
+        /// After each durable batch, print a JSON line {"accepted", "present",
+        /// "checkpoint"} to standard error: an acknowledgement a supervising process can
+        /// rely on (`present` counts entries the ledger held already, SPEC 3).
         #[arg(long)]
         report_batches: bool,
     },
@@ -131,7 +140,10 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// The configuration file (TOML: [audit], [valuation], [server] bounds; see
+        /// The key that signs the ledger's checkpoints (default: [log] key of --config).
+        #[arg(long)]
+        log_key: Option<PathBuf>,
+        /// The configuration file (TOML: [log], [audit], [valuation], [server] bounds; see
         /// `audit --print-config`).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -220,6 +232,12 @@ enum Command {
     Reindex {
         #[arg(long)]
         data: PathBuf,
+        /// The key that signs the ledger's checkpoints (default: [log] key of --config).
+        #[arg(long)]
+        log_key: Option<PathBuf>,
+        /// The configuration file (TOML; its [log] key is read).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -322,8 +340,38 @@ fn die_on_broken_pipe() {
     }
 }
 
+/// The checkpoint key for a command that signs checkpoints of the ledger in `data`
+/// (SPEC §11): `--log-key`, else the configuration's `[log] key` (relative to the
+/// configuration file), else the key file of a data directory made before the key moved
+/// out, with a warning.
+fn log_key(
+    data: &Path,
+    given: Option<PathBuf>,
+    config: &Config,
+    config_path: Option<&Path>,
+) -> Result<SigningKey> {
+    let from_config = config
+        .log
+        .key
+        .as_ref()
+        .map(|key| match config_path.and_then(Path::parent) {
+            Some(dir) if key.is_relative() => dir.join(key),
+            _ => key.clone(),
+        });
+    let found = ledger::find_log_key(data, given.or(from_config).as_deref())?;
+    if found.inside_data {
+        eprintln!(
+            "warning: the log key {} is inside the data directory, so any copy or backup of \
+             the directory can sign checkpoints; move it elsewhere (mode 0600) and give it with \
+             --log-key FILE or [log] key in the configuration file",
+            found.path.display()
+        );
+    }
+    Ok(found.key)
+}
+
 /// Serves until a signal; prints where, and what to try.
-fn serve(data: PathBuf, listen: String, config: Config) -> Result<()> {
+fn serve(data: PathBuf, listen: String, config: Config, log_key: SigningKey) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
@@ -332,6 +380,7 @@ fn serve(data: PathBuf, listen: String, config: Config) -> Result<()> {
         data,
         listen,
         config,
+        log_key,
     };
     server::serve(
         serve_config,
@@ -403,7 +452,7 @@ fn run_report(command: ReportCommand) -> Result<String> {
             format,
         } => {
             let config = load_config(config.as_deref())?;
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             let reader = ledger.reader();
             let snapshot = audit::Snapshot::load(&reader)?;
             let query = Overrides::default();
@@ -451,7 +500,7 @@ fn run_report(command: ReportCommand) -> Result<String> {
                         .with_context(|| format!("{flag} {item:?}"))?;
                 }
             }
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             let reader = ledger.reader();
             let snapshot = audit::Snapshot::load(&reader)?;
             let request = report::Request {
@@ -585,13 +634,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             print!("{}", reader.checkpoint());
             ledger.close()?;
+            eprintln!(
+                "the log key stays in {} (it is not copied into the data directory): give it \
+                 to serve, append and reindex with --log-key, or as [log] key in the \
+                 configuration file",
+                log_key.display()
+            );
         }
         Command::Append {
             data,
+            log_key: key_path,
+            config,
             input,
             report_batches,
         } => {
-            let mut ledger = Ledger::open(&data)?;
+            let settings = load_config(config.as_deref())?;
+            let key = log_key(&data, key_path, &settings, config.as_deref())?;
+            let mut ledger = Ledger::open(&data, key)?;
             let total_bytes = if input == "-" {
                 None
             } else {
@@ -607,8 +666,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     bar.set_message(format!("{} entries", p.accepted));
                 }
                 if report_batches {
-                    let ack =
-                        serde_json::json!({"accepted": p.accepted, "checkpoint": p.checkpoint});
+                    let ack = serde_json::json!({
+                        "accepted": p.accepted,
+                        "present": p.present,
+                        "checkpoint": p.checkpoint,
+                    });
                     eprintln!("{ack}");
                 }
             })?;
@@ -616,7 +678,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bar.finish_and_clear();
             }
             ledger.close()?;
-            println!("accepted {} entries", summary.accepted);
+            if summary.present > 0 {
+                // SPEC §3: a retry is answered, not written again.
+                println!(
+                    "accepted {} entries; {} were already in the ledger (nothing written for them)",
+                    summary.accepted, summary.present
+                );
+            } else {
+                println!("accepted {} entries", summary.accepted);
+            }
             print!("{}", summary.checkpoint);
             std::io::stdout().flush()?;
             if let Some(refused) = summary.refused {
@@ -628,15 +698,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Get { data, index } => {
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             print_json(&views::entry(&ledger.reader().entry(index)?)?);
         }
         Command::Checkpoint { data } => {
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             print!("{}", ledger.reader().checkpoint());
         }
         Command::VerifierKey { data } => {
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             println!(
                 "{}",
                 ledger
@@ -646,16 +716,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Proof { proof } => match proof {
             ProofCommand::Inclusion { data, index, size } => {
-                let ledger = Ledger::open(&data)?;
+                let ledger = Ledger::open_to_read(&data)?;
                 print_json(&views::inclusion(&ledger.reader().inclusion(index, size)?));
             }
             ProofCommand::Consistency { data, from, to } => {
-                let ledger = Ledger::open(&data)?;
+                let ledger = Ledger::open_to_read(&data)?;
                 print_json(&views::consistency(&ledger.reader().consistency(from, to)?));
             }
         },
         Command::Verify { data } => {
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             let report = ledger.verify()?;
             println!(
                 "ok: {} entries, root {}, latest checkpoint (size {}) verifies",
@@ -700,9 +770,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             data,
             listen,
+            log_key: key_path,
             config,
         } => {
-            serve(data, listen, load_config(config.as_deref())?)?;
+            let settings = load_config(config.as_deref())?;
+            let key = log_key(&data, key_path, &settings, config.as_deref())?;
+            serve(data, listen, settings, key)?;
         }
         Command::Submit {
             server,
@@ -761,7 +834,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (rule, n) in &demo.findings_by_rule {
                 println!("  {n:>4}  {rule}");
             }
-            serve(data, listen, Config::default())?;
+            serve(data, listen, Config::default(), dcledger::demo::log_key()?)?;
         }
         Command::Gen {
             facilities,
@@ -794,7 +867,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out.display()
             );
             println!(
-                "load it: dcledger init --data DIR --origin {} --authority-key {k}/authority.pem --log-key {k}/log.pem && dcledger append --data DIR {}",
+                "load it: dcledger init --data DIR --origin {} --authority-key {k}/authority.pem --log-key {k}/log.pem && dcledger append --data DIR --log-key {k}/log.pem {}",
                 config.origin,
                 out.join("entries.ndjson").display(),
                 k = out.join("keys").display()
@@ -830,7 +903,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })?),
                 None => None,
             };
-            let ledger = Ledger::open(&data)?;
+            let ledger = Ledger::open_to_read(&data)?;
             let reader = ledger.reader();
             let request = audit::AuditRequest {
                 as_of,
@@ -859,8 +932,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report { report } => {
             print_text(&run_report(report)?)?;
         }
-        Command::Reindex { data } => {
-            let ledger = Ledger::reindex(&data)?;
+        Command::Reindex {
+            data,
+            log_key: key_path,
+            config,
+        } => {
+            let settings = load_config(config.as_deref())?;
+            let key = log_key(&data, key_path, &settings, config.as_deref())?;
+            let ledger = Ledger::reindex(&data, key)?;
             println!("reindexed {} entries", ledger.size());
             ledger.close()?;
         }

@@ -28,6 +28,8 @@ pub struct World {
     /// The last month's entries, NDJSON.
     #[allow(dead_code)] // The reports benchmark serves `kept` itself.
     pub after: String,
+    /// The key that signs the ledgers' checkpoints (kept outside them, SPEC §11).
+    pub log_key: ed25519_dalek::SigningKey,
 }
 
 #[allow(dead_code)] // Not every benchmark copies the ledger.
@@ -101,9 +103,9 @@ pub fn world() -> World {
     }
     let (before, after) = text.split_at(split);
 
+    let log = load_signing_key(&world.join("keys/log.pem")).expect("key");
     if !reuse {
         let authority = load_signing_key(&world.join("keys/authority.pem")).expect("key");
-        let log = load_signing_key(&world.join("keys/log.pem")).expect("key");
         let mut ledger = Ledger::init(&kept, ORIGIN, "bench", &authority, &log).expect("init");
         let start = Instant::now();
         let appended =
@@ -121,5 +123,6 @@ pub fn world() -> World {
         dir,
         kept,
         after: after.to_string(),
+        log_key: log,
     }
 }

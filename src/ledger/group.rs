@@ -168,7 +168,7 @@ fn run(
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     let answer = match outcome {
                         Ok(entries) => {
-                            wrote += entries.len() as u64;
+                            wrote += entries.iter().filter(|e| !e.already_present).count() as u64;
                             stats.batches_accepted.fetch_add(1, Ordering::Relaxed);
                             Ok(Receipt {
                                 entries,

@@ -9,6 +9,11 @@
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
 //!   one per entry.
+//! - Seq anchors: key `q | signer | (seq - 1) / SEQ_SPAN (u64 BE)`, value the index of
+//!   the signer's entry with seq `1 + k * SEQ_SPAN`: every `SEQ_SPAN`-th entry of a
+//!   signer. The entry with any other seq is the anchor's followed by that many more of
+//!   the signer's postings (each signer's seqs run 1, 2, 3 … in ledger order, SPEC §3),
+//!   so finding it reads one anchor and at most `SEQ_SPAN` postings, whatever the size.
 //! - Change log: key `t | first index of a chunk of CHANGE_SPAN entries (u64 BE)`, value
 //!   what the entries of that chunk changed, in ledger order: a facility's records (by
 //!   id), or a monthly report reduced to its figures (`domain::figures`). Readers that
@@ -23,7 +28,9 @@ use crate::domain::rules::Touch;
 use crate::entry::Kind;
 use crate::keys::PublicKey;
 use crate::merkle::{self, Frontier, Hash, NodeId};
-use crate::store::derived::{DerivedError, Overlay, append_encoded, decode, encode, family, key};
+use crate::store::derived::{
+    Derived, DerivedError, Overlay, append_encoded, decode, encode, family, key,
+};
 use crate::store::segment::RecordLocation;
 
 /// Entries per postings chunk; offsets fit in a `u16`.
@@ -65,8 +72,66 @@ pub(crate) fn change_key(index: u64) -> Vec<u8> {
 }
 
 pub(crate) fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
+    let mut k = posting_prefix(family, term);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// Every postings chunk of one term starts with this.
+fn posting_prefix(family: u8, term: &[u8]) -> Vec<u8> {
     let len = u8::try_from(term.len()).unwrap_or(u8::MAX);
-    key(family, &[&[len], term, &chunk.to_be_bytes()])
+    key(family, &[&[len], term])
+}
+
+/// A signer's entries per seq anchor. Anchors cost one key per this many entries; a
+/// lookup reads at most this many postings past its anchor.
+pub const SEQ_SPAN: u64 = 64;
+
+fn seq_anchor_key(signer: &PublicKey, block: u64) -> Vec<u8> {
+    key(family::SEQ_ANCHOR, &[signer, &block.to_be_bytes()])
+}
+
+/// The index of `signer`'s entry with `seq` in the ledger as derived state holds it
+/// (committed leaves only), or `None` if it holds no such entry.
+pub(crate) fn signer_entry(
+    derived: &Derived,
+    signer: &PublicKey,
+    seq: u64,
+) -> Result<Option<u64>, DerivedError> {
+    let Some(before) = seq.checked_sub(1) else {
+        return Ok(None); // seqs start at 1
+    };
+    let anchor_key = seq_anchor_key(signer, before / SEQ_SPAN);
+    let Some(anchor) = derived.get_decoded::<u64>(&anchor_key)? else {
+        return Ok(None);
+    };
+    // The signer's entries from the anchor on are its postings at or after the anchor's
+    // index, in order; the one wanted is `before % SEQ_SPAN` past the anchor.
+    let mut skip = before % SEQ_SPAN;
+    let prefix = posting_prefix(family::BY_SIGNER, signer);
+    let start = posting_key(family::BY_SIGNER, signer, anchor / POSTING_SPAN);
+    for kv in derived.range_from(&start, family::BY_SIGNER) {
+        let (k, v) = kv?;
+        let Some(chunk) = k
+            .strip_prefix(prefix.as_slice())
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+            .map(u64::from_be_bytes)
+        else {
+            break; // past this signer's postings
+        };
+        let offsets: Vec<u16> = decode(&k, &v)?;
+        for offset in offsets {
+            let index = chunk * POSTING_SPAN + u64::from(offset);
+            if index < anchor {
+                continue;
+            }
+            if skip == 0 {
+                return Ok(Some(index));
+            }
+            skip -= 1;
+        }
+    }
+    Ok(None)
 }
 
 /// A leaf that has just been written to the segments.
@@ -76,6 +141,7 @@ pub(crate) struct Landed<'a> {
     pub location: RecordLocation,
     pub kind: Kind,
     pub signer: PublicKey,
+    pub seq: u64,
     /// What the entry changed in the projections.
     pub touches: &'a [Touch],
 }
@@ -126,6 +192,11 @@ pub(crate) fn record(
         .chain(facilities)
         {
             postings.entry(k).or_default().push(offset);
+        }
+        if let Some(before) = l.seq.checked_sub(1)
+            && before % SEQ_SPAN == 0
+        {
+            overlay.put_encoded(seq_anchor_key(&l.signer, before / SEQ_SPAN), &l.index);
         }
     }
     // The change log, keyed by chunk rather than by commit so that replay and

@@ -10,9 +10,11 @@
 
 mod group;
 mod layout;
+mod lock;
 mod reader;
 mod replay;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -22,6 +24,7 @@ use serde_json::{Value, json};
 
 pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
 pub use layout::Change;
+pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
 pub use replay::VerifyReport;
 
@@ -31,17 +34,18 @@ use crate::domain::rules::Touch;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
-use crate::merkle::{Frontier, Hash};
+use crate::merkle::{self, Frontier, Hash};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
-use crate::store::segment::{Position, SegmentError, SegmentLog};
+use crate::store::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
 use layout::Landed;
+use lock::DirLock;
 
-/// Files and directories inside a data directory.
+/// Where ledgers made before the log key moved out of the data directory kept it
+/// (SPEC §11): still read, with a warning, when no key is given.
 pub const LOG_KEY_FILE: &str = "log-key.pem";
 pub const INDEX_DIR: &str = "index";
-pub const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -55,7 +59,7 @@ pub enum LedgerError {
     Rejected(#[from] BatchRejection),
     #[error("{path} already holds files; `init` needs a new or empty directory")]
     AlreadyInitialised { path: PathBuf },
-    #[error("{path} holds no ledger (no {LOG_KEY_FILE}); create one with `dcledger init`")]
+    #[error("{path} holds no ledger (no {SEGMENTS_DIR}/); create one with `dcledger init`")]
     NotInitialised { path: PathBuf },
     #[error("origin {0:?} is invalid: use 1-255 characters of [A-Za-z0-9._/:-]")]
     BadOrigin(String),
@@ -67,12 +71,27 @@ pub enum LedgerError {
     #[error("leaf {index} is refused when replayed from the segments: {reason}")]
     Replay { index: u64, reason: String },
     #[error(
-        "the log key in {LOG_KEY_FILE} ({found}) is not the checkpoint key fixed at genesis \
-         ({expected}); restore the original key file"
+        "the log key given ({found}) is not the checkpoint key fixed at genesis ({expected}); \
+         give this ledger's own key (--log-key FILE, or [log] key in the configuration file)"
     )]
     WrongLogKey { expected: String, found: String },
-    #[error("another process has the ledger at {path} open; stop it, or read through its HTTP API")]
-    Locked { path: PathBuf },
+    #[error(
+        "the ledger at {path} is being written by {holder}: one process writes a ledger; stop \
+         that one, or read through its HTTP API"
+    )]
+    Locked { path: PathBuf, holder: Holder },
+    #[error(
+        "the ledger at {path} needs its log key, which signs its checkpoints and lives outside \
+         the data directory: give it with --log-key FILE, or as [log] key in the configuration \
+         file"
+    )]
+    NoLogKey { path: PathBuf },
+    #[error(
+        "the ledger at {path} holds {behind} entries that its derived state has not applied (its \
+         writer stopped without closing it): open it once with its log key (`dcledger serve`, \
+         `append` or `reindex` with --log-key FILE), which recovers it, then read it"
+    )]
+    NeedsRecovery { path: PathBuf, behind: u64 },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -92,11 +111,15 @@ pub fn entries_appended_by_this_process() -> u64 {
     ENTRIES_APPENDED.load(Ordering::Relaxed)
 }
 
-/// One admitted entry, as acknowledged.
+/// One entry of an acknowledged batch: admitted and written by it, or found in the
+/// ledger already (a retry, SPEC §3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub index: u64,
     pub leaf_hash: Hash,
+    /// The ledger held this very envelope (the same entry and signature) before the
+    /// batch came: nothing was written for it. A batch is wholly new or wholly present.
+    pub already_present: bool,
 }
 
 /// A durable batch: its entries and the checkpoint that first included them.
@@ -109,6 +132,50 @@ pub struct Receipt {
 /// The outcome of one all-or-nothing batch of a group commit.
 pub type BatchOutcome = Result<Vec<Appended>, BatchRejection>;
 
+/// Where the leaves admitted so far in a group commit go, by signer and seq.
+type Pending = std::collections::HashMap<(PublicKey, u64), u64>;
+
+/// What an accepted batch of a group commit amounts to.
+enum Span {
+    /// Written now, at these indexes.
+    New(std::ops::Range<u64>),
+    /// Every envelope already in the ledger: nothing written.
+    Present(Vec<Appended>),
+}
+
+impl Span {
+    /// The batch's entries; `hashes` are the leaf hashes of the group's new leaves,
+    /// from index `base`.
+    fn entries(self, base: u64, hashes: &[Hash]) -> Vec<Appended> {
+        match self {
+            Span::New(range) => range
+                .map(|index| Appended {
+                    index,
+                    leaf_hash: hashes[(index - base) as usize],
+                    already_present: false,
+                })
+                .collect(),
+            Span::Present(found) => found,
+        }
+    }
+}
+
+/// The refusal of a batch that mixes envelopes already in the ledger with new ones
+/// (SPEC §3), naming the first present one.
+fn mixed_batch(position: usize, index: u64) -> BatchRejection {
+    BatchRejection {
+        position,
+        rejection: crate::reject::Rejection::conflict(
+            "/entry",
+            format!(
+                "this entry and signature are already in the ledger, at index {index}, but the \
+                 batch also holds new entries; a batch is written whole or not at all: submit \
+                 the new entries without the ones already present"
+            ),
+        ),
+    }
+}
+
 /// What readers see: replaced whole after each commit, so a reader never observes a
 /// size whose nodes, locations or checkpoint are not yet in derived state.
 #[derive(Clone, Debug)]
@@ -119,17 +186,54 @@ pub(crate) struct View {
 }
 
 pub struct Ledger {
+    /// The data directory.
+    dir: PathBuf,
     log: SegmentLog,
     derived: Arc<Derived>,
     frontier: Frontier,
-    log_key: SigningKey,
+    /// `None` when opened to read: such a ledger signs nothing, so it cannot append.
+    log_key: Option<SigningKey>,
     genesis: Option<GenesisRecord>,
     applied: Applied,
     view: Arc<RwLock<View>>,
     reader: Reader,
     stopped: bool,
     /// Held for the ledger's life: one process writes a ledger at a time.
-    _lock: std::fs::File,
+    _lock: DirLock,
+}
+
+/// The key that signs a ledger's checkpoints, and where it came from.
+pub struct LogKey {
+    pub key: SigningKey,
+    pub path: PathBuf,
+    /// The file lies inside the data directory, so any copy or backup of the directory
+    /// can sign checkpoints (SPEC §11): the caller should warn.
+    pub inside_data: bool,
+}
+
+/// Finds the key that signs the checkpoints of the ledger in `dir` (SPEC §11): the file
+/// `given` (`--log-key`, or the configuration's `[log] key`), or else, for a ledger made
+/// before the key moved out of the data directory, the `log-key.pem` it still holds.
+pub fn find_log_key(dir: &Path, given: Option<&Path>) -> Result<LogKey, LedgerError> {
+    let path = match given {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let legacy = dir.join(LOG_KEY_FILE);
+            if !legacy.exists() {
+                return Err(LedgerError::NoLogKey {
+                    path: dir.to_path_buf(),
+                });
+            }
+            legacy
+        }
+    };
+    let key = keys::load_signing_key(&path)?;
+    let inside_data = lock::is_inside(&path, dir);
+    Ok(LogKey {
+        key,
+        path,
+        inside_data,
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
@@ -139,8 +243,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
     }
 }
 
+/// Refuses a log key other than the checkpoint key genesis fixed.
+fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), LedgerError> {
+    let found = log_key.verifying_key().to_bytes();
+    if genesis.checkpoint_key != found {
+        return Err(LedgerError::WrongLogKey {
+            expected: hex::encode(genesis.checkpoint_key),
+            found: hex::encode(found),
+        });
+    }
+    Ok(())
+}
+
 fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
-    if dir.join(LOG_KEY_FILE).exists() {
+    if dir.join(SEGMENTS_DIR).is_dir() {
         Ok(())
     } else {
         Err(LedgerError::NotInitialised {
@@ -149,27 +265,18 @@ fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
     }
 }
 
-/// Takes the data directory's exclusive lock, refusing if another process holds it.
-fn lock(dir: &Path) -> Result<std::fs::File, LedgerError> {
-    let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
-    }
+/// Takes the lock of the ledger in `dir`, whose files are its owner's only from then on.
+fn lock_ledger(dir: &Path) -> Result<DirLock, LedgerError> {
+    require_ledger(dir)?;
+    lock::private_files();
+    lock::lock(dir)
 }
 
 impl Ledger {
-    /// Creates a ledger in `dir` (new or empty): stores the log key and writes entry 0,
-    /// `ledger.genesis`, signed by the authority key, and the first checkpoint.
+    /// Creates a ledger in `dir` (new or empty) and writes entry 0, `ledger.genesis`,
+    /// signed by the authority key, and the first checkpoint, signed by `log_key`. The
+    /// log key is not stored: it stays where the caller keeps it, outside the data
+    /// directory (SPEC §11), and every later writer is given it.
     pub fn init(
         dir: &Path,
         origin: &str,
@@ -180,14 +287,19 @@ impl Ledger {
         if !checkpoint::valid_origin(origin) {
             return Err(LedgerError::BadOrigin(origin.to_string()));
         }
-        if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
-            return Err(LedgerError::AlreadyInitialised {
-                path: dir.to_path_buf(),
-            });
+        lock::private_files();
+        lock::create_private_dir(dir)?;
+        // Locked before it is judged empty: a directory a writer holds is refused, even
+        // one whose files were all deleted under it.
+        let lock = lock::lock(dir)?;
+        for item in std::fs::read_dir(dir).map_err(io(dir))? {
+            if item.map_err(io(dir))?.file_name() != PID_FILE {
+                return Err(LedgerError::AlreadyInitialised {
+                    path: dir.to_path_buf(),
+                });
+            }
         }
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        keys::write_signing_key(&dir.join(LOG_KEY_FILE), log_key)?;
-        let mut ledger = Ledger::open(dir)?;
+        let mut ledger = Ledger::open_locked(dir, lock, Some(log_key.clone()), Signatures::Trust)?;
         let ts = dates::format_instant(dates::now()).unwrap_or_default();
         let genesis = entry::sign_envelope(
             authority_key,
@@ -208,22 +320,28 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Opens the ledger in `dir`: recovers the segment log (trimming an unacknowledged
-    /// tail), rebuilds or catches up derived state from it, and checks the log key.
-    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+    /// Opens the ledger in `dir` to write: recovers the segment log (trimming an
+    /// unacknowledged tail), rebuilds or catches up derived state from it, and checks
+    /// that `log_key` is the checkpoint key genesis fixed.
+    pub fn open(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
         // Catching up after a crash replays leaves this ledger itself checked moments
         // before; their checksums guard them since.
-        require_ledger(dir)?;
-        Ledger::open_locked(dir, lock(dir)?, Signatures::Trust)
+        Ledger::open_locked(dir, lock_ledger(dir)?, Some(log_key), Signatures::Trust)
+    }
+
+    /// Opens the ledger in `dir` to read, without its log key: it cannot append, and a
+    /// ledger whose derived state must first catch up with the segments (after a crash)
+    /// is refused, since catching up signs a checkpoint.
+    pub fn open_to_read(dir: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_locked(dir, lock_ledger(dir)?, None, Signatures::Trust)
     }
 
     fn open_locked(
         dir: &Path,
-        lock: std::fs::File,
+        lock: DirLock,
+        log_key: Option<SigningKey>,
         catch_up_signatures: Signatures<'_>,
     ) -> Result<Ledger, LedgerError> {
-        let key_path = dir.join(LOG_KEY_FILE);
-        let log_key = keys::load_signing_key(&key_path)?;
         let derived = Arc::new(Derived::open(&dir.join(INDEX_DIR))?);
         let applied = derived.applied()?;
         // Leaves derived state has applied were acknowledged: never a torn tail.
@@ -241,13 +359,9 @@ impl Ledger {
             root: frontier.root(),
             checkpoint: Arc::from(applied.checkpoint.as_str()),
         }));
-        let reader = Reader::new(
-            log.dir().to_path_buf(),
-            derived.clone(),
-            view.clone(),
-            log_key.verifying_key(),
-        );
+        let reader = Reader::new(log.dir().to_path_buf(), derived.clone(), view.clone());
         let mut ledger = Ledger {
+            dir: dir.to_path_buf(),
             log,
             derived,
             frontier,
@@ -259,32 +373,30 @@ impl Ledger {
             stopped: false,
             _lock: lock,
         };
+        if let (Some(g), Some(log_key)) = (&ledger.genesis, &ledger.log_key) {
+            check_log_key(g, log_key)?;
+        }
         if ledger.log.size() > ledger.applied.end.index {
             ledger.catch_up(catch_up_signatures)?;
-        }
-        if let Some(g) = &ledger.genesis {
-            let found = ledger.log_key.verifying_key().to_bytes();
-            if g.checkpoint_key != found {
-                return Err(LedgerError::WrongLogKey {
-                    expected: hex::encode(g.checkpoint_key),
-                    found: hex::encode(found),
-                });
-            }
         }
         Ok(ledger)
     }
 
     /// Deletes derived state and rebuilds it from the segments, checking every
     /// signature again: nothing reaches derived state that the rules would refuse now.
-    pub fn reindex(dir: &Path) -> Result<Ledger, LedgerError> {
-        require_ledger(dir)?;
-        let lock = lock(dir)?;
+    pub fn reindex(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
+        let lock = lock_ledger(dir)?;
         let index = dir.join(INDEX_DIR);
         if index.exists() {
             std::fs::remove_dir_all(&index).map_err(io(&index))?;
         }
         // The origin is learnt from the genesis entry as the replay reaches it.
-        Ledger::open_locked(dir, lock, Signatures::Verify { origin: None })
+        Ledger::open_locked(
+            dir,
+            lock,
+            Some(log_key),
+            Signatures::Verify { origin: None },
+        )
     }
 
     pub fn reader(&self) -> Reader {
@@ -366,6 +478,9 @@ impl Ledger {
         if self.stopped {
             return Err(LedgerError::Stopped);
         }
+        if self.log_key.is_none() {
+            return Err(self.no_log_key());
+        }
         let accepted = self.clock();
         let accepted_text = dates::format_instant(accepted).ok_or_else(|| {
             LedgerError::BadRequest("the system clock is outside years 0-9999".into())
@@ -378,27 +493,40 @@ impl Ledger {
         let base = self.log.size();
         let mut next = base;
         let mut leaves: Vec<Vec<u8>> = Vec::new();
-        // The kind, signer and facility of each admitted leaf, for its postings.
-        let mut leaf_terms: Vec<(Kind, PublicKey, Vec<Touch>)> = Vec::new();
-        let mut spans: Vec<Result<std::ops::Range<u64>, BatchRejection>> = Vec::new();
+        // The kind, signer, seq and facilities of each admitted leaf, for its postings.
+        let mut leaf_terms: Vec<(Kind, PublicKey, u64, Vec<Touch>)> = Vec::new();
+        // Where the entries admitted by earlier batches of this group will be, by signer
+        // and seq: a retry may come in the same group as the batch it repeats.
+        let mut pending = Pending::default();
+        let mut spans: Vec<Result<Span, BatchRejection>> = Vec::new();
         for size in sizes {
             let mark = overlay.mark();
             let start = next;
             let mut refused = None;
             let mut batch_leaves = Vec::with_capacity(size);
+            let mut present: Vec<(usize, Appended)> = Vec::new();
             for (position, p) in prepared.by_ref().take(size).enumerate() {
                 if refused.is_some() {
                     continue; // drain the rest of this batch
                 }
-                let outcome = p.map_err(AdmitError::Rejected).and_then(|p| {
-                    ingest::admit(&mut overlay, next, accepted, &p).map(|admitted| {
+                let p = match p {
+                    Ok(p) => p,
+                    Err(rejection) => {
+                        refused = Some(BatchRejection {
+                            position,
+                            rejection,
+                        });
+                        continue;
+                    }
+                };
+                if let Some(found) = self.find_present(&overlay, &pending, &leaves, base, &p)? {
+                    present.push((position, found));
+                    continue;
+                }
+                match ingest::admit(&mut overlay, next, accepted, &p) {
+                    Ok(admitted) => {
                         let leaf = entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex);
-                        (leaf, (p.kind, p.signer, admitted.touches))
-                    })
-                });
-                match outcome {
-                    Ok(leaf_and_terms) => {
-                        batch_leaves.push(leaf_and_terms);
+                        batch_leaves.push((leaf, (p.kind, p.signer, p.seq, admitted.touches)));
                         next += 1;
                     }
                     Err(AdmitError::Rejected(rejection)) => {
@@ -410,25 +538,42 @@ impl Ledger {
                     Err(AdmitError::Store(e)) => return Err(e.into()),
                 }
             }
+            // SPEC §3: a batch is wholly new or wholly present; one that mixes them is
+            // refused, naming the first envelope already present.
+            if refused.is_none()
+                && !batch_leaves.is_empty()
+                && let Some((position, found)) = present.first()
+            {
+                refused = Some(mixed_batch(*position, found.index));
+            }
             match refused {
                 Some(r) => {
                     overlay.rollback(mark);
                     next = start;
                     spans.push(Err(r));
                 }
+                None if batch_leaves.is_empty() => {
+                    spans.push(Ok(Span::Present(
+                        present.into_iter().map(|(_, found)| found).collect(),
+                    )));
+                }
                 None => {
                     for (leaf, terms) in batch_leaves {
+                        pending.insert((terms.1, terms.2), base + leaves.len() as u64);
                         leaves.push(leaf);
                         leaf_terms.push(terms);
                     }
-                    spans.push(Ok(start..next));
+                    spans.push(Ok(Span::New(start..next)));
                 }
             }
         }
         if leaves.is_empty() {
             let checkpoint = self.reader.checkpoint();
             return Ok((
-                spans.into_iter().map(|s| s.map(|_| Vec::new())).collect(),
+                spans
+                    .into_iter()
+                    .map(|s| s.map(|span| span.entries(base, &[])))
+                    .collect(),
                 checkpoint,
             ));
         }
@@ -450,14 +595,17 @@ impl Ledger {
             .zip(&locations)
             .zip(&leaf_terms)
             .enumerate()
-            .map(|(i, ((leaf, location), (kind, signer, touches)))| Landed {
-                index: base + i as u64,
-                leaf,
-                location: *location,
-                kind: *kind,
-                signer: *signer,
-                touches,
-            })
+            .map(
+                |(i, ((leaf, location), (kind, signer, seq, touches)))| Landed {
+                    index: base + i as u64,
+                    leaf,
+                    location: *location,
+                    kind: *kind,
+                    signer: *signer,
+                    seq: *seq,
+                    touches,
+                },
+            )
             .collect();
         let hashes = layout::record(&mut overlay, &mut frontier, &landed)?;
         assert_eq!(
@@ -476,22 +624,55 @@ impl Ledger {
 
         let outcomes = spans
             .into_iter()
-            .map(|span| {
-                span.map(|range| {
-                    range
-                        .map(|index| Appended {
-                            index,
-                            leaf_hash: hashes[(index - base) as usize],
-                        })
-                        .collect()
-                })
-            })
+            .map(|span| span.map(|span| span.entries(base, &hashes)))
             .collect();
         Ok((outcomes, self.reader.checkpoint()))
     }
 
+    /// The entry this very envelope already is (SPEC §3: a retry), if the ledger holds
+    /// it: the signer's entry with the envelope's seq, when it has the same entry and
+    /// signature bytes. Looks among the leaves earlier batches of this group admitted
+    /// (`pending`, `leaves` from index `base`) and then in the committed ledger.
+    fn find_present(
+        &self,
+        overlay: &Overlay<'_>,
+        pending: &Pending,
+        leaves: &[Vec<u8>],
+        base: u64,
+        p: &ingest::Prepared,
+    ) -> Result<Option<Appended>, LedgerError> {
+        if !ingest::seq_taken(overlay, p)? {
+            return Ok(None);
+        }
+        let (index, leaf): (u64, Cow<'_, [u8]>) = match pending.get(&(p.signer, p.seq)) {
+            Some(&at) => match usize::try_from(at - base).ok().and_then(|i| leaves.get(i)) {
+                Some(leaf) => (at, Cow::Borrowed(leaf)),
+                None => unreachable!("a pending entry's leaf is among the group's leaves"),
+            },
+            None => match layout::signer_entry(&self.derived, &p.signer, p.seq)? {
+                Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
+                // The seq was taken by an earlier entry of this same batch: a replay.
+                None => return Ok(None),
+            },
+        };
+        Ok(
+            entry::leaf_holds(&leaf, &p.entry_jcs, &p.sig_hex).then(|| Appended {
+                index,
+                leaf_hash: merkle::leaf_hash(&leaf),
+                already_present: true,
+            }),
+        )
+    }
+
+    fn no_log_key(&self) -> LedgerError {
+        LedgerError::NoLogKey {
+            path: self.dir.clone(),
+        }
+    }
+
     /// The `Applied` marker for the log's current end, with a freshly signed checkpoint.
     fn applied_after(&self, frontier: &Frontier, accepted: i64) -> Result<Applied, LedgerError> {
+        let log_key = self.log_key.as_ref().ok_or_else(|| self.no_log_key())?;
         let origin = self
             .genesis
             .as_ref()
@@ -505,7 +686,7 @@ impl Ledger {
         Ok(Applied {
             end: self.log.end_position(),
             last_accepted: accepted,
-            checkpoint: cp.sign(&self.log_key),
+            checkpoint: cp.sign(log_key),
         })
     }
 
@@ -525,12 +706,17 @@ impl Ledger {
 
     /// Replays leaves that the log holds but derived state has not applied yet.
     fn catch_up(&mut self, signatures: Signatures<'_>) -> Result<(), LedgerError> {
+        let Some(log_key) = &self.log_key else {
+            return Err(LedgerError::NeedsRecovery {
+                path: self.dir.clone(),
+                behind: self.log.size() - self.applied.end.index,
+            });
+        };
         let mut state = replay::ReplayState {
             frontier: self.frontier.clone(),
             genesis: self.genesis.clone(),
             last_accepted: self.applied.last_accepted,
         };
-        let log_key = &self.log_key;
         replay::replay(
             &self.log,
             &self.derived,
@@ -538,12 +724,14 @@ impl Ledger {
             &mut state,
             signatures,
             |overlay, state, end| {
+                // Replay admits only a genesis entry at index 0, so every chunk knows it;
+                // a key genesis did not fix signs nothing, not even derived state.
+                let genesis = state.genesis.as_ref().ok_or_else(|| {
+                    LedgerError::Verify("replay passed leaf 0 without a genesis entry".into())
+                })?;
+                check_log_key(genesis, log_key)?;
                 let cp = Checkpoint {
-                    origin: state
-                        .genesis
-                        .as_ref()
-                        .map(|g| g.origin.clone())
-                        .unwrap_or_default(),
+                    origin: genesis.origin.clone(),
                     size: state.frontier.size(),
                     root: state.frontier.root(),
                 };
@@ -555,6 +743,7 @@ impl Ledger {
                         checkpoint: cp.sign(log_key),
                     },
                 );
+                Ok(())
             },
         )?;
         self.genesis = state.genesis;

@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use ed25519_dalek::VerifyingKey;
-
 use super::layout::{self, Change};
 use super::{LedgerError, View};
 use crate::checkpoint;
@@ -90,7 +88,6 @@ pub struct Reader {
     segments_dir: PathBuf,
     derived: Arc<Derived>,
     view: Arc<RwLock<View>>,
-    log_public: VerifyingKey,
 }
 
 impl Reader {
@@ -98,13 +95,11 @@ impl Reader {
         segments_dir: PathBuf,
         derived: Arc<Derived>,
         view: Arc<RwLock<View>>,
-        log_public: VerifyingKey,
     ) -> Reader {
         Reader {
             segments_dir,
             derived,
             view,
-            log_public,
         }
     }
 
@@ -143,17 +138,14 @@ impl Reader {
         Ok(self.derived.get_decoded(GENESIS_KEY)?)
     }
 
-    /// The log's verifier key string (SPEC §5).
+    /// The log's verifier key string (SPEC §5): its origin and the checkpoint key that
+    /// genesis fixed (a writer is opened only with that key).
     pub fn verifier_key(&self) -> Option<String> {
         let genesis = self.genesis().ok().flatten()?;
         Some(checkpoint::verifier_key_string(
             &genesis.origin,
-            self.log_public.as_bytes(),
+            &genesis.checkpoint_key,
         ))
-    }
-
-    pub fn log_public_key(&self) -> VerifyingKey {
-        self.log_public
     }
 
     fn check_index(&self, index: u64, size: u64) -> Result<(), LedgerError> {

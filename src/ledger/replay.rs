@@ -69,14 +69,14 @@ fn split_leaf(index: u64, leaf: &[u8]) -> Result<(Value, String), LedgerError> {
 }
 
 /// Replays every leaf from `from` into `target`, in chunks. `on_chunk` adds its own
-/// writes (progress markers) to each chunk's atomic commit.
+/// writes (progress markers) to each chunk's atomic commit, or refuses it.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
     from: Position,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position),
+    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
     log.scan(from, |index, location, leaf| -> Result<(), LedgerError> {
@@ -100,7 +100,7 @@ fn apply_chunk(
     chunk: Vec<(u64, RecordLocation, Vec<u8>)>,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    on_chunk: &mut impl FnMut(&mut Overlay<'_>, &ReplayState, Position),
+    on_chunk: &mut impl FnMut(&mut Overlay<'_>, &ReplayState, Position) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let Some(&(last_index, last_location, _)) = chunk.last() else {
         return Ok(());
@@ -163,15 +163,16 @@ fn apply_chunk(
         if s.index == 0 {
             state.genesis = overlay.get_decoded(GENESIS_KEY)?;
         }
-        admitted.push((p.kind, p.signer));
+        admitted.push((p.kind, p.signer, p.seq));
     }
-    for ((s, (kind, signer)), touched) in stored.iter().zip(admitted).zip(&facilities) {
+    for ((s, (kind, signer, seq)), touched) in stored.iter().zip(admitted).zip(&facilities) {
         landed.push(Landed {
             index: s.index,
             leaf: &s.leaf,
             location: s.location,
             kind,
             signer,
+            seq,
             touches: touched,
         });
     }
@@ -181,7 +182,7 @@ fn apply_chunk(
         segment: last_location.segment,
         offset: last_location.end(),
     };
-    on_chunk(&mut overlay, state, end);
+    on_chunk(&mut overlay, state, end)?;
     target.commit(overlay.into_writes())?;
     Ok(())
 }
@@ -209,7 +210,7 @@ pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, 
         Position::START,
         &mut state,
         Signatures::Verify { origin: None },
-        |_, _, _| {},
+        |_, _, _| Ok(()),
     )?;
     let size = state.frontier.size();
     let root = state.frontier.root();

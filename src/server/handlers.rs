@@ -169,7 +169,11 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     };
-    state.metrics.accepted(receipt.entries.len());
+    // SPEC §3: a batch wholly in the ledger already is a retry, answered 200, not written.
+    let retry = receipt.entries.iter().all(|a| a.already_present);
+    if !retry {
+        state.metrics.accepted(receipt.entries.len());
+    }
     let entries: Vec<Value> = receipt
         .entries
         .iter()
@@ -182,7 +186,12 @@ pub async fn submit(
     } else {
         json!({"entries": entries, "checkpoint": receipt.checkpoint.as_ref()})
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    let status = if retry {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(body)))
 }
 
 pub async fn get_entry(

@@ -184,6 +184,9 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub listen: String,
     pub config: Config,
+    /// The key that signs the ledger's checkpoints (SPEC §11: kept outside the data
+    /// directory; `ledger::find_log_key`).
+    pub log_key: ed25519_dalek::SigningKey,
 }
 
 /// Called once the socket is bound: the address (useful with port 0) and the ledger.
@@ -192,7 +195,7 @@ pub type OnListening<'a> = Box<dyn FnOnce(SocketAddr, &Reader) + Send + 'a>;
 /// Opens the ledger, serves until SIGTERM or Ctrl-C, then stops accepting, lets the
 /// batch in flight finish and sync, and returns.
 pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), ServeError> {
-    let ledger = Ledger::open(&config.data)?;
+    let ledger = Ledger::open(&config.data, config.log_key.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

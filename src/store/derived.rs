@@ -18,7 +18,7 @@ use crate::store::segment::Position;
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
@@ -40,6 +40,9 @@ pub mod family {
     pub const BY_KIND: u8 = b'k';
     pub const BY_SIGNER: u8 = b'S';
     pub const BY_FACILITY: u8 = b'B';
+    /// Where every `SEQ_SPAN`-th entry of a signer is (`ledger::layout`), so the entry a
+    /// signer made with any seq is found in a few reads: how a retry is recognised.
+    pub const SEQ_ANCHOR: u8 = b'q';
     pub const FACILITY: u8 = b'f';
     pub const REPORT: u8 = b'r';
     pub const LOT: u8 = b'L';

@@ -20,10 +20,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::limits::{MAX_LEAF_BYTES, SEGMENT_TARGET_BYTES};
+
+/// The directory of a data directory that holds the segments.
+pub const SEGMENTS_DIR: &str = "segments";
 
 const MAGIC: &[u8; 8] = b"DCLSEG\x00\x01";
 const HEADER_BYTES: u64 = 16;
@@ -220,8 +223,13 @@ impl SegmentLog {
     /// final batch. `durable_floor` is the number of leaves derived state already applied:
     /// those were acknowledged, so damage to them is corruption, never a torn tail.
     pub fn open(dir: &Path, durable_floor: u64) -> Result<(SegmentLog, Recovery), SegmentError> {
-        let dir = dir.join("segments");
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let dir = dir.join(SEGMENTS_DIR);
+        // The owner's only, whatever the umask (SPEC §11).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
         let mut segments = Vec::new();
         for item in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
             let item = item.map_err(io_err(&dir))?;
@@ -569,6 +577,7 @@ fn create_segment(path: &Path, first_index: u64) -> Result<File, SegmentError> {
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(io_err(path))?;
     let mut header = [0u8; HEADER_BYTES as usize];

@@ -20,7 +20,8 @@
 //! `dcledger.example/synthetic`; SPEC §3), so load it with
 //! `dcledger init --data D --origin dcledger.example/synthetic --authority-key
 //! out/keys/authority.pem --log-key out/keys/log.pem` (entry 0, the genesis, is the
-//! authority's seq 1) and `dcledger append --data D out/entries.ndjson`. The file starts
+//! authority's seq 1) and `dcledger append --data D --log-key out/keys/log.pem
+//! out/entries.ndjson`. The file starts
 //! with the authority's seq 2: `org.register` and `key.grant` for every organisation, on
 //! the first day of the first month; then every record in chronological order of its
 //! `ts`, which is when the fact happened (monthly reports are signed one to seven days

@@ -102,29 +102,85 @@ fn walkthrough_openssl_keys_python_signature_proof() {
     );
     std::fs::write(p("batch.ndjson"), [org.stdout, grant.stdout].concat()).unwrap();
 
-    let appended = stdout(&run_ok(&[
-        "append",
-        "--data",
-        path_str(&data),
-        path_str(&p("batch.ndjson")),
-    ]));
+    // The log key stays where it was: init copies nothing into the data directory, and
+    // every writer is given the key.
+    assert!(!data.join("log-key.pem").exists());
+    let append = |file: &str| {
+        bin()
+            .args(["append", "--data", path_str(&data)])
+            .args(["--log-key", path_str(&p("log.pem")), path_str(&p(file))])
+            .output()
+            .unwrap()
+    };
+    let appended = append("batch.ndjson");
+    assert!(appended.status.success(), "{appended:?}");
+    let appended = stdout(&appended);
     assert!(appended.starts_with("accepted 2 entries\n"), "{appended}");
+    let cp_after_append = run_ok(&["checkpoint", "--data", path_str(&data)]).stdout;
 
-    // Replaying the same file is refused with the line and the expected seq.
-    let again = bin()
-        .args([
-            "append",
-            "--data",
-            path_str(&data),
-            path_str(&p("batch.ndjson")),
-        ])
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    let err = String::from_utf8_lossy(&again.stderr);
+    // Appending the same file again is a retry (SPEC 3): reported, nothing written.
+    let again = append("batch.ndjson");
     assert!(
-        err.contains("line 1") && err.contains("expected seq 4"),
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again = stdout(&again);
+    assert!(
+        again.starts_with(
+            "accepted 0 entries; 2 were already in the ledger (nothing written for them)\n"
+        ),
+        "{again}"
+    );
+    assert_eq!(
+        run_ok(&["checkpoint", "--data", path_str(&data)]).stdout,
+        cp_after_append,
+        "a retry changed the ledger"
+    );
+
+    // A batch that mixes an entry already there (line 1, the grant at index 2) with a new
+    // one is refused whole, naming the line and the index it has.
+    std::fs::write(
+        p("org2.json"),
+        r#"{"org_id":"henan-grid","name":"Henan Grid","roles":["utility"]}"#,
+    )
+    .unwrap();
+    let org2 = run_ok(&[
+        "sign",
+        "--key",
+        path_str(&p("authority.pem")),
+        "--origin",
+        "dcledger.example/cn-henan",
+        "--kind",
+        "org.register",
+        "--seq",
+        "4",
+        "--ts",
+        "2025-01-01T00:00:09Z",
+        path_str(&p("org2.json")),
+    ]);
+    let grant_line = std::fs::read_to_string(p("batch.ndjson"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        p("mixed.ndjson"),
+        [format!("{grant_line}\n").into_bytes(), org2.stdout].concat(),
+    )
+    .unwrap();
+    let mixed = append("mixed.ndjson");
+    assert!(!mixed.status.success());
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert!(
+        err.contains("line 1") && err.contains("already in the ledger, at index 2"),
         "{err}"
+    );
+    assert_eq!(
+        run_ok(&["checkpoint", "--data", path_str(&data)]).stdout,
+        cp_after_append,
+        "a refused mixed batch changed the ledger"
     );
 
     std::fs::write(

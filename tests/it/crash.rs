@@ -204,6 +204,8 @@ fn run_and_kill(data: &Path, input: &Path, kill_at: KillAt) -> Run {
             "append",
             "--data",
             path_str(data),
+            "--log-key",
+            path_str(&support::log_key_file(data)),
             path_str(input),
             "--report-batches",
         ])
@@ -433,7 +435,7 @@ fn sigkill_during_append_loses_no_acknowledged_entry() {
         }
 
         // --- recovery, checked with the library ---
-        let ledger = match Ledger::open(&data) {
+        let ledger = match Ledger::open(&data, support::log_key()) {
             Ok(l) => l,
             Err(e) => panic!("{ctx}: reopening after SIGKILL failed: {e} (kill {kill_at:?})"),
         };

@@ -5,7 +5,7 @@ use dcledger::entry::Kind;
 use dcledger::ledger::Ledger;
 use serde_json::json;
 
-use crate::support::{Party, TestLedger, dump_derived as dump};
+use crate::support::{Party, TestLedger, dump_derived as dump, log_key};
 
 /// A ledger with a few hundred entries over several batches and signers.
 fn populated() -> TestLedger {
@@ -38,7 +38,7 @@ fn reindex_rebuilds_identical_derived_state() {
     ledger.close().unwrap();
     let incremental = dump(&data);
 
-    let rebuilt = Ledger::reindex(&data).expect("reindex");
+    let rebuilt = Ledger::reindex(&data, log_key()).expect("reindex");
     assert_eq!(rebuilt.size(), size);
     rebuilt.close().unwrap();
     assert_eq!(
@@ -49,7 +49,7 @@ fn reindex_rebuilds_identical_derived_state() {
 
     // Losing the index entirely rebuilds it on open, too.
     std::fs::remove_dir_all(data.join("index")).unwrap();
-    let reopened = Ledger::open(&data).expect("open rebuilds");
+    let reopened = Ledger::open(&data, log_key()).expect("open rebuilds");
     reopened.verify().expect("verify");
     reopened.close().unwrap();
     assert_eq!(dump(&data), incremental, "rebuild on open differs");

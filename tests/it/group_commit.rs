@@ -93,7 +93,7 @@ fn concurrent_appends_share_syncs_and_lose_nothing() {
     );
     println!("{batches} batches durable in {commits} group commits");
 
-    let ledger = Ledger::open(&data).expect("reopen");
+    let ledger = Ledger::open(&data, crate::support::log_key()).expect("reopen");
     assert_eq!(ledger.size(), base + acked.len() as u64);
     ledger.verify().expect("verify");
     let reader_after = ledger.reader();

@@ -18,7 +18,7 @@ use scraper::{ElementRef, Html, Selector};
 use serde_json::{Value, json};
 
 use crate::http::{Server, get, new_agent};
-use crate::support::{demo_dir, init_demo_ledger, path_str, run_ok};
+use crate::support::{demo_dir, init_demo_ledger, log_key_file, path_str, run_ok};
 
 /// Debian's Chromium, which `.ci/run` installs.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -65,6 +65,8 @@ fn demo() -> Demo {
         "append",
         "--data",
         path_str(&data),
+        "--log-key",
+        path_str(&log_key_file(&data)),
         path_str(&demo_dir().join("entries.ndjson")),
     ]);
     let server = Server::start(&data, &dir.path().join("server.log"));

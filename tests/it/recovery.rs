@@ -23,7 +23,7 @@ use dcledger::ledger::{Ledger, LedgerError};
 use dcledger::store::segment::SegmentError;
 use serde_json::{Value, json};
 
-use crate::support::{Party, TestLedger, bin, path_str};
+use crate::support::{Party, TestLedger, bin, log_key, path_str};
 
 const HEADER: usize = 16;
 const MAGIC: &[u8; 8] = b"DCLSEG\x00\x01";
@@ -236,11 +236,12 @@ fn retry_locked<T>(mut attempt: impl FnMut() -> Result<T, LedgerError>) -> Resul
 }
 
 fn open_ok(data: &Path, ctx: &str) -> Ledger {
-    retry_locked(|| Ledger::open(data)).unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"))
+    retry_locked(|| Ledger::open(data, log_key()))
+        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"))
 }
 
 fn open_err(data: &Path, ctx: &str) -> LedgerError {
-    match retry_locked(|| Ledger::open(data)) {
+    match retry_locked(|| Ledger::open(data, log_key())) {
         Ok(l) => panic!(
             "{ctx}: open succeeded (size {}) but must refuse the damaged log",
             l.size()
@@ -667,7 +668,7 @@ fn garbled_middle_record_is_named_everywhere() {
                 "{ctx}: dcledger verify must not change the segment"
             );
 
-            match retry_locked(|| Ledger::reindex(&f.data)) {
+            match retry_locked(|| Ledger::reindex(&f.data, log_key())) {
                 Ok(l) => panic!(
                     "{ctx}: reindex succeeded over a garbled middle record (size {} of {SIZE}; \
                  segment now {} of {} bytes)",
@@ -784,7 +785,7 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
 
             assert_cli_verify_names(&f.data, index, ctx);
             // reindex re-checks signatures: the forged entry never reaches derived state.
-            match retry_locked(|| Ledger::reindex(&f.data)) {
+            match retry_locked(|| Ledger::reindex(&f.data, log_key())) {
                 Ok(_) => panic!("{ctx}: reindex accepted an edited entry"),
                 Err(e) => assert_names(&e, index, &format!("{ctx}, reindex")),
             }

@@ -539,7 +539,7 @@ fn a_genesis_signed_with_the_checkpoint_key_is_refused() {
         error.contains("conflict") && error.contains("/entry/body/checkpoint_key"),
         "{error}"
     );
-    let ledger = dcledger::ledger::Ledger::open(&data).expect("open");
+    let ledger = dcledger::ledger::Ledger::open(&data, same.clone()).expect("open");
     assert_eq!(ledger.size(), 0, "the refused genesis was written");
     // With a log key of its own, the same authority makes a ledger.
     let other = tempfile::tempdir().expect("tempdir");

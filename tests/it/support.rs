@@ -15,6 +15,17 @@ pub fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
+/// The key that signs the checkpoints of every `TestLedger`.
+pub fn log_key() -> SigningKey {
+    key(2)
+}
+
+/// Where a test ledger's log key file lies: beside its data directory, never in it
+/// (SPEC §11). `TestLedger` and `init_demo_ledger` put it there.
+pub fn log_key_file(data: &Path) -> PathBuf {
+    data.with_file_name("log.pem")
+}
+
 pub fn public_hex(key: &SigningKey) -> String {
     hex::encode(key.verifying_key().as_bytes())
 }
@@ -92,14 +103,10 @@ impl TestLedger {
             next_seq: 2,
             ..Party::of(origin, 1)
         };
-        let ledger = Ledger::init(
-            &dir.path().join("data"),
-            origin,
-            "test ledger",
-            &authority.key,
-            &key(2),
-        )
-        .expect("init");
+        let data = dir.path().join("data");
+        dcledger::keys::write_signing_key(&log_key_file(&data), &log_key()).expect("log key");
+        let ledger =
+            Ledger::init(&data, origin, "test ledger", &authority.key, &log_key()).expect("init");
         TestLedger {
             dir,
             ledger,
@@ -170,14 +177,50 @@ pub fn dump_derived(data: &Path) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>>
         .collect()
 }
 
+/// Copies a directory tree (a closed ledger's data directory, say).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Runs `command` to its end, which must come within `limit` (a command that should be
+/// refused at once must not hang the test if it is not).
+pub fn output_within(mut command: Command, limit: std::time::Duration) -> Output {
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} was still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// The committed demo world.
 pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo")
 }
 
-/// `dcledger init` of a ledger for the demo world (its authority and log keys).
+/// `dcledger init` of a ledger for the demo world (its authority and log keys); the log
+/// key is copied to `log_key_file(data)`.
 pub fn init_demo_ledger(data: &Path) {
     let keys = demo_dir().join("keys");
+    std::fs::copy(keys.join("log.pem"), log_key_file(data)).expect("copy the demo log key");
     run_ok(&[
         "init",
         "--data",
@@ -191,11 +234,16 @@ pub fn init_demo_ledger(data: &Path) {
     ]);
 }
 
+/// The log key in `log_key_file(data)`.
+pub fn log_key_of(data: &Path) -> SigningKey {
+    dcledger::keys::load_signing_key(&log_key_file(data)).expect("the ledger's log key file")
+}
+
 /// Rebuilds a closed ledger's derived state from its segments (`reindex`) and asserts it
 /// is byte-identical to the state incremental appends left (`what` names the ledger).
 pub fn assert_rebuild_equals_incremental(data: &Path, what: &str) {
     let incremental = dump_derived(data);
-    Ledger::reindex(data)
+    Ledger::reindex(data, log_key_of(data))
         .expect("reindex")
         .close()
         .expect("close");

@@ -11,7 +11,8 @@ use dcledger::ledger::Ledger;
 use dcledger::synthetic::{GenConfig, ORIGIN, generate};
 
 use crate::support::{
-    assert_rebuild_equals_incremental, demo_dir, init_demo_ledger, path_str, run_ok, stdout,
+    assert_rebuild_equals_incremental, demo_dir, init_demo_ledger, log_key_file, path_str, run_ok,
+    stdout,
 };
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -67,6 +68,7 @@ fn demo_fixture_equals_gen_output() {
 pub(crate) fn load(world: &Path, data: &Path) -> Ledger {
     let authority = load_signing_key(&world.join("keys/authority.pem")).unwrap();
     let log = load_signing_key(&world.join("keys/log.pem")).unwrap();
+    std::fs::copy(world.join("keys/log.pem"), log_key_file(data)).unwrap();
     let mut ledger = Ledger::init(data, ORIGIN, "synthetic", &authority, &log).unwrap();
     let input = std::io::BufReader::new(std::fs::File::open(world.join("entries.ndjson")).unwrap());
     let summary = dcledger::bulk::append_ndjson(&mut ledger, input, |_| {}).unwrap();
@@ -122,6 +124,8 @@ fn demo_world_appends_verifies_and_audits_to_its_labels() {
         "append",
         "--data",
         path_str(&data),
+        "--log-key",
+        path_str(&log_key_file(&data)),
         path_str(&demo.join("entries.ndjson")),
     ]));
     let lines = std::fs::read_to_string(demo.join("entries.ndjson"))
@@ -134,7 +138,7 @@ fn demo_world_appends_verifies_and_audits_to_its_labels() {
     );
     assert!(stdout(&run_ok(&["verify", "--data", path_str(&data)])).starts_with("ok:"));
 
-    let ledger = Ledger::open(&data).unwrap();
+    let ledger = Ledger::open_to_read(&data).unwrap();
     assert_audit_matches_labels(&demo, &ledger);
     ledger.close().unwrap();
 
