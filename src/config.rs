@@ -116,7 +116,8 @@ impl ServerConfig {
     }
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display>(
+/// Checks a configured value against its bounds; the error names the key.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
     key: &str,
     value: T,
     min: T,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::in_range;
 use crate::limits::MAX_SAFE_INTEGER;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,18 +98,6 @@ pub const MAX_KWH_PER_GPU_HOUR_MILLI: u64 = 10_000_000;
 /// The largest PUE bound, in hundredths.
 pub const MAX_PUE_CENTI: u64 = 100_000;
 
-fn within<T: PartialOrd + std::fmt::Display>(
-    name: &str,
-    value: T,
-    low: T,
-    high: T,
-) -> Result<(), String> {
-    if value < low || value > high {
-        return Err(format!("{name} must be {low} to {high}, not {value}"));
-    }
-    Ok(())
-}
-
 impl AuditConfig {
     /// Checks every threshold against its bounds (so the rules' arithmetic and dates
     /// stay in range); the error names the field.
@@ -118,7 +107,7 @@ impl AuditConfig {
                 if year.parse::<i32>().is_err() {
                     return Err(format!("reference_prices.{model}: {year:?} is not a year"));
                 }
-                within(
+                in_range(
                     &format!("reference_prices.{model}.{year}"),
                     *price,
                     0,
@@ -126,27 +115,27 @@ impl AuditConfig {
                 )?;
             }
         }
-        within("window_months", self.window_months, 1, MAX_WINDOW_MONTHS)?;
-        within(
+        in_range("window_months", self.window_months, 1, MAX_WINDOW_MONTHS)?;
+        in_range(
             "condition_months",
             self.condition_months,
             1,
             MAX_WINDOW_MONTHS,
         )?;
-        within("stalled_months", self.stalled_months, 0, MAX_WINDOW_MONTHS)?;
-        within(
+        in_range("stalled_months", self.stalled_months, 0, MAX_WINDOW_MONTHS)?;
+        in_range(
             "land_banking_months",
             self.land_banking_months,
             0,
             MAX_WINDOW_MONTHS,
         )?;
-        within(
+        in_range(
             "subsidised_sale_years",
             self.subsidised_sale_years,
             0,
             MAX_LAG_YEARS,
         )?;
-        within("undeployed_days", self.undeployed_days, 0, MAX_LAG_DAYS)?;
+        in_range("undeployed_days", self.undeployed_days, 0, MAX_LAG_DAYS)?;
         for (name, pct) in [
             ("idle_utilization_pct", self.idle_utilization_pct),
             ("voucher_share_pct", self.voucher_share_pct),
@@ -157,16 +146,16 @@ impl AuditConfig {
             ("meter_tolerance_pct", self.meter_tolerance_pct),
             ("inspection_min_pct", self.inspection_min_pct),
         ] {
-            within(name, pct, 0, MAX_PCT)?;
+            in_range(name, pct, 0, MAX_PCT)?;
         }
-        within(
+        in_range(
             "kwh_per_gpu_hour_milli",
             self.kwh_per_gpu_hour_milli,
             0,
             MAX_KWH_PER_GPU_HOUR_MILLI,
         )?;
-        within("pue_min_centi", self.pue_min_centi, 0, MAX_PUE_CENTI)?;
-        within("pue_max_centi", self.pue_max_centi, 0, MAX_PUE_CENTI)?;
+        in_range("pue_min_centi", self.pue_min_centi, 0, MAX_PUE_CENTI)?;
+        in_range("pue_max_centi", self.pue_max_centi, 0, MAX_PUE_CENTI)?;
         Ok(())
     }
 

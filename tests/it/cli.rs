@@ -278,7 +278,15 @@ fn a_closed_pipe_ends_a_command_quietly() {
     let data = dir.path().join("demo");
     crate::support::init_demo_ledger(&data);
     let entries = crate::support::demo_dir().join("entries.ndjson");
-    run_ok(&["append", "--data", path_str(&data), path_str(&entries)]);
+    let log_key = crate::support::log_key_file(&data);
+    run_ok(&[
+        "append",
+        "--data",
+        path_str(&data),
+        "--log-key",
+        path_str(&log_key),
+        path_str(&entries),
+    ]);
     // The reader is gone before the command has audited the ledger and writes.
     let mut child = bin()
         .args(["audit", "--data", path_str(&data), "--format", "json"])

@@ -15,7 +15,7 @@ use dcledger::ledger::Ledger;
 use serde_json::{Value, json};
 
 use crate::http::{Server, close, get, new_agent, problem, tree_size};
-use crate::support::{ORIGIN, Party, TestLedger, key, path_str};
+use crate::support::{ORIGIN, Party, TestLedger, demo_dir, key, log_key_file, path_str};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -38,6 +38,8 @@ fn serve(dir: &Path, data: &Path, server_toml: &str) -> Server {
             "127.0.0.1:0",
             "--config",
             path_str(&config),
+            "--log-key",
+            path_str(&log_key_file(data)),
         ],
         &dir.join("server.log"),
     )
@@ -81,6 +83,8 @@ fn demo_ledger() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     dcledger::demo::prepare(&data).expect("demo ledger");
+    std::fs::copy(demo_dir().join("keys/log.pem"), log_key_file(&data))
+        .expect("the demo's log key beside the ledger");
     (dir, data)
 }
 
@@ -896,6 +900,7 @@ fn a_full_disk_stops_the_writer_and_readiness_says_why() {
         next_seq: 2,
         origin: ORIGIN,
     };
+    dcledger::keys::write_signing_key(&log_key_file(&data), &key(2)).expect("log key");
     Ledger::init(&data, ORIGIN, "full disk", &authority.key, &key(2))
         .expect("init")
         .close()
