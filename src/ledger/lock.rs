@@ -68,7 +68,8 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
 }
 
 /// Takes the exclusive lock of the data directory `dir`, refusing, with the holder's
-/// process id, if another process holds it; then records this process's id beside it.
+/// process id, if another process holds it. `record_holder` then writes this process's
+/// id beside it.
 pub(crate) fn lock(dir: &Path) -> Result<DirLock, LedgerError> {
     let handle = File::open(dir).map_err(io(dir))?;
     match handle.try_lock() {
@@ -81,6 +82,11 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, LedgerError> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io(dir)(e)),
     }
+    Ok(DirLock { _dir: handle })
+}
+
+/// Writes this process's id to `dir/writer.pid`, for the refusal messages of others.
+pub(crate) fn record_holder(dir: &Path) -> Result<(), LedgerError> {
     let pid_path = dir.join(PID_FILE);
     let mut pid_file = std::fs::OpenOptions::new()
         .write(true)
@@ -89,8 +95,7 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, LedgerError> {
         .mode(0o600)
         .open(&pid_path)
         .map_err(io(&pid_path))?;
-    writeln!(pid_file, "{}", std::process::id()).map_err(io(&pid_path))?;
-    Ok(DirLock { _dir: handle })
+    writeln!(pid_file, "{}", std::process::id()).map_err(io(&pid_path))
 }
 
 /// The process holding `dir`'s lock: from the kernel's lock table, else from the pid file.
@@ -168,6 +173,8 @@ mod tests {
     fn a_second_lock_is_refused_naming_the_holder_even_after_its_files_are_gone() {
         let dir = tempfile::tempdir().unwrap();
         let held = lock(dir.path()).expect("first lock");
+        record_holder(dir.path()).expect("pid file");
+        assert!(dir.path().join(PID_FILE).exists());
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
         }

@@ -269,7 +269,9 @@ fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
 fn lock_ledger(dir: &Path) -> Result<DirLock, LedgerError> {
     require_ledger(dir)?;
     lock::private_files();
-    lock::lock(dir)
+    let lock = lock::lock(dir)?;
+    lock::record_holder(dir)?;
+    Ok(lock)
 }
 
 impl Ledger {
@@ -292,13 +294,12 @@ impl Ledger {
         // Locked before it is judged empty: a directory a writer holds is refused, even
         // one whose files were all deleted under it.
         let lock = lock::lock(dir)?;
-        for item in std::fs::read_dir(dir).map_err(io(dir))? {
-            if item.map_err(io(dir))?.file_name() != PID_FILE {
-                return Err(LedgerError::AlreadyInitialised {
-                    path: dir.to_path_buf(),
-                });
-            }
+        if std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+            return Err(LedgerError::AlreadyInitialised {
+                path: dir.to_path_buf(),
+            });
         }
+        lock::record_holder(dir)?;
         let mut ledger = Ledger::open_locked(dir, lock, Some(log_key.clone()), Signatures::Trust)?;
         let ts = dates::format_instant(dates::now()).unwrap_or_default();
         let genesis = entry::sign_envelope(

@@ -400,6 +400,28 @@ fn a_copy_of_the_data_directory_cannot_sign_without_the_key() {
         stdout(&out)
     );
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // A reader cannot catch derived state up (that signs a checkpoint): it says so, and
+    // a writer with the key recovers the ledger.
+    std::fs::remove_dir_all(backup.join("index")).unwrap();
+    let out = bin()
+        .args(["verify", "--data", path_str(&backup)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("open it once with its log key"),
+        "{}",
+        stderr(&out)
+    );
+    run_ok(&[
+        "reindex",
+        "--data",
+        path_str(&backup),
+        "--log-key",
+        path_str(&config_dir.join("log.pem")),
+    ]);
+    assert!(stdout(&run_ok(&["verify", "--data", path_str(&backup)])).starts_with("ok:"));
 }
 
 #[test]
