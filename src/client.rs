@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::checkpoint;
+use crate::log::checkpoint;
 use crate::dates;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::keys::PublicKey;

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::checkpoint;
+use crate::log::checkpoint;
 use crate::dates::{self, UnixSeconds};
 use crate::domain;
 use crate::entry::{self, Kind, Roles};

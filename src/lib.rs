@@ -4,7 +4,6 @@
 
 pub mod audit;
 pub mod bulk;
-pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod dates;
@@ -18,7 +17,7 @@ pub mod json;
 pub mod keys;
 pub mod ledger;
 pub mod limits;
-pub mod merkle;
+pub mod log;
 pub mod pages;
 pub mod parallel;
 pub mod proofcheck;

@@ -119,3 +119,8 @@ pub const MIN_CONFIG_URI_BYTES: usize = 256;
 pub const MAX_CONFIG_HEADER_BYTES: usize = 1024 * 1024;
 pub const MIN_CONFIG_HEADER_BYTES: usize = 1024;
 pub const MAX_CONFIG_BUFFERED_ANSWER_BYTES: usize = 1 << 40;
+
+/// Memory for hash tiles expanded into their inner nodes (about 16 KiB a full tile),
+/// kept between proofs: the level-1 and higher tiles of a ten-million-entry tree and
+/// some thousands of level-0 tiles.
+pub const TILE_CACHE_BYTES: usize = 64 * 1024 * 1024;

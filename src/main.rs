@@ -13,9 +13,10 @@ use dcledger::config::{self, Config};
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::{self, Ledger};
+use dcledger::log::checkpoint;
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
-    audit, bulk, checkpoint, client, dates, json, keys, proofcheck, report, server, synthetic,
+    audit, bulk, client, dates, json, keys, proofcheck, report, server, synthetic,
     views,
 };
 use ed25519_dalek::SigningKey;

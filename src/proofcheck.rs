@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use crate::checkpoint::{self, Checkpoint, NoteVerifier};
+use crate::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use crate::jcs;
 use crate::keys::parse_lower_hex;
-use crate::merkle::{self, Hash};
+use crate::log::merkle::{self, Hash};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProofCheckError {

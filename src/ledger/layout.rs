@@ -2,9 +2,8 @@
 //! routine that records leaves there, shared by commit and replay so that incremental
 //! and rebuilt state are the same bytes.
 //!
-//! - Tree nodes: key `n | level | index (u64 BE)`, value the 32-byte hash. A level-0 node
-//!   (a leaf) also carries the leaf's location in the segments after its hash, so one
-//!   write per leaf serves both proofs and reads.
+//! - Leaf locations: key `l | index (u64 BE)`, value where the leaf is in the segments.
+//!   The tree itself is not here: it is in the tiles (`log::tiles`).
 //! - Postings (which entries have a given kind, signer or facility): key
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
@@ -27,31 +26,17 @@ use serde::{Deserialize, Serialize};
 use crate::domain::rules::Touch;
 use crate::entry::Kind;
 use crate::keys::PublicKey;
-use crate::merkle::{self, Frontier, Hash, NodeId};
+use crate::log::merkle::{self, Frontier, Hash};
 use crate::store::derived::{
-    Derived, DerivedError, Overlay, append_encoded, decode, encode, family, key,
+    Derived, DerivedError, Overlay, append_encoded, decode, family, key,
 };
 use crate::store::segment::RecordLocation;
 
 /// Entries per postings chunk; offsets fit in a `u16`.
 pub const POSTING_SPAN: u64 = 4096;
 
-pub(crate) fn node_key(node: NodeId) -> Vec<u8> {
-    key(family::NODE, &[&[node.level], &node.index.to_be_bytes()])
-}
-
-pub(crate) fn leaf_key(index: u64) -> Vec<u8> {
-    node_key(NodeId { level: 0, index })
-}
-
-/// The hash stored under a node key (the first 32 bytes; leaves carry more).
-pub(crate) fn node_hash(stored: &[u8]) -> Option<Hash> {
-    stored.get(..32).and_then(|h| <Hash>::try_from(h).ok())
-}
-
-/// The segment location stored after a leaf's hash.
-pub(crate) fn leaf_location(index: u64, stored: &[u8]) -> Result<RecordLocation, DerivedError> {
-    decode(&leaf_key(index), stored.get(32..).unwrap_or_default())
+pub(crate) fn location_key(index: u64) -> Vec<u8> {
+    key(family::LOCATION, &[&index.to_be_bytes()])
 }
 
 /// Entries per change-log chunk. Every commit rewrites the chunk it lands in; at about
@@ -151,9 +136,8 @@ pub(crate) fn kind_term(kind: Kind) -> u8 {
     Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
-/// Records consecutive landed leaves: grows the tree (storing every node that became
-/// complete), stores each leaf's location, and extends the postings. Returns the leaf
-/// hashes in order.
+/// Records consecutive landed leaves: grows the in-memory tree, stores each leaf's
+/// location, and extends the postings. Returns the leaf hashes in order, for the tiles.
 pub(crate) fn record(
     overlay: &mut Overlay<'_>,
     frontier: &mut Frontier,
@@ -169,13 +153,8 @@ pub(crate) fn record(
         );
         let hash = merkle::leaf_hash(l.leaf);
         hashes.push(hash);
-        for (node, node_hash) in frontier.push(hash) {
-            let mut value = node_hash.to_vec();
-            if node.level == 0 {
-                value.extend_from_slice(&encode(&l.location));
-            }
-            overlay.put(node_key(node), value);
-        }
+        frontier.push(hash);
+        overlay.put_encoded(location_key(l.index), &l.location);
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
         let mut names: Vec<&str> = l.touches.iter().map(Touch::facility).collect();

@@ -1,18 +1,22 @@
 //! The ledger: one writer that admits batches, makes them durable and signs checkpoints,
 //! and any number of `Reader`s. Ties together ingest (judging), the segment log (truth),
-//! derived state (sled) and the Merkle tree.
+//! derived state (sled) and the tree (its tiles, `log::tiles`).
 //!
 //! Order of a commit, which is what makes a crash at any instant safe: judge every entry
-//! in an overlay; write all admitted leaves to the segment log and fdatasync; apply the
-//! overlay, tree nodes, leaf locations and the `Applied` marker to sled in one atomic
-//! batch; publish the new view to readers; only then acknowledge. Sled may lag the log
-//! after a crash; `open` replays the difference. It can never lead it.
+//! in an overlay; write all admitted leaves to the segment log and fdatasync; write the
+//! tiles the new leaves complete and the partial tiles of the new size; apply the
+//! overlay, leaf locations and the `Applied` marker to sled in one atomic batch; replace
+//! the `checkpoint` file; publish the new view to readers; remove the partial tiles that
+//! full ones replaced; only then acknowledge. Sled may lag the log after a crash; `open`
+//! replays the difference. It can never lead it. Tiles may lead sled (`open` removes
+//! what lies beyond and catch-up writes it again) or be lost (`open` rebuilds them).
 
 mod group;
 mod layout;
 mod lock;
 mod reader;
 mod replay;
+mod tiling;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -28,13 +32,14 @@ pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
 pub use replay::VerifyReport;
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::log::checkpoint::{self, Checkpoint};
 use crate::dates;
 use crate::domain::rules::Touch;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
-use crate::merkle::{self, Frontier, Hash};
+use crate::log::merkle::{self, Frontier, Hash};
+use crate::log::tiles::{TILES_DIR, TileError, TileStore, TileWriter};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
@@ -55,6 +60,8 @@ pub enum LedgerError {
     Derived(#[from] DerivedError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Tiles(TileError),
     #[error(transparent)]
     Rejected(#[from] BatchRejection),
     #[error("{path} already holds files; `init` needs a new or empty directory")]
@@ -191,6 +198,8 @@ pub struct Ledger {
     log: SegmentLog,
     derived: Arc<Derived>,
     frontier: Frontier,
+    /// The tree as tiles on disk, grown with the log.
+    tiles: TileWriter,
     /// `None` when opened to read: such a ledger signs nothing, so it cannot append.
     log_key: Option<SigningKey>,
     genesis: Option<GenesisRecord>,
@@ -353,19 +362,28 @@ impl Ledger {
             last_accepted: i64::MIN,
             checkpoint: String::new(),
         });
-        let frontier = reader::load_frontier(&derived, applied.end.index)?;
+        let tile_store = Arc::new(TileStore::new(dir));
+        let (tiles, frontier) =
+            tiling::open_tiles(&tile_store, &log, applied.end.index, &applied.checkpoint)?;
+        tiling::write_checkpoint_file(dir, &applied.checkpoint)?;
         let genesis = derived.get_decoded::<GenesisRecord>(GENESIS_KEY)?;
         let view = Arc::new(RwLock::new(View {
             size: applied.end.index,
             root: frontier.root(),
             checkpoint: Arc::from(applied.checkpoint.as_str()),
         }));
-        let reader = Reader::new(log.dir().to_path_buf(), derived.clone(), view.clone());
+        let reader = Reader::new(
+            log.dir().to_path_buf(),
+            derived.clone(),
+            tile_store,
+            view.clone(),
+        );
         let mut ledger = Ledger {
             dir: dir.to_path_buf(),
             log,
             derived,
             frontier,
+            tiles,
             log_key,
             genesis,
             applied,
@@ -387,9 +405,10 @@ impl Ledger {
     /// signature again: nothing reaches derived state that the rules would refuse now.
     pub fn reindex(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
         let lock = lock_ledger(dir)?;
-        let index = dir.join(INDEX_DIR);
-        if index.exists() {
-            std::fs::remove_dir_all(&index).map_err(io(&index))?;
+        for derived in [dir.join(INDEX_DIR), dir.join(TILES_DIR)] {
+            if derived.exists() {
+                std::fs::remove_dir_all(&derived).map_err(io(&derived))?;
+            }
         }
         // The origin is learnt from the genesis entry as the replay reaches it.
         Ledger::open_locked(
@@ -614,13 +633,29 @@ impl Ledger {
             self.log.size(),
             "tree and log grew together"
         );
+        if let Err(e) = self
+            .tiles
+            .push(&hashes)
+            .and_then(|()| self.tiles.write_partials())
+        {
+            self.stopped = true;
+            return Err(e.into());
+        }
         let applied = self.applied_after(&frontier, accepted)?;
         overlay.put_encoded(APPLIED_KEY.to_vec(), &applied);
         if let Err(e) = self.derived.commit(overlay.into_writes()) {
             self.stopped = true;
             return Err(e.into());
         }
+        if let Err(e) = tiling::write_checkpoint_file(&self.dir, &applied.checkpoint) {
+            self.stopped = true;
+            return Err(e);
+        }
         self.publish(frontier, applied);
+        if let Err(e) = self.tiles.prune() {
+            self.stopped = true;
+            return Err(e.into());
+        }
         ENTRIES_APPENDED.fetch_add(self.log.size().saturating_sub(base), Ordering::Relaxed);
 
         let outcomes = spans
@@ -718,13 +753,16 @@ impl Ledger {
             genesis: self.genesis.clone(),
             last_accepted: self.applied.last_accepted,
         };
+        let tiles = &mut self.tiles;
         replay::replay(
             &self.log,
             &self.derived,
             self.applied.end,
             &mut state,
             signatures,
-            |overlay, state, end| {
+            |overlay, state, end, hashes| {
+                tiles.push(hashes)?;
+                tiles.write_partials()?;
                 // Replay admits only a genesis entry at index 0, so every chunk knows it;
                 // a key genesis did not fix signs nothing, not even derived state.
                 let genesis = state.genesis.as_ref().ok_or_else(|| {
@@ -751,7 +789,9 @@ impl Ledger {
         let applied = self.derived.applied()?.ok_or_else(|| {
             LedgerError::Verify("catch-up finished without recording its progress".into())
         })?;
+        tiling::write_checkpoint_file(&self.dir, &applied.checkpoint)?;
         self.publish(state.frontier, applied);
+        self.tiles.prune()?;
         Ok(())
     }
 

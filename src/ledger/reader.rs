@@ -1,15 +1,18 @@
-//! Reads: leaves, tree nodes, proofs, signers. A `Reader` is cheap to clone and never
-//! waits for the writer: it sees the last published view, whose data derived state
-//! already holds.
+//! Reads: leaves, tree nodes, proofs, tiles, signers. A `Reader` is cheap to clone and
+//! never waits for the writer: it sees the last published view, whose data derived
+//! state and the tiles already hold.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use super::layout::{self, Change};
 use super::{LedgerError, View};
-use crate::checkpoint;
+use crate::log::checkpoint;
 use crate::keys::PublicKey;
-use crate::merkle::{self, Frontier, Hash, NodeId, ProofError};
+use crate::log::export::push_bundle_entry;
+use crate::log::layout::{TILE_WIDTH, TileId, TileKind};
+use crate::log::merkle::{self, Hash, NodeId, ProofError};
+use crate::log::tiles::{self, TileError, TileStore};
 use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord};
 use serde::de::DeserializeOwned;
 
@@ -17,32 +20,8 @@ use crate::domain::records::{
     self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
     SerialUse, SubsidyRecord,
 };
-use crate::store::derived::{Derived, DerivedError, decode, decode_sequence, family};
+use crate::store::derived::{Derived, decode, decode_sequence, family};
 use crate::store::segment::{self, RecordLocation};
-
-/// The in-memory right edge of the tree of `size` leaves, from stored nodes.
-pub(crate) fn load_frontier(derived: &Derived, size: u64) -> Result<Frontier, LedgerError> {
-    let mut hashes = Vec::new();
-    for id in merkle::frontier_ids(size) {
-        hashes.push(stored_node(derived, id)?);
-    }
-    Frontier::from_parts(size, hashes).map_err(|e| LedgerError::Verify(e.to_string()))
-}
-
-fn stored_node(derived: &Derived, id: NodeId) -> Result<Hash, LedgerError> {
-    let bytes = derived.get(&layout::node_key(id))?.ok_or_else(|| {
-        LedgerError::Verify(format!(
-            "tree node at level {} index {} is missing from derived state; run `dcledger reindex`",
-            id.level, id.index
-        ))
-    })?;
-    layout::node_hash(&bytes).ok_or_else(|| {
-        LedgerError::Derived(DerivedError::Decode {
-            key: format!("node {}/{}", id.level, id.index),
-            reason: "shorter than a hash".into(),
-        })
-    })
-}
 
 /// A leaf as stored, with its index and hash.
 #[derive(Clone, Debug)]
@@ -87,6 +66,7 @@ pub struct SignerView {
 pub struct Reader {
     segments_dir: PathBuf,
     derived: Arc<Derived>,
+    tiles: Arc<TileStore>,
     view: Arc<RwLock<View>>,
 }
 
@@ -94,11 +74,13 @@ impl Reader {
     pub(crate) fn new(
         segments_dir: PathBuf,
         derived: Arc<Derived>,
+        tiles: Arc<TileStore>,
         view: Arc<RwLock<View>>,
     ) -> Reader {
         Reader {
             segments_dir,
             derived,
+            tiles,
             view,
         }
     }
@@ -158,10 +140,9 @@ impl Reader {
     }
 
     pub fn location(&self, index: u64) -> Result<RecordLocation, LedgerError> {
-        let stored = self.derived.get(&layout::leaf_key(index))?.ok_or_else(|| {
-            LedgerError::NotFound(format!("entry {index} has no stored location"))
-        })?;
-        Ok(layout::leaf_location(index, &stored)?)
+        self.derived
+            .get_decoded(&layout::location_key(index))?
+            .ok_or_else(|| LedgerError::NotFound(format!("entry {index} has no stored location")))
     }
 
     pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {
@@ -174,8 +155,59 @@ impl Reader {
         })
     }
 
-    fn node(&self, id: NodeId) -> Result<Hash, LedgerError> {
-        stored_node(&self.derived, id)
+    /// Node `id` of the tree as the tiles of the published `size` hold it (any node
+    /// complete at an earlier size is complete, and the same, at this one).
+    fn node(&self, size: u64, id: NodeId) -> Result<Hash, LedgerError> {
+        Ok(self.tiles.node(size, id)?)
+    }
+
+    /// The hash of leaf `index`, from the level-0 tiles.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
+        let size = self.size();
+        self.check_index(index, size)?;
+        self.node(size, NodeId { level: 0, index })
+    }
+
+    /// Hash tile `id` (C2SP tlog-tiles) if the published tree has it: its file, or a
+    /// partial one's hashes from the full tile that replaced it (the same bytes).
+    pub fn hash_tile(&self, id: TileId) -> Result<Option<Vec<u8>>, LedgerError> {
+        if !matches!(id.kind, TileKind::Hashes { .. }) || !tiles::in_tree(id, self.size()) {
+            return Ok(None);
+        }
+        // A tile of the published tree is on disk: tiles are written before the size
+        // that needs them is published.
+        match self.tiles.read_hashes(id)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(TileError::Missing { path: id.path() }.into()),
+        }
+    }
+
+    /// Entry bundle `id` (C2SP tlog-tiles) if the published tree has it, read from the
+    /// segments: each leaf as a big-endian u16 length and its bytes.
+    pub fn entry_bundle(&self, id: TileId) -> Result<Option<Vec<u8>>, LedgerError> {
+        if id.kind != TileKind::Entries || !tiles::in_tree(id, self.size()) {
+            return Ok(None);
+        }
+        let first = id.index * TILE_WIDTH;
+        let at = self.location(first)?;
+        let mut bundle = Vec::new();
+        segment::read_run(
+            &self.segments_dir,
+            first,
+            at.segment,
+            at.offset,
+            u64::from(id.width),
+            |_, leaf| -> Result<(), LedgerError> {
+                push_bundle_entry(&mut bundle, leaf);
+                Ok(())
+            },
+        )?;
+        Ok(Some(bundle))
+    }
+
+    /// Checks every full tile of the published tree against the level above it.
+    pub fn check_tiles(&self) -> Result<(), LedgerError> {
+        Ok(self.tiles.check_levels(self.size())?)
     }
 
     /// Root of the tree at any size the ledger has had.
@@ -186,7 +218,7 @@ impl Reader {
                 "tree size {size} does not exist: the ledger holds {current} entries"
             )));
         }
-        merkle::root_at(size, &mut |id| self.node(id))
+        merkle::root_at(size, &mut |id| self.node(current, id))
     }
 
     /// Inclusion proof of `index` in the tree of `size` (default: current) leaves.
@@ -199,12 +231,12 @@ impl Reader {
             )));
         }
         self.check_index(index, tree_size)?;
-        let hashes = merkle::inclusion_proof(index, tree_size, &mut |id| self.node(id))
+        let hashes = merkle::inclusion_proof(index, tree_size, &mut |id| self.node(current, id))
             .map_err(proof_error)?;
         Ok(InclusionProof {
             index,
             tree_size,
-            leaf_hash: self.node(NodeId { level: 0, index })?,
+            leaf_hash: self.node(current, NodeId { level: 0, index })?,
             hashes,
         })
     }
@@ -223,7 +255,8 @@ impl Reader {
             )));
         }
         let hashes =
-            merkle::consistency_proof(from, to, &mut |id| self.node(id)).map_err(proof_error)?;
+            merkle::consistency_proof(from, to, &mut |id| self.node(current, id))
+                .map_err(proof_error)?;
         Ok(ConsistencyProof { from, to, hashes })
     }
 

@@ -7,13 +7,13 @@ use serde_json::{Map, Value};
 
 use super::LedgerError;
 use super::layout::{self, Landed};
-use super::reader::{Reader, load_frontier};
-use crate::checkpoint::{self, NoteVerifier};
+use super::reader::Reader;
+use crate::log::checkpoint::{self, NoteVerifier};
 use crate::dates::{self, UnixSeconds};
 use crate::entry;
 use crate::ingest::{self, Signatures};
 use crate::limits::REINDEX_CHUNK_ENTRIES;
-use crate::merkle::{Frontier, Hash};
+use crate::log::merkle::{Frontier, Hash};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Derived, Overlay};
 use crate::store::segment::{Position, RecordLocation, SegmentLog};
@@ -68,15 +68,16 @@ fn split_leaf(index: u64, leaf: &[u8]) -> Result<(Value, String), LedgerError> {
     Ok((Value::Object(envelope), accepted))
 }
 
-/// Replays every leaf from `from` into `target`, in chunks. `on_chunk` adds its own
-/// writes (progress markers) to each chunk's atomic commit, or refuses it.
+/// Replays every leaf from `from` into `target`, in chunks. `on_chunk` is given the
+/// chunk's leaf hashes (for the tiles) and adds its own writes (progress markers) to
+/// each chunk's atomic commit, or refuses it.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
     from: Position,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position) -> Result<(), LedgerError>,
+    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position, &[Hash]) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
     log.scan(from, |index, location, leaf| -> Result<(), LedgerError> {
@@ -100,7 +101,12 @@ fn apply_chunk(
     chunk: Vec<(u64, RecordLocation, Vec<u8>)>,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    on_chunk: &mut impl FnMut(&mut Overlay<'_>, &ReplayState, Position) -> Result<(), LedgerError>,
+    on_chunk: &mut impl FnMut(
+        &mut Overlay<'_>,
+        &ReplayState,
+        Position,
+        &[Hash],
+    ) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let Some(&(last_index, last_location, _)) = chunk.last() else {
         return Ok(());
@@ -176,13 +182,13 @@ fn apply_chunk(
             touches: touched,
         });
     }
-    layout::record(&mut overlay, &mut state.frontier, &landed)?;
+    let hashes = layout::record(&mut overlay, &mut state.frontier, &landed)?;
     let end = Position {
         index: last_index + 1,
         segment: last_location.segment,
         offset: last_location.end(),
     };
-    on_chunk(&mut overlay, state, end)?;
+    on_chunk(&mut overlay, state, end, &hashes)?;
     target.commit(overlay.into_writes())?;
     Ok(())
 }
@@ -210,7 +216,20 @@ pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, 
         Position::START,
         &mut state,
         Signatures::Verify { origin: None },
-        |_, _, _| Ok(()),
+        |_, state, _, hashes| {
+            // The tiles hold every leaf's hash: checked leaf by leaf here, and every
+            // level above against the one below once the replay is done.
+            let first = state.frontier.size() - hashes.len() as u64;
+            for (index, hash) in (first..).zip(hashes) {
+                if index < reader.size() && reader.leaf_hash(index)? != *hash {
+                    return Err(LedgerError::Verify(format!(
+                        "the level-0 tile holding leaf {index} has another hash for it; run \
+                         `dcledger reindex`"
+                    )));
+                }
+            }
+            Ok(())
+        },
     )?;
     let size = state.frontier.size();
     let root = state.frontier.root();
@@ -242,8 +261,9 @@ pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, 
             cp.size
         )));
     }
-    let scratch_frontier = load_frontier(&scratch, cp.size)?;
-    if scratch_frontier.root() != cp.root {
+    reader.check_tiles()?;
+    // The tiles were just checked against every leaf.
+    if reader.root_at(cp.size)? != cp.root {
         return Err(LedgerError::Verify(format!(
             "latest checkpoint's root for {} entries is not the root recomputed from the leaves",
             cp.size

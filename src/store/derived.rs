@@ -18,7 +18,7 @@ use crate::store::segment::Position;
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
@@ -34,7 +34,8 @@ pub enum DerivedError {
 /// Key families. The byte is the first byte of every key of that family.
 pub mod family {
     pub const META: u8 = b'm';
-    pub const NODE: u8 = b'n';
+    /// A leaf's location in the segments (the tree itself is in the tiles).
+    pub const LOCATION: u8 = b'l';
     pub const SIGNER: u8 = b's';
     pub const ORG: u8 = b'o';
     pub const BY_KIND: u8 = b'k';

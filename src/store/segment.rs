@@ -612,3 +612,97 @@ fn check_header(file: &mut File, path: &Path, first_index: u64) -> Result<(), Se
     }
     Ok(())
 }
+
+/// Reads `count` consecutive leaves from leaf `index`, which lives at `at` (a record
+/// location, or the start of a segment with `leaf_len` 0), under the segments directory
+/// `dir`, checking every record, and hands each to `visit`. Moves on to the next
+/// segment at the end of one. Needs no `SegmentLog` and takes no lock: the records read
+/// were written before the size that names them was published, and never change.
+pub fn read_run<E: From<SegmentError>>(
+    dir: &Path,
+    index: u64,
+    segment: u64,
+    offset: u64,
+    count: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::io::BufReader;
+    let open = |segment: u64, offset: u64| -> Result<(PathBuf, BufReader<File>, u64), SegmentError> {
+        let path = dir.join(segment_name(segment));
+        let mut file = File::open(&path).map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
+        Ok((path, BufReader::with_capacity(1 << 16, file), len))
+    };
+    let (mut path, mut reader, mut len) = open(segment, offset)?;
+    let mut pos = offset;
+    let mut record = Vec::new();
+    for i in index..index + count {
+        if pos >= len {
+            // The segment ends where the next one, named by this leaf, begins.
+            (path, reader, len) = open(i, HEADER_BYTES)?;
+            pos = HEADER_BYTES;
+        }
+        let corrupt = |pos: u64, reason: String| SegmentError::Corrupt {
+            index: i,
+            path: path.clone(),
+            offset: pos,
+            reason,
+        };
+        record.resize(RECORD_HEADER, 0);
+        reader
+            .read_exact(&mut record)
+            .map_err(|e| corrupt(pos, format!("record header unreadable: {e}")))?;
+        let leaf_len = u32::from_le_bytes([record[0], record[1], record[2], record[3]]) as usize;
+        if leaf_len > MAX_LEAF_BYTES {
+            return Err(corrupt(pos, format!("length field {leaf_len} exceeds the leaf limit")).into());
+        }
+        record.resize(RECORD_HEADER + leaf_len + 32, 0);
+        reader
+            .read_exact(&mut record[RECORD_HEADER..])
+            .map_err(|e| corrupt(pos, format!("record unreadable: {e}")))?;
+        match decode_at(&record, 0, i) {
+            Decoded::Ok { leaf_len, .. } => visit(i, leaf_at(&record, 0, leaf_len))?,
+            Decoded::Short => return Err(corrupt(pos, "record is cut short".into()).into()),
+            Decoded::Bad(reason) => return Err(corrupt(pos, reason).into()),
+        }
+        pos += record.len() as u64;
+    }
+    Ok(())
+}
+
+/// Reads leaves `from..to` under the segments directory `dir` without a location from
+/// derived state: starts at the segment whose name is the greatest first index not
+/// above `from` and skips to `from`. For readers that hold no derived state (an export).
+pub fn read_leaves<E: From<SegmentError>>(
+    dir: &Path,
+    from: u64,
+    to: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut start = None;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let first = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first
+            && first <= from
+            && start.is_none_or(|s| first > s)
+        {
+            start = Some(first);
+        }
+    }
+    let start = start.ok_or_else(|| SegmentError::BadSegment {
+        path: dir.to_path_buf(),
+        reason: format!("no segment holds leaf {from}"),
+    })?;
+    read_run(dir, start, start, HEADER_BYTES, to - start, |i, leaf| {
+        if i >= from { visit(i, leaf) } else { Ok(()) }
+    })
+}

@@ -158,7 +158,7 @@ fn validate(c: &GenConfig) -> Result<(), GenError> {
             c.start.0, c.start.1
         ));
     }
-    if !crate::checkpoint::valid_origin(&c.origin) {
+    if !crate::log::checkpoint::valid_origin(&c.origin) {
         return bad(format!(
             "origin must be 1-255 characters of [A-Za-z0-9._/:-], got {:?}",
             c.origin

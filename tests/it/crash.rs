@@ -14,10 +14,10 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dcledger::checkpoint::{self, Checkpoint, NoteVerifier};
+use dcledger::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use dcledger::entry::Kind;
 use dcledger::ledger::Ledger;
-use dcledger::merkle;
+use dcledger::log::merkle;
 use serde_json::{Value, json};
 
 use crate::support::{self, ORIGIN, Party, TestLedger, bin, path_str};

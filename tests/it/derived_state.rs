@@ -58,7 +58,7 @@ fn reindex_rebuilds_identical_derived_state() {
 
 #[test]
 fn proofs_for_every_historic_size_verify() {
-    use dcledger::merkle;
+    use dcledger::log::merkle;
     let t = populated();
     let reader = t.ledger.reader();
     let size = reader.size();

@@ -2,10 +2,10 @@
 
 use std::sync::atomic::Ordering;
 
-use dcledger::checkpoint::{self, NoteVerifier};
+use dcledger::log::checkpoint::{self, NoteVerifier};
 use dcledger::entry::Kind;
 use dcledger::ledger::{Committer, Ledger, SubmitError};
-use dcledger::merkle;
+use dcledger::log::merkle;
 use serde_json::json;
 
 use crate::support::{ORIGIN, Party, TestLedger, key};

@@ -350,6 +350,17 @@ pub fn open(note: &str, verifiers: &[NoteVerifier]) -> Result<Checkpoint, Checkp
     Checkpoint::parse_body(open_note(note, verifiers)?)
 }
 
+/// The checkpoint a note carries, its signatures left unchecked: for the ledger's own
+/// notes (its `checkpoint` file, the one its derived state recorded), which it signed
+/// itself and only needs to read the size and root of. Anything from outside goes
+/// through [`open`].
+pub fn own_note_body(note: &str) -> Result<Checkpoint, CheckpointError> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or(CheckpointError::MissingSignatureBlock)?;
+    Checkpoint::parse_body(&note[..=split])
+}
+
 /// Verifies a signed note as Go's `note.Open` does and returns its text
 /// (ending in a newline, without the separating blank line).
 fn open_note<'a>(note: &'a str, verifiers: &[NoteVerifier]) -> Result<&'a str, CheckpointError> {
