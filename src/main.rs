@@ -102,6 +102,11 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write the ledger as static files any web server, object store or CDN can serve.
+    Export {
+        #[command(subcommand)]
+        export: ExportCommand,
+    },
     /// Print the log's verifier key string (what verifiers pin).
     VerifierKey {
         #[arg(long)]
@@ -292,6 +297,19 @@ enum ReportCommand {
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// The checkpoint, hash tiles and entry bundles as a C2SP tlog-tiles tree. Run again
+    /// into the same directory, it adds only what is new and replaces the checkpoint last.
+    /// Needs no lock: it may run beside `serve`.
+    Tiles {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -705,6 +723,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Checkpoint { data } => {
             let ledger = Ledger::open_to_read(&data)?;
             print!("{}", ledger.reader().checkpoint());
+        }
+        Command::Export {
+            export: ExportCommand::Tiles { data, out },
+        } => {
+            let done = dcledger::log::export::export_tiles(&data, &out)?;
+            eprintln!(
+                "exported a tree of {} entries to {}: {} files written, {} already there",
+                done.size,
+                out.display(),
+                done.written,
+                done.kept
+            );
         }
         Command::VerifierKey { data } => {
             let ledger = Ledger::open_to_read(&data)?;

@@ -373,6 +373,7 @@ impl Ledger {
             checkpoint: Arc::from(applied.checkpoint.as_str()),
         }));
         let reader = Reader::new(
+            dir,
             log.dir().to_path_buf(),
             derived.clone(),
             tile_store,

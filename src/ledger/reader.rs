@@ -9,7 +9,7 @@ use super::layout::{self, Change};
 use super::{LedgerError, View};
 use crate::log::checkpoint;
 use crate::keys::PublicKey;
-use crate::log::export::push_bundle_entry;
+use crate::log::export::{CHECKPOINT_FILE, push_bundle_entry};
 use crate::log::layout::{TILE_WIDTH, TileId, TileKind};
 use crate::log::merkle::{self, Hash, NodeId, ProofError};
 use crate::log::tiles::{self, TileError, TileStore};
@@ -64,6 +64,8 @@ pub struct SignerView {
 
 #[derive(Clone)]
 pub struct Reader {
+    /// The data directory's `checkpoint` file.
+    checkpoint_file: PathBuf,
     segments_dir: PathBuf,
     derived: Arc<Derived>,
     tiles: Arc<TileStore>,
@@ -72,12 +74,14 @@ pub struct Reader {
 
 impl Reader {
     pub(crate) fn new(
+        dir: &std::path::Path,
         segments_dir: PathBuf,
         derived: Arc<Derived>,
         tiles: Arc<TileStore>,
         view: Arc<RwLock<View>>,
     ) -> Reader {
         Reader {
+            checkpoint_file: dir.join(CHECKPOINT_FILE),
             segments_dir,
             derived,
             tiles,
@@ -109,6 +113,15 @@ impl Reader {
     /// The latest signed checkpoint note.
     pub fn checkpoint(&self) -> Arc<str> {
         self.view().checkpoint
+    }
+
+    /// The latest checkpoint note as the `checkpoint` file holds it: what static
+    /// readers and `GET /checkpoint` see, its tiles written before it.
+    pub fn checkpoint_file(&self) -> Result<String, LedgerError> {
+        std::fs::read_to_string(&self.checkpoint_file).map_err(|source| LedgerError::Io {
+            path: self.checkpoint_file.clone(),
+            source,
+        })
     }
 
     /// The ledger clock of the last accepted batch.

@@ -18,6 +18,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod pages;
+mod tiles;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub const ROUTES: &[&str] = &[
     "/healthz",
     "/readyz",
     "/metrics",
+    "/checkpoint",
+    "/tile/{*path}",
 ];
 
 pub const OPENAPI_YAML: &str = include_str!("../../schemas/openapi.yaml");
@@ -129,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[14], get(handlers::openapi))
         .route(ROUTES[17], get(handlers::metrics))
         .merge(pages::routes())
+        .merge(tiles::routes())
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::no_route)
         .layer(track.clone())
