@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use crate::log::checkpoint;
 use crate::dates;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::keys::PublicKey;
 use crate::limits::MAX_BATCH_ENTRIES;
+use crate::log::checkpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -11,13 +11,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::log::checkpoint;
 use crate::dates::{self, UnixSeconds};
 use crate::domain;
 use crate::entry::{self, Kind, Roles};
 use crate::jcs;
 use crate::keys::{PublicKey, parse_lower_hex, parse_public_hex};
 use crate::limits::{MAX_LEAF_BYTES, MAX_TS_AHEAD_S};
+use crate::log::checkpoint;
 use crate::registry::{self, AdmitError, SignerRecord};
 use crate::reject::{RejectClass, Rejection};
 use crate::schema;

@@ -16,8 +16,7 @@ use dcledger::ledger::{self, Ledger};
 use dcledger::log::checkpoint;
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
-    audit, bulk, client, dates, json, keys, proofcheck, report, server, synthetic,
-    views,
+    audit, bulk, client, dates, json, keys, proofcheck, report, server, synthetic, views,
 };
 use ed25519_dalek::SigningKey;
 

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use crate::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use crate::jcs;
 use crate::keys::parse_lower_hex;
+use crate::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use crate::log::merkle::{self, Hash};
 
 #[derive(Debug, thiserror::Error)]

@@ -32,12 +32,12 @@ pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
 pub use replay::VerifyReport;
 
-use crate::log::checkpoint::{self, Checkpoint};
 use crate::dates;
 use crate::domain::rules::Touch;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
+use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::tiles::{TILES_DIR, TileError, TileStore, TileWriter};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};

@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 
 use super::layout::{self, Change};
 use super::{LedgerError, View};
-use crate::log::checkpoint;
 use crate::keys::PublicKey;
+use crate::log::checkpoint;
 use crate::log::export::{CHECKPOINT_FILE, push_bundle_entry};
 use crate::log::layout::{TILE_WIDTH, TileId, TileKind};
 use crate::log::merkle::{self, Hash, NodeId, ProofError};
@@ -267,9 +267,8 @@ impl Reader {
                 "tree size {to} does not exist: the ledger holds {current} entries"
             )));
         }
-        let hashes =
-            merkle::consistency_proof(from, to, &mut |id| self.node(current, id))
-                .map_err(proof_error)?;
+        let hashes = merkle::consistency_proof(from, to, &mut |id| self.node(current, id))
+            .map_err(proof_error)?;
         Ok(ConsistencyProof { from, to, hashes })
     }
 

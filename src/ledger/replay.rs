@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 use super::LedgerError;
 use super::layout::{self, Landed};
 use super::reader::Reader;
-use crate::log::checkpoint::{self, NoteVerifier};
 use crate::dates::{self, UnixSeconds};
 use crate::entry;
 use crate::ingest::{self, Signatures};
 use crate::limits::REINDEX_CHUNK_ENTRIES;
+use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{Frontier, Hash};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Derived, Overlay};
@@ -77,7 +77,12 @@ pub(crate) fn replay(
     from: Position,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position, &[Hash]) -> Result<(), LedgerError>,
+    mut on_chunk: impl FnMut(
+        &mut Overlay<'_>,
+        &ReplayState,
+        Position,
+        &[Hash],
+    ) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
     log.scan(from, |index, location, leaf| -> Result<(), LedgerError> {

@@ -77,18 +77,21 @@ fn rebuild(
     let mut writer = TileWriter::empty(store);
     let mut frontier = Frontier::new();
     let mut hashes = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
-    log.scan(Position::START, |index, _, leaf| -> Result<(), LedgerError> {
-        if index < size {
-            let hash = merkle::leaf_hash(leaf);
-            frontier.push(hash);
-            hashes.push(hash);
-        }
-        if hashes.len() >= REINDEX_CHUNK_ENTRIES {
-            writer.push(&hashes)?;
-            hashes.clear();
-        }
-        Ok(())
-    })?;
+    log.scan(
+        Position::START,
+        |index, _, leaf| -> Result<(), LedgerError> {
+            if index < size {
+                let hash = merkle::leaf_hash(leaf);
+                frontier.push(hash);
+                hashes.push(hash);
+            }
+            if hashes.len() >= REINDEX_CHUNK_ENTRIES {
+                writer.push(&hashes)?;
+                hashes.clear();
+            }
+            Ok(())
+        },
+    )?;
     writer.push(&hashes)?;
     writer.write_partials()?;
     writer.prune()?;

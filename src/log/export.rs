@@ -62,7 +62,10 @@ pub struct Exported {
 /// is at most 65,535 bytes, SPEC §4).
 pub fn push_bundle_entry(bundle: &mut Vec<u8>, leaf: &[u8]) {
     let len = u16::try_from(leaf.len()).unwrap_or_else(|_| {
-        unreachable!("a leaf of {} bytes was stored: the limit is 65,535", leaf.len())
+        unreachable!(
+            "a leaf of {} bytes was stored: the limit is 65,535",
+            leaf.len()
+        )
     });
     bundle.extend_from_slice(&len.to_be_bytes());
     bundle.extend_from_slice(leaf);

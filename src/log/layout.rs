@@ -207,14 +207,14 @@ mod tests {
 
     #[test]
     fn paths_follow_the_document() {
-        assert_eq!(TileId::hashes(0, 1_234_067, 256).path(), "tile/0/x001/x234/067");
+        assert_eq!(
+            TileId::hashes(0, 1_234_067, 256).path(),
+            "tile/0/x001/x234/067"
+        );
         assert_eq!(TileId::hashes(0, 0, 256).path(), "tile/0/000");
         assert_eq!(TileId::hashes(2, 1000, 1).path(), "tile/2/x001/000.p/1");
         assert_eq!(TileId::entries(273, 112).path(), "tile/entries/273.p/112");
-        assert_eq!(
-            TileId::entries(5, 17).partials_dir(),
-            "tile/entries/005.p"
-        );
+        assert_eq!(TileId::entries(5, 17).partials_dir(), "tile/entries/005.p");
         assert_eq!(
             TileId::hashes(63, u64::MAX, 255).path(),
             "tile/63/x018/x446/x744/x073/x709/x551/615.p/255"

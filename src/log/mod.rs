@@ -16,8 +16,17 @@ mod tests {
     #[test]
     fn the_log_knows_nothing_of_the_domain() {
         let forbidden = [
-            "domain", "registry", "ingest", "audit", "report", "pages", "server", "entry",
-            "ledger", "views", "synthetic",
+            "domain",
+            "registry",
+            "ingest",
+            "audit",
+            "report",
+            "pages",
+            "server",
+            "entry",
+            "ledger",
+            "views",
+            "synthetic",
         ];
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/log");
         for file in std::fs::read_dir(&dir).unwrap() {
@@ -25,7 +34,11 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
                 for module in forbidden {
-                    for spelling in [format!("crate::{module}"), format!("dcledger::{module}"), format!("super::super::{module}")] {
+                    for spelling in [
+                        format!("crate::{module}"),
+                        format!("dcledger::{module}"),
+                        format!("super::super::{module}"),
+                    ] {
                         assert!(
                             !line.contains(&spelling),
                             "{}:{}: the log layer names `{spelling}`",

@@ -67,9 +67,7 @@ pub enum TileError {
          reindex`"
     )]
     Conflict { path: String },
-    #[error(
-        "full tile {path} does not hash to the level above it; run `dcledger reindex`"
-    )]
+    #[error("full tile {path} does not hash to the level above it; run `dcledger reindex`")]
     Broken { path: String },
 }
 
@@ -151,7 +149,11 @@ fn join_hashes(hashes: &[Hash]) -> Vec<u8> {
 
 /// The Merkle tree hash of a full tile: the hash at its position one level up.
 pub fn full_tile_root(hashes: &[Hash]) -> Hash {
-    assert_eq!(hashes.len() as u64, TILE_WIDTH, "a full tile has 256 hashes");
+    assert_eq!(
+        hashes.len() as u64,
+        TILE_WIDTH,
+        "a full tile has 256 hashes"
+    );
     let mut level = hashes.to_vec();
     while level.len() > 1 {
         level = level
@@ -264,18 +266,22 @@ impl TileStore {
         }
     }
 
-    /// The content of hash tile `id`: its file, or for a partial tile whose file was
-    /// removed because its full tile exists, that full tile's prefix (the same hashes).
-    /// Checked to be exactly `width` hashes; `None` if neither file exists.
+    /// The content of hash tile `id`: its file, or for a partial tile without one (its
+    /// full tile replaced it, or the tiles were rebuilt at a later size), the prefix of
+    /// the full tile or of a wider partial one: the same hashes, which never change.
+    /// Checked to be exactly `width` hashes; `None` if no such file exists.
     pub fn read_hashes(&self, id: TileId) -> Result<Option<Vec<u8>>, TileError> {
         let want = usize::from(id.width) * HASH_LEN;
-        let (found, bytes) = match self.read_file(id)? {
-            Some(b) => (id, b),
+        let found = match self.read_file(id)? {
+            Some(b) => Some((id, b)),
             None if !id.is_full() => match self.read_file(id.full())? {
-                Some(b) => (id.full(), b),
-                None => return Ok(None),
+                Some(b) => Some((id.full(), b)),
+                None => self.wider_partial(id)?,
             },
-            None => return Ok(None),
+            None => None,
+        };
+        let Some((found, bytes)) = found else {
+            return Ok(None);
         };
         let expected = usize::from(found.width) * HASH_LEN;
         if bytes.len() != expected {
@@ -286,6 +292,32 @@ impl TileStore {
             });
         }
         Ok(Some(bytes[..want].to_vec()))
+    }
+
+    /// A partial tile of the same index wider than `id`, and its bytes.
+    fn wider_partial(&self, id: TileId) -> Result<Option<(TileId, Vec<u8>)>, TileError> {
+        let dir = self.root.join(id.partials_dir());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&dir))?;
+            let Some(width) = entry
+                .file_name()
+                .to_str()
+                .and_then(|w| w.parse::<u16>().ok())
+                .filter(|w| (id.width + 1..TILE_WIDTH as u16).contains(w))
+            else {
+                continue; // narrower, or a temporary file
+            };
+            let wider = TileId { width, ..id };
+            if let Some(bytes) = self.read_file(wider)? {
+                return Ok(Some((wider, bytes)));
+            }
+        }
+        Ok(None)
     }
 
     fn expanded(&self, id: TileId) -> Result<Arc<Expanded>, TileError> {
@@ -477,12 +509,9 @@ impl TileWriter {
             let tail = match id {
                 None => Vec::new(),
                 Some(id) => {
-                    let bytes = match store.read_hashes(id)? {
-                        Some(b) => b,
-                        None => writer
-                            .wider_partial(id)?
-                            .ok_or_else(|| TileError::Missing { path: id.path() })?,
-                    };
+                    let bytes = store
+                        .read_hashes(id)?
+                        .ok_or_else(|| TileError::Missing { path: id.path() })?;
                     split_hashes(&bytes).ok_or_else(|| TileError::Missing { path: id.path() })?
                 }
             };
@@ -523,33 +552,6 @@ impl TileWriter {
             }
         }
         Ok(writer)
-    }
-
-    /// The first `id.width` hashes of a wider partial tile of the same index.
-    fn wider_partial(&self, id: TileId) -> Result<Option<Vec<u8>>, TileError> {
-        let dir = self.root.join(id.partials_dir());
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io(&dir))?;
-            let Some(width) = entry
-                .file_name()
-                .to_str()
-                .and_then(|w| w.parse::<u16>().ok())
-            else {
-                continue; // a temporary file
-            };
-            if width > id.width && width < 256 {
-                let bytes = std::fs::read(entry.path()).map_err(io(&entry.path()))?;
-                if bytes.len() == usize::from(width) * HASH_LEN {
-                    return Ok(Some(bytes[..usize::from(id.width) * HASH_LEN].to_vec()));
-                }
-            }
-        }
-        Ok(None)
     }
 
     /// Removes every tile past the tree of `self.size` leaves. Tiles are written in
@@ -700,7 +702,10 @@ mod tests {
         // "a tree of size 70,000 will be represented by 273 full level 0 tiles, one
         // partial level 0 tile of width 112, one full level 1 tile, one partial level 1
         // tile of width 17, and one partial level 2 tile of width 1."
-        assert_eq!((full_tiles(70_000, 0), partial_width(70_000, 0)), (273, 112));
+        assert_eq!(
+            (full_tiles(70_000, 0), partial_width(70_000, 0)),
+            (273, 112)
+        );
         assert_eq!((full_tiles(70_000, 1), partial_width(70_000, 1)), (1, 17));
         assert_eq!((full_tiles(70_000, 2), partial_width(70_000, 2)), (0, 1));
         assert_eq!(levels(70_000), 3);
@@ -730,10 +735,14 @@ mod tests {
         }
         assert_eq!(store.frontier(66_000).unwrap(), frontier);
         // Every full level-0 tile holds the leaf hashes, in order.
-        let tile = store.read_hashes(TileId::hashes(0, 3, 256)).unwrap().unwrap();
+        let tile = store
+            .read_hashes(TileId::hashes(0, 3, 256))
+            .unwrap()
+            .unwrap();
         assert_eq!(split_hashes(&tile).unwrap()[5], leaf(3 * 256 + 5));
         store.check_levels(66_000).unwrap();
-        let proof = merkle::inclusion_proof(4321, 66_000, &mut |id| store.node(66_000, id)).unwrap();
+        let proof =
+            merkle::inclusion_proof(4321, 66_000, &mut |id| store.node(66_000, id)).unwrap();
         merkle::verify_inclusion(4321, 66_000, &leaf(4321), &proof, &frontier.root()).unwrap();
     }
 
@@ -750,8 +759,14 @@ mod tests {
         assert!(store.read_file(TileId::hashes(0, 0, 10)).unwrap().is_some());
         writer.prune().unwrap();
         assert!(store.read_file(TileId::hashes(0, 0, 10)).unwrap().is_none());
-        let prefix = store.read_hashes(TileId::hashes(0, 0, 10)).unwrap().unwrap();
-        assert_eq!(split_hashes(&prefix).unwrap(), (0..10).map(leaf).collect::<Vec<_>>());
+        let prefix = store
+            .read_hashes(TileId::hashes(0, 0, 10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            split_hashes(&prefix).unwrap(),
+            (0..10).map(leaf).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -762,8 +777,18 @@ mod tests {
         // crashed. Resume at 300, then grow again to another size than before.
         let store = TileStore::new(dir.path());
         let mut writer = TileWriter::resume(&store, 300).unwrap();
-        assert!(store.read_file(TileId::hashes(0, 2, 256)).unwrap().is_none());
-        assert!(store.read_file(TileId::hashes(1, 0, 256)).unwrap().is_none());
+        assert!(
+            store
+                .read_file(TileId::hashes(0, 2, 256))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .read_file(TileId::hashes(1, 0, 256))
+                .unwrap()
+                .is_none()
+        );
         let hashes: Vec<Hash> = (300..1000).map(leaf).collect();
         writer.push(&hashes).unwrap();
         writer.write_partials().unwrap();

@@ -61,7 +61,10 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError>
 }
 
 /// `GET /tile/...`: a hash tile from the tiles, an entry bundle from the segments.
-async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+async fn tile(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
     let full = format!("tile/{path}");
     let id = TileId::parse(&full).map_err(|e| ApiError::not_found(e.to_string()))?;
     let reader = state.reader.clone();

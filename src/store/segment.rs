@@ -627,13 +627,14 @@ pub fn read_run<E: From<SegmentError>>(
     mut visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     use std::io::BufReader;
-    let open = |segment: u64, offset: u64| -> Result<(PathBuf, BufReader<File>, u64), SegmentError> {
-        let path = dir.join(segment_name(segment));
-        let mut file = File::open(&path).map_err(io_err(&path))?;
-        let len = file.metadata().map_err(io_err(&path))?.len();
-        file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
-        Ok((path, BufReader::with_capacity(1 << 16, file), len))
-    };
+    let open =
+        |segment: u64, offset: u64| -> Result<(PathBuf, BufReader<File>, u64), SegmentError> {
+            let path = dir.join(segment_name(segment));
+            let mut file = File::open(&path).map_err(io_err(&path))?;
+            let len = file.metadata().map_err(io_err(&path))?.len();
+            file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
+            Ok((path, BufReader::with_capacity(1 << 16, file), len))
+        };
     let (mut path, mut reader, mut len) = open(segment, offset)?;
     let mut pos = offset;
     let mut record = Vec::new();
@@ -655,7 +656,11 @@ pub fn read_run<E: From<SegmentError>>(
             .map_err(|e| corrupt(pos, format!("record header unreadable: {e}")))?;
         let leaf_len = u32::from_le_bytes([record[0], record[1], record[2], record[3]]) as usize;
         if leaf_len > MAX_LEAF_BYTES {
-            return Err(corrupt(pos, format!("length field {leaf_len} exceeds the leaf limit")).into());
+            return Err(corrupt(
+                pos,
+                format!("length field {leaf_len} exceeds the leaf limit"),
+            )
+            .into());
         }
         record.resize(RECORD_HEADER + leaf_len + 32, 0);
         reader

@@ -14,9 +14,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dcledger::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use dcledger::entry::Kind;
 use dcledger::ledger::Ledger;
+use dcledger::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use dcledger::log::merkle;
 use serde_json::{Value, json};
 

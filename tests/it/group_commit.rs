@@ -2,9 +2,9 @@
 
 use std::sync::atomic::Ordering;
 
-use dcledger::log::checkpoint::{self, NoteVerifier};
 use dcledger::entry::Kind;
 use dcledger::ledger::{Committer, Ledger, SubmitError};
+use dcledger::log::checkpoint::{self, NoteVerifier};
 use dcledger::log::merkle;
 use serde_json::json;
 

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use dcledger::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use dcledger::entry::Kind;
+use dcledger::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use dcledger::log::merkle;
 use dcledger::server::{MAX_BODY_BYTES, ROUTES};
 use serde_json::{Value, json};

@@ -16,4 +16,5 @@ mod registry_rejections;
 mod reports;
 mod retries;
 mod support;
+mod tiles;
 mod worlds;
