@@ -2,7 +2,10 @@
 //! entries through the real path (NDJSON → parse → schema → strict signature check on
 //! every core → admission → segment write + fdatasync per 1,000 → sled), printed beside
 //! this machine's raw single-core `verify_strict` rate measured in the same run, and the
-//! time per inclusion and consistency proof at that size. Prints figures; asserts nothing.
+//! time per inclusion and consistency proof at that size (read from the tiles). Then the
+//! log layer alone at 10 million leaves (`DCLEDGER_BENCH_TILE_LEAVES`): tiles built from
+//! leaf hashes, and inclusion proofs from them, random and repeated, beside this
+//! machine's raw SHA-256 node-hash time. Prints figures; asserts nothing.
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -10,6 +13,8 @@ use std::time::Instant;
 use dcledger::bulk;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
+use dcledger::log::merkle;
+use dcledger::log::tiles::{TileStore, TileWriter};
 use dcledger::store::derived::{Derived, family};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::json;
@@ -203,4 +208,77 @@ fn main() {
         anchors as f64 / 1e3,
         100.0 * anchors as f64 / all as f64
     );
+    drop(derived);
+    tile_proofs();
+}
+
+/// Leaves of the log-layer benchmark: the 10 million unless the environment
+/// says otherwise.
+const DEFAULT_TILE_LEAVES: u64 = 10_000_000;
+
+/// Nanoseconds per RFC 6962 node hash on one core: the unit a proof from tiles costs
+/// when its level-0 tile is not in memory (about 255 of them to expand a tile).
+fn node_hash_ns() -> f64 {
+    let mut h = merkle::leaf_hash(b"yardstick");
+    let rounds = 1_000_000u32;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        h = merkle::node_hash(&h, &h);
+    }
+    std::hint::black_box(h);
+    start.elapsed().as_secs_f64() * 1e9 / f64::from(rounds)
+}
+
+/// The log layer alone: a tree of many leaves as tiles, and inclusion proofs from them.
+fn tile_proofs() {
+    let n: u64 = std::env::var("DCLEDGER_BENCH_TILE_LEAVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_TILE_LEAVES);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TileStore::new(dir.path());
+    let mut writer = TileWriter::empty(&store);
+    let start = Instant::now();
+    let mut chunk = Vec::with_capacity(65_536);
+    for i in 0..n {
+        chunk.push(merkle::leaf_hash(&i.to_be_bytes()));
+        if chunk.len() == chunk.capacity() {
+            writer.push(&chunk).expect("tiles");
+            chunk.clear();
+        }
+    }
+    writer.push(&chunk).expect("tiles");
+    writer.write_partials().expect("tiles");
+    writer.prune().expect("tiles");
+    println!(
+        "tiles for {n} leaf hashes:    {:>10.2} s (hashing the leaves included)",
+        start.elapsed().as_secs_f64()
+    );
+    let node_ns = node_hash_ns();
+    println!("raw node hash, one core:            {node_ns:>10.0} ns");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut proof = |index: u64| {
+        merkle::inclusion_proof(index, n, &mut |id| store.node(n, id)).expect("proof")
+    };
+    for (what, spread) in [("random leaves", n), ("leaves of 64 tiles", 64 * 256)] {
+        let proofs = 20_000u64;
+        // One pass to warm what fits in the cache, then the measured one.
+        for pass in 0..2 {
+            let start = Instant::now();
+            for _ in 0..proofs {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                std::hint::black_box(proof(x % spread));
+            }
+            if pass == 1 {
+                let per = start.elapsed().as_secs_f64() / proofs as f64;
+                println!(
+                    "inclusion proof at {n}, {what}: {:>8.1} µs each ({:.0} node hashes' time)",
+                    per * 1e6,
+                    per * 1e9 / node_ns
+                );
+            }
+        }
+    }
 }
