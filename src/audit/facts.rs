@@ -202,7 +202,7 @@ impl Dates {
                         subsidy,
                         date: day(&d.date),
                         amount_minor: d.amount_minor,
-                        currency: Currency::new(&d.currency),
+                        currency: currency(&d.currency),
                         index: d.index,
                     })
                 })
@@ -218,9 +218,11 @@ impl Dates {
 fn validity(p: &PermitRecord) -> (Date, Date) {
     let mut until = day(&p.issued.valid_until);
     if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
-        // A revocation effective on the first day any calendar holds ends the permit
-        // before it begins.
-        until = until.min(rev.previous_day().unwrap_or(Date::MIN));
+        // Dates start at 1970-01-01 (`dates::YEARS`), so every one has a day before.
+        let before = rev
+            .previous_day()
+            .unwrap_or_else(|| unreachable!("{rev} is a ledger date, after 1970-01-01"));
+        until = until.min(before);
     }
     (day(&p.issued.valid_from), until)
 }
@@ -309,6 +311,14 @@ impl<T> Series<T> {
 pub fn day(s: &str) -> Date {
     parse_date(s).unwrap_or_else(|| {
         panic!("a record holds {s:?} where ingest admits only dates: the derived state is damaged; run `dcledger reindex`")
+    })
+}
+
+/// A currency field of a record, which ingest admits only as three capitals; like
+/// `day`, anything else is damage.
+fn currency(s: &str) -> Currency {
+    Currency::new(s).unwrap_or_else(|e| {
+        panic!("a record holds {e}: the derived state is damaged; run `dcledger reindex`")
     })
 }
 

@@ -535,11 +535,18 @@ fn load_facts(
     let reports = reader.reports(f.id())?;
     let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
     for r in reports {
-        if let Some(report) = ReportFigures::of(&r.body) {
-            facts.set_report(report.period, report.figures, r.index);
-        }
+        let report = ReportFigures::of(&r.body).map_err(|e| damaged(r.index, &e))?;
+        facts.set_report(report.period, report.figures, r.index);
     }
     Ok(facts)
+}
+
+/// Derived state holding what ingest never admits: damage, not input.
+fn damaged(index: u64, what: &impl std::fmt::Display) -> LedgerError {
+    LedgerError::Verify(format!(
+        "entry {index} in derived state has {what}, which ingest never admits: derived state \
+         is damaged; run `dcledger reindex`"
+    ))
 }
 
 /// The records a facility lists by id.
@@ -547,7 +554,16 @@ fn ids<T>(
     ids: &[String],
     get: impl Fn(&str) -> Result<Option<T>, LedgerError>,
 ) -> Result<Vec<T>, LedgerError> {
-    ids.iter().filter_map(|id| get(id).transpose()).collect()
+    ids.iter()
+        .map(|id| {
+            get(id)?.ok_or_else(|| {
+                LedgerError::Verify(format!(
+                    "a facility lists {id:?}, which derived state does not hold: it is damaged; \
+                     run `dcledger reindex`"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Every facility with its lots, permits, subsidies and loans, but no reports: each

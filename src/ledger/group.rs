@@ -136,7 +136,10 @@ impl Committer {
     pub fn shutdown(mut self) -> Result<(), LedgerError> {
         self.handle = None;
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or(Err(LedgerError::Stopped)),
+            // A panic in the writer is a defect: carried to the caller, not renamed.
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             None => Err(LedgerError::Stopped),
         }
     }

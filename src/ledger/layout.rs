@@ -51,7 +51,11 @@ pub(crate) fn node_hash(stored: &[u8]) -> Option<Hash> {
 
 /// The segment location stored after a leaf's hash.
 pub(crate) fn leaf_location(index: u64, stored: &[u8]) -> Result<RecordLocation, DerivedError> {
-    decode(&leaf_key(index), stored.get(32..).unwrap_or_default())
+    let location = stored.get(32..).ok_or_else(|| DerivedError::Decode {
+        key: format!("leaf {index}"),
+        reason: format!("{} bytes, shorter than a hash", stored.len()),
+    })?;
+    decode(&leaf_key(index), location)
 }
 
 /// Entries per change-log chunk. Every commit rewrites the chunk it lands in; at about
@@ -79,7 +83,10 @@ pub(crate) fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
 
 /// Every postings chunk of one term starts with this.
 fn posting_prefix(family: u8, term: &[u8]) -> Vec<u8> {
-    let len = u8::try_from(term.len()).unwrap_or(u8::MAX);
+    // Terms are ids (at most 64 bytes), public keys and kind numbers; a longer one would
+    // make keys collide, so it is a defect, never a cap.
+    let len = u8::try_from(term.len())
+        .unwrap_or_else(|_| unreachable!("a postings term of {} bytes", term.len()));
     key(family, &[&[len], term])
 }
 
@@ -148,7 +155,11 @@ pub(crate) struct Landed<'a> {
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
 pub(crate) fn kind_term(kind: Kind) -> u8 {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+    let position = Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_else(|| unreachable!("Kind::ALL lists {kind}"));
+    u8::try_from(position).unwrap_or_else(|_| unreachable!("fewer than 256 kinds"))
 }
 
 /// Records consecutive landed leaves: grows the tree (storing every node that became

@@ -267,7 +267,11 @@ impl Reader {
             .scan_prefix(&[family])
             .map(|kv| {
                 let (k, _) = kv?;
-                Ok(records::id_from_key(&k).unwrap_or_default().to_string())
+                let id = records::id_from_key(&k).ok_or_else(|| DerivedError::Decode {
+                    key: hex::encode(&k),
+                    reason: "the key holds no id".into(),
+                })?;
+                Ok(id.to_string())
             })
             .collect()
     }

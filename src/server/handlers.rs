@@ -180,7 +180,10 @@ pub async fn submit(
         .map(|a| json!({"index": a.index, "leaf_hash": hex::encode(a.leaf_hash)}))
         .collect();
     let body = if single {
-        let mut one = entries.into_iter().next().unwrap_or_default();
+        let mut one = entries
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable!("a single submission has one receipt"));
         one["checkpoint"] = json!(receipt.checkpoint.as_ref());
         one
     } else {
@@ -414,8 +417,7 @@ pub(super) async fn with_snapshot<T: Send + 'static>(
 
 pub(super) fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiError> {
     match q.get("as_of") {
-        Some(m) => Month::parse(m)
-            .ok_or_else(|| ApiError::bad_request(format!("as_of {m:?} is not YYYY-MM"))),
+        Some(m) => Month::checked(m).map_err(|e| ApiError::bad_parameter("as_of", e.to_string())),
         None => snapshot
             .default_as_of()
             .ok_or_else(|| ApiError::bad_request("the ledger has nothing to audit yet")),
@@ -660,10 +662,7 @@ fn overrides(q: &HashMap<String, String>) -> Result<Overrides, ApiError> {
 
 fn report_as_of(q: &HashMap<String, String>) -> Result<Option<Month>, ApiError> {
     q.get("as_of")
-        .map(|m| {
-            Month::parse(m)
-                .ok_or_else(|| ApiError::bad_parameter("as_of", format!("{m:?} is not YYYY-MM")))
-        })
+        .map(|m| Month::checked(m).map_err(|e| ApiError::bad_parameter("as_of", e.to_string())))
         .transpose()
 }
 
@@ -885,16 +884,23 @@ pub async fn facilities(
     only_known(&q, &["after", "limit"], false)?;
     let limit = page_limit(&q, MAX_PAGE_ITEMS)?;
     with_snapshot(&state, move |snapshot, _| {
-        let as_of = snapshot.default_as_of().unwrap_or(Month {
-            year: 1970,
-            month: 1,
-        });
+        let as_of = snapshot.default_as_of();
         let after = q.get("after").map(String::as_str);
         let rest = snapshot
             .facilities
             .iter()
             .filter(|f| after.is_none_or(|after| f.id() > after))
-            .map(|f| Ok(FacilitySummary::of(f, as_of)));
+            .map(|f| {
+                // A registered facility was accepted, so the snapshot has a month to
+                // describe it as of.
+                let as_of = as_of.ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "facility {:?} is registered but the snapshot has no latest month",
+                        f.id()
+                    ))
+                })?;
+                Ok(FacilitySummary::of(f, as_of))
+            });
         let (page, more) = cut_page(rest, limit, |f| f)?;
         let next = if more {
             page.last().map(|f| f.facility_id)
