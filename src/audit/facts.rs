@@ -23,8 +23,9 @@ pub struct Dated<T> {
     pub index: u64,
 }
 
-/// One facility and everything recorded about it.
-#[derive(Debug)]
+/// One facility and everything recorded about it. Snapshots share a facility's facts
+/// until one of them changes it (copy on write, `Arc::make_mut`).
+#[derive(Clone, Debug)]
 pub struct FacilityFacts {
     pub facility: FacilityRecord,
     pub lots: Vec<LotRecord>,
@@ -44,7 +45,20 @@ pub struct FacilityFacts {
     revisions: Journal,
     /// The period findings audits keep about these facts. They rest on these records,
     /// so reloading the records starts them afresh.
-    pub(super) kept: Mutex<Periods>,
+    pub(super) kept: Kept,
+}
+
+/// The kept period findings, behind a lock because audits of one snapshot run side by
+/// side; a copy of the facts (a newer snapshot's) starts from a copy of them.
+#[derive(Debug, Default)]
+pub(super) struct Kept(pub(super) Mutex<Periods>);
+
+impl Clone for Kept {
+    fn clone(&self) -> Kept {
+        Kept(Mutex::new(
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ))
+    }
 }
 
 /// Numbers every change to a facility's reports and remembers the latest ones' months.
@@ -332,7 +346,7 @@ impl FacilityFacts {
         facility: FacilityRecord,
     ) -> FacilityFacts {
         FacilityFacts {
-            kept: Mutex::default(),
+            kept: Kept::default(),
             timeline: Timeline::new(&facility, &permits),
             dates: Dates::new(&facility, &lots, &subsidies, &loans),
             revisions: Journal::default(),

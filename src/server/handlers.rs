@@ -322,10 +322,10 @@ fn cut_page<T, J: serde::Serialize>(
     Ok((page, false))
 }
 
-/// Runs `f`, which builds an answer that may be large, on a blocking thread once one of
-/// the turns for such answers is free, so the async workers stay free for `/healthz`
-/// and small requests; refused (503) if, by then, the answer budget has no room for a
-/// page.
+/// Runs `f`, which builds an answer that may be large, on a thread of its own (scheduled
+/// behind small requests) once one of the turns for such answers is free, so the async
+/// workers stay free for `/healthz` and small requests; refused (503) if, by then, the
+/// answer budget has no room for a page.
 pub(super) async fn large_answer<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
@@ -342,12 +342,34 @@ pub(super) async fn large_answer<T: Send + 'static>(
         ));
     }
     let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        f(&state)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the answer could not be built: {e}")))?
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("dcledger-answer".into())
+        .spawn(move || {
+            let _turn = turn;
+            run_behind_small_answers();
+            // A client that went away leaves no one to answer.
+            let _ = answer.send(f(&state));
+        })
+        .map_err(|e| ApiError::saturated(format!("no thread for the answer: {e}")))?;
+    answered.await.map_err(|_| {
+        ApiError::internal("the answer's thread ended without an answer (a defect; see the log)")
+    })?
+}
+
+/// How far below the rest of the server a large answer's thread (and the threads an
+/// audit starts from it, which inherit it) is scheduled: a niceness, so that on a busy
+/// machine the checkpoint, proofs and submissions get the cores first and an audit
+/// takes what is left, instead of both taking turns of a scheduler slice.
+const LARGE_ANSWER_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority (on Linux a niceness is per thread); raising a
+/// niceness is always allowed, so a failure is worth a warning, never a refusal.
+fn run_behind_small_answers() {
+    let thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(thread), LARGE_ANSWER_NICENESS) {
+        tracing::warn!(error = %e, "a large answer runs at the server's priority");
+    }
 }
 
 pub async fn checkpoint(State(state): State<AppState>) -> Response {
@@ -402,15 +424,8 @@ pub(super) async fn with_snapshot<T: Send + 'static>(
     f: impl FnOnce(&Snapshot, &AppState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     large_answer(state, move |state| {
-        let mut guard = state.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
-            Some(s) => s.refresh(&state.reader)?,
-            None => *guard = Some(Snapshot::load(&state.reader)?),
-        }
-        match guard.as_ref() {
-            Some(s) => f(s, state),
-            None => Err(ApiError::bad_request("the ledger has nothing to audit yet")),
-        }
+        let snapshot = state.snapshot.current(&state.reader)?;
+        f(&snapshot, state)
     })
     .await
 }
@@ -854,9 +869,13 @@ pub async fn finding(
     let id = path_param(id)?;
     with_snapshot(&state, move |snapshot, state| {
         let as_of = as_of(snapshot, &HashMap::new())?;
-        let finding = findings_of(snapshot, state, as_of, |f| f.id == id)?
+        let mut found: Vec<Arc<Finding>> = snapshot
+            .finding(as_of, &state.config.audit, &id)
             .into_iter()
-            .next()
+            .collect();
+        audit::attach_notes(&state.reader, &mut found)?;
+        let finding = found
+            .pop()
             .ok_or_else(|| ApiError::not_found(format!("no current finding has id {id}")))?;
         let (size, checkpoint) = state.reader.current();
         let evidence = finding
