@@ -174,7 +174,13 @@ pub fn append_ndjson(
                         }
                         Some(Err(refusal)) => {
                             refused = Some(LineRejection {
-                                line: lines.get(refusal.position).copied().unwrap_or_default(),
+                                line: lines.get(refusal.position).copied().unwrap_or_else(|| {
+                                    unreachable!(
+                                        "refusal at {} of a batch of {}",
+                                        refusal.position,
+                                        lines.len()
+                                    )
+                                }),
                                 rejection: refusal.rejection,
                             });
                             break;

@@ -82,22 +82,33 @@ impl Client {
             .header("content-type", "application/json")
             .send(body.as_bytes());
         let value = Self::answer(&url, response)?;
-        let entries = value["entries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        (
-                            e["index"].as_u64().unwrap_or_default(),
-                            e["leaf_hash"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // A batch's answer (SPEC §10), read whole or refused: never a default index.
+        #[derive(serde::Deserialize)]
+        struct Batch {
+            entries: Vec<Entry>,
+            checkpoint: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            index: u64,
+            leaf_hash: String,
+        }
+        let batch: Batch = serde_json::from_value(value)
+            .map_err(|e| ClientError::BadAnswer(format!("{url} answered a batch without {e}")))?;
+        if batch.entries.len() != envelopes.len() {
+            return Err(ClientError::BadAnswer(format!(
+                "{url} answered {} entries for {} envelopes",
+                batch.entries.len(),
+                envelopes.len()
+            )));
+        }
         Ok(Submitted {
-            entries,
-            checkpoint: value["checkpoint"].as_str().unwrap_or_default().to_string(),
+            entries: batch
+                .entries
+                .into_iter()
+                .map(|e| (e.index, e.leaf_hash))
+                .collect(),
+            checkpoint: batch.checkpoint,
         })
     }
 

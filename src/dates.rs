@@ -23,8 +23,8 @@ pub enum TimeError {
     #[error("{text:?} is not {shape}")]
     Shape { text: String, shape: &'static str },
     #[error(
-        "{text:?} is before 1970-01-01; a date, month or instant must lie in \
-         1970-01-01..9999-12-31"
+        "{text:?} is outside 1970-01-01..9999-12-31, where every date, month and instant \
+         must lie"
     )]
     OutOfRange { text: String },
 }
@@ -126,6 +126,14 @@ pub fn format_instant(t: UnixSeconds) -> Option<String> {
     ))
 }
 
+/// The canonical spelling of an instant, or an error saying it is out of range: for
+/// instants that must be spelt (a clock reading, a signing time).
+pub fn spell_instant(t: UnixSeconds) -> Result<String, TimeError> {
+    format_instant(t).ok_or_else(|| TimeError::OutOfRange {
+        text: format!("{t} s after 1970-01-01T00:00:00Z"),
+    })
+}
+
 /// The ledger's clock, truncated to whole seconds.
 pub fn now() -> UnixSeconds {
     OffsetDateTime::now_utc().unix_timestamp()
@@ -165,6 +173,15 @@ impl Month {
         Month::checked(s).ok()
     }
 
+    /// The month an instant falls in.
+    pub fn of_instant(t: UnixSeconds) -> Result<Month, TimeError> {
+        let text = spell_instant(t)?;
+        Month::checked(
+            text.get(..7)
+                .unwrap_or_else(|| unreachable!("{text} spells a month")),
+        )
+    }
+
     pub fn of(date: Date) -> Month {
         Month {
             year: date.year(),
@@ -201,7 +218,9 @@ impl Month {
     /// The first month of the `months` calendar months that end with this one (a
     /// window of 1 is the month itself).
     pub fn window_start(self, months: u32) -> Month {
-        self.plus(-i32::try_from(months.saturating_sub(1)).unwrap_or(i32::MAX))
+        let back = i32::try_from(months.saturating_sub(1))
+            .unwrap_or_else(|_| unreachable!("a window of {months} months is past every bound"));
+        self.plus(-back)
     }
 
     /// The month `n` months later (earlier for negative `n`).
@@ -222,7 +241,8 @@ impl std::fmt::Display for Month {
 
 /// `date` moved back by `n` calendar months (see `add_months`).
 pub fn months_before(date: Date, n: u32) -> Date {
-    add_months(date, -i32::try_from(n).unwrap_or(i32::MAX))
+    let back = i32::try_from(n).unwrap_or_else(|_| unreachable!("{n} months is past every bound"));
+    add_months(date, -back)
 }
 
 /// `date` moved by `n` calendar months, the day clamped to the target month's length
@@ -299,6 +319,18 @@ mod tests {
         }
         assert_eq!(format_instant(-1), None);
         assert_eq!(format_instant(last + 1), None);
+        // An instant that must be spelt or placed in a month is an error outside them.
+        assert!(spell_instant(-1).is_err());
+        assert_eq!(spell_instant(last).unwrap(), "9999-12-31T23:59:59Z");
+        assert_eq!(Month::of_instant(last).unwrap().to_string(), "9999-12");
+        assert_eq!(Month::of_instant(0).unwrap().to_string(), "1970-01");
+        for t in [-1, last + 1] {
+            let e = Month::of_instant(t).unwrap_err();
+            assert!(
+                e.to_string().contains("outside 1970-01-01..9999-12-31"),
+                "{e}"
+            );
+        }
         // A text that is no date at all says so, whatever its year.
         for text in ["0000-13-01", "1969-02-30", "0000-00"] {
             let e = if text.len() == 7 {

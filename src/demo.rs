@@ -64,7 +64,9 @@ pub fn prepare(dir: &Path) -> Result<DemoSummary, DemoError> {
     }
     let mut findings_by_rule: Vec<(String, usize)> = counts.into_iter().collect();
     findings_by_rule.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let verifier_key = ledger.verifier_key().unwrap_or_default();
+    let verifier_key = ledger.verifier_key().ok_or_else(|| {
+        LedgerError::Verify("the demo ledger holds no genesis entry after loading".into())
+    })?;
     let entries = ledger.size();
     ledger.close()?;
     Ok(DemoSummary {

@@ -155,7 +155,10 @@ pub fn prepare(
     let Value::Object(body) = body else {
         return Err(Rejection::invalid("/entry/body", "must be an object"));
     };
-    let ts_text = entry.get("ts").and_then(Value::as_str).unwrap_or_default();
+    let ts_text = entry
+        .get("ts")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Rejection::invalid("/entry/ts", "must be a string"))?;
     let ts = dates::instant(ts_text).map_err(|e| Rejection::invalid("/entry/ts", e.to_string()))?;
     let errors = domain::fields::field_errors(kind, &body, ts);
     if !errors.is_empty() {
@@ -218,7 +221,7 @@ fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
             format!(
                 "ts is {} s ahead of the ledger clock ({}); at most {MAX_TS_AHEAD_S} s is allowed",
                 ts - now,
-                dates::format_instant(now).unwrap_or_default()
+                dates::format_instant(now).unwrap_or_else(|| format!("{now} s"))
             ),
         ));
     }
@@ -316,9 +319,14 @@ fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<(SignerRecord, Roles),
         )
         .into());
     }
+    // A signer's organisation was registered before its key was granted: one missing is
+    // damage to derived state, never an organisation without roles.
     let roles = registry::org(state, &signer.org_id)?
-        .map(|o| o.roles)
-        .unwrap_or_default();
+        .ok_or_else(|| DerivedError::Decode {
+            key: format!("organisation {:?}", signer.org_id),
+            reason: "a signer's organisation is missing".into(),
+        })?
+        .roles;
     if !p.kind.signing_roles().iter().any(|r| roles.contains(*r)) {
         let have: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         let need: Vec<&str> = p.kind.signing_roles().iter().map(|r| r.as_str()).collect();

@@ -446,7 +446,7 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 
 fn parse_as_of(as_of: Option<&str>) -> Result<Option<Month>> {
     as_of
-        .map(|m| Month::parse(m).with_context(|| format!("--as-of {m:?} is not YYYY-MM")))
+        .map(|m| Month::checked(m).with_context(|| format!("--as-of {m:?}")))
         .transpose()
 }
 
@@ -876,8 +876,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             origin,
             out,
         } => {
-            let first = Month::parse(&start)
-                .with_context(|| format!("--start {start:?} is not YYYY-MM"))?;
+            let first = Month::checked(&start).with_context(|| format!("--start {start:?}"))?;
             let config = synthetic::GenConfig {
                 facilities,
                 months,

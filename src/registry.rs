@@ -173,17 +173,20 @@ pub fn apply(
                 )
                 .into());
             }
+            // The schema requires a list of known roles; anything else is refused by
+            // name, never dropped.
             let roles = body
                 .get("roles")
                 .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(Role::parse)
-                        .collect()
+                .ok_or_else(|| Rejection::invalid("/entry/body/roles", "must be a list of roles"))?
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    item.as_str().and_then(Role::parse).ok_or_else(|| {
+                        Rejection::invalid(format!("/entry/body/roles/{i}"), "is not a role")
+                    })
                 })
-                .unwrap_or_default();
+                .collect::<Result<Roles, Rejection>>()?;
             let record = OrgRecord {
                 name: required(body, "name")?.to_string(),
                 roles,

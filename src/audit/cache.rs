@@ -10,7 +10,7 @@ use super::{AuditConfig, Draft, Found, rules};
 use crate::dates::Month;
 
 /// One facility's kept period findings.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Periods {
     /// The facts' report revision they reflect.
     revision: u64,

@@ -2,8 +2,13 @@
 //! walks them in the order its findings are listed, and a month of reports is put in
 //! place on every core, each taking a contiguous range of facilities. Pure memory, no
 //! I/O.
+//!
+//! Each facility's facts sit behind an `Arc`: a newer snapshot starts as a copy of the
+//! older one that shares every facility, and copies only those its changes touch
+//! (`Arc::make_mut`), so readers of the older one are never disturbed.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::FACILITIES_PER_THREAD;
 use super::facts::FacilityFacts;
@@ -12,17 +17,17 @@ use crate::domain::figures::Figures;
 use crate::domain::rules::Touch;
 use crate::ledger::Change;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Facilities {
     /// By id, each id once.
-    all: Vec<FacilityFacts>,
+    all: Vec<Arc<FacilityFacts>>,
     /// Where each id is in `all`.
     position: HashMap<String, usize>,
 }
 
 impl Facilities {
     pub fn get(&self, id: &str) -> Option<&FacilityFacts> {
-        self.position.get(id).map(|&i| &self.all[i])
+        self.position.get(id).map(|&i| &*self.all[i])
     }
 
     /// Where the facility is in `iter`'s order.
@@ -31,14 +36,17 @@ impl Facilities {
     }
 
     /// Every facility, by id.
-    pub fn iter(&self) -> std::slice::Iter<'_, FacilityFacts> {
-        self.all.iter()
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &FacilityFacts> + ExactSizeIterator + Clone {
+        self.all.iter().map(|f| &**f)
     }
 
     /// Adds facilities, each replacing the one with its id if there is one.
     pub(super) fn insert(&mut self, facts: Vec<FacilityFacts>) {
         let mut added = false;
         for f in facts {
+            let f = Arc::new(f);
             match self.position.get(f.id()) {
                 Some(&i) => self.all[i] = f,
                 None => {
@@ -111,7 +119,7 @@ impl Facilities {
         let ranges: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
         crate::parallel::map(ranges, 1, |(facilities, reports)| {
             for (at, month, figures, index) in reports {
-                facilities[at].set_report(month, figures, index);
+                Arc::make_mut(&mut facilities[at]).set_report(month, figures, index);
             }
         });
         unseen

@@ -23,8 +23,9 @@ pub struct Dated<T> {
     pub index: u64,
 }
 
-/// One facility and everything recorded about it.
-#[derive(Debug)]
+/// One facility and everything recorded about it. Snapshots share a facility's facts
+/// until one of them changes it (copy on write, `Arc::make_mut`).
+#[derive(Clone, Debug)]
 pub struct FacilityFacts {
     pub facility: FacilityRecord,
     pub lots: Vec<LotRecord>,
@@ -44,7 +45,20 @@ pub struct FacilityFacts {
     revisions: Journal,
     /// The period findings audits keep about these facts. They rest on these records,
     /// so reloading the records starts them afresh.
-    pub(super) kept: Mutex<Periods>,
+    pub(super) kept: Kept,
+}
+
+/// The kept period findings, behind a lock because audits of one snapshot run side by
+/// side; a copy of the facts (a newer snapshot's) starts from a copy of them.
+#[derive(Debug, Default)]
+pub(super) struct Kept(pub(super) Mutex<Periods>);
+
+impl Clone for Kept {
+    fn clone(&self) -> Kept {
+        Kept(Mutex::new(
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ))
+    }
 }
 
 /// Numbers every change to a facility's reports and remembers the latest ones' months.
@@ -202,7 +216,7 @@ impl Dates {
                         subsidy,
                         date: day(&d.date),
                         amount_minor: d.amount_minor,
-                        currency: Currency::new(&d.currency),
+                        currency: currency(&d.currency),
                         index: d.index,
                     })
                 })
@@ -218,9 +232,11 @@ impl Dates {
 fn validity(p: &PermitRecord) -> (Date, Date) {
     let mut until = day(&p.issued.valid_until);
     if let Some(rev) = p.revocations.iter().map(|r| day(&r.effective)).min() {
-        // A revocation effective on the first day any calendar holds ends the permit
-        // before it begins.
-        until = until.min(rev.previous_day().unwrap_or(Date::MIN));
+        // Dates start at 1970-01-01 (`dates::YEARS`), so every one has a day before.
+        let before = rev
+            .previous_day()
+            .unwrap_or_else(|| unreachable!("{rev} is a ledger date, after 1970-01-01"));
+        until = until.min(before);
     }
     (day(&p.issued.valid_from), until)
 }
@@ -312,6 +328,14 @@ pub fn day(s: &str) -> Date {
     })
 }
 
+/// A currency field of a record, which ingest admits only as three capitals; like
+/// `day`, anything else is damage.
+fn currency(s: &str) -> Currency {
+    Currency::new(s).unwrap_or_else(|e| {
+        panic!("a record holds {e}: the derived state is damaged; run `dcledger reindex`")
+    })
+}
+
 impl FacilityFacts {
     /// A facility's facts without its reports; `set_report` adds them.
     pub fn new(
@@ -322,7 +346,7 @@ impl FacilityFacts {
         facility: FacilityRecord,
     ) -> FacilityFacts {
         FacilityFacts {
-            kept: Mutex::default(),
+            kept: Kept::default(),
             timeline: Timeline::new(&facility, &permits),
             dates: Dates::new(&facility, &lots, &subsidies, &loans),
             revisions: Journal::default(),

@@ -15,6 +15,7 @@ mod cache;
 pub mod config;
 pub mod facilities;
 pub mod facts;
+mod published;
 pub mod render;
 mod rules;
 
@@ -26,6 +27,7 @@ use serde::Serialize;
 pub use config::AuditConfig;
 pub use facilities::Facilities;
 pub use facts::FacilityFacts;
+pub use published::Published;
 
 use crate::dates::Month;
 use crate::domain::figures::ReportFigures;
@@ -229,6 +231,8 @@ struct Audited {
     as_of: Month,
     config: AuditConfig,
     findings: Vec<Arc<Finding>>,
+    /// Where each finding is in `findings`, by id: a finding is a lookup.
+    by_id: HashMap<String, usize>,
 }
 
 impl Snapshot {
@@ -263,6 +267,33 @@ impl Snapshot {
         snapshot.load_cross_facility(reader)?;
         snapshot.update_latest(reader)?;
         Ok(snapshot)
+    }
+
+    /// A newer snapshot at the ledger's current size, or `None` if this one is current.
+    /// This one is left as it is, for whoever still reads it: the newer one shares every
+    /// facility this one has until a change touches it, and keeps the period findings
+    /// audits of this one kept.
+    pub fn refreshed(&self, reader: &Reader) -> Result<Option<Snapshot>, LedgerError> {
+        if reader.size() == self.size {
+            return Ok(None);
+        }
+        let mut next = Snapshot {
+            size: self.size,
+            facilities: self.facilities.clone(),
+            shared_serials: self.shared_serials.clone(),
+            shared_collateral: self.shared_collateral.clone(),
+            latest_period: self.latest_period,
+            latest_accepted: self.latest_accepted,
+            audited_with: std::sync::Mutex::new(
+                self.audited_with
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            ),
+            last_audit: Default::default(),
+        };
+        next.refresh(reader)?;
+        Ok(Some(next))
     }
 
     /// Brings the snapshot up to the ledger's current size from the change log: a
@@ -334,7 +365,13 @@ impl Snapshot {
                             fetched = lot;
                             &fetched
                         }
-                        None => continue,
+                        None => {
+                            return Err(LedgerError::Verify(format!(
+                                "serial {serial:?} is listed by lot {:?}, which derived state \
+                                 does not hold: it is damaged; run `dcledger reindex`",
+                                u.lot_id
+                            )));
+                        }
                     },
                 };
                 listed.push(rules::SerialLot {
@@ -389,21 +426,45 @@ impl Snapshot {
     /// kept from earlier audits of this snapshot under the same configuration are reused
     /// where nothing they rest on changed.
     pub fn audit(&self, as_of: Month, config: &AuditConfig) -> Vec<Arc<Finding>> {
+        self.audited(as_of, config, |done| done.findings.clone())
+    }
+
+    /// The finding with this id as of `as_of`: a lookup once the snapshot has been
+    /// audited for that month and configuration (an audit otherwise).
+    pub fn finding(&self, as_of: Month, config: &AuditConfig, id: &str) -> Option<Arc<Finding>> {
+        self.audited(as_of, config, |done| {
+            done.by_id.get(id).map(|&i| done.findings[i].clone())
+        })
+    }
+
+    /// Answers from the audit as of `as_of` under `config`, made now unless it is the
+    /// one kept.
+    fn audited<T>(
+        &self,
+        as_of: Month,
+        config: &AuditConfig,
+        answer: impl FnOnce(&Audited) -> T,
+    ) -> T {
         // Held while auditing, so that concurrent askers of one question audit once.
         let mut last = self.last_audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(done) = last.as_ref()
             && done.as_of == as_of
             && done.config == *config
         {
-            return done.findings.clone();
+            return answer(done);
         }
         let findings = self.evaluate(as_of, config);
-        *last = Some(Audited {
+        let by_id = findings
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.clone(), i))
+            .collect();
+        answer(last.insert(Audited {
             as_of,
             config: config.clone(),
-            findings: findings.clone(),
-        });
-        findings
+            findings,
+            by_id,
+        }))
     }
 
     /// Every rule, evaluated: `audit` without the memo.
@@ -443,7 +504,7 @@ impl Snapshot {
             rules::facility_rules(f, as_of, config, &mut drafts);
             found.extend(drafts.into_iter().map(Draft::finish));
             // A panic while updating leaves kept months that are each still right.
-            let mut kept = f.kept.lock().unwrap_or_else(|p| p.into_inner());
+            let mut kept = f.kept.0.lock().unwrap_or_else(|p| p.into_inner());
             kept.findings(f, as_of, config, afresh, &mut found);
             merge(found)
         });
@@ -535,11 +596,18 @@ fn load_facts(
     let reports = reader.reports(f.id())?;
     let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
     for r in reports {
-        if let Some(report) = ReportFigures::of(&r.body) {
-            facts.set_report(report.period, report.figures, r.index);
-        }
+        let report = ReportFigures::of(&r.body).map_err(|e| damaged(r.index, &e))?;
+        facts.set_report(report.period, report.figures, r.index);
     }
     Ok(facts)
+}
+
+/// Derived state holding what ingest never admits: damage, not input.
+fn damaged(index: u64, what: &impl std::fmt::Display) -> LedgerError {
+    LedgerError::Verify(format!(
+        "entry {index} in derived state has {what}, which ingest never admits: derived state \
+         is damaged; run `dcledger reindex`"
+    ))
 }
 
 /// The records a facility lists by id.
@@ -547,7 +615,16 @@ fn ids<T>(
     ids: &[String],
     get: impl Fn(&str) -> Result<Option<T>, LedgerError>,
 ) -> Result<Vec<T>, LedgerError> {
-    ids.iter().filter_map(|id| get(id).transpose()).collect()
+    ids.iter()
+        .map(|id| {
+            get(id)?.ok_or_else(|| {
+                LedgerError::Verify(format!(
+                    "a facility lists {id:?}, which derived state does not hold: it is damaged; \
+                     run `dcledger reindex`"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Every facility with its lots, permits, subsidies and loans, but no reports: each

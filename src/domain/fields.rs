@@ -23,9 +23,6 @@ const DATE_FIELDS: &[&str] = &[
     "valid_until",
 ];
 
-/// Body fields holding `YYYY-MM` months, in any kind.
-const MONTH_FIELDS: &[&str] = &["period"];
-
 fn error(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         path: format!("/entry/body/{field}"),
@@ -33,12 +30,24 @@ fn error(field: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
-fn int(body: &Map<String, Value>, field: &str) -> u64 {
-    body.get(field).and_then(Value::as_u64).unwrap_or(0)
+/// A field the kind's schema requires as an integer; its absence is an error that says
+/// so (the body was not schema-checked), never a zero.
+fn int(body: &Map<String, Value>, field: &str) -> Result<u64, FieldError> {
+    body.get(field)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| error(field, "must be an integer from 0 to 2^53-1"))
 }
 
-fn text<'a>(body: &'a Map<String, Value>, field: &str) -> &'a str {
-    body.get(field).and_then(Value::as_str).unwrap_or_default()
+/// A field the kind's schema requires as a string; see `int`.
+fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
+    body.get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| error(field, "must be a string"))
+}
+
+/// `Ok(true)` where `smaller` exceeds `larger`.
+fn exceeds(body: &Map<String, Value>, smaller: &str, larger: &str) -> Result<bool, FieldError> {
+    Ok(int(body, smaller)? > int(body, larger)?)
 }
 
 /// Every field-rule violation of a schema-valid body signed at `ts`.
@@ -56,25 +65,45 @@ pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> V
     {
         errors.push(error("condition/by", e.to_string()));
     }
-    for field in MONTH_FIELDS {
-        if let Some(Value::String(m)) = body.get(*field)
-            && let Err(e) = Month::checked(m)
-        {
-            errors.push(error(field, e.to_string()));
+    if let Err(e) = kind_rules(kind, body, ts, &mut errors) {
+        errors.push(e);
+    }
+    errors
+}
+
+/// The rules of one kind; a field the schema requires but the body lacks ends them
+/// with an error naming it.
+fn kind_rules(
+    kind: Kind,
+    body: &Map<String, Value>,
+    ts: UnixSeconds,
+    errors: &mut Vec<FieldError>,
+) -> Result<(), FieldError> {
+    if matches!(
+        kind,
+        Kind::PowerReport | Kind::OccupancyReport | Kind::MeterReading
+    ) {
+        let signed =
+            Month::of_instant(ts).map_err(|e| error("period", format!("the entry's ts: {e}")))?;
+        let period =
+            Month::checked(text(body, "period")?).map_err(|e| error("period", e.to_string()))?;
+        if period > signed {
+            errors.push(error(
+                "period",
+                format!("period {period} had not begun when the entry was signed ({signed})"),
+            ));
         }
     }
     match kind {
         Kind::KeyGrant => {
-            if let Some(pk) = body
-                .get("public_key")
-                .and_then(Value::as_str)
-                .and_then(keys::parse_public_hex)
-                && let Err(why) = keys::check_signing_key(&pk)
-            {
+            let pk = text(body, "public_key")?;
+            let pk = keys::parse_public_hex(pk)
+                .ok_or_else(|| error("public_key", "must be 64 lowercase hex digits"))?;
+            if let Err(why) = keys::check_signing_key(&pk) {
                 errors.push(error("public_key", format!("the key {why}")));
             }
         }
-        Kind::FacilityRegister if text(body, "province") == NATIONAL => {
+        Kind::FacilityRegister if text(body, "province")? == NATIONAL => {
             errors.push(error(
                 "province",
                 format!(
@@ -84,36 +113,22 @@ pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> V
             ));
         }
         Kind::OccupancyReport => {
-            if int(body, "gpu_hours_voucher") > int(body, "gpu_hours_sold") {
+            if exceeds(body, "gpu_hours_voucher", "gpu_hours_sold")? {
                 errors.push(error("gpu_hours_voucher", "must be <= gpu_hours_sold"));
             }
-            if int(body, "gpu_hours_sold") > int(body, "gpu_hours_available") {
+            if exceeds(body, "gpu_hours_sold", "gpu_hours_available")? {
                 errors.push(error("gpu_hours_sold", "must be <= gpu_hours_available"));
             }
         }
-        Kind::PowerReport if int(body, "it_kwh") > int(body, "consumed_kwh") => {
+        Kind::PowerReport if exceeds(body, "it_kwh", "consumed_kwh")? => {
             errors.push(error("it_kwh", "must be <= consumed_kwh"));
         }
-        Kind::PermitIssue if text(body, "valid_from") > text(body, "valid_until") => {
+        Kind::PermitIssue if text(body, "valid_from")? > text(body, "valid_until")? => {
             errors.push(error("valid_until", "must not be before valid_from"));
         }
         _ => {}
     }
-    if matches!(
-        kind,
-        Kind::PowerReport | Kind::OccupancyReport | Kind::MeterReading
-    ) {
-        let signed_month = dates::format_instant(ts).unwrap_or_default();
-        let signed_month = signed_month.get(..7).unwrap_or_default();
-        let period = text(body, "period");
-        if period > signed_month {
-            errors.push(error(
-                "period",
-                format!("period {period} had not begun when the entry was signed ({signed_month})"),
-            ));
-        }
-    }
-    errors
+    Ok(())
 }
 
 #[cfg(test)]
@@ -153,7 +168,23 @@ mod tests {
                 json!({"period": "2025-04", "gpu_hours_available": 1, "gpu_hours_sold": 0, "gpu_hours_voucher": 0}),
                 vec!["/entry/body/period"],
             ),
-            (Kind::OccupancyReport, json!({"period": "2025-03"}), vec![]),
+            // A field the schema requires is an error when missing, never a zero.
+            (
+                Kind::OccupancyReport,
+                json!({"period": "2025-03"}),
+                vec!["/entry/body/gpu_hours_voucher"],
+            ),
+            (
+                Kind::PowerReport,
+                json!({"period": "2025-03", "it_kwh": 1}),
+                vec!["/entry/body/consumed_kwh"],
+            ),
+            (Kind::KeyGrant, json!({}), vec!["/entry/body/public_key"]),
+            (
+                Kind::KeyGrant,
+                json!({"public_key": "not hex"}),
+                vec!["/entry/body/public_key"],
+            ),
             (
                 Kind::PowerReport,
                 json!({"period": "2025-01", "it_kwh": 5, "consumed_kwh": 4}),

@@ -9,7 +9,32 @@ use serde::{Deserialize, Serialize};
 
 use super::bodies::{MeterReading, OccupancyReport, PowerReport};
 use super::records::ReportBody;
-use crate::dates::Month;
+use crate::dates::{Month, TimeError};
+
+/// A report body whose figures cannot be what the schemas admit: the body was not
+/// schema-checked, or derived state holding it is damaged. Names the body's field.
+#[derive(Debug, thiserror::Error)]
+pub enum FigureError {
+    #[error("period: {0}")]
+    Period(#[from] TimeError),
+    #[error("currency: {0}")]
+    Currency(#[from] NotACurrency),
+}
+
+impl FigureError {
+    /// The body field at fault, as a JSON pointer below the body.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FigureError::Period(_) => "period",
+            FigureError::Currency(_) => "currency",
+        }
+    }
+}
+
+/// A currency code that is not three capital letters.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a currency code (three capital letters, ISO 4217)")]
+pub struct NotACurrency(pub String);
 
 /// A report's facility, month and figures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,16 +45,16 @@ pub struct ReportFigures {
 }
 
 impl ReportFigures {
-    /// None if the period is not `YYYY-MM`, which the body's schema rules out.
-    pub fn of(body: &ReportBody) -> Option<ReportFigures> {
+    /// The figures of a schema-valid body; an error names the field of any other.
+    pub fn of(body: &ReportBody) -> Result<ReportFigures, FigureError> {
         let figures = match body {
-            ReportBody::Power(b) => Figures::Power(b.into()),
+            ReportBody::Power(b) => Figures::Power(b.try_into()?),
             ReportBody::Meter(b) => Figures::Meter(b.into()),
             ReportBody::Occupancy(b) => Figures::Occupancy(b.into()),
         };
-        Some(ReportFigures {
+        Ok(ReportFigures {
             facility_id: body.facility_id().to_string(),
-            period: Month::parse(body.period())?,
+            period: Month::checked(body.period())?,
             figures,
         })
     }
@@ -69,15 +94,17 @@ pub struct OccupancyFigures {
     pub gpu_hours_voucher: u64,
 }
 
-impl From<&PowerReport> for PowerFigures {
-    fn from(r: &PowerReport) -> Self {
-        PowerFigures {
+impl TryFrom<&PowerReport> for PowerFigures {
+    type Error = NotACurrency;
+
+    fn try_from(r: &PowerReport) -> Result<Self, NotACurrency> {
+        Ok(PowerFigures {
             consumed_kwh: r.consumed_kwh,
             it_kwh: r.it_kwh,
             resold_kwh: r.resold_kwh,
             resale_revenue_minor: r.resale_revenue_minor,
-            currency: Currency::new(&r.currency),
-        }
+            currency: Currency::new(&r.currency)?,
+        })
     }
 }
 
@@ -101,23 +128,41 @@ impl From<&OccupancyReport> for OccupancyFigures {
     }
 }
 
-/// An ISO 4217 code, three capital letters (SPEC §2), held inline.
+/// An ISO 4217 code, three capital letters (SPEC §2), held inline. Decoding goes
+/// through the same check, so a damaged store cannot make one of anything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "[u8; 3]", into = "[u8; 3]")]
 pub struct Currency([u8; 3]);
 
 impl Currency {
-    /// Bodies hold only validated codes, so anything else is a defect; it shows as
-    /// `???` rather than as a plausible currency.
-    pub fn new(code: &str) -> Currency {
+    pub fn new(code: &str) -> Result<Currency, NotACurrency> {
         match code.as_bytes() {
-            &[a, b, c] if code.bytes().all(|x| x.is_ascii_uppercase()) => Currency([a, b, c]),
-            _ => Currency(*b"???"),
+            &[a, b, c] => Currency::try_from([a, b, c]),
+            _ => Err(NotACurrency(code.to_string())),
         }
     }
 
     pub fn as_str(&self) -> &str {
-        // Only ASCII capitals or `?` are ever stored.
-        std::str::from_utf8(&self.0).unwrap_or("???")
+        std::str::from_utf8(&self.0)
+            .unwrap_or_else(|_| unreachable!("a Currency holds three ASCII capitals"))
+    }
+}
+
+impl TryFrom<[u8; 3]> for Currency {
+    type Error = NotACurrency;
+
+    fn try_from(code: [u8; 3]) -> Result<Currency, NotACurrency> {
+        if code.iter().all(u8::is_ascii_uppercase) {
+            Ok(Currency(code))
+        } else {
+            Err(NotACurrency(String::from_utf8_lossy(&code).into_owned()))
+        }
+    }
+}
+
+impl From<Currency> for [u8; 3] {
+    fn from(c: Currency) -> [u8; 3] {
+        c.0
     }
 }
 
@@ -144,7 +189,7 @@ mod tests {
             resale_revenue_minor: 9_900,
             currency: "CNY".into(),
         });
-        let report = ReportFigures::of(&body).expect("a month");
+        let report = ReportFigures::of(&body).expect("valid figures");
         assert_eq!(report.facility_id, "F-1");
         assert_eq!(
             report.period,
@@ -175,15 +220,48 @@ mod tests {
 
     #[test]
     fn only_three_capitals_make_a_currency() {
-        for (code, shown) in [
-            ("CNY", "CNY"),
-            ("USD", "USD"),
-            ("cny", "???"),
-            ("CN", "???"),
-            ("CNYX", "???"),
-            ("", "???"),
+        for (code, made) in [
+            ("CNY", Some("CNY")),
+            ("USD", Some("USD")),
+            ("cny", None),
+            ("CN", None),
+            ("CNYX", None),
+            ("", None),
+            ("C\u{e9}Y", None),
         ] {
-            assert_eq!(Currency::new(code).as_str(), shown, "{code:?}");
+            let currency = Currency::new(code).ok();
+            assert_eq!(currency.as_ref().map(Currency::as_str), made, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_stored_currency_does_not_decode() {
+        let stored = encode(b"cNY");
+        assert!(decode::<Currency>(b"t", &stored).is_err());
+        let good = encode(&Currency::new("CNY").expect("a currency"));
+        assert_eq!(
+            decode::<Currency>(b"t", &good).expect("decodes").as_str(),
+            "CNY"
+        );
+    }
+
+    #[test]
+    fn figures_name_the_field_that_cannot_be_what_the_schema_admits() {
+        for (period, currency, field) in
+            [("2025-13", "CNY", "period"), ("2025-07", "cny", "currency")]
+        {
+            let body = ReportBody::Power(PowerReport {
+                facility_id: "F-1".into(),
+                period: period.into(),
+                consumed_kwh: 1,
+                it_kwh: 1,
+                green_kwh: 0,
+                resold_kwh: 0,
+                resale_revenue_minor: 0,
+                currency: currency.into(),
+            });
+            let e = ReportFigures::of(&body).expect_err("refused");
+            assert_eq!(e.field(), field, "{e}");
         }
     }
 }

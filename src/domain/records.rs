@@ -14,7 +14,9 @@ use crate::store::derived::{family, key};
 /// An identifier as a key term: its length first, so no id is a prefix of another's key.
 fn term(id: &str) -> Vec<u8> {
     let mut t = Vec::with_capacity(id.len().saturating_add(1));
-    t.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    // Ids are at most 64 characters (schemas/), so the length fits a byte; a longer one
+    // would make keys collide, so it is a defect, never a cap.
+    t.push(u8::try_from(id.len()).unwrap_or_else(|_| unreachable!("an id of {} bytes", id.len())));
     t.extend_from_slice(id.as_bytes());
     t
 }
@@ -57,6 +59,7 @@ pub fn shared_collateral_key(item: &str) -> Vec<u8> {
 
 /// The id inside a key built by one of the functions above.
 pub fn id_from_key(key: &[u8]) -> Option<&str> {
+    // `None` only for a key no `term` made: the caller reports the damage.
     let len = usize::from(*key.get(1)?);
     std::str::from_utf8(key.get(2..2 + len)?).ok()
 }

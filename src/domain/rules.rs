@@ -651,9 +651,8 @@ fn report(
     if let Some(signer) = operator {
         operates(&f, signer, "facility_id")?;
     }
-    let figures = ReportFigures::of(&body).ok_or_else(|| {
-        Rejection::invalid("/entry/body/period", "the period is not a month YYYY-MM")
-    })?;
+    let figures = ReportFigures::of(&body)
+        .map_err(|e| Rejection::invalid(format!("/entry/body/{}", e.field()), e.to_string()))?;
     let key = report_key(body.facility_id(), body.series(), body.period());
     let superseded = match state.get_decoded::<ReportRecord>(&key)? {
         Some(mut previous) => {

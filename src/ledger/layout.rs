@@ -62,7 +62,10 @@ pub(crate) fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
 
 /// Every postings chunk of one term starts with this.
 fn posting_prefix(family: u8, term: &[u8]) -> Vec<u8> {
-    let len = u8::try_from(term.len()).unwrap_or(u8::MAX);
+    // Terms are ids (at most 64 bytes), public keys and kind numbers; a longer one would
+    // make keys collide, so it is a defect, never a cap.
+    let len = u8::try_from(term.len())
+        .unwrap_or_else(|_| unreachable!("a postings term of {} bytes", term.len()));
     key(family, &[&[len], term])
 }
 
@@ -131,7 +134,11 @@ pub(crate) struct Landed<'a> {
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
 pub(crate) fn kind_term(kind: Kind) -> u8 {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+    let position = Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_else(|| unreachable!("Kind::ALL lists {kind}"));
+    u8::try_from(position).unwrap_or_else(|_| unreachable!("fewer than 256 kinds"))
 }
 
 /// Records consecutive landed leaves: grows the in-memory tree, stores each leaf's

@@ -107,6 +107,8 @@ pub enum LedgerError {
     Verify(String),
     #[error("the ledger stopped accepting entries after a storage failure; restart it")]
     Stopped,
+    #[error("the system clock reads {0}: set the clock right, then try again")]
+    Clock(String),
 }
 
 /// Entries this process has made durable in any ledger, by any path (HTTP, bulk, the
@@ -310,7 +312,8 @@ impl Ledger {
         }
         lock::record_holder(dir)?;
         let mut ledger = Ledger::open_locked(dir, lock, Some(log_key.clone()), Signatures::Trust)?;
-        let ts = dates::format_instant(dates::now()).unwrap_or_default();
+        let ts =
+            dates::spell_instant(dates::now()).map_err(|e| LedgerError::Clock(e.to_string()))?;
         let genesis = entry::sign_envelope(
             authority_key,
             origin,
@@ -503,9 +506,8 @@ impl Ledger {
             return Err(self.no_log_key());
         }
         let accepted = self.clock();
-        let accepted_text = dates::format_instant(accepted).ok_or_else(|| {
-            LedgerError::BadRequest("the system clock is outside years 0-9999".into())
-        })?;
+        let accepted_text =
+            dates::spell_instant(accepted).map_err(|e| LedgerError::Clock(e.to_string()))?;
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
         let mut prepared = groups.into_iter().flatten();
 

@@ -20,7 +20,7 @@ use crate::domain::records::{
     self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
     SerialUse, SubsidyRecord,
 };
-use crate::store::derived::{Derived, decode, decode_sequence, family};
+use crate::store::derived::{Derived, DerivedError, decode, decode_sequence, family};
 use crate::store::segment::{self, RecordLocation};
 
 /// A leaf as stored, with its index and hash.
@@ -312,7 +312,11 @@ impl Reader {
             .scan_prefix(&[family])
             .map(|kv| {
                 let (k, _) = kv?;
-                Ok(records::id_from_key(&k).unwrap_or_default().to_string())
+                let id = records::id_from_key(&k).ok_or_else(|| DerivedError::Decode {
+                    key: hex::encode(&k),
+                    reason: "the key holds no id".into(),
+                })?;
+                Ok(id.to_string())
             })
             .collect()
     }

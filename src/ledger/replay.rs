@@ -165,7 +165,8 @@ fn apply_chunk(
                 "leaf bytes are not the canonical (JCS) form",
             ));
         }
-        let accepted = dates::parse_instant(&s.accepted_text).unwrap_or(state.last_accepted);
+        let accepted = dates::instant(&s.accepted_text)
+            .map_err(|e| refused(s.index, format!("its acceptance time: {e}")))?;
         match ingest::admit(&mut overlay, s.index, accepted, &p) {
             Ok(a) => facilities.push(a.touches),
             Err(AdmitError::Rejected(r)) => return Err(refused(s.index, r.to_string())),

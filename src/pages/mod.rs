@@ -16,7 +16,6 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::audit::FacilityFacts;
 use crate::audit::render::Selection;
 use crate::audit::{Finding, Rule, Severity};
-use crate::domain::figures::Currency;
 use crate::exact::Int;
 use crate::report::assumptions::Assumption;
 use crate::report::facility::{FacilityReport, FacilitySummary};
@@ -713,7 +712,7 @@ pub fn facility(report: &FacilityReport<'_>, valuation: &Valuation) -> FacilityP
             price: fig::money(
                 format!("gpus.{i}.unit_price_minor"),
                 &Int::from(l.unit_price_minor),
-                Currency::new(l.currency).as_str(),
+                l.currency,
             ),
             date: l.date.to_string(),
             deployed: fig::count(format!("gpus.{i}.deployed"), &l.deployed),

@@ -345,7 +345,7 @@ impl Front {
         let (parts, body) = ApiError::saturated(detail).into_response().into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
-            .unwrap_or_default();
+            .unwrap_or_else(|e| unreachable!("a problem body in memory reads: {e}"));
         let reservation = self.budget.reserve_anyway(bytes.len());
         Response::from_parts(parts, answers::hold(bytes, reservation, out))
     }

@@ -180,7 +180,10 @@ pub async fn submit(
         .map(|a| json!({"index": a.index, "leaf_hash": hex::encode(a.leaf_hash)}))
         .collect();
     let body = if single {
-        let mut one = entries.into_iter().next().unwrap_or_default();
+        let mut one = entries
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable!("a single submission has one receipt"));
         one["checkpoint"] = json!(receipt.checkpoint.as_ref());
         one
     } else {
@@ -319,10 +322,10 @@ fn cut_page<T, J: serde::Serialize>(
     Ok((page, false))
 }
 
-/// Runs `f`, which builds an answer that may be large, on a blocking thread once one of
-/// the turns for such answers is free, so the async workers stay free for `/healthz`
-/// and small requests; refused (503) if, by then, the answer budget has no room for a
-/// page.
+/// Runs `f`, which builds an answer that may be large, on a thread of its own (scheduled
+/// behind small requests) once one of the turns for such answers is free, so the async
+/// workers stay free for `/healthz` and small requests; refused (503) if, by then, the
+/// answer budget has no room for a page.
 pub(super) async fn large_answer<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
@@ -339,12 +342,34 @@ pub(super) async fn large_answer<T: Send + 'static>(
         ));
     }
     let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        f(&state)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the answer could not be built: {e}")))?
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("dcledger-answer".into())
+        .spawn(move || {
+            let _turn = turn;
+            run_behind_small_answers();
+            // A client that went away leaves no one to answer.
+            let _ = answer.send(f(&state));
+        })
+        .map_err(|e| ApiError::saturated(format!("no thread for the answer: {e}")))?;
+    answered.await.map_err(|_| {
+        ApiError::internal("the answer's thread ended without an answer (a defect; see the log)")
+    })?
+}
+
+/// How far below the rest of the server a large answer's thread (and the threads an
+/// audit starts from it, which inherit it) is scheduled: a niceness, so that on a busy
+/// machine the checkpoint, proofs and submissions get the cores first and an audit
+/// takes what is left, instead of both taking turns of a scheduler slice.
+const LARGE_ANSWER_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority (on Linux a niceness is per thread); raising a
+/// niceness is always allowed, so a failure is worth a warning, never a refusal.
+fn run_behind_small_answers() {
+    let thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(thread), LARGE_ANSWER_NICENESS) {
+        tracing::warn!(error = %e, "a large answer runs at the server's priority");
+    }
 }
 
 pub async fn checkpoint(State(state): State<AppState>) -> Response {
@@ -399,23 +424,15 @@ pub(super) async fn with_snapshot<T: Send + 'static>(
     f: impl FnOnce(&Snapshot, &AppState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     large_answer(state, move |state| {
-        let mut guard = state.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
-            Some(s) => s.refresh(&state.reader)?,
-            None => *guard = Some(Snapshot::load(&state.reader)?),
-        }
-        match guard.as_ref() {
-            Some(s) => f(s, state),
-            None => Err(ApiError::bad_request("the ledger has nothing to audit yet")),
-        }
+        let snapshot = state.snapshot.current(&state.reader)?;
+        f(&snapshot, state)
     })
     .await
 }
 
 pub(super) fn as_of(snapshot: &Snapshot, q: &HashMap<String, String>) -> Result<Month, ApiError> {
     match q.get("as_of") {
-        Some(m) => Month::parse(m)
-            .ok_or_else(|| ApiError::bad_request(format!("as_of {m:?} is not YYYY-MM"))),
+        Some(m) => Month::checked(m).map_err(|e| ApiError::bad_parameter("as_of", e.to_string())),
         None => snapshot
             .default_as_of()
             .ok_or_else(|| ApiError::bad_request("the ledger has nothing to audit yet")),
@@ -660,10 +677,7 @@ fn overrides(q: &HashMap<String, String>) -> Result<Overrides, ApiError> {
 
 fn report_as_of(q: &HashMap<String, String>) -> Result<Option<Month>, ApiError> {
     q.get("as_of")
-        .map(|m| {
-            Month::parse(m)
-                .ok_or_else(|| ApiError::bad_parameter("as_of", format!("{m:?} is not YYYY-MM")))
-        })
+        .map(|m| Month::checked(m).map_err(|e| ApiError::bad_parameter("as_of", e.to_string())))
         .transpose()
 }
 
@@ -855,9 +869,13 @@ pub async fn finding(
     let id = path_param(id)?;
     with_snapshot(&state, move |snapshot, state| {
         let as_of = as_of(snapshot, &HashMap::new())?;
-        let finding = findings_of(snapshot, state, as_of, |f| f.id == id)?
+        let mut found: Vec<Arc<Finding>> = snapshot
+            .finding(as_of, &state.config.audit, &id)
             .into_iter()
-            .next()
+            .collect();
+        audit::attach_notes(&state.reader, &mut found)?;
+        let finding = found
+            .pop()
             .ok_or_else(|| ApiError::not_found(format!("no current finding has id {id}")))?;
         let (size, checkpoint) = state.reader.current();
         let evidence = finding
@@ -885,16 +903,23 @@ pub async fn facilities(
     only_known(&q, &["after", "limit"], false)?;
     let limit = page_limit(&q, MAX_PAGE_ITEMS)?;
     with_snapshot(&state, move |snapshot, _| {
-        let as_of = snapshot.default_as_of().unwrap_or(Month {
-            year: 1970,
-            month: 1,
-        });
+        let as_of = snapshot.default_as_of();
         let after = q.get("after").map(String::as_str);
         let rest = snapshot
             .facilities
             .iter()
             .filter(|f| after.is_none_or(|after| f.id() > after))
-            .map(|f| Ok(FacilitySummary::of(f, as_of)));
+            .map(|f| {
+                // A registered facility was accepted, so the snapshot has a month to
+                // describe it as of.
+                let as_of = as_of.ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "facility {:?} is registered but the snapshot has no latest month",
+                        f.id()
+                    ))
+                })?;
+                Ok(FacilitySummary::of(f, as_of))
+            });
         let (page, more) = cut_page(rest, limit, |f| f)?;
         let next = if more {
             page.last().map(|f| f.facility_id)

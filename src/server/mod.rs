@@ -22,7 +22,7 @@ mod tiles;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -39,7 +39,7 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use pages::{CONTENT_SECURITY_POLICY, PAGE_ROUTES};
 
-use crate::audit::Snapshot;
+use crate::audit::Published;
 use crate::config::Config;
 use crate::ledger::{CommitHandle, Committer, Ledger, LedgerError, Reader};
 pub use crate::limits::MAX_BODY_BYTES;
@@ -79,9 +79,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The configuration: audit thresholds and valuation assumptions.
     pub config: Arc<Config>,
-    /// The audit's view of the projections, refreshed (touched facilities only) before
-    /// each findings request so findings reflect every acknowledged entry.
-    pub snapshot: Arc<Mutex<Option<Snapshot>>>,
+    /// The audit's view of the projections, published immutable and replaced by a newer
+    /// one (touched facilities only) when a request finds it behind the ledger, so
+    /// findings reflect every acknowledged entry and no request waits on another's audit.
+    pub snapshot: Arc<Published>,
     /// Turns for building answers that may be large (`MAX_CONCURRENT_LARGE_ANSWERS`).
     pub large_answers: Arc<Semaphore>,
     /// The memory answers may hold until written (`[server] max_buffered_answer_bytes`).
@@ -97,7 +98,7 @@ impl AppState {
             reader,
             commit,
             config: Arc::new(config),
-            snapshot: Arc::new(Mutex::new(None)),
+            snapshot: Arc::new(Published::default()),
             large_answers: Arc::new(Semaphore::new(large_answer_turns())),
         }
     }

@@ -198,7 +198,8 @@ pub fn generate(config: &GenConfig, out: &Path) -> Result<GenSummary, GenError> 
         && last.event.ts > crate::dates::now()
     {
         return Err(GenError::Future {
-            last_ts: crate::dates::format_instant(last.event.ts).unwrap_or_default(),
+            last_ts: crate::dates::format_instant(last.event.ts)
+                .unwrap_or_else(|| format!("{} s", last.event.ts)),
         });
     }
 

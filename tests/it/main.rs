@@ -1,6 +1,7 @@
 //! Integration tests: one test binary, one module per concern.
 
 mod audit_rules;
+mod beside_audits;
 mod cli;
 mod crash;
 mod derived_state;

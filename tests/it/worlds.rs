@@ -191,7 +191,11 @@ fn refreshed_audit_equals_a_fresh_one() {
     let mut ledger = Ledger::init(&tmp.path().join("data"), ORIGIN, "w", &authority, &log).unwrap();
     let reader = ledger.reader();
     let config = audit::AuditConfig::default();
-    let mut snapshot = None;
+    let mut snapshot: Option<(
+        audit::Snapshot,
+        dcledger::dates::Month,
+        Vec<std::sync::Arc<audit::Finding>>,
+    )> = None;
     // Append in slices, refreshing after each, and compare with a fresh load each time.
     for part in lines.chunks(lines.len() / 5 + 1) {
         let before = reader.size();
@@ -211,8 +215,22 @@ fn refreshed_audit_equals_a_fresh_one() {
                 .cloned()
                 .collect::<Vec<_>>()
         );
-        let snap = snapshot.get_or_insert_with(|| audit::Snapshot::load(&reader).unwrap());
-        snap.refresh(&reader).unwrap();
+        // A newer snapshot is made beside the older one, which stays as it was for
+        // whoever still reads it (the server publishes them this way).
+        let snap = match snapshot.take() {
+            None => audit::Snapshot::load(&reader).unwrap(),
+            Some((older, as_of, findings)) => {
+                let newer: audit::Snapshot = older
+                    .refreshed(&reader)
+                    .unwrap()
+                    .expect("entries were added since");
+                assert_eq!(older.size, before, "the older snapshot keeps its size");
+                assert_eq!(older.audit(as_of, &config), findings, "and its findings");
+                assert!(older.refreshed(&reader).unwrap().is_some());
+                assert!(newer.refreshed(&reader).unwrap().is_none(), "current");
+                newer
+            }
+        };
         let fresh = audit::Snapshot::load(&reader).unwrap();
         // The reports a load takes from the change log are the ones that count.
         for facts in fresh.facilities.iter() {
@@ -239,11 +257,17 @@ fn refreshed_audit_equals_a_fresh_one() {
         }
         let as_of = fresh.default_as_of().unwrap();
         assert_eq!(snap.default_as_of(), Some(as_of));
+        let findings = snap.audit(as_of, &config);
         assert_eq!(
-            snap.audit(as_of, &config),
+            findings,
             fresh.audit(as_of, &config),
             "after {} entries",
             reader.size()
         );
+        for f in &findings {
+            assert_eq!(snap.finding(as_of, &config, &f.id).as_ref(), Some(f));
+        }
+        assert_eq!(snap.finding(as_of, &config, "no-such-finding"), None);
+        snapshot = Some((snap, as_of, findings));
     }
 }

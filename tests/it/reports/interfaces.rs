@@ -243,19 +243,26 @@ fn bad_assumptions_are_400_naming_the_parameter() {
             );
         }
     }
-    // A month that is not one, on every report.
+    // A month that is not one, or one outside 1970..9999, on every report and the audit:
+    // the error names the parameter and says which rule the month broke.
     for path in [
         "/v1/reports/regions",
         "/v1/reports/regions/Henan",
         "/v1/reports/valuation/dc-a",
         "/v1/reports/valuation",
+        "/v1/findings",
+        "/v1/facilities/dc-a",
     ] {
-        let a = get(&agent, &server.url(&format!("{path}?as_of=2025-13")));
-        assert_eq!(
-            problem(&a, 400, "bad-parameter")["errors"][0]["parameter"],
-            "as_of",
-            "{path}"
-        );
+        for (month, says) in [
+            ("2025-13", "is not a month"),
+            ("1969-12", "outside 1970-01-01"),
+        ] {
+            let a = get(&agent, &server.url(&format!("{path}?as_of={month}")));
+            let error = &problem(&a, 400, "bad-parameter")["errors"][0];
+            assert_eq!(error["parameter"], "as_of", "{path}");
+            let message = error["message"].as_str().expect("a message");
+            assert!(message.contains(says), "{path} {month}: {message}");
+        }
     }
     // What is not there is 404.
     for path in [
