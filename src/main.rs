@@ -12,7 +12,7 @@ use serde_json::Value;
 use dcledger::config::{self, Config};
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
-use dcledger::ledger::{self, Ledger};
+use dcledger::ledger::{self, Ledger, Unlocked};
 use dcledger::log::checkpoint;
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
@@ -444,6 +444,15 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     Config::from_toml(&text).with_context(|| format!("in {}", path.display()))
 }
 
+/// The projections of a ledger for a reading command; a ledger read without its lock
+/// (served by another process, or a read-only copy) is said so on stderr, since its
+/// projections are derived again from the segments first.
+fn read_projections(data: &Path) -> Result<ledger::ReadProjections> {
+    Ok(ledger::read_projections(data, |why| {
+        eprintln!("dcledger: {why}")
+    })?)
+}
+
 fn parse_as_of(as_of: Option<&str>) -> Result<Option<Month>> {
     as_of
         .map(|m| Month::checked(m).with_context(|| format!("--as-of {m:?}")))
@@ -470,7 +479,7 @@ fn run_report(command: ReportCommand) -> Result<String> {
             format,
         } => {
             let config = load_config(config.as_deref())?;
-            let ledger = Ledger::open_to_read(&data)?;
+            let ledger = read_projections(&data)?;
             let reader = ledger.reader();
             let snapshot = audit::Snapshot::load(&reader)?;
             let query = Overrides::default();
@@ -518,7 +527,7 @@ fn run_report(command: ReportCommand) -> Result<String> {
                         .with_context(|| format!("{flag} {item:?}"))?;
                 }
             }
-            let ledger = Ledger::open_to_read(&data)?;
+            let ledger = read_projections(&data)?;
             let reader = ledger.reader();
             let snapshot = audit::Snapshot::load(&reader)?;
             let request = report::Request {
@@ -716,12 +725,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Get { data, index } => {
-            let ledger = Ledger::open_to_read(&data)?;
-            print_json(&views::entry(&ledger.reader().entry(index)?)?);
+            let ledger = Unlocked::open(&data)?;
+            print_json(&views::entry(&ledger.reader()?.entry(index)?)?);
         }
         Command::Checkpoint { data } => {
-            let ledger = Ledger::open_to_read(&data)?;
-            print!("{}", ledger.reader().checkpoint());
+            print!("{}", Unlocked::open(&data)?.checkpoint());
         }
         Command::Export {
             export: ExportCommand::Tiles { data, out },
@@ -736,27 +744,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Command::VerifierKey { data } => {
-            let ledger = Ledger::open_to_read(&data)?;
-            println!(
-                "{}",
-                ledger
-                    .verifier_key()
-                    .context("the ledger has no genesis entry")?
-            );
+            println!("{}", Unlocked::open(&data)?.verifier_key()?);
         }
         Command::Proof { proof } => match proof {
             ProofCommand::Inclusion { data, index, size } => {
-                let ledger = Ledger::open_to_read(&data)?;
-                print_json(&views::inclusion(&ledger.reader().inclusion(index, size)?));
+                let reader = Unlocked::open(&data)?.reader()?;
+                print_json(&views::inclusion(&reader.inclusion(index, size)?));
             }
             ProofCommand::Consistency { data, from, to } => {
-                let ledger = Ledger::open_to_read(&data)?;
-                print_json(&views::consistency(&ledger.reader().consistency(from, to)?));
+                let reader = Unlocked::open(&data)?.reader()?;
+                print_json(&views::consistency(&reader.consistency(from, to)?));
             }
         },
         Command::Verify { data } => {
-            let ledger = Ledger::open_to_read(&data)?;
-            let report = ledger.verify()?;
+            let report = Unlocked::open(&data)?.verify()?;
             println!(
                 "ok: {} entries, root {}, latest checkpoint (size {}) verifies",
                 report.entries,
@@ -932,7 +933,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })?),
                 None => None,
             };
-            let ledger = Ledger::open_to_read(&data)?;
+            let ledger = read_projections(&data)?;
             let reader = ledger.reader();
             let request = audit::AuditRequest {
                 as_of,

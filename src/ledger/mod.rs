@@ -17,6 +17,7 @@ mod lock;
 mod reader;
 mod replay;
 mod tiling;
+mod unlocked;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
 pub use replay::VerifyReport;
+pub use unlocked::Unlocked;
 
 use crate::dates;
 use crate::domain::rules::Touch;
@@ -107,6 +109,12 @@ pub enum LedgerError {
     Verify(String),
     #[error("the ledger stopped accepting entries after a storage failure; restart it")]
     Stopped,
+    #[error(
+        "{path} is missing: readers read the tree the checkpoint file names, which every \
+         writer keeps; open the ledger once with its log key (`dcledger serve`, `append` or \
+         `reindex` with --log-key FILE), which writes it"
+    )]
+    NoCheckpointFile { path: PathBuf },
     #[error("the system clock reads {0}: set the clock right, then try again")]
     Clock(String),
 }
@@ -285,6 +293,59 @@ fn lock_ledger(dir: &Path) -> Result<DirLock, LedgerError> {
     Ok(lock)
 }
 
+/// The projections a reading command (the audit, the reports) reads, and what keeps
+/// them open.
+pub struct ReadProjections {
+    reader: Reader,
+    /// The ledger opened under its lock, when it was; held so that no writer starts on
+    /// its derived state while it is read.
+    _ledger: Option<Ledger>,
+}
+
+impl ReadProjections {
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+}
+
+/// Opens the projections of the ledger in `dir` for a reading command (SPEC §11). A
+/// ledger no other process writes, in a directory this process may write, is read
+/// from its own derived state under its lock (at once, whatever its size). One that
+/// another process serves, or a read-only copy, is read without the lock: its
+/// projections are derived again from the segments (`Unlocked::with_projections`),
+/// which takes time in proportion to the ledger, and `replaying` is told why first.
+pub fn read_projections(
+    dir: &Path,
+    replaying: impl FnOnce(&str),
+) -> Result<ReadProjections, LedgerError> {
+    require_ledger(dir)?;
+    let why = if rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
+        "it is read-only here".to_string()
+    } else {
+        match lock::lock(dir) {
+            Ok(lock) => {
+                let ledger = Ledger::open_locked(dir, lock, None, Signatures::Trust)?;
+                return Ok(ReadProjections {
+                    reader: ledger.reader(),
+                    _ledger: Some(ledger),
+                });
+            }
+            Err(LedgerError::Locked { holder, .. }) => format!("it is being written by {holder}"),
+            Err(e) => return Err(e),
+        }
+    };
+    let unlocked = Unlocked::open(dir)?;
+    replaying(&format!(
+        "{} is not opened under its lock ({why}): deriving its projections again from the \
+         segments, as of its checkpoint file",
+        dir.display()
+    ));
+    Ok(ReadProjections {
+        reader: unlocked.with_projections()?,
+        _ledger: None,
+    })
+}
+
 impl Ledger {
     /// Creates a ledger in `dir` (new or empty) and writes entry 0, `ledger.genesis`,
     /// signed by the authority key, and the first checkpoint, signed by `log_key`. The
@@ -345,8 +406,10 @@ impl Ledger {
     /// Opens the ledger in `dir` to read, without its log key: it cannot append, and a
     /// ledger whose derived state must first catch up with the segments (after a crash)
     /// is refused, since catching up signs a checkpoint.
+    /// Taking the lock, it writes no pid file: it is no writer.
     pub fn open_to_read(dir: &Path) -> Result<Ledger, LedgerError> {
-        Ledger::open_locked(dir, lock_ledger(dir)?, None, Signatures::Trust)
+        require_ledger(dir)?;
+        Ledger::open_locked(dir, lock::lock(dir)?, None, Signatures::Trust)
     }
 
     fn open_locked(
@@ -381,6 +444,7 @@ impl Ledger {
             derived.clone(),
             tile_store,
             view.clone(),
+            reader::Leaves::Located,
         );
         let mut ledger = Ledger {
             dir: dir.to_path_buf(),

@@ -62,11 +62,23 @@ pub struct SignerView {
     pub org: Option<OrgRecord>,
 }
 
+/// How a reader finds a leaf in the segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leaves {
+    /// By the location derived state records for it: the writer's reader, and a reader
+    /// of projections replayed into a scratch store.
+    Located,
+    /// By reading its segment from the start: a reader that holds no derived state
+    /// (`ledger::unlocked`), for the few leaves a reading command asks for.
+    Scanned,
+}
+
 #[derive(Clone)]
 pub struct Reader {
     /// The data directory's `checkpoint` file.
     checkpoint_file: PathBuf,
     segments_dir: PathBuf,
+    leaves: Leaves,
     derived: Arc<Derived>,
     tiles: Arc<TileStore>,
     view: Arc<RwLock<View>>,
@@ -79,10 +91,12 @@ impl Reader {
         derived: Arc<Derived>,
         tiles: Arc<TileStore>,
         view: Arc<RwLock<View>>,
+        leaves: Leaves,
     ) -> Reader {
         Reader {
             checkpoint_file: dir.join(CHECKPOINT_FILE),
             segments_dir,
+            leaves,
             derived,
             tiles,
             view,
@@ -160,7 +174,11 @@ impl Reader {
 
     pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {
         self.check_index(index, self.size())?;
-        let leaf = segment::read_leaf(&self.segments_dir, index, self.location(index)?)?;
+        let mut leaf = Vec::new();
+        self.visit_leaves(index, 1, |_, found| {
+            leaf = found.to_vec();
+            Ok(())
+        })?;
         Ok(StoredEntry {
             index,
             leaf_hash: merkle::leaf_hash(&leaf),
@@ -201,21 +219,37 @@ impl Reader {
         if id.kind != TileKind::Entries || !tiles::in_tree(id, self.size()) {
             return Ok(None);
         }
-        let first = id.index * TILE_WIDTH;
-        let at = self.location(first)?;
         let mut bundle = Vec::new();
-        segment::read_run(
-            &self.segments_dir,
-            first,
-            at.segment,
-            at.offset,
-            u64::from(id.width),
-            |_, leaf| -> Result<(), LedgerError> {
-                push_bundle_entry(&mut bundle, leaf);
-                Ok(())
-            },
-        )?;
+        self.visit_leaves(id.index * TILE_WIDTH, u64::from(id.width), |_, leaf| {
+            push_bundle_entry(&mut bundle, leaf);
+            Ok(())
+        })?;
         Ok(Some(bundle))
+    }
+
+    /// Hands leaves `first..first + count` of the segments, checked, to `visit`.
+    fn visit_leaves(
+        &self,
+        first: u64,
+        count: u64,
+        visit: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        match self.leaves {
+            Leaves::Located => {
+                let at = self.location(first)?;
+                segment::read_run(
+                    &self.segments_dir,
+                    first,
+                    at.segment,
+                    at.offset,
+                    count,
+                    visit,
+                )
+            }
+            Leaves::Scanned => {
+                segment::read_leaves(&self.segments_dir, first, first + count, visit)
+            }
+        }
     }
 
     /// Checks every full tile of the published tree against the level above it.

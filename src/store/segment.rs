@@ -70,6 +70,8 @@ pub enum SegmentError {
     },
     #[error("segment {path} is not a dcledger segment: {reason}")]
     BadSegment { path: PathBuf, reason: String },
+    #[error("the segments at {path} were opened to read; a reader never appends")]
+    ReadOnly { path: PathBuf },
 }
 
 /// What opening the log found and did.
@@ -93,6 +95,8 @@ pub struct SegmentLog {
     active: File,
     active_len: u64,
     size: u64,
+    /// Opened by `open_read_only`: its first `size` leaves are read, nothing is written.
+    read_only: bool,
 }
 
 /// A place in the log: where leaf `index` starts (or would start), as a byte `offset` in
@@ -218,7 +222,75 @@ fn intact_record_after(bytes: &[u8], bad_pos: usize, bad_index: u64) -> bool {
     })
 }
 
+/// The segment files under `dir`, by first leaf index (no check of their order).
+fn list_segments(dir: &Path) -> Result<Vec<Segment>, SegmentError> {
+    let mut segments = Vec::new();
+    for item in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let item = item.map_err(io_err(dir))?;
+        let name = item.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        let first_index = stem.parse::<u64>().map_err(|_| SegmentError::BadSegment {
+            path: item.path(),
+            reason: "file name is not a leaf index".into(),
+        })?;
+        segments.push(Segment {
+            first_index,
+            path: item.path(),
+        });
+    }
+    segments.sort_by_key(|s| s.first_index);
+    Ok(segments)
+}
+
+/// The segments must start at leaf 0 and never overlap.
+fn check_order(segments: &[Segment]) -> Result<(), SegmentError> {
+    if let Some(first) = segments.first()
+        && first.first_index != 0
+    {
+        return Err(SegmentError::BadSegment {
+            path: first.path.clone(),
+            reason: "the first segment must start at leaf 0; earlier segments are missing".into(),
+        });
+    }
+    for pair in segments.windows(2) {
+        if pair[1].first_index <= pair[0].first_index {
+            return Err(SegmentError::BadSegment {
+                path: pair[1].path.clone(),
+                reason: "segments overlap".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl SegmentLog {
+    /// Opens the log under `dir/segments` to read its first `size` leaves only: no file
+    /// is created, trimmed or written, so it serves a reader beside the writer (which
+    /// only appends past them) and a read-only copy. Appending to it is refused.
+    pub fn open_read_only(dir: &Path, size: u64) -> Result<SegmentLog, SegmentError> {
+        let dir = dir.join(SEGMENTS_DIR);
+        let segments = list_segments(&dir)?;
+        check_order(&segments)?;
+        let last = segments.last().ok_or_else(|| SegmentError::BadSegment {
+            path: dir.join(segment_name(0)),
+            reason: "the ledger has no segment files".into(),
+        })?;
+        let mut file = File::open(&last.path).map_err(io_err(&last.path))?;
+        check_header(&mut file, &last.path, last.first_index)?;
+        let active_len = file.metadata().map_err(io_err(&last.path))?.len();
+        Ok(SegmentLog {
+            dir,
+            segments,
+            active: file,
+            active_len,
+            size,
+            read_only: true,
+        })
+    }
+
     /// Opens (creating if needed) the log under `dir/segments`, trimming an incomplete
     /// final batch. `durable_floor` is the number of leaves derived state already applied:
     /// those were acknowledged, so damage to them is corruption, never a torn tail.
@@ -230,24 +302,7 @@ impl SegmentLog {
             .mode(0o700)
             .create(&dir)
             .map_err(io_err(&dir))?;
-        let mut segments = Vec::new();
-        for item in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let item = item.map_err(io_err(&dir))?;
-            let name = item.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(stem) = name.strip_suffix(".seg") else {
-                continue;
-            };
-            let first_index = stem.parse::<u64>().map_err(|_| SegmentError::BadSegment {
-                path: item.path(),
-                reason: "file name is not a leaf index".into(),
-            })?;
-            segments.push(Segment {
-                first_index,
-                path: item.path(),
-            });
-        }
-        segments.sort_by_key(|s| s.first_index);
+        let mut segments = list_segments(&dir)?;
         if segments.is_empty() {
             let path = dir.join(segment_name(0));
             create_segment(&path, 0)?;
@@ -257,21 +312,7 @@ impl SegmentLog {
                 path,
             });
         }
-        if segments[0].first_index != 0 {
-            return Err(SegmentError::BadSegment {
-                path: segments[0].path.clone(),
-                reason: "the first segment must start at leaf 0; earlier segments are missing"
-                    .into(),
-            });
-        }
-        for pair in segments.windows(2) {
-            if pair[1].first_index <= pair[0].first_index {
-                return Err(SegmentError::BadSegment {
-                    path: pair[1].path.clone(),
-                    reason: "segments overlap".into(),
-                });
-            }
-        }
+        check_order(&segments)?;
 
         // The whole active segment is read and checked on every open (at most
         // SEGMENT_TARGET_BYTES): that is where a torn tail can be, and damage to recent,
@@ -363,6 +404,7 @@ impl SegmentLog {
                 active: file,
                 active_len: keep,
                 size: committed.0,
+                read_only: false,
             },
             recovery,
         ))
@@ -379,6 +421,11 @@ impl SegmentLog {
         &mut self,
         leaves: &[Vec<u8>],
     ) -> Result<Vec<RecordLocation>, SegmentError> {
+        if self.read_only {
+            return Err(SegmentError::ReadOnly {
+                path: self.dir.clone(),
+            });
+        }
         if leaves.is_empty() {
             return Ok(Vec::new());
         }

@@ -12,6 +12,7 @@ mod http;
 mod lock;
 mod origins;
 mod pages;
+mod readers;
 mod recovery;
 mod registry_rejections;
 mod reports;

@@ -1,0 +1,162 @@
+//! Reading a ledger without its lock (SPEC §11): beside the process that serves it, and
+//! on a read-only copy (a backup, a mounted snapshot). Everything read here is in files
+//! that are immutable once written or replaced atomically, written before the
+//! `checkpoint` file names the size that needs them: the segments (append-only), the
+//! tiles (full ones written once, partial ones replaced whole) and the `checkpoint`
+//! file. So the checkpoint file's size is a tree whose every leaf and tile is on disk,
+//! whatever the writer does next, and nothing here opens derived state, takes a lock or
+//! writes a byte into the data directory.
+//!
+//! The log's questions (the checkpoint, an entry, a proof, `verify`) are answered from
+//! those files at once. The projections (for the audit and the reports) live in the
+//! writer's derived state, which a reader does not open; `with_projections` derives
+//! them again from the segments into a scratch store, the way `reindex` does, which
+//! costs time in proportion to the ledger.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use super::reader::{Leaves, Reader};
+use super::replay::{self, ReplayState, VerifyReport};
+use super::{LedgerError, View, require_ledger};
+use crate::dates::UnixSeconds;
+use crate::ingest::Signatures;
+use crate::log::checkpoint;
+use crate::log::export::CHECKPOINT_FILE;
+use crate::log::merkle::Frontier;
+use crate::log::tiles::TileStore;
+use crate::store::derived::{APPLIED_KEY, Applied, Derived};
+use crate::store::segment::{Position, SegmentLog};
+
+/// A ledger's log, read from its files as of its `checkpoint` file.
+pub struct Unlocked {
+    dir: PathBuf,
+    log: SegmentLog,
+    tiles: Arc<TileStore>,
+    view: View,
+}
+
+impl Unlocked {
+    /// Reads the `checkpoint` file of the ledger in `dir`; the tree it names is what
+    /// every later question is answered about.
+    pub fn open(dir: &Path) -> Result<Unlocked, LedgerError> {
+        require_ledger(dir)?;
+        let path = dir.join(CHECKPOINT_FILE);
+        let note = std::fs::read_to_string(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                LedgerError::NoCheckpointFile { path: path.clone() }
+            } else {
+                LedgerError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        let cp = checkpoint::own_note_body(&note).map_err(|e| {
+            LedgerError::Verify(format!("{} is not a checkpoint: {e}", path.display()))
+        })?;
+        Ok(Unlocked {
+            dir: dir.to_path_buf(),
+            log: SegmentLog::open_read_only(dir, cp.size)?,
+            tiles: Arc::new(TileStore::new(dir)),
+            view: View {
+                size: cp.size,
+                root: cp.root,
+                checkpoint: Arc::from(note),
+            },
+        })
+    }
+
+    /// The checkpoint note, byte for byte as the file holds it.
+    pub fn checkpoint(&self) -> &str {
+        &self.view.checkpoint
+    }
+
+    /// A reader of the log (entries, proofs, tiles, the checkpoint). It holds no
+    /// projections: their questions (a facility, a signer, the audit) find nothing,
+    /// so ask `with_projections` for those.
+    pub fn reader(&self) -> Result<Reader, LedgerError> {
+        Ok(self.reader_over(Arc::new(Derived::temporary()?), Leaves::Scanned))
+    }
+
+    fn reader_over(&self, derived: Arc<Derived>, leaves: Leaves) -> Reader {
+        Reader::new(
+            &self.dir,
+            self.log.dir().to_path_buf(),
+            derived,
+            self.tiles.clone(),
+            Arc::new(RwLock::new(self.view.clone())),
+            leaves,
+        )
+    }
+
+    /// The log's verifier key string (SPEC §5), from the genesis entry (leaf 0).
+    pub fn verifier_key(&self) -> Result<String, LedgerError> {
+        let first = SegmentLog::open_read_only(&self.dir, 1)?;
+        let mut state = ReplayState {
+            frontier: Frontier::new(),
+            genesis: None,
+            last_accepted: UnixSeconds::MIN,
+        };
+        replay::replay(
+            &first,
+            &Derived::temporary()?,
+            Position::START,
+            &mut state,
+            Signatures::Trust,
+            |_, _, _, _| Ok(()),
+        )?;
+        let genesis = state
+            .genesis
+            .ok_or_else(|| LedgerError::Verify("leaf 0 is not a genesis entry".into()))?;
+        Ok(checkpoint::verifier_key_string(
+            &genesis.origin,
+            &genesis.checkpoint_key,
+        ))
+    }
+
+    /// Re-checks the log as `Ledger::verify` does: every record, signature and rule
+    /// from the segments, every leaf against the tiles, the root and the checkpoint.
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        replay::verify(&self.log, &self.reader()?)
+    }
+
+    /// A reader with the projections, derived again from the segments up to the
+    /// checkpoint's size into a scratch store (signatures are not checked again: the
+    /// writer checked them, `verify` re-checks them). The replayed tree must give the
+    /// checkpoint's root.
+    pub fn with_projections(&self) -> Result<Reader, LedgerError> {
+        let scratch = Arc::new(Derived::temporary()?);
+        let mut state = ReplayState {
+            frontier: Frontier::new(),
+            genesis: None,
+            last_accepted: UnixSeconds::MIN,
+        };
+        replay::replay(
+            &self.log,
+            &scratch,
+            Position::START,
+            &mut state,
+            Signatures::Trust,
+            |overlay, state, end, _| {
+                overlay.put_encoded(
+                    APPLIED_KEY.to_vec(),
+                    &Applied {
+                        end,
+                        last_accepted: state.last_accepted,
+                        checkpoint: self.view.checkpoint.to_string(),
+                    },
+                );
+                Ok(())
+            },
+        )?;
+        if state.frontier.size() != self.view.size || state.frontier.root() != self.view.root {
+            return Err(LedgerError::Verify(format!(
+                "the segments' first {} leaves do not give the root the checkpoint file names; \
+                 run `dcledger verify`",
+                self.view.size
+            )));
+        }
+        Ok(self.reader_over(scratch, Leaves::Located))
+    }
+}
