@@ -52,14 +52,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// The world of `facilities` facilities (the first number among the arguments, else
 /// `DEFAULT_FACILITIES`), generated and appended unless kept from an earlier run.
+#[allow(dead_code)] // The log benchmark asks for worlds of several sizes.
 pub fn world() -> World {
     let facilities: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(DEFAULT_FACILITIES);
+    world_in(facilities, None)
+}
+
+/// The world of `facilities` facilities in `under` (else in `DCLEDGER_BENCH_DIR`, else
+/// in a temporary directory), generated and appended unless kept from an earlier run.
+pub fn world_in(facilities: usize, under: Option<PathBuf>) -> World {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir =
-        std::env::var_os("DCLEDGER_BENCH_DIR").map_or(tmp.path().to_path_buf(), PathBuf::from);
+    let dir = under.unwrap_or_else(|| {
+        std::env::var_os("DCLEDGER_BENCH_DIR").map_or(tmp.path().to_path_buf(), PathBuf::from)
+    });
     let (world, kept) = (dir.join("world"), dir.join("kept"));
     // A kept ledger is reused as it is; a kept world (say after a change to the derived
     // format made the kept ledger unreadable) is appended again.
