@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::{self, CheckpointError};
 use super::layout::{TILE_WIDTH, TileId};
 use super::merkle::{self, NodeId};
-use super::tiles::{self, TileError, TileStore, write_atomically};
+use super::tiles::{self, Durable, TileError, TileStore, write_atomically};
 use crate::store::segment::{self, SEGMENTS_DIR, SegmentError};
 
 /// The data directory's copy of the latest checkpoint note, replaced atomically after
@@ -112,7 +112,7 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
         let bytes = store
             .read_hashes(id)?
             .ok_or_else(|| TileError::Missing { path: id.path() })?;
-        write_atomically(&dest, &bytes, false)?;
+        write_atomically(&dest, &bytes, Durable::Later)?;
         done.written += 1;
     }
     let wanted: Vec<TileId> = tiles::bundles_of(size)
@@ -132,7 +132,7 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
             if width == TILE_WIDTH || index + 1 == size {
                 let id = TileId::entries(index / TILE_WIDTH, width as u16);
                 if wanted.binary_search(&id).is_ok() {
-                    write_atomically(&out.join(id.path()), &bundle, false)?;
+                    write_atomically(&out.join(id.path()), &bundle, Durable::Later)?;
                     done.written += 1;
                 }
                 bundle.clear();
@@ -149,6 +149,10 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
         path: out.to_path_buf(),
         source: e.into(),
     })?;
-    write_atomically(&out.join(CHECKPOINT_FILE), note.as_bytes(), true)?;
+    write_atomically(
+        &out.join(CHECKPOINT_FILE),
+        note.as_bytes(),
+        Durable::ContentAndName,
+    )?;
     Ok(done)
 }
