@@ -720,8 +720,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_json(&views::entry(&ledger.reader().entry(index)?)?);
         }
         Command::Checkpoint { data } => {
-            let ledger = Ledger::open_to_read(&data)?;
-            print!("{}", ledger.reader().checkpoint());
+            // The note's bytes exactly, from the file the writer replaces atomically after
+            // each commit: no lock, no derived state, nothing appended.
+            let (note, _) = dcledger::log::export::read_checkpoint(&data)?;
+            print!("{note}");
         }
         Command::Export {
             export: ExportCommand::Tiles { data, out },

@@ -34,8 +34,8 @@ pub enum ExportError {
         source: std::io::Error,
     },
     #[error(
-        "{path} holds no checkpoint file: open the ledger once to write (serve, append or \
-         reindex), which writes it"
+        "{path} does not exist: this is not a ledger's data directory, or one not opened to \
+         write since checkpoint files came in (serve, append or reindex writes it)"
     )]
     NoCheckpoint { path: PathBuf },
     #[error("the checkpoint file {path} is unreadable: {source}")]
