@@ -257,7 +257,7 @@ fn tile_proofs() {
     let node_ns = node_hash_ns();
     println!("raw node hash, one core:            {node_ns:>10.0} ns");
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut proof =
+    let proof =
         |index: u64| merkle::inclusion_proof(index, n, &mut |id| store.node(n, id)).expect("proof");
     for (what, spread) in [("random leaves", n), ("leaves of 64 tiles", 64 * 256)] {
         let proofs = 20_000u64;

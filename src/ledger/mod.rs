@@ -5,8 +5,8 @@
 //! Order of a commit, which is what makes a crash at any instant safe: judge every entry
 //! in an overlay; write all admitted leaves to the segment log and fdatasync; write the
 //! tiles the new leaves complete and the partial tiles of the new size; apply the
-//! overlay, leaf locations and the `Applied` marker to sled in one atomic batch; replace
-//! the `checkpoint` file; publish the new view to readers; remove the partial tiles that
+//! overlay, leaf locations and the `Applied` marker to sled in one atomic batch; publish
+//! the new view to readers; replace the `checkpoint` file; remove the partial tiles that
 //! full ones replaced; only then acknowledge. Sled may lag the log after a crash; `open`
 //! replays the difference. It can never lead it. Tiles may lead sled (`open` removes
 //! what lies beyond and catch-up writes it again) or be lost (`open` rebuilds them).
@@ -109,12 +109,8 @@ pub enum LedgerError {
     Verify(String),
     #[error("the ledger stopped accepting entries after a storage failure; restart it")]
     Stopped,
-    #[error(
-        "{path} is missing: readers read the tree the checkpoint file names, which every \
-         writer keeps; open the ledger once with its log key (`dcledger serve`, `append` or \
-         `reindex` with --log-key FILE), which writes it"
-    )]
-    NoCheckpointFile { path: PathBuf },
+    #[error(transparent)]
+    LogFiles(#[from] crate::log::export::ExportError),
     #[error("the system clock reads {0}: set the clock right, then try again")]
     Clock(String),
 }
@@ -428,6 +424,14 @@ impl Ledger {
             last_accepted: i64::MIN,
             checkpoint: String::new(),
         });
+        if log_key.is_none() && log.size() > applied.end.index {
+            // A reader leaves the tiles alone (resuming them at a size derived state has
+            // not caught up with would remove the tiles beyond it).
+            return Err(LedgerError::NeedsRecovery {
+                path: dir.to_path_buf(),
+                behind: log.size() - applied.end.index,
+            });
+        }
         let tile_store = Arc::new(TileStore::new(dir));
         let (tiles, frontier) =
             tiling::open_tiles(&tile_store, &log, applied.end.index, &applied.checkpoint)?;
@@ -714,11 +718,13 @@ impl Ledger {
             self.stopped = true;
             return Err(e.into());
         }
-        if let Err(e) = tiling::write_checkpoint_file(&self.dir, &applied.checkpoint) {
+        let note = applied.checkpoint.clone();
+        self.publish(frontier, applied);
+        // After publishing: the file never names a size readers do not serve yet.
+        if let Err(e) = tiling::write_checkpoint_file(&self.dir, &note) {
             self.stopped = true;
             return Err(e);
         }
-        self.publish(frontier, applied);
         if let Err(e) = self.tiles.prune() {
             self.stopped = true;
             return Err(e.into());
@@ -856,8 +862,9 @@ impl Ledger {
         let applied = self.derived.applied()?.ok_or_else(|| {
             LedgerError::Verify("catch-up finished without recording its progress".into())
         })?;
-        tiling::write_checkpoint_file(&self.dir, &applied.checkpoint)?;
+        let note = applied.checkpoint.clone();
         self.publish(state.frontier, applied);
+        tiling::write_checkpoint_file(&self.dir, &note)?;
         self.tiles.prune()?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint;
 use crate::log::export::CHECKPOINT_FILE;
 use crate::log::merkle::{self, Frontier, Hash};
-use crate::log::tiles::{TileError, TileStore, TileWriter, write_atomically};
+use crate::log::tiles::{Durable, TileError, TileStore, TileWriter, write_atomically};
 use crate::store::segment::{Position, SegmentLog};
 
 impl From<TileError> for LedgerError {
@@ -114,5 +114,7 @@ pub(crate) fn write_checkpoint_file(dir: &Path, note: &str) -> Result<(), Ledger
     if std::fs::read(&path).is_ok_and(|held| held == note.as_bytes()) {
         return Ok(());
     }
-    Ok(write_atomically(&path, note.as_bytes(), false)?)
+    // Its bytes are synced (a torn note is never served); the rename need not be: the
+    // file is rewritten from derived state on open.
+    Ok(write_atomically(&path, note.as_bytes(), Durable::Content)?)
 }

@@ -22,7 +22,7 @@ use super::{LedgerError, View, require_ledger};
 use crate::dates::UnixSeconds;
 use crate::ingest::Signatures;
 use crate::log::checkpoint;
-use crate::log::export::CHECKPOINT_FILE;
+use crate::log::export::read_checkpoint;
 use crate::log::merkle::Frontier;
 use crate::log::tiles::TileStore;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived};
@@ -41,20 +41,7 @@ impl Unlocked {
     /// every later question is answered about.
     pub fn open(dir: &Path) -> Result<Unlocked, LedgerError> {
         require_ledger(dir)?;
-        let path = dir.join(CHECKPOINT_FILE);
-        let note = std::fs::read_to_string(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                LedgerError::NoCheckpointFile { path: path.clone() }
-            } else {
-                LedgerError::Io {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
-        let cp = checkpoint::own_note_body(&note).map_err(|e| {
-            LedgerError::Verify(format!("{} is not a checkpoint: {e}", path.display()))
-        })?;
+        let (note, cp) = read_checkpoint(dir)?;
         Ok(Unlocked {
             dir: dir.to_path_buf(),
             log: SegmentLog::open_read_only(dir, cp.size)?,

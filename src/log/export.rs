@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::{self, CheckpointError};
 use super::layout::{TILE_WIDTH, TileId};
 use super::merkle::{self, NodeId};
-use super::tiles::{self, TileError, TileStore, write_atomically};
+use super::tiles::{self, Durable, TileError, TileStore, write_atomically};
 use crate::store::segment::{self, SEGMENTS_DIR, SegmentError};
 
 /// The data directory's copy of the latest checkpoint note, replaced atomically after
@@ -34,8 +34,8 @@ pub enum ExportError {
         source: std::io::Error,
     },
     #[error(
-        "{path} holds no checkpoint file: open the ledger once to write (serve, append or \
-         reindex), which writes it"
+        "{path} does not exist: this is not a ledger's data directory, or one not opened to \
+         write since checkpoint files came in (serve, append or reindex writes it)"
     )]
     NoCheckpoint { path: PathBuf },
     #[error("the checkpoint file {path} is unreadable: {source}")]
@@ -71,8 +71,8 @@ pub fn push_bundle_entry(bundle: &mut Vec<u8>, leaf: &[u8]) {
     bundle.extend_from_slice(leaf);
 }
 
-/// The latest checkpoint note of the data directory `dir` and the tree size it names.
-pub fn read_checkpoint(dir: &Path) -> Result<(String, u64), ExportError> {
+/// The latest checkpoint note of the data directory `dir` and the tree it names.
+pub fn read_checkpoint(dir: &Path) -> Result<(String, checkpoint::Checkpoint), ExportError> {
     let path = dir.join(CHECKPOINT_FILE);
     let note = match std::fs::read_to_string(&path) {
         Ok(n) => n,
@@ -81,18 +81,17 @@ pub fn read_checkpoint(dir: &Path) -> Result<(String, u64), ExportError> {
         }
         Err(source) => return Err(ExportError::Io { path, source }),
     };
-    let size = checkpoint::own_note_body(&note)
-        .map_err(|source| ExportError::BadCheckpoint {
-            path: path.clone(),
-            source,
-        })?
-        .size;
-    Ok((note, size))
+    let tree = checkpoint::own_note_body(&note).map_err(|source| ExportError::BadCheckpoint {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((note, tree))
 }
 
 /// Writes (or brings up to date) the static tree of the ledger in `data` under `out`.
 pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
-    let (note, size) = read_checkpoint(data)?;
+    let (note, tree) = read_checkpoint(data)?;
+    let size = tree.size;
     std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
         path: out.to_path_buf(),
         source,
@@ -112,7 +111,7 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
         let bytes = store
             .read_hashes(id)?
             .ok_or_else(|| TileError::Missing { path: id.path() })?;
-        write_atomically(&dest, &bytes, false)?;
+        write_atomically(&dest, &bytes, Durable::Later)?;
         done.written += 1;
     }
     let wanted: Vec<TileId> = tiles::bundles_of(size)
@@ -132,7 +131,7 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
             if width == TILE_WIDTH || index + 1 == size {
                 let id = TileId::entries(index / TILE_WIDTH, width as u16);
                 if wanted.binary_search(&id).is_ok() {
-                    write_atomically(&out.join(id.path()), &bundle, false)?;
+                    write_atomically(&out.join(id.path()), &bundle, Durable::Later)?;
                     done.written += 1;
                 }
                 bundle.clear();
@@ -149,6 +148,10 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
         path: out.to_path_buf(),
         source: e.into(),
     })?;
-    write_atomically(&out.join(CHECKPOINT_FILE), note.as_bytes(), true)?;
+    write_atomically(
+        &out.join(CHECKPOINT_FILE),
+        note.as_bytes(),
+        Durable::ContentAndName,
+    )?;
     Ok(done)
 }

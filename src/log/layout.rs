@@ -113,6 +113,17 @@ impl TileId {
         out
     }
 
+    /// The width a file in `partials_dir()` stands for, if it is a partial tile's (not,
+    /// say, a temporary file).
+    pub fn width_in_partials_dir(name: &str) -> Option<u16> {
+        decimal(name, 1, TILE_WIDTH - 1).map(|w| w as u16)
+    }
+
+    /// The directory of every hash tile of one level (`tile/<L>`).
+    pub fn level_dir(level: u8) -> String {
+        format!("{TILE_PREFIX}/{level}")
+    }
+
     /// Parses a relative path (no leading slash), refusing every non-canonical spelling.
     pub fn parse(path: &str) -> Result<TileId, PathError> {
         let bad = |reason| PathError {

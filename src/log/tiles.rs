@@ -307,8 +307,8 @@ impl TileStore {
             let Some(width) = entry
                 .file_name()
                 .to_str()
-                .and_then(|w| w.parse::<u16>().ok())
-                .filter(|w| (id.width + 1..TILE_WIDTH as u16).contains(w))
+                .and_then(TileId::width_in_partials_dir)
+                .filter(|w| *w > id.width)
             else {
                 continue; // narrower, or a temporary file
             };
@@ -355,8 +355,7 @@ impl TileStore {
             level: node.level,
             index: node.index,
         };
-        let end = u128::from(node.index + 1) << node.level;
-        if node.level >= 64 || end > u128::from(size) {
+        if node.level >= 64 || (u128::from(node.index) + 1) << node.level > u128::from(size) {
             return Err(not_in_tree);
         }
         let level = node.level / TILE_HEIGHT as u8;
@@ -432,10 +431,22 @@ fn make_parent(path: &Path) -> Result<&Path, TileError> {
     Ok(parent)
 }
 
+/// What `write_atomically` makes durable before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durable {
+    /// Nothing: the caller syncs the whole file system later (an export, before its
+    /// checkpoint).
+    Later,
+    /// The file's bytes before the rename, so the name never holds a torn file.
+    Content,
+    /// The bytes and the rename (the directory is synced too).
+    ContentAndName,
+}
+
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole new one:
-/// a temporary file beside it, fsynced, renamed over it. With `sync_dir` the rename is
-/// made durable too. Files are the owner's only.
-pub fn write_atomically(path: &Path, bytes: &[u8], sync_dir: bool) -> Result<(), TileError> {
+/// a temporary file beside it, renamed over it, synced as `durable` says. Files are
+/// the owner's only.
+pub fn write_atomically(path: &Path, bytes: &[u8], durable: Durable) -> Result<(), TileError> {
     let parent = make_parent(path)?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
@@ -448,9 +459,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8], sync_dir: bool) -> Result<(),
         .open(&tmp)
         .map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_data().map_err(io(&tmp))?;
+    if durable != Durable::Later {
+        file.sync_data().map_err(io(&tmp))?;
+    }
     std::fs::rename(&tmp, path).map_err(io(path))?;
-    if sync_dir {
+    if durable == Durable::ContentAndName {
         File::open(parent)
             .and_then(|d| d.sync_all())
             .map_err(io(parent))?;
@@ -559,7 +572,7 @@ impl TileWriter {
     /// contiguous.
     fn remove_beyond(&self) -> Result<(), TileError> {
         for level in 0..=MAX_TILE_LEVEL {
-            if !self.root.join(format!("tile/{level}")).exists() {
+            if !self.root.join(TileId::level_dir(level)).exists() {
                 break;
             }
             let width = partial_width(self.size, level);
@@ -589,7 +602,7 @@ impl TileWriter {
             let keep = entry
                 .file_name()
                 .to_str()
-                .and_then(|w| w.parse::<u16>().ok())
+                .and_then(TileId::width_in_partials_dir)
                 .is_some_and(|w| w <= width);
             if !keep {
                 remove_file_if_present(&entry.path())?;
@@ -636,7 +649,7 @@ impl TileWriter {
             Ok(existing) if existing == bytes => {}
             Ok(_) => return Err(TileError::Conflict { path: id.path() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                write_atomically(&path, &bytes, true)?;
+                write_atomically(&path, &bytes, Durable::ContentAndName)?;
             }
             Err(e) => return Err(io(&path)(e)),
         }
@@ -657,7 +670,7 @@ impl TileWriter {
             write_atomically(
                 &self.root.join(id.path()),
                 &join_hashes(&self.tails[l]),
-                false,
+                Durable::Content,
             )?;
             self.on_disk[l] = width;
         }

@@ -15,7 +15,7 @@ use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 
 use super::{ApiError, AppState, ROUTES};
-use crate::log::layout::{TileId, TileKind};
+use crate::log::layout::{TILE_PREFIX, TileId, TileKind};
 
 /// `Cache-Control` of every tile and bundle: their content never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -65,7 +65,7 @@ async fn tile(
     State(state): State<AppState>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
-    let full = format!("tile/{path}");
+    let full = format!("{TILE_PREFIX}/{path}");
     let id = TileId::parse(&full).map_err(|e| ApiError::not_found(e.to_string()))?;
     let reader = state.reader.clone();
     let bytes = blocking(move || {

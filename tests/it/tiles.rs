@@ -477,6 +477,9 @@ fn tiles_served_and_exported_give_every_checkpoints_root() {
 
         let head = served.head();
         assert_eq!(head.size, size);
+        // `dcledger checkpoint` beside the running server: the same bytes, exactly.
+        let printed = run_ok(&["checkpoint", "--data", path_str(&data)]).stdout;
+        assert_eq!(printed, head.note.as_bytes());
         served.check_tree(size, &head.root);
         check_with_azul(&served, &head, previous.as_ref());
 
