@@ -27,8 +27,8 @@ use crate::domain::rules::Touch;
 use crate::entry::Kind;
 use crate::keys::PublicKey;
 use crate::log::merkle::{self, Frontier, Hash};
+use crate::log::segment::RecordLocation;
 use crate::store::derived::{Derived, DerivedError, Overlay, append_encoded, decode, family, key};
-use crate::store::segment::RecordLocation;
 
 /// Entries per postings chunk; offsets fit in a `u16`.
 pub const POSTING_SPAN: u64 = 4096;

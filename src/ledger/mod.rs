@@ -41,11 +41,11 @@ use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::merkle::{self, Frontier, Hash};
+use crate::log::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
 use crate::log::tiles::{TILES_DIR, TileError, TileStore, TileWriter};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
-use crate::store::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
 use layout::Landed;
 use lock::DirLock;
 

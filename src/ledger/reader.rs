@@ -20,8 +20,8 @@ use crate::domain::records::{
     self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
     SerialUse, SubsidyRecord,
 };
+use crate::log::segment::{self, RecordLocation};
 use crate::store::derived::{Derived, DerivedError, decode, decode_sequence, family};
-use crate::store::segment::{self, RecordLocation};
 
 /// A leaf as stored, with its index and hash.
 #[derive(Clone, Debug)]

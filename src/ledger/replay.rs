@@ -14,9 +14,9 @@ use crate::ingest::{self, Signatures};
 use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{Frontier, Hash};
+use crate::log::segment::{Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Derived, Overlay};
-use crate::store::segment::{Position, RecordLocation, SegmentLog};
 
 /// What replay carries from one chunk to the next.
 pub(crate) struct ReplayState {

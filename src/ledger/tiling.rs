@@ -9,8 +9,8 @@ use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint;
 use crate::log::export::CHECKPOINT_FILE;
 use crate::log::merkle::{self, Frontier, Hash};
+use crate::log::segment::{Position, SegmentLog};
 use crate::log::tiles::{Durable, TileError, TileStore, TileWriter, write_atomically};
-use crate::store::segment::{Position, SegmentLog};
 
 impl From<TileError> for LedgerError {
     fn from(e: TileError) -> Self {

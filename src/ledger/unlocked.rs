@@ -24,9 +24,9 @@ use crate::ingest::Signatures;
 use crate::log::checkpoint;
 use crate::log::export::read_checkpoint;
 use crate::log::merkle::Frontier;
+use crate::log::segment::{Position, SegmentLog};
 use crate::log::tiles::TileStore;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived};
-use crate::store::segment::{Position, SegmentLog};
 
 /// A ledger's log, read from its files as of its `checkpoint` file.
 pub struct Unlocked {

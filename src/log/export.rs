@@ -16,7 +16,7 @@ use super::checkpoint::{self, CheckpointError};
 use super::layout::{TILE_WIDTH, TileId};
 use super::merkle::{self, NodeId};
 use super::tiles::{self, Durable, TileError, TileStore, write_atomically};
-use crate::store::segment::{self, SEGMENTS_DIR, SegmentError};
+use crate::log::segment::{self, SEGMENTS_DIR, SegmentError};
 
 /// The data directory's copy of the latest checkpoint note, replaced atomically after
 /// each commit; also the name of the checkpoint in an export (`<prefix>/checkpoint`).

@@ -1,12 +1,14 @@
-//! The log layer: the Merkle tree, its checkpoints, its proofs and its tiles, over
-//! opaque leaf bytes. It knows nothing of what a leaf means: nothing here may name the
-//! domain, the registry, ingest, the audit, reports, pages, the server or entries (a
-//! test in this module scans every line for such paths).
+//! The log layer: the segments (the leaves, the only truth), the Merkle tree, its
+//! checkpoints, its proofs and its tiles, over opaque leaf bytes. It knows nothing of
+//! what a leaf means: nothing here may name the domain, the registry, ingest, the
+//! audit, reports, pages, the server or entries (a test in this module scans every line
+//! for such paths).
 
 pub mod checkpoint;
 pub mod export;
 pub mod layout;
 pub mod merkle;
+pub mod segment;
 pub mod tiles;
 
 #[cfg(test)]

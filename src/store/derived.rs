@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::limits::DERIVED_CACHE_BYTES;
-use crate::store::segment::Position;
+use crate::log::segment::Position;
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.

@@ -1,5 +1,5 @@
-//! Storage: the segment log (truth) and sled (derived, rebuildable). Only this module
-//! touches files of the data directory's `segments/` and `index/`.
+//! Derived storage: sled (derived, rebuildable). Only this module touches files of the
+//! data directory's `index/`; the segments (the truth) belong to the log layer
+//! (`log::segment`).
 
 pub mod derived;
-pub mod segment;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use dcledger::entry::Kind;
 use dcledger::ledger::{Ledger, LedgerError};
-use dcledger::store::segment::SegmentError;
+use dcledger::log::segment::SegmentError;
 use serde_json::{Value, json};
 
 use crate::support::{Party, TestLedger, bin, log_key, path_str};
@@ -40,7 +40,7 @@ const SIZE: u64 = 9;
 const PREV_BATCH_END: u64 = 7;
 
 // ---------------------------------------------------------------------------------------
-// Segment records, per the format in SPEC §12 / `store::segment`.
+// Segment records, per the format in SPEC §12 / `log::segment`.
 
 #[derive(Clone, Copy, Debug)]
 struct Rec {

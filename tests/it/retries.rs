@@ -296,7 +296,7 @@ fn retries_are_recognised_at_every_seq_of_a_long_signer() {
 // After a failure: a lost answer, a full disk, a killed `append`.
 
 /// Length, flags and index before each leaf in a segment, its BLAKE3 after it (SPEC §12,
-/// `store::segment`).
+/// `log::segment`).
 const RECORD_OVERHEAD: u64 = 4 + 1 + 8 + 32;
 
 /// The bytes `envelopes` take in a segment file (`accepted` is always 20 characters).
