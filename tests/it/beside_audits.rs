@@ -20,7 +20,10 @@ fn percentile(mut ms: Vec<f64>, p: f64) -> f64 {
     ms[at]
 }
 
+/// A latency bound holds only on a machine not busy with other tests: run alone, after
+/// the suite (`cargo test --test it -- --ignored --test-threads=1`), as `.ci/run` does.
 #[test]
+#[ignore = "a latency bound: run alone with --ignored --test-threads=1, as .ci/run does"]
 fn checkpoint_and_proofs_stay_fast_while_audits_run() {
     let tmp = tempfile::tempdir().unwrap();
     let world = tmp.path().join("world");
