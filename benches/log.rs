@@ -1,6 +1,6 @@
 //! `cargo bench --bench log`: what reading a ledger from its files costs, at about 10k,
-//! 100k and 1M entries (generated worlds of 80, 800 and 8,000 facilities, kept under
-//! `DCLEDGER_BENCH_DIR` between runs like the other benchmarks' worlds).
+//! 100k and 1M entries (generated worlds of 100, 1,300 and 13,000 facilities, kept
+//! under `DCLEDGER_BENCH_DIR/log-<facilities>` between runs).
 //!
 //! - Opening: `dcledger checkpoint`, `proof inclusion` and `get` run as processes, each
 //!   time and peak RSS beside the yardstick of `cat` reading the same checkpoint file
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use dcledger::log::layout::TileId;
 
-const SIZES: [usize; 3] = [80, 800, world::DEFAULT_FACILITIES];
+const SIZES: [usize; 3] = [100, 1_300, 13_000];
 const RUNS: usize = 21;
 const CLIENTS: usize = 16;
 const SERVE_SECONDS: u64 = 3;
@@ -114,14 +114,7 @@ fn main() {
     println!("opening a ledger: median time of {RUNS} runs as processes, and their peak RSS");
     let mut largest = None;
     for facilities in SIZES {
-        // The largest world is the other benchmarks' own.
-        let under = base.as_ref().map(|b| {
-            if facilities == world::DEFAULT_FACILITIES {
-                b.clone()
-            } else {
-                b.join(format!("log-{facilities}"))
-            }
-        });
+        let under = base.as_ref().map(|b| b.join(format!("log-{facilities}")));
         let w = world::world_in(facilities, under);
         let data = w.kept.clone();
         let d = data.to_str().expect("utf-8 path");
