@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dcledger::synthetic::{GenConfig, generate};
-
 use crate::http::{Server, get, new_agent, tree_size};
-use crate::worlds::load;
+use crate::worlds::generated_ledger;
 
 /// Requests of each kind measured while audits run.
 const SAMPLES: usize = 400;
@@ -26,19 +24,7 @@ fn percentile(mut ms: Vec<f64>, p: f64) -> f64 {
 #[ignore = "a latency bound: run alone with --ignored --test-threads=1, as .ci/run does"]
 fn checkpoint_and_proofs_stay_fast_while_audits_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let world = tmp.path().join("world");
-    generate(
-        &GenConfig {
-            facilities: 400,
-            months: 36,
-            seed: 21,
-            ..GenConfig::default()
-        },
-        &world,
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    load(&world, &data).close().unwrap();
+    let data = generated_ledger(tmp.path(), 400, 36, 21);
     let server = Server::start(&data, &tmp.path().join("server.log"));
     let agent = new_agent();
     let size = tree_size(&agent, &server);
@@ -124,19 +110,7 @@ fn checkpoint_and_proofs_stay_fast_while_audits_run() {
 #[test]
 fn a_finding_is_found_in_the_kept_audit_and_others_read_beside_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let world = tmp.path().join("world");
-    generate(
-        &GenConfig {
-            facilities: 30,
-            months: 24,
-            seed: 4,
-            ..GenConfig::default()
-        },
-        &world,
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    load(&world, &data).close().unwrap();
+    let data = generated_ledger(tmp.path(), 30, 24, 4);
     let server = Server::start(&data, &tmp.path().join("server.log"));
     let agent = new_agent();
     let list = get(&agent, &server.url("/v1/findings?limit=1000")).expect(200);

@@ -6,11 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use dcledger::synthetic::{GenConfig, generate};
-
 use crate::http::Server;
 use crate::support::{bin, copy_dir, path_str};
-use crate::worlds::load;
+use crate::worlds::generated_ledger;
 
 /// Every reading command, on the ledger in `data`.
 fn reading_commands(data: &str) -> Vec<Vec<String>> {
@@ -99,19 +97,7 @@ fn reading_commands_work_beside_a_server_and_on_a_read_only_copy() {
     let tmp = tempfile::tempdir().unwrap();
     // Traversable by the unprivileged user the copy is read as.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let world = tmp.path().join("world");
-    generate(
-        &GenConfig {
-            facilities: 8,
-            months: 18,
-            seed: 9,
-            ..GenConfig::default()
-        },
-        &world,
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    load(&world, &data).close().unwrap();
+    let data = generated_ledger(tmp.path(), 8, 18, 9);
 
     // Alone: the reference answers.
     let alone = answers(&data, |c| bin().args(c).output().expect("run"));

@@ -64,6 +64,22 @@ fn demo_fixture_equals_gen_output() {
     }
 }
 
+/// A generated world (`facilities`, `months`, `seed`) appended to a closed ledger at
+/// `dir/data`, which is returned (the world is at `dir/world`).
+pub(crate) fn generated_ledger(dir: &Path, facilities: usize, months: u32, seed: u64) -> PathBuf {
+    let world = dir.join("world");
+    let config = GenConfig {
+        facilities,
+        months,
+        seed,
+        ..GenConfig::default()
+    };
+    generate(&config, &world).unwrap();
+    let data = dir.join("data");
+    load(&world, &data).close().unwrap();
+    data
+}
+
 /// Loads a generated world into a fresh ledger through the library.
 pub(crate) fn load(world: &Path, data: &Path) -> Ledger {
     let authority = load_signing_key(&world.join("keys/authority.pem")).unwrap();
