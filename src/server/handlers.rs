@@ -202,7 +202,17 @@ pub async fn get_entry(
     index: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let index = index_param(&path_param(index)?)?;
-    Ok(Json(views::entry(&state.reader.entry(index)?)?))
+    blocking(move || Ok(Json(views::entry(&state.reader.entry(index)?)?))).await
+}
+
+/// Runs `f`, a read of files or derived state, on a blocking thread: the async workers
+/// never wait on a disk.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("the read could not finish: {e}")))?
 }
 
 pub async fn list_entries(
@@ -388,9 +398,12 @@ pub async fn inclusion(
 ) -> Result<Json<Value>, ApiError> {
     let index = index_param(&path_param(index)?)?;
     let size: Option<u64> = param(&q, "size")?;
-    Ok(Json(views::inclusion(
-        &state.reader.inclusion(index, size)?,
-    )))
+    blocking(move || {
+        Ok(Json(views::inclusion(
+            &state.reader.inclusion(index, size)?,
+        )))
+    })
+    .await
 }
 
 pub async fn consistency(
@@ -399,9 +412,12 @@ pub async fn consistency(
 ) -> Result<Json<Value>, ApiError> {
     let from: u64 = param(&q, "from")?.ok_or_else(|| ApiError::bad_request("from is required"))?;
     let to: u64 = param(&q, "to")?.ok_or_else(|| ApiError::bad_request("to is required"))?;
-    Ok(Json(views::consistency(
-        &state.reader.consistency(from, to)?,
-    )))
+    blocking(move || {
+        Ok(Json(views::consistency(
+            &state.reader.consistency(from, to)?,
+        )))
+    })
+    .await
 }
 
 pub async fn signer(
@@ -411,11 +427,14 @@ pub async fn signer(
     let key = path_param(key)?;
     let pk = parse_public_hex(&key)
         .ok_or_else(|| ApiError::bad_request("a public key is 64 lowercase hex"))?;
-    let view = state
-        .reader
-        .signer(&pk)?
-        .ok_or_else(|| ApiError::not_found(format!("no key {key} is registered")))?;
-    Ok(Json(views::signer(&view)))
+    blocking(move || {
+        let view = state
+            .reader
+            .signer(&pk)?
+            .ok_or_else(|| ApiError::not_found(format!("no key {key} is registered")))?;
+        Ok(Json(views::signer(&view)))
+    })
+    .await
 }
 
 /// Runs `f` on the audit snapshot, brought up to date first (a large answer).

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 
+use super::handlers::blocking;
 use super::{ApiError, AppState, ROUTES};
 use crate::log::layout::{TILE_PREFIX, TileId, TileKind};
 
@@ -35,15 +36,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route(ROUTES[18], get(checkpoint))
         .route(ROUTES[19], get(tile))
         .layer(compression)
-}
-
-/// Runs a file read on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("the read could not finish: {e}")))?
 }
 
 /// `GET /checkpoint`: the note's bytes exactly, as the `checkpoint` file holds them.
