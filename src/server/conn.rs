@@ -26,6 +26,7 @@
 //!   what the client still sends, briefly, so the kernel does not reset the connection
 //!   and destroy the last answer before the client reads it.
 
+use arc_swap::ArcSwap;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
@@ -92,7 +93,9 @@ impl Bounds {
 
 /// What every connection shares: the router, the answer budget, the bounds.
 pub(super) struct Front {
-    pub router: Router,
+    /// The router: the opening one while the ledger opens (`server::opening_router`),
+    /// then the whole API, swapped in at once.
+    pub router: ArcSwap<Router>,
     pub budget: Arc<AnswerBudget>,
     pub bounds: Bounds,
 }
@@ -264,7 +267,7 @@ async fn respond(
     let must = must_answer(&request);
     let response = match front.refusal(&request, must) {
         Some(refused) => refused.into_response(),
-        None => match front.router.clone().oneshot(request).await {
+        None => match Router::clone(&front.router.load()).oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         },

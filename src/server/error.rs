@@ -58,6 +58,19 @@ impl ApiError {
     }
 
     /// 503: the writer stopped after a storage failure; `reason` says what it met.
+    /// 503 while the server opens the ledger: only the log's reads answer yet.
+    pub fn opening() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "opening",
+            "Opening the ledger",
+            "the server is opening the ledger; until it is open only entries, the \
+             checkpoint, proofs and tiles are answered",
+        );
+        e.retry_after_s = Some(RETRY_AFTER_SATURATED_S);
+        e
+    }
+
     pub fn stopped(reason: impl Into<String>) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

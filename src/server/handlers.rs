@@ -21,7 +21,7 @@ use crate::dates::Month;
 use crate::entry::Kind;
 use crate::json;
 use crate::keys::parse_public_hex;
-use crate::ledger::{EntryFilter, SubmitError};
+use crate::ledger::{EntryFilter, Reader, SubmitError};
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::report::assumptions::{Assumption, Overrides};
 use crate::report::facility::{self, FacilitySummary};
@@ -198,11 +198,11 @@ pub async fn submit(
 }
 
 pub async fn get_entry(
-    State(state): State<AppState>,
+    State(reader): State<Reader>,
     index: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let index = index_param(&path_param(index)?)?;
-    blocking(move || Ok(Json(views::entry(&state.reader.entry(index)?)?))).await
+    blocking(move || Ok(Json(views::entry(&reader.entry(index)?)?))).await
 }
 
 /// Runs `f`, a read of files or derived state, on a blocking thread: the async workers
@@ -382,8 +382,8 @@ fn run_behind_small_answers() {
     }
 }
 
-pub async fn checkpoint(State(state): State<AppState>) -> Response {
-    let mut response = state.reader.checkpoint().to_string().into_response();
+pub async fn checkpoint(State(reader): State<Reader>) -> Response {
+    let mut response = reader.checkpoint().to_string().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -392,32 +392,22 @@ pub async fn checkpoint(State(state): State<AppState>) -> Response {
 }
 
 pub async fn inclusion(
-    State(state): State<AppState>,
+    State(reader): State<Reader>,
     index: Result<Path<String>, PathRejection>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     let index = index_param(&path_param(index)?)?;
     let size: Option<u64> = param(&q, "size")?;
-    blocking(move || {
-        Ok(Json(views::inclusion(
-            &state.reader.inclusion(index, size)?,
-        )))
-    })
-    .await
+    blocking(move || Ok(Json(views::inclusion(&reader.inclusion(index, size)?)))).await
 }
 
 pub async fn consistency(
-    State(state): State<AppState>,
+    State(reader): State<Reader>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     let from: u64 = param(&q, "from")?.ok_or_else(|| ApiError::bad_request("from is required"))?;
     let to: u64 = param(&q, "to")?.ok_or_else(|| ApiError::bad_request("to is required"))?;
-    blocking(move || {
-        Ok(Json(views::consistency(
-            &state.reader.consistency(from, to)?,
-        )))
-    })
-    .await
+    blocking(move || Ok(Json(views::consistency(&reader.consistency(from, to)?)))).await
 }
 
 pub async fn signer(

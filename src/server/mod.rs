@@ -25,10 +25,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use arc_swap::ArcSwap;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -40,8 +43,8 @@ pub use metrics::Metrics;
 pub use pages::{CONTENT_SECURITY_POLICY, PAGE_ROUTES};
 
 use crate::audit::Published;
-use crate::config::Config;
-use crate::ledger::{CommitHandle, Committer, Ledger, LedgerError, Reader};
+use crate::config::{Config, ServerConfig};
+use crate::ledger::{CommitHandle, Committer, Ledger, LedgerError, Reader, Unlocked};
 pub use crate::limits::MAX_BODY_BYTES;
 use crate::limits::MAX_CONCURRENT_LARGE_ANSWERS;
 
@@ -89,9 +92,20 @@ pub struct AppState {
     pub answers: Arc<AnswerBudget>,
 }
 
+impl FromRef<AppState> for Reader {
+    fn from_ref(state: &AppState) -> Reader {
+        state.reader.clone()
+    }
+}
+
 impl AppState {
-    pub fn new(reader: Reader, commit: CommitHandle, config: Config) -> AppState {
-        let answers = AnswerBudget::new(config.server.max_buffered_answer_bytes);
+    /// `answers` is the budget the connections' front holds answers against.
+    pub fn new(
+        reader: Reader,
+        commit: CommitHandle,
+        config: Config,
+        answers: Arc<AnswerBudget>,
+    ) -> AppState {
         AppState {
             answers,
             metrics: Arc::new(Metrics::new(reader.clone())),
@@ -163,6 +177,38 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What the server answers while it opens the ledger (recovery, catching derived state
+/// up, sled's start-up: seconds for a large ledger): the log's reads (entries, the
+/// checkpoint, proofs, tiles) from its files (`ledger::Unlocked`, as of the checkpoint
+/// file), liveness, and for anything else (readiness included) 503 with `Retry-After`.
+/// Without a reader (a ledger with no checkpoint file yet) only liveness answers.
+fn opening_router(reader: Option<Reader>, bounds: &ServerConfig) -> Router {
+    let opening = || async { ApiError::opening() };
+    let alive = || async { Json(json!({"status": "ok", "opening": true})) };
+    let probes = Router::new()
+        .route(ROUTES[15], get(alive))
+        .route(ROUTES[16], get(opening));
+    let reads = match reader {
+        Some(reader) => Router::new()
+            .route(ROUTES[1], get(handlers::get_entry))
+            .route(ROUTES[2], get(handlers::checkpoint))
+            .route(ROUTES[3], get(handlers::inclusion))
+            .route(ROUTES[4], get(handlers::consistency))
+            .merge(tiles::routes())
+            .with_state(reader),
+        None => Router::new(),
+    };
+    reads
+        .merge(probes)
+        .fallback(opening)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(bounds.request_timeout_ms),
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
 /// Large answers built at once: one fewer than the cores, at least one, at most
 /// `MAX_CONCURRENT_LARGE_ANSWERS`.
 fn large_answer_turns() -> usize {
@@ -197,37 +243,73 @@ pub struct ServeConfig {
 /// Called once the socket is bound: the address (useful with port 0) and the ledger.
 pub type OnListening<'a> = Box<dyn FnOnce(SocketAddr, &Reader) + Send + 'a>;
 
-/// Opens the ledger, serves until SIGTERM or Ctrl-C, then stops accepting, lets the
-/// batch in flight finish and sync, and returns.
+/// Listens, answers the log's reads from its files while it opens the ledger, then
+/// serves the whole API until SIGTERM or Ctrl-C; then stops accepting, lets the batch
+/// in flight finish and sync, and returns.
 pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), ServeError> {
-    let ledger = Ledger::open(&config.data, config.log_key.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let committer = Committer::start(ledger);
     let bounds = config.config.server.clone();
-    let state = AppState::new(committer.reader(), committer.handle(), config.config);
     let grace = conn::grace(&bounds);
-    let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen.clone(),
-                source,
-            })?;
-        on_listening(listener.local_addr()?, &state.reader);
-        let front = Arc::new(conn::Front {
-            budget: state.answers.clone(),
-            router: router(state),
-            bounds: conn::Bounds::of(&bounds),
-        });
-        conn::serve(listener, front, shutdown_signal(), grace).await;
-        Ok::<(), ServeError>(())
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&config.listen))
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    // Opening a large ledger takes seconds; its files answer the log's reads meanwhile.
+    let early = match Unlocked::open(&config.data).and_then(|u| u.reader()) {
+        Ok(reader) => Some(reader),
+        Err(e) => {
+            tracing::info!(error = %e, "the log's reads wait until the ledger is open");
+            None
+        }
+    };
+    let front = Arc::new(conn::Front {
+        budget: AnswerBudget::new(bounds.max_buffered_answer_bytes),
+        router: ArcSwap::from_pointee(opening_router(early, &bounds)),
+        bounds: conn::Bounds::of(&bounds),
     });
-    // Every request has finished and dropped its handle: the writer drains and exits.
+    let (give_up, given_up) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(conn::serve(
+        listener,
+        front.clone(),
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {},
+                _ = given_up => {},
+            }
+        },
+        grace,
+    ));
+    let ledger = match Ledger::open(&config.data, config.log_key.clone()) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            let _ = give_up.send(());
+            let _ = runtime.block_on(serving);
+            return Err(e.into());
+        }
+    };
+    let committer = Committer::start(ledger);
+    let state = AppState::new(
+        committer.reader(),
+        committer.handle(),
+        config.config,
+        front.budget.clone(),
+    );
+    let reader = state.reader.clone();
+    front.router.store(Arc::new(router(state)));
+    // Said once the whole API answers: scripts wait for it.
+    on_listening(addr, &reader);
+    let served = runtime.block_on(serving);
     runtime.shutdown_timeout(grace);
+    // Every request has finished; with the router goes the last handle to the writer,
+    // which then drains and exits.
+    drop(front);
     let stopped = committer.shutdown();
-    served?;
+    served.map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
     Ok(stopped?)
 }
 
@@ -248,4 +330,62 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use ed25519_dalek::SigningKey;
+    use tower::ServiceExt;
+
+    /// While the ledger opens, the log's reads answer from its files and the rest is
+    /// 503 with `Retry-After`, readiness included; liveness answers.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn while_opening_the_logs_reads_answer_from_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (authority, log) = (
+            SigningKey::from_bytes(&[7; 32]),
+            SigningKey::from_bytes(&[9; 32]),
+        );
+        let ledger = Ledger::init(&data, "test.example/opening", "t", &authority, &log).unwrap();
+        let note = ledger.reader().checkpoint().to_string();
+        ledger.close().unwrap();
+        let reader = Unlocked::open(&data).unwrap().reader().unwrap();
+        let router = opening_router(Some(reader), &ServerConfig::default());
+        let ask = |path: &str| {
+            let router = router.clone();
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            async move { router.oneshot(request).await.unwrap() }
+        };
+        for path in [
+            "/v1/checkpoint",
+            "/checkpoint",
+            "/v1/entries/0",
+            "/v1/proofs/inclusion/0",
+            "/tile/0/000.p/1",
+            "/healthz",
+        ] {
+            let answer = ask(path).await;
+            assert_eq!(answer.status(), StatusCode::OK, "{path}");
+            if path.ends_with("checkpoint") {
+                let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                assert_eq!(body, note.as_bytes(), "{path}");
+            }
+        }
+        for path in ["/readyz", "/v1/facilities", "/v1/findings", "/"] {
+            let answer = ask(path).await;
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert!(answer.headers().contains_key("retry-after"), "{path}");
+        }
+        // A ledger without a checkpoint file yet: only liveness.
+        let router = opening_router(None, &ServerConfig::default());
+        let request = Request::get("/v1/checkpoint").body(Body::empty()).unwrap();
+        let answer = router.oneshot(request).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

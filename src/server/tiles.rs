@@ -8,14 +8,15 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 
 use super::handlers::blocking;
-use super::{ApiError, AppState, ROUTES};
+use super::{ApiError, ROUTES};
+use crate::ledger::Reader;
 use crate::log::layout::{TILE_PREFIX, TileId, TileKind};
 
 /// `Cache-Control` of every tile and bundle: their content never changes.
@@ -26,7 +27,11 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 struct Compressible;
 
 /// The tile routes, gzip on entry bundles only.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Reader: FromRef<S>,
+{
     let compression = CompressionLayer::new().gzip(true).compress_when(
         |_: StatusCode, _: Version, _: &HeaderMap, extensions: &axum::http::Extensions| {
             extensions.get::<Compressible>().is_some()
@@ -39,8 +44,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// `GET /checkpoint`: the note's bytes exactly, as the `checkpoint` file holds them.
-async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let reader = state.reader.clone();
+async fn checkpoint(State(reader): State<Reader>) -> Result<Response, ApiError> {
     let note = blocking(move || Ok(reader.checkpoint_file()?)).await?;
     let mut response = note.into_response();
     let headers = response.headers_mut();
@@ -54,12 +58,12 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError>
 
 /// `GET /tile/...`: a hash tile from the tiles, an entry bundle from the segments.
 async fn tile(
-    State(state): State<AppState>,
+    State(reader): State<Reader>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     let full = format!("{TILE_PREFIX}/{path}");
     let id = TileId::parse(&full).map_err(|e| ApiError::not_found(e.to_string()))?;
-    let reader = state.reader.clone();
+    let size = reader.size();
     let bytes = blocking(move || {
         Ok(match id.kind {
             TileKind::Hashes { .. } => reader.hash_tile(id)?,
@@ -69,8 +73,7 @@ async fn tile(
     .await?
     .ok_or_else(|| {
         ApiError::not_found(format!(
-            "{full} is beyond the tree, which holds {} entries",
-            state.reader.size()
+            "{full} is beyond the tree, which holds {size} entries"
         ))
     })?;
     let mut response = Body::from(bytes).into_response();
