@@ -25,6 +25,17 @@ pub(crate) struct ReplayState {
     pub last_accepted: UnixSeconds,
 }
 
+impl ReplayState {
+    /// Before leaf 0: the empty tree, no genesis, no acceptance yet.
+    pub fn from_start() -> ReplayState {
+        ReplayState {
+            frontier: Frontier::new(),
+            genesis: None,
+            last_accepted: UnixSeconds::MIN,
+        }
+    }
+}
+
 struct Stored {
     index: u64,
     location: RecordLocation,
@@ -211,11 +222,7 @@ pub struct VerifyReport {
 /// compares it with the ledger's derived state and its latest signed checkpoint.
 pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, LedgerError> {
     let scratch = Derived::temporary()?;
-    let mut state = ReplayState {
-        frontier: Frontier::new(),
-        genesis: None,
-        last_accepted: UnixSeconds::MIN,
-    };
+    let mut state = ReplayState::from_start();
     replay(
         log,
         &scratch,

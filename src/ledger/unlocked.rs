@@ -19,14 +19,12 @@ use std::sync::{Arc, RwLock};
 use super::reader::{Leaves, Reader};
 use super::replay::{self, ReplayState, VerifyReport};
 use super::{LedgerError, View, require_ledger};
-use crate::dates::UnixSeconds;
 use crate::ingest::Signatures;
 use crate::log::checkpoint;
 use crate::log::export::read_checkpoint;
-use crate::log::merkle::Frontier;
 use crate::log::segment::{Position, SegmentLog};
 use crate::log::tiles::TileStore;
-use crate::store::derived::{APPLIED_KEY, Applied, Derived};
+use crate::store::derived::{APPLIED_KEY, Applied, Derived, Overlay};
 
 /// A ledger's log, read from its files as of its `checkpoint` file.
 pub struct Unlocked {
@@ -80,19 +78,7 @@ impl Unlocked {
     /// The log's verifier key string (SPEC §5), from the genesis entry (leaf 0).
     pub fn verifier_key(&self) -> Result<String, LedgerError> {
         let first = SegmentLog::open_read_only(&self.dir, 1)?;
-        let mut state = ReplayState {
-            frontier: Frontier::new(),
-            genesis: None,
-            last_accepted: UnixSeconds::MIN,
-        };
-        replay::replay(
-            &first,
-            &Derived::temporary()?,
-            Position::START,
-            &mut state,
-            Signatures::Trust,
-            |_, _, _, _| Ok(()),
-        )?;
+        let state = replay_trusted(&first, &Derived::temporary()?, |_, _, _| {})?;
         let genesis = state
             .genesis
             .ok_or_else(|| LedgerError::Verify("leaf 0 is not a genesis entry".into()))?;
@@ -114,29 +100,16 @@ impl Unlocked {
     /// checkpoint's root.
     pub fn with_projections(&self) -> Result<Reader, LedgerError> {
         let scratch = Arc::new(Derived::temporary()?);
-        let mut state = ReplayState {
-            frontier: Frontier::new(),
-            genesis: None,
-            last_accepted: UnixSeconds::MIN,
-        };
-        replay::replay(
-            &self.log,
-            &scratch,
-            Position::START,
-            &mut state,
-            Signatures::Trust,
-            |overlay, state, end, _| {
-                overlay.put_encoded(
-                    APPLIED_KEY.to_vec(),
-                    &Applied {
-                        end,
-                        last_accepted: state.last_accepted,
-                        checkpoint: self.view.checkpoint.to_string(),
-                    },
-                );
-                Ok(())
-            },
-        )?;
+        let state = replay_trusted(&self.log, &scratch, |overlay, state, end| {
+            overlay.put_encoded(
+                APPLIED_KEY.to_vec(),
+                &Applied {
+                    end,
+                    last_accepted: state.last_accepted,
+                    checkpoint: self.view.checkpoint.to_string(),
+                },
+            );
+        })?;
         if state.frontier.size() != self.view.size || state.frontier.root() != self.view.root {
             return Err(LedgerError::Verify(format!(
                 "the segments' first {} leaves do not give the root the checkpoint file names; \
@@ -146,4 +119,27 @@ impl Unlocked {
         }
         Ok(self.reader_over(scratch, Leaves::Located))
     }
+}
+
+/// Replays `log` from leaf 0 into `target` without checking signatures again (the
+/// writer checked them; `verify` re-checks them), `on_chunk` adding its writes to each
+/// chunk; returns where the replay ended.
+fn replay_trusted(
+    log: &SegmentLog,
+    target: &Derived,
+    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position),
+) -> Result<ReplayState, LedgerError> {
+    let mut state = ReplayState::from_start();
+    replay::replay(
+        log,
+        target,
+        Position::START,
+        &mut state,
+        Signatures::Trust,
+        |overlay, state, end, _| {
+            on_chunk(overlay, state, end);
+            Ok(())
+        },
+    )?;
+    Ok(state)
 }
