@@ -1,6 +1,6 @@
 //! `cargo bench --bench ledger [-- ENTRIES]`: durable bulk append throughput of signed
 //! entries through the real path (NDJSON → parse → schema → strict signature check on
-//! every core → admission → segment write + fdatasync per 1,000 → sled), printed beside
+//! every core → admission → segment write + fdatasync per 1,000 → derived store), printed beside
 //! this machine's raw single-core `verify_strict` rate measured in the same run, and the
 //! time per inclusion and consistency proof at that size (read from the tiles). Then the
 //! log layer alone at 10 million leaves (`DCLEDGER_BENCH_TILE_LEAVES`): tiles built from
@@ -193,7 +193,7 @@ fn main() {
     ledger.close().expect("close");
     let derived = Derived::open(&data.join("index")).expect("derived state");
     let (mut all, mut anchors, mut anchor_keys) = (0u64, 0u64, 0u64);
-    for kv in derived.db().iter() {
+    for kv in derived.pairs() {
         let (k, v) = kv.expect("read");
         let bytes = (k.len() + v.len()) as u64;
         all += bytes;

@@ -21,9 +21,14 @@ pub const MAX_JSON_DEPTH: usize = 16;
 /// files small enough to copy, checksum and back up piecewise.
 pub const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 
-/// sled's page cache. Its default (1 GiB) is a target sled overshoots under sustained
-/// writes; derived state is rebuildable, so a smaller cache only costs re-reads.
-pub const DERIVED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// The derived store's page cache (redb's; its default is 1 GiB). Derived state is
+/// rebuildable and mostly written once, so a smaller cache only costs re-reads.
+pub const DERIVED_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
+/// How long a commit to the derived store may stay without fsync. Its commits are atomic
+/// either way; a crash loses at most this much of derived state, which opening replays
+/// again from the segments.
+pub const DERIVED_DURABLE_INTERVAL_MS: u64 = 1_000;
 
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed.
 pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;

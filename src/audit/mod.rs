@@ -243,7 +243,7 @@ impl Snapshot {
         // Read the size first: entries committed while loading are picked up by the next
         // refresh, never lost between the two.
         let size = reader.size();
-        // The records (sled-bound) and the change log (mostly decoding) load side by side.
+        // The records (store-bound) and the change log (mostly decoding) load side by side.
         let (facilities_loaded, changes) = std::thread::scope(|scope| {
             let changes = scope.spawn(|| reader.changes_since(0));
             let facilities = load_records(reader);

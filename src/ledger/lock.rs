@@ -10,8 +10,8 @@
 //!
 //! What a ledger creates is its owner's only (files 0600, directories 0700), whatever
 //! the umask: the ledger's own files are created with those modes, and the process umask
-//! is set to 0o077 before a ledger is opened, since sled creates files of its own, when it
-//! chooses, with the umask's modes.
+//! is set to 0o077 before a ledger is opened, since the derived store (redb) creates its
+//! file itself, with the umask's modes.
 
 use std::fs::File;
 use std::io::Write;
@@ -53,7 +53,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
 }
 
 /// Makes every file and directory this process creates from now on its owner's only:
-/// the umask becomes 0o077, so sled's files come out 0600 and its directories 0700.
+/// the umask becomes 0o077, so the derived store's file comes out 0600 and its
+/// directory 0700.
 pub(crate) fn private_files() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }

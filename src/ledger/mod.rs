@@ -1,14 +1,15 @@
 //! The ledger: one writer that admits batches, makes them durable and signs checkpoints,
 //! and any number of `Reader`s. Ties together ingest (judging), the segment log (truth),
-//! derived state (sled) and the tree (its tiles, `log::tiles`).
+//! derived state (`store`, a redb file) and the tree (its tiles, `log::tiles`).
 //!
 //! Order of a commit, which is what makes a crash at any instant safe: judge every entry
 //! in an overlay; write all admitted leaves to the segment log and fdatasync; write the
 //! tiles the new leaves complete and the partial tiles of the new size; apply the
-//! overlay, leaf locations and the `Applied` marker to sled in one atomic batch; publish
-//! the new view to readers; replace the `checkpoint` file; remove the partial tiles that
-//! full ones replaced; only then acknowledge. Sled may lag the log after a crash; `open`
-//! replays the difference. It can never lead it. Tiles may lead sled (`open` removes
+//! overlay, leaf locations and the `Applied` marker to derived state in one atomic
+//! write; publish the new view to readers; replace the `checkpoint` file; remove the
+//! partial tiles that full ones replaced; only then acknowledge. Derived state may lag
+//! the log after a crash; `open` replays the difference. It can never lead it. Tiles may
+//! lead derived state (`open` removes
 //! what lies beyond and catch-up writes it again) or be lost (`open` rebuilds them).
 
 mod group;

@@ -221,7 +221,7 @@ pub struct VerifyReport {
 /// Re-derives the whole ledger into a scratch store with every signature checked, then
 /// compares it with the ledger's derived state and its latest signed checkpoint.
 pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, LedgerError> {
-    let scratch = Derived::temporary()?;
+    let scratch = Derived::temporary();
     let mut state = ReplayState::from_start();
     replay(
         log,

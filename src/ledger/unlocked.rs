@@ -61,7 +61,7 @@ impl Unlocked {
     /// projections: their questions (a facility, a signer, the audit) find nothing,
     /// so ask `with_projections` for those.
     pub fn reader(&self) -> Result<Reader, LedgerError> {
-        Ok(self.reader_over(Arc::new(Derived::temporary()?), Leaves::Scanned))
+        Ok(self.reader_over(Arc::new(Derived::temporary()), Leaves::Scanned))
     }
 
     fn reader_over(&self, derived: Arc<Derived>, leaves: Leaves) -> Reader {
@@ -78,7 +78,7 @@ impl Unlocked {
     /// The log's verifier key string (SPEC §5), from the genesis entry (leaf 0).
     pub fn verifier_key(&self) -> Result<String, LedgerError> {
         let first = SegmentLog::open_read_only(&self.dir, 1)?;
-        let state = replay_trusted(&first, &Derived::temporary()?, |_, _, _| {})?;
+        let state = replay_trusted(&first, &Derived::temporary(), |_, _, _| {})?;
         let genesis = state
             .genesis
             .ok_or_else(|| LedgerError::Verify("leaf 0 is not a genesis entry".into()))?;
@@ -99,7 +99,12 @@ impl Unlocked {
     /// writer checked them, `verify` re-checks them). The replayed tree must give the
     /// checkpoint's root.
     pub fn with_projections(&self) -> Result<Reader, LedgerError> {
-        let scratch = Arc::new(Derived::temporary()?);
+        self.with_projections_in(Arc::new(Derived::temporary()))
+    }
+
+    /// `with_projections` into a given, empty store: how `benches/store.rs` measures
+    /// engines on the ledger's own workload.
+    pub fn with_projections_in(&self, scratch: Arc<Derived>) -> Result<Reader, LedgerError> {
         let state = replay_trusted(&self.log, &scratch, |overlay, state, end| {
             overlay.put_encoded(
                 APPLIED_KEY.to_vec(),

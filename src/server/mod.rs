@@ -178,7 +178,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// What the server answers while it opens the ledger (recovery, catching derived state
-/// up, sled's start-up: seconds for a large ledger): the log's reads (entries, the
+/// up: seconds for a large ledger that crashed): the log's reads (entries, the
 /// checkpoint, proofs, tiles) from its files (`ledger::Unlocked`, as of the checkpoint
 /// file), liveness, and for anything else (readiness included) 503 with `Retry-After`.
 /// Without a reader (a ledger with no checkpoint file yet) only liveness answers.

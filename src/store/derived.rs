@@ -1,11 +1,11 @@
-//! Derived state in sled (SPEC §12): stored tree nodes, leaf locations, signer and
-//! organisation state, indexes. Everything here can be deleted and rebuilt from the
-//! segments; sled is never the only copy of an accepted entry.
+//! Derived state (SPEC §12): leaf locations, signer and organisation state, the
+//! projections, indexes. Everything here can be deleted and rebuilt from the segments;
+//! it is never the only copy of an accepted entry.
 //!
-//! Values are postcard with a leading format version byte. One sled tree holds every
-//! key family, distinguished by a one-byte prefix, so that each committed batch of the
-//! ledger lands in sled as one atomic `apply_batch`, together with the `applied` marker
-//! that says how far derived state has caught up with the log.
+//! Values are postcard with a leading format version byte. One ordered key space holds
+//! every key family, distinguished by a one-byte prefix, so that each committed batch of
+//! the ledger lands as one atomic write of the engine (`store::redb_file`), together
+//! with the `applied` marker that says how far derived state has caught up with the log.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::limits::DERIVED_CACHE_BYTES;
 use crate::log::segment::Position;
+use crate::store::engine::{Engine, EngineError, Memory, Scan};
+use crate::store::redb_file::{self, RedbFile};
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
@@ -26,7 +27,12 @@ pub enum DerivedError {
         "the derived index at {path} cannot be used ({source}); it holds nothing that the \
          segments do not: run `dcledger reindex`"
     )]
-    Sled { path: PathBuf, source: sled::Error },
+    Engine { path: PathBuf, source: EngineError },
+    #[error(
+        "the derived index at {path} was written by an older version of dcledger (in sled); \
+         it holds nothing that the segments do not: run `dcledger reindex` to rebuild it"
+    )]
+    Superseded { path: PathBuf },
     #[error("derived record {key} is unreadable ({reason}); run `dcledger reindex`")]
     Decode { key: String, reason: String },
 }
@@ -150,79 +156,52 @@ fn decode_error(key: &[u8], reason: String) -> DerivedError {
     }
 }
 
-/// The sled database of one ledger.
+/// The derived state of one ledger, over its engine.
 pub struct Derived {
     path: PathBuf,
-    db: sled::Db,
+    engine: Box<dyn Engine>,
 }
 
 impl Derived {
+    /// The ledger's own derived state, in the directory `path`.
     pub fn open(path: &Path) -> Result<Derived, DerivedError> {
-        // sled releases its file lock from background threads shortly after the last
-        // handle is dropped, so reopening in the same process can briefly fail with an
-        // I/O error. The ledger's own lock already excludes other processes; wait a
-        // bounded while for our own previous handle to go away.
-        const LOCK_RETRY_MS: u64 = 20;
-        const LOCK_WAIT_MAX_MS: u64 = 2_000;
-        let mut waited_ms = 0;
-        loop {
-            let opened = sled::Config::new()
-                .path(path)
-                .cache_capacity(DERIVED_CACHE_BYTES)
-                // Derived state is rebuilt from the segments after a crash, so sled's own
-                // periodic flush is enough; the ledger flushes explicitly on clean shutdown.
-                .flush_every_ms(Some(1000))
-                .open();
-            match opened {
-                Ok(db) => {
-                    return Ok(Derived {
-                        path: path.to_path_buf(),
-                        db,
-                    });
-                }
-                Err(sled::Error::Io(_)) if waited_ms < LOCK_WAIT_MAX_MS => {
-                    std::thread::sleep(std::time::Duration::from_millis(LOCK_RETRY_MS));
-                    waited_ms += LOCK_RETRY_MS;
-                }
-                Err(source) => {
-                    return Err(DerivedError::Sled {
-                        path: path.to_path_buf(),
-                        source,
-                    });
-                }
-            }
+        // Versions before the redb file kept derived state in sled, whose directory
+        // holds a `conf` file.
+        if path.join("conf").exists() && !path.join(redb_file::FILE_NAME).exists() {
+            return Err(DerivedError::Superseded {
+                path: path.to_path_buf(),
+            });
+        }
+        let engine = RedbFile::open(path).map_err(|source| DerivedError::Engine {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Derived::over(path, Box::new(engine)))
+    }
+
+    /// Derived state kept by `engine`; `path` names it in errors.
+    pub fn over(path: &Path, engine: Box<dyn Engine>) -> Derived {
+        Derived {
+            path: path.to_path_buf(),
+            engine,
         }
     }
 
-    /// A throwaway in-memory store, for `verify`'s independent replay.
-    pub fn temporary() -> Result<Derived, DerivedError> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .open()
-            .map_err(|source| DerivedError::Sled {
-                path: PathBuf::from("<temporary>"),
-                source,
-            })?;
-        Ok(Derived {
-            path: PathBuf::from("<temporary>"),
-            db,
-        })
+    /// A throwaway store in memory, for replays whose result is not kept (`verify`,
+    /// readers beside a writer).
+    pub fn temporary() -> Derived {
+        Derived::over(Path::new("<memory>"), Box::new(Memory::default()))
     }
 
-    /// The underlying database, for tools and tests that inspect derived state whole.
-    pub fn db(&self) -> &sled::Db {
-        &self.db
-    }
-
-    fn err(&self) -> impl FnOnce(sled::Error) -> DerivedError + '_ {
-        move |source| DerivedError::Sled {
+    fn err(&self) -> impl FnOnce(EngineError) -> DerivedError + '_ {
+        move |source| DerivedError::Engine {
             path: self.path.clone(),
             source,
         }
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, DerivedError> {
-        self.db.get(key).map_err(self.err())
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DerivedError> {
+        self.engine.get(key).map_err(self.err())
     }
 
     pub fn get_decoded<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DerivedError> {
@@ -236,12 +215,19 @@ impl Derived {
         self.get_decoded(APPLIED_KEY)
     }
 
-    /// Keys of one family with a given prefix, in key order, starting after `after`.
-    pub fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), DerivedError>> + '_ {
-        self.db.scan_prefix(prefix).map(|r| r.map_err(self.err()))
+    /// Every key and value, in key order: for tools and tests that inspect it whole.
+    pub fn pairs(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), DerivedError>> + '_ {
+        Scan::from(self.engine.as_ref(), &[]).map(|r| r.map_err(self.err()))
+    }
+
+    /// Keys with a given prefix, in key order.
+    pub fn scan_prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), DerivedError>> + 'a {
+        Scan::from(self.engine.as_ref(), prefix)
+            .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+            .map(|r| r.map_err(self.err()))
     }
 
     /// Keys from `start` (inclusive) to the end of `family`, in order.
@@ -249,9 +235,8 @@ impl Derived {
         &self,
         start: &[u8],
         family: u8,
-    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), DerivedError>> + '_ {
-        self.db
-            .range(start.to_vec()..)
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), DerivedError>> + '_ {
+        Scan::from(self.engine.as_ref(), start)
             .take_while(move |kv| {
                 kv.as_ref()
                     .map_or(true, |(k, _)| k.first() == Some(&family))
@@ -261,15 +246,11 @@ impl Derived {
 
     /// Applies one ledger batch's writes atomically.
     pub fn commit(&self, writes: Writes) -> Result<(), DerivedError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in writes.map {
-            batch.insert(k, v);
-        }
-        self.db.apply_batch(batch).map_err(self.err())
+        self.engine.apply(&writes.map).map_err(self.err())
     }
 
     pub fn flush(&self) -> Result<(), DerivedError> {
-        self.db.flush().map(|_| ()).map_err(self.err())
+        self.engine.flush().map_err(self.err())
     }
 }
 
@@ -320,7 +301,7 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.writes.map.get(key) {
             return Ok(Some(v.clone()));
         }
-        Ok(self.base.get(key)?.map(|v| v.to_vec()))
+        self.base.get(key)
     }
 
     pub fn get_decoded<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DerivedError> {
@@ -370,7 +351,7 @@ mod tests {
 
     #[test]
     fn overlay_reads_its_writes_and_rolls_back() {
-        let d = Derived::temporary().unwrap();
+        let d = Derived::temporary();
         let mut base = Writes::default();
         base.put(b"a".to_vec(), b"1".to_vec());
         d.commit(base).unwrap();
@@ -386,7 +367,7 @@ mod tests {
         assert_eq!(o.get(b"b").unwrap().unwrap(), b"2");
         assert_eq!(o.get(b"c").unwrap(), None);
         d.commit(o.into_writes()).unwrap();
-        assert_eq!(d.get(b"b").unwrap().unwrap(), &b"2"[..]);
+        assert_eq!(d.get(b"b").unwrap().unwrap(), b"2");
     }
 
     #[test]
@@ -397,6 +378,25 @@ mod tests {
         let back: Vec<(u64, String)> = decode_sequence(b"k", &twice).unwrap();
         assert_eq!(back, [(1, "a".into()), (2, "b".into()), (3, "c".into())]);
         assert!(decode_sequence::<(u64, String)>(b"k", &twice[..twice.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_sled_index_of_an_older_version_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), b"sled").unwrap();
+        let refused = Derived::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(refused, DerivedError::Superseded { .. }),
+            "{refused:?}"
+        );
+        assert!(
+            refused.to_string().contains("dcledger reindex"),
+            "{refused}"
+        );
+        std::fs::remove_file(dir.path().join("conf")).unwrap();
+        let opened = Derived::open(dir.path()).unwrap();
+        opened.commit(Writes::default()).unwrap();
+        assert_eq!(opened.get(b"k").unwrap(), None);
     }
 
     #[test]

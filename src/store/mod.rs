@@ -1,5 +1,7 @@
-//! Derived storage: sled (derived, rebuildable). Only this module touches files of the
-//! data directory's `index/`; the segments (the truth) belong to the log layer
-//! (`log::segment`).
+//! Derived storage (rebuildable): the engine seam, and the redb file that keeps it.
+//! Only this module touches files of the data directory's `index/`; the segments (the
+//! truth) belong to the log layer (`log::segment`).
 
 pub mod derived;
+pub mod engine;
+pub mod redb_file;

@@ -1,5 +1,5 @@
 //! Derived state is a pure function of the segments: rebuilt from scratch, caught up
-//! after losing sled, or built incrementally, it is the same bytes.
+//! after losing the derived store, or built incrementally, it is the same bytes.
 
 use dcledger::entry::Kind;
 use dcledger::ledger::Ledger;

@@ -272,7 +272,7 @@ fn files_and_directories_are_the_owners_only_whatever_the_umask() {
     let mut append = with_key("append");
     append.push(path_str(&p("in.ndjson")).to_string());
     run(&append.iter().map(String::as_str).collect::<Vec<_>>());
-    // The server writes, and sled flushes (every second) and snapshots on its own.
+    // The server writes, and the derived store syncs (at most every second) on its own.
     let (server, base) = serve_with_umask_000(&data, &p("log.pem"));
     for i in 0..3 {
         let (status, a) = post(

@@ -16,7 +16,6 @@
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use dcledger::entry::Kind;
 use dcledger::ledger::{Ledger, LedgerError};
@@ -218,30 +217,12 @@ fn fixture() -> Fixture {
 // ---------------------------------------------------------------------------------------
 // Checks.
 
-/// sled lets go of its file lock a moment after its `Db` is dropped (its background
-/// threads still hold the file), so under load a reopen straight after `close` can find
-/// the index locked. That is not what these tests are about: retry for a while.
-const LOCK_MESSAGE: &str = "could not acquire lock";
-
-fn retry_locked<T>(mut attempt: impl FnMut() -> Result<T, LedgerError>) -> Result<T, LedgerError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match attempt() {
-            Err(e) if e.to_string().contains(LOCK_MESSAGE) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            other => return other,
-        }
-    }
-}
-
 fn open_ok(data: &Path, ctx: &str) -> Ledger {
-    retry_locked(|| Ledger::open(data, log_key()))
-        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"))
+    Ledger::open(data, log_key()).unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"))
 }
 
 fn open_err(data: &Path, ctx: &str) -> LedgerError {
-    match retry_locked(|| Ledger::open(data, log_key())) {
+    match Ledger::open(data, log_key()) {
         Ok(l) => panic!(
             "{ctx}: open succeeded (size {}) but must refuse the damaged log",
             l.size()
@@ -274,18 +255,11 @@ fn assert_names(e: &LedgerError, index: u64, ctx: &str) {
 
 /// `dcledger verify` fails and its stderr names leaf `index`.
 fn assert_cli_verify_names(data: &Path, index: u64, ctx: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (out, stderr) = loop {
-        let out = bin()
-            .args(["verify", "--data", path_str(data)])
-            .output()
-            .expect("run dcledger verify");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !stderr.contains(LOCK_MESSAGE) || Instant::now() >= deadline {
-            break (out, stderr);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let out = bin()
+        .args(["verify", "--data", path_str(data)])
+        .output()
+        .expect("run dcledger verify");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
         "{ctx}: dcledger verify succeeded on a damaged ledger: {}",
@@ -668,7 +642,7 @@ fn garbled_middle_record_is_named_everywhere() {
                 "{ctx}: dcledger verify must not change the segment"
             );
 
-            match retry_locked(|| Ledger::reindex(&f.data, log_key())) {
+            match Ledger::reindex(&f.data, log_key()) {
                 Ok(l) => panic!(
                     "{ctx}: reindex succeeded over a garbled middle record (size {} of {SIZE}; \
                  segment now {} of {} bytes)",
@@ -785,7 +759,7 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
 
             assert_cli_verify_names(&f.data, index, ctx);
             // reindex re-checks signatures: the forged entry never reaches derived state.
-            match retry_locked(|| Ledger::reindex(&f.data, log_key())) {
+            match Ledger::reindex(&f.data, log_key()) {
                 Ok(_) => panic!("{ctx}: reindex accepted an edited entry"),
                 Err(e) => assert_names(&e, index, &format!("{ctx}, reindex")),
             }

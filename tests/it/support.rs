@@ -165,11 +165,10 @@ pub fn path_str(p: &Path) -> &str {
 
 /// Every key and value of a closed ledger's derived state.
 pub fn dump_derived(data: &Path) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
-    // Through the library's own opener, which waits for sled to release its lock.
-    let derived = dcledger::store::derived::Derived::open(&data.join("index")).expect("sled opens");
+    let derived =
+        dcledger::store::derived::Derived::open(&data.join("index")).expect("derived state opens");
     derived
-        .db()
-        .iter()
+        .pairs()
         .map(|kv| {
             let (k, v) = kv.expect("read");
             (k.to_vec(), v.to_vec())

@@ -1,0 +1,135 @@
+//! The ordered key-value engine under derived state. `Derived` needs little of it: point
+//! reads, ordered pages of keys, and one atomic write of a batch. Keeping it that narrow
+//! is what let the engine be chosen by measuring candidates on the ledger's own workload
+//! (`benches/store.rs`, ARCHITECTURE.md "Derived state"), and lets scratch replays
+//! (`verify`, readers beside a writer) run in memory.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::RwLock;
+
+/// What an engine reports when it fails: its own error, carried whole.
+pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Keys and values in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+pub trait Engine: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
+
+    /// At most `limit` pairs after `from`, in key order.
+    fn page(&self, from: Bound<&[u8]>, limit: usize) -> Result<Pairs, EngineError>;
+
+    /// Writes every pair, atomically: after a crash all of them are there or none.
+    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError>;
+
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<(), EngineError>;
+}
+
+/// An engine in memory, for scratch replays that are thrown away when done.
+#[derive(Default)]
+pub struct Memory {
+    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl Memory {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        // A writer that panicked mid-insert leaves a map whose every entry is whole
+        // (BTreeMap inserts are not torn), so the data under a poisoned lock is usable.
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Engine for Memory {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.read().get(key).cloned())
+    }
+
+    fn page(&self, from: Bound<&[u8]>, limit: usize) -> Result<Pairs, EngineError> {
+        let map = self.read();
+        Ok(map
+            .range::<[u8], _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError> {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in writes {
+            map.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// Every pair of an engine from `start` on, read a page at a time so that no read holds
+/// the engine for long and no caller holds more than a page it has not asked for.
+pub struct Scan<'a> {
+    engine: &'a dyn Engine,
+    /// Where the next page starts; `None` once the engine has no more.
+    next: Option<Bound<Vec<u8>>>,
+    page: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Pairs fetched per page of a scan.
+const SCAN_PAGE_PAIRS: usize = 512;
+
+impl<'a> Scan<'a> {
+    pub fn from(engine: &'a dyn Engine, start: &[u8]) -> Scan<'a> {
+        Scan {
+            engine,
+            next: Some(Bound::Included(start.to_vec())),
+            page: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>), EngineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(pair) = self.page.next() {
+            return Some(Ok(pair));
+        }
+        let from = self.next.take()?;
+        let page = match self
+            .engine
+            .page(from.as_ref().map(Vec::as_slice), SCAN_PAGE_PAIRS)
+        {
+            Ok(page) => page,
+            Err(e) => return Some(Err(e)),
+        };
+        if page.len() == SCAN_PAGE_PAIRS
+            && let Some((last, _)) = page.last()
+        {
+            self.next = Some(Bound::Excluded(last.clone()));
+        }
+        self.page = page.into_iter();
+        self.page.next().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_reads_every_pair_from_its_start_across_pages() {
+        let engine = Memory::default();
+        let writes: BTreeMap<Vec<u8>, Vec<u8>> = (0u32..1_500)
+            .map(|i| (i.to_be_bytes().to_vec(), vec![1]))
+            .collect();
+        engine.apply(&writes).unwrap();
+        let from = 700u32.to_be_bytes();
+        let keys: Vec<Vec<u8>> = Scan::from(&engine, &from).map(|kv| kv.unwrap().0).collect();
+        let want: Vec<Vec<u8>> = (700u32..1_500).map(|i| i.to_be_bytes().to_vec()).collect();
+        assert_eq!(keys, want);
+        assert_eq!(Scan::from(&engine, &[0xff; 5]).count(), 0);
+    }
+}

@@ -1,0 +1,100 @@
+//! Derived state in one redb file: a copy-on-write B-tree, chosen over sled and fjall by
+//! measuring them on the ledger's own workload (`benches/store.rs`, BENCHMARKS.md): it
+//! rebuilt a world as fast as a map in memory, in the least memory, and opens in a
+//! millisecond. Commits are atomic but not synced; one every
+//! `DERIVED_DURABLE_INTERVAL_MS`, and `flush`, sync. A crash rolls the file back to the
+//! last synced commit, whose `applied` marker says where opening resumes the replay.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::limits::{DERIVED_CACHE_BYTES, DERIVED_DURABLE_INTERVAL_MS};
+use crate::store::engine::{Engine, EngineError, Pairs};
+
+/// The file in the derived state's directory.
+pub const FILE_NAME: &str = "derived.redb";
+
+/// Every key family in one table, so a ledger batch is one transaction.
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("derived");
+
+pub struct RedbFile {
+    db: redb::Database,
+    /// When the last synced commit was made.
+    synced: Mutex<Instant>,
+}
+
+impl RedbFile {
+    pub fn open(dir: &Path) -> Result<RedbFile, EngineError> {
+        std::fs::create_dir_all(dir)?;
+        let db = redb::Builder::new()
+            .set_cache_size(DERIVED_CACHE_BYTES)
+            .create(dir.join(FILE_NAME))?;
+        let file = RedbFile {
+            db,
+            synced: Mutex::new(Instant::now()),
+        };
+        // The table exists from the start, so reads never meet its absence.
+        file.commit(&BTreeMap::new(), true)?;
+        Ok(file)
+    }
+
+    fn commit(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>, sync: bool) -> Result<(), EngineError> {
+        let mut tx = self.db.begin_write()?;
+        if sync {
+            // A crash after this commit is repaired from saved allocator state, not by
+            // walking the whole file.
+            tx.set_quick_repair(true);
+        } else {
+            tx.set_durability(redb::Durability::None)?;
+        }
+        {
+            let mut table = tx.open_table(TABLE)?;
+            for (k, v) in writes {
+                table.insert(k.as_slice(), v.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Engine for RedbFile {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TABLE)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn page(&self, from: Bound<&[u8]>, limit: usize) -> Result<Pairs, EngineError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TABLE)?;
+        let mut out = Vec::new();
+        for kv in table.range((from, Bound::<&[u8]>::Unbounded))?.take(limit) {
+            let (k, v) = kv?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError> {
+        // One writer commits at a time (the ledger's); the lock only guards the clock.
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let sync = synced.elapsed() >= Duration::from_millis(DERIVED_DURABLE_INTERVAL_MS);
+        self.commit(writes, sync)?;
+        if sync {
+            *synced = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), EngineError> {
+        self.commit(&BTreeMap::new(), true)?;
+        *self.synced.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
+    }
+}
