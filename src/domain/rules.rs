@@ -11,7 +11,8 @@ use super::records::*;
 use crate::entry::{Kind, Role, Roles};
 use crate::registry::{self, AdmitError};
 use crate::reject::Rejection;
-use crate::store::derived::Overlay;
+use crate::store::derived::{DerivedError, Overlay};
+use crate::store::first_seen::Listing;
 
 /// Who signed the entry being admitted.
 pub struct Signer<'a> {
@@ -305,9 +306,36 @@ fn lot_serials(
 ) -> Result<Touched, AdmitError> {
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     owns(&home, &r.lot_id, signer)?;
+    let mut here = std::collections::HashSet::with_capacity(r.serials.len());
     for serial in &r.serials {
+        // Most serials are new: that is answered in memory, with no store traffic.
+        let first = if here.insert(serial.as_str()) {
+            state.first_listing(serial, index)?
+        } else {
+            Some(index) // listed again by this entry
+        };
+        let Some(first) = first else {
+            state.note_first_listing(serial, index)?;
+            continue;
+        };
         let key = serial_key(serial);
-        let mut uses: Vec<SerialUse> = state.get_decoded(&key)?.unwrap_or_default();
+        let mut uses: Vec<SerialUse> = match state.get_decoded(&key)? {
+            Some(uses) => uses,
+            None if first == index => vec![SerialUse {
+                lot_id: r.lot_id.clone(),
+                index,
+            }],
+            None => {
+                let listing = state.listing(first)?.ok_or_else(|| DerivedError::Decode {
+                    key: format!("listing of entry {first}"),
+                    reason: format!("serial {serial:?} was first listed there, which is missing"),
+                })?;
+                vec![SerialUse {
+                    lot_id: listing.owner,
+                    index: first,
+                }]
+            }
+        };
         uses.push(SerialUse {
             lot_id: r.lot_id.clone(),
             index,
@@ -322,6 +350,13 @@ fn lot_serials(
         .serials
         .saturating_add(r.serials.len().try_into().unwrap_or(u64::MAX));
     lot.serial_entries.push(index);
+    state.put_listing(
+        index,
+        &Listing {
+            owner: r.lot_id.clone(),
+            terms: r.serials,
+        },
+    );
     state.put_encoded(lot_key(&r.lot_id), &lot);
     Ok(vec![Touch::Facility(lot.procured.facility_id)])
 }

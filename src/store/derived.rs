@@ -9,17 +9,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::log::segment::Position;
 use crate::store::engine::{Engine, EngineError, Memory, Scan};
+use crate::store::first_seen::{self, FirstSeen, Listing, Pending};
 use crate::store::redb_file::{self, RedbFile};
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
@@ -53,7 +55,11 @@ pub mod family {
     pub const FACILITY: u8 = b'f';
     pub const REPORT: u8 = b'r';
     pub const LOT: u8 = b'L';
+    /// Uses of a serial listed more than once (`Vec<SerialUse>`); a serial listed once
+    /// is only in its listing.
     pub const SERIAL: u8 = b'x';
+    /// What an entry listed (serials for a lot), under its index (`store::first_seen`).
+    pub const LISTING: u8 = b'D';
     pub const PERMIT: u8 = b'p';
     pub const SUBSIDY: u8 = b'g';
     pub const LOAN: u8 = b'b';
@@ -160,6 +166,8 @@ fn decode_error(key: &[u8], reason: String) -> DerivedError {
 pub struct Derived {
     path: PathBuf,
     engine: Box<dyn Engine>,
+    /// Terms' first listings, in memory, loaded when the writer first asks.
+    first_seen: Mutex<Option<FirstSeen>>,
 }
 
 impl Derived {
@@ -184,6 +192,7 @@ impl Derived {
         Derived {
             path: path.to_path_buf(),
             engine,
+            first_seen: Mutex::new(None),
         }
     }
 
@@ -246,7 +255,31 @@ impl Derived {
 
     /// Applies one ledger batch's writes atomically.
     pub fn commit(&self, writes: Writes) -> Result<(), DerivedError> {
-        self.engine.apply(&writes.map).map_err(self.err())
+        self.engine.apply(&writes.map).map_err(self.err())?;
+        if let Some(seen) = self.first_seen_guard().as_mut() {
+            seen.merge(writes.first_seen);
+        }
+        Ok(())
+    }
+
+    fn first_seen_guard(&self) -> std::sync::MutexGuard<'_, Option<FirstSeen>> {
+        // The map is only changed by `merge`, which cannot panic halfway in a way that
+        // leaves a wrong answer (a lost insert only sends a lookup to the overflow).
+        self.first_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` over the terms' first listings, loading them on first use.
+    fn with_first_seen<R>(
+        &self,
+        f: impl FnOnce(&FirstSeen) -> Result<R, DerivedError>,
+    ) -> Result<R, DerivedError> {
+        let mut guard = self.first_seen_guard();
+        let seen = match guard.take() {
+            Some(seen) => seen,
+            None => FirstSeen::load(self)?,
+        };
+        let seen = guard.insert(seen);
+        f(seen)
     }
 
     pub fn flush(&self) -> Result<(), DerivedError> {
@@ -268,6 +301,8 @@ pub struct Overlay<'a> {
 #[derive(Default)]
 pub struct Writes {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Terms first listed by these writes, for the in-memory map.
+    first_seen: Pending,
 }
 
 impl Writes {
@@ -286,7 +321,7 @@ impl Writes {
 
 /// A savepoint in an overlay.
 #[derive(Clone, Copy, Debug)]
-pub struct Mark(usize);
+pub struct Mark(usize, usize);
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a Derived) -> Overlay<'a> {
@@ -325,11 +360,12 @@ impl<'a> Overlay<'a> {
     }
 
     pub fn mark(&self) -> Mark {
-        Mark(self.journal.len())
+        Mark(self.journal.len(), self.writes.first_seen.mark())
     }
 
     /// Undoes every write since `mark`.
     pub fn rollback(&mut self, mark: Mark) {
+        self.writes.first_seen.rollback(mark.1);
         while self.journal.len() > mark.0 {
             if let Some((key, previous)) = self.journal.pop() {
                 match previous {
@@ -342,6 +378,36 @@ impl<'a> Overlay<'a> {
 
     pub fn into_writes(self) -> Writes {
         self.writes
+    }
+
+    /// The entry before `index` that first listed `term`, if any, committed or pending
+    /// (answered in memory). Entry `index` tells its own repeats apart.
+    pub fn first_listing(&self, term: &str, index: u64) -> Result<Option<u64>, DerivedError> {
+        let pending = &self.writes.first_seen;
+        self.base.with_first_seen(|seen| {
+            first_seen::first_listing(seen, pending, |k| self.get_decoded(k), term, index)
+        })
+    }
+
+    /// Records that entry `index` is the first to list `term`, which `first_listing`
+    /// found in no listing. The entry's `put_listing` holds the term itself.
+    pub fn note_first_listing(&mut self, term: &str, index: u64) -> Result<(), DerivedError> {
+        let pending = &mut self.writes.first_seen;
+        self.base.with_first_seen(|seen| {
+            pending.note(seen, term, index);
+            Ok(())
+        })
+    }
+
+    /// Stores the listing entry `index` makes, whole, once, after its terms were looked
+    /// up.
+    pub fn put_listing(&mut self, index: u64, listing: &Listing) {
+        self.put_encoded(first_seen::listing_key(index), listing);
+    }
+
+    /// The listing entry `index` made.
+    pub fn listing(&self, index: u64) -> Result<Option<Listing>, DerivedError> {
+        self.get_decoded(&first_seen::listing_key(index))
     }
 }
 

@@ -4,4 +4,5 @@
 
 pub mod derived;
 pub mod engine;
+pub mod first_seen;
 pub mod redb_file;

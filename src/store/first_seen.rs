@@ -1,0 +1,319 @@
+//! Which entry first listed a term (a GPU serial number, say), answered from memory, so
+//! that admitting millions of terms costs no store read or write per term.
+//!
+//! The store keeps each listing whole, once, under the index of the entry that made it
+//! (`family::LISTING`): one write per entry, never read on the hot path. In memory, the
+//! writer keeps a map from a keyed 64-bit digest of each term to the entry that first
+//! listed it, loaded from the listings on first use. The digest key is random per
+//! process, so nobody can aim terms at a collision; a digest hit is confirmed against
+//! the listing it names, and a term whose digest another term already holds is kept
+//! whole, in `overflow`. So the answer is exact, whatever the digests do.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
+use serde::{Deserialize, Serialize};
+
+use super::derived::{Derived, DerivedError, decode, family, key};
+
+/// A listing of terms by one entry: the owner they were listed for (a lot) and the
+/// terms, as the entry gave them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub owner: String,
+    pub terms: Vec<String>,
+}
+
+pub(crate) fn listing_key(index: u64) -> Vec<u8> {
+    key(family::LISTING, &[&index.to_be_bytes()])
+}
+
+/// Terms to first listings, as the store holds them. `S` makes the digests (tests use
+/// one under which every term collides).
+pub(crate) struct FirstSeen<S = RandomState> {
+    hasher: S,
+    by_digest: HashMap<u64, u64>,
+    /// Terms whose digest an earlier, different term holds.
+    overflow: HashMap<String, u64>,
+}
+
+/// First listings a batch adds, undoable to a mark.
+#[derive(Default)]
+pub(crate) struct Pending {
+    by_digest: HashMap<u64, u64>,
+    overflow: HashMap<String, u64>,
+    journal: Vec<Undo>,
+}
+
+enum Undo {
+    Digest(u64),
+    Overflow(String),
+}
+
+/// Where a term's digest points: a candidate first listing, to be confirmed.
+enum Candidate {
+    /// The term itself is recorded there (held whole).
+    Exact(u64),
+    /// Some term with the same digest is.
+    Digest(u64),
+    None,
+}
+
+impl FirstSeen {
+    /// Loads every listing of `derived`, in ledger order.
+    pub(crate) fn load(derived: &Derived) -> Result<FirstSeen, DerivedError> {
+        let mut seen = FirstSeen::empty(RandomState::new());
+        for kv in derived.scan_prefix(&[family::LISTING]) {
+            let (k, v) = kv?;
+            let index = listing_index(&k)?;
+            let listing: Listing = decode(&k, &v)?;
+            seen.add_listing(index, listing, |k| derived.get_decoded(k))?;
+        }
+        Ok(seen)
+    }
+}
+
+impl<S: BuildHasher> FirstSeen<S> {
+    fn empty(hasher: S) -> FirstSeen<S> {
+        FirstSeen {
+            hasher,
+            by_digest: HashMap::new(),
+            overflow: HashMap::new(),
+        }
+    }
+
+    /// Takes in a committed listing, the next in ledger order.
+    fn add_listing(
+        &mut self,
+        index: u64,
+        listing: Listing,
+        get: impl Fn(&[u8]) -> Result<Option<Listing>, DerivedError>,
+    ) -> Result<(), DerivedError> {
+        let mut here = HashSet::new();
+        for term in listing.terms {
+            if !here.insert(term.clone()) {
+                continue; // listed twice by this entry: recorded at its first mention
+            }
+            let digest = self.digest(&term);
+            let found = match self.candidate(&term, digest) {
+                Candidate::Exact(i) => Some(i),
+                // Another term of this very listing holds the digest.
+                Candidate::Digest(i) if i == index => None,
+                Candidate::Digest(i) => confirmed(&get, &term, i)?,
+                Candidate::None => None,
+            };
+            if found.is_none() {
+                self.insert(term, digest, index);
+            }
+        }
+        Ok(())
+    }
+
+    fn digest(&self, term: &str) -> u64 {
+        self.hasher.hash_one(term)
+    }
+
+    fn candidate(&self, term: &str, digest: u64) -> Candidate {
+        if let Some(&i) = self.overflow.get(term) {
+            return Candidate::Exact(i);
+        }
+        self.by_digest
+            .get(&digest)
+            .map_or(Candidate::None, |&i| Candidate::Digest(i))
+    }
+
+    fn insert(&mut self, term: String, digest: u64, index: u64) {
+        if self.by_digest.contains_key(&digest) {
+            self.overflow.insert(term, index);
+        } else {
+            self.by_digest.insert(digest, index);
+        }
+    }
+
+    /// Takes in a committed batch's first listings.
+    pub(crate) fn merge(&mut self, pending: Pending) {
+        self.by_digest.extend(pending.by_digest);
+        self.overflow.extend(pending.overflow);
+    }
+}
+
+fn listing_index(k: &[u8]) -> Result<u64, DerivedError> {
+    k.get(1..)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| DerivedError::Decode {
+            key: hex::encode(k),
+            reason: "a listing's key holds no entry index".into(),
+        })
+}
+
+/// `Some(index)` if the listing at `index` lists `term`.
+fn confirmed(
+    get: impl Fn(&[u8]) -> Result<Option<Listing>, DerivedError>,
+    term: &str,
+    index: u64,
+) -> Result<Option<u64>, DerivedError> {
+    let listing = get(&listing_key(index))?.ok_or_else(|| DerivedError::Decode {
+        key: format!("listing of entry {index}"),
+        reason: "a term's first listing is missing".into(),
+    })?;
+    Ok(listing.terms.iter().any(|t| t == term).then_some(index))
+}
+
+/// Looks a term up across the committed and the pending first listings of entries
+/// before `index`, the entry asking (whose own listing is not stored yet, and which
+/// tells its own repeats apart itself); `get` reads listings through the pending writes.
+pub(crate) fn first_listing<S: BuildHasher>(
+    seen: &FirstSeen<S>,
+    pending: &Pending,
+    get: impl Fn(&[u8]) -> Result<Option<Listing>, DerivedError>,
+    term: &str,
+    index: u64,
+) -> Result<Option<u64>, DerivedError> {
+    if let Some(&i) = pending.overflow.get(term) {
+        return Ok(Some(i));
+    }
+    let digest = seen.digest(term);
+    match seen.candidate(term, digest) {
+        Candidate::Exact(i) => return Ok(Some(i)),
+        Candidate::Digest(i) => {
+            if let Some(i) = confirmed(&get, term, i)? {
+                return Ok(Some(i));
+            }
+        }
+        Candidate::None => {}
+    }
+    match pending.by_digest.get(&digest) {
+        Some(&i) if i != index => confirmed(&get, term, i),
+        _ => Ok(None),
+    }
+}
+
+impl Pending {
+    /// Records `term` as first listed by entry `index` (the caller found no listing).
+    pub(crate) fn note<S: BuildHasher>(&mut self, seen: &FirstSeen<S>, term: &str, index: u64) {
+        let digest = seen.digest(term);
+        if seen.by_digest.contains_key(&digest) || self.by_digest.contains_key(&digest) {
+            self.overflow.insert(term.to_string(), index);
+            self.journal.push(Undo::Overflow(term.to_string()));
+        } else {
+            self.by_digest.insert(digest, index);
+            self.journal.push(Undo::Digest(digest));
+        }
+    }
+
+    pub(crate) fn mark(&self) -> usize {
+        self.journal.len()
+    }
+
+    pub(crate) fn rollback(&mut self, mark: usize) {
+        while self.journal.len() > mark {
+            match self.journal.pop() {
+                Some(Undo::Digest(d)) => self.by_digest.remove(&d),
+                Some(Undo::Overflow(t)) => self.overflow.remove(&t),
+                None => None,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::hash::{BuildHasherDefault, Hasher};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::store::derived::encode;
+
+    /// Every term hashes to 0: every lookup after the first meets a collision.
+    #[derive(Default)]
+    struct Colliding;
+
+    impl Hasher for Colliding {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    /// Listings entered one batch at a time, some batches rolled back in part; after
+    /// each, every term's first listing must be what a plain map of whole terms says.
+    fn check<S: BuildHasher>(hasher: S, batches: &[(Vec<Vec<u8>>, bool)]) {
+        let mut seen = FirstSeen::empty(hasher);
+        let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut model: HashMap<String, u64> = HashMap::new();
+        let mut index = 0u64;
+        for (entries, roll_back_last) in batches {
+            let mut pending = Pending::default();
+            let mut staged = store.clone();
+            let mut staged_model = model.clone();
+            let mut mark = (pending.mark(), staged.clone(), staged_model.clone());
+            for terms in entries {
+                mark = (pending.mark(), staged.clone(), staged_model.clone());
+                let terms: Vec<String> = terms.iter().map(|t| format!("SN{t}")).collect();
+                // An entry's repeats of its own terms are its caller's to tell apart.
+                let mut here = HashSet::new();
+                for term in &terms {
+                    if !here.insert(term) {
+                        continue;
+                    }
+                    let get =
+                        |k: &[u8]| Ok(staged.get(k).map(|v| decode::<Listing>(k, v).unwrap()));
+                    let found = first_listing(&seen, &pending, get, term, index).unwrap();
+                    assert_eq!(found, staged_model.get(term).copied(), "{term}");
+                    if found.is_none() {
+                        pending.note(&seen, term, index);
+                        staged_model.insert(term.clone(), index);
+                    }
+                }
+                let listing = Listing {
+                    owner: format!("lot-{index}"),
+                    terms,
+                };
+                staged.insert(listing_key(index), encode(&listing));
+                index += 1;
+            }
+            if *roll_back_last {
+                pending.rollback(mark.0);
+                staged = mark.1;
+                staged_model = mark.2;
+            }
+            store = staged;
+            model = staged_model;
+            seen.merge(pending);
+        }
+        // Loading from the listings gives the same answers.
+        let mut loaded = FirstSeen::empty(RandomState::new());
+        for (k, v) in &store {
+            let listing: Listing = decode(k, v).unwrap();
+            let get = |k: &[u8]| Ok(store.get(k).map(|v| decode::<Listing>(k, v).unwrap()));
+            loaded
+                .add_listing(listing_index(k).unwrap(), listing, get)
+                .unwrap();
+        }
+        for (term, first) in &model {
+            let get = |k: &[u8]| Ok(store.get(k).map(|v| decode::<Listing>(k, v).unwrap()));
+            let pending = Pending::default();
+            assert_eq!(
+                first_listing(&loaded, &pending, get, term, u64::MAX).unwrap(),
+                Some(*first)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn first_listings_are_exact_whatever_the_digests_do(
+            batches in proptest::collection::vec(
+                (proptest::collection::vec(proptest::collection::vec(0u8..40, 0..6), 1..5),
+                 any::<bool>()),
+                1..8,
+            )
+        ) {
+            check(RandomState::new(), &batches);
+            check(BuildHasherDefault::<Colliding>::default(), &batches);
+        }
+    }
+}
