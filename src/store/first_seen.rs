@@ -9,6 +9,7 @@
 //! the listing it names, and a term whose digest another term already holds is kept
 //! whole, in `overflow`. So the answer is exact, whatever the digests do.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
@@ -123,10 +124,13 @@ impl<S: BuildHasher> FirstSeen<S> {
     }
 
     fn insert(&mut self, term: String, digest: u64, index: u64) {
-        if self.by_digest.contains_key(&digest) {
-            self.overflow.insert(term, index);
-        } else {
-            self.by_digest.insert(digest, index);
+        match self.by_digest.entry(digest) {
+            Entry::Occupied(_) => {
+                self.overflow.insert(term, index);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
         }
     }
 
