@@ -9,10 +9,11 @@
 //!
 //! `apply_kind` is the one place where a record kind's ledger-dependent rules plug in.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::dates::{self, UnixSeconds};
 use crate::domain;
+use crate::domain::bodies::Body;
 use crate::entry::{self, Kind, Roles};
 use crate::jcs;
 use crate::keys::{PublicKey, parse_lower_hex, parse_public_hex};
@@ -30,7 +31,8 @@ pub struct Prepared {
     pub signer: PublicKey,
     pub seq: u64,
     pub ts: UnixSeconds,
-    pub body: Map<String, Value>,
+    /// The body, typed once here; nothing after `prepare` parses it again.
+    pub body: Body,
     /// `JCS(entry)`: what the signature covers and what the leaf embeds.
     pub entry_jcs: Vec<u8>,
     pub sig_hex: String,
@@ -169,6 +171,7 @@ pub fn prepare(
         });
     }
     check_clock(ts, now)?;
+    let body = Body::parse(kind, Value::Object(body))?;
     let signer = entry
         .get("signer")
         .and_then(Value::as_str)
@@ -272,7 +275,10 @@ pub fn admit(
         if p.kind != Kind::LedgerGenesis {
             return Err(Rejection::invalid("/entry/kind", "entry 0 must be ledger.genesis").into());
         }
-        registry::apply_genesis(state, &p.signer, &p.body)?;
+        let Body::LedgerGenesis(genesis) = &p.body else {
+            return Err(Rejection::invalid("/entry/kind", "entry 0 must be ledger.genesis").into());
+        };
+        registry::apply_genesis(state, &p.signer, genesis)?;
     }
     let (signer, roles) = authorize(state, p)?;
     if p.seq != signer.next_seq {
@@ -360,10 +366,11 @@ fn apply_kind(
         )
         .into()),
         Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
-            registry::apply(state, p.kind, index, &p.body).map(|()| Admitted::default())
+            registry::apply(state, index, &p.body).map(|()| Admitted::default())
         }
-        kind => domain::rules::apply(state, kind, index, signer, &p.body)
-            .map(|touches| Admitted { touches }),
+        _ => {
+            domain::rules::apply(state, index, signer, &p.body).map(|touches| Admitted { touches })
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 //! over an `Overlay`; no I/O of its own.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::entry::{Kind, Role, Roles};
+use crate::domain::bodies::{self as b, Body};
+use crate::entry::{Role, Roles};
 use crate::keys::{PublicKey, parse_public_hex};
 use crate::reject::Rejection;
 use crate::store::derived::{DerivedError, Overlay, family, key};
@@ -82,24 +82,13 @@ impl From<DerivedError> for AdmitError {
     }
 }
 
-fn text(body: &Map<String, Value>, field: &str) -> Option<String> {
-    body.get(field).and_then(Value::as_str).map(str::to_string)
-}
-
-/// The body field as a string; the schema made it required, so absence is a defect.
-fn required<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, Rejection> {
-    body.get(field).and_then(Value::as_str).ok_or_else(|| {
-        Rejection::invalid(format!("/entry/body/{field}"), "required string is missing")
-    })
-}
-
 /// Entry 0: fixes the origin and the checkpoint key and makes its signer the authority.
 pub fn apply_genesis(
     state: &mut Overlay<'_>,
     signer_pk: &PublicKey,
-    body: &Map<String, Value>,
+    body: &b::LedgerGenesis,
 ) -> Result<GenesisRecord, AdmitError> {
-    let checkpoint_key = parse_public_hex(required(body, "checkpoint_key")?).ok_or_else(|| {
+    let checkpoint_key = parse_public_hex(&body.checkpoint_key).ok_or_else(|| {
         Rejection::invalid(
             "/entry/body/checkpoint_key",
             "must be 64 lowercase hex characters",
@@ -116,8 +105,8 @@ pub fn apply_genesis(
         .into());
     }
     let record = GenesisRecord {
-        origin: required(body, "origin")?.to_string(),
-        name: required(body, "name")?.to_string(),
+        origin: body.origin.clone(),
+        name: body.name.clone(),
         checkpoint_key,
         authority_key: *signer_pk,
     };
@@ -147,16 +136,11 @@ pub fn apply_genesis(
 
 /// Ledger-dependent checks and effects of `org.register`, `key.grant` and `key.revoke`.
 /// Refusals follow SPEC §6's order: 422 (missing reference) before 409 (duplicate).
-pub fn apply(
-    state: &mut Overlay<'_>,
-    kind: Kind,
-    index: u64,
-    body: &Map<String, Value>,
-) -> Result<(), AdmitError> {
-    match kind {
-        Kind::OrgRegister => {
-            let org_id = required(body, "org_id")?;
-            let parent_org = text(body, "parent_org");
+pub fn apply(state: &mut Overlay<'_>, index: u64, body: &Body) -> Result<(), AdmitError> {
+    match body {
+        Body::OrgRegister(body) => {
+            let org_id = body.org_id.as_str();
+            let parent_org = body.parent_org.clone();
             if let Some(parent) = &parent_org
                 && org(state, parent)?.is_none()
             {
@@ -176,30 +160,28 @@ pub fn apply(
             // The schema requires a list of known roles; anything else is refused by
             // name, never dropped.
             let roles = body
-                .get("roles")
-                .and_then(Value::as_array)
-                .ok_or_else(|| Rejection::invalid("/entry/body/roles", "must be a list of roles"))?
+                .roles
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    item.as_str().and_then(Role::parse).ok_or_else(|| {
+                    Role::parse(item).ok_or_else(|| {
                         Rejection::invalid(format!("/entry/body/roles/{i}"), "is not a role")
                     })
                 })
                 .collect::<Result<Roles, Rejection>>()?;
             let record = OrgRecord {
-                name: required(body, "name")?.to_string(),
+                name: body.name.clone(),
                 roles,
-                province: text(body, "province"),
-                registration_no: text(body, "registration_no"),
+                province: body.province.clone(),
+                registration_no: body.registration_no.clone(),
                 parent_org,
                 registered_at: index,
             };
             state.put_encoded(org_key(org_id), &record);
         }
-        Kind::KeyGrant => {
-            let org_id = required(body, "org_id")?;
-            let pk = parse_key_field(body, "public_key")?;
+        Body::KeyGrant(body) => {
+            let org_id = body.org_id.as_str();
+            let pk = parse_key_field(&body.public_key)?;
             if org(state, org_id)?.is_none() {
                 return Err(Rejection::unknown_reference(
                     "/entry/body/org_id",
@@ -246,8 +228,8 @@ pub fn apply(
                 },
             );
         }
-        Kind::KeyRevoke => {
-            let pk = parse_key_field(body, "public_key")?;
+        Body::KeyRevoke(body) => {
+            let pk = parse_key_field(&body.public_key)?;
             let Some(mut record) = signer(state, &pk)? else {
                 return Err(Rejection::unknown_reference(
                     "/entry/body/public_key",
@@ -261,21 +243,19 @@ pub fn apply(
                 state.put_encoded(signer_key(&pk), &record);
             }
         }
-        other => {
-            return Err(Rejection::invalid(
-                "/entry/kind",
-                format!("{other} is not a registry kind"),
-            )
-            .into());
+        _ => {
+            return Err(
+                Rejection::invalid("/entry/kind", "the body is not a registry kind's").into(),
+            );
         }
     }
     Ok(())
 }
 
-fn parse_key_field(body: &Map<String, Value>, field: &str) -> Result<PublicKey, Rejection> {
-    parse_public_hex(required(body, field)?).ok_or_else(|| {
+fn parse_key_field(public_key: &str) -> Result<PublicKey, Rejection> {
+    parse_public_hex(public_key).ok_or_else(|| {
         Rejection::invalid(
-            format!("/entry/body/{field}"),
+            "/entry/body/public_key",
             "must be 64 lowercase hex characters",
         )
     })

@@ -1,7 +1,113 @@
-//! Typed views of the record bodies of SPEC §7. Ingest has already validated each body
-//! against its schema, so deserialising is a change of representation, not a check.
+//! The record bodies of SPEC §7, typed. `prepare` checks a body against its schema and
+//! the field rules, then turns it into a `Body` once; admission, the projections, the
+//! audit and the reports use that value and never parse JSON again. Every struct refuses
+//! fields its schema does not name, as the schemas do (`additionalProperties: false`).
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::entry::Kind;
+use crate::reject::Rejection;
+
+/// A body, typed by its entry's kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    LedgerGenesis(LedgerGenesis),
+    OrgRegister(OrgRegister),
+    KeyGrant(KeyGrant),
+    KeyRevoke(KeyRevoke),
+    FacilityRegister(FacilityRegister),
+    FacilityStatus(FacilityStatus),
+    FacilityTransfer(FacilityTransfer),
+    Procurement(Procurement),
+    LotSerials(LotSerials),
+    Deployment(Deployment),
+    LotTransfer(LotTransfer),
+    PowerReport(PowerReport),
+    OccupancyReport(OccupancyReport),
+    FindingResponse(FindingResponse),
+    PermitIssue(PermitIssue),
+    PermitRevoke(PermitRevoke),
+    SubsidyGrant(SubsidyGrant),
+    SubsidyDisburse(SubsidyDisburse),
+    LoanIssue(LoanIssue),
+    MeterReading(MeterReading),
+    InspectionReport(InspectionReport),
+    FindingResolve(FindingResolve),
+}
+
+impl Body {
+    /// The body of a `kind` entry, from the JSON object that passed its schema. A body
+    /// that does not fit its type is refused naming `/entry/body`: after the schema that
+    /// would be a schema and a type that disagree, which the schema-equivalence tests
+    /// exist to catch.
+    pub fn parse(kind: Kind, body: Value) -> Result<Body, Rejection> {
+        fn typed<T: DeserializeOwned>(body: Value) -> Result<T, Rejection> {
+            serde_json::from_value(body)
+                .map_err(|e| Rejection::invalid("/entry/body", e.to_string()))
+        }
+        Ok(match kind {
+            Kind::LedgerGenesis => Body::LedgerGenesis(typed(body)?),
+            Kind::OrgRegister => Body::OrgRegister(typed(body)?),
+            Kind::KeyGrant => Body::KeyGrant(typed(body)?),
+            Kind::KeyRevoke => Body::KeyRevoke(typed(body)?),
+            Kind::FacilityRegister => Body::FacilityRegister(typed(body)?),
+            Kind::FacilityStatus => Body::FacilityStatus(typed(body)?),
+            Kind::FacilityTransfer => Body::FacilityTransfer(typed(body)?),
+            Kind::Procurement => Body::Procurement(typed(body)?),
+            Kind::LotSerials => Body::LotSerials(typed(body)?),
+            Kind::Deployment => Body::Deployment(typed(body)?),
+            Kind::LotTransfer => Body::LotTransfer(typed(body)?),
+            Kind::PowerReport => Body::PowerReport(typed(body)?),
+            Kind::OccupancyReport => Body::OccupancyReport(typed(body)?),
+            Kind::FindingResponse => Body::FindingResponse(typed(body)?),
+            Kind::PermitIssue => Body::PermitIssue(typed(body)?),
+            Kind::PermitRevoke => Body::PermitRevoke(typed(body)?),
+            Kind::SubsidyGrant => Body::SubsidyGrant(typed(body)?),
+            Kind::SubsidyDisburse => Body::SubsidyDisburse(typed(body)?),
+            Kind::LoanIssue => Body::LoanIssue(typed(body)?),
+            Kind::MeterReading => Body::MeterReading(typed(body)?),
+            Kind::InspectionReport => Body::InspectionReport(typed(body)?),
+            Kind::FindingResolve => Body::FindingResolve(typed(body)?),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerGenesis {
+    pub origin: String,
+    pub name: String,
+    pub checkpoint_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgRegister {
+    pub org_id: String,
+    pub name: String,
+    /// Role names; the registry refuses one it does not know by its index.
+    pub roles: Vec<String>,
+    pub province: Option<String>,
+    pub registration_no: Option<String>,
+    pub parent_org: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyGrant {
+    pub org_id: String,
+    pub public_key: String,
+    pub label: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRevoke {
+    pub public_key: String,
+    pub reason: String,
+}
 
 /// The facility lifecycle states of SPEC §7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -82,6 +188,7 @@ pub enum Outcome {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FacilityRegister {
     pub facility_id: String,
     pub name: String,
@@ -95,14 +202,16 @@ pub struct FacilityRegister {
     pub announced: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FacilityStatus {
     pub facility_id: String,
     pub status: Status,
     pub effective: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FacilityTransfer {
     pub facility_id: String,
     pub to_org: String,
@@ -112,6 +221,7 @@ pub struct FacilityTransfer {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PermitIssue {
     pub permit_id: String,
     pub facility_id: String,
@@ -122,14 +232,16 @@ pub struct PermitIssue {
     pub document_b3: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PermitRevoke {
     pub permit_id: String,
     pub effective: String,
     pub reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoanIssue {
     pub loan_id: String,
     pub facility_id: String,
@@ -142,6 +254,7 @@ pub struct LoanIssue {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Procurement {
     pub lot_id: String,
     pub facility_id: String,
@@ -154,13 +267,15 @@ pub struct Procurement {
     pub invoice_b3: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LotSerials {
     pub lot_id: String,
     pub serials: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Deployment {
     pub lot_id: String,
     pub facility_id: String,
@@ -168,7 +283,8 @@ pub struct Deployment {
     pub date: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LotTransfer {
     pub lot_id: String,
     pub quantity: u64,
@@ -181,12 +297,14 @@ pub struct LotTransfer {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Condition {
     pub min_utilization_pct: u8,
     pub by: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubsidyGrant {
     pub subsidy_id: String,
     pub facility_id: String,
@@ -199,7 +317,8 @@ pub struct SubsidyGrant {
     pub condition: Option<Condition>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubsidyDisburse {
     pub subsidy_id: String,
     pub amount_minor: u64,
@@ -208,6 +327,7 @@ pub struct SubsidyDisburse {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PowerReport {
     pub facility_id: String,
     pub period: String,
@@ -220,6 +340,7 @@ pub struct PowerReport {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MeterReading {
     pub facility_id: String,
     pub period: String,
@@ -228,6 +349,7 @@ pub struct MeterReading {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OccupancyReport {
     pub facility_id: String,
     pub period: String,
@@ -240,7 +362,8 @@ pub struct OccupancyReport {
     pub currency: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InspectionReport {
     pub facility_id: String,
     pub date: String,
@@ -250,15 +373,87 @@ pub struct InspectionReport {
     pub document_b3: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FindingResponse {
     pub finding_id: String,
     pub text: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FindingResolve {
     pub finding_id: String,
     pub outcome: Outcome,
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::schema;
+
+    /// Each kind's example body (`schemas/examples/`): it passes its schema and types;
+    /// with a field the schema does not name, or without a required one, it fails both.
+    #[test]
+    fn the_types_accept_and_refuse_what_the_schemas_do() {
+        for &kind in Kind::ALL {
+            let path = format!(
+                "{}/schemas/examples/{kind}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let example: Value = serde_json::from_str(&text).unwrap();
+            let body = example
+                .get("entry")
+                .and_then(|e| e.get("body"))
+                .unwrap_or(&example)
+                .clone();
+            assert!(
+                schema::body_errors(kind, &body).is_empty(),
+                "{kind}: schema"
+            );
+            Body::parse(kind, body.clone()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+
+            let mut extra = body.clone();
+            extra
+                .as_object_mut()
+                .unwrap()
+                .insert("unexpected".into(), Value::from(1));
+            assert!(
+                !schema::body_errors(kind, &extra).is_empty(),
+                "{kind}: schema, extra"
+            );
+            assert!(Body::parse(kind, extra).is_err(), "{kind}: type, extra");
+
+            // A field the schema requires: both refuse its absence. Any other: the type
+            // accepts whatever the schema does (the schemas' conditions between fields,
+            // such as lot.transfer's destinations, stay the schema's to check).
+            let schema_text = std::fs::read_to_string(format!(
+                "{}/schemas/body/{kind}.schema.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let schema_doc: Value = serde_json::from_str(&schema_text).unwrap();
+            let required: Vec<&str> = schema_doc["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            for field in body.as_object().unwrap().keys() {
+                let mut without = body.clone();
+                without.as_object_mut().unwrap().remove(field);
+                let schema_refuses = !schema::body_errors(kind, &without).is_empty();
+                let type_refuses = Body::parse(kind, without).is_err();
+                if required.contains(&field.as_str()) {
+                    assert!(schema_refuses && type_refuses, "{kind}: without {field}");
+                } else if !schema_refuses {
+                    assert!(!type_refuses, "{kind}: without optional {field}");
+                }
+            }
+        }
+    }
 }

@@ -3,12 +3,11 @@
 //! (403), then duplicates and quantities (409), and only then writes.
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 
 use super::bodies as b;
 use super::figures::ReportFigures;
 use super::records::*;
-use crate::entry::{Kind, Role, Roles};
+use crate::entry::{Role, Roles};
 use crate::registry::{self, AdmitError};
 use crate::reject::Rejection;
 use crate::store::derived::{DerivedError, Overlay};
@@ -18,11 +17,6 @@ use crate::store::first_seen::Listing;
 pub struct Signer<'a> {
     pub org_id: &'a str,
     pub roles: Roles,
-}
-
-fn parse<T: DeserializeOwned>(body: &Map<String, Value>) -> Result<T, Rejection> {
-    serde_json::from_value(Value::Object(body.clone()))
-        .map_err(|e| Rejection::invalid("/entry/body", e.to_string()))
 }
 
 fn path(field: &str) -> String {
@@ -121,58 +115,49 @@ pub type Touched = Vec<Touch>;
 /// Judges a domain entry and records its effects. Returns what it touched, each once.
 pub fn apply(
     state: &mut Overlay<'_>,
-    kind: Kind,
     index: u64,
     signer: &Signer<'_>,
-    body: &Map<String, Value>,
+    body: &b::Body,
 ) -> Result<Touched, AdmitError> {
-    let about = match kind {
-        Kind::FacilityRegister => facility_register(state, index, signer, parse(body)?)?,
-        Kind::FacilityStatus => facility_status(state, index, signer, parse(body)?)?,
-        Kind::FacilityTransfer => facility_transfer(state, index, signer, parse(body)?)?,
-        Kind::Procurement => procurement(state, index, signer, parse(body)?)?,
-        Kind::LotSerials => lot_serials(state, index, signer, parse(body)?)?,
-        Kind::Deployment => deployment(state, index, signer, parse(body)?)?,
-        Kind::LotTransfer => lot_transfer(state, index, signer, parse(body)?)?,
-        Kind::PermitIssue => permit_issue(state, index, signer, parse(body)?)?,
-        Kind::PermitRevoke => permit_revoke(state, index, parse(body)?)?,
-        Kind::SubsidyGrant => subsidy_grant(state, index, signer, parse(body)?)?,
-        Kind::SubsidyDisburse => subsidy_disburse(state, index, signer, parse(body)?)?,
-        Kind::LoanIssue => loan_issue(state, index, signer, parse(body)?)?,
-        Kind::PowerReport => report(state, index, Some(signer), ReportBody::Power(parse(body)?))?,
-        Kind::OccupancyReport => report(
+    use b::Body;
+    let about = match body {
+        Body::FacilityRegister(r) => facility_register(state, index, signer, r.clone())?,
+        Body::FacilityStatus(r) => facility_status(state, index, signer, r.clone())?,
+        Body::FacilityTransfer(r) => facility_transfer(state, index, signer, r.clone())?,
+        Body::Procurement(r) => procurement(state, index, signer, r.clone())?,
+        Body::LotSerials(r) => lot_serials(state, index, signer, r)?,
+        Body::Deployment(r) => deployment(state, index, signer, r.clone())?,
+        Body::LotTransfer(r) => lot_transfer(state, index, signer, r.clone())?,
+        Body::PermitIssue(r) => permit_issue(state, index, signer, r.clone())?,
+        Body::PermitRevoke(r) => permit_revoke(state, index, r.clone())?,
+        Body::SubsidyGrant(r) => subsidy_grant(state, index, signer, r.clone())?,
+        Body::SubsidyDisburse(r) => subsidy_disburse(state, index, signer, r.clone())?,
+        Body::LoanIssue(r) => loan_issue(state, index, signer, r.clone())?,
+        Body::PowerReport(r) => report(state, index, Some(signer), ReportBody::Power(r.clone()))?,
+        Body::OccupancyReport(r) => {
+            report(state, index, Some(signer), ReportBody::Occupancy(r.clone()))?
+        }
+        Body::MeterReading(r) => report(state, index, None, ReportBody::Meter(r.clone()))?,
+        Body::InspectionReport(r) => inspection(state, index, r.clone())?,
+        Body::FindingResponse(r) => finding_note(
             state,
             index,
-            Some(signer),
-            ReportBody::Occupancy(parse(body)?),
+            signer,
+            &r.finding_id,
+            FindingNoteKind::Response,
+            r.text.clone(),
         )?,
-        Kind::MeterReading => report(state, index, None, ReportBody::Meter(parse(body)?))?,
-        Kind::InspectionReport => inspection(state, index, parse(body)?)?,
-        Kind::FindingResponse => {
-            let r: b::FindingResponse = parse(body)?;
-            finding_note(
-                state,
-                index,
-                signer,
-                &r.finding_id,
-                FindingNoteKind::Response,
-                r.text,
-            )?
-        }
-        Kind::FindingResolve => {
-            let r: b::FindingResolve = parse(body)?;
-            finding_note(
-                state,
-                index,
-                signer,
-                &r.finding_id,
-                FindingNoteKind::Resolve(r.outcome),
-                r.text,
-            )?
-        }
-        Kind::LedgerGenesis | Kind::OrgRegister | Kind::KeyGrant | Kind::KeyRevoke => {
+        Body::FindingResolve(r) => finding_note(
+            state,
+            index,
+            signer,
+            &r.finding_id,
+            FindingNoteKind::Resolve(r.outcome),
+            r.text.clone(),
+        )?,
+        Body::LedgerGenesis(_) | Body::OrgRegister(_) | Body::KeyGrant(_) | Body::KeyRevoke(_) => {
             return Err(
-                Rejection::invalid("/entry/kind", format!("{kind} is a registry kind")).into(),
+                Rejection::invalid("/entry/kind", "a registry kind has no domain rules").into(),
             );
         }
     };
@@ -302,7 +287,7 @@ fn lot_serials(
     state: &mut Overlay<'_>,
     index: u64,
     signer: &Signer<'_>,
-    r: b::LotSerials,
+    r: &b::LotSerials,
 ) -> Result<Touched, AdmitError> {
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     owns(&home, &r.lot_id, signer)?;
@@ -354,7 +339,7 @@ fn lot_serials(
         index,
         &Listing {
             owner: r.lot_id.clone(),
-            terms: r.serials,
+            terms: r.serials.clone(),
         },
     );
     state.put_encoded(lot_key(&r.lot_id), &lot);
