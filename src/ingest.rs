@@ -24,15 +24,21 @@ use crate::reject::{RejectClass, Rejection};
 use crate::schema;
 use crate::store::derived::{DerivedError, Overlay};
 
-/// An envelope that passed every check that needs no ledger state.
+/// What admission judges of an entry: its kind, signer, seq, time and typed body.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct Admissible {
     pub kind: Kind,
     pub signer: PublicKey,
     pub seq: u64,
     pub ts: UnixSeconds,
-    /// The body, typed once here; nothing after `prepare` parses it again.
+    /// The body, typed once; nothing after parses it again.
     pub body: Body,
+}
+
+/// An envelope that passed every check that needs no ledger state.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub entry: Admissible,
     /// `JCS(entry)`: what the signature covers and what the leaf embeds.
     pub entry_jcs: Vec<u8>,
     pub sig_hex: String,
@@ -207,11 +213,13 @@ pub fn prepare(
         }
     }
     Ok(Prepared {
-        kind,
-        signer,
-        seq,
-        ts,
-        body,
+        entry: Admissible {
+            kind,
+            signer,
+            seq,
+            ts,
+            body,
+        },
         entry_jcs,
         sig_hex,
     })
@@ -255,7 +263,7 @@ pub struct Admitted {
 /// retry of the entry the ledger holds with that seq, if it is the same entry and
 /// signature, or a replay, which `admit` refuses. Signers whose key the ledger does not
 /// know have used no seq.
-pub fn seq_taken(state: &Overlay<'_>, p: &Prepared) -> Result<bool, DerivedError> {
+pub fn seq_taken(state: &Overlay<'_>, p: &Admissible) -> Result<bool, DerivedError> {
     Ok(registry::signer(state, &p.signer)?.is_some_and(|s| p.seq < s.next_seq))
 }
 
@@ -265,7 +273,7 @@ pub fn admit(
     state: &mut Overlay<'_>,
     index: u64,
     accepted: UnixSeconds,
-    p: &Prepared,
+    p: &Admissible,
 ) -> Result<Admitted, AdmitError> {
     // Prepare checked the clock already; the ledger clock of the batch may differ from the
     // one prepare saw, and the stored leaf must satisfy the rule against its own
@@ -310,7 +318,7 @@ pub fn admit(
 }
 
 /// 403 checks: the signer is a live key whose organisation holds a role for the kind.
-fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<(SignerRecord, Roles), AdmitError> {
+fn authorize(state: &Overlay<'_>, p: &Admissible) -> Result<(SignerRecord, Roles), AdmitError> {
     let Some(signer) = registry::signer(state, &p.signer)? else {
         return Err(Rejection::forbidden(
             "/entry/signer",
@@ -356,7 +364,7 @@ fn authorize(state: &Overlay<'_>, p: &Prepared) -> Result<(SignerRecord, Roles),
 fn apply_kind(
     state: &mut Overlay<'_>,
     index: u64,
-    p: &Prepared,
+    p: &Admissible,
     signer: &domain::rules::Signer<'_>,
 ) -> Result<Admitted, AdmitError> {
     match p.kind {

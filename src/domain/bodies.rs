@@ -3,8 +3,7 @@
 //! audit and the reports use that value and never parse JSON again. Every struct refuses
 //! fields its schema does not name, as the schemas do (`additionalProperties: false`).
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::entry::Kind;
@@ -43,33 +42,43 @@ impl Body {
     /// would be a schema and a type that disagree, which the schema-equivalence tests
     /// exist to catch.
     pub fn parse(kind: Kind, body: Value) -> Result<Body, Rejection> {
-        fn typed<T: DeserializeOwned>(body: Value) -> Result<T, Rejection> {
-            serde_json::from_value(body)
-                .map_err(|e| Rejection::invalid("/entry/body", e.to_string()))
-        }
+        Body::deserialize_as(kind, body)
+            .map_err(|e| Rejection::invalid("/entry/body", e.to_string()))
+    }
+
+    /// The body of a `kind` entry from its JSON text, straight into its type: how replay
+    /// reads the bodies of the ledger's own leaves, without a JSON tree in between.
+    pub fn from_json(kind: Kind, text: &str) -> Result<Body, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let body = Body::deserialize_as(kind, &mut de)?;
+        de.end()?;
+        Ok(body)
+    }
+
+    fn deserialize_as<'de, D: Deserializer<'de>>(kind: Kind, d: D) -> Result<Body, D::Error> {
         Ok(match kind {
-            Kind::LedgerGenesis => Body::LedgerGenesis(typed(body)?),
-            Kind::OrgRegister => Body::OrgRegister(typed(body)?),
-            Kind::KeyGrant => Body::KeyGrant(typed(body)?),
-            Kind::KeyRevoke => Body::KeyRevoke(typed(body)?),
-            Kind::FacilityRegister => Body::FacilityRegister(typed(body)?),
-            Kind::FacilityStatus => Body::FacilityStatus(typed(body)?),
-            Kind::FacilityTransfer => Body::FacilityTransfer(typed(body)?),
-            Kind::Procurement => Body::Procurement(typed(body)?),
-            Kind::LotSerials => Body::LotSerials(typed(body)?),
-            Kind::Deployment => Body::Deployment(typed(body)?),
-            Kind::LotTransfer => Body::LotTransfer(typed(body)?),
-            Kind::PowerReport => Body::PowerReport(typed(body)?),
-            Kind::OccupancyReport => Body::OccupancyReport(typed(body)?),
-            Kind::FindingResponse => Body::FindingResponse(typed(body)?),
-            Kind::PermitIssue => Body::PermitIssue(typed(body)?),
-            Kind::PermitRevoke => Body::PermitRevoke(typed(body)?),
-            Kind::SubsidyGrant => Body::SubsidyGrant(typed(body)?),
-            Kind::SubsidyDisburse => Body::SubsidyDisburse(typed(body)?),
-            Kind::LoanIssue => Body::LoanIssue(typed(body)?),
-            Kind::MeterReading => Body::MeterReading(typed(body)?),
-            Kind::InspectionReport => Body::InspectionReport(typed(body)?),
-            Kind::FindingResolve => Body::FindingResolve(typed(body)?),
+            Kind::LedgerGenesis => Body::LedgerGenesis(Deserialize::deserialize(d)?),
+            Kind::OrgRegister => Body::OrgRegister(Deserialize::deserialize(d)?),
+            Kind::KeyGrant => Body::KeyGrant(Deserialize::deserialize(d)?),
+            Kind::KeyRevoke => Body::KeyRevoke(Deserialize::deserialize(d)?),
+            Kind::FacilityRegister => Body::FacilityRegister(Deserialize::deserialize(d)?),
+            Kind::FacilityStatus => Body::FacilityStatus(Deserialize::deserialize(d)?),
+            Kind::FacilityTransfer => Body::FacilityTransfer(Deserialize::deserialize(d)?),
+            Kind::Procurement => Body::Procurement(Deserialize::deserialize(d)?),
+            Kind::LotSerials => Body::LotSerials(Deserialize::deserialize(d)?),
+            Kind::Deployment => Body::Deployment(Deserialize::deserialize(d)?),
+            Kind::LotTransfer => Body::LotTransfer(Deserialize::deserialize(d)?),
+            Kind::PowerReport => Body::PowerReport(Deserialize::deserialize(d)?),
+            Kind::OccupancyReport => Body::OccupancyReport(Deserialize::deserialize(d)?),
+            Kind::FindingResponse => Body::FindingResponse(Deserialize::deserialize(d)?),
+            Kind::PermitIssue => Body::PermitIssue(Deserialize::deserialize(d)?),
+            Kind::PermitRevoke => Body::PermitRevoke(Deserialize::deserialize(d)?),
+            Kind::SubsidyGrant => Body::SubsidyGrant(Deserialize::deserialize(d)?),
+            Kind::SubsidyDisburse => Body::SubsidyDisburse(Deserialize::deserialize(d)?),
+            Kind::LoanIssue => Body::LoanIssue(Deserialize::deserialize(d)?),
+            Kind::MeterReading => Body::MeterReading(Deserialize::deserialize(d)?),
+            Kind::InspectionReport => Body::InspectionReport(Deserialize::deserialize(d)?),
+            Kind::FindingResolve => Body::FindingResolve(Deserialize::deserialize(d)?),
         })
     }
 }

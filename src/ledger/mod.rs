@@ -615,10 +615,11 @@ impl Ledger {
                     present.push((position, found));
                     continue;
                 }
-                match ingest::admit(&mut overlay, next, accepted, &p) {
+                match ingest::admit(&mut overlay, next, accepted, &p.entry) {
                     Ok(admitted) => {
                         let leaf = entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex);
-                        batch_leaves.push((leaf, (p.kind, p.signer, p.seq, admitted.touches)));
+                        let e = &p.entry;
+                        batch_leaves.push((leaf, (e.kind, e.signer, e.seq, admitted.touches)));
                         next += 1;
                     }
                     Err(AdmitError::Rejected(rejection)) => {
@@ -751,15 +752,16 @@ impl Ledger {
         base: u64,
         p: &ingest::Prepared,
     ) -> Result<Option<Appended>, LedgerError> {
-        if !ingest::seq_taken(overlay, p)? {
+        let e = &p.entry;
+        if !ingest::seq_taken(overlay, e)? {
             return Ok(None);
         }
-        let (index, leaf): (u64, Cow<'_, [u8]>) = match pending.get(&(p.signer, p.seq)) {
+        let (index, leaf): (u64, Cow<'_, [u8]>) = match pending.get(&(e.signer, e.seq)) {
             Some(&at) => match usize::try_from(at - base).ok().and_then(|i| leaves.get(i)) {
                 Some(leaf) => (at, Cow::Borrowed(leaf)),
                 None => unreachable!("a pending entry's leaf is among the group's leaves"),
             },
-            None => match layout::signer_entry(&self.derived, &p.signer, p.seq)? {
+            None => match layout::signer_entry(&self.derived, &e.signer, e.seq)? {
                 Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
                 // The seq was taken by an earlier entry of this same batch: a replay.
                 None => return Ok(None),

@@ -3,14 +3,21 @@
 //! `verify`. The same admission code that judged an entry at ingest judges it here, so
 //! a ledger that replays cleanly is one whose every entry the rules accept.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::LedgerError;
 use super::layout::{self, Landed};
 use super::reader::Reader;
 use crate::dates::{self, UnixSeconds};
+use crate::domain::bodies::Body;
 use crate::entry;
-use crate::ingest::{self, Signatures};
+use crate::entry::Kind;
+use crate::ingest::{self, Admissible, Signatures};
+use crate::keys::parse_public_hex;
 use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{Frontier, Hash};
@@ -34,13 +41,6 @@ impl ReplayState {
             last_accepted: UnixSeconds::MIN,
         }
     }
-}
-
-struct Stored {
-    index: u64,
-    location: RecordLocation,
-    leaf: Vec<u8>,
-    accepted_text: String,
 }
 
 fn refused(index: u64, reason: impl Into<String>) -> LedgerError {
@@ -127,72 +127,48 @@ fn apply_chunk(
     let Some(&(last_index, last_location, _)) = chunk.last() else {
         return Ok(());
     };
-    let mut stored = Vec::with_capacity(chunk.len());
-    let mut items = Vec::with_capacity(chunk.len());
-    for (index, location, leaf) in chunk {
-        let (envelope, accepted_text) = split_leaf(index, &leaf)?;
-        let accepted = dates::parse_instant(&accepted_text)
-            .ok_or_else(|| refused(index, "`accepted` is not a UTC instant"))?;
+    let judged = match signatures {
+        Signatures::Trust => {
+            let leaves = chunk
+                .iter()
+                .map(|(i, _, leaf)| (*i, leaf.as_slice()))
+                .collect();
+            crate::parallel::map(leaves, TRUSTED_LEAVES_PER_THREAD, |(index, leaf)| {
+                trusted(index, leaf)
+            })
+        }
+        Signatures::Verify { origin } => verified(&chunk, state, origin)?,
+    };
+    let mut overlay = Overlay::new(target);
+    let mut landed = Vec::with_capacity(chunk.len());
+    let mut facilities = Vec::with_capacity(chunk.len());
+    let mut admitted = Vec::with_capacity(chunk.len());
+    for ((index, _, _), judged) in chunk.iter().zip(judged) {
+        let (e, accepted) = judged?;
         if accepted < state.last_accepted {
             return Err(refused(
-                index,
+                *index,
                 "`accepted` is earlier than the previous leaf's",
             ));
         }
         state.last_accepted = accepted;
-        items.push((envelope, accepted));
-        stored.push(Stored {
-            index,
-            location,
-            leaf,
-            accepted_text,
-        });
-    }
-    // Signatures are made for the ledger's origin: the one genesis fixed, or, in the
-    // chunk that opens with genesis, the one that entry names.
-    let origin = match signatures {
-        Signatures::Verify { origin } => ingest::submission_origin(
-            origin.or(state.genesis.as_ref().map(|g| g.origin.as_str())),
-            items.first().map(|(envelope, _)| envelope),
-        ),
-        Signatures::Trust => None,
-    };
-    let signatures = match signatures {
-        Signatures::Verify { .. } => Signatures::Verify {
-            origin: origin.as_deref(),
-        },
-        Signatures::Trust => Signatures::Trust,
-    };
-    let prepared = ingest::prepare_all(items, signatures);
-    let mut overlay = Overlay::new(target);
-    let mut landed = Vec::with_capacity(stored.len());
-    let mut facilities = Vec::with_capacity(stored.len());
-    let mut admitted = Vec::with_capacity(stored.len());
-    for (s, p) in stored.iter().zip(prepared) {
-        let p = p.map_err(|r| refused(s.index, r.to_string()))?;
-        if entry::leaf_bytes(&s.accepted_text, &p.entry_jcs, &p.sig_hex) != s.leaf {
-            return Err(refused(
-                s.index,
-                "leaf bytes are not the canonical (JCS) form",
-            ));
-        }
-        let accepted = dates::instant(&s.accepted_text)
-            .map_err(|e| refused(s.index, format!("its acceptance time: {e}")))?;
-        match ingest::admit(&mut overlay, s.index, accepted, &p) {
+        match ingest::admit(&mut overlay, *index, accepted, &e) {
             Ok(a) => facilities.push(a.touches),
-            Err(AdmitError::Rejected(r)) => return Err(refused(s.index, r.to_string())),
+            Err(AdmitError::Rejected(r)) => return Err(refused(*index, r.to_string())),
             Err(AdmitError::Store(e)) => return Err(e.into()),
         }
-        if s.index == 0 {
+        if *index == 0 {
             state.genesis = overlay.get_decoded(GENESIS_KEY)?;
         }
-        admitted.push((p.kind, p.signer, p.seq));
+        admitted.push((e.kind, e.signer, e.seq));
     }
-    for ((s, (kind, signer, seq)), touched) in stored.iter().zip(admitted).zip(&facilities) {
+    for (((index, location, leaf), (kind, signer, seq)), touched) in
+        chunk.iter().zip(admitted).zip(&facilities)
+    {
         landed.push(Landed {
-            index: s.index,
-            leaf: &s.leaf,
-            location: s.location,
+            index: *index,
+            leaf,
+            location: *location,
             kind,
             signer,
             seq,
@@ -208,6 +184,116 @@ fn apply_chunk(
     on_chunk(&mut overlay, state, end, &hashes)?;
     target.commit(overlay.into_writes())?;
     Ok(())
+}
+
+/// A leaf judged for admission, with its acceptance time, or why it cannot be.
+type Judged = Result<(Admissible, UnixSeconds), LedgerError>;
+
+/// Leaves per thread below which trusted leaves are read on one thread.
+const TRUSTED_LEAVES_PER_THREAD: usize = 256;
+
+/// A leaf of the ledger's own segments, as `entry::leaf_bytes` wrote it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredLeaf<'a> {
+    #[serde(borrow)]
+    accepted: Cow<'a, str>,
+    #[serde(borrow)]
+    entry: StoredEntry<'a>,
+    /// Required, as every leaf has it; trusted, so not checked.
+    #[serde(rename = "sig")]
+    _sig: IgnoredAny,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredEntry<'a> {
+    /// Required, as every leaf has it; the schema fixed it at 1 on acceptance.
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    signer: Cow<'a, str>,
+    seq: u64,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+/// A leaf of the ledger's own segments, trusted: its checksum held, and it passed every
+/// check (schema, signature, canonical form) when it was accepted. Read straight into
+/// typed values, with no JSON tree in between.
+fn trusted(index: u64, leaf: &[u8]) -> Judged {
+    let stored: StoredLeaf<'_> = serde_json::from_slice(leaf)
+        .map_err(|e| refused(index, format!("leaf is not a ledger leaf: {e}")))?;
+    let accepted = dates::parse_instant(&stored.accepted)
+        .ok_or_else(|| refused(index, "`accepted` is not a UTC instant"))?;
+    let e = stored.entry;
+    let kind = Kind::parse(&e.kind)
+        .ok_or_else(|| refused(index, format!("unknown record kind {:?}", e.kind)))?;
+    let signer = parse_public_hex(&e.signer)
+        .ok_or_else(|| refused(index, "its signer is not 64 lowercase hex characters"))?;
+    let ts = dates::instant(&e.ts).map_err(|err| refused(index, format!("its ts: {err}")))?;
+    let body = Body::from_json(kind, e.body.get())
+        .map_err(|err| refused(index, format!("its body: {err}")))?;
+    Ok((
+        Admissible {
+            kind,
+            signer,
+            seq: e.seq,
+            ts,
+            body,
+        },
+        accepted,
+    ))
+}
+
+/// Leaves judged as at acceptance: schema, field rules and every signature for the
+/// ledger's origin, and each leaf in canonical form.
+fn verified(
+    chunk: &[(u64, RecordLocation, Vec<u8>)],
+    state: &ReplayState,
+    origin: Option<&str>,
+) -> Result<Vec<Judged>, LedgerError> {
+    let mut items = Vec::with_capacity(chunk.len());
+    let mut times = Vec::with_capacity(chunk.len());
+    for (index, _, leaf) in chunk {
+        let (envelope, accepted_text) = split_leaf(*index, leaf)?;
+        let accepted = dates::instant(&accepted_text)
+            .map_err(|e| refused(*index, format!("its acceptance time: {e}")))?;
+        items.push((envelope, accepted));
+        times.push(accepted_text);
+    }
+    // Signatures are made for the ledger's origin: the one genesis fixed, or, in the
+    // chunk that opens with genesis, the one that entry names.
+    let origin = ingest::submission_origin(
+        origin.or(state.genesis.as_ref().map(|g| g.origin.as_str())),
+        items.first().map(|(envelope, _)| envelope),
+    );
+    let accepted: Vec<UnixSeconds> = items.iter().map(|(_, a)| *a).collect();
+    let prepared = ingest::prepare_all(
+        items,
+        Signatures::Verify {
+            origin: origin.as_deref(),
+        },
+    );
+    Ok(chunk
+        .iter()
+        .zip(prepared)
+        .zip(times.iter().zip(accepted))
+        .map(|(((index, _, leaf), p), (accepted_text, accepted))| {
+            let p = p.map_err(|r| refused(*index, r.to_string()))?;
+            if entry::leaf_bytes(accepted_text, &p.entry_jcs, &p.sig_hex) != *leaf {
+                return Err(refused(
+                    *index,
+                    "leaf bytes are not the canonical (JCS) form",
+                ));
+            }
+            Ok((p.entry, accepted))
+        })
+        .collect())
 }
 
 /// What `verify` established.
