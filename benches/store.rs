@@ -1,4 +1,4 @@
-//! `cargo bench --bench store [-- FACILITIES]`: the derived store's engine candidates on
+//! `cargo bench --bench store [-- FACILITIES] [CANDIDATE...]`: the derived store's engine candidates on
 //! the ledger's own workload, side by side in one run. Each candidate rebuilds the
 //! derived state of the same generated world from its segments (the admission code and
 //! batches of a real append, without the signature checks and segment writes), in a
@@ -241,7 +241,15 @@ fn main() {
     let scratch = dir.join("candidates");
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     let me = std::env::current_exe().expect("own path");
+    // Candidates named among the arguments, else all of them.
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| CANDIDATES.contains(&a.as_str()))
+        .collect();
     for name in CANDIDATES {
+        if !named.is_empty() && !named.iter().any(|n| n == name) {
+            continue;
+        }
         let status = std::process::Command::new(&me)
             .arg("--candidate")
             .arg(name)

@@ -28,6 +28,7 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
+use crate::log::export::{ExportError, read_checkpoint};
 pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
 pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
@@ -271,6 +272,29 @@ fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), Le
     Ok(())
 }
 
+/// Leaves derived state has not applied (from `applied` on) are replayed trusting the
+/// segments. Those the last signed checkpoint covers (the `checkpoint` file leads derived
+/// state after a crash, or when the index is lost) are first held to it: an edit to them
+/// is refused here, never signed into a new checkpoint.
+fn hold_replay_to_checkpoint(dir: &Path, applied: u64) -> Result<(), LedgerError> {
+    let held = match read_checkpoint(dir) {
+        Ok((_, cp)) if cp.size > applied => {
+            Unlocked::open(dir).and_then(|u| u.check_segments_against_checkpoint())
+        }
+        // Nothing signed to hold them to: a ledger whose first checkpoint file was never
+        // written (made before there were checkpoint files) has only its own segments.
+        Ok(_) | Err(ExportError::NoCheckpoint { .. }) => Ok(()),
+        Err(e) => Err(LedgerError::LogFiles(e)),
+    };
+    match held {
+        // Segments that cannot give the checkpoint's leaves at all (a record cut short or
+        // damaged) are the segment log's recovery to judge, as before there were
+        // checkpoint files: a damaged tail after a lost index is dropped as torn.
+        Err(LedgerError::Segment(_)) => Ok(()),
+        other => other,
+    }
+}
+
 fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
     if dir.join(SEGMENTS_DIR).is_dir() {
         Ok(())
@@ -419,6 +443,9 @@ impl Ledger {
         let applied = derived.applied()?;
         // Leaves derived state has applied were acknowledged: never a torn tail.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
+        if log_key.is_some() && catch_up_signatures == Signatures::Trust {
+            hold_replay_to_checkpoint(dir, floor)?;
+        }
         let (log, _recovery) = SegmentLog::open(dir, floor)?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
@@ -478,18 +505,32 @@ impl Ledger {
     /// signature again: nothing reaches derived state that the rules would refuse now.
     pub fn reindex(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
         let lock = lock_ledger(dir)?;
+        // The origin is learnt from the genesis entry as the replay reaches it.
+        Ledger::rebuild(dir, lock, log_key, Signatures::Verify { origin: None })
+    }
+
+    /// Deletes derived state and rebuilds it from the segments at the speed of the
+    /// rules alone: the segments' checksums and the checks every leaf passed when it was
+    /// accepted are trusted, once the segments are shown to give the root of the last
+    /// signed checkpoint (`hold_replay_to_checkpoint`). `verify` and `reindex` re-check
+    /// every signature.
+    pub fn reindex_trusting(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
+        let lock = lock_ledger(dir)?;
+        Ledger::rebuild(dir, lock, log_key, Signatures::Trust)
+    }
+
+    fn rebuild(
+        dir: &Path,
+        lock: DirLock,
+        log_key: SigningKey,
+        signatures: Signatures<'_>,
+    ) -> Result<Ledger, LedgerError> {
         for derived in [dir.join(INDEX_DIR), dir.join(TILES_DIR)] {
             if derived.exists() {
                 std::fs::remove_dir_all(&derived).map_err(io(&derived))?;
             }
         }
-        // The origin is learnt from the genesis entry as the replay reaches it.
-        Ledger::open_locked(
-            dir,
-            lock,
-            Some(log_key),
-            Signatures::Verify { origin: None },
-        )
+        Ledger::open_locked(dir, lock, Some(log_key), signatures)
     }
 
     pub fn reader(&self) -> Reader {

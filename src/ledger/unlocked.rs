@@ -20,10 +20,12 @@ use super::reader::{Leaves, Reader};
 use super::replay::{self, ReplayState, VerifyReport};
 use super::{LedgerError, View, require_ledger};
 use crate::ingest::Signatures;
-use crate::log::checkpoint;
+use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::export::read_checkpoint;
+use crate::log::merkle::{self, Frontier};
 use crate::log::segment::{Position, SegmentLog};
 use crate::log::tiles::TileStore;
+use crate::registry::GenesisRecord;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, Overlay};
 
 /// A ledger's log, read from its files as of its `checkpoint` file.
@@ -77,15 +79,47 @@ impl Unlocked {
 
     /// The log's verifier key string (SPEC §5), from the genesis entry (leaf 0).
     pub fn verifier_key(&self) -> Result<String, LedgerError> {
-        let first = SegmentLog::open_read_only(&self.dir, 1)?;
-        let state = replay_trusted(&first, &Derived::temporary(), |_, _, _| {})?;
-        let genesis = state
-            .genesis
-            .ok_or_else(|| LedgerError::Verify("leaf 0 is not a genesis entry".into()))?;
+        let genesis = self.genesis()?;
         Ok(checkpoint::verifier_key_string(
             &genesis.origin,
             &genesis.checkpoint_key,
         ))
+    }
+
+    fn genesis(&self) -> Result<GenesisRecord, LedgerError> {
+        let first = SegmentLog::open_read_only(&self.dir, 1)?;
+        let state = replay_trusted(&first, &Derived::temporary(), |_, _, _| {})?;
+        state
+            .genesis
+            .ok_or_else(|| LedgerError::Verify("leaf 0 is not a genesis entry".into()))
+    }
+
+    /// Holds the segments to the last signed checkpoint: the `checkpoint` file's note is
+    /// signed by the key genesis names, and the segments' first leaves give its root.
+    /// What a rebuild that trusts the segments checks before it trusts them.
+    pub fn check_segments_against_checkpoint(&self) -> Result<(), LedgerError> {
+        let genesis = self.genesis()?;
+        let verifier = NoteVerifier::new(&genesis.origin, &genesis.checkpoint_key)
+            .map_err(|e| LedgerError::Verify(format!("genesis checkpoint key: {e}")))?;
+        checkpoint::open(&self.view.checkpoint, &[verifier]).map_err(|e| {
+            LedgerError::Verify(format!(
+                "the checkpoint file is not a checkpoint this ledger's key signed ({e})"
+            ))
+        })?;
+        // The segments are open up to the checkpoint's size.
+        let mut frontier = Frontier::new();
+        self.log.scan(Position::START, |_, _, leaf| {
+            frontier.push(merkle::leaf_hash(leaf));
+            Ok::<(), LedgerError>(())
+        })?;
+        if frontier.size() != self.view.size || frontier.root() != self.view.root {
+            return Err(LedgerError::Verify(format!(
+                "the segments' first {} leaves do not give the root of the last signed \
+                 checkpoint; run `dcledger verify` to find the leaf that differs",
+                self.view.size
+            )));
+        }
+        Ok(())
     }
 
     /// Re-checks the log as `Ledger::verify` does: every record, signature and rule

@@ -738,30 +738,51 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
                 f.delete_index();
             }
 
-            // The storage layer cannot tell: the record is well formed.
-            let ledger = open_ok(&f.data, ctx);
-            assert_eq!(ledger.size(), SIZE, "{ctx}: size after open");
-            match ledger.verify() {
-                Ok(r) => panic!(
-                    "{ctx}: verify passed ({} entries) over an edited entry",
-                    r.entries
-                ),
-                Err(e) => {
-                    assert!(
-                        matches!(e, LedgerError::Replay { .. }),
-                        "{ctx}: expected a replay (signature) refusal, got {e:?}"
-                    );
-                    assert_names(&e, index, &format!("{ctx}, verify"));
+            if keep_index {
+                // The storage layer cannot tell: the record is well formed, and derived
+                // state has applied it, so open replays nothing.
+                let ledger = open_ok(&f.data, ctx);
+                assert_eq!(ledger.size(), SIZE, "{ctx}: size after open");
+                match ledger.verify() {
+                    Ok(r) => panic!(
+                        "{ctx}: verify passed ({} entries) over an edited entry",
+                        r.entries
+                    ),
+                    Err(e) => {
+                        assert!(
+                            matches!(e, LedgerError::Replay { .. }),
+                            "{ctx}: expected a replay (signature) refusal, got {e:?}"
+                        );
+                        assert_names(&e, index, &format!("{ctx}, verify"));
+                    }
                 }
+                assert_eq!(ledger.size(), SIZE, "{ctx}: size after verify");
+                ledger.close().expect("close");
+            } else {
+                // Open would replay the edited leaf trusting the segments: it first holds
+                // them to the last signed checkpoint, and refuses to sign the edit anew.
+                let e = open_err(&f.data, ctx);
+                assert!(
+                    e.to_string().contains("root of the last signed checkpoint"),
+                    "{ctx}: open: {e}"
+                );
             }
-            assert_eq!(ledger.size(), SIZE, "{ctx}: size after verify");
-            ledger.close().expect("close");
 
             assert_cli_verify_names(&f.data, index, ctx);
             // reindex re-checks signatures: the forged entry never reaches derived state.
             match Ledger::reindex(&f.data, log_key()) {
                 Ok(_) => panic!("{ctx}: reindex accepted an edited entry"),
                 Err(e) => assert_names(&e, index, &format!("{ctx}, reindex")),
+            }
+            assert_eq!(f.read(), bytes, "{ctx}: size and bytes unchanged");
+            // A rebuild that trusts the segments first holds them to the last signed
+            // checkpoint, whose root the edit changed.
+            match Ledger::reindex_trusting(&f.data, log_key()) {
+                Ok(_) => panic!("{ctx}: reindex --trust accepted an edited entry"),
+                Err(e) => assert!(
+                    e.to_string().contains("root of the last signed checkpoint"),
+                    "{ctx}: reindex --trust: {e}"
+                ),
             }
             assert_eq!(f.read(), bytes, "{ctx}: size and bytes unchanged");
         },
