@@ -310,8 +310,11 @@ pub fn admit(
         apply_kind(state, index, p, &who)?
     };
     // A key.revoke may have just revoked this very signer: re-read so the revocation and
-    // the seq advance land in one record.
-    let mut current = registry::signer(state, &p.signer)?.unwrap_or(signer);
+    // the seq advance land in one record. No other kind changes a signer's record.
+    let mut current = match p.kind {
+        Kind::KeyRevoke => registry::signer(state, &p.signer)?.unwrap_or(signer),
+        _ => signer,
+    };
     current.next_seq += 1;
     state.put_encoded(registry::signer_key(&p.signer), &current);
     Ok(admitted)

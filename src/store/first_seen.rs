@@ -11,7 +11,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,27 @@ pub struct Listing {
     pub terms: Vec<String>,
 }
 
+/// Digests to entry indices. The digests are already keyed hashes, uniformly spread, so
+/// the map uses them as they are instead of hashing them again.
+type DigestMap = HashMap<u64, u64, BuildHasherDefault<AsIs>>;
+
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 digests are hashed as they are")
+    }
+
+    fn write_u64(&mut self, digest: u64) {
+        self.0 = digest;
+    }
+}
+
 pub(crate) fn listing_key(index: u64) -> Vec<u8> {
     key(family::LISTING, &[&index.to_be_bytes()])
 }
@@ -33,7 +54,7 @@ pub(crate) fn listing_key(index: u64) -> Vec<u8> {
 /// one under which every term collides).
 pub(crate) struct FirstSeen<S = RandomState> {
     hasher: S,
-    by_digest: HashMap<u64, u64>,
+    by_digest: DigestMap,
     /// Terms whose digest an earlier, different term holds.
     overflow: HashMap<String, u64>,
 }
@@ -41,7 +62,7 @@ pub(crate) struct FirstSeen<S = RandomState> {
 /// First listings a batch adds, undoable to a mark.
 #[derive(Default)]
 pub(crate) struct Pending {
-    by_digest: HashMap<u64, u64>,
+    by_digest: DigestMap,
     overflow: HashMap<String, u64>,
     journal: Vec<Undo>,
 }
@@ -78,7 +99,7 @@ impl<S: BuildHasher> FirstSeen<S> {
     fn empty(hasher: S) -> FirstSeen<S> {
         FirstSeen {
             hasher,
-            by_digest: HashMap::new(),
+            by_digest: DigestMap::default(),
             overflow: HashMap::new(),
         }
     }
@@ -224,7 +245,6 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::hash::{BuildHasherDefault, Hasher};
 
     use proptest::prelude::*;
 
