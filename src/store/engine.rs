@@ -75,10 +75,13 @@ pub struct Scan<'a> {
     /// Where the next page starts; `None` once the engine has no more.
     next: Option<Bound<Vec<u8>>>,
     page: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    /// Pairs the next page fetches: few at first (most lookups stop after one or two),
+    /// doubling up to `SCAN_PAGE_PAIRS_MAX` for scans that go on.
+    page_pairs: usize,
 }
 
-/// Pairs fetched per page of a scan.
-const SCAN_PAGE_PAIRS: usize = 512;
+const SCAN_PAGE_PAIRS_FIRST: usize = 8;
+const SCAN_PAGE_PAIRS_MAX: usize = 512;
 
 impl<'a> Scan<'a> {
     pub fn from(engine: &'a dyn Engine, start: &[u8]) -> Scan<'a> {
@@ -86,6 +89,7 @@ impl<'a> Scan<'a> {
             engine,
             next: Some(Bound::Included(start.to_vec())),
             page: Vec::new().into_iter(),
+            page_pairs: SCAN_PAGE_PAIRS_FIRST,
         }
     }
 }
@@ -98,18 +102,17 @@ impl Iterator for Scan<'_> {
             return Some(Ok(pair));
         }
         let from = self.next.take()?;
-        let page = match self
-            .engine
-            .page(from.as_ref().map(Vec::as_slice), SCAN_PAGE_PAIRS)
-        {
+        let asked = self.page_pairs;
+        let page = match self.engine.page(from.as_ref().map(Vec::as_slice), asked) {
             Ok(page) => page,
             Err(e) => return Some(Err(e)),
         };
-        if page.len() == SCAN_PAGE_PAIRS
+        if page.len() == asked
             && let Some((last, _)) = page.last()
         {
             self.next = Some(Bound::Excluded(last.clone()));
         }
+        self.page_pairs = (asked * 2).min(SCAN_PAGE_PAIRS_MAX);
         self.page = page.into_iter();
         self.page.next().map(Ok)
     }
