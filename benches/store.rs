@@ -195,6 +195,21 @@ fn run_candidate(name: &str, ledger: &Path, scratch: &Path) {
         .expect("rebuild");
     derived.flush().expect("flush");
     let rebuild_s = start.elapsed().as_secs_f64();
+    if name == "memory" {
+        // What derived state holds, by key family (the same in every engine).
+        let mut families: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+        for kv in derived.pairs() {
+            let (k, v) = kv.expect("read");
+            let f = families.entry(k[0]).or_default();
+            f.0 += 1;
+            f.1 += (k.len() + v.len()) as u64;
+        }
+        let line: Vec<String> = families
+            .iter()
+            .map(|(f, (n, b))| format!("{}: {n} keys {:.1} MB", *f as char, *b as f64 / 1e6))
+            .collect();
+        println!("derived state by key family: {}", line.join(", "));
+    }
     let start = Instant::now();
     let snapshot = Snapshot::load(&reader).expect("audit load");
     let audit_s = start.elapsed().as_secs_f64();

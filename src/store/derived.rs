@@ -21,7 +21,7 @@ use crate::store::redb_file::{self, RedbFile};
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
 /// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 6;
+pub const FORMAT_VERSION: u8 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
