@@ -11,7 +11,7 @@ use crate::entry::{Role, Roles};
 use crate::registry::{self, AdmitError};
 use crate::reject::Rejection;
 use crate::store::derived::{DerivedError, Overlay};
-use crate::store::first_seen::Listing;
+use crate::store::first_seen::ListingRef;
 
 /// Who signed the entry being admitted.
 pub struct Signer<'a> {
@@ -316,7 +316,7 @@ fn lot_serials(
                     reason: format!("serial {serial:?} was first listed there, which is missing"),
                 })?;
                 vec![SerialUse {
-                    lot_id: listing.owner,
+                    lot_id: listing.owner.clone(),
                     index: first,
                 }]
             }
@@ -337,9 +337,9 @@ fn lot_serials(
     lot.serial_entries.push(index);
     state.put_listing(
         index,
-        &Listing {
-            owner: r.lot_id.clone(),
-            terms: r.serials.clone(),
+        &ListingRef {
+            owner: &r.lot_id,
+            terms: &r.serials,
         },
     );
     state.put_encoded(lot_key(&r.lot_id), &lot);

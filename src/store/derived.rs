@@ -7,8 +7,10 @@
 //! the ledger lands as one atomic write of the engine (`store::redb_file`), together
 //! with the `applied` marker that says how far derived state has caught up with the log.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -16,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::log::segment::Position;
 use crate::store::engine::{Engine, EngineError, Memory, Scan};
-use crate::store::first_seen::{self, FirstSeen, Listing, Pending};
+use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
 use crate::store::redb_file::{self, RedbFile};
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape;
@@ -295,6 +297,9 @@ pub struct Overlay<'a> {
     base: &'a Derived,
     writes: Writes,
     journal: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The listing last decoded: the serials a lot repeats come from one earlier lot,
+    /// so confirming them reads one listing many times over.
+    last_listing: RefCell<Option<(u64, Rc<Listing>)>>,
 }
 
 /// A set of key/value writes, the unit `Derived::commit` applies.
@@ -329,6 +334,7 @@ impl<'a> Overlay<'a> {
             base,
             writes: Writes::default(),
             journal: Vec::new(),
+            last_listing: RefCell::new(None),
         }
     }
 
@@ -366,6 +372,8 @@ impl<'a> Overlay<'a> {
     /// Undoes every write since `mark`.
     pub fn rollback(&mut self, mark: Mark) {
         self.writes.first_seen.rollback(mark.1);
+        // A listing rolled back may be listed again, differently, at the same index.
+        self.last_listing.replace(None);
         while self.journal.len() > mark.0 {
             if let Some((key, previous)) = self.journal.pop() {
                 match previous {
@@ -385,7 +393,7 @@ impl<'a> Overlay<'a> {
     pub fn first_listing(&self, term: &str, index: u64) -> Result<Option<u64>, DerivedError> {
         let pending = &self.writes.first_seen;
         self.base.with_first_seen(|seen| {
-            first_seen::first_listing(seen, pending, |k| self.get_decoded(k), term, index)
+            first_seen::first_listing(seen, pending, |i| self.listing(i), term, index)
         })
     }
 
@@ -401,13 +409,24 @@ impl<'a> Overlay<'a> {
 
     /// Stores the listing entry `index` makes, whole, once, after its terms were looked
     /// up.
-    pub fn put_listing(&mut self, index: u64, listing: &Listing) {
+    pub fn put_listing(&mut self, index: u64, listing: &ListingRef<'_>) {
+        self.last_listing.replace(None);
         self.put_encoded(first_seen::listing_key(index), listing);
     }
 
     /// The listing entry `index` made.
-    pub fn listing(&self, index: u64) -> Result<Option<Listing>, DerivedError> {
-        self.get_decoded(&first_seen::listing_key(index))
+    pub fn listing(&self, index: u64) -> Result<Option<Rc<Listing>>, DerivedError> {
+        if let Some((at, listing)) = &*self.last_listing.borrow()
+            && *at == index
+        {
+            return Ok(Some(listing.clone()));
+        }
+        let Some(listing) = self.get_decoded::<Listing>(&first_seen::listing_key(index))? else {
+            return Ok(None);
+        };
+        let listing = Rc::new(listing);
+        self.last_listing.replace(Some((index, listing.clone())));
+        Ok(Some(listing))
     }
 }
 
@@ -463,6 +482,33 @@ mod tests {
         let opened = Derived::open(dir.path()).unwrap();
         opened.commit(Writes::default()).unwrap();
         assert_eq!(opened.get(b"k").unwrap(), None);
+    }
+
+    #[test]
+    fn a_listing_rolled_back_or_replaced_is_not_read_from_the_cache() {
+        let d = Derived::temporary();
+        let mut o = Overlay::new(&d);
+        let m = o.mark();
+        let first = vec!["a".to_string()];
+        o.put_listing(
+            5,
+            &ListingRef {
+                owner: "lot-1",
+                terms: &first,
+            },
+        );
+        assert_eq!(o.listing(5).unwrap().unwrap().owner, "lot-1");
+        o.rollback(m);
+        assert!(o.listing(5).unwrap().is_none());
+        let second = vec!["b".to_string()];
+        o.put_listing(
+            5,
+            &ListingRef {
+                owner: "lot-2",
+                terms: &second,
+            },
+        );
+        assert_eq!(o.listing(5).unwrap().unwrap().terms, second);
     }
 
     #[test]

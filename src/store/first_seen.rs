@@ -12,6 +12,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,14 @@ pub struct Listing {
     pub owner: String,
     #[serde(with = "front_coded")]
     pub terms: Vec<String>,
+}
+
+/// A listing to store, borrowed from the entry that makes it: stored as a `Listing` is.
+#[derive(Serialize)]
+pub struct ListingRef<'a> {
+    pub owner: &'a str,
+    #[serde(serialize_with = "front_coded::serialize")]
+    pub terms: &'a [String],
 }
 
 /// Terms stored front-coded: each as the length of the prefix it shares with the term
@@ -132,7 +141,9 @@ impl FirstSeen {
             let (k, v) = kv?;
             let index = listing_index(&k)?;
             let listing: Listing = decode(&k, &v)?;
-            seen.add_listing(index, listing, |k| derived.get_decoded(k))?;
+            seen.add_listing(index, listing, |i| {
+                Ok(derived.get_decoded(&listing_key(i))?.map(Rc::new))
+            })?;
         }
         Ok(seen)
     }
@@ -152,7 +163,7 @@ impl<S: BuildHasher> FirstSeen<S> {
         &mut self,
         index: u64,
         listing: Listing,
-        get: impl Fn(&[u8]) -> Result<Option<Listing>, DerivedError>,
+        get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
     ) -> Result<(), DerivedError> {
         let mut here = HashSet::new();
         for term in listing.terms {
@@ -217,11 +228,11 @@ fn listing_index(k: &[u8]) -> Result<u64, DerivedError> {
 
 /// `Some(index)` if the listing at `index` lists `term`.
 fn confirmed(
-    get: impl Fn(&[u8]) -> Result<Option<Listing>, DerivedError>,
+    get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
     term: &str,
     index: u64,
 ) -> Result<Option<u64>, DerivedError> {
-    let listing = get(&listing_key(index))?.ok_or_else(|| DerivedError::Decode {
+    let listing = get(index)?.ok_or_else(|| DerivedError::Decode {
         key: format!("listing of entry {index}"),
         reason: "a term's first listing is missing".into(),
     })?;
@@ -234,7 +245,7 @@ fn confirmed(
 pub(crate) fn first_listing<S: BuildHasher>(
     seen: &FirstSeen<S>,
     pending: &Pending,
-    get: impl Fn(&[u8]) -> Result<Option<Listing>, DerivedError>,
+    get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
     term: &str,
     index: u64,
 ) -> Result<Option<u64>, DerivedError> {
@@ -326,8 +337,12 @@ mod tests {
                     if !here.insert(term) {
                         continue;
                     }
-                    let get =
-                        |k: &[u8]| Ok(staged.get(k).map(|v| decode::<Listing>(k, v).unwrap()));
+                    let get = |i: u64| {
+                        let k = listing_key(i);
+                        Ok(staged
+                            .get(&k)
+                            .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
+                    };
                     let found = first_listing(&seen, &pending, get, term, index).unwrap();
                     assert_eq!(found, staged_model.get(term).copied(), "{term}");
                     if found.is_none() {
@@ -355,13 +370,23 @@ mod tests {
         let mut loaded = FirstSeen::empty(RandomState::new());
         for (k, v) in &store {
             let listing: Listing = decode(k, v).unwrap();
-            let get = |k: &[u8]| Ok(store.get(k).map(|v| decode::<Listing>(k, v).unwrap()));
+            let get = |i: u64| {
+                let k = listing_key(i);
+                Ok(store
+                    .get(&k)
+                    .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
+            };
             loaded
                 .add_listing(listing_index(k).unwrap(), listing, get)
                 .unwrap();
         }
         for (term, first) in &model {
-            let get = |k: &[u8]| Ok(store.get(k).map(|v| decode::<Listing>(k, v).unwrap()));
+            let get = |i: u64| {
+                let k = listing_key(i);
+                Ok(store
+                    .get(&k)
+                    .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
+            };
             let pending = Pending::default();
             assert_eq!(
                 first_listing(&loaded, &pending, get, term, u64::MAX).unwrap(),
