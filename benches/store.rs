@@ -18,7 +18,7 @@ use std::time::Instant;
 use dcledger::audit::Snapshot;
 use dcledger::ledger::Unlocked;
 use dcledger::store::derived::Derived;
-use dcledger::store::engine::{Engine, EngineError, Memory, Pairs};
+use dcledger::store::engine::{Engine, EngineError, Memory, Pairs, ReadSnapshot};
 
 const DEFAULT_FACILITIES: usize = 2_000;
 
@@ -87,6 +87,20 @@ impl Engine for Sled {
         self.db.flush()?;
         Ok(())
     }
+
+    fn snapshot(&self) -> Result<Box<dyn ReadSnapshot + '_>, EngineError> {
+        // sled reads need no transaction: its snapshot is its reads.
+        Ok(Box::new(Reads(self)))
+    }
+}
+
+/// An engine whose point reads need no transaction, read directly.
+struct Reads<'a, E: Engine>(&'a E);
+
+impl<E: Engine> ReadSnapshot for Reads<'_, E> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        self.0.get(key)
+    }
 }
 
 /// fjall: a log-structured merge tree; batches go to its journal without fsync, made
@@ -135,6 +149,10 @@ impl Engine for Fjall {
 
     fn flush(&self) -> Result<(), EngineError> {
         Ok(self.db.persist(fjall::PersistMode::SyncAll)?)
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn ReadSnapshot + '_>, EngineError> {
+        Ok(Box::new(Reads(self)))
     }
 }
 

@@ -7,7 +7,7 @@
 //! the ledger lands as one atomic write of the engine (`store::redb_file`), together
 //! with the `applied` marker that says how far derived state has caught up with the log.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::log::segment::Position;
-use crate::store::engine::{Engine, EngineError, Memory, Scan};
+use crate::store::engine::{Engine, EngineError, Memory, ReadSnapshot, Scan};
 use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
 use crate::store::redb_file::{self, RedbFile};
 
@@ -300,6 +300,8 @@ pub struct Overlay<'a> {
     /// The listing last decoded: the serials a lot repeats come from one earlier lot,
     /// so confirming them reads one listing many times over.
     last_listing: RefCell<Option<(u64, Rc<Listing>)>>,
+    /// One read of the committed state for the whole batch, begun at its first read.
+    snapshot: OnceCell<Box<dyn ReadSnapshot + 'a>>,
 }
 
 /// A set of key/value writes, the unit `Derived::commit` applies.
@@ -335,6 +337,7 @@ impl<'a> Overlay<'a> {
             writes: Writes::default(),
             journal: Vec::new(),
             last_listing: RefCell::new(None),
+            snapshot: OnceCell::new(),
         }
     }
 
@@ -342,7 +345,19 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.writes.map.get(key) {
             return Ok(Some(v.clone()));
         }
-        self.base.get(key)
+        self.base_get(key)
+    }
+
+    /// A read of the committed state, through the batch's snapshot.
+    fn base_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DerivedError> {
+        let snapshot = match self.snapshot.get() {
+            Some(s) => s,
+            None => {
+                let s = self.base.engine.snapshot().map_err(self.base.err())?;
+                self.snapshot.get_or_init(|| s)
+            }
+        };
+        snapshot.get(key).map_err(self.base.err())
     }
 
     pub fn get_decoded<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DerivedError> {
@@ -353,7 +368,7 @@ impl<'a> Overlay<'a> {
     }
 
     pub fn contains(&self, key: &[u8]) -> Result<bool, DerivedError> {
-        Ok(self.writes.map.contains_key(key) || self.base.get(key)?.is_some())
+        Ok(self.writes.map.contains_key(key) || self.base_get(key)?.is_some())
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::limits::{DERIVED_CACHE_BYTES, DERIVED_DURABLE_INTERVAL_MS};
-use crate::store::engine::{Engine, EngineError, Pairs};
+use crate::store::engine::{Engine, EngineError, Pairs, ReadSnapshot};
 
 /// The file in the derived state's directory.
 pub const FILE_NAME: &str = "derived.redb";
@@ -92,9 +92,23 @@ impl Engine for RedbFile {
         Ok(())
     }
 
+    fn snapshot(&self) -> Result<Box<dyn ReadSnapshot + '_>, EngineError> {
+        let tx = self.db.begin_read()?;
+        Ok(Box::new(RedbSnapshot(tx.open_table(TABLE)?)))
+    }
+
     fn flush(&self) -> Result<(), EngineError> {
         self.commit(&BTreeMap::new(), true)?;
         *self.synced.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         Ok(())
+    }
+}
+
+/// One read transaction's table, for a batch's point reads.
+struct RedbSnapshot(redb::ReadOnlyTable<&'static [u8], &'static [u8]>);
+
+impl ReadSnapshot for RedbSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.0.get(key)?.map(|v| v.value().to_vec()))
     }
 }
