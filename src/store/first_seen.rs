@@ -9,14 +9,14 @@
 //! the listing it names, and a term whose digest another term already holds is kept
 //! whole, in `overflow`. So the answer is exact, whatever the digests do.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
 use super::derived::{Derived, DerivedError, decode, family, key};
+use super::digests::{DigestMap, Digests};
 
 /// A listing of terms by one entry: the owner they were listed for (a lot) and the
 /// terms, as the entry gave them.
@@ -77,27 +77,6 @@ mod front_coded {
     }
 }
 
-/// Digests to entry indices. The digests are already keyed hashes, uniformly spread, so
-/// the map uses them as they are instead of hashing them again.
-type DigestMap = HashMap<u64, u64, BuildHasherDefault<AsIs>>;
-
-#[derive(Default)]
-struct AsIs(u64);
-
-impl Hasher for AsIs {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 digests are hashed as they are")
-    }
-
-    fn write_u64(&mut self, digest: u64) {
-        self.0 = digest;
-    }
-}
-
 pub(crate) fn listing_key(index: u64) -> Vec<u8> {
     key(family::LISTING, &[&index.to_be_bytes()])
 }
@@ -106,7 +85,7 @@ pub(crate) fn listing_key(index: u64) -> Vec<u8> {
 /// one under which every term collides).
 pub(crate) struct FirstSeen<S = RandomState> {
     hasher: S,
-    by_digest: DigestMap,
+    by_digest: Digests,
     /// Terms whose digest an earlier, different term holds.
     overflow: HashMap<String, u64>,
 }
@@ -114,7 +93,7 @@ pub(crate) struct FirstSeen<S = RandomState> {
 /// First listings a batch adds, undoable to a mark.
 #[derive(Default)]
 pub(crate) struct Pending {
-    by_digest: DigestMap,
+    by_digest: DigestMap<u64>,
     overflow: HashMap<String, u64>,
     journal: Vec<Undo>,
 }
@@ -151,9 +130,13 @@ impl FirstSeen {
 
 impl<S: BuildHasher> FirstSeen<S> {
     fn empty(hasher: S) -> FirstSeen<S> {
+        FirstSeen::with_digests(hasher, Digests::default())
+    }
+
+    fn with_digests(hasher: S, by_digest: Digests) -> FirstSeen<S> {
         FirstSeen {
             hasher,
-            by_digest: DigestMap::default(),
+            by_digest,
             overflow: HashMap::new(),
         }
     }
@@ -194,18 +177,15 @@ impl<S: BuildHasher> FirstSeen<S> {
             return Candidate::Exact(i);
         }
         self.by_digest
-            .get(&digest)
-            .map_or(Candidate::None, |&i| Candidate::Digest(i))
+            .get(digest)
+            .map_or(Candidate::None, Candidate::Digest)
     }
 
     fn insert(&mut self, term: String, digest: u64, index: u64) {
-        match self.by_digest.entry(digest) {
-            Entry::Occupied(_) => {
-                self.overflow.insert(term, index);
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(index);
-            }
+        if self.by_digest.contains(digest) {
+            self.overflow.insert(term, index);
+        } else {
+            self.by_digest.extend([(digest, index)]);
         }
     }
 
@@ -272,7 +252,7 @@ impl Pending {
     /// Records `term` as first listed by entry `index` (the caller found no listing).
     pub(crate) fn note<S: BuildHasher>(&mut self, seen: &FirstSeen<S>, term: &str, index: u64) {
         let digest = seen.digest(term);
-        if seen.by_digest.contains_key(&digest) || self.by_digest.contains_key(&digest) {
+        if seen.by_digest.contains(digest) || self.by_digest.contains_key(&digest) {
             self.overflow.insert(term.to_string(), index);
             self.journal.push(Undo::Overflow(term.to_string()));
         } else {
@@ -299,6 +279,7 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::hash::{BuildHasherDefault, Hasher};
 
     use proptest::prelude::*;
 
@@ -319,7 +300,7 @@ mod tests {
     /// Listings entered one batch at a time, some batches rolled back in part; after
     /// each, every term's first listing must be what a plain map of whole terms says.
     fn check<S: BuildHasher>(hasher: S, batches: &[(Vec<Vec<u8>>, bool)]) {
-        let mut seen = FirstSeen::empty(hasher);
+        let mut seen = FirstSeen::with_digests(hasher, Digests::with_recent_min(4));
         let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut model: HashMap<String, u64> = HashMap::new();
         let mut index = 0u64;
@@ -367,7 +348,7 @@ mod tests {
             seen.merge(pending);
         }
         // Loading from the listings gives the same answers.
-        let mut loaded = FirstSeen::empty(RandomState::new());
+        let mut loaded = FirstSeen::with_digests(RandomState::new(), Digests::with_recent_min(4));
         for (k, v) in &store {
             let listing: Listing = decode(k, v).unwrap();
             let get = |i: u64| {

@@ -3,6 +3,7 @@
 //! truth) belong to the log layer (`log::segment`).
 
 pub mod derived;
+mod digests;
 pub mod engine;
 pub mod first_seen;
 pub mod redb_file;

@@ -1,0 +1,199 @@
+//! The digests of first listings, compact: a sorted array of 64-bit digests beside the
+//! ordinal of the listing that first listed each (12 bytes a term, where a hash map
+//! took about 32 once its power-of-two capacity is counted), found through a directory
+//! of their top bits, with the digests added since the arrays were last rebuilt in a
+//! small map. The digests are keyed hashes, so they spread evenly over the directory.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Digests to entry indices, using each digest as its own hash.
+pub(crate) type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<AsIs>>;
+
+/// The hasher of `DigestMap`: a digest is already a keyed hash, uniformly spread.
+#[derive(Default)]
+pub(crate) struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 digests are hashed as they are")
+    }
+
+    fn write_u64(&mut self, digest: u64) {
+        self.0 = digest;
+    }
+}
+
+/// Digests in `recent` below which the arrays are not rebuilt.
+const RECENT_MIN: usize = 1 << 16;
+
+/// Digests per directory slot the directory is sized for.
+const PER_SLOT: usize = 4;
+
+pub(crate) struct Digests {
+    /// Ascending, each once.
+    sorted: Vec<u64>,
+    /// The listing ordinal of `sorted[i]`.
+    ordinals: Vec<u32>,
+    /// `directory[b]` is the first position in `sorted` whose top `bits` bits are `b` or
+    /// more; it has `2^bits + 1` slots.
+    directory: Vec<u32>,
+    bits: u32,
+    /// Digests added since `sorted` was rebuilt.
+    recent: DigestMap<u32>,
+    /// The entry index of each listing ordinal, ascending.
+    listings: Vec<u64>,
+    /// `recent` is folded into `sorted` when it holds more than this many digests or an
+    /// eighth of `sorted`, whichever is more.
+    recent_min: usize,
+}
+
+impl Default for Digests {
+    fn default() -> Digests {
+        Digests::with_recent_min(RECENT_MIN)
+    }
+}
+
+impl Digests {
+    pub(crate) fn with_recent_min(recent_min: usize) -> Digests {
+        Digests {
+            sorted: Vec::new(),
+            ordinals: Vec::new(),
+            directory: vec![0, 0],
+            bits: 0,
+            recent: DigestMap::default(),
+            listings: Vec::new(),
+            recent_min,
+        }
+    }
+
+    /// The entry that first listed a term with this digest.
+    pub(crate) fn get(&self, digest: u64) -> Option<u64> {
+        let ordinal = match self.recent.get(&digest) {
+            Some(&o) => o,
+            None => self.sorted_ordinal(digest)?,
+        };
+        Some(self.listings[ordinal as usize])
+    }
+
+    pub(crate) fn contains(&self, digest: u64) -> bool {
+        self.recent.contains_key(&digest) || self.sorted_ordinal(digest).is_some()
+    }
+
+    fn sorted_ordinal(&self, digest: u64) -> Option<u32> {
+        let slot = self.slot(digest);
+        let (lo, hi) = (
+            self.directory[slot] as usize,
+            self.directory[slot + 1] as usize,
+        );
+        let at = self.sorted[lo..hi].binary_search(&digest).ok()?;
+        Some(self.ordinals[lo + at])
+    }
+
+    fn slot(&self, digest: u64) -> usize {
+        match self.bits {
+            0 => 0,
+            // `bits` is at most 32, so the slot fits a usize on the targets we build for.
+            bits => (digest >> (64 - bits)) as usize,
+        }
+    }
+
+    /// Adds digests, none of them here already, each with the index of the entry that
+    /// first listed it; those entries come after every entry added before.
+    pub(crate) fn extend(&mut self, added: impl IntoIterator<Item = (u64, u64)>) {
+        let mut added: Vec<(u64, u64)> = added.into_iter().collect();
+        added.sort_unstable_by_key(|&(_, index)| index);
+        for (digest, index) in added {
+            if self.listings.last() != Some(&index) {
+                assert!(
+                    self.listings.last().is_none_or(|&last| last < index),
+                    "listings are added in ledger order"
+                );
+                self.listings.push(index);
+            }
+            let ordinal = u32::try_from(self.listings.len() - 1)
+                .unwrap_or_else(|_| unreachable!("more than 2^32 listings of terms"));
+            let before = self.recent.insert(digest, ordinal);
+            debug_assert!(before.is_none(), "a digest is added once");
+        }
+        if self.recent.len() > self.recent_min.max(self.sorted.len() / 8) {
+            self.fold_recent();
+        }
+    }
+
+    /// Merges `recent` into the sorted arrays, in place from their ends, and rebuilds
+    /// the directory.
+    fn fold_recent(&mut self) {
+        let mut recent: Vec<(u64, u32)> = self.recent.drain().collect();
+        recent.sort_unstable_by_key(|&(digest, _)| digest);
+        let old = self.sorted.len();
+        let total = old + recent.len();
+        assert!(u32::try_from(total).is_ok(), "more than 2^32 digests");
+        self.sorted.resize(total, 0);
+        self.ordinals.resize(total, 0);
+        let (mut i, mut j, mut k) = (old, recent.len(), total);
+        while j > 0 {
+            k -= 1;
+            if i > 0 && self.sorted[i - 1] > recent[j - 1].0 {
+                i -= 1;
+                self.sorted[k] = self.sorted[i];
+                self.ordinals[k] = self.ordinals[i];
+            } else {
+                j -= 1;
+                (self.sorted[k], self.ordinals[k]) = recent[j];
+            }
+        }
+        let slots = (total / PER_SLOT).max(1).next_power_of_two();
+        self.bits = slots.trailing_zeros().min(32);
+        let mut directory = Vec::with_capacity(slots + 1);
+        let mut at = 0usize;
+        for slot in 0..slots {
+            while at < total && self.slot(self.sorted[at]) < slot {
+                at += 1;
+            }
+            directory.push(at as u32);
+        }
+        directory.push(total as u32);
+        self.directory = directory;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn digests_are_found_across_folds(
+            batches in proptest::collection::vec(
+                proptest::collection::hash_set(any::<u64>(), 0..40), 1..12),
+            probes in proptest::collection::vec(any::<u64>(), 0..20),
+        ) {
+            let mut digests = Digests::with_recent_min(8);
+            let mut model: std::collections::HashMap<u64, u64> = Default::default();
+            for (batch, added) in batches.into_iter().enumerate() {
+                let fresh: Vec<(u64, u64)> = added
+                    .into_iter()
+                    .filter(|d| !model.contains_key(d))
+                    .enumerate()
+                    .map(|(i, d)| (d, 10 * batch as u64 + (i % 3) as u64))
+                    .collect();
+                model.extend(fresh.iter().copied());
+                digests.extend(fresh);
+                for (&d, &index) in &model {
+                    prop_assert_eq!(digests.get(d), Some(index));
+                }
+            }
+            for probe in probes {
+                prop_assert_eq!(digests.get(probe), model.get(&probe).copied());
+                prop_assert_eq!(digests.contains(probe), model.contains_key(&probe));
+            }
+        }
+    }
+}
