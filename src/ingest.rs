@@ -280,9 +280,7 @@ pub fn admit(
     // `accepted`, so check again (cheap).
     check_clock(p.ts, accepted)?;
     if index == 0 {
-        if p.kind != Kind::LedgerGenesis {
-            return Err(Rejection::invalid("/entry/kind", "entry 0 must be ledger.genesis").into());
-        }
+        // The body's type is its kind's.
         let Body::LedgerGenesis(genesis) = &p.body else {
             return Err(Rejection::invalid("/entry/kind", "entry 0 must be ledger.genesis").into());
         };

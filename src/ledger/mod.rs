@@ -28,7 +28,6 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
-use crate::log::export::{ExportError, read_checkpoint};
 pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
 pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
@@ -42,6 +41,7 @@ use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
 use crate::log::checkpoint::{self, Checkpoint};
+use crate::log::export::{ExportError, read_checkpoint};
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
 use crate::log::tiles::{TILES_DIR, TileError, TileStore, TileWriter};

@@ -258,13 +258,15 @@ fn verified(
     origin: Option<&str>,
 ) -> Result<Vec<Judged>, LedgerError> {
     let mut items = Vec::with_capacity(chunk.len());
+    // Each leaf's acceptance time, as written (the canonical-form check rebuilds the leaf
+    // from it) and as an instant.
     let mut times = Vec::with_capacity(chunk.len());
     for (index, _, leaf) in chunk {
         let (envelope, accepted_text) = split_leaf(*index, leaf)?;
         let accepted = dates::instant(&accepted_text)
             .map_err(|e| refused(*index, format!("its acceptance time: {e}")))?;
         items.push((envelope, accepted));
-        times.push(accepted_text);
+        times.push((accepted_text, accepted));
     }
     // Signatures are made for the ledger's origin: the one genesis fixed, or, in the
     // chunk that opens with genesis, the one that entry names.
@@ -272,7 +274,6 @@ fn verified(
         origin.or(state.genesis.as_ref().map(|g| g.origin.as_str())),
         items.first().map(|(envelope, _)| envelope),
     );
-    let accepted: Vec<UnixSeconds> = items.iter().map(|(_, a)| *a).collect();
     let prepared = ingest::prepare_all(
         items,
         Signatures::Verify {
@@ -282,10 +283,10 @@ fn verified(
     Ok(chunk
         .iter()
         .zip(prepared)
-        .zip(times.iter().zip(accepted))
+        .zip(times)
         .map(|(((index, _, leaf), p), (accepted_text, accepted))| {
             let p = p.map_err(|r| refused(*index, r.to_string()))?;
-            if entry::leaf_bytes(accepted_text, &p.entry_jcs, &p.sig_hex) != *leaf {
+            if entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex) != *leaf {
                 return Err(refused(
                     *index,
                     "leaf bytes are not the canonical (JCS) form",
