@@ -239,7 +239,7 @@ enum Command {
         data: PathBuf,
         /// Trust the segments' checksums and the checks each entry passed when it was
         /// accepted, once the segments give the root of the last signed checkpoint:
-        /// several times faster. Without it every signature is checked again.
+        /// about twice as fast. Without it every signature is checked again.
         #[arg(long)]
         trust: bool,
         /// The key that signs the ledger's checkpoints (default: [log] key of --config).
