@@ -25,11 +25,14 @@ const EXCHANGE: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------
 // Servers and ledgers.
 
-/// `dcledger serve` on `data` with `[server]` bounds `server_toml` (empty: the defaults).
+/// `dcledger serve` on `data` with `[server]` bounds `server_toml` (empty: the defaults),
+/// once it is ready: a server listens while it opens the ledger, and until then answers
+/// reads from the log's files and refuses the rest with 503 "opening", which none of the
+/// bounds tested here is about.
 fn serve(dir: &Path, data: &Path, server_toml: &str) -> Server {
     let config = dir.join("config.toml");
     std::fs::write(&config, format!("[server]\n{server_toml}")).expect("write config");
-    Server::start_with(
+    let server = Server::start_with(
         &[
             "serve",
             "--data",
@@ -42,7 +45,13 @@ fn serve(dir: &Path, data: &Path, server_toml: &str) -> Server {
             path_str(&log_key_file(data)),
         ],
         &dir.join("server.log"),
-    )
+    );
+    let deadline = Instant::now() + EXCHANGE;
+    while exchange(&server, &get_request("/readyz")).status != 200 {
+        assert!(Instant::now() < deadline, "the server never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
 }
 
 /// A small ledger: genesis and one operator.
