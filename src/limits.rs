@@ -30,6 +30,10 @@ pub const DERIVED_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// again from the segments.
 pub const DERIVED_DURABLE_INTERVAL_MS: u64 = 1_000;
 
+/// Signers' keys kept decompressed for signature checks (about 200 bytes each); the
+/// cache starts again when full, so a flood of new signers costs time, never memory.
+pub const VERIFYING_KEY_CACHE_KEYS: usize = 65_536;
+
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed.
 pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;
 
