@@ -5,8 +5,10 @@
 //! a run cut short (a crash, a kill) is finished by running it again on the same input.
 //!
 //! Two stages overlap: a reader thread parses and prepares (schema, signatures, on every
-//! core) the next batch while the caller's thread admits and syncs the previous one, so
-//! the signature checks and the fsyncs do not wait for each other.
+//! core) the next batches while the caller's thread admits and syncs the ones before, so
+//! the signature checks and the fsyncs do not wait for each other. The writer takes every
+//! batch that is ready as one group commit (one sync, one checkpoint), which stops at the
+//! first refused batch.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -17,13 +19,14 @@ use serde_json::Value;
 use crate::dates;
 use crate::ingest::{self, Prepared, Signatures};
 use crate::json;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{AfterRefusal, Ledger, LedgerError, MAX_GROUP_ENTRIES};
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::reject::Rejection;
 
 /// Prepared batches waiting for the writer; bounded so a fast reader cannot run ahead
-/// of the disk with unbounded memory.
-const PIPELINE_DEPTH: usize = 2;
+/// of the disk with unbounded memory. Deep enough that the reader keeps preparing while
+/// the writer syncs, and that a group commit finds several batches ready.
+const PIPELINE_DEPTH: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BulkError {
@@ -67,13 +70,45 @@ enum Chunk {
         lines: Vec<u64>,
         bytes_read: u64,
     },
-    /// A line that is not JSON, or repeats a key in an object: its batch is refused whole.
-    Malformed(LineRejection),
     Failed(std::io::Error),
 }
 
-/// Reads, parses and prepares batches, sending each to the writer stage. `origin` is the
-/// ledger's (`None` before its genesis entry, which the input must then open with).
+/// One input line as an envelope: a line that is not JSON, or repeats a key in an
+/// object, is refused like any envelope that fails a check, so its batch is refused whole.
+fn parse_line(line: &str) -> Result<Value, Rejection> {
+    json::from_str(line).map_err(|e| {
+        e.duplicate_key()
+            .unwrap_or_else(|| Rejection::invalid("/", e.to_string()))
+    })
+}
+
+/// Parses and prepares one batch of lines on every core, keeping their order. `origin`
+/// is the origin signatures are made for, once known: a ledger without a genesis entry
+/// learns it from the genesis entry that must open its input.
+fn prepare_lines(
+    lines: Vec<String>,
+    now: dates::UnixSeconds,
+    origin: &mut Option<String>,
+) -> Vec<Result<Prepared, Rejection>> {
+    if origin.is_none() {
+        // Batches are prepared ahead of the writer, so the origin a genesis entry opening
+        // the input names is taken from the input, not from the ledger.
+        let first = lines.first().and_then(|line| parse_line(line).ok());
+        *origin = ingest::submission_origin(None, first.as_ref());
+    }
+    let signatures = Signatures::Verify {
+        origin: origin.as_deref(),
+    };
+    // Prepare judges `ts` against this clock reading; admission re-checks it against the
+    // batch's own `accepted`, which is never earlier.
+    let now = now.max(dates::now());
+    crate::parallel::map(lines, ingest::MIN_PREPARED_PER_THREAD, |line| {
+        ingest::prepare(parse_line(&line)?, now, signatures)
+    })
+}
+
+/// Reads batches of lines and prepares them, sending each to the writer stage. `origin`
+/// is the ledger's (`None` before its genesis entry, which the input must then open with).
 fn read_stage(
     input: impl BufRead,
     now: dates::UnixSeconds,
@@ -83,27 +118,16 @@ fn read_stage(
     let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
     let mut bytes_read = 0u64;
-    let mut send_batch =
-        |batch: &mut Vec<(Value, dates::UnixSeconds)>, lines: &mut Vec<u64>, bytes_read| {
-            // Batches are prepared ahead of the writer, so the origin a genesis entry
-            // opening the input names is taken from the input, not from the ledger.
-            origin = ingest::submission_origin(
-                origin.as_deref(),
-                batch.first().map(|(envelope, _)| envelope),
-            );
-            let signatures = Signatures::Verify {
-                origin: origin.as_deref(),
-            };
-            let prepared = ingest::prepare_all(std::mem::take(batch), signatures);
-            tx.send(Chunk::Batch {
-                prepared,
-                lines: std::mem::take(lines),
-                bytes_read,
-            })
-            .is_ok()
-        };
+    let mut send_batch = |batch: &mut Vec<String>, lines: &mut Vec<u64>, bytes_read| {
+        let prepared = prepare_lines(std::mem::take(batch), now, &mut origin);
+        tx.send(Chunk::Batch {
+            prepared,
+            lines: std::mem::take(lines),
+            bytes_read,
+        })
+        .is_ok()
+    };
     for (i, line) in input.lines().enumerate() {
-        let line_no = i as u64 + 1;
         let line = match line {
             Ok(l) => l,
             Err(e) => {
@@ -115,24 +139,8 @@ fn read_stage(
         if line.trim().is_empty() {
             continue;
         }
-        match json::from_str(&line) {
-            Ok(v) => {
-                // Prepare judges `ts` against this clock reading; admission re-checks it
-                // against the batch's own `accepted`, which is never earlier.
-                batch.push((v, now.max(dates::now())));
-                lines.push(line_no);
-            }
-            Err(e) => {
-                let rejection = e
-                    .duplicate_key()
-                    .unwrap_or_else(|| Rejection::invalid("/", e.to_string()));
-                let _ = tx.send(Chunk::Malformed(LineRejection {
-                    line: line_no,
-                    rejection,
-                }));
-                return;
-            }
-        }
+        batch.push(line);
+        lines.push(i as u64 + 1);
         if batch.len() == MAX_BATCH_ENTRIES && !send_batch(&mut batch, &mut lines, bytes_read) {
             return; // the writer stopped
         }
@@ -156,49 +164,84 @@ pub fn append_ndjson(
     std::thread::scope(|scope| -> Result<(), BulkError> {
         let (tx, rx) = mpsc::sync_channel(PIPELINE_DEPTH);
         scope.spawn(move || read_stage(input, now, origin, tx));
-        for chunk in rx {
-            match chunk {
+        // A chunk taken while gathering a group that must wait until the group is done.
+        let mut held: Option<Chunk> = None;
+        loop {
+            let chunk = match held.take() {
+                Some(chunk) => chunk,
+                None => match rx.recv() {
+                    Ok(chunk) => chunk,
+                    Err(mpsc::RecvError) => break, // the reader stage is done
+                },
+            };
+            let (first, first_lines, first_read) = match chunk {
                 Chunk::Batch {
                     prepared,
                     lines,
                     bytes_read,
-                } => {
-                    let (mut outcomes, _) = ledger.append_prepared(vec![prepared])?;
-                    match outcomes.pop() {
-                        Some(Ok(entries)) => {
-                            let n = entries.len() as u64;
-                            match entries.first() {
-                                Some(e) if e.already_present => present += n,
-                                _ => accepted += n,
-                            }
-                        }
-                        Some(Err(refusal)) => {
-                            refused = Some(LineRejection {
-                                line: lines.get(refusal.position).copied().unwrap_or_else(|| {
-                                    unreachable!(
-                                        "refusal at {} of a batch of {}",
-                                        refusal.position,
-                                        lines.len()
-                                    )
-                                }),
-                                rejection: refusal.rejection,
-                            });
-                            break;
-                        }
-                        None => {}
-                    }
-                    progress(Progress {
-                        bytes_read,
-                        accepted,
-                        present,
-                        checkpoint: ledger.checkpoint(),
-                    });
-                }
-                Chunk::Malformed(rejection) => {
-                    refused = Some(rejection);
-                    break;
-                }
+                } => (prepared, lines, bytes_read),
                 Chunk::Failed(e) => return Err(BulkError::Read(e)),
+            };
+            // Every batch the reader has ready joins one group commit: one sync, one
+            // checkpoint and one derived commit for them all, while the batches stay
+            // all-or-nothing each.
+            let mut entries = first.len();
+            let mut batches = vec![first];
+            let mut read = vec![(first_lines, first_read)];
+            while entries < MAX_GROUP_ENTRIES {
+                match rx.try_recv() {
+                    Ok(Chunk::Batch {
+                        prepared,
+                        lines,
+                        bytes_read,
+                    }) => {
+                        entries += prepared.len();
+                        batches.push(prepared);
+                        read.push((lines, bytes_read));
+                    }
+                    Ok(other) => {
+                        held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (outcomes, _) = ledger.append_prepared(batches, AfterRefusal::Stop)?;
+            let mut durable_read = None;
+            for (outcome, (lines, bytes_read)) in outcomes.into_iter().zip(read) {
+                match outcome {
+                    Ok(entries) => {
+                        let n = entries.len() as u64;
+                        match entries.first() {
+                            Some(e) if e.already_present => present += n,
+                            _ => accepted += n,
+                        }
+                        durable_read = Some(bytes_read);
+                    }
+                    Err(refusal) => {
+                        refused = Some(LineRejection {
+                            line: lines.get(refusal.position).copied().unwrap_or_else(|| {
+                                unreachable!(
+                                    "refusal at {} of a batch of {}",
+                                    refusal.position,
+                                    lines.len()
+                                )
+                            }),
+                            rejection: refusal.rejection,
+                        });
+                    }
+                }
+            }
+            if let Some(bytes_read) = durable_read {
+                progress(Progress {
+                    bytes_read,
+                    accepted,
+                    present,
+                    checkpoint: ledger.checkpoint(),
+                });
+            }
+            if refused.is_some() {
+                break;
             }
         }
         // Dropping the receiver (leaving the loop) stops the reader stage.

@@ -239,15 +239,17 @@ fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Envelopes worth a thread of their own when preparing in parallel: a strict signature
+/// check costs ~60 µs, so 32 of them pay for a thread start.
+pub const MIN_PREPARED_PER_THREAD: usize = 32;
+
 /// Prepares envelopes, each against its own clock reading, on every available core,
 /// keeping their order.
 pub fn prepare_all(
     envelopes: Vec<(Value, UnixSeconds)>,
     signatures: Signatures<'_>,
 ) -> Vec<Result<Prepared, Rejection>> {
-    // A strict signature check costs ~60 µs: 32 of them pay for a thread start.
-    const MIN_PER_THREAD: usize = 32;
-    crate::parallel::map(envelopes, MIN_PER_THREAD, |(e, now)| {
+    crate::parallel::map(envelopes, MIN_PREPARED_PER_THREAD, |(e, now)| {
         prepare(e, now, signatures)
     })
 }

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 
 use serde_json::Value;
 
-use super::{Ledger, LedgerError, Reader, Receipt};
+use super::{AfterRefusal, Ledger, LedgerError, Reader, Receipt};
 use crate::dates;
 use crate::ingest::{self, Prepared, Signatures};
 use crate::limits::MAX_BATCH_ENTRIES;
@@ -205,7 +205,7 @@ fn run(
         }
         let (groups, replies): (Vec<_>, Vec<_>) =
             requests.into_iter().map(|r| (r.prepared, r.reply)).unzip();
-        match ledger.append_prepared(groups) {
+        match ledger.append_prepared(groups, AfterRefusal::JudgeTheRest) {
             Ok((outcomes, checkpoint)) => {
                 let mut wrote = 0;
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {

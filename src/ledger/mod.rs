@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
-pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
+pub use group::{CommitHandle, CommitStats, Committer, MAX_GROUP_ENTRIES, SubmitError};
 pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
@@ -146,6 +146,16 @@ pub struct Receipt {
 
 /// The outcome of one all-or-nothing batch of a group commit.
 pub type BatchOutcome = Result<Vec<Appended>, BatchRejection>;
+
+/// What a group commit does with the batches after one it refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterRefusal {
+    /// Judges them as if the refused one had not come: independent submitters (SPEC §10).
+    JudgeTheRest,
+    /// Judges none of them and leaves them out of the outcomes: one input read in order
+    /// (`append`) stops at its first refusal.
+    Stop,
+}
 
 /// Where the leaves admitted so far in a group commit go, by signer and seq.
 type Pending = std::collections::HashMap<(PublicKey, u64), u64>;
@@ -587,7 +597,7 @@ impl Ledger {
             .into_iter()
             .map(|n| prepared.by_ref().take(n).collect())
             .collect();
-        self.append_prepared(groups)
+        self.append_prepared(groups, AfterRefusal::JudgeTheRest)
     }
 
     /// The ledger's origin (SPEC §5), once its genesis entry has fixed it: what every
@@ -608,6 +618,7 @@ impl Ledger {
     pub fn append_prepared(
         &mut self,
         groups: Vec<Vec<Result<ingest::Prepared, crate::reject::Rejection>>>,
+        after_refusal: AfterRefusal,
     ) -> Result<(Vec<BatchOutcome>, Arc<str>), LedgerError> {
         if self.stopped {
             return Err(LedgerError::Stopped);
@@ -632,7 +643,12 @@ impl Ledger {
         // and seq: a retry may come in the same group as the batch it repeats.
         let mut pending = Pending::default();
         let mut spans: Vec<Result<Span, BatchRejection>> = Vec::new();
+        let mut stopped = false;
         for size in sizes {
+            if stopped {
+                prepared.by_ref().take(size).for_each(drop);
+                continue;
+            }
             let mark = overlay.mark();
             let start = next;
             let mut refused = None;
@@ -685,6 +701,7 @@ impl Ledger {
                     overlay.rollback(mark);
                     next = start;
                     spans.push(Err(r));
+                    stopped = after_refusal == AfterRefusal::Stop;
                 }
                 None if batch_leaves.is_empty() => {
                     spans.push(Ok(Span::Present(

@@ -2,6 +2,8 @@
 //! field, and a ledger that did not grow.
 
 use dcledger::entry::Kind;
+use dcledger::ingest::{self, Signatures};
+use dcledger::ledger::AfterRefusal;
 use dcledger::reject::RejectClass;
 use serde_json::{Value, json};
 
@@ -668,5 +670,42 @@ fn refused_batch_in_a_group_leaves_the_others_intact() {
     );
     assert_eq!(outcomes[2].as_ref().unwrap()[0].index, 2);
     assert_eq!(t.ledger.size(), 3);
+    t.ledger.verify().unwrap();
+}
+
+#[test]
+fn a_group_told_to_stop_judges_nothing_after_its_first_refused_batch() {
+    let mut t = TestLedger::new();
+    let a = t.authority.sign(Kind::OrgRegister, org("a"));
+    let dup = t
+        .authority
+        .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("a"));
+    let b = t
+        .authority
+        .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("b"));
+    let now = t.ledger.clock();
+    let origin = t.ledger.origin().map(str::to_string);
+    let signatures = Signatures::Verify {
+        origin: origin.as_deref(),
+    };
+    let mut prepared = ingest::prepare_all(vec![(a, now), (dup, now), (b, now)], signatures);
+    let groups = vec![
+        vec![prepared.remove(0)],
+        vec![prepared.remove(0)],
+        vec![prepared.remove(0)],
+    ];
+    let (outcomes, _) = t
+        .ledger
+        .append_prepared(groups, AfterRefusal::Stop)
+        .unwrap();
+    // The first batch is written, the second refused, the third left out unjudged: `b`
+    // would have been admitted at index 2 had the group gone on.
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(outcomes[0].as_ref().unwrap()[0].index, 1);
+    assert_eq!(
+        outcomes[1].as_ref().unwrap_err().rejection.class,
+        RejectClass::Conflict
+    );
+    assert_eq!(t.ledger.size(), 2);
     t.ledger.verify().unwrap();
 }
