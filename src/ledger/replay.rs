@@ -4,6 +4,7 @@
 //! a ledger that replays cleanly is one whose every entry the rules accept.
 
 use std::borrow::Cow;
+use std::sync::mpsc;
 
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -79,9 +80,20 @@ fn split_leaf(index: u64, leaf: &[u8]) -> Result<(Value, String), LedgerError> {
     Ok((Value::Object(envelope), accepted))
 }
 
+/// Leaves read from the segments, with where each lies.
+type Chunk = Vec<(u64, RecordLocation, Vec<u8>)>;
+
+/// Chunks judged ahead of the one being applied: enough that judging (parsing, and for
+/// `verify` the signatures, on every core) and applying (admission, the tree, the
+/// store) overlap, few enough that memory stays a few chunks of leaves.
+const JUDGED_AHEAD_CHUNKS: usize = 2;
+
 /// Replays every leaf from `from` into `target`, in chunks. `on_chunk` is given the
 /// chunk's leaf hashes (for the tiles) and adds its own writes (progress markers) to
 /// each chunk's atomic commit, or refuses it.
+///
+/// Two stages overlap: a thread reads and judges the next chunks while this one applies
+/// the chunk before, in order.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
@@ -95,28 +107,112 @@ pub(crate) fn replay(
         &[Hash],
     ) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
-    let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
-    log.scan(from, |index, location, leaf| -> Result<(), LedgerError> {
-        chunk.push((index, location, leaf.to_vec()));
-        if chunk.len() >= REINDEX_CHUNK_ENTRIES {
-            apply_chunk(
-                target,
-                std::mem::take(&mut chunk),
-                state,
-                signatures,
-                &mut on_chunk,
-            )?;
+    // Signatures are made for the ledger's origin: the one given, the one genesis fixed,
+    // or, before genesis, the one the genesis entry opening the leaves names.
+    let judging = match signatures {
+        Signatures::Trust => Judging::Trust,
+        Signatures::Verify { origin } => Judging::Verify {
+            origin: origin
+                .map(str::to_string)
+                .or_else(|| state.genesis.as_ref().map(|g| g.origin.clone())),
+        },
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
+        scope.spawn(move || judge_stage(log, from, judging, tx));
+        // The loop ends when the judging stage has sent its last chunk; leaving it early
+        // (an error) drops the receiver, which stops that stage.
+        for judged in rx {
+            let (chunk, judged) = judged?;
+            apply_chunk(target, &chunk, judged, state, &mut on_chunk)?;
         }
         Ok(())
-    })?;
-    apply_chunk(target, chunk, state, signatures, &mut on_chunk)
+    })
+}
+
+/// How the judging stage reads leaves.
+enum Judging {
+    /// Straight into typed values (`trusted`).
+    Trust,
+    /// With every check of acceptance (`verified`), for signatures made for `origin`
+    /// (`None` until the genesis entry has named it).
+    Verify { origin: Option<String> },
+}
+
+/// Why the judging stage stopped reading the segments early.
+enum StageStop {
+    Failed(LedgerError),
+    /// The applying stage is gone (it failed): nothing more is wanted.
+    Unwanted,
+}
+
+impl From<crate::log::segment::SegmentError> for StageStop {
+    fn from(e: crate::log::segment::SegmentError) -> StageStop {
+        StageStop::Failed(e.into())
+    }
+}
+
+/// Reads the leaves from `from` in chunks, judges each, and sends them in order.
+fn judge_stage(
+    log: &SegmentLog,
+    from: Position,
+    mut judging: Judging,
+    tx: mpsc::SyncSender<Result<(Chunk, Vec<Judged>), LedgerError>>,
+) {
+    let mut send = |chunk: Chunk| -> Result<(), StageStop> {
+        let judged = match &mut judging {
+            Judging::Trust => Ok(judge_trusted(&chunk)),
+            Judging::Verify { origin } => verified(&chunk, origin),
+        };
+        let failed = judged.is_err();
+        tx.send(judged.map(|judged| (chunk, judged)))
+            .map_err(|_| StageStop::Unwanted)?;
+        // After an error nothing more is read: the applying stage stops at it.
+        if failed {
+            Err(StageStop::Unwanted)
+        } else {
+            Ok(())
+        }
+    };
+    let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
+    let scanned = log.scan(from, |index, location, leaf| -> Result<(), StageStop> {
+        chunk.push((index, location, leaf.to_vec()));
+        if chunk.len() >= REINDEX_CHUNK_ENTRIES {
+            send(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(REINDEX_CHUNK_ENTRIES),
+            ))?;
+        }
+        Ok(())
+    });
+    let outcome = scanned.and_then(|()| {
+        if chunk.is_empty() {
+            Ok(())
+        } else {
+            send(chunk)
+        }
+    });
+    if let Err(StageStop::Failed(e)) = outcome {
+        // If the applying stage is gone too, its own error is the one reported.
+        let _ = tx.send(Err(e));
+    }
+}
+
+fn judge_trusted(chunk: &Chunk) -> Vec<Judged> {
+    let leaves = chunk
+        .iter()
+        .map(|(i, _, leaf)| (*i, leaf.as_slice()))
+        .collect();
+    crate::parallel::map(leaves, TRUSTED_LEAVES_PER_THREAD, |(index, leaf)| {
+        trusted(index, leaf)
+    })
 }
 
 fn apply_chunk(
     target: &Derived,
-    chunk: Vec<(u64, RecordLocation, Vec<u8>)>,
+    chunk: &Chunk,
+    judged: Vec<Judged>,
     state: &mut ReplayState,
-    signatures: Signatures<'_>,
     on_chunk: &mut impl FnMut(
         &mut Overlay<'_>,
         &ReplayState,
@@ -126,18 +222,6 @@ fn apply_chunk(
 ) -> Result<(), LedgerError> {
     let Some(&(last_index, last_location, _)) = chunk.last() else {
         return Ok(());
-    };
-    let judged = match signatures {
-        Signatures::Trust => {
-            let leaves = chunk
-                .iter()
-                .map(|(i, _, leaf)| (*i, leaf.as_slice()))
-                .collect();
-            crate::parallel::map(leaves, TRUSTED_LEAVES_PER_THREAD, |(index, leaf)| {
-                trusted(index, leaf)
-            })
-        }
-        Signatures::Verify { origin } => verified(&chunk, state, origin)?,
     };
     let mut overlay = Overlay::new(target);
     let mut landed = Vec::with_capacity(chunk.len());
@@ -252,11 +336,9 @@ fn trusted(index: u64, leaf: &[u8]) -> Judged {
 
 /// Leaves judged as at acceptance: schema, field rules and every signature for the
 /// ledger's origin, and each leaf in canonical form.
-fn verified(
-    chunk: &[(u64, RecordLocation, Vec<u8>)],
-    state: &ReplayState,
-    origin: Option<&str>,
-) -> Result<Vec<Judged>, LedgerError> {
+/// `origin` is the one signatures are made for, once known; the chunk that opens with
+/// the genesis entry sets it from that entry.
+fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Result<Vec<Judged>, LedgerError> {
     let mut items = Vec::with_capacity(chunk.len());
     // Each leaf's acceptance time, as written (the canonical-form check rebuilds the leaf
     // from it) and as an instant.
@@ -268,10 +350,8 @@ fn verified(
         items.push((envelope, accepted));
         times.push((accepted_text, accepted));
     }
-    // Signatures are made for the ledger's origin: the one genesis fixed, or, in the
-    // chunk that opens with genesis, the one that entry names.
-    let origin = ingest::submission_origin(
-        origin.or(state.genesis.as_ref().map(|g| g.origin.as_str())),
+    *origin = ingest::submission_origin(
+        origin.as_deref(),
         items.first().map(|(envelope, _)| envelope),
     );
     let prepared = ingest::prepare_all(
