@@ -146,12 +146,17 @@ fn main() {
     let (tx, rx) = mpsc::channel();
     let config = ServeConfig {
         data,
-        listen: "127.0.0.1:0".into(),
         config: dcledger::config::Config::default(),
         log_key: key(2),
     };
     std::thread::spawn(move || {
-        serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");
+        let bound = dcledger::server::bind("127.0.0.1:0").expect("bind");
+        serve(
+            bound,
+            config,
+            Box::new(move |addr, _| tx.send(addr).unwrap_or(())),
+        )
+        .expect("serve");
     });
     let addr = rx.recv().expect("server started");
     let base = format!("http://{addr}");

@@ -81,12 +81,17 @@ fn main() {
     let (tx, rx) = mpsc::channel();
     let config = ServeConfig {
         data: world.kept.clone(),
-        listen: "127.0.0.1:0".into(),
         config: dcledger::config::Config::default(),
         log_key: world.log_key.clone(),
     };
     std::thread::spawn(move || {
-        serve(config, Box::new(move |addr, _| tx.send(addr).unwrap_or(()))).expect("serve");
+        let bound = dcledger::server::bind("127.0.0.1:0").expect("bind");
+        serve(
+            bound,
+            config,
+            Box::new(move |addr, _| tx.send(addr).unwrap_or(())),
+        )
+        .expect("serve");
     });
     let base = format!("http://{}", rx.recv().expect("server started"));
     let agent = agent();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::Value;
 
 use dcledger::config::{self, Config};
@@ -35,19 +35,24 @@ struct Cli {
 enum Command {
     /// Make an Ed25519 key (PKCS#8 PEM, mode 0600) and print its public key hex.
     Keygen {
+        /// Where to write the private key; an existing file is never overwritten.
         #[arg(long)]
         out: PathBuf,
     },
     /// Sign a body and print the envelope as one JSON line.
     Sign {
+        /// The signer's private key (PKCS#8 PEM, as `keygen` writes it).
         #[arg(long)]
         key: PathBuf,
         /// The origin of the ledger the entry is for (the first line of its checkpoint):
         /// the signature is valid in that ledger only.
         #[arg(long)]
         origin: String,
+        /// The record kind, e.g. `procurement` or `facility.register` (PROTOCOL.md §7).
         #[arg(long)]
         kind: String,
+        /// The signer's sequence number for this entry: 1 for its first, then one more
+        /// for each entry it signs in this ledger.
         #[arg(long)]
         seq: u64,
         /// Signing time, RFC 3339 UTC with whole seconds (default: now).
@@ -58,13 +63,18 @@ enum Command {
     },
     /// Create a ledger: entry 0 (ledger.genesis) and the first checkpoint.
     Init {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The ledger's origin: a name for it, unique among ledgers (a domain and path,
+        /// such as `registry.example/henan`), on the first line of every checkpoint.
         #[arg(long)]
         origin: String,
         /// Human name of the ledger (default: the origin).
         #[arg(long)]
         name: Option<String>,
+        /// The registry authority's private key: it signs entry 0 and registers the
+        /// organisations and keys that may sign after it.
         #[arg(long)]
         authority_key: PathBuf,
         /// The key that signs checkpoints. It is not copied into the data directory: keep
@@ -74,6 +84,7 @@ enum Command {
     },
     /// Append NDJSON envelopes (one per line) in all-or-nothing batches of up to 1,000.
     Append {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
         /// The key that signs the ledger's checkpoints (default: [log] key of --config).
@@ -92,12 +103,15 @@ enum Command {
     },
     /// Print one entry as `GET /v1/entries/{index}` returns it.
     Get {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The entry's index in the ledger (0 is the genesis entry).
         index: u64,
     },
     /// Print the latest signed checkpoint.
     Checkpoint {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
     },
@@ -108,6 +122,7 @@ enum Command {
     },
     /// Print the log's verifier key string (what verifiers pin).
     VerifierKey {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
     },
@@ -118,6 +133,7 @@ enum Command {
     },
     /// Re-check the whole ledger offline; exits non-zero naming the first bad entry.
     Verify {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
     },
@@ -141,8 +157,10 @@ enum Command {
     },
     /// Serve the HTTP API (SPEC 10) until SIGTERM or Ctrl-C.
     Serve {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The address to listen on, HOST:PORT (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// The key that signs the ledger's checkpoints (default: [log] key of --config).
@@ -155,12 +173,14 @@ enum Command {
     },
     /// Submit envelopes to a server, or sign bodies on the fly with --key and --kind.
     Submit {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
         #[arg(long)]
         server: String,
         /// Sign each line of the input as a body with this key (seq from the server, and
         /// the origin the signatures are made for from its checkpoint).
         #[arg(long, requires = "kind")]
         key: Option<PathBuf>,
+        /// With --key: the record kind of every body of the input.
         #[arg(long, requires = "key")]
         kind: Option<String>,
         /// With --key: the origin the entries are meant for; refuse to sign if the
@@ -175,15 +195,19 @@ enum Command {
         /// Where to create the ledger (default: a new directory under the system temp dir).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The address to listen on, HOST:PORT (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
     /// Generate a deterministic synthetic world: keys, signed entries, ground-truth labels.
     Gen {
+        /// How many facilities the world has.
         #[arg(long, default_value_t = 40)]
         facilities: usize,
+        /// How many months of reports each facility files.
         #[arg(long, default_value_t = 27)]
         months: u32,
+        /// The random seed: the same seed and options give the same world, byte for byte.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// First month, YYYY-MM.
@@ -205,6 +229,7 @@ enum Command {
     },
     /// Run the audit rules (SPEC 8) and print the findings.
     Audit {
+        /// The ledger's data directory.
         #[arg(long, required_unless_present = "print_config")]
         data: Option<PathBuf>,
         /// The month to audit as of, YYYY-MM (default: the latest report period).
@@ -213,6 +238,7 @@ enum Command {
         /// The configuration file (TOML: [audit], [valuation]; see --print-config).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// How to print: a table to read, or JSON or CSV for programs.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Only this rule.
@@ -233,8 +259,17 @@ enum Command {
         #[command(subcommand)]
         report: ReportCommand,
     },
+    /// Print a shell completion script: `dcledger completions bash > /etc/bash_completion.d/dcledger`,
+    /// or for zsh into a directory on `$fpath` as `_dcledger`, or for fish into
+    /// `~/.config/fish/completions/dcledger.fish`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Delete derived state and rebuild it from the segment files.
     Reindex {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
         /// Trust the segments' checksums and the checks each entry passed when it was
@@ -263,6 +298,7 @@ enum ReportCommand {
     /// Per province and national: facilities, GPUs, utilization, idle GPUs, subsidies,
     /// power resold, findings.
     Regions {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
         /// Only this province (or `national`).
@@ -274,11 +310,13 @@ enum ReportCommand {
         /// The configuration file (TOML: [audit], [valuation]).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// How to print: a table to read, or JSON or CSV for programs.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
     /// What a facility earns, costs and is worth, and what is owed against it.
     Valuation {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
         /// The facility to value.
@@ -299,6 +337,7 @@ enum ReportCommand {
         /// The configuration file (TOML: [audit], [valuation]).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// How to print: a table to read, or JSON or CSV for programs.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -310,8 +349,10 @@ enum ExportCommand {
     /// into the same directory, it adds only what is new and replaces the checkpoint last.
     /// Needs no lock: it may run beside `serve`.
     Tiles {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The directory to write the tree into (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
@@ -319,19 +360,26 @@ enum ExportCommand {
 
 #[derive(Subcommand)]
 enum ProofCommand {
+    /// That an entry is in the tree of a given size.
     Inclusion {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The entry's index.
         index: u64,
         /// Tree size to prove against (default: current).
         #[arg(long)]
         size: Option<u64>,
     },
+    /// That the tree of one size is a prefix of the tree of a larger size.
     Consistency {
+        /// The ledger's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// The older, smaller tree size.
         #[arg(long)]
         from: u64,
+        /// The newer, larger tree size.
         #[arg(long)]
         to: u64,
     },
@@ -394,18 +442,19 @@ fn log_key(
 }
 
 /// Serves until a signal; prints where, and what to try.
-fn serve(data: PathBuf, listen: String, config: Config, log_key: SigningKey) -> Result<()> {
+fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKey) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on(&std::io::stderr()))
         .with_max_level(tracing::Level::INFO)
         .init();
     let serve_config = server::ServeConfig {
         data,
-        listen,
         config,
         log_key,
     };
     server::serve(
+        bound,
         serve_config,
         Box::new(|addr, reader| {
             // A closed stdout (`serve | head -1`) must not bring the server down:
@@ -419,7 +468,7 @@ fn serve(data: PathBuf, listen: String, config: Config, log_key: SigningKey) -> 
             for path in ["/", "/regions", "/findings", "/valuation"] {
                 let _ = writeln!(out, "  http://{addr}{path}");
             }
-            let _ = writeln!(out, "try:");
+            let _ = writeln!(out, "the API (JSON), try:");
             for path in [
                 "/v1/checkpoint",
                 "/v1/facilities",
@@ -432,11 +481,23 @@ fn serve(data: PathBuf, listen: String, config: Config, log_key: SigningKey) -> 
             ] {
                 let _ = writeln!(out, "  curl http://{addr}{path}");
             }
+            let _ = writeln!(
+                out,
+                "the tiled log (C2SP tlog-tiles), for verifiers and monitors:\n  curl \
+                 http://{addr}/checkpoint\n  tiles under http://{addr}/tile/ and entry \
+                 bundles under http://{addr}/tile/entries/"
+            );
             let _ = out.flush();
         }),
     )?;
     let _ = writeln!(std::io::stdout(), "stopped cleanly");
     Ok(())
+}
+
+/// Whether to colour what goes to `stream`: only a terminal, and never when `NO_COLOR`
+/// is set to anything but the empty string (the convention of no-color.org's readers).
+fn colour_on(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The configuration file, or every default.
@@ -811,7 +872,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let settings = load_config(config.as_deref())?;
             let key = log_key(&data, key_path, &settings, config.as_deref())?;
-            serve(data, listen, settings, key)?;
+            serve(server::bind(&listen)?, data, settings, key)?;
         }
         Command::Submit {
             server,
@@ -856,9 +917,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", done.checkpoint);
         }
         Command::Demo { data, listen } => {
-            let data = data.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("dcledger-demo-{}", std::process::id()))
-            });
+            // The address first: a taken port is found before any work, and before a
+            // temporary directory exists to be left behind.
+            let bound = server::bind(&listen)?;
+            // Without --data, the ledger lives in a temporary directory removed when the
+            // demo ends (Ctrl-C or SIGTERM stop the server and return here).
+            let temporary = match data {
+                Some(_) => None,
+                None => Some(
+                    tempfile::Builder::new()
+                        .prefix("dcledger-demo-")
+                        .tempdir()
+                        .context("creating the demo's temporary directory")?,
+                ),
+            };
+            let data = match (&temporary, data) {
+                (Some(dir), _) => dir.path().to_path_buf(),
+                (None, Some(data)) => data,
+                (None, None) => {
+                    unreachable!("a temporary directory is made when --data is not given")
+                }
+            };
             let demo = dcledger::demo::prepare(&data)?;
             println!(
                 "dcledger demo: {} entries in {}",
@@ -870,7 +949,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (rule, n) in &demo.findings_by_rule {
                 println!("  {n:>4}  {rule}");
             }
-            serve(data, listen, Config::default(), dcledger::demo::log_key()?)?;
+            if temporary.is_some() {
+                println!(
+                    "(a temporary ledger, removed when the demo stops; keep one with --data DIR)"
+                );
+            }
+            serve(bound, data, Config::default(), dcledger::demo::log_key()?)?;
+            if let Some(dir) = temporary {
+                dir.close()
+                    .context("removing the demo's temporary directory")?;
+            }
         }
         Command::Gen {
             facilities,
@@ -967,6 +1055,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report { report } => {
             print_text(&run_report(report)?)?;
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "dcledger",
+                &mut std::io::stdout(),
+            );
+        }
         Command::Reindex {
             data,
             trust,
@@ -985,4 +1081,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command, option and argument in `--help` says what it is for: the command
+    /// tree is walked whole, so a new option without a description fails here.
+    #[test]
+    fn every_command_and_argument_has_a_description() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("dcledger"), cli)];
+        while let Some((path, command)) = stack.pop() {
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                // clap's own, described by clap.
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "no description in --help for: {missing:#?}"
+        );
+    }
 }

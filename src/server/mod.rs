@@ -221,7 +221,10 @@ fn large_answer_turns() -> usize {
 pub enum ServeError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source}; stop what uses it, or choose another address \
+         with --listen HOST:PORT (port 0 picks a free one)"
+    )]
     Bind {
         addr: String,
         source: std::io::Error,
@@ -230,10 +233,9 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// What `dcledger serve` needs.
+/// What `dcledger serve` needs besides its socket.
 pub struct ServeConfig {
     pub data: PathBuf,
-    pub listen: String,
     pub config: Config,
     /// The key that signs the ledger's checkpoints (SPEC §11: kept outside the data
     /// directory; `ledger::find_log_key`).
@@ -243,21 +245,45 @@ pub struct ServeConfig {
 /// Called once the socket is bound: the address (useful with port 0) and the ledger.
 pub type OnListening<'a> = Box<dyn FnOnce(SocketAddr, &Reader) + Send + 'a>;
 
-/// Listens, answers the log's reads from its files while it opens the ledger, then
-/// serves the whole API until SIGTERM or Ctrl-C; then stops accepting, lets the batch
-/// in flight finish and sync, and returns.
-pub fn serve(config: ServeConfig, on_listening: OnListening<'_>) -> Result<(), ServeError> {
+/// A bound listening socket and the runtime that will serve it: bound first, so that a
+/// command learns that its address is taken before any other work (`demo` builds a
+/// whole ledger before it serves).
+pub struct Bound {
+    runtime: tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        Ok(self.listener.local_addr()?)
+    }
+}
+
+/// Binds `addr` (`host:port`; port 0 picks a free one).
+pub fn bind(addr: &str) -> Result<Bound, ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let bounds = config.config.server.clone();
-    let grace = conn::grace(&bounds);
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&config.listen))
+        .block_on(tokio::net::TcpListener::bind(addr))
         .map_err(|source| ServeError::Bind {
-            addr: config.listen.clone(),
+            addr: addr.to_string(),
             source,
         })?;
+    Ok(Bound { runtime, listener })
+}
+
+/// Answers the log's reads from its files while it opens the ledger, then serves the
+/// whole API on `bound` until SIGTERM or Ctrl-C; then stops accepting, lets the batch in
+/// flight finish and sync, and returns.
+pub fn serve(
+    bound: Bound,
+    config: ServeConfig,
+    on_listening: OnListening<'_>,
+) -> Result<(), ServeError> {
+    let Bound { runtime, listener } = bound;
+    let bounds = config.config.server.clone();
+    let grace = conn::grace(&bounds);
     let addr = listener.local_addr()?;
     // Opening a large ledger takes seconds; its files answer the log's reads meanwhile.
     let early = match Unlocked::open(&config.data).and_then(|u| u.reader()) {

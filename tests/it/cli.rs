@@ -397,3 +397,57 @@ fn sign_and_submit_refuse_input_that_repeats_a_key() {
         "{err}"
     );
 }
+
+/// `demo` finds its port taken before any work: it fails at once, naming the address, and
+/// leaves no temporary directory behind.
+#[test]
+fn demo_with_its_port_taken_fails_at_once_naming_it_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let temp_root = tmp.path().join("tmp");
+    std::fs::create_dir(&temp_root).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let mut child = bin()
+        .args(["demo", "--listen", &addr])
+        .env("TMPDIR", &temp_root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a demo that did not fail would serve until killed.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("demo kept running with its port taken");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&addr) && err.contains("--listen"), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "took {took:?}: {err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&temp_root).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(taken);
+}
+
+/// `completions` prints a script each shell loads, naming the commands.
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout(&run_ok(&["completions", shell]));
+        assert!(
+            script.contains("dcledger") && script.contains("reindex"),
+            "{shell}: {script}"
+        );
+    }
+    let out = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert!(!out.status.success());
+}

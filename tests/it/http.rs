@@ -56,6 +56,11 @@ impl Server {
     /// Starts `dcledger` with `args` (a command that ends up serving). A `serve` given no
     /// `--log-key` is given the test ledger's (`support::log_key_file`).
     pub(crate) fn start_with(args: &[&str], log: &Path) -> Server {
+        Server::start_with_env(args, log, &[])
+    }
+
+    /// `start_with`, with these environment variables set for the process.
+    pub(crate) fn start_with_env(args: &[&str], log: &Path, env: &[(&str, &Path)]) -> Server {
         let key_file = match args {
             ["serve", rest @ ..] if !rest.contains(&"--log-key") => rest
                 .iter()
@@ -75,7 +80,7 @@ impl Server {
             if started.elapsed() > STARTUP {
                 break;
             }
-            match Server::try_start(args, log) {
+            match Server::try_start(args, log, env) {
                 Ok(server) => return server,
                 Err(e) => {
                     last = e;
@@ -86,7 +91,7 @@ impl Server {
         panic!("the server did not start: {last}");
     }
 
-    fn try_start(args: &[&str], log: &Path) -> Result<Server, String> {
+    fn try_start(args: &[&str], log: &Path, env: &[(&str, &Path)]) -> Result<Server, String> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,6 +99,7 @@ impl Server {
             .map_err(|e| e.to_string())?;
         let child = bin()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -1677,6 +1683,54 @@ fn submit_command_sends_envelopes_and_signs_bodies() {
         assert_eq!(get(&agent, &signer_url).expect(200)["next_seq"], next_seq);
     }
     assert_eq!(tree_size(&agent, &server), next_index);
+}
+
+/// `dcledger demo` without `--data`: its ledger lives in one temporary directory while it
+/// serves, which is gone once SIGTERM has stopped it; it prints the pages', the API's and
+/// the tiles' addresses; and its log, written to a file, is plain text.
+#[test]
+fn demo_without_data_cleans_up_prints_its_addresses_and_logs_plain_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let temp_root = tmp.path().join("tmp");
+    std::fs::create_dir(&temp_root).unwrap();
+    let log = tmp.path().join("demo.log");
+    let mut server = Server::start_with_env(
+        &["demo", "--listen", "127.0.0.1:0"],
+        &log,
+        &[("TMPDIR", &temp_root)],
+    );
+    let made: Vec<String> = std::fs::read_dir(&temp_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        made.len() == 1 && made[0].starts_with("dcledger-demo-"),
+        "{made:?}"
+    );
+    let printed = server
+        .remaining_stdout_for(Duration::from_secs(1))
+        .join("\n");
+    let base = &server.base;
+    for wanted in [
+        format!("  {base}/\n"),
+        format!("curl {base}/v1/checkpoint"),
+        format!("curl {base}/checkpoint"),
+        format!("{base}/tile/"),
+    ] {
+        assert!(printed.contains(&wanted), "{wanted:?} not in {printed}");
+    }
+    let agent = new_agent();
+    assert_eq!(get(&agent, &format!("{base}/checkpoint")).status, 200);
+    assert!(server.terminate().success(), "{}", server.log_text());
+    let left: Vec<_> = std::fs::read_dir(&temp_root).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let log_bytes = std::fs::read(&log).unwrap();
+    let text = String::from_utf8_lossy(&log_bytes);
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(
+        !log_bytes.contains(&0x1b),
+        "escape bytes in a log written to a file: {text:?}"
+    );
 }
 
 /// `dcledger demo`: the demo world in a fresh ledger, audited and served; SIGTERM stops it
