@@ -128,7 +128,7 @@ fn main() {
         100.0 * rate / verify_rate
     );
 
-    // Retries (SPEC 3): envelopes submitted again are found by their signer's seq and
+    // Retries (PROTOCOL §3): envelopes submitted again are found by their signer's seq and
     // compared, never written. Every 20th entry, spread over the whole ledger, through
     // the same path (parse, schema, signature, then the lookup instead of admission).
     let again: Vec<u8> = input

@@ -137,7 +137,7 @@ fn main() {
         largest = Some((w, size));
     }
     let (w, size) = largest.expect("a world");
-    // Outside the data directory, as SPEC §11 asks.
+    // Outside the data directory, as PROTOCOL §11 asks.
     let key = w.dir.join("log-key.pem");
     if !key.exists() {
         dcledger::keys::write_signing_key(&key, &w.log_key).expect("write the log key");

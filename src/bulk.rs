@@ -1,7 +1,7 @@
 //! Bulk append of NDJSON envelopes (`dcledger append`): one envelope per line, committed
 //! in all-or-nothing batches of up to `MAX_BATCH_ENTRIES`. A refused batch stops the run;
 //! batches before it stay committed, and the refusal names the input line. A batch whose
-//! envelopes are all in the ledger already is a retry (SPEC §3): counted, not written, so
+//! envelopes are all in the ledger already is a retry (PROTOCOL §3): counted, not written, so
 //! a run cut short (a crash, a kill) is finished by running it again on the same input.
 //!
 //! Two stages overlap: a reader thread parses and prepares (schema, signatures, on every

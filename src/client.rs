@@ -82,7 +82,7 @@ impl Client {
             .header("content-type", "application/json")
             .send(body.as_bytes());
         let value = Self::answer(&url, response)?;
-        // A batch's answer (SPEC §10), read whole or refused: never a default index.
+        // A batch's answer (PROTOCOL §10), read whole or refused: never a default index.
         #[derive(serde::Deserialize)]
         struct Batch {
             entries: Vec<Entry>,
@@ -112,8 +112,8 @@ impl Client {
         })
     }
 
-    /// The ledger's origin (SPEC §5): the first line of its checkpoint, which is what an
-    /// entry signature for this ledger must be made for (SPEC §3).
+    /// The ledger's origin (PROTOCOL §5): the first line of its checkpoint, which is what an
+    /// entry signature for this ledger must be made for (PROTOCOL §3).
     pub fn origin(&self) -> Result<String, ClientError> {
         let url = format!("{}/v1/checkpoint", self.base);
         let mut response = self

@@ -1,7 +1,7 @@
-//! A ledger's one configuration file (SPEC §12): `[audit]` thresholds, `[valuation]`
+//! A ledger's one configuration file (PROTOCOL §12): `[audit]` thresholds, `[valuation]`
 //! assumptions and `[server]` bounds, every value a default that the file may override,
-//! and `[log]`, where the log's checkpoint key is (SPEC §11). `config_b3` names the
-//! configuration an answer was computed under (SPEC §9 "Citable"); the server's bounds
+//! and `[log]`, where the log's checkpoint key is (PROTOCOL §11). `config_b3` names the
+//! configuration an answer was computed under (PROTOCOL §9 "Citable"); the server's bounds
 //! and where the key is change no answer, so they are not part of it.
 
 use std::collections::BTreeMap;
@@ -23,7 +23,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// The `[server]` table (SPEC §10): what a server facing the open internet allows each
+/// The `[server]` table (PROTOCOL §10): what a server facing the open internet allows each
 /// client. Every key names its unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -133,7 +133,7 @@ pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// The PEM file of the key that signs the ledger's checkpoints (SPEC §11), outside
+    /// The PEM file of the key that signs the ledger's checkpoints (PROTOCOL §11), outside
     /// the data directory. A relative path is relative to the configuration file's
     /// directory (the CLI resolves it). `--log-key` overrides it.
     pub key: Option<PathBuf>,

@@ -1,8 +1,8 @@
-//! The three time shapes of SPEC §2, parsed strictly: instants (`2025-03-26T05:00:00Z`,
+//! The three time shapes of PROTOCOL §2, parsed strictly: instants (`2025-03-26T05:00:00Z`,
 //! UTC, whole seconds), dates (`YYYY-MM-DD`) and months (`YYYY-MM`). Anything else is
 //! refused rather than normalised, because signed bytes must have exactly one spelling.
 //!
-//! Every date, month and instant lies in years 1970–9999 (SPEC §2: not every verifier's
+//! Every date, month and instant lies in years 1970–9999 (PROTOCOL §2: not every verifier's
 //! calendar has a year 0, or years before the Unix epoch). `in_range` is that rule, and
 //! every parser here applies it, so whatever parses a time (ingest, the audit, query
 //! parameters) holds the same range.
@@ -12,11 +12,11 @@ use time::{Date, Month as TimeMonth, OffsetDateTime};
 /// Seconds since the Unix epoch, UTC.
 pub type UnixSeconds = i64;
 
-/// The first and last years a date, month or instant may have (SPEC §2): 1970-01-01 to
+/// The first and last years a date, month or instant may have (PROTOCOL §2): 1970-01-01 to
 /// 9999-12-31.
 pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
 
-/// Why a text is not a date, month or instant of SPEC §2. Its words name the shape to
+/// Why a text is not a date, month or instant of PROTOCOL §2. Its words name the shape to
 /// write, so a caller can put them after the field's name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
@@ -139,7 +139,7 @@ pub fn now() -> UnixSeconds {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// A calendar month, the reporting period of SPEC §2 (`YYYY-MM`).
+/// A calendar month, the reporting period of PROTOCOL §2 (`YYYY-MM`).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]

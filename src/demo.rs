@@ -39,7 +39,7 @@ pub struct DemoSummary {
 }
 
 /// The demo ledger's checkpoint key: a demo-only key, compiled in, so the demo needs no
-/// key file (a real ledger's lives outside its data directory, SPEC §11).
+/// key file (a real ledger's lives outside its data directory, PROTOCOL §11).
 pub fn log_key() -> Result<SigningKey, KeyError> {
     keys::parse_signing_key(LOG_PEM, Path::new("fixtures/demo/keys/log.pem"))
 }

@@ -1,4 +1,4 @@
-//! Entries, envelopes and leaves (SPEC §3–4): the record kinds, who may sign them, the
+//! Entries, envelopes and leaves (PROTOCOL §3–4): the record kinds, who may sign them, the
 //! domain-separated signature, and the exact leaf bytes the tree commits to.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -16,7 +16,7 @@ pub const ENTRY_VERSION: u64 = 1;
 
 macro_rules! kinds {
     ($($variant:ident = $name:literal => [$($role:ident),+];)+) => {
-        /// Every record kind of SPEC §7.
+        /// Every record kind of PROTOCOL §7.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Kind { $($variant),+ }
 
@@ -31,7 +31,7 @@ macro_rules! kinds {
                 match s { $($name => Some(Kind::$variant),)+ _ => None }
             }
 
-            /// The roles whose organisations may sign this kind (SPEC §6 table).
+            /// The roles whose organisations may sign this kind (PROTOCOL §6 table).
             pub fn signing_roles(self) -> &'static [Role] {
                 match self { $(Kind::$variant => &[$(Role::$role),+]),+ }
             }
@@ -70,7 +70,7 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// The roles of SPEC §6. Stored as bits of a `u8` in derived state.
+/// The roles of PROTOCOL §6. Stored as bits of a `u8` in derived state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Authority,
@@ -134,7 +134,7 @@ impl FromIterator<Role> for Roles {
     }
 }
 
-/// The exact bytes an entry signature covers (SPEC §3): the domain prefix, the ledger's
+/// The exact bytes an entry signature covers (PROTOCOL §3): the domain prefix, the ledger's
 /// origin and a newline, then `JCS(entry)`. The origin binds the signature to one ledger,
 /// so an envelope accepted by one ledger cannot be replayed into another where the same
 /// key is registered. Every signer and every verifier builds the message here and nowhere
@@ -187,7 +187,7 @@ pub fn describe_signed_bytes(origin: &str, entry_jcs: &[u8]) -> String {
     )
 }
 
-/// Strict Ed25519 verification (SPEC §3) of a signature made for the ledger `origin`:
+/// Strict Ed25519 verification (PROTOCOL §3) of a signature made for the ledger `origin`:
 /// refuses non-canonical `S` and small-order keys and `R` points, so one entry has
 /// exactly one valid signature encoding per key and ledger.
 pub fn verify_entry_signature(
@@ -270,7 +270,7 @@ pub fn leaf_bytes(accepted: &str, entry_jcs: &[u8], sig_hex: &str) -> Vec<u8> {
 }
 
 /// Whether `leaf` holds exactly this entry (`JCS(entry)`) and signature, whenever it was
-/// accepted: how a retry is told from a replay (SPEC §3). The comparison is of the bytes
+/// accepted: how a retry is told from a replay (PROTOCOL §3). The comparison is of the bytes
 /// `leaf_bytes` would write, so a leaf holds an envelope only if it is that envelope.
 pub fn leaf_holds(leaf: &[u8], entry_jcs: &[u8], sig_hex: &str) -> bool {
     // `{"accepted":"<instant>",...`: an instant has no character JSON escapes.
@@ -398,7 +398,7 @@ mod tests {
     }
 
     /// The signed bytes and the signature for a known key, origin and entry, pinned: a
-    /// verifier written from SPEC §3 alone, or `tests/sign_with_openssl.py`, must make
+    /// verifier written from PROTOCOL §3 alone, or `tests/sign_with_openssl.py`, must make
     /// these exact bytes. The signature was computed independently with `openssl pkeyutl
     /// -sign -rawin` over the message below, with the PKCS#8 key of seed [7; 32].
     #[test]

@@ -1,4 +1,4 @@
-//! Exact arithmetic over amounts, energy and GPU-hours (SPEC §9 "Rounding"): sums and
+//! Exact arithmetic over amounts, energy and GPU-hours (PROTOCOL §9 "Rounding"): sums and
 //! products can need more than 128 bits, so figures are big integers (`Int`), divided
 //! last and rounded down, and written in JSON as integer literals of any size; the
 //! audit's hot comparisons (`product_lt`) and sums (`total`) are exact without
@@ -96,7 +96,7 @@ impl Int {
         if self >= other { self } else { other }
     }
 
-    /// The nearest binary64, for the one figure SPEC §9 computes in floating point.
+    /// The nearest binary64, for the one figure PROTOCOL §9 computes in floating point.
     pub fn to_f64(&self) -> f64 {
         // BigInt's conversion is total (±infinity beyond f64's range).
         self.0

@@ -1,10 +1,10 @@
-//! The ingest pipeline (SPEC §3, §6, §7): from a submitted envelope to an admitted entry.
+//! The ingest pipeline (PROTOCOL §3, §6, §7): from a submitted envelope to an admitted entry.
 //!
 //! Two stages. `prepare` judges an envelope on its own (size, encoding, schema, field
 //! rules, clock, signature); it is pure, so batches are prepared on every core.
 //! `admit` then judges it against the ledger as it stands at its index (signer, role,
 //! seq, references, ownership, duplicates) and records its effects in the overlay; it
-//! runs in ledger order. Refusals come in SPEC §6's order: 413, 400, 403 (signature,
+//! runs in ledger order. Refusals come in PROTOCOL §6's order: 413, 400, 403 (signature,
 //! signer, role), 409 (seq), 422, 403 (ownership), 409 (duplicates, quantities).
 //!
 //! `apply_kind` is the one place where a record kind's ledger-dependent rules plug in.
@@ -49,7 +49,7 @@ pub struct Prepared {
 /// and `reindex` never do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signatures<'a> {
-    /// Each signature must be made for the ledger named `origin` (SPEC §3): its own, or,
+    /// Each signature must be made for the ledger named `origin` (PROTOCOL §3): its own, or,
     /// for a ledger without a genesis entry yet, the one its genesis will name
     /// ([`submission_origin`]). `None`: no origin is known, so no entry can be judged;
     /// the ledger's first entry must be the genesis that names it.
@@ -59,7 +59,7 @@ pub enum Signatures<'a> {
     Trust,
 }
 
-/// The origin every signature of a submission must be made for (SPEC §3, §5): the
+/// The origin every signature of a submission must be made for (PROTOCOL §3, §5): the
 /// ledger's, fixed by its genesis entry (`ledger`); or, for a ledger that has none yet,
 /// the origin named by the genesis entry that opens the submission (`first`), since a
 /// genesis entry is signed for the origin its own body declares and everything after it
@@ -261,7 +261,7 @@ pub struct Admitted {
     pub touches: Vec<domain::rules::Touch>,
 }
 
-/// Whether the signer has already used `p.seq` (SPEC §3): the envelope is then either a
+/// Whether the signer has already used `p.seq` (PROTOCOL §3): the envelope is then either a
 /// retry of the entry the ledger holds with that seq, if it is the same entry and
 /// signature, or a replay, which `admit` refuses. Signers whose key the ledger does not
 /// know have used no seq.

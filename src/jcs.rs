@@ -1,4 +1,4 @@
-//! Canonical JSON bytes (RFC 8785, JCS) under the project's rules (SPEC §2).
+//! Canonical JSON bytes (RFC 8785, JCS) under the project's rules (PROTOCOL §2).
 //!
 //! With integers only, JCS reduces to: object keys sorted by UTF-16 code units, no
 //! insignificant whitespace, strings escaped as ECMAScript `JSON.stringify` does. The
@@ -30,7 +30,7 @@ pub fn canonical(value: &Value) -> Result<Vec<u8>, CanonicalError> {
 
 /// Canonical-form bytes even for values that break the rules (a float is written as
 /// serde_json writes it), together with the first rule broken. Ingest needs the length of
-/// what the leaf would be before it may report a schema error (SPEC §6: 413 before 400).
+/// what the leaf would be before it may report a schema error (PROTOCOL §6: 413 before 400).
 pub fn canonical_lenient(value: &Value) -> (Vec<u8>, Option<CanonicalError>) {
     let mut out = Vec::with_capacity(256);
     let mut problem = None;
@@ -223,7 +223,7 @@ mod tests {
 
     proptest! {
         /// The hand-written writer is byte-identical to a full RFC 8785 implementation on
-        /// every value the project's rules admit (SPEC §12 asks for this proof).
+        /// every value the project's rules admit (PROTOCOL §12 asks for this proof).
         #[test]
         fn equals_reference_jcs(v in arb_json()) {
             let reference = serde_json_canonicalizer::to_vec(&v).unwrap();

@@ -1,4 +1,4 @@
-//! The one parse of a submission (SPEC §2): JSON text to a `serde_json::Value`, refusing
+//! The one parse of a submission (PROTOCOL §2): JSON text to a `serde_json::Value`, refusing
 //! an object that holds the same key twice, anywhere (the envelope included).
 //!
 //! `serde_json` keeps the last of two equal keys, another parser may keep the first: the
@@ -45,7 +45,7 @@ impl ParseError {
 
 fn twice(key: &str) -> String {
     format!(
-        "the key {key:?} appears twice in this object; a key may appear once (SPEC §2), \
+        "the key {key:?} appears twice in this object; a key may appear once (PROTOCOL §2), \
          so remove one of them"
     )
 }

@@ -1,4 +1,4 @@
-//! Ed25519 keys as files and as hex (SPEC §3). Private keys are PKCS#8 PEM, the format
+//! Ed25519 keys as files and as hex (PROTOCOL §3). Private keys are PKCS#8 PEM, the format
 //! `openssl genpkey -algorithm ed25519` writes, so an operator never needs this binary to
 //! make or hold a key.
 
@@ -94,7 +94,7 @@ pub fn parse_public_hex(s: &str) -> Option<PublicKey> {
     parse_lower_hex::<32>(s)
 }
 
-/// Parses exactly `2 * N` lowercase hex characters (the spelling SPEC §2 fixes).
+/// Parses exactly `2 * N` lowercase hex characters (the spelling PROTOCOL §2 fixes).
 pub fn parse_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
@@ -104,7 +104,7 @@ pub fn parse_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// Why 32 bytes can never be a key that signs (SPEC §6). Each word says what the bytes
+/// Why 32 bytes can never be a key that signs (PROTOCOL §6). Each word says what the bytes
 /// are and what to give instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UnusableKey {
@@ -125,7 +125,7 @@ pub enum UnusableKey {
     SmallOrder,
 }
 
-/// Whether `pk` could ever sign an entry that strict verification (SPEC §3) accepts: a
+/// Whether `pk` could ever sign an entry that strict verification (PROTOCOL §3) accepts: a
 /// point of the curve, canonically encoded, not of small order.
 pub fn check_signing_key(pk: &PublicKey) -> Result<(), UnusableKey> {
     let key = VerifyingKey::from_bytes(pk).map_err(|_| UnusableKey::NotAPoint)?;
@@ -246,7 +246,7 @@ mod tests {
         }
     }
 
-    /// An independent check of SPEC §6's rule with big integers, from the curve's
+    /// An independent check of PROTOCOL §6's rule with big integers, from the curve's
     /// definition (RFC 8032 §5.1.3 decoding, then [8]P = identity for small order).
     mod reference {
         use num_bigint::BigUint;

@@ -1,16 +1,16 @@
 //! Every explicit bound the ledger puts on something that grows, in one place, so that a
 //! reader can see what the system will and will not accept without hunting for literals.
 
-/// SPEC §4: a stored leaf is at most this many bytes; larger submissions are refused (413).
+/// PROTOCOL §4: a stored leaf is at most this many bytes; larger submissions are refused (413).
 pub const MAX_LEAF_BYTES: usize = 65_535;
 
-/// SPEC §10 / CLI: envelopes in one all-or-nothing batch.
+/// PROTOCOL §10 / CLI: envelopes in one all-or-nothing batch.
 pub const MAX_BATCH_ENTRIES: usize = 1_000;
 
-/// SPEC §3: an entry's `ts` may be at most this far after the ledger's clock.
+/// PROTOCOL §3: an entry's `ts` may be at most this far after the ledger's clock.
 pub const MAX_TS_AHEAD_S: i64 = 300;
 
-/// SPEC §2: every number in signed content lies in [-(2^53-1), 2^53-1].
+/// PROTOCOL §2: every number in signed content lies in [-(2^53-1), 2^53-1].
 pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 
 /// Nesting depth of a submitted JSON value. The schemas need 4 levels below the envelope;
@@ -38,11 +38,11 @@ pub const VERIFYING_KEY_CACHE_KEYS: usize = 65_536;
 pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;
 
 // ---------------------------------------------------------------------------------------
-// The HTTP server (SPEC §10). A server faces the open internet: each bound below keeps
+// The HTTP server (PROTOCOL §10). A server faces the open internet: each bound below keeps
 // one kind of client from holding time, connections or memory without end. The defaults
 // of the `[server]` config table are the `DEFAULT_*` ones; the others are fixed.
 
-/// SPEC §10: request bodies over this are refused (413).
+/// PROTOCOL §10: request bodies over this are refused (413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A request's headers must arrive within this, counted from its first byte.

@@ -97,7 +97,7 @@ enum Command {
         input: String,
         /// After each durable batch, print a JSON line {"accepted", "present",
         /// "checkpoint"} to standard error: an acknowledgement a supervising process can
-        /// rely on (`present` counts entries the ledger held already, SPEC 3).
+        /// rely on (`present` counts entries the ledger held already, PROTOCOL §3).
         #[arg(long)]
         report_batches: bool,
     },
@@ -155,7 +155,7 @@ enum Command {
         #[arg(long)]
         proof: PathBuf,
     },
-    /// Serve the HTTP API (SPEC 10) until SIGTERM or Ctrl-C.
+    /// Serve the HTTP API (PROTOCOL §10) until SIGTERM or Ctrl-C.
     Serve {
         /// The ledger's data directory.
         #[arg(long)]
@@ -227,7 +227,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Run the audit rules (SPEC 8) and print the findings.
+    /// Run the audit rules (PROTOCOL §8) and print the findings.
     Audit {
         /// The ledger's data directory.
         #[arg(long, required_unless_present = "print_config")]
@@ -254,7 +254,7 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
-    /// Region reports and valuations (SPEC 9) as of a month.
+    /// Region reports and valuations (PROTOCOL §9) as of a month.
     Report {
         #[command(subcommand)]
         report: ReportCommand,
@@ -412,7 +412,7 @@ fn die_on_broken_pipe() {
 }
 
 /// The checkpoint key for a command that signs checkpoints of the ledger in `data`
-/// (SPEC §11): `--log-key`, else the configuration's `[log] key` (relative to the
+/// (PROTOCOL §11): `--log-key`, else the configuration's `[log] key` (relative to the
 /// configuration file), else the key file of a data directory made before the key moved
 /// out, with a warning.
 fn log_key(
@@ -772,7 +772,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             ledger.close()?;
             if summary.present > 0 {
-                // SPEC §3: a retry is answered, not written again.
+                // PROTOCOL §3: a retry is answered, not written again.
                 println!(
                     "accepted {} entries; {} were already in the ledger (nothing written for them)",
                     summary.accepted, summary.present

@@ -1,5 +1,5 @@
 //! Third-party verification: what someone holding only a checkpoint, the log's verifier
-//! key string, a leaf and a proof can check, with no access to the ledger (SPEC §4–5).
+//! key string, a leaf and a proof can check, with no access to the ledger (PROTOCOL §4–5).
 
 use serde_json::Value;
 

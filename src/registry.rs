@@ -1,4 +1,4 @@
-//! Organisations, keys and roles (SPEC §6): who may sign what. Holds the derived records
+//! Organisations, keys and roles (PROTOCOL §6): who may sign what. Holds the derived records
 //! for signers and organisations and the rules of the four authority kinds. Pure logic
 //! over an `Overlay`; no I/O of its own.
 
@@ -94,7 +94,7 @@ pub fn apply_genesis(
             "must be 64 lowercase hex characters",
         )
     })?;
-    // The log's key signs checkpoints, never entries (SPEC §6): an authority key that
+    // The log's key signs checkpoints, never entries (PROTOCOL §6): an authority key that
     // signs checkpoints too would be an entry key that is the log's.
     if checkpoint_key == *signer_pk {
         return Err(Rejection::conflict(
@@ -135,7 +135,7 @@ pub fn apply_genesis(
 }
 
 /// Ledger-dependent checks and effects of `org.register`, `key.grant` and `key.revoke`.
-/// Refusals follow SPEC §6's order: 422 (missing reference) before 409 (duplicate).
+/// Refusals follow PROTOCOL §6's order: 422 (missing reference) before 409 (duplicate).
 pub fn apply(state: &mut Overlay<'_>, index: u64, body: &Body) -> Result<(), AdmitError> {
     match body {
         Body::OrgRegister(body) => {
@@ -189,7 +189,7 @@ pub fn apply(state: &mut Overlay<'_>, index: u64, body: &Body) -> Result<(), Adm
                 )
                 .into());
             }
-            // The log's key signs checkpoints, never entries (SPEC §6).
+            // The log's key signs checkpoints, never entries (PROTOCOL §6).
             let genesis: Option<GenesisRecord> = state.get_decoded(GENESIS_KEY)?;
             if genesis.is_some_and(|g| g.checkpoint_key == pk) {
                 return Err(Rejection::conflict(

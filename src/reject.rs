@@ -1,9 +1,9 @@
-//! Why ingest refused an entry (SPEC §6). One type for every refusal, so the CLI, the
+//! Why ingest refused an entry (PROTOCOL §6). One type for every refusal, so the CLI, the
 //! HTTP server and tests all see the same classes, paths and words.
 
 use std::fmt;
 
-/// The refusal classes of SPEC §6, in the order the spec ranks them when several apply.
+/// The refusal classes of PROTOCOL §6, in the order the spec ranks them when several apply.
 /// `server` maps each to its HTTP status; nothing else needs to know the numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectClass {

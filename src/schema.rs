@@ -1,4 +1,4 @@
-//! The JSON Schemas of `schemas/`, compiled once and enforced at ingest (SPEC §7). The
+//! The JSON Schemas of `schemas/`, compiled once and enforced at ingest (PROTOCOL §7). The
 //! files are embedded at build time, so the binary enforces exactly the schemas shipped
 //! beside it.
 
@@ -47,7 +47,7 @@ pub const BODY_SCHEMAS: &[(&str, &str)] = body_schemas!(
 pub const ENVELOPE_SCHEMA: &str = include_str!("../schemas/envelope.schema.json");
 pub const LEAF_SCHEMA: &str = include_str!("../schemas/leaf.schema.json");
 
-/// The `pattern` of every free-text field of the body schemas (SPEC §2, §7): no control
+/// The `pattern` of every free-text field of the body schemas (PROTOCOL §2, §7): no control
 /// characters (U+0000–U+001F, U+007F–U+009F) and no bidirectional controls (U+202A–U+202E,
 /// U+2066–U+2069), which could make a text read differently from what was signed. The
 /// rule is the schemas'; this copy, which a test holds equal to every field's, lets an
@@ -181,7 +181,7 @@ mod tests {
     }
 
     /// Free text is every string that no pattern or list constrains otherwise; each
-    /// carries exactly the free-text pattern, SPEC §7's named fields among them.
+    /// carries exactly the free-text pattern, PROTOCOL §7's named fields among them.
     #[test]
     fn every_free_text_field_refuses_control_and_bidi_characters() {
         let mut free = std::collections::BTreeSet::new();

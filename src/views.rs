@@ -1,4 +1,4 @@
-//! The JSON documents the ledger answers with (SPEC §10), built in one place so that the
+//! The JSON documents the ledger answers with (PROTOCOL §10), built in one place so that the
 //! CLI's `get` and `proof` commands print exactly what the HTTP endpoints return.
 
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 Usage: sign_with_openssl.py KEY.pem ORIGIN KIND SEQ TS BODY.json > envelope.json
 
-This is the whole protocol an operator needs (SPEC sections 2-3): build the entry,
+This is the whole protocol an operator needs (PROTOCOL sections 2-3): build the entry,
 canonicalise it (JCS; for integer-only JSON with ASCII keys that is sorted keys and no
 whitespace), sign "dcledger/entry/v1\\n" + ORIGIN + "\\n" + JCS(entry) with Ed25519, and
 send {"entry": ..., "sig": <hex>}. ORIGIN is the ledger's name, the first line of its

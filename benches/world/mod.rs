@@ -28,7 +28,7 @@ pub struct World {
     /// The last month's entries, NDJSON.
     #[allow(dead_code)] // The reports benchmark serves `kept` itself.
     pub after: String,
-    /// The key that signs the ledgers' checkpoints (kept outside them, SPEC §11).
+    /// The key that signs the ledgers' checkpoints (kept outside them, PROTOCOL §11).
     #[allow(dead_code)] // The store benchmark only replays the ledger.
     pub log_key: ed25519_dalek::SigningKey,
 }

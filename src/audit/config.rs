@@ -1,4 +1,4 @@
-//! Audit thresholds (SPEC §8): every one a default that a TOML file may override.
+//! Audit thresholds (PROTOCOL §8): every one a default that a TOML file may override.
 
 use std::collections::BTreeMap;
 
@@ -42,7 +42,7 @@ pub struct AuditConfig {
     /// pue-implausible: consumed / IT energy outside [min, max], in hundredths.
     pub pue_min_centi: u64,
     pub pue_max_centi: u64,
-    /// price-anomaly and valuation: CNY per GPU by model and year (SPEC §8.1).
+    /// price-anomaly and valuation: CNY per GPU by model and year (PROTOCOL §8.1).
     pub reference_prices: BTreeMap<String, BTreeMap<String, u64>>,
 }
 

@@ -1,5 +1,5 @@
 //! What the audit knows about one facility, loaded once from the projections, and the
-//! definitions of SPEC §8 over it: status at a date, GPUs at a facility, utilization,
+//! definitions of PROTOCOL §8 over it: status at a date, GPUs at a facility, utilization,
 //! permit coverage. Pure functions of the loaded facts; no I/O.
 
 use std::sync::Mutex;
@@ -169,7 +169,7 @@ pub struct Disbursed {
     pub subsidy: usize,
     pub date: Date,
     pub amount_minor: u64,
-    /// The disbursement's own currency, which the money it counts in (SPEC §9).
+    /// The disbursement's own currency, which the money it counts in (PROTOCOL §9).
     pub currency: Currency,
     pub index: u64,
 }
@@ -297,7 +297,7 @@ impl<T> Series<T> {
     }
 
     /// Puts a report in place unless a later entry already reported the month: the
-    /// latest report counts (SPEC §6), whatever order they are recorded in here.
+    /// latest report counts (PROTOCOL §6), whatever order they are recorded in here.
     /// Returns whether the series changed.
     fn keep_latest(&mut self, month: Month, body: T, index: u64) -> bool {
         let n = self.count_through(month);
@@ -362,7 +362,7 @@ impl FacilityFacts {
     }
 
     /// Records a report admitted at `index`. The latest report for a series and period
-    /// is the one that counts (SPEC §6), whatever order they are recorded in here.
+    /// is the one that counts (PROTOCOL §6), whatever order they are recorded in here.
     pub fn set_report(&mut self, month: Month, figures: Figures, index: u64) {
         let changed = match figures {
             Figures::Power(f) => self.power.keep_latest(month, f, index),
@@ -470,7 +470,7 @@ impl FacilityFacts {
             .map(|(_, _, index)| index)
     }
 
-    /// Operational on the first and on the last day of `month` (SPEC §8).
+    /// Operational on the first and on the last day of `month` (PROTOCOL §8).
     pub fn operational_through(&self, month: Month) -> bool {
         self.status_at(month.first_day()).0 == Status::Operational
             && self.status_at(month.last_day()).0 == Status::Operational

@@ -1,4 +1,4 @@
-//! The audit engine (SPEC §8): the twenty rules over the projections, as of a month,
+//! The audit engine (PROTOCOL §8): the twenty rules over the projections, as of a month,
 //! with configurable thresholds. Findings are alerts for a human to weigh, never
 //! verdicts: each carries a stable id, the figures that raised it and the ledger entries
 //! it rests on, so anyone can check it against the ledger.
@@ -39,7 +39,7 @@ use crate::parallel::joined;
 
 macro_rules! rule_table {
     ($($variant:ident = $name:literal, $severity:ident;)+) => {
-        /// The rules of SPEC §8.
+        /// The rules of PROTOCOL §8.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Rule { $($variant),+ }
 
@@ -120,7 +120,7 @@ impl Severity {
     }
 }
 
-/// `id` of SPEC §8: BLAKE3 over rule, facility and the rule's own key, 32 hex.
+/// `id` of PROTOCOL §8: BLAKE3 over rule, facility and the rule's own key, 32 hex.
 pub fn finding_id(rule: Rule, facility_id: &str, key: &str) -> String {
     let mut h = blake3::Hasher::new();
     for part in [rule.as_str(), facility_id, key] {
@@ -417,7 +417,7 @@ impl Snapshot {
         Ok(())
     }
 
-    /// SPEC §8's default as_of: the latest report period, else the latest acceptance.
+    /// PROTOCOL §8's default as_of: the latest report period, else the latest acceptance.
     pub fn default_as_of(&self) -> Option<Month> {
         self.latest_period.or(self.latest_accepted)
     }
@@ -517,7 +517,7 @@ impl Snapshot {
     }
 }
 
-/// One finding per rule, facility and key (SPEC §8), ordered by them: duplicates merge
+/// One finding per rule, facility and key (PROTOCOL §8), ordered by them: duplicates merge
 /// their evidence into the first.
 fn merge(mut all: Vec<Found>) -> Vec<Found> {
     // Stable, so that of duplicates the first drafted stays first.

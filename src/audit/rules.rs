@@ -1,4 +1,4 @@
-//! The twenty rules of SPEC §8, each a few lines over `FacilityFacts`. Facts dated after
+//! The twenty rules of PROTOCOL §8, each a few lines over `FacilityFacts`. Facts dated after
 //! as_of's last day, and reports for later periods, are ignored throughout.
 
 use time::{Date, Duration};
@@ -707,7 +707,7 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         let last = Month::of(by);
         let first = last.window_start(cx.config.condition_months);
         let (util, reports) = cx.f.utilization(first, last);
-        // No reports, or nothing available, counts as 0% (SPEC §8).
+        // No reports, or nothing available, counts as 0% (PROTOCOL §8).
         let (sold, available) = util.unwrap_or((0, 1));
         if product_lt(sold, 100, condition.min_utilization_pct.into(), available) {
             let amount = total(disbursed.iter().map(|d| d.amount_minor));
@@ -871,7 +871,7 @@ pub(super) fn double_pledges(
 
 #[cfg(test)]
 mod tests {
-    //! The rules' money and thresholds at the edges of SPEC §2's integers: every amount
+    //! The rules' money and thresholds at the edges of PROTOCOL §2's integers: every amount
     //! at risk equals a big-integer computation, whatever the sizes.
 
     use num_bigint::BigInt;

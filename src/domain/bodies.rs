@@ -1,4 +1,4 @@
-//! The record bodies of SPEC §7, typed. `prepare` checks a body against its schema and
+//! The record bodies of PROTOCOL §7, typed. `prepare` checks a body against its schema and
 //! the field rules, then turns it into a `Body` once; admission, the projections, the
 //! audit and the reports use that value and never parse JSON again. Every struct refuses
 //! fields its schema does not name, as the schemas do (`additionalProperties: false`).
@@ -118,7 +118,7 @@ pub struct KeyRevoke {
     pub reason: String,
 }
 
-/// The facility lifecycle states of SPEC §7.
+/// The facility lifecycle states of PROTOCOL §7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

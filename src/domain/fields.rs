@@ -1,4 +1,4 @@
-//! Field rules of SPEC §2, §6, §7 and §9 that a JSON Schema cannot say: real calendar
+//! Field rules of PROTOCOL §2, §6, §7 and §9 that a JSON Schema cannot say: real calendar
 //! dates and months in 1970–9999, ordered pairs of fields, report periods that have begun
 //! by the time they are signed, `key.grant` keys that can sign, and the reserved province.
 //! Violations are 400s naming the field.
@@ -10,7 +10,7 @@ use crate::entry::Kind;
 use crate::keys;
 use crate::reject::FieldError;
 
-/// The region of the national report (SPEC §9). No facility is registered in a province
+/// The region of the national report (PROTOCOL §9). No facility is registered in a province
 /// of that name, so a province's report can never be mistaken for it.
 pub const NATIONAL: &str = "national";
 
@@ -107,7 +107,7 @@ fn kind_rules(
             errors.push(error(
                 "province",
                 format!(
-                    "{NATIONAL:?} is reserved for the national region report (SPEC §9); give \
+                    "{NATIONAL:?} is reserved for the national region report (PROTOCOL §9); give \
                      the province the facility stands in"
                 ),
             ));
@@ -210,7 +210,7 @@ mod tests {
                 json!({"date": "2024-02-29", "condition": {"min_utilization_pct": 5, "by": "2025-04-31"}}),
                 vec!["/entry/body/condition/by"],
             ),
-            // Dates and months lie in 1970-01-01..9999-12-31 (SPEC §2).
+            // Dates and months lie in 1970-01-01..9999-12-31 (PROTOCOL §2).
             (Kind::Procurement, json!({"date": "1970-01-01"}), vec![]),
             (
                 Kind::Procurement,
@@ -233,7 +233,7 @@ mod tests {
                 vec!["/entry/body/period"],
             ),
             (Kind::MeterReading, json!({"period": "1970-01"}), vec![]),
-            // key.grant: only keys that could sign (SPEC §6).
+            // key.grant: only keys that could sign (PROTOCOL §6).
             (
                 Kind::KeyGrant,
                 json!({"public_key": hex::encode(
@@ -256,7 +256,7 @@ mod tests {
                 json!({"public_key": format!("f0{}7f", "ff".repeat(30))}),
                 vec!["/entry/body/public_key"],
             ),
-            // The national region is no province (SPEC §9).
+            // The national region is no province (PROTOCOL §9).
             (
                 Kind::FacilityRegister,
                 json!({"province": "national"}),

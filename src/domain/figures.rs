@@ -128,7 +128,7 @@ impl From<&OccupancyReport> for OccupancyFigures {
     }
 }
 
-/// An ISO 4217 code, three capital letters (SPEC §2), held inline. Decoding goes
+/// An ISO 4217 code, three capital letters (PROTOCOL §2), held inline. Decoding goes
 /// through the same check, so a damaged store cannot make one of anything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "[u8; 3]", into = "[u8; 3]")]

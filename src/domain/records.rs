@@ -1,4 +1,4 @@
-//! The projections of SPEC §7 kept in derived state: what is known about each facility,
+//! The projections of PROTOCOL §7 kept in derived state: what is known about each facility,
 //! lot, permit, subsidy and loan, and the monthly series, each fact with the index of the
 //! entry it came from. Dates are `YYYY-MM-DD` and periods `YYYY-MM` strings, which order
 //! correctly as text.
@@ -295,7 +295,7 @@ pub struct SubsidyRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collateral {
     pub item: String,
-    /// True when the item named an existing lot when the loan was issued (SPEC §7).
+    /// True when the item named an existing lot when the loan was issued (PROTOCOL §7).
     pub is_lot: bool,
 }
 
@@ -356,7 +356,7 @@ impl ReportBody {
     }
 }
 
-/// The report that counts for a facility, series and period (SPEC §6: the latest one),
+/// The report that counts for a facility, series and period (PROTOCOL §6: the latest one),
 /// with the entries it superseded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRecord {

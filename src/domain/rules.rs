@@ -1,5 +1,5 @@
-//! The ledger-dependent rules of the domain kinds (SPEC §6–7) and their effects on the
-//! projections. Each kind checks, in SPEC §6's order, references (422), then ownership
+//! The ledger-dependent rules of the domain kinds (PROTOCOL §6–7) and their effects on the
+//! projections. Each kind checks, in PROTOCOL §6's order, references (422), then ownership
 //! (403), then duplicates and quantities (409), and only then writes.
 
 use serde::de::DeserializeOwned;
@@ -197,7 +197,7 @@ fn facility_status(
     r: b::FacilityStatus,
 ) -> Result<Touched, AdmitError> {
     let mut f = facility(state, "facility_id", &r.facility_id)?;
-    // A regulator records what it finds without operating the facility (SPEC §7).
+    // A regulator records what it finds without operating the facility (PROTOCOL §7).
     if !signer.roles.contains(Role::Regulator) {
         operates(&f, signer, "facility_id")?;
     }
@@ -347,7 +347,7 @@ fn lot_serials(
 }
 
 /// GPUs arriving at a facility as a signed move: quantities are at most 2^53 − 1
-/// (SPEC §2), so they fit i64.
+/// (PROTOCOL §2), so they fit i64.
 fn arriving(quantity: u64) -> i64 {
     i64::try_from(quantity).unwrap_or_else(|_| unreachable!("quantity {quantity} is above 2^53"))
 }
@@ -431,7 +431,7 @@ fn lot_transfer(
         operates(f, signer, "from_facility")?;
     }
     if let Some(f) = &to {
-        // GPUs move only between facilities of the same operator (SPEC §7).
+        // GPUs move only between facilities of the same operator (PROTOCOL §7).
         operates(f, signer, "to_facility")?;
     }
     let mut touched_to = None;

@@ -50,7 +50,7 @@ struct Request {
     reply: SyncSender<Result<Receipt, SubmitError>>,
 }
 
-/// Why the writer stopped taking entries, once it has (SPEC §10 `/readyz`).
+/// Why the writer stopped taking entries, once it has (PROTOCOL §10 `/readyz`).
 type StopReason = Arc<OnceLock<String>>;
 
 /// A cloneable way to submit batches to the writer.
@@ -58,7 +58,7 @@ type StopReason = Arc<OnceLock<String>>;
 pub struct CommitHandle {
     tx: Sender<Request>,
     stopped: StopReason,
-    /// The ledger's origin, which every signature covers (SPEC §3), once genesis has
+    /// The ledger's origin, which every signature covers (PROTOCOL §3), once genesis has
     /// fixed it; until then the batch that holds the genesis entry names it.
     origin: Arc<OnceLock<Arc<str>>>,
     reader: Reader,

@@ -11,7 +11,7 @@
 //! - Seq anchors: key `q | signer | (seq - 1) / SEQ_SPAN (u64 BE)`, value the index of
 //!   the signer's entry with seq `1 + k * SEQ_SPAN`: every `SEQ_SPAN`-th entry of a
 //!   signer. The entry with any other seq is the anchor's followed by that many more of
-//!   the signer's postings (each signer's seqs run 1, 2, 3 … in ledger order, SPEC §3),
+//!   the signer's postings (each signer's seqs run 1, 2, 3 … in ledger order, PROTOCOL §3),
 //!   so finding it reads one anchor and at most `SEQ_SPAN` postings, whatever the size.
 //! - Change log: key `t | first index of a chunk of CHANGE_SPAN entries (u64 BE)`, value
 //!   what the entries of that chunk changed, in ledger order: a facility's records (by

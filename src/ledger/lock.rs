@@ -1,4 +1,4 @@
-//! The data directory's writer lock and file modes (SPEC §11).
+//! The data directory's writer lock and file modes (PROTOCOL §11).
 //!
 //! One process writes a ledger. The lock is the data directory itself (`flock` on an
 //! open descriptor of it), not a file in it: deleting files in the directory, a lock or

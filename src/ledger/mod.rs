@@ -52,7 +52,7 @@ use layout::Landed;
 use lock::DirLock;
 
 /// Where ledgers made before the log key moved out of the data directory kept it
-/// (SPEC §11): still read, with a warning, when no key is given.
+/// (PROTOCOL §11): still read, with a warning, when no key is given.
 pub const LOG_KEY_FILE: &str = "log-key.pem";
 pub const INDEX_DIR: &str = "index";
 
@@ -127,7 +127,7 @@ pub fn entries_appended_by_this_process() -> u64 {
 }
 
 /// One entry of an acknowledged batch: admitted and written by it, or found in the
-/// ledger already (a retry, SPEC §3).
+/// ledger already (a retry, PROTOCOL §3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub index: u64,
@@ -150,7 +150,7 @@ pub type BatchOutcome = Result<Vec<Appended>, BatchRejection>;
 /// What a group commit does with the batches after one it refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AfterRefusal {
-    /// Judges them as if the refused one had not come: independent submitters (SPEC §10).
+    /// Judges them as if the refused one had not come: independent submitters (PROTOCOL §10).
     JudgeTheRest,
     /// Judges none of them and leaves them out of the outcomes: one input read in order
     /// (`append`) stops at its first refusal.
@@ -186,7 +186,7 @@ impl Span {
 }
 
 /// The refusal of a batch that mixes envelopes already in the ledger with new ones
-/// (SPEC §3), naming the first present one.
+/// (PROTOCOL §3), naming the first present one.
 fn mixed_batch(position: usize, index: u64) -> BatchRejection {
     BatchRejection {
         position,
@@ -234,11 +234,11 @@ pub struct LogKey {
     pub key: SigningKey,
     pub path: PathBuf,
     /// The file lies inside the data directory, so any copy or backup of the directory
-    /// can sign checkpoints (SPEC §11): the caller should warn.
+    /// can sign checkpoints (PROTOCOL §11): the caller should warn.
     pub inside_data: bool,
 }
 
-/// Finds the key that signs the checkpoints of the ledger in `dir` (SPEC §11): the file
+/// Finds the key that signs the checkpoints of the ledger in `dir` (PROTOCOL §11): the file
 /// `given` (`--log-key`, or the configuration's `[log] key`), or else, for a ledger made
 /// before the key moved out of the data directory, the `log-key.pem` it still holds.
 pub fn find_log_key(dir: &Path, given: Option<&Path>) -> Result<LogKey, LedgerError> {
@@ -339,7 +339,7 @@ impl ReadProjections {
     }
 }
 
-/// Opens the projections of the ledger in `dir` for a reading command (SPEC §11). A
+/// Opens the projections of the ledger in `dir` for a reading command (PROTOCOL §11). A
 /// ledger no other process writes, in a directory this process may write, is read
 /// from its own derived state under its lock (at once, whatever its size). One that
 /// another process serves, or a read-only copy, is read without the lock: its
@@ -381,7 +381,7 @@ impl Ledger {
     /// Creates a ledger in `dir` (new or empty) and writes entry 0, `ledger.genesis`,
     /// signed by the authority key, and the first checkpoint, signed by `log_key`. The
     /// log key is not stored: it stays where the caller keeps it, outside the data
-    /// directory (SPEC §11), and every later writer is given it.
+    /// directory (PROTOCOL §11), and every later writer is given it.
     pub fn init(
         dir: &Path,
         origin: &str,
@@ -600,8 +600,8 @@ impl Ledger {
         self.append_prepared(groups, AfterRefusal::JudgeTheRest)
     }
 
-    /// The ledger's origin (SPEC §5), once its genesis entry has fixed it: what every
-    /// entry signature must be made for (SPEC §3).
+    /// The ledger's origin (PROTOCOL §5), once its genesis entry has fixed it: what every
+    /// entry signature must be made for (PROTOCOL §3).
     pub fn origin(&self) -> Option<&str> {
         self.genesis.as_ref().map(|g| g.origin.as_str())
     }
@@ -688,7 +688,7 @@ impl Ledger {
                     Err(AdmitError::Store(e)) => return Err(e.into()),
                 }
             }
-            // SPEC §3: a batch is wholly new or wholly present; one that mixes them is
+            // PROTOCOL §3: a batch is wholly new or wholly present; one that mixes them is
             // refused, naming the first envelope already present.
             if refused.is_none()
                 && !batch_leaves.is_empty()
@@ -798,7 +798,7 @@ impl Ledger {
         Ok((outcomes, self.reader.checkpoint()))
     }
 
-    /// The entry this very envelope already is (SPEC §3: a retry), if the ledger holds
+    /// The entry this very envelope already is (PROTOCOL §3: a retry), if the ledger holds
     /// it: the signer's entry with the envelope's seq, when it has the same entry and
     /// signature bytes. Looks among the leaves earlier batches of this group admitted
     /// (`pending`, `leaves` from index `base`) and then in the committed ledger.
@@ -942,7 +942,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// The verifier key string of the log (SPEC §5), once genesis has fixed the origin.
+    /// The verifier key string of the log (PROTOCOL §5), once genesis has fixed the origin.
     pub fn verifier_key(&self) -> Option<String> {
         self.reader.verifier_key()
     }

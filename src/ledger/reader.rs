@@ -147,7 +147,7 @@ impl Reader {
         Ok(self.derived.get_decoded(GENESIS_KEY)?)
     }
 
-    /// The log's verifier key string (SPEC §5): its origin and the checkpoint key that
+    /// The log's verifier key string (PROTOCOL §5): its origin and the checkpoint key that
     /// genesis fixed (a writer is opened only with that key).
     pub fn verifier_key(&self) -> Option<String> {
         let genesis = self.genesis().ok().flatten()?;
@@ -324,7 +324,7 @@ impl Reader {
     }
 }
 
-/// The projections (SPEC §7), as the audit and the reports read them.
+/// The projections (PROTOCOL §7), as the audit and the reports read them.
 impl Reader {
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
         Ok(self.derived.get_decoded(key)?)

@@ -1,4 +1,4 @@
-//! Reading a ledger without its lock (SPEC §11): beside the process that serves it, and
+//! Reading a ledger without its lock (PROTOCOL §11): beside the process that serves it, and
 //! on a read-only copy (a backup, a mounted snapshot). Everything read here is in files
 //! that are immutable once written or replaced atomically, written before the
 //! `checkpoint` file names the size that needs them: the segments (append-only), the
@@ -77,7 +77,7 @@ impl Unlocked {
         )
     }
 
-    /// The log's verifier key string (SPEC §5), from the genesis entry (leaf 0).
+    /// The log's verifier key string (PROTOCOL §5), from the genesis entry (leaf 0).
     pub fn verifier_key(&self) -> Result<String, LedgerError> {
         let genesis = self.genesis()?;
         Ok(checkpoint::verifier_key_string(

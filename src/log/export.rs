@@ -59,7 +59,7 @@ pub struct Exported {
 }
 
 /// Appends one leaf to an entry bundle: big-endian u16 length, then the bytes (a leaf
-/// is at most 65,535 bytes, SPEC §4).
+/// is at most 65,535 bytes, PROTOCOL §4).
 pub fn push_bundle_entry(bundle: &mut Vec<u8>, leaf: &[u8]) {
     let len = u16::try_from(leaf.len()).unwrap_or_else(|_| {
         unreachable!(

@@ -1,4 +1,4 @@
-//! The source of truth: leaves in append-only segment files (SPEC §11–12).
+//! The source of truth: leaves in append-only segment files (PROTOCOL §11–12).
 //!
 //! A segment is `segments/<first index, 20 digits>.seg`: a 16-byte header (magic with
 //! format version, then the first leaf index) followed by records
@@ -296,7 +296,7 @@ impl SegmentLog {
     /// those were acknowledged, so damage to them is corruption, never a torn tail.
     pub fn open(dir: &Path, durable_floor: u64) -> Result<(SegmentLog, Recovery), SegmentError> {
         let dir = dir.join(SEGMENTS_DIR);
-        // The owner's only, whatever the umask (SPEC §11).
+        // The owner's only, whatever the umask (PROTOCOL §11).
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

@@ -420,7 +420,7 @@ impl TileStore {
     }
 }
 
-/// Creates the directories up to `path`'s parent, the owner's only (SPEC §11).
+/// Creates the directories up to `path`'s parent, the owner's only (PROTOCOL §11).
 fn make_parent(path: &Path) -> Result<&Path, TileError> {
     let parent = path.parent().unwrap_or(path);
     DirBuilder::new()

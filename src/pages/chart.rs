@@ -1,4 +1,4 @@
-//! Charts as inline SVG (SPEC §10): a line chart over months and a bar chart over named
+//! Charts as inline SVG (PROTOCOL §10): a line chart over months and a bar chart over named
 //! groups, each with a `<title>`, every point or bar carrying the key it draws
 //! (`data-key`) and its exact value (`data-value`). Coordinates are floating point:
 //! they only place marks; the figures themselves stay exact in the attributes.

@@ -1,5 +1,5 @@
 //! Figures as a page shows them: the exact value and the field it is in the JSON answer
-//! (`<data value=… data-field=…>`, SPEC §10), beside the text a person reads.
+//! (`<data value=… data-field=…>`, PROTOCOL §10), beside the text a person reads.
 
 use crate::exact::Int;
 use crate::report::Money;

@@ -1,4 +1,4 @@
-//! The human pages of SPEC §10, rendered on the server from the same report values the
+//! The human pages of PROTOCOL §10, rendered on the server from the same report values the
 //! JSON API answers with (askama templates in `templates/`, no script). Every figure is
 //! a `<data>` element naming its field in the API answer of its section's
 //! `data-source`, so what a person reads can be checked against the API; every chart is
@@ -30,7 +30,7 @@ pub const MAX_FINDINGS_SHOWN: usize = 500;
 /// Facilities the overview lists as most at risk.
 const AT_RISK_SHOWN: usize = 10;
 
-/// The page's head: what every page names (SPEC §9 "Citable").
+/// The page's head: what every page names (PROTOCOL §9 "Citable").
 pub struct Head {
     pub title: String,
     /// `?as_of=M`, for links that keep the month.

@@ -1,4 +1,4 @@
-//! The valuation's assumptions (SPEC §9): their names, defaults and bounds, the overrides
+//! The valuation's assumptions (PROTOCOL §9): their names, defaults and bounds, the overrides
 //! a config file or a request sets, and each value in force with where it came from.
 
 use std::collections::BTreeMap;
@@ -40,7 +40,7 @@ macro_rules! assumptions {
 
 /// Basis points: 10,000 is 100%.
 pub const BP_WHOLE: u64 = 10_000;
-/// SPEC §2: assumptions are integers from 0 to 2^53 − 1.
+/// PROTOCOL §2: assumptions are integers from 0 to 2^53 − 1.
 const MAX_VALUE: u64 = MAX_SAFE_INTEGER.unsigned_abs();
 
 assumptions! {
@@ -55,7 +55,7 @@ assumptions! {
 /// The prefix of a rent's name: `rent.H100`.
 const RENT_PREFIX: &str = "rent.";
 
-/// H100's default monthly rent per GPU through 2024 and from 2025 (SPEC §9: an 8×H100
+/// H100's default monthly rent per GPU through 2024 and from 2025 (PROTOCOL §9: an 8×H100
 /// server at 180,000 and 75,000 CNY a month).
 const H100_RENT_TO_2024_MINOR: u64 = 2_250_000;
 const H100_RENT_FROM_2025_MINOR: u64 = 937_500;
@@ -256,7 +256,7 @@ impl<'a> Assumptions<'a> {
         )
     }
 
-    /// SPEC §9: H100's by year; another model with a reference price scales H100's
+    /// PROTOCOL §9: H100's by year; another model with a reference price scales H100's
     /// default by its price ÷ H100's, rounded down; any other model has none (0).
     pub fn default_rent(&self, model: &str) -> u128 {
         let h100 = if self.year <= 2024 {

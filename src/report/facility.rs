@@ -1,4 +1,4 @@
-//! The facility list and the facility report (SPEC §9): a facility's state as of a month,
+//! The facility list and the facility report (PROTOCOL §9): a facility's state as of a month,
 //! its monthly series and its findings, every fact with the entry it came from. Typed,
 //! so that the JSON answer and the facility's page are written from one value.
 
@@ -155,7 +155,7 @@ pub struct Loan<'a> {
     pub index: u64,
 }
 
-/// One month's reports and the ratios of SPEC §9 over them, in basis points (rounded
+/// One month's reports and the ratios of PROTOCOL §9 over them, in basis points (rounded
 /// down, `null` where the denominator is 0 or the report is missing).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MonthFigures {

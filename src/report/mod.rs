@@ -1,4 +1,4 @@
-//! Read models of SPEC §9 built from the audit's snapshot of the projections: the
+//! Read models of PROTOCOL §9 built from the audit's snapshot of the projections: the
 //! facility list and report, region reports and valuations, every figure with the
 //! entries or facilities it came from, and what each was computed from (the checkpoint
 //! and the configuration). No I/O of its own.
@@ -45,7 +45,7 @@ impl Money {
     }
 }
 
-/// The audit window of SPEC §8: `window_months` calendar months ending with as_of.
+/// The audit window of PROTOCOL §8: `window_months` calendar months ending with as_of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     pub first: Month,
@@ -81,7 +81,7 @@ impl Serialize for Window {
     }
 }
 
-/// The facilities in a report as of `as_of`: those announced by its last day (SPEC §9).
+/// The facilities in a report as of `as_of`: those announced by its last day (PROTOCOL §9).
 pub fn included(facilities: &Facilities, as_of: Month) -> impl Iterator<Item = &FacilityFacts> {
     let end = as_of.last_day();
     facilities
@@ -89,7 +89,7 @@ pub fn included(facilities: &Facilities, as_of: Month) -> impl Iterator<Item = &
         .filter(move |f| day(&f.facility.registered.announced) <= end)
 }
 
-/// The checkpoint a report was computed from (SPEC §9 "Citable").
+/// The checkpoint a report was computed from (PROTOCOL §9 "Citable").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Cited {
     pub tree_size: u64,
@@ -186,7 +186,7 @@ pub struct ScreenPage {
     pub next: Option<String>,
 }
 
-/// What a report is asked for: the month (default: SPEC §8's), the configuration and a
+/// What a report is asked for: the month (default: PROTOCOL §8's), the configuration and a
 /// request's valuation overrides.
 pub struct Request<'a> {
     pub as_of: Option<Month>,

@@ -1,4 +1,4 @@
-//! Region reports (SPEC §9): per province and `national`, as of a month, the figures a
+//! Region reports (PROTOCOL §9): per province and `national`, as of a month, the figures a
 //! regulator reads at a glance, each an exact sum over the region's facilities.
 
 use std::collections::{BTreeMap, HashSet};
@@ -38,7 +38,7 @@ impl StatusCounts {
         *slot = slot.saturating_add(1);
     }
 
-    /// (status, count) in the order of SPEC §7's status list.
+    /// (status, count) in the order of PROTOCOL §7's status list.
     pub fn iter(&self) -> [(&'static str, u64); 5] {
         [
             (Status::Announced.as_str(), self.announced),
@@ -51,7 +51,7 @@ impl StatusCounts {
 }
 
 /// Findings by rule: rules with none left out, by count descending, then in the order
-/// of SPEC §8. A JSON object whose keys come in that order.
+/// of PROTOCOL §8. A JSON object whose keys come in that order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopFindings(pub Vec<(Rule, u64)>);
 
@@ -148,7 +148,7 @@ impl Sums {
 
     fn finish(self, region: String) -> Region {
         let mut top: Vec<(Rule, u64)> = self.findings.into_iter().collect();
-        // Rule's order is SPEC §8's; the sort is stable.
+        // Rule's order is PROTOCOL §8's; the sort is stable.
         top.sort_by_key(|t| std::cmp::Reverse(t.1));
         let offered = &self.consumed + &self.resold;
         Region {
@@ -210,7 +210,7 @@ pub fn regions(
         .collect()
 }
 
-/// Idle (SPEC §9): window utilization undefined, or below the idle-funded threshold,
+/// Idle (PROTOCOL §9): window utilization undefined, or below the idle-funded threshold,
 /// compared exactly.
 pub fn is_idle(facts: &FacilityFacts, window: Window, config: &AuditConfig) -> bool {
     match facts.utilization(window.first, window.last).0 {

@@ -1,4 +1,4 @@
-//! Valuation of a facility for investors (SPEC §9), as of a month: what its GPUs earn at
+//! Valuation of a facility for investors (PROTOCOL §9), as of a month: what its GPUs earn at
 //! the assumed rents and its paid utilization, what it costs to run, what it is worth
 //! as a going concern and in liquidation, and what is owed against it. Every figure but
 //! `income_value` is exact integer arithmetic that divides last and rounds down.
@@ -17,7 +17,7 @@ use crate::domain::records::LotRecord;
 use crate::exact::{Int, times};
 use crate::ledger::LedgerError;
 
-/// The currency every money figure of a valuation is in (SPEC §9).
+/// The currency every money figure of a valuation is in (PROTOCOL §9).
 pub const VALUATION_CURRENCY: &str = "CNY";
 /// Reference prices are whole CNY; figures are in fen.
 const MINOR_PER_CNY: u64 = 100;
@@ -167,7 +167,7 @@ impl<'a> LotIndex<'a> {
     }
 }
 
-/// "Whole months from date d to date e" of SPEC §9.
+/// "Whole months from date d to date e" of PROTOCOL §9.
 pub fn whole_months(d: Date, e: Date) -> Int {
     let years = &Int::from(i64::from(e.year())) - &Int::from(i64::from(d.year()));
     let months = &(&years * &Int::from(12u64)) + &Int::from(i64::from(u8::from(e.month())));
@@ -179,7 +179,7 @@ pub fn whole_months(d: Date, e: Date) -> Int {
     }
 }
 
-/// The annuity factor (1 − (1 + m)^−n) ÷ m of SPEC §9: 0 when n = 0, n when m = 0.
+/// The annuity factor (1 − (1 + m)^−n) ÷ m of PROTOCOL §9: 0 when n = 0, n when m = 0.
 fn annuity(m: f64, n: f64) -> f64 {
     if n == 0.0 {
         0.0
@@ -191,7 +191,7 @@ fn annuity(m: f64, n: f64) -> f64 {
 }
 
 /// A money figure of the valuation: CNY amounts summed with their entries, others left
-/// out and listed (SPEC §9).
+/// out and listed (PROTOCOL §9).
 struct Owed {
     figure: &'static str,
     sum: Int,
@@ -257,7 +257,7 @@ pub fn value(
     let a = |x: Assumption| assumptions.get(x).value;
     let mut excluded = Vec::new();
 
-    // GPUs at the facility on as_of's last day, by lot (SPEC §8's definition, per lot).
+    // GPUs at the facility on as_of's last day, by lot (PROTOCOL §8's definition, per lot).
     let mut by_lot: BTreeMap<&str, Int> = BTreeMap::new();
     for m in &facts.facility.gpu_moves {
         if day(&m.date) <= end {
@@ -272,7 +272,7 @@ pub fn value(
     let mut unpriced = BTreeSet::new();
     let mut gpus_by_model: BTreeMap<String, Int> = BTreeMap::new();
     for (&lot_id, count) in &by_lot {
-        // A lot is listed while it has GPUs at the facility (SPEC §9); only moves dated
+        // A lot is listed while it has GPUs at the facility (PROTOCOL §9); only moves dated
         // out of ledger order can leave a count below zero.
         if *count <= Int::zero() {
             continue;
@@ -411,7 +411,7 @@ pub fn value(
     }
 }
 
-/// SPEC §9's income value: per lot, in lot-id order, the lot's share of the NOI (by GPU
+/// PROTOCOL §9's income value: per lot, in lot-id order, the lot's share of the NOI (by GPU
 /// count) times the annuity factor of its remaining months, in binary64; the sum rounded
 /// half to even. With no GPUs there is no NOI to share (0).
 fn income(noi: &Int, gpus: &Int, lots: &[LotShare], discount_rate_bp: u128) -> Int {
@@ -428,7 +428,7 @@ fn income(noi: &Int, gpus: &Int, lots: &[LotShare], discount_rate_bp: u128) -> I
     let total: f64 = lots
         .iter()
         .map(|lot| {
-            // Binary64, as SPEC §9 computes the income value.
+            // Binary64, as PROTOCOL §9 computes the income value.
             let share = noi * lot.gpus.to_f64() / gpus;
             share * annuity(m, lot.remaining_months.to_f64())
         })

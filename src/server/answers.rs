@@ -1,4 +1,4 @@
-//! The budget of answers held in memory (SPEC §10: "never holds more than a bounded
+//! The budget of answers held in memory (PROTOCOL §10: "never holds more than a bounded
 //! amount of memory for clients that do not read their answers").
 //!
 //! An HTTP/1.1 connection holds at most one answer at a time: hyper reads the next

@@ -1,4 +1,4 @@
-//! Connections (SPEC §10: "a server faces the open internet"). `axum::serve` hides
+//! Connections (PROTOCOL §10: "a server faces the open internet"). `axum::serve` hides
 //! hyper's connection builder, so the server owns its accept loop, as axum's
 //! `serve-with-hyper` example does, and with it every bound that lives below the router:
 //!
@@ -7,7 +7,7 @@
 //! - **Header, idle and stalled-reader timeouts.** hyper has one timer for these
 //!   (`header_read_timeout`), started when it begins waiting for a request, so on a
 //!   keep-alive connection it measures idle time and header time together and cannot
-//!   give the SPEC's 60 s idle and 10 s headers (hyperium/hyper#3828). Each connection
+//!   give PROTOCOL §10's 60 s idle and 10 s headers (hyperium/hyper#3828). Each connection
 //!   has a watchdog instead, fed by what moves on the socket and by the request cycle:
 //!   waiting for a request, the connection may stay quiet for `idle_timeout_ms`, and once
 //!   a request's first byte arrives its headers must be complete within

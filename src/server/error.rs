@@ -1,5 +1,5 @@
 //! The one place where domain errors become HTTP answers: RFC 9457 problem JSON with the
-//! status codes of SPEC §10.
+//! status codes of PROTOCOL §10.
 
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -99,7 +99,7 @@ pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiErro
     )
 }
 
-/// SPEC §10: a submission says it is JSON (`application/json`, parameters allowed).
+/// PROTOCOL §10: a submission says it is JSON (`application/json`, parameters allowed).
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(ApiError::unsupported_media_type(None));
@@ -169,7 +169,7 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     };
-    // SPEC §3: a batch wholly in the ledger already is a retry, answered 200, not written.
+    // PROTOCOL §3: a batch wholly in the ledger already is a retry, answered 200, not written.
     let retry = receipt.entries.iter().all(|a| a.already_present);
     if !retry {
         state.metrics.accepted(receipt.entries.len());
@@ -510,7 +510,7 @@ pub(super) fn selected(
 }
 
 /// Where a finding stands in the order of every list of findings: facility, rule (in
-/// the order of SPEC §8), key. A finding is the only one of its rule, facility and key,
+/// the order of PROTOCOL §8), key. A finding is the only one of its rule, facility and key,
 /// so the order is total, and a cursor made of these three can neither skip nor repeat
 /// a finding however the list changes between pages.
 type FindingOrder<'a> = (&'a str, Option<Rule>, &'a str);

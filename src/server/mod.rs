@@ -1,4 +1,4 @@
-//! The HTTP API of SPEC §10 (axum). Only this module knows HTTP: handlers translate
+//! The HTTP API of PROTOCOL §10 (axum). Only this module knows HTTP: handlers translate
 //! requests into calls on the ledger's `Reader`, its group-commit `CommitHandle` and the
 //! audit, and `error::ApiError` turns every failure into problem JSON in one place.
 //!
@@ -6,7 +6,7 @@
 //! is waiting into one sync (group commit) and answers after it; reads use the published
 //! view and never wait for a sync.
 //!
-//! The server faces the open internet (SPEC §10): `conn` owns the accept loop and the
+//! The server faces the open internet (PROTOCOL §10): `conn` owns the accept loop and the
 //! bounds below the router (connections, timeouts, request heads, hyper's own refusals),
 //! `answers` the memory held for clients that do not read, and `router` the bounds of a
 //! request (body size and deadline, handler time, requests at once). The `[server]`
@@ -160,7 +160,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(GlobalConcurrencyLimitLayer::new(max_concurrent))
                 .timeout(request_timeout),
         );
-    // Liveness and readiness answer whatever the load (SPEC §10): outside the limits.
+    // Liveness and readiness answer whatever the load (PROTOCOL §10): outside the limits.
     let probes = Router::new()
         .route(ROUTES[15], get(handlers::healthz))
         .route(ROUTES[16], get(handlers::readyz))
@@ -237,7 +237,7 @@ pub enum ServeError {
 pub struct ServeConfig {
     pub data: PathBuf,
     pub config: Config,
-    /// The key that signs the ledger's checkpoints (SPEC §11: kept outside the data
+    /// The key that signs the ledger's checkpoints (PROTOCOL §11: kept outside the data
     /// directory; `ledger::find_log_key`).
     pub log_key: ed25519_dalek::SigningKey,
 }

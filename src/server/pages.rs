@@ -1,4 +1,4 @@
-//! The human pages' routes (SPEC §10): each reads the same snapshot and reports as the
+//! The human pages' routes (PROTOCOL §10): each reads the same snapshot and reports as the
 //! JSON API and hands them to `pages` to render. HTML answers carry a
 //! Content-Security-Policy that allows no script at all, and errors come as pages.
 

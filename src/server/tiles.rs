@@ -1,4 +1,4 @@
-//! The ledger as a tiled log (SPEC §12, C2SP tlog-tiles), at the root of the address:
+//! The ledger as a tiled log (PROTOCOL §12, C2SP tlog-tiles), at the root of the address:
 //! `GET /checkpoint`, `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]`.
 //!
 //! Everything is read from files (the `checkpoint` file, the tiles, the segments) on

@@ -1,4 +1,4 @@
-//! Derived state (SPEC §12): leaf locations, signer and organisation state, the
+//! Derived state (PROTOCOL §12): leaf locations, signer and organisation state, the
 //! projections, indexes. Everything here can be deleted and rebuilt from the segments;
 //! it is never the only copy of an accepted entry.
 //!

@@ -1,4 +1,4 @@
-//! The ground truth: which SPEC §8 rules fire for one facility as of the world's last
+//! The ground truth: which PROTOCOL §8 rules fire for one facility as of the world's last
 //! month, with default thresholds and reference prices, computed from the facility's own
 //! records exactly as the rules define them. It reads only what the generator writes
 //! (one facility's records in ledger order), independently of how they were planned, so

@@ -1,5 +1,5 @@
 //! Deterministic synthetic worlds: a ledger's worth of signed entries about AI data
-//! centers, with the audit findings (SPEC §8) they must produce as ground truth.
+//! centers, with the audit findings (PROTOCOL §8) they must produce as ground truth.
 //!
 //! `generate(config, out)` writes into `out` (which must be new or empty):
 //!
@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Every entry is signed for one ledger origin (`GenConfig::origin`, by default
-//! `dcledger.example/synthetic`; SPEC §3), so load it with
+//! `dcledger.example/synthetic`; PROTOCOL §3), so load it with
 //! `dcledger init --data D --origin dcledger.example/synthetic --authority-key
 //! out/keys/authority.pem --log-key out/keys/log.pem` (entry 0, the genesis, is the
 //! authority's seq 1) and `dcledger append --data D --log-key out/keys/log.pem
@@ -35,7 +35,7 @@
 //! Module map: `parties` (organisations and keys), `world` (operators, facilities,
 //! which facility carries which scenario), `plan` (a clean life, drawn), `scenarios`
 //! (one planted anomaly per rule), `facility` (plan → records), `labels` (the rules of
-//! SPEC §8 evaluated on one facility's records), `output` (merge, seqs, signing,
+//! PROTOCOL §8 evaluated on one facility's records), `output` (merge, seqs, signing,
 //! files), `model` (typed records and their JSON bodies), `calendar`, `rng`.
 
 mod calendar;
@@ -79,7 +79,7 @@ pub struct GenConfig {
     /// The demo's story: a Henan voucher site, western power resellers, land banking and
     /// a lot pledged twice are planted whatever the draws.
     pub demo: bool,
-    /// The origin of the ledger the entries are signed for (SPEC §3): the world loads
+    /// The origin of the ledger the entries are signed for (PROTOCOL §3): the world loads
     /// into a ledger `init`ed with this origin, and into no other.
     pub origin: String,
 }

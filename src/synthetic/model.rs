@@ -1,4 +1,4 @@
-//! The typed records the generator plans with, one variant per kind of SPEC §7 it writes,
+//! The typed records the generator plans with, one variant per kind of PROTOCOL §7 it writes,
 //! and their JSON bodies. Bodies are built only when signed, so a large world holds
 //! compact records (serial numbers as ranges) rather than JSON trees.
 
@@ -9,7 +9,7 @@ use crate::entry::Kind;
 
 pub(crate) const CURRENCY: &str = "CNY";
 
-/// GPU models of the reference price table (SPEC §8.1).
+/// GPU models of the reference price table (PROTOCOL §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Model {
     H100,
@@ -30,7 +30,7 @@ impl Model {
         }
     }
 
-    /// Reference price per GPU in CNY (SPEC §8.1), years outside 2023–2026 using the
+    /// Reference price per GPU in CNY (PROTOCOL §8.1), years outside 2023–2026 using the
     /// nearest year.
     pub(crate) fn reference_cny(self, year: i32) -> u64 {
         let row: [u64; 4] = match self {
@@ -49,7 +49,7 @@ impl Model {
     }
 
     /// Market rent in fen per GPU-hour for a month: an 8×H100 server rents for 180,000
-    /// CNY a month in 2023–2024 and 75,000 CNY from 2025 (SPEC §8.1), i.e. 31.25 and
+    /// CNY a month in 2023–2024 and 75,000 CNY from 2025 (PROTOCOL §8.1), i.e. 31.25 and
     /// about 13.02 CNY per GPU-hour over 720 hours; other models scale by their price
     /// ratio to the H100 in the same year.
     pub(crate) fn rent_fen_per_hour(self, year: i32) -> u64 {
@@ -272,7 +272,7 @@ impl Body {
         }
     }
 
-    /// The body exactly as SPEC §7 spells it.
+    /// The body exactly as PROTOCOL §7 spells it.
     pub(crate) fn to_json(&self) -> Value {
         match self {
             Body::OrgRegister {

@@ -171,7 +171,7 @@ impl Plan {
     }
 }
 
-/// Draws a clean life for `skel`: it triggers no rule of SPEC §8.
+/// Draws a clean life for `skel`: it triggers no rule of PROTOCOL §8.
 pub(crate) fn clean(
     world: &World,
     skel: &FacilitySkel,

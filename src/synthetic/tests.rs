@@ -1,5 +1,5 @@
 //! Tests of the generator: determinism, the shape of what it writes (signatures, seq
-//! chains, order, schemas), the ingest rules of SPEC §6 replayed over the file, and the
+//! chains, order, schemas), the ingest rules of PROTOCOL §6 replayed over the file, and the
 //! labels' promise (planted rules fire, clean facilities stay clean).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,7 +133,7 @@ fn refuses_bad_configs_and_non_empty_output() {
     assert!(matches!(err, GenError::OutputNotEmpty { .. }), "{err}");
 }
 
-/// What SPEC §6 lets ingest accept, replayed over the generated file.
+/// What PROTOCOL §6 lets ingest accept, replayed over the generated file.
 #[derive(Default)]
 struct Replay {
     orgs: BTreeMap<String, Role>,

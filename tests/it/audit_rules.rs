@@ -1,4 +1,4 @@
-//! The twenty audit rules of SPEC §8, each on a minimal real ledger (signed entries
+//! The twenty audit rules of PROTOCOL §8, each on a minimal real ledger (signed entries
 //! appended through `Ledger::append_batch`): once with the triggering figure just past
 //! the threshold, where the rule fires on the intended facility, and once on its twin
 //! with the figure just inside, where it does not. Then thresholds from TOML, the CLI's
@@ -17,7 +17,7 @@ use crate::support::{Party, TestLedger, bin, path_str};
 
 /// Every entry is signed at this instant: after every date and period below.
 pub(crate) const TS: &str = "2025-12-01T00:00:00Z";
-/// SPEC §2: the largest integer in signed content, 2^53 − 1.
+/// PROTOCOL §2: the largest integer in signed content, 2^53 − 1.
 pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
 /// The facility the rules are meant to fire on, and a second one of the same operator.
 pub(crate) const FAC: &str = "dc-a";
@@ -361,7 +361,7 @@ impl World {
             json!({"facility_id": facility, "period": period, "gpus_installed": gpus,
                    "gpu_hours_available": available, "gpu_hours_sold": sold,
                    "gpu_hours_voucher": voucher, "tenants": 3,
-                   // Within SPEC §2's integers whatever the hours sold.
+                   // Within PROTOCOL §2's integers whatever the hours sold.
                    "revenue_minor": sold.saturating_mul(100).min(MAX_SAFE), "currency": "CNY"}),
         )
     }
@@ -1170,7 +1170,7 @@ fn cli_prints_the_default_config_and_deterministic_json() {
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
             "id {id}"
         );
-        let rule = Rule::parse(f["rule"].as_str().expect("rule")).expect("a rule of SPEC 8");
+        let rule = Rule::parse(f["rule"].as_str().expect("rule")).expect("a rule of PROTOCOL §8");
         assert_eq!(f["severity"], rule.severity().as_str());
         assert!(!f["summary"].as_str().expect("summary").is_empty());
         let evidence: Vec<u64> = f["evidence"]

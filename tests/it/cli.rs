@@ -118,7 +118,7 @@ fn walkthrough_openssl_keys_python_signature_proof() {
     assert!(appended.starts_with("accepted 2 entries\n"), "{appended}");
     let cp_after_append = run_ok(&["checkpoint", "--data", path_str(&data)]).stdout;
 
-    // Appending the same file again is a retry (SPEC 3): reported, nothing written.
+    // Appending the same file again is a retry (PROTOCOL §3): reported, nothing written.
     let again = append("batch.ndjson");
     assert!(
         again.status.success(),
@@ -338,7 +338,7 @@ fn errors_name_the_problem() {
 }
 
 /// `sign` and `submit` read JSON a person wrote; an object that repeats a key has no one
-/// meaning (SPEC §2), so both refuse it, naming the key, the object and the line, and
+/// meaning (PROTOCOL §2), so both refuse it, naming the key, the object and the line, and
 /// sign or send nothing.
 #[test]
 fn sign_and_submit_refuse_input_that_repeats_a_key() {

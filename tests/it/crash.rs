@@ -1,4 +1,4 @@
-//! SIGKILL during `dcledger append --report-batches` (SPEC §11): a crash at any instant
+//! SIGKILL during `dcledger append --report-batches` (PROTOCOL §11): a crash at any instant
 //! loses no acknowledged entry, and after restart the tree is consistent with every
 //! checkpoint already issued.
 //!

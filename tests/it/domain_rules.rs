@@ -1,4 +1,4 @@
-//! Every domain kind of SPEC §7: a valid body is accepted, invalid bodies are refused
+//! Every domain kind of PROTOCOL §7: a valid body is accepted, invalid bodies are refused
 //! naming the field, and the referential and ownership rules of §6 hold. Nothing is
 //! written on a refusal.
 
@@ -477,7 +477,7 @@ fn signer_of(kind: &str) -> &'static str {
     }
 }
 
-/// `(kind, field)` of every free-text field, as the schemas mark them (SPEC §7's named
+/// `(kind, field)` of every free-text field, as the schemas mark them (PROTOCOL §7's named
 /// fields, `province`, `city` and `registration_no`).
 fn free_text_fields() -> Vec<(&'static str, String)> {
     let mut fields = Vec::new();
@@ -492,7 +492,7 @@ fn free_text_fields() -> Vec<(&'static str, String)> {
     fields
 }
 
-/// SPEC §2: free text holds no control characters (U+0000–U+001F, U+007F–U+009F) and no
+/// PROTOCOL §2: free text holds no control characters (U+0000–U+001F, U+007F–U+009F) and no
 /// bidirectional controls (U+202A–U+202E, U+2066–U+2069). Every free-text field of every
 /// kind, each with characters of every range, is refused (400 at the field, naming the
 /// character) and nothing is written.

@@ -1,4 +1,4 @@
-//! A server that faces the open internet (SPEC §10), tried as a hostile client would:
+//! A server that faces the open internet (PROTOCOL §10), tried as a hostile client would:
 //! the real `dcledger serve` on a loopback port, driven with raw sockets where the bytes
 //! on the wire matter. One test per bound, each against the bound it enforces; most run
 //! with small bounds from a `[server]` config to stay fast, and the first runs the

@@ -1,4 +1,4 @@
-//! The HTTP API end to end (SPEC §10, §11): the real `dcledger serve` on a loopback port,
+//! The HTTP API end to end (PROTOCOL §10, §11): the real `dcledger serve` on a loopback port,
 //! driven with ureq. The demo world goes in over HTTP and every proof the server hands out
 //! verifies against its signed checkpoints; every refusal has its status and problem JSON
 //! and writes nothing; concurrent writers lose nothing and see consistent checkpoints;
@@ -708,7 +708,7 @@ fn every_refusal_has_its_status_and_writes_nothing() {
     problem(&post(&agent, &entries_url, b"[]"), 400, "bad-request");
     unchanged("empty batch");
 
-    // 400: an object that holds a key twice, anywhere in the submission (SPEC §2). The
+    // 400: an object that holds a key twice, anywhere in the submission (PROTOCOL §2). The
     // bodies are text, so the repeated key reaches the server as sent; the error is at
     // the object holding it and names the key. Otherwise valid and correctly signed.
     let signed = authority
@@ -1623,7 +1623,7 @@ fn submit_command_sends_envelopes_and_signs_bodies() {
         check_inclusion(&agent, &server, *index, &hash(leaf_hash), &cp);
     }
 
-    // The same envelopes again: a retry (SPEC 3), answered with the indexes they have;
+    // The same envelopes again: a retry (PROTOCOL §3), answered with the indexes they have;
     // nothing written.
     let again = bin()
         .args(["submit", "--server", &server.base, path_str(&file)])

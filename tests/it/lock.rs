@@ -1,4 +1,4 @@
-//! A lock that holds (SPEC §11), on the real binary: the data directory itself is locked,
+//! A lock that holds (PROTOCOL §11), on the real binary: the data directory itself is locked,
 //! so deleting files in it (the lock-like ones, the pid file, the index) under a running
 //! server admits no second writer, and the refusal names the holder's process id; what a
 //! ledger creates is its owner's only whatever the umask; the log key lives outside the

@@ -5,6 +5,7 @@ mod beside_audits;
 mod cli;
 mod crash;
 mod derived_state;
+mod docs;
 mod domain_rules;
 mod group_commit;
 mod hostile;

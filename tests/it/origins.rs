@@ -1,4 +1,4 @@
-//! Origin-bound signatures (SPEC §3): an entry's signature covers the ledger's origin, so an
+//! Origin-bound signatures (PROTOCOL §3): an entry's signature covers the ledger's origin, so an
 //! envelope accepted by one ledger is refused by every other (403, bad signature), even
 //! where the same key is registered in both, and the refusal writes nothing. Checked in
 //! process, over HTTP on the real binary, and through the CLI signers (`sign`, the
@@ -224,7 +224,7 @@ fn over_http_the_other_ledger_answers_403_and_writes_nothing() {
     assert!(message.contains(&format!("origin {B:?}")), "{problem}");
     assert_eq!(checkpoint(&server_b), before, "the refusal wrote something");
 
-    // Ledger A, which it was signed for, already holds it: there it is a retry (SPEC 3),
+    // Ledger A, which it was signed for, already holds it: there it is a retry (PROTOCOL §3),
     // answered 200, not refused as forged.
     let (status, _, text) = post(&server_a);
     assert_eq!(status, 200, "{text}");

@@ -1,4 +1,4 @@
-//! The human pages (SPEC §10) on the real binary serving the demo world: every page in a
+//! The human pages (PROTOCOL §10) on the real binary serving the demo world: every page in a
 //! real browser (Debian's Chromium, headless, driven over the DevTools protocol), every
 //! `<data>` figure and every chart mark checked against the JSON API, no console error
 //! and no Content-Security-Policy violation, a screenshot of each page; and every page's
@@ -22,7 +22,7 @@ use crate::support::{demo_dir, init_demo_ledger, log_key_file, path_str, run_ok}
 
 /// Debian's Chromium, which `.ci/run` installs.
 const CHROMIUM: &str = "/usr/bin/chromium";
-/// SPEC §10 asks pages to stay small; the demo world's must stay under this.
+/// PROTOCOL §10 asks pages to stay small; the demo world's must stay under this.
 const MAX_PAGE_BYTES: usize = 300 * 1024;
 const HOSTILE_NAME: &str = "<script>alert(1)</script> \"Quoted\" & <b>bold</b>";
 const HOSTILE_NOTE: &str =

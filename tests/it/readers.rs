@@ -1,4 +1,4 @@
-//! Readers that need no lock (SPEC §11): every reading command answers, and answers the
+//! Readers that need no lock (PROTOCOL §11): every reading command answers, and answers the
 //! same, while `serve` runs on the same directory, and as an unprivileged user on a copy
 //! of the data directory without write bits.
 

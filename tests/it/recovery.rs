@@ -1,4 +1,4 @@
-//! Recovery of the segment log (SPEC §11–12): an unacknowledged tail is trimmed on open
+//! Recovery of the segment log (PROTOCOL §11–12): an unacknowledged tail is trimmed on open
 //! (a torn record, an incomplete batch), while damage to an acknowledged record, or in the
 //! middle of the log, is refused and named by its leaf index, by `open`, `verify`,
 //! `reindex`, reads and `dcledger verify`.
@@ -39,7 +39,7 @@ const SIZE: u64 = 9;
 const PREV_BATCH_END: u64 = 7;
 
 // ---------------------------------------------------------------------------------------
-// Segment records, per the format in SPEC §12 / `log::segment`.
+// Segment records, per the format in PROTOCOL §12 / `log::segment`.
 
 #[derive(Clone, Copy, Debug)]
 struct Rec {

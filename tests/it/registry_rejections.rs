@@ -1,4 +1,4 @@
-//! Every SPEC §6 refusal for the registry kinds: the right class, a path naming the
+//! Every PROTOCOL §6 refusal for the registry kinds: the right class, a path naming the
 //! field, and a ledger that did not grow.
 
 use dcledger::entry::Kind;
@@ -526,7 +526,7 @@ fn every_registry_refusal_names_the_field_and_writes_nothing() {
     }
 }
 
-/// The log's key is never an entry key (SPEC §6), the authority's included: a genesis
+/// The log's key is never an entry key (PROTOCOL §6), the authority's included: a genesis
 /// whose checkpoint key is its own signer's is refused, and no ledger is made.
 #[test]
 fn a_genesis_signed_with_the_checkpoint_key_is_refused() {
@@ -549,7 +549,7 @@ fn a_genesis_signed_with_the_checkpoint_key_is_refused() {
         .expect("init");
 }
 
-/// SPEC §2: an object that holds a key twice, anywhere in an envelope, is refused when
+/// PROTOCOL §2: an object that holds a key twice, anywhere in an envelope, is refused when
 /// the NDJSON line is parsed (`dcledger append`): 400 at the object, naming the key and
 /// the line, and nothing of its batch is written.
 #[test]

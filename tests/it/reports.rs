@@ -1,4 +1,4 @@
-//! Region reports and valuations (SPEC §9): every figure proved on worlds small enough to
+//! Region reports and valuations (PROTOCOL §9): every figure proved on worlds small enough to
 //! compute by hand (`figures`), the assumptions' sources and refusals over HTTP and the
 //! CLI, citable answers, paging and CSV (`interfaces`), generated worlds against an
 //! oracle computed from their entries alone (`oracle`), and figures past 2^53 whose

@@ -1,4 +1,4 @@
-//! Retries are safe (SPEC §3): an envelope identical to one already in the ledger (the
+//! Retries are safe (PROTOCOL §3): an envelope identical to one already in the ledger (the
 //! same entry and signature) is answered with the index it has and written nowhere, 200
 //! when a whole submission was there already; a submission mixing envelopes already
 //! present with new ones is refused (409) naming the first present one. So a client that
@@ -295,7 +295,7 @@ fn retries_are_recognised_at_every_seq_of_a_long_signer() {
 // ---------------------------------------------------------------------------------------
 // After a failure: a lost answer, a full disk, a killed `append`.
 
-/// Length, flags and index before each leaf in a segment, its BLAKE3 after it (SPEC §12,
+/// Length, flags and index before each leaf in a segment, its BLAKE3 after it (PROTOCOL §12,
 /// `log::segment`).
 const RECORD_OVERHEAD: u64 = 4 + 1 + 8 + 32;
 

@@ -21,7 +21,7 @@ pub fn log_key() -> SigningKey {
 }
 
 /// Where a test ledger's log key file lies: beside its data directory, never in it
-/// (SPEC §11). `TestLedger` and `init_demo_ledger` put it there.
+/// (PROTOCOL §11). `TestLedger` and `init_demo_ledger` put it there.
 pub fn log_key_file(data: &Path) -> PathBuf {
     data.with_file_name("log.pem")
 }

@@ -1,4 +1,4 @@
-//! The tree as C2SP tlog-tiles (SPEC §12), read by a tile client written here from the
+//! The tree as C2SP tlog-tiles (PROTOCOL §12), read by a tile client written here from the
 //! C2SP text alone (paths, widths, hashes, bundles: nothing from `dcledger::log`), and by
 //! an independent implementation (the `tlog_tiles` and `signed_note` crates), against
 //! the real `dcledger serve` and against `dcledger export tiles` behind
@@ -506,7 +506,7 @@ fn tiles_served_and_exported_give_every_checkpoints_root() {
                     .starts_with("application/problem+json")
             );
         }
-        // The headers of SPEC §12; bundles gzip when asked, and only then.
+        // The headers of PROTOCOL §12; bundles gzip when asked, and only then.
         let tile = served.fetch(&tile_path(Some(0), 0, 256.min(size)), false);
         assert_eq!(
             tile.header("cache-control"),

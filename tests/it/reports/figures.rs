@@ -1,4 +1,4 @@
-//! Every formula of SPEC §9 on worlds small enough to compute by hand: each case builds
+//! Every formula of PROTOCOL §9 on worlds small enough to compute by hand: each case builds
 //! a ledger (the audit's `World`: a party per role, facilities `dc-a` and `dc-b` of
 //! `op-a` in Henan), computes its reports in process and checks the figures it is about,
 //! written as literals with the arithmetic beside them. As of June 2025 unless a case
@@ -437,7 +437,7 @@ fn region_figures_by_hand() {
             )],
         },
         RegionCase {
-            name: "top_findings: by count descending, then in SPEC §8's order",
+            name: "top_findings: by count descending, then in PROTOCOL §8's order",
             build: top_findings,
             regions: &["national", "Gansu", "Henan"],
             findings: Some(&[
@@ -471,7 +471,7 @@ fn region_figures_by_hand() {
 
 #[test]
 fn region_facility_counts_cover_every_status() {
-    // The status list of SPEC §7, all five keys even where every count is 0.
+    // The status list of PROTOCOL §7, all five keys even where every count is 0.
     let mut w = World::new();
     w.register("dc-g", "Gansu", "2024-01-01");
     w.status("op", "dc-g", "operational", "2024-01-01");
@@ -525,7 +525,7 @@ fn top_findings_keep_their_order_in_the_json_text() {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect()
             };
-            // national: a tie at 3 goes by SPEC §8 (meter-mismatch is rule 17,
+            // national: a tie at 3 goes by PROTOCOL §8 (meter-mismatch is rule 17,
             // pue-implausible 20), as does the tie at 1 (power-resale 4, resale 5).
             assert_eq!(
                 order(0),
@@ -951,7 +951,7 @@ fn valuation_figures_by_hand() {
 }
 
 /// The income value: per lot in lot-id order, share = noi × lot GPUs ÷ GPUs, times
-/// (1 − (1 + m)^−n) ÷ m with m = 1.1^(1/12) − 1, summed, rounded half to even; SPEC §9
+/// (1 − (1 + m)^−n) ÷ m with m = 1.1^(1/12) − 1, summed, rounded half to even; PROTOCOL §9
 /// lets independent evaluation orders differ by 1 minor unit.
 #[test]
 fn income_value_by_hand() {
@@ -1276,7 +1276,7 @@ fn assumption_sources_default_config_query() {
     );
 }
 
-/// SPEC §9: `national` is reserved; a facility registered with that province is
+/// PROTOCOL §9: `national` is reserved; a facility registered with that province is
 /// refused (400), so it can never be read as a province.
 #[test]
 fn a_facility_in_province_national_is_refused() {

@@ -1,4 +1,4 @@
-//! The reports over the real interfaces (SPEC §9, §10): `dcledger serve` on a loopback
+//! The reports over the real interfaces (PROTOCOL §9, §10): `dcledger serve` on a loopback
 //! port and `dcledger report`. Assumptions come from a query parameter, the config file
 //! or the default, and say which; a bad one is refused naming it. Every answer names
 //! the checkpoint it was computed from (equal to the ledger's own) and the digest of the

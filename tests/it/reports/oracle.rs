@@ -17,7 +17,7 @@ use crate::http::{Server, get, new_agent};
 use crate::support::{path_str, run_ok, stdout};
 use crate::worlds::load;
 
-/// SPEC §8's rules, in its order (the order `top_findings` breaks ties by).
+/// PROTOCOL §8's rules, in its order (the order `top_findings` breaks ties by).
 const RULES: [&str; 20] = [
     "idle-funded",
     "stalled-funded",
@@ -41,7 +41,7 @@ const RULES: [&str; 20] = [
     "pue-implausible",
 ];
 
-/// SPEC §8.1's reference prices, CNY per GPU, 2023 to 2026.
+/// PROTOCOL §8.1's reference prices, CNY per GPU, 2023 to 2026.
 const PRICES: [(&str, [u64; 4]); 5] = [
     ("H100", [220_000, 200_000, 160_000, 130_000]),
     ("H800", [200_000, 180_000, 140_000, 110_000]),
@@ -50,7 +50,7 @@ const PRICES: [(&str, [u64; 4]); 5] = [
     ("Ascend-910B", [120_000, 110_000, 100_000, 90_000]),
 ];
 
-/// The valuation's assumptions, SPEC §9's defaults unless a test sets them.
+/// The valuation's assumptions, PROTOCOL §9's defaults unless a test sets them.
 pub(super) struct Assume {
     pub tariff: u64,
     pub maintenance: u64,
@@ -76,7 +76,7 @@ impl Default for Assume {
     }
 }
 
-/// The idle-funded threshold (SPEC §8).
+/// The idle-funded threshold (PROTOCOL §8).
 const IDLE_PCT: u64 = 30;
 const WINDOW: i64 = 6;
 
@@ -117,7 +117,7 @@ fn last_day(m: i64) -> Day {
     Day(y, mo, days)
 }
 
-/// SPEC §9: (e.year − d.year) × 12 + e.month − d.month, less 1 when e.day < d.day.
+/// PROTOCOL §9: (e.year − d.year) × 12 + e.month − d.month, less 1 when e.day < d.day.
 fn whole_months(d: Day, e: Day) -> i64 {
     (e.0 - d.0) * 12 + e.1 - d.1 - i64::from(e.2 < d.2)
 }
@@ -496,7 +496,7 @@ pub(super) fn check_regions(w: &World, as_of: i64, findings: &[Found], regions: 
     }
 }
 
-/// The oracle's income value: per lot in lot-id order, in binary64 (SPEC §9).
+/// The oracle's income value: per lot in lot-id order, in binary64 (PROTOCOL §9).
 fn income(noi: &BigInt, gpus: &BigInt, lots: &[(i64, i64)], discount_bp: u64) -> f64 {
     if gpus.is_zero() {
         return 0.0;
