@@ -29,3 +29,4 @@ pub mod server;
 pub mod store;
 pub mod synthetic;
 pub mod views;
+pub mod witness;

@@ -42,6 +42,10 @@ pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;
 // one kind of client from holding time, connections or memory without end. The defaults
 // of the `[server]` config table are the `DEFAULT_*` ones; the others are fixed.
 
+/// Largest `add-checkpoint` body a witness reads: 63 proof lines and a checkpoint with
+/// its signatures (at most 100 lines) fit in a tenth of this.
+pub const MAX_ADD_CHECKPOINT_BYTES: usize = 64 * 1024;
+
 /// PROTOCOL §10: request bodies over this are refused (413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 

@@ -13,7 +13,7 @@ use dcledger::config::{self, Config};
 use dcledger::dates::Month;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::{self, Ledger, Unlocked};
-use dcledger::log::checkpoint;
+use dcledger::log::{checkpoint, cosignature};
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
     audit, bulk, client, dates, json, keys, proofcheck, report, server, synthetic, views,
@@ -154,6 +154,26 @@ enum Command {
         /// The proof JSON (`dcledger proof` output).
         #[arg(long)]
         proof: PathBuf,
+    },
+    /// Check a checkpoint note: the log's signature and a quorum of witness
+    /// cosignatures (PROTOCOL §12.2); exits non-zero saying what is missing.
+    VerifyCheckpoint {
+        /// The checkpoint note, as `GET /checkpoint` serves it, or - for standard input.
+        file: String,
+        /// The log's verifier key string, `<origin>+<key id>+<key>`.
+        #[arg(long)]
+        vkey: String,
+        /// A trusted witness's verifier key (signature type 0x04); repeat for each.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the given witnesses must have cosigned (default: all of them).
+        #[arg(long)]
+        quorum: Option<usize>,
+    },
+    /// Run a witness (C2SP tlog-witness) for other ledgers.
+    Witness {
+        #[command(subcommand)]
+        witness: WitnessCommand,
     },
     /// Serve the HTTP API (PROTOCOL §10) until SIGTERM or Ctrl-C.
     Serve {
@@ -359,6 +379,32 @@ enum ExportCommand {
 }
 
 #[derive(Subcommand)]
+enum WitnessCommand {
+    /// Cosign the checkpoints of the given logs that extend the last one cosigned, at
+    /// `POST <listen>/add-checkpoint`, until SIGTERM or Ctrl-C.
+    Serve {
+        /// The witness's private key (PKCS#8 PEM, as `keygen` writes it).
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name: its key name in cosignature lines, e.g. witness.example/w1.
+        #[arg(long)]
+        name: String,
+        /// The directory of the witness's state: the last checkpoint cosigned per log.
+        #[arg(long)]
+        state: PathBuf,
+        /// The address to listen on, HOST:PORT (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// A log's verifier key (`dcledger verifier-key`); repeat for each log witnessed.
+        #[arg(long = "log", value_name = "VKEY", required = true)]
+        logs: Vec<String>,
+        /// The configuration file; its [server] bounds apply to the witness's server.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ProofCommand {
     /// That an entry is in the tree of a given size.
     Inclusion {
@@ -387,7 +433,10 @@ enum ProofCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
+    if !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Demo { .. } | Command::Witness { .. }
+    ) {
         die_on_broken_pipe();
     }
     match run(cli) {
@@ -443,11 +492,7 @@ fn log_key(
 
 /// Serves until a signal; prints where, and what to try.
 fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKey) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on(&std::io::stderr()))
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    init_logging();
     let serve_config = server::ServeConfig {
         data,
         config,
@@ -492,6 +537,15 @@ fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKe
     )?;
     let _ = writeln!(std::io::stdout(), "stopped cleanly");
     Ok(())
+}
+
+/// Logs of the serving commands: to standard error, coloured only on a terminal.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on(&std::io::stderr()))
+        .with_max_level(tracing::Level::INFO)
+        .init();
 }
 
 /// Whether to colour what goes to `stream`: only a terminal, and never when `NO_COLOR`
@@ -1054,6 +1108,86 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Report { report } => {
             print_text(&run_report(report)?)?;
+        }
+        Command::VerifyCheckpoint {
+            file,
+            vkey,
+            witnesses,
+            quorum,
+        } => {
+            let log = checkpoint::NoteVerifier::parse(&vkey).context("--vkey")?;
+            let witnesses = witnesses
+                .iter()
+                .map(|w| {
+                    cosignature::CosignatureVerifier::parse(w)
+                        .with_context(|| format!("--witness {w}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let quorum = quorum.unwrap_or(witnesses.len());
+            if quorum > witnesses.len() {
+                bail!(
+                    "--quorum {quorum} is more than the {} witnesses given",
+                    witnesses.len()
+                );
+            }
+            let mut note = String::new();
+            read_input(&file)?
+                .read_to_string(&mut note)
+                .with_context(|| format!("reading {file}"))?;
+            let witnessed = cosignature::verify_witnessed(&note, &log, &witnesses, quorum)?;
+            let c = &witnessed.checkpoint;
+            println!(
+                "ok: {} at size {}, root {}; cosigned by {} of {} witnesses given (quorum {quorum}){}",
+                c.origin,
+                c.size,
+                hex::encode(c.root),
+                witnessed.cosigned_by.len(),
+                witnesses.len(),
+                if witnessed.cosigned_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", witnessed.cosigned_by.join(", "))
+                }
+            );
+        }
+        Command::Witness {
+            witness:
+                WitnessCommand::Serve {
+                    key,
+                    name,
+                    state,
+                    listen,
+                    logs,
+                    config,
+                },
+        } => {
+            let settings = load_config(config.as_deref())?;
+            let logs = logs
+                .iter()
+                .map(|v| checkpoint::NoteVerifier::parse(v).with_context(|| format!("--log {v}")))
+                .collect::<Result<Vec<_>>>()?;
+            let cosigner = cosignature::Cosigner::new(&name, keys::load_signing_key(&key)?)
+                .context("--name")?;
+            let bound = server::bind(&listen)?;
+            let witness = dcledger::witness::Witness::open(&state, cosigner, logs)?;
+            init_logging();
+            let vkey = witness.cosigner().verifier_key();
+            server::serve_witness(
+                bound,
+                witness,
+                &settings.server,
+                Box::new(move |addr| {
+                    let mut out = std::io::stdout();
+                    let _ = writeln!(out, "listening on http://{addr}");
+                    let _ = writeln!(out, "witness verifier key: {vkey}");
+                    let _ = writeln!(
+                        out,
+                        "logs send checkpoints to http://{addr}/add-checkpoint ([[witness]] url = \"http://{addr}\")"
+                    );
+                    let _ = out.flush();
+                }),
+            )?;
+            let _ = writeln!(std::io::stdout(), "stopped cleanly");
         }
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -32,7 +32,7 @@ use sha2::{Digest as _, Sha256};
 const ALG_ED25519: u8 = 0x01;
 
 /// Prefix of every signature line: U+2014 EM DASH and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 
 /// Most signature lines a note may carry, as in Go's `note.Open`.
 ///
@@ -142,9 +142,12 @@ pub enum CheckpointError {
         "malformed verifier key: expected <name>+<8 hex digit key id>+<base64(0x01 || 32-byte ed25519 public key)>"
     )]
     MalformedVerifierKey,
-    /// A verifier key uses a signature type other than Ed25519.
-    #[error("unsupported verifier key algorithm {0:#04x}; only ed25519 (0x01) is supported")]
-    UnsupportedAlgorithm(u8),
+    /// A verifier key has another signature type than the one its use needs: Ed25519
+    /// (0x01) for a log's key, Ed25519 `cosignature/v1` (0x04) for a witness's.
+    #[error(
+        "verifier key of signature type {got:#04x} where {expected:#04x} is needed (0x01: a log's ed25519 key; 0x04: a witness's ed25519 cosignature/v1 key)"
+    )]
+    UnsupportedAlgorithm { got: u8, expected: u8 },
     /// A verifier key's key ID does not match its name and public key.
     #[error(
         "verifier key id {got} does not match {expected} computed from its name and public key; the key string is corrupt"
@@ -284,37 +287,7 @@ impl NoteVerifier {
     /// Parses a verifier key string `<name>+<hex key_id>+<base64(0x01 || public_key)>`,
     /// checking that the key ID matches the name and key.
     pub fn parse(vkey: &str) -> Result<Self, CheckpointError> {
-        let (name, rest) = vkey
-            .split_once('+')
-            .ok_or(CheckpointError::MalformedVerifierKey)?;
-        let (id_hex, key_b64) = rest
-            .split_once('+')
-            .ok_or(CheckpointError::MalformedVerifierKey)?;
-        if !valid_key_name(name) {
-            return Err(CheckpointError::InvalidKeyName(excerpt(name)));
-        }
-        let mut id = [0u8; 4];
-        if id_hex.len() != 8 || hex::decode_to_slice(id_hex, &mut id).is_err() {
-            return Err(CheckpointError::MalformedVerifierKey);
-        }
-        let encoded = STANDARD
-            .decode(key_b64)
-            .map_err(|_| CheckpointError::MalformedVerifierKey)?;
-        let Some((&alg, key)) = encoded.split_first() else {
-            return Err(CheckpointError::MalformedVerifierKey);
-        };
-        // As in Go: the key ID covers the algorithm byte and key, so check it first.
-        let expected = key_id_of_encoded(name, &encoded);
-        if id != expected {
-            return Err(CheckpointError::KeyIdMismatch {
-                got: hex::encode(id),
-                expected: hex::encode(expected),
-            });
-        }
-        if alg != ALG_ED25519 {
-            return Err(CheckpointError::UnsupportedAlgorithm(alg));
-        }
-        let key = <[u8; 32]>::try_from(key).map_err(|_| CheckpointError::MalformedVerifierKey)?;
+        let (name, key) = decode_vkey(vkey, ALG_ED25519)?;
         NoteVerifier::new(name, &key)
     }
 
@@ -337,6 +310,43 @@ impl NoteVerifier {
     pub fn key_string(&self) -> String {
         verifier_key_string(&self.name, self.key.as_bytes())
     }
+}
+
+/// Decodes a verifier key string `<name>+<hex key_id>+<base64(alg || public_key)>` whose
+/// algorithm byte must be `alg`, checking that the key ID matches the name and key.
+pub(crate) fn decode_vkey(vkey: &str, alg: u8) -> Result<(&str, [u8; 32]), CheckpointError> {
+    let (name, rest) = vkey
+        .split_once('+')
+        .ok_or(CheckpointError::MalformedVerifierKey)?;
+    let (id_hex, key_b64) = rest
+        .split_once('+')
+        .ok_or(CheckpointError::MalformedVerifierKey)?;
+    if !valid_key_name(name) {
+        return Err(CheckpointError::InvalidKeyName(excerpt(name)));
+    }
+    let mut id = [0u8; 4];
+    if id_hex.len() != 8 || hex::decode_to_slice(id_hex, &mut id).is_err() {
+        return Err(CheckpointError::MalformedVerifierKey);
+    }
+    let encoded = STANDARD
+        .decode(key_b64)
+        .map_err(|_| CheckpointError::MalformedVerifierKey)?;
+    let Some((&got, key)) = encoded.split_first() else {
+        return Err(CheckpointError::MalformedVerifierKey);
+    };
+    // As in Go: the key ID covers the algorithm byte and key, so check it first.
+    let expected = key_id_of_encoded(name, &encoded);
+    if id != expected {
+        return Err(CheckpointError::KeyIdMismatch {
+            got: hex::encode(id),
+            expected: hex::encode(expected),
+        });
+    }
+    if got != alg {
+        return Err(CheckpointError::UnsupportedAlgorithm { got, expected: alg });
+    }
+    let key = <[u8; 32]>::try_from(key).map_err(|_| CheckpointError::MalformedVerifierKey)?;
+    Ok((name, key))
 }
 
 /// Verify a signed note against the known verifiers and parse its checkpoint body.
@@ -367,17 +377,7 @@ fn open_note<'a>(note: &'a str, verifiers: &[NoteVerifier]) -> Result<&'a str, C
     if let Some(c) = note.chars().find(|&c| c < ' ' && c != '\n') {
         return Err(CheckpointError::ControlCharacter(u32::from(c)));
     }
-    let split = note
-        .rfind("\n\n")
-        .ok_or(CheckpointError::MissingSignatureBlock)?;
-    let (text, sigs) = (&note[..=split], &note[split + 2..]);
-    if sigs.is_empty() {
-        return Err(CheckpointError::MissingSignatureBlock);
-    }
-    let Some(sigs) = sigs.strip_suffix('\n') else {
-        return Err(CheckpointError::MissingTrailingNewline);
-    };
-
+    let (text, sigs) = split_note(note)?;
     let mut verified: HashSet<(&str, [u8; 4])> = HashSet::new();
     for (index, line) in sigs.split('\n').enumerate() {
         let malformed = CheckpointError::MalformedSignatureLine { line: index + 1 };
@@ -411,8 +411,24 @@ fn open_note<'a>(note: &'a str, verifiers: &[NoteVerifier]) -> Result<&'a str, C
     Ok(text)
 }
 
+/// A note's text (ending in a newline) and its signature lines (without the last
+/// newline), split at the last blank line.
+pub(crate) fn split_note(note: &str) -> Result<(&str, &str), CheckpointError> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or(CheckpointError::MissingSignatureBlock)?;
+    let (text, sigs) = (&note[..=split], &note[split + 2..]);
+    if sigs.is_empty() {
+        return Err(CheckpointError::MissingSignatureBlock);
+    }
+    let Some(sigs) = sigs.strip_suffix('\n') else {
+        return Err(CheckpointError::MissingTrailingNewline);
+    };
+    Ok((text, sigs))
+}
+
 /// Splits `— <name> <base64>` into name, key ID and signature bytes.
-fn parse_signature_line(line: &str) -> Option<(&str, [u8; 4], Vec<u8>)> {
+pub(crate) fn parse_signature_line(line: &str) -> Option<(&str, [u8; 4], Vec<u8>)> {
     let rest = line.strip_prefix(SIG_PREFIX)?;
     let (name, b64) = rest.split_once(' ').unwrap_or((rest, ""));
     if !valid_key_name(name) || b64.is_empty() {
@@ -460,7 +476,7 @@ fn signature_line(text: &str, name: &str, key: &SigningKey) -> String {
 }
 
 /// Key ID over an encoded key (algorithm byte followed by the key).
-fn key_id_of_encoded(name: &str, encoded: &[u8]) -> [u8; 4] {
+pub(crate) fn key_id_of_encoded(name: &str, encoded: &[u8]) -> [u8; 4] {
     let digest = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update(b"\n")
@@ -475,14 +491,14 @@ fn valid_key_name(name: &str) -> bool {
 }
 
 /// Canonical decimal `u64`: digits only, no leading zero unless exactly "0".
-fn parse_size(s: &str) -> Option<u64> {
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
     let canonical =
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if canonical { s.parse().ok() } else { None }
 }
 
 /// At most [`EXCERPT_LEN`] characters of untrusted input, for error messages.
-fn excerpt(s: &str) -> String {
+pub(crate) fn excerpt(s: &str) -> String {
     match s.char_indices().nth(EXCERPT_LEN) {
         Some((end, _)) => format!("{}…", &s[..end]),
         None => s.to_owned(),
@@ -777,7 +793,10 @@ mod tests {
                 "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
             )
             .unwrap_err(),
-            CheckpointError::UnsupportedAlgorithm(0x65)
+            CheckpointError::UnsupportedAlgorithm {
+                got: 0x65,
+                expected: 0x01
+            }
         );
         assert_eq!(
             NoteVerifier::parse(

@@ -5,6 +5,7 @@
 //! for such paths).
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod export;
 pub mod layout;
 pub mod merkle;

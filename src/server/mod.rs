@@ -19,6 +19,7 @@ mod handlers;
 mod metrics;
 mod pages;
 mod tiles;
+mod witness;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use answers::AnswerBudget;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use pages::{CONTENT_SECURITY_POLICY, PAGE_ROUTES};
+pub use witness::serve_witness;
 
 use crate::audit::Published;
 use crate::config::{Config, ServerConfig};
