@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditConfig;
 use crate::limits;
+use crate::log::cosignature::CosignatureVerifier;
 use crate::report::assumptions::{Assumption, AssumptionError, Overrides};
 
 /// What a configuration file says.
@@ -21,6 +22,50 @@ pub struct Config {
     pub valuation: Overrides,
     pub server: ServerConfig,
     pub log: LogConfig,
+    /// The `[[witness]]` tables: the witnesses asked to cosign each new checkpoint
+    /// (PROTOCOL §12.2). They change no answer, so they are not serialised.
+    #[serde(skip)]
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// One `[[witness]]` table, read: where the witness takes checkpoints and the key its
+/// cosignatures must verify under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessConfig {
+    /// The witness's submission prefix, without a trailing '/': the ledger POSTs to
+    /// `<url>/add-checkpoint`.
+    pub url: String,
+    pub verifier: CosignatureVerifier,
+}
+
+/// A `[[witness]]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessTable {
+    url: String,
+    vkey: String,
+}
+
+impl WitnessTable {
+    fn read(self, n: usize) -> Result<WitnessConfig, ConfigError> {
+        let wrong = |reason: String| ConfigError::Witness { n, reason };
+        let url = self.url.trim_end_matches('/');
+        let Some(host) = url.strip_prefix("http://") else {
+            return Err(wrong(format!(
+                "url {:?} must start with http:// (put a TLS proxy in front of a witness reached over https)",
+                self.url
+            )));
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(wrong(format!("url {:?} names no host", self.url)));
+        }
+        let verifier =
+            CosignatureVerifier::parse(&self.vkey).map_err(|e| wrong(format!("vkey: {e}")))?;
+        Ok(WitnessConfig {
+            url: url.to_string(),
+            verifier,
+        })
+    }
 }
 
 /// The `[server]` table (PROTOCOL §10): what a server facing the open internet allows each
@@ -169,10 +214,13 @@ pub enum ConfigError {
          file with every default)"
     )]
     FlatThresholds(String),
+    #[error("config: [[witness]] number {n}: {reason}")]
+    Witness { n: usize, reason: String },
     #[error(
-        "config: [{0}] is not supported by this version of dcledger; remove it (`dcledger audit --print-config` prints what is)"
+        "config: {0} witnesses are listed; at most {max} may be",
+        max = limits::MAX_WITNESSES
     )]
-    Unsupported(String),
+    TooManyWitnesses(usize),
 }
 
 /// The file as TOML sees it, before each table is judged.
@@ -186,6 +234,8 @@ struct File {
     #[serde(default)]
     server: Option<ServerConfig>,
     log: Option<LogConfig>,
+    #[serde(default)]
+    witness: Vec<WitnessTable>,
 }
 
 impl Config {
@@ -197,8 +247,7 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.to_string()))?;
         for (key, value) in &table {
             match key.as_str() {
-                "audit" | "valuation" | "server" | "log" => {}
-                "witness" => return Err(ConfigError::Unsupported(key.clone())),
+                "audit" | "valuation" | "server" | "log" | "witness" => {}
                 _ if !value.is_table() || AuditConfig::is_field(key) => {
                     return Err(ConfigError::FlatThresholds(key.clone()));
                 }
@@ -216,11 +265,21 @@ impl Config {
         server.validate().map_err(ConfigError::Server)?;
         let log = file.log.unwrap_or_default();
         log.validate().map_err(ConfigError::Log)?;
+        if file.witness.len() > limits::MAX_WITNESSES {
+            return Err(ConfigError::TooManyWitnesses(file.witness.len()));
+        }
+        let witnesses = file
+            .witness
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| w.read(i + 1))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             audit,
             valuation,
             server,
             log,
+            witnesses,
         })
     }
 
@@ -317,7 +376,16 @@ mod tests {
                 "max_buffered_answer_bytes",
             ),
             ("[server]\nbody_timeout_ms = \"30s\"\n", "body_timeout_ms"),
-            ("[witness]\n", "[witness]"),
+            ("[witness]\n", "witness"),
+            (
+                "[[witness]]\nurl = \"https://w.example\"\nvkey = \"w+00000000+BA==\"\n",
+                "must start with http://",
+            ),
+            (
+                "[[witness]]\nurl = \"http://w.example\"\nvkey = \"w+00000000+BA==\"\n",
+                "[[witness]] number 1: vkey",
+            ),
+            ("[[witness]]\nurl = \"http://w.example\"\n", "vkey"),
             ("[valuation]\nhaircut_bp = 10001\n", "haircut_bp"),
             ("[valuation]\ntariff = 1\n", "tariff"),
             ("[valuation]\nlife_months = -1\n", "life_months"),

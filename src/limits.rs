@@ -42,6 +42,23 @@ pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;
 // one kind of client from holding time, connections or memory without end. The defaults
 // of the `[server]` config table are the `DEFAULT_*` ones; the others are fixed.
 
+/// Witnesses a ledger may list (`[[witness]]`): each costs a thread and a request per
+/// new checkpoint.
+pub const MAX_WITNESSES: usize = 32;
+
+/// How often a ledger's witnessing threads look for a new checkpoint to send.
+pub const WITNESS_POLL_MS: u64 = 200;
+
+/// A witness's whole answer must arrive within this; a hung witness delays only its own
+/// next cosignature, never an acknowledgement.
+pub const WITNESS_REQUEST_TIMEOUT_MS: u64 = 5_000;
+
+/// After a witness failed, the wait before it is asked again.
+pub const WITNESS_RETRY_MS: u64 = 1_000;
+
+/// Largest answer read from a witness: a few cosignature lines.
+pub const MAX_WITNESS_ANSWER_BYTES: u64 = 16 * 1024;
+
 /// Largest `add-checkpoint` body a witness reads: 63 proof lines and a checkpoint with
 /// its signatures (at most 100 lines) fit in a tenth of this.
 pub const MAX_ADD_CHECKPOINT_BYTES: usize = 64 * 1024;

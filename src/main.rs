@@ -1179,7 +1179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Box::new(move |addr| {
                     let mut out = std::io::stdout();
                     let _ = writeln!(out, "listening on http://{addr}");
-                    let _ = writeln!(out, "witness verifier key: {vkey}");
+                    let _ = writeln!(out, "verifier key: {vkey}");
                     let _ = writeln!(
                         out,
                         "logs send checkpoints to http://{addr}/add-checkpoint ([[witness]] url = \"http://{addr}\")"

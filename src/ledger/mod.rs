@@ -19,6 +19,7 @@ mod reader;
 mod replay;
 mod tiling;
 mod unlocked;
+pub mod witnessing;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -77,6 +77,9 @@ pub(crate) enum Leaves {
 pub struct Reader {
     /// The data directory's `checkpoint` file.
     checkpoint_file: PathBuf,
+    /// The latest checkpoint witnesses cosigned, with their cosignatures
+    /// (`witnessing`).
+    witnessed_file: PathBuf,
     segments_dir: PathBuf,
     leaves: Leaves,
     derived: Arc<Derived>,
@@ -95,6 +98,7 @@ impl Reader {
     ) -> Reader {
         Reader {
             checkpoint_file: dir.join(CHECKPOINT_FILE),
+            witnessed_file: dir.join(super::witnessing::WITNESSED_FILE),
             segments_dir,
             leaves,
             derived,
@@ -136,6 +140,26 @@ impl Reader {
             path: self.checkpoint_file.clone(),
             source,
         })
+    }
+
+    /// `note` with the cosignatures witnesses have returned for it (PROTOCOL §12.2), or
+    /// `note` alone while there are none.
+    pub fn with_cosignatures(&self, note: &str) -> Result<String, LedgerError> {
+        match std::fs::read_to_string(&self.witnessed_file) {
+            // The witnessed note is this note, signature line included, and more lines.
+            Ok(witnessed) if witnessed.starts_with(note) => Ok(witnessed),
+            Ok(_) => Ok(note.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(note.to_string()),
+            Err(source) => Err(LedgerError::Io {
+                path: self.witnessed_file.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The data directory's `witnessed` file (`witnessing`).
+    pub(crate) fn witnessed_file(&self) -> &std::path::Path {
+        &self.witnessed_file
     }
 
     /// The ledger clock of the last accepted batch.

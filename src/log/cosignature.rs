@@ -132,7 +132,7 @@ impl Cosigner {
 }
 
 /// A witness trusted by a verifier: its name and `cosignature/v1` key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CosignatureVerifier {
     name: String,
     key_id: [u8; KEY_ID_LEN],

@@ -382,13 +382,16 @@ fn run_behind_small_answers() {
     }
 }
 
-pub async fn checkpoint(State(reader): State<Reader>) -> Response {
-    let mut response = reader.checkpoint().to_string().into_response();
+/// `GET /v1/checkpoint`: the latest checkpoint, with the witnesses' cosignatures of it
+/// gathered so far (PROTOCOL §12.2).
+pub async fn checkpoint(State(reader): State<Reader>) -> Result<Response, ApiError> {
+    let note = blocking(move || Ok(reader.with_cosignatures(&reader.checkpoint())?)).await?;
+    let mut response = note.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
+    Ok(response)
 }
 
 pub async fn inclusion(

@@ -321,6 +321,14 @@ pub fn serve(
         }
     };
     let committer = Committer::start(ledger);
+    // Asks the witnesses beside the writer; dropped (told to stop) when serving ends.
+    let _witnessing = (!config.config.witnesses.is_empty()).then(|| {
+        crate::ledger::witnessing::start(
+            committer.reader(),
+            config.data.clone(),
+            config.config.witnesses.clone(),
+        )
+    });
     let state = AppState::new(
         committer.reader(),
         committer.handle(),

@@ -173,6 +173,11 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The verifier key it printed: a ledger's, or a witness's.
+    pub(crate) fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
     /// The server's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
@@ -321,7 +326,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8]) -> Answer {
     try_post(agent, url, body).unwrap_or_else(|e| panic!("POST {url}: {e}"))
 }
 
-fn post_json(agent: &ureq::Agent, server: &Server, value: &Value) -> Answer {
+pub(crate) fn post_json(agent: &ureq::Agent, server: &Server, value: &Value) -> Answer {
     post(
         agent,
         &server.url("/v1/entries"),
@@ -458,7 +463,7 @@ fn current_checkpoint(agent: &ureq::Agent, server: &Server) -> Checkpoint {
     open(&a.text, &server.verifier())
 }
 
-fn org_body(org_id: &str) -> Value {
+pub(crate) fn org_body(org_id: &str) -> Value {
     json!({"org_id": org_id, "name": format!("{org_id} Ltd"), "roles": ["operator"]})
 }
 

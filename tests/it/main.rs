@@ -20,4 +20,5 @@ mod reports;
 mod retries;
 mod support;
 mod tiles;
+mod witnesses;
 mod worlds;
