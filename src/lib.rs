@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod entry;
 pub mod exact;
+pub mod export;
 pub mod ingest;
 pub mod jcs;
 pub mod json;

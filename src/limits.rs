@@ -37,6 +37,15 @@ pub const VERIFYING_KEY_CACHE_KEYS: usize = 65_536;
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed.
 pub const REINDEX_CHUNK_ENTRIES: usize = 4_096;
 
+/// `export parquet` (PROTOCOL §12.4) writes a table's pending rows as a row group at this
+/// many rows, or sooner at `PARQUET_ROW_GROUP_BYTES`: it writes every table at once, so
+/// the bound on each is what bounds its memory.
+pub const PARQUET_ROW_GROUP_ROWS: usize = 65_536;
+
+/// Bytes of values (strings at their length) pending in one table before they are
+/// written as a row group: a `lot.serials` entry holds up to 1,000 serials.
+pub const PARQUET_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+
 // ---------------------------------------------------------------------------------------
 // The HTTP server (PROTOCOL §10). A server faces the open internet: each bound below keeps
 // one kind of client from holding time, connections or memory without end. The defaults

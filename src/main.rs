@@ -376,6 +376,23 @@ enum ExportCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The entries, a table per record kind and the findings as Parquet files, with a
+    /// manifest, for DuckDB, Spark or Trino (PROTOCOL §12.4; the rules in SQL are in
+    /// sql/). Files of an earlier export in the directory are replaced.
+    Parquet {
+        /// The ledger's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The directory to write the files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The month findings.parquet is as of, YYYY-MM (default: the audit's).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// The configuration file whose [audit] thresholds the findings use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -861,6 +878,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out.display(),
                 done.written,
                 done.kept
+            );
+        }
+        Command::Export {
+            export:
+                ExportCommand::Parquet {
+                    data,
+                    out,
+                    as_of,
+                    config,
+                },
+        } => {
+            let config = load_config(config.as_deref())?;
+            let as_of = parse_as_of(as_of.as_deref())?;
+            let ledger = read_projections(&data)?;
+            let manifest = dcledger::export::export_parquet(
+                &ledger.reader(),
+                &out,
+                &dcledger::export::ParquetRequest {
+                    as_of,
+                    config: &config,
+                },
+            )?;
+            let rows: u64 = manifest.files.values().map(|f| f.rows).sum();
+            eprintln!(
+                "exported {} entries to {}: {} files, {rows} rows, findings as of {}",
+                manifest.tree_size,
+                out.display(),
+                manifest.files.len(),
+                manifest.as_of
             );
         }
         Command::VerifierKey { data } => {

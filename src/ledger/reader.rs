@@ -199,7 +199,7 @@ impl Reader {
     pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {
         self.check_index(index, self.size())?;
         let mut leaf = Vec::new();
-        self.visit_leaves(index, 1, |_, found| {
+        self.visit_leaves::<LedgerError>(index, 1, |_, found| {
             leaf = found.to_vec();
             Ok(())
         })?;
@@ -244,20 +244,38 @@ impl Reader {
             return Ok(None);
         }
         let mut bundle = Vec::new();
-        self.visit_leaves(id.index * TILE_WIDTH, u64::from(id.width), |_, leaf| {
+        self.visit_leaves::<LedgerError>(id.index * TILE_WIDTH, u64::from(id.width), |_, leaf| {
             push_bundle_entry(&mut bundle, leaf);
             Ok(())
         })?;
         Ok(Some(bundle))
     }
 
-    /// Hands leaves `first..first + count` of the segments, checked, to `visit`.
-    fn visit_leaves(
+    /// Hands the leaves `first..first + count` of the published tree, checked, to
+    /// `visit` in ledger order: one sequential pass for whoever reads the log whole
+    /// (the Parquet export), with no lookup per leaf.
+    pub fn leaves<E: From<LedgerError> + From<segment::SegmentError>>(
         &self,
         first: u64,
         count: u64,
-        visit: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
-    ) -> Result<(), LedgerError> {
+        visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if count == 0 {
+            return Ok(());
+        }
+        let size = self.size();
+        let last = first.saturating_add(count - 1);
+        self.check_index(last, size)?;
+        self.visit_leaves(first, count, visit)
+    }
+
+    /// Hands leaves `first..first + count` of the segments, checked, to `visit`.
+    fn visit_leaves<E: From<LedgerError> + From<segment::SegmentError>>(
+        &self,
+        first: u64,
+        count: u64,
+        visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self.leaves {
             Leaves::Located => {
                 let at = self.location(first)?;

@@ -13,6 +13,7 @@ mod http;
 mod lock;
 mod origins;
 mod pages;
+mod parquet;
 mod readers;
 mod recovery;
 mod registry_rejections;
