@@ -15,6 +15,7 @@ mod origins;
 mod pages;
 mod parquet;
 mod readers;
+mod readme;
 mod recovery;
 mod registry_rejections;
 mod reports;
