@@ -556,6 +556,33 @@ fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKe
     Ok(())
 }
 
+/// A progress bar of leaves for the long jobs (`verify`, `reindex`), drawn only when
+/// standard error is a terminal: redirected output stays free of it.
+struct LeafBar(Option<indicatif::ProgressBar>);
+
+impl LeafBar {
+    fn on_terminal() -> LeafBar {
+        LeafBar(std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_message("leaves");
+            bar
+        }))
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Logs of the serving commands: to standard error, coloured only on a terminal.
 fn init_logging() {
     tracing_subscriber::fmt()
@@ -923,7 +950,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Verify { data } => {
-            let report = Unlocked::open(&data)?.verify()?;
+            let bar = LeafBar::on_terminal();
+            let report =
+                Unlocked::open(&data)?.verify_reporting(&|done, total| bar.show(done, total))?;
+            bar.finish();
             println!(
                 "ok: {} entries, root {}, latest checkpoint (size {}) verifies",
                 report.entries,
@@ -1251,11 +1281,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let settings = load_config(config.as_deref())?;
             let key = log_key(&data, key_path, &settings, config.as_deref())?;
-            let ledger = if trust {
-                Ledger::reindex_trusting(&data, key)?
-            } else {
-                Ledger::reindex(&data, key)?
-            };
+            let bar = LeafBar::on_terminal();
+            let ledger =
+                Ledger::reindex_reporting(&data, key, trust, &|done, total| bar.show(done, total))?;
+            bar.finish();
             println!("reindexed {} entries", ledger.size());
             ledger.close()?;
         }

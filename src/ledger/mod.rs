@@ -33,7 +33,7 @@ pub use group::{CommitHandle, CommitStats, Committer, MAX_GROUP_ENTRIES, SubmitE
 pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
-pub use replay::VerifyReport;
+pub use replay::{Progress, QUIET, VerifyReport};
 pub use unlocked::Unlocked;
 
 use crate::dates;
@@ -356,7 +356,8 @@ pub fn read_projections(
     } else {
         match lock::lock(dir) {
             Ok(lock) => {
-                let ledger = Ledger::open_locked(dir, lock, None, Signatures::Trust)?;
+                let ledger =
+                    Ledger::open_locked(dir, lock, None, Signatures::Trust, replay::QUIET)?;
                 return Ok(ReadProjections {
                     reader: ledger.reader(),
                     _ledger: Some(ledger),
@@ -404,7 +405,13 @@ impl Ledger {
             });
         }
         lock::record_holder(dir)?;
-        let mut ledger = Ledger::open_locked(dir, lock, Some(log_key.clone()), Signatures::Trust)?;
+        let mut ledger = Ledger::open_locked(
+            dir,
+            lock,
+            Some(log_key.clone()),
+            Signatures::Trust,
+            replay::QUIET,
+        )?;
         let ts =
             dates::spell_instant(dates::now()).map_err(|e| LedgerError::Clock(e.to_string()))?;
         let genesis = entry::sign_envelope(
@@ -432,7 +439,13 @@ impl Ledger {
     pub fn open(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
         // Catching up after a crash replays leaves this ledger itself checked moments
         // before; their checksums guard them since.
-        Ledger::open_locked(dir, lock_ledger(dir)?, Some(log_key), Signatures::Trust)
+        Ledger::open_locked(
+            dir,
+            lock_ledger(dir)?,
+            Some(log_key),
+            Signatures::Trust,
+            replay::QUIET,
+        )
     }
 
     /// Opens the ledger in `dir` to read, without its log key: it cannot append, and a
@@ -441,7 +454,13 @@ impl Ledger {
     /// Taking the lock, it writes no pid file: it is no writer.
     pub fn open_to_read(dir: &Path) -> Result<Ledger, LedgerError> {
         require_ledger(dir)?;
-        Ledger::open_locked(dir, lock::lock(dir)?, None, Signatures::Trust)
+        Ledger::open_locked(
+            dir,
+            lock::lock(dir)?,
+            None,
+            Signatures::Trust,
+            replay::QUIET,
+        )
     }
 
     fn open_locked(
@@ -449,6 +468,7 @@ impl Ledger {
         lock: DirLock,
         log_key: Option<SigningKey>,
         catch_up_signatures: Signatures<'_>,
+        progress: Progress<'_>,
     ) -> Result<Ledger, LedgerError> {
         let derived = Arc::new(Derived::open(&dir.join(INDEX_DIR))?);
         let applied = derived.applied()?;
@@ -507,7 +527,7 @@ impl Ledger {
             check_log_key(g, log_key)?;
         }
         if ledger.log.size() > ledger.applied.end.index {
-            ledger.catch_up(catch_up_signatures)?;
+            ledger.catch_up(catch_up_signatures, progress)?;
         }
         Ok(ledger)
     }
@@ -515,9 +535,24 @@ impl Ledger {
     /// Deletes derived state and rebuilds it from the segments, checking every
     /// signature again: nothing reaches derived state that the rules would refuse now.
     pub fn reindex(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
+        Ledger::reindex_reporting(dir, log_key, false, replay::QUIET)
+    }
+
+    /// `reindex` (`trust`: `reindex_trusting`), telling `progress` how far it is.
+    pub fn reindex_reporting(
+        dir: &Path,
+        log_key: SigningKey,
+        trust: bool,
+        progress: Progress<'_>,
+    ) -> Result<Ledger, LedgerError> {
         let lock = lock_ledger(dir)?;
-        // The origin is learnt from the genesis entry as the replay reaches it.
-        Ledger::rebuild(dir, lock, log_key, Signatures::Verify { origin: None })
+        let signatures = if trust {
+            Signatures::Trust
+        } else {
+            // The origin is learnt from the genesis entry as the replay reaches it.
+            Signatures::Verify { origin: None }
+        };
+        Ledger::rebuild(dir, lock, log_key, signatures, progress)
     }
 
     /// Deletes derived state and rebuilds it from the segments at the speed of the
@@ -526,8 +561,7 @@ impl Ledger {
     /// signed checkpoint (`hold_replay_to_checkpoint`). `verify` and `reindex` re-check
     /// every signature.
     pub fn reindex_trusting(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
-        let lock = lock_ledger(dir)?;
-        Ledger::rebuild(dir, lock, log_key, Signatures::Trust)
+        Ledger::reindex_reporting(dir, log_key, true, replay::QUIET)
     }
 
     fn rebuild(
@@ -535,13 +569,14 @@ impl Ledger {
         lock: DirLock,
         log_key: SigningKey,
         signatures: Signatures<'_>,
+        progress: Progress<'_>,
     ) -> Result<Ledger, LedgerError> {
         for derived in [dir.join(INDEX_DIR), dir.join(TILES_DIR)] {
             if derived.exists() {
                 std::fs::remove_dir_all(&derived).map_err(io(&derived))?;
             }
         }
-        Ledger::open_locked(dir, lock, Some(log_key), signatures)
+        Ledger::open_locked(dir, lock, Some(log_key), signatures, progress)
     }
 
     pub fn reader(&self) -> Reader {
@@ -876,7 +911,11 @@ impl Ledger {
     }
 
     /// Replays leaves that the log holds but derived state has not applied yet.
-    fn catch_up(&mut self, signatures: Signatures<'_>) -> Result<(), LedgerError> {
+    fn catch_up(
+        &mut self,
+        signatures: Signatures<'_>,
+        progress: Progress<'_>,
+    ) -> Result<(), LedgerError> {
         let Some(log_key) = &self.log_key else {
             return Err(LedgerError::NeedsRecovery {
                 path: self.dir.clone(),
@@ -889,6 +928,7 @@ impl Ledger {
             last_accepted: self.applied.last_accepted,
         };
         let tiles = &mut self.tiles;
+        let total = self.log.size();
         replay::replay(
             &self.log,
             &self.derived,
@@ -896,6 +936,7 @@ impl Ledger {
             &mut state,
             signatures,
             |overlay, state, end, hashes| {
+                progress(state.frontier.size(), total);
                 tiles.push(hashes)?;
                 tiles.write_partials()?;
                 // Replay admits only a genesis entry at index 0, so every chunk knows it;
@@ -934,7 +975,7 @@ impl Ledger {
     /// Re-checks the whole ledger independently of derived state: every record checksum,
     /// signature, seq chain and authorization, the root, and the latest checkpoint.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        replay::verify(&self.log, &self.reader)
+        replay::verify(&self.log, &self.reader, replay::QUIET)
     }
 
     /// Flushes derived state; called on clean shutdown so the next open need not replay.

@@ -80,6 +80,13 @@ fn split_leaf(index: u64, leaf: &[u8]) -> Result<(Value, String), LedgerError> {
     Ok((Value::Object(envelope), accepted))
 }
 
+/// Told, after each chunk a replay applies, how many leaves are done of how many: for
+/// progress bars on the long jobs (`verify`, `reindex`).
+pub type Progress<'a> = &'a dyn Fn(u64, u64);
+
+/// A `Progress` that shows nothing.
+pub const QUIET: Progress<'static> = &|_, _| {};
+
 /// Leaves read from the segments, with where each lies.
 type Chunk = Vec<(u64, RecordLocation, Vec<u8>)>;
 
@@ -387,7 +394,11 @@ pub struct VerifyReport {
 
 /// Re-derives the whole ledger into a scratch store with every signature checked, then
 /// compares it with the ledger's derived state and its latest signed checkpoint.
-pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, LedgerError> {
+pub(crate) fn verify(
+    log: &SegmentLog,
+    reader: &Reader,
+    progress: Progress<'_>,
+) -> Result<VerifyReport, LedgerError> {
     let scratch = Derived::temporary();
     let mut state = ReplayState::from_start();
     replay(
@@ -400,6 +411,7 @@ pub(crate) fn verify(log: &SegmentLog, reader: &Reader) -> Result<VerifyReport, 
             // The tiles hold every leaf's hash: checked leaf by leaf here, and every
             // level above against the one below once the replay is done.
             let first = state.frontier.size() - hashes.len() as u64;
+            progress(state.frontier.size(), log.size());
             for (index, hash) in (first..).zip(hashes) {
                 if index < reader.size() && reader.leaf_hash(index)? != *hash {
                     return Err(LedgerError::Verify(format!(

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::reader::{Leaves, Reader};
-use super::replay::{self, ReplayState, VerifyReport};
+use super::replay::{self, Progress, ReplayState, VerifyReport};
 use super::{LedgerError, View, require_ledger};
 use crate::ingest::Signatures;
 use crate::log::checkpoint::{self, NoteVerifier};
@@ -125,7 +125,12 @@ impl Unlocked {
     /// Re-checks the log as `Ledger::verify` does: every record, signature and rule
     /// from the segments, every leaf against the tiles, the root and the checkpoint.
     pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
-        replay::verify(&self.log, &self.reader()?)
+        self.verify_reporting(replay::QUIET)
+    }
+
+    /// `verify`, telling `progress` how far it is.
+    pub fn verify_reporting(&self, progress: Progress<'_>) -> Result<VerifyReport, LedgerError> {
+        replay::verify(&self.log, &self.reader()?, progress)
     }
 
     /// A reader with the projections, derived again from the segments up to the

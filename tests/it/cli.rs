@@ -451,3 +451,39 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     let out = bin().args(["completions", "tcsh"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+/// Long jobs draw progress bars only on a terminal: with standard error redirected (a
+/// file, a pipe, CI), nothing but their messages reach it, no carriage returns, no escape
+/// codes.
+#[test]
+fn long_jobs_draw_no_progress_bar_when_not_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    crate::support::init_demo_ledger(&data);
+    let log_key = crate::support::log_key_file(&data);
+    for args in [
+        vec!["verify", "--data", path_str(&data)],
+        vec![
+            "reindex",
+            "--data",
+            path_str(&data),
+            "--log-key",
+            path_str(&log_key),
+        ],
+        vec![
+            "reindex",
+            "--trust",
+            "--data",
+            path_str(&data),
+            "--log-key",
+            path_str(&log_key),
+        ],
+    ] {
+        let out = run_ok(&args);
+        assert!(
+            !out.stderr.contains(&b'\r') && !out.stderr.contains(&0x1b),
+            "{args:?} wrote a bar to a pipe: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
