@@ -15,7 +15,7 @@ use dcledger::ledger::Ledger;
 use serde_json::{Value, json};
 
 use crate::http::{Server, close, get, new_agent, problem, tree_size};
-use crate::support::{ORIGIN, Party, TestLedger, demo_dir, key, log_key_file, path_str};
+use crate::support::{ORIGIN, Party, TestLedger, demo_dir, key, log_key_file};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -29,20 +29,7 @@ const EXCHANGE: Duration = Duration::from_secs(30);
 fn serve(dir: &Path, data: &Path, server_toml: &str) -> Server {
     let config = dir.join("config.toml");
     std::fs::write(&config, format!("[server]\n{server_toml}")).expect("write config");
-    Server::start_with(
-        &[
-            "serve",
-            "--data",
-            path_str(data),
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            path_str(&config),
-            "--log-key",
-            path_str(&log_key_file(data)),
-        ],
-        &dir.join("server.log"),
-    )
+    Server::serve_with_config(dir, data, &config)
 }
 
 /// A small ledger: genesis and one operator.

@@ -173,6 +173,23 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `dcledger serve` on `data` with the configuration file `config`, logging to
+    /// `dir/server.log`.
+    pub(crate) fn serve_with_config(dir: &Path, data: &Path, config: &Path) -> Server {
+        Server::start_with(
+            &[
+                "serve",
+                "--data",
+                path_str(data),
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                path_str(config),
+            ],
+            &dir.join("server.log"),
+        )
+    }
+
     /// The verifier key it printed: a ledger's, or a witness's.
     pub(crate) fn vkey(&self) -> &str {
         &self.vkey

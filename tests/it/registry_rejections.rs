@@ -649,9 +649,9 @@ fn entries_see_earlier_entries_of_their_batch() {
     assert_eq!(signer.record.revoked_at, Some(3));
 }
 
-#[test]
-fn refused_batch_in_a_group_leaves_the_others_intact() {
-    let mut t = TestLedger::new();
+/// Three batches of one envelope: `a` registered, `a` again at the next seq (a conflict),
+/// and `b` at that same seq (admitted if judged after the conflict left no trace).
+fn organisation_a_again_and_b(t: &mut TestLedger) -> [Value; 3] {
     let a = t.authority.sign(Kind::OrgRegister, org("a"));
     let dup = t
         .authority
@@ -659,6 +659,13 @@ fn refused_batch_in_a_group_leaves_the_others_intact() {
     let b = t
         .authority
         .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("b"));
+    [a, dup, b]
+}
+
+#[test]
+fn refused_batch_in_a_group_leaves_the_others_intact() {
+    let mut t = TestLedger::new();
+    let [a, dup, b] = organisation_a_again_and_b(&mut t);
     let (outcomes, _) = t
         .ledger
         .append_groups(vec![vec![a], vec![dup], vec![b]])
@@ -676,13 +683,7 @@ fn refused_batch_in_a_group_leaves_the_others_intact() {
 #[test]
 fn a_group_told_to_stop_judges_nothing_after_its_first_refused_batch() {
     let mut t = TestLedger::new();
-    let a = t.authority.sign(Kind::OrgRegister, org("a"));
-    let dup = t
-        .authority
-        .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("a"));
-    let b = t
-        .authority
-        .sign_with(Kind::OrgRegister, 3, "2025-01-01T00:00:00Z", org("b"));
+    let [a, dup, b] = organisation_a_again_and_b(&mut t);
     let now = t.ledger.clock();
     let origin = t.ledger.origin().map(str::to_string);
     let signatures = Signatures::Verify {

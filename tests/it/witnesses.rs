@@ -96,21 +96,6 @@ fn python_witness(log_vkey: &str) -> PythonWitness {
     PythonWitness { child, url, vkey }
 }
 
-fn serve_with(dir: &Path, data: &Path, config: &Path) -> Server {
-    Server::start_with(
-        &[
-            "serve",
-            "--data",
-            path_str(data),
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            path_str(config),
-        ],
-        &dir.join("server.log"),
-    )
-}
-
 /// Waits until `GET /checkpoint` carries a cosignature by `witness` of a tree of at
 /// least `size`; returns the note.
 fn cosigned(server: &Server, log_vkey: &str, witness: &str, size: u64) -> String {
@@ -164,7 +149,7 @@ fn a_ledger_and_its_witness_agree_through_a_witness_killed_and_a_ledger_restarte
         ),
     )
     .unwrap();
-    let mut server = serve_with(dir.path(), &data, &config);
+    let mut server = Server::serve_with_config(dir.path(), &data, &config);
     let agent = new_agent();
     let size = tree_size(&agent, &server);
     let note = cosigned(&server, &vkey, witness.vkey(), size);
@@ -197,7 +182,7 @@ fn a_ledger_and_its_witness_agree_through_a_witness_killed_and_a_ledger_restarte
     // A restarted ledger knows nothing of what its witness cosigned: it sends from size 0,
     // is told the size by a 409, and proves consistency from there.
     assert!(server.terminate().success());
-    let server = serve_with(dir.path(), &data, &config);
+    let server = Server::serve_with_config(dir.path(), &data, &config);
     let grown = grow(&server, &mut authority, 2);
     cosigned(&server, &vkey, &witness_vkey, grown);
     let log = std::fs::read_to_string(data.join("cosignatures")).unwrap();
@@ -229,7 +214,7 @@ fn the_independent_witness_cosigns_for_the_ledger_and_checks_the_rust_witness() 
         ),
     )
     .unwrap();
-    let server = serve_with(dir.path(), &data, &config);
+    let server = Server::serve_with_config(dir.path(), &data, &config);
     // The Python witness checks the ledger's signature and, after growth, its consistency
     // proof; dcledger checks the Python witness's cosignature.
     let first = tree_size(&new_agent(), &server);
@@ -358,7 +343,7 @@ fn a_hung_witness_delays_no_acknowledgement() {
         ),
     )
     .unwrap();
-    let server = serve_with(dir.path(), &data, &config);
+    let server = Server::serve_with_config(dir.path(), &data, &config);
     for n in 0..3 {
         let started = Instant::now();
         let size = grow(&server, &mut authority, n);
