@@ -5,7 +5,7 @@
 //! every file must have the rows and BLAKE3 its manifest says.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -150,10 +150,9 @@ fn assert_manifest_holds(out: &Path, rows: &Value, audit: &Value, findings: usiz
     );
 }
 
-#[test]
-fn the_sql_rules_find_what_the_audit_finds_in_the_demo_world() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+/// The demo world appended to a new ledger in `dir/data`.
+fn demo_ledger(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
     init_demo_ledger(&data);
     run_ok(&[
         "append",
@@ -163,6 +162,13 @@ fn the_sql_rules_find_what_the_audit_finds_in_the_demo_world() {
         path_str(&log_key_file(&data)),
         path_str(&demo_dir().join("entries.ndjson")),
     ]);
+    data
+}
+
+#[test]
+fn the_sql_rules_find_what_the_audit_finds_in_the_demo_world() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = demo_ledger(tmp.path());
     // The demo's month, and earlier ones where less has happened (exported again into
     // the same directory, which replaces the files).
     let out = tmp.path().join("export");
@@ -245,16 +251,7 @@ fn the_sql_rules_find_what_the_audit_finds_in_generated_worlds() {
 #[test]
 fn duckdb_reads_the_exported_types() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    init_demo_ledger(&data);
-    run_ok(&[
-        "append",
-        "--data",
-        path_str(&data),
-        "--log-key",
-        path_str(&log_key_file(&data)),
-        path_str(&demo_dir().join("entries.ndjson")),
-    ]);
+    let data = demo_ledger(tmp.path());
     let out = tmp.path().join("export");
     run_ok(&[
         "export",
