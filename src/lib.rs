@@ -19,6 +19,7 @@ pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod log;
+pub mod monitor;
 pub mod pages;
 pub mod parallel;
 pub mod proofcheck;

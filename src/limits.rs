@@ -163,3 +163,32 @@ pub const MAX_CONFIG_BUFFERED_ANSWER_BYTES: usize = 1 << 40;
 /// kept between proofs: the level-1 and higher tiles of a ten-million-entry tree and
 /// some thousands of level-0 tiles.
 pub const TILE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------
+// `dcledger monitor` (PROTOCOL §12.2): a monitor reads a ledger it does not trust, so
+// every answer it reads is bounded before it is read whole.
+
+/// Each request of a monitor (the checkpoint, a tile, a bundle) must be answered whole
+/// within this.
+pub const MONITOR_REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// Largest checkpoint note a monitor reads: the note body and at most
+/// `log::checkpoint::MAX_SIGNATURES` signature lines of a few hundred bytes each.
+pub const MAX_MONITOR_CHECKPOINT_BYTES: u64 = 64 * 1024;
+
+/// Largest hash tile a monitor reads: a full tile, 256 hashes of 32 bytes.
+pub const MAX_MONITOR_TILE_BYTES: u64 = 256 * 32;
+
+/// Largest entry bundle a monitor reads: 256 leaves of at most `MAX_LEAF_BYTES`, each
+/// behind its two-byte length.
+pub const MAX_MONITOR_BUNDLE_BYTES: u64 = 256 * (2 + MAX_LEAF_BYTES as u64);
+
+/// Largest state file a monitor reads back: the last checkpoint, the tree's right edge
+/// and, per signer key, the next seq it expects (about 90 bytes a signer, so some
+/// 700,000 signers).
+pub const MAX_MONITOR_STATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Hash tiles a monitor keeps between the nodes it reads in one run (8 KiB each): the
+/// consistency proof and the root need a few dozen, the check of each level against the
+/// one above one at a time per level.
+pub const MONITOR_TILE_CACHE_TILES: usize = 1_024;

@@ -16,7 +16,7 @@ use dcledger::ledger::{self, Ledger, Unlocked};
 use dcledger::log::{checkpoint, cosignature};
 use dcledger::report::assumptions::Overrides;
 use dcledger::{
-    audit, bulk, client, dates, json, keys, proofcheck, report, server, synthetic, views,
+    audit, bulk, client, dates, json, keys, monitor, proofcheck, report, server, synthetic, views,
 };
 use ed25519_dalek::SigningKey;
 
@@ -169,6 +169,26 @@ enum Command {
         /// How many of the given witnesses must have cosigned (default: all of them).
         #[arg(long)]
         quorum: Option<usize>,
+    },
+    /// Follow a ledger from outside, over its tiles (PROTOCOL §12.2): check the new
+    /// checkpoint against the last one seen and every leaf added since; exits non-zero
+    /// naming what is inconsistent.
+    Monitor {
+        /// The ledger's tiles prefix (http://): `<URL>/checkpoint`, `<URL>/tile/...`.
+        url: String,
+        /// The log's verifier key string, `<origin>+<key id>+<key>`.
+        #[arg(long)]
+        vkey: String,
+        /// A trusted witness's verifier key (signature type 0x04); repeat for each.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the given witnesses must have cosigned (default: all of them).
+        #[arg(long)]
+        quorum: Option<usize>,
+        /// The monitor's own directory: what the last good run checked (created if
+        /// missing; empty means check everything from leaf 0).
+        #[arg(long)]
+        state: PathBuf,
     },
     /// Run a witness (C2SP tlog-witness) for other ledgers.
     Witness {
@@ -1223,6 +1243,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     String::new()
                 } else {
                     format!(": {}", witnessed.cosigned_by.join(", "))
+                }
+            );
+        }
+        Command::Monitor {
+            url,
+            vkey,
+            witnesses,
+            quorum,
+            state,
+        } => {
+            let log = checkpoint::NoteVerifier::parse(&vkey).context("--vkey")?;
+            let witnesses = witnesses
+                .iter()
+                .map(|w| {
+                    cosignature::CosignatureVerifier::parse(w)
+                        .with_context(|| format!("--witness {w}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let quorum = quorum.unwrap_or(witnesses.len());
+            let given = witnesses.len();
+            let checked = monitor::Monitor::new(&url, log, witnesses, quorum, &state)?.run()?;
+            println!(
+                "ok: {} at size {} (root {}); checked {} new {} since size {}{}; {} signer \
+                 keys followed; {} tiles and bundles fetched; cosigned by {} of {given} \
+                 witnesses given (quorum {quorum}){}",
+                checked.origin,
+                checked.new_size,
+                hex::encode(checked.root),
+                checked.new_leaves,
+                if checked.new_leaves == 1 {
+                    "leaf"
+                } else {
+                    "leaves"
+                },
+                checked.old_size,
+                if checked.first_run {
+                    " (first run: the whole ledger)"
+                } else {
+                    ""
+                },
+                checked.signers,
+                checked.fetched,
+                checked.cosigned_by.len(),
+                if checked.cosigned_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", checked.cosigned_by.join(", "))
                 }
             );
         }

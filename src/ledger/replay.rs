@@ -8,7 +8,6 @@ use std::sync::mpsc;
 
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use super::LedgerError;
 use super::layout::{self, Landed};
@@ -49,35 +48,6 @@ fn refused(index: u64, reason: impl Into<String>) -> LedgerError {
         index,
         reason: reason.into(),
     }
-}
-
-/// Splits a stored leaf into its envelope and acceptance time, checking its shape.
-fn split_leaf(index: u64, leaf: &[u8]) -> Result<(Value, String), LedgerError> {
-    let value: Value = serde_json::from_slice(leaf)
-        .map_err(|e| refused(index, format!("leaf is not JSON: {e}")))?;
-    let Value::Object(mut map) = value else {
-        return Err(refused(index, "leaf is not a JSON object"));
-    };
-    let accepted = match map.remove("accepted") {
-        Some(Value::String(s)) => s,
-        _ => return Err(refused(index, "leaf has no `accepted` instant")),
-    };
-    let entry = map
-        .remove("entry")
-        .ok_or_else(|| refused(index, "leaf has no `entry`"))?;
-    let sig = map
-        .remove("sig")
-        .ok_or_else(|| refused(index, "leaf has no `sig`"))?;
-    if let Some(extra) = map.keys().next() {
-        return Err(refused(
-            index,
-            format!("leaf has an unexpected field {extra:?}"),
-        ));
-    }
-    let mut envelope = Map::new();
-    envelope.insert("entry".into(), entry);
-    envelope.insert("sig".into(), sig);
-    Ok((Value::Object(envelope), accepted))
 }
 
 /// Told, after each chunk a replay applies, how many leaves are done of how many: for
@@ -351,7 +321,8 @@ fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Result<Vec<Judged>, L
     // from it) and as an instant.
     let mut times = Vec::with_capacity(chunk.len());
     for (index, _, leaf) in chunk {
-        let (envelope, accepted_text) = split_leaf(*index, leaf)?;
+        let (envelope, accepted_text) =
+            entry::split_leaf(leaf).map_err(|e| refused(*index, e.to_string()))?;
         let accepted = dates::instant(&accepted_text)
             .map_err(|e| refused(*index, format!("its acceptance time: {e}")))?;
         items.push((envelope, accepted));

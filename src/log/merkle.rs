@@ -141,6 +141,11 @@ impl Frontier {
         self.size
     }
 
+    /// The hashes of `frontier_ids(size)`, in that order: what `from_parts` takes back.
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
     /// MTH of the whole tree ([`empty_root`] for the empty tree).
     pub fn root(&self) -> Hash {
         let mut iter = self.hashes.iter().rev();

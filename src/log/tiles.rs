@@ -154,6 +154,15 @@ pub fn full_tile_root(hashes: &[Hash]) -> Hash {
         TILE_WIDTH,
         "a full tile has 256 hashes"
     );
+    perfect_root(hashes).unwrap_or_else(merkle::empty_root)
+}
+
+/// The hash of the complete subtree whose lowest hashes are `hashes` (a power of two of
+/// them, at most a tile's): `None` for any other count.
+pub fn perfect_root(hashes: &[Hash]) -> Option<Hash> {
+    if !hashes.len().is_power_of_two() || hashes.len() as u64 > TILE_WIDTH {
+        return None;
+    }
     let mut level = hashes.to_vec();
     while level.len() > 1 {
         level = level
@@ -161,7 +170,30 @@ pub fn full_tile_root(hashes: &[Hash]) -> Hash {
             .map(|p| merkle::node_hash(&p[0], &p[1]))
             .collect();
     }
-    level[0]
+    level.first().copied()
+}
+
+/// Where complete subtree `node` of the tree of `size` leaves is read from: a node at
+/// tree level `8L + r` is `r` levels above tile level `L`'s hashes, so it is the hash of
+/// `2^r` consecutive hashes of one tile. Returns that tile (at its width at `size`),
+/// `r`, and the node's position `j` among the tile's nodes `r` levels up (its hashes are
+/// `j·2^r .. (j+1)·2^r`); `None` if the node is not in the tree.
+pub fn node_in_tile(size: u64, node: NodeId) -> Option<(TileId, u32, u64)> {
+    if node.level >= 64 || (u128::from(node.index) + 1) << node.level > u128::from(size) {
+        return None;
+    }
+    let level = node.level / TILE_HEIGHT as u8;
+    let height = u32::from(node.level) % TILE_HEIGHT;
+    // The node's first hash at tile level `level`, its tile, and its place there.
+    let first = node.index << height;
+    let n = first / TILE_WIDTH;
+    let j = node.index & ((1u64 << (TILE_HEIGHT - height)) - 1);
+    let width = if n < full_tiles(size, level) {
+        TILE_WIDTH as u16
+    } else {
+        partial_width(size, level)
+    };
+    (width > 0).then(|| (TileId::hashes(level, n, width), height, j))
 }
 
 /// A tile's hashes and every complete node above them inside the tile: `nodes[r][j]`
@@ -346,35 +378,18 @@ impl TileStore {
         Ok(tile)
     }
 
-    /// The hash of complete subtree `node` of the tree of `size` leaves: a node at tree
-    /// level `8L + r` is computed from tile level `L`'s hashes (`r` levels above them),
-    /// read from the tile that holds them at that size.
+    /// The hash of complete subtree `node` of the tree of `size` leaves, from the tile
+    /// that holds it at that size (`node_in_tile`).
     pub fn node(&self, size: u64, node: NodeId) -> Result<Hash, TileError> {
         let not_in_tree = TileError::NotInTree {
             size,
             level: node.level,
             index: node.index,
         };
-        if node.level >= 64 || (u128::from(node.index) + 1) << node.level > u128::from(size) {
+        let Some((tile, height, j)) = node_in_tile(size, node) else {
             return Err(not_in_tree);
-        }
-        let level = node.level / TILE_HEIGHT as u8;
-        let height = u32::from(node.level) % TILE_HEIGHT;
-        // The node's first hash at tile level `level`, its tile, and its place there.
-        let first = node.index << height;
-        let n = first / TILE_WIDTH;
-        let j = node.index & ((1u64 << (TILE_HEIGHT - height)) - 1);
-        let width = if n < full_tiles(size, level) {
-            TILE_WIDTH as u16
-        } else {
-            partial_width(size, level)
         };
-        if width == 0 {
-            return Err(not_in_tree);
-        }
-        self.expanded(TileId::hashes(level, n, width))?
-            .node(height, j)
-            .ok_or(not_in_tree)
+        self.expanded(tile)?.node(height, j).ok_or(not_in_tree)
     }
 
     /// The right edge of the tree of `size` leaves, from its tiles.

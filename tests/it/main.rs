@@ -11,6 +11,7 @@ mod group_commit;
 mod hostile;
 mod http;
 mod lock;
+mod monitor;
 mod origins;
 mod pages;
 mod parquet;

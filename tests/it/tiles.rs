@@ -377,13 +377,13 @@ fn grow(server: &Server, authority: &mut Party, from: u64, to: u64) {
 // ---------------------------------------------------------------------------------------
 // A static file server over an export.
 
-struct StaticServer {
+pub(crate) struct StaticServer {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl StaticServer {
-    fn start(dir: &Path) -> StaticServer {
+    pub(crate) fn start(dir: &Path) -> StaticServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -416,7 +416,7 @@ impl Drop for StaticServer {
     }
 }
 
-fn export(data: &Path, out: &Path) {
+pub(crate) fn export(data: &Path, out: &Path) {
     run_ok(&[
         "export",
         "tiles",
