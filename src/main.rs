@@ -576,7 +576,7 @@ fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKe
     Ok(())
 }
 
-/// A progress bar of leaves for the long jobs (`verify`, `reindex`), drawn only when
+/// A progress bar of leaves for the long jobs (`verify`, `reindex`, `export`), drawn only when
 /// standard error is a terminal: redirected output stays free of it.
 struct LeafBar(Option<indicatif::ProgressBar>);
 
@@ -918,7 +918,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export {
             export: ExportCommand::Tiles { data, out },
         } => {
-            let done = dcledger::log::export::export_tiles(&data, &out)?;
+            let bar = LeafBar::on_terminal();
+            let done = dcledger::log::export::export_tiles(&data, &out, &|done, total| {
+                bar.show(done, total)
+            })?;
+            bar.finish();
             eprintln!(
                 "exported a tree of {} entries to {}: {} files written, {} already there",
                 done.size,
@@ -939,6 +943,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = load_config(config.as_deref())?;
             let as_of = parse_as_of(as_of.as_deref())?;
             let ledger = read_projections(&data)?;
+            let bar = LeafBar::on_terminal();
             let manifest = dcledger::export::export_parquet(
                 &ledger.reader(),
                 &out,
@@ -946,7 +951,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     as_of,
                     config: &config,
                 },
+                &|done, total| bar.show(done, total),
             )?;
+            bar.finish();
             let rows: u64 = manifest.files.values().map(|f| f.rows).sum();
             eprintln!(
                 "exported {} entries to {}: {} files, {rows} rows, findings as of {}",

@@ -20,7 +20,8 @@ use serde_json::value::RawValue;
 use crate::audit::{self, AuditRequest, Finding};
 use crate::config::Config;
 use crate::dates::Month;
-use crate::ledger::{LedgerError, Reader};
+use crate::ledger::{LedgerError, Progress, Reader};
+use crate::log::layout::TILE_WIDTH;
 use crate::log::merkle;
 use crate::log::segment::SegmentError;
 use crate::report::Basis;
@@ -219,10 +220,12 @@ fn finding_fields() -> Vec<Field> {
 
 /// Writes the export of the ledger `reader` reads into `out` (created if missing; files
 /// of an earlier export are replaced, `manifest.json` removed first and written last).
+/// `progress` is told, as the leaves are read, how many are done of how many.
 pub fn export_parquet(
     reader: &Reader,
     out: &Path,
     request: &ParquetRequest<'_>,
+    progress: Progress<'_>,
 ) -> Result<Manifest, ExportError> {
     let (size, checkpoint) = reader.current();
     let (as_of, findings) = audit::run(
@@ -249,7 +252,7 @@ pub fn export_parquet(
 
     let tables = kinds::tables()?;
     let mut files = BTreeMap::new();
-    let (entries, per_kind) = write_entries(reader, out, size, &tables)?;
+    let (entries, per_kind) = write_entries(reader, out, size, &tables, progress)?;
     for done in std::iter::once(entries).chain(per_kind) {
         let (name, summary) = done.finish()?;
         files.insert(name, summary);
@@ -279,6 +282,7 @@ fn write_entries(
     out: &Path,
     size: u64,
     tables: &[KindTable],
+    progress: Progress<'_>,
 ) -> Result<(Output, Vec<Output>), ExportError> {
     let mut entries = Output::create(out, ENTRIES_FILE.to_string(), entry_fields())?;
     let mut per_kind = tables
@@ -299,6 +303,9 @@ fn write_entries(
     // A ledger has few signers and each signs many entries.
     let mut orgs: HashMap<String, Option<String>> = HashMap::new();
     reader.leaves(0, size, |index, leaf| -> Result<(), ExportError> {
+        if (index + 1) % TILE_WIDTH == 0 || index + 1 == size {
+            progress(index + 1, size);
+        }
         let bad = |reason: String| ExportError::Leaf { index, reason };
         let doc: LeafDoc<'_> = serde_json::from_slice(leaf).map_err(|e| bad(e.to_string()))?;
         let e = &doc.entry;

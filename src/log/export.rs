@@ -89,7 +89,12 @@ pub fn read_checkpoint(dir: &Path) -> Result<(String, checkpoint::Checkpoint), E
 }
 
 /// Writes (or brings up to date) the static tree of the ledger in `data` under `out`.
-pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
+/// `progress` is told, as bundles are written, how many leaves are done of how many.
+pub fn export_tiles(
+    data: &Path,
+    out: &Path,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Exported, ExportError> {
     let (note, tree) = read_checkpoint(data)?;
     let size = tree.size;
     std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
@@ -129,6 +134,7 @@ pub fn export_tiles(data: &Path, out: &Path) -> Result<Exported, ExportError> {
             push_bundle_entry(&mut bundle, leaf);
             let width = index % TILE_WIDTH + 1;
             if width == TILE_WIDTH || index + 1 == size {
+                progress(index + 1, size);
                 let id = TileId::entries(index / TILE_WIDTH, width as u16);
                 if wanted.binary_search(&id).is_ok() {
                     write_atomically(&out.join(id.path()), &bundle, Durable::Later)?;

@@ -461,6 +461,7 @@ fn long_jobs_draw_no_progress_bar_when_not_on_a_terminal() {
     let data = dir.path().join("demo");
     crate::support::init_demo_ledger(&data);
     let log_key = crate::support::log_key_file(&data);
+    let (tiles, parquet) = (dir.path().join("tiles"), dir.path().join("parquet"));
     for args in [
         vec!["verify", "--data", path_str(&data)],
         vec![
@@ -477,6 +478,22 @@ fn long_jobs_draw_no_progress_bar_when_not_on_a_terminal() {
             path_str(&data),
             "--log-key",
             path_str(&log_key),
+        ],
+        vec![
+            "export",
+            "tiles",
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(&tiles),
+        ],
+        vec![
+            "export",
+            "parquet",
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(&parquet),
         ],
     ] {
         let out = run_ok(&args);
