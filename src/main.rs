@@ -576,6 +576,34 @@ fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKe
     Ok(())
 }
 
+/// The keys a checkpoint reader trusts, from `--vkey`, `--witness`… and `--quorum`: the
+/// log's, the witnesses', and how many witnesses must have cosigned (default: all given).
+fn trusted_keys(
+    vkey: &str,
+    witnesses: &[String],
+    quorum: Option<usize>,
+) -> Result<(
+    checkpoint::NoteVerifier,
+    Vec<cosignature::CosignatureVerifier>,
+    usize,
+)> {
+    let log = checkpoint::NoteVerifier::parse(vkey).context("--vkey")?;
+    let witnesses = witnesses
+        .iter()
+        .map(|w| {
+            cosignature::CosignatureVerifier::parse(w).with_context(|| format!("--witness {w}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let quorum = quorum.unwrap_or(witnesses.len());
+    if quorum > witnesses.len() {
+        bail!(
+            "--quorum {quorum} is more than the {} witnesses given",
+            witnesses.len()
+        );
+    }
+    Ok((log, witnesses, quorum))
+}
+
 /// A progress bar of leaves for the long jobs (`verify`, `reindex`, `export`), drawn only when
 /// standard error is a terminal: redirected output stays free of it.
 struct LeafBar(Option<indicatif::ProgressBar>);
@@ -1218,21 +1246,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             witnesses,
             quorum,
         } => {
-            let log = checkpoint::NoteVerifier::parse(&vkey).context("--vkey")?;
-            let witnesses = witnesses
-                .iter()
-                .map(|w| {
-                    cosignature::CosignatureVerifier::parse(w)
-                        .with_context(|| format!("--witness {w}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let quorum = quorum.unwrap_or(witnesses.len());
-            if quorum > witnesses.len() {
-                bail!(
-                    "--quorum {quorum} is more than the {} witnesses given",
-                    witnesses.len()
-                );
-            }
+            let (log, witnesses, quorum) = trusted_keys(&vkey, &witnesses, quorum)?;
             let mut note = String::new();
             read_input(&file)?
                 .read_to_string(&mut note)
@@ -1260,15 +1274,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quorum,
             state,
         } => {
-            let log = checkpoint::NoteVerifier::parse(&vkey).context("--vkey")?;
-            let witnesses = witnesses
-                .iter()
-                .map(|w| {
-                    cosignature::CosignatureVerifier::parse(w)
-                        .with_context(|| format!("--witness {w}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let quorum = quorum.unwrap_or(witnesses.len());
+            let (log, witnesses, quorum) = trusted_keys(&vkey, &witnesses, quorum)?;
             let given = witnesses.len();
             let checked = monitor::Monitor::new(&url, log, witnesses, quorum, &state)?.run()?;
             println!(
