@@ -80,7 +80,7 @@ fn fresh_copy(to: &Path) {
 }
 
 #[test]
-#[ignore = "builds the release binary and runs the whole README (minutes); CI runs it with the other ignored tests"]
+#[ignore = "runs the whole README, servers and all (minutes); CI runs it with the other ignored tests"]
 fn the_readme_runs_block_by_block_in_a_fresh_clone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let clone = tmp.path().join("dcledger");
@@ -102,7 +102,7 @@ fn the_readme_runs_block_by_block_in_a_fresh_clone() {
         .arg("-c")
         .arg(&script)
         .current_dir(&clone)
-        // The build's own target directory: the README's `cargo build --release` reuses
+        // The build's own target directory: the README's `cargo build` reuses
         // what CI built, rather than building the project a second time from nothing.
         .env("CARGO_TARGET_DIR", target_dir())
         .output()
