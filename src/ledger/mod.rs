@@ -29,7 +29,7 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
-pub use group::{CommitHandle, CommitStats, Committer, MAX_GROUP_ENTRIES, SubmitError};
+pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
 pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
 pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};

@@ -63,7 +63,7 @@ pub enum CosignatureError {
 }
 
 /// The key ID of a witness's Ed25519 `cosignature/v1` key.
-pub fn cosigner_key_id(name: &str, public_key: &[u8; 32]) -> [u8; KEY_ID_LEN] {
+fn cosigner_key_id(name: &str, public_key: &[u8; 32]) -> [u8; KEY_ID_LEN] {
     checkpoint::key_id_of_encoded(name, &encoded_key(public_key))
 }
 
@@ -103,10 +103,6 @@ impl Cosigner {
             name: name.to_owned(),
             key,
         })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// This witness's verifier key string, for the logs and clients that trust it.
