@@ -160,15 +160,8 @@ enum Command {
     VerifyCheckpoint {
         /// The checkpoint note, as `GET /checkpoint` serves it, or - for standard input.
         file: String,
-        /// The log's verifier key string, `<origin>+<key id>+<key>`.
-        #[arg(long)]
-        vkey: String,
-        /// A trusted witness's verifier key (signature type 0x04); repeat for each.
-        #[arg(long = "witness", value_name = "VKEY")]
-        witnesses: Vec<String>,
-        /// How many of the given witnesses must have cosigned (default: all of them).
-        #[arg(long)]
-        quorum: Option<usize>,
+        #[command(flatten)]
+        trusted: TrustedKeys,
     },
     /// Follow a ledger from outside, over its tiles (PROTOCOL §12.2): check the new
     /// checkpoint against the last one seen and every leaf added since; exits non-zero
@@ -176,15 +169,8 @@ enum Command {
     Monitor {
         /// The ledger's tiles prefix (http://): `<URL>/checkpoint`, `<URL>/tile/...`.
         url: String,
-        /// The log's verifier key string, `<origin>+<key id>+<key>`.
-        #[arg(long)]
-        vkey: String,
-        /// A trusted witness's verifier key (signature type 0x04); repeat for each.
-        #[arg(long = "witness", value_name = "VKEY")]
-        witnesses: Vec<String>,
-        /// How many of the given witnesses must have cosigned (default: all of them).
-        #[arg(long)]
-        quorum: Option<usize>,
+        #[command(flatten)]
+        trusted: TrustedKeys,
         /// The monitor's own directory: what the last good run checked (created if
         /// missing; empty means check everything from leaf 0).
         #[arg(long)]
@@ -324,6 +310,49 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+/// The keys a reader of checkpoints trusts (`verify-checkpoint`, `monitor`).
+#[derive(clap::Args)]
+struct TrustedKeys {
+    /// The log's verifier key string, `<origin>+<key id>+<key>`.
+    #[arg(long)]
+    vkey: String,
+    /// A trusted witness's verifier key (signature type 0x04); repeat for each.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// How many of the given witnesses must have cosigned (default: all of them).
+    #[arg(long)]
+    quorum: Option<usize>,
+}
+
+impl TrustedKeys {
+    /// The log's key, the witnesses' keys, and how many witnesses must have cosigned
+    /// (default: all given).
+    fn parse(
+        &self,
+    ) -> Result<(
+        checkpoint::NoteVerifier,
+        Vec<cosignature::CosignatureVerifier>,
+        usize,
+    )> {
+        let log = checkpoint::NoteVerifier::parse(&self.vkey).context("--vkey")?;
+        let witnesses = self
+            .witnesses
+            .iter()
+            .map(|w| {
+                cosignature::CosignatureVerifier::parse(w).with_context(|| format!("--witness {w}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let quorum = self.quorum.unwrap_or(witnesses.len());
+        if quorum > witnesses.len() {
+            bail!(
+                "--quorum {quorum} is more than the {} witnesses given",
+                witnesses.len()
+            );
+        }
+        Ok((log, witnesses, quorum))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -574,34 +603,6 @@ fn serve(bound: server::Bound, data: PathBuf, config: Config, log_key: SigningKe
     )?;
     let _ = writeln!(std::io::stdout(), "stopped cleanly");
     Ok(())
-}
-
-/// The keys a checkpoint reader trusts, from `--vkey`, `--witness`… and `--quorum`: the
-/// log's, the witnesses', and how many witnesses must have cosigned (default: all given).
-fn trusted_keys(
-    vkey: &str,
-    witnesses: &[String],
-    quorum: Option<usize>,
-) -> Result<(
-    checkpoint::NoteVerifier,
-    Vec<cosignature::CosignatureVerifier>,
-    usize,
-)> {
-    let log = checkpoint::NoteVerifier::parse(vkey).context("--vkey")?;
-    let witnesses = witnesses
-        .iter()
-        .map(|w| {
-            cosignature::CosignatureVerifier::parse(w).with_context(|| format!("--witness {w}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let quorum = quorum.unwrap_or(witnesses.len());
-    if quorum > witnesses.len() {
-        bail!(
-            "--quorum {quorum} is more than the {} witnesses given",
-            witnesses.len()
-        );
-    }
-    Ok((log, witnesses, quorum))
 }
 
 /// A progress bar of leaves for the long jobs (`verify`, `reindex`, `export`), drawn only when
@@ -1240,13 +1241,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report { report } => {
             print_text(&run_report(report)?)?;
         }
-        Command::VerifyCheckpoint {
-            file,
-            vkey,
-            witnesses,
-            quorum,
-        } => {
-            let (log, witnesses, quorum) = trusted_keys(&vkey, &witnesses, quorum)?;
+        Command::VerifyCheckpoint { file, trusted } => {
+            let (log, witnesses, quorum) = trusted.parse()?;
             let mut note = String::new();
             read_input(&file)?
                 .read_to_string(&mut note)
@@ -1269,12 +1265,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Monitor {
             url,
-            vkey,
-            witnesses,
-            quorum,
+            trusted,
             state,
         } => {
-            let (log, witnesses, quorum) = trusted_keys(&vkey, &witnesses, quorum)?;
+            let (log, witnesses, quorum) = trusted.parse()?;
             let given = witnesses.len();
             let checked = monitor::Monitor::new(&url, log, witnesses, quorum, &state)?.run()?;
             println!(
