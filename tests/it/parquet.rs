@@ -126,6 +126,11 @@ fn assert_manifest_holds(out: &Path, rows: &Value, audit: &Value, findings: usiz
     for (name, summary) in files {
         let bytes = std::fs::read(out.join(name)).unwrap();
         assert_eq!(
+            mode_of(&out.join(name)),
+            0o600,
+            "{name}: owner-only, like every file the ledger writes"
+        );
+        assert_eq!(
             summary["blake3"].as_str(),
             Some(blake3::hash(&bytes).to_hex().as_str()),
             "{name}: BLAKE3"
@@ -137,6 +142,7 @@ fn assert_manifest_holds(out: &Path, rows: &Value, audit: &Value, findings: usiz
         "a row per entry"
     );
     assert_eq!(files["findings.parquet"]["rows"], findings);
+    assert_eq!(mode_of(&out.join("manifest.json")), 0o600);
     assert_eq!(manifest["tree_size"], audit["checkpoint"]["tree_size"]);
     assert_eq!(manifest["root"], audit["checkpoint"]["root"]);
     assert_eq!(manifest["as_of"], audit["as_of"]);
@@ -148,6 +154,11 @@ fn assert_manifest_holds(out: &Path, rows: &Value, audit: &Value, findings: usiz
         Some(size.as_str()),
         "the checkpoint note signs the exported size"
     );
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 /// The demo world appended to a new ledger in `dir/data`.
