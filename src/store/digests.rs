@@ -31,6 +31,13 @@ impl Hasher for AsIs {
 /// Digests in `recent` below which the arrays are not rebuilt.
 const RECENT_MIN: usize = 1 << 16;
 
+/// `recent` is folded once it holds this fraction of `sorted`. A hash map keeps every
+/// bucket it grew to, so `recent` at its largest is most of what this structure adds to
+/// the peak: at a million entries (17.6 million serials) an eighth held about 68 MB;
+/// a sixteenth halves that for twice as many folds, each a merge of the arrays from their
+/// ends (BENCHMARKS.md).
+const RECENT_SHARE: usize = 16;
+
 /// Digests per directory slot the directory is sized for.
 const PER_SLOT: usize = 4;
 
@@ -47,8 +54,8 @@ pub(crate) struct Digests {
     recent: DigestMap<u32>,
     /// The entry index of each listing ordinal, ascending.
     listings: Vec<u64>,
-    /// `recent` is folded into `sorted` when it holds more than this many digests or an
-    /// eighth of `sorted`, whichever is more.
+    /// `recent` is folded into `sorted` when it holds more than this many digests or
+    /// `sorted.len() / RECENT_SHARE`, whichever is more.
     recent_min: usize,
 }
 
@@ -120,7 +127,7 @@ impl Digests {
             let before = self.recent.insert(digest, ordinal);
             debug_assert!(before.is_none(), "a digest is added once");
         }
-        if self.recent.len() > self.recent_min.max(self.sorted.len() / 8) {
+        if self.recent.len() > self.recent_min.max(self.sorted.len() / RECENT_SHARE) {
             self.fold_recent();
         }
     }
