@@ -508,7 +508,7 @@ impl Ledger {
             tile_store,
             view.clone(),
             reader::Leaves::Located,
-        );
+        )?;
         let mut ledger = Ledger {
             dir: dir.to_path_buf(),
             log,

@@ -78,8 +78,9 @@ pub struct Reader {
     /// The data directory's `checkpoint` file.
     checkpoint_file: PathBuf,
     /// The latest checkpoint witnesses cosigned, with their cosignatures
-    /// (`witnessing`).
-    witnessed_file: PathBuf,
+    /// (`witnessing`): the `witnessed` file's text, read when the reader is made and
+    /// replaced by the witnessing thread with the file, so answers never read the disk.
+    witnessed: Arc<RwLock<Option<Arc<str>>>>,
     segments_dir: PathBuf,
     leaves: Leaves,
     derived: Arc<Derived>,
@@ -95,16 +96,27 @@ impl Reader {
         tiles: Arc<TileStore>,
         view: Arc<RwLock<View>>,
         leaves: Leaves,
-    ) -> Reader {
-        Reader {
+    ) -> Result<Reader, LedgerError> {
+        let witnessed_file = dir.join(super::witnessing::WITNESSED_FILE);
+        let witnessed = match std::fs::read_to_string(&witnessed_file) {
+            Ok(text) => Some(Arc::from(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(LedgerError::Io {
+                    path: witnessed_file,
+                    source,
+                });
+            }
+        };
+        Ok(Reader {
             checkpoint_file: dir.join(CHECKPOINT_FILE),
-            witnessed_file: dir.join(super::witnessing::WITNESSED_FILE),
+            witnessed: Arc::new(RwLock::new(witnessed)),
             segments_dir,
             leaves,
             derived,
             tiles,
             view,
-        }
+        })
     }
 
     fn view(&self) -> View {
@@ -144,22 +156,30 @@ impl Reader {
 
     /// `note` with the cosignatures witnesses have returned for it (PROTOCOL §12.2), or
     /// `note` alone while there are none.
-    pub fn with_cosignatures(&self, note: &str) -> Result<String, LedgerError> {
-        match std::fs::read_to_string(&self.witnessed_file) {
+    pub fn with_cosignatures(&self, note: &str) -> String {
+        match self.witnessed() {
             // The witnessed note is this note, signature line included, and more lines.
-            Ok(witnessed) if witnessed.starts_with(note) => Ok(witnessed),
-            Ok(_) => Ok(note.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(note.to_string()),
-            Err(source) => Err(LedgerError::Io {
-                path: self.witnessed_file.clone(),
-                source,
-            }),
+            Some(witnessed) if witnessed.starts_with(note) => witnessed.to_string(),
+            _ => note.to_string(),
         }
     }
 
-    /// The data directory's `witnessed` file (`witnessing`).
-    pub(crate) fn witnessed_file(&self) -> &std::path::Path {
-        &self.witnessed_file
+    /// The latest cosigned checkpoint note, as the `witnessed` file holds it.
+    pub(crate) fn witnessed(&self) -> Option<Arc<str>> {
+        match self.witnessed.read() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records the text just written to the `witnessed` file (by `witnessing`, the one
+    /// writer of that file while the ledger is open).
+    pub(crate) fn set_witnessed(&self, text: Arc<str>) {
+        let mut w = match self.witnessed.write() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *w = Some(text);
     }
 
     /// The ledger clock of the last accepted batch.

@@ -63,10 +63,10 @@ impl Unlocked {
     /// projections: their questions (a facility, a signer, the audit) find nothing,
     /// so ask `with_projections` for those.
     pub fn reader(&self) -> Result<Reader, LedgerError> {
-        Ok(self.reader_over(Arc::new(Derived::temporary()), Leaves::Scanned))
+        self.reader_over(Arc::new(Derived::temporary()), Leaves::Scanned)
     }
 
-    fn reader_over(&self, derived: Arc<Derived>, leaves: Leaves) -> Reader {
+    fn reader_over(&self, derived: Arc<Derived>, leaves: Leaves) -> Result<Reader, LedgerError> {
         Reader::new(
             &self.dir,
             self.log.dir().to_path_buf(),
@@ -161,7 +161,7 @@ impl Unlocked {
                 self.view.size
             )));
         }
-        Ok(self.reader_over(scratch, Leaves::Located))
+        self.reader_over(scratch, Leaves::Located)
     }
 }
 

@@ -253,18 +253,16 @@ impl Keeper {
             .map_err(io(log_path.clone()))?;
         writeln!(log, "{size} {line}").map_err(io(log_path))?;
 
-        let path = reader.witnessed_file();
-        let held = match std::fs::read_to_string(path) {
-            Ok(held) => held,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(path.to_path_buf())(e)),
-        };
+        // What the file holds (this process is its one writer while the ledger is open),
+        // or nothing before the first cosignature.
+        let held = reader.witnessed();
+        let held = held.as_deref().unwrap_or("");
         // The cosignatures `witnessed` keeps beside this one: those of the same note. A
         // note of a larger tree there stays (this cosignature is then only in the log);
         // an older one, or none, is replaced.
         let others = if let Some(lines) = held.strip_prefix(note) {
             lines
-        } else if checkpoint::own_note_body(&held).is_ok_and(|c| c.size > size) {
+        } else if checkpoint::own_note_body(held).is_ok_and(|c| c.size > size) {
             return Ok(());
         } else {
             ""
@@ -277,6 +275,12 @@ impl Keeper {
         }
         text.push_str(line);
         text.push('\n');
-        Ok(write_atomically(path, text.as_bytes(), Durable::Content)?)
+        write_atomically(
+            &self.dir.join(WITNESSED_FILE),
+            text.as_bytes(),
+            Durable::Content,
+        )?;
+        reader.set_witnessed(Arc::from(text));
+        Ok(())
     }
 }

@@ -46,7 +46,7 @@ where
 /// `GET /checkpoint`: the note's bytes exactly, as the `checkpoint` file holds them, with
 /// the witnesses' cosignatures of it gathered so far (PROTOCOL §12.2).
 async fn checkpoint(State(reader): State<Reader>) -> Result<Response, ApiError> {
-    let note = blocking(move || Ok(reader.with_cosignatures(&reader.checkpoint_file()?)?)).await?;
+    let note = blocking(move || Ok(reader.with_cosignatures(&reader.checkpoint_file()?))).await?;
     let mut response = note.into_response();
     let headers = response.headers_mut();
     headers.insert(
