@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod dates;
 pub mod demo;
+pub mod dirlock;
 pub mod domain;
 pub mod entry;
 pub mod exact;

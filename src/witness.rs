@@ -11,12 +11,12 @@
 //! rollback race). One process owns a state directory: it holds a lock on the directory
 //! for its life.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::dirlock::{self, DirLock, Tried};
 use crate::log::checkpoint::{self, Checkpoint, CheckpointError, NoteVerifier};
 use crate::log::cosignature::{AddCheckpoint, Cosigner};
 use crate::log::merkle;
@@ -83,7 +83,7 @@ pub struct Witness {
     dir: PathBuf,
     /// Checks and replacements of state, one at a time.
     state: Mutex<()>,
-    _lock: File,
+    _lock: DirLock,
 }
 
 impl Witness {
@@ -102,14 +102,10 @@ impl Witness {
             source,
         };
         std::fs::create_dir_all(dir.join("logs")).map_err(io)?;
-        let lock = File::open(dir).map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(WitnessError::Locked(dir.to_path_buf()));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        let lock = match dirlock::try_lock(dir).map_err(io)? {
+            Tried::Held(lock) => lock,
+            Tried::Busy(_) => return Err(WitnessError::Locked(dir.to_path_buf())),
+        };
         Ok(Witness {
             cosigner,
             logs,

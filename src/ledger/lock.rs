@@ -19,15 +19,10 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::LedgerError;
+use crate::dirlock::{self, DirLock, Tried};
 
 /// Beside the lock: the process id of the process holding it, for messages only.
 pub const PID_FILE: &str = "writer.pid";
-
-/// Held for a ledger's life: the open directory whose `flock` excludes other writers.
-#[derive(Debug)]
-pub(crate) struct DirLock {
-    _dir: File,
-}
 
 /// Who holds a data directory's lock, as far as can be told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,18 +67,13 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
 /// process id, if another process holds it. `record_holder` then writes this process's
 /// id beside it.
 pub(crate) fn lock(dir: &Path) -> Result<DirLock, LedgerError> {
-    let handle = File::open(dir).map_err(io(dir))?;
-    match handle.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(LedgerError::Locked {
-                path: dir.to_path_buf(),
-                holder: holder(dir, &handle),
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(dir)(e)),
+    match dirlock::try_lock(dir).map_err(io(dir))? {
+        Tried::Held(lock) => Ok(lock),
+        Tried::Busy(handle) => Err(LedgerError::Locked {
+            path: dir.to_path_buf(),
+            holder: holder(dir, &handle),
+        }),
     }
-    Ok(DirLock { _dir: handle })
 }
 
 /// Writes this process's id to `dir/writer.pid`, for the refusal messages of others.

@@ -37,6 +37,7 @@ pub use replay::{Progress, QUIET, VerifyReport};
 pub use unlocked::Unlocked;
 
 use crate::dates;
+use crate::dirlock::DirLock;
 use crate::domain::rules::Touch;
 use crate::entry::{self, EntryDraft, Kind};
 use crate::ingest::{self, Signatures};
@@ -50,7 +51,6 @@ use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
 use layout::Landed;
-use lock::DirLock;
 
 /// Where ledgers made before the log key moved out of the data directory kept it
 /// (PROTOCOL §11): still read, with a warning, when no key is given.

@@ -18,9 +18,11 @@
 mod remote;
 mod state;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::dates::{self, UnixSeconds};
+use crate::dirlock::{self, DirLock, Tried};
 use crate::domain::bodies::Body;
 use crate::entry::{self, Kind};
 use crate::ingest::{self, Signatures};
@@ -43,6 +45,16 @@ pub enum MonitorError {
     Url { url: String },
     #[error("--quorum {quorum} is more than the {witnesses} witnesses given")]
     Quorum { quorum: usize, witnesses: usize },
+    #[error(
+        "monitor state {path} is in use by another monitor process: one process owns a state \
+         directory; wait for it, or give this one its own --state"
+    )]
+    Locked { path: PathBuf },
+    #[error("monitor state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("GET {url} failed: {reason}")]
     Fetch { url: String, reason: String },
     #[error("GET {url} answered HTTP {status}")]
@@ -153,6 +165,9 @@ pub struct Monitor {
     witnesses: Vec<CosignatureVerifier>,
     quorum: usize,
     state_dir: PathBuf,
+    /// One monitor owns a state directory: two sharing one could each replace a newer
+    /// checked state with an older one.
+    _lock: DirLock,
 }
 
 impl Monitor {
@@ -177,12 +192,30 @@ impl Monitor {
                 witnesses: witnesses.len(),
             });
         }
+        let io = |source| MonitorError::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io)?;
+        let lock = match dirlock::try_lock(state_dir).map_err(io)? {
+            Tried::Held(lock) => lock,
+            Tried::Busy(_) => {
+                return Err(MonitorError::Locked {
+                    path: state_dir.to_path_buf(),
+                });
+            }
+        };
         Ok(Monitor {
             http: Http::new(url),
             log,
             witnesses,
             quorum,
             state_dir: state_dir.to_path_buf(),
+            _lock: lock,
         })
     }
 

@@ -130,6 +130,21 @@ fn a_served_ledger_is_followed_run_by_run() {
         "{fourth}"
     );
 
+    // One process owns a state directory: while another holds it, a run is refused and
+    // changes nothing; once it is free, runs go on from the state kept.
+    let before = std::fs::read(state_file(&state)).expect("state");
+    let held = match dcledger::dirlock::try_lock(&state).expect("lock") {
+        dcledger::dirlock::Tried::Held(lock) => lock,
+        dcledger::dirlock::Tried::Busy(_) => panic!("no monitor is running"),
+    };
+    refused(
+        monitor(&url, server.vkey(), &state, &[]),
+        &["in use by another monitor process", path_str(&state)],
+    );
+    assert_eq!(std::fs::read(state_file(&state)).expect("state"), before);
+    drop(held);
+    ok(monitor(&url, server.vkey(), &state, &[]));
+
     // The state holds the authority's next seq: it signed genesis (seq 1) and all 303
     // organisations.
     let kept: Value =
