@@ -44,7 +44,6 @@ mod tests {
             Tried::Busy(_) => panic!("a new directory is free"),
         };
         assert!(matches!(try_lock(dir.path()).unwrap(), Tried::Busy(_)));
-        // Deleting every file in it changes nothing: the lock is the directory's.
         drop(first);
         assert!(matches!(try_lock(dir.path()).unwrap(), Tried::Held(_)));
     }

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod limits;
 pub mod log;
 pub mod monitor;
+pub mod owner_only;
 pub mod pages;
 pub mod parallel;
 pub mod proofcheck;

@@ -11,7 +11,6 @@ pub mod table;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,6 +24,7 @@ use crate::ledger::{LedgerError, Progress, Reader};
 use crate::log::layout::TILE_WIDTH;
 use crate::log::merkle;
 use crate::log::segment::SegmentError;
+use crate::owner_only;
 use crate::report::Basis;
 use crate::report::assumptions::Overrides;
 use kinds::{KindError, KindTable};
@@ -134,7 +134,7 @@ struct Output {
 impl Output {
     fn create(out: &Path, name: String, fields: Vec<Field>) -> Result<Output, ExportError> {
         let path = out.join(&name);
-        let file = create_private(&path).map_err(|source| ExportError::Io {
+        let file = owner_only::create_file(&path).map_err(|source| ExportError::Io {
             path: path.clone(),
             source,
         })?;
@@ -242,11 +242,7 @@ pub fn export_parquet(
         let path = path.to_path_buf();
         move |source| ExportError::Io { path, source }
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(out)
-        .map_err(io(out))?;
+    owner_only::create_dir_all(out).map_err(io(out))?;
     let manifest_path = out.join(MANIFEST_FILE);
     match std::fs::remove_file(&manifest_path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -413,17 +409,6 @@ fn finding_row(f: &Arc<Finding>) -> Result<Vec<Value>, ExportError> {
     ])
 }
 
-/// Creates (or truncates) an export file readable by its owner only (0600), like every
-/// file the ledger writes; the README tells how to widen them for a web server.
-fn create_private(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-}
-
 /// `manifest.json`, through a temporary file renamed into place: present only once
 /// every file it names is complete.
 fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), ExportError> {
@@ -438,7 +423,7 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), ExportError> {
         source: e.into(),
     })?;
     text.push('\n');
-    let mut file = create_private(&temporary).map_err(io(&temporary))?;
+    let mut file = owner_only::create_file(&temporary).map_err(io(&temporary))?;
     file.write_all(text.as_bytes()).map_err(io(&temporary))?;
     file.sync_all().map_err(io(&temporary))?;
     std::fs::rename(&temporary, &path).map_err(io(&path))?;

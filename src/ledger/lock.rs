@@ -15,11 +15,12 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::LedgerError;
 use crate::dirlock::{self, DirLock, Tried};
+use crate::owner_only;
 
 /// Beside the lock: the process id of the process holding it, for messages only.
 pub const PID_FILE: &str = "writer.pid";
@@ -56,11 +57,7 @@ pub(crate) fn private_files() {
 
 /// Creates `dir` and any missing parents, mode 0700.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))
+    owner_only::create_dir_all(dir).map_err(io(dir))
 }
 
 /// Takes the exclusive lock of the data directory `dir`, refusing, with the holder's
@@ -79,13 +76,7 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, LedgerError> {
 /// Writes this process's id to `dir/writer.pid`, for the refusal messages of others.
 pub(crate) fn record_holder(dir: &Path) -> Result<(), LedgerError> {
     let pid_path = dir.join(PID_FILE);
-    let mut pid_file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&pid_path)
-        .map_err(io(&pid_path))?;
+    let mut pid_file = owner_only::create_file(&pid_path).map_err(io(&pid_path))?;
     writeln!(pid_file, "{}", std::process::id()).map_err(io(&pid_path))
 }
 

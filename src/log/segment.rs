@@ -20,10 +20,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::limits::{MAX_LEAF_BYTES, SEGMENT_TARGET_BYTES};
+use crate::owner_only;
 
 /// The directory of a data directory that holds the segments.
 pub const SEGMENTS_DIR: &str = "segments";
@@ -297,11 +298,7 @@ impl SegmentLog {
     pub fn open(dir: &Path, durable_floor: u64) -> Result<(SegmentLog, Recovery), SegmentError> {
         let dir = dir.join(SEGMENTS_DIR);
         // The owner's only, whatever the umask (PROTOCOL §11).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err(&dir))?;
+        owner_only::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut segments = list_segments(&dir)?;
         if segments.is_empty() {
             let path = dir.join(segment_name(0));

@@ -26,15 +26,15 @@
 //! caller rebuilds the tiles from the segments.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::layout::{MAX_TILE_LEVEL, TILE_HEIGHT, TILE_WIDTH, TileId};
 use super::merkle::{self, HASH_LEN, Hash, NodeId};
 use crate::limits::TILE_CACHE_BYTES;
+use crate::owner_only;
 
 /// The directory of a data directory that holds the tiles.
 pub const TILES_DIR: &str = "tiles";
@@ -438,11 +438,7 @@ impl TileStore {
 /// Creates the directories up to `path`'s parent, the owner's only (PROTOCOL §11).
 fn make_parent(path: &Path) -> Result<&Path, TileError> {
     let parent = path.parent().unwrap_or(path);
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(io(parent))?;
+    owner_only::create_dir_all(parent).map_err(io(parent))?;
     Ok(parent)
 }
 
@@ -466,13 +462,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], durable: Durable) -> Result<(
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = parent.join(tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
+    let mut file = owner_only::create_file(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
     if durable != Durable::Later {
         file.sync_data().map_err(io(&tmp))?;

@@ -18,7 +18,6 @@
 mod remote;
 mod state;
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::dates::{self, UnixSeconds};
@@ -33,6 +32,7 @@ use crate::log::cosignature::{self, CosignatureError, CosignatureVerifier};
 use crate::log::layout::{TILE_WIDTH, TileId};
 use crate::log::merkle::{self, Frontier, Hash, ProofError};
 use crate::log::tiles;
+use crate::owner_only;
 use remote::{Http, Tiles};
 pub use state::{STATE_FILE, SeqBreak, SeqChain, State};
 
@@ -196,11 +196,7 @@ impl Monitor {
             path: state_dir.to_path_buf(),
             source,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(io)?;
+        owner_only::create_dir_all(state_dir).map_err(io)?;
         let lock = match dirlock::try_lock(state_dir).map_err(io)? {
             Tried::Held(lock) => lock,
             Tried::Busy(_) => {
