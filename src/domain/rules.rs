@@ -295,13 +295,12 @@ fn lot_serials(
     for serial in &r.serials {
         // Most serials are new: that is answered in memory, with no store traffic.
         let first = if here.insert(serial.as_str()) {
-            state.first_listing(serial, index)?
+            state.first_listing_or_claim(serial, index)?
         } else {
             Some(index) // listed again by this entry
         };
         let Some(first) = first else {
-            state.note_first_listing(serial, index)?;
-            continue;
+            continue; // first listed here, and now recorded so
         };
         let key = serial_key(serial);
         let mut uses: Vec<SerialUse> = match state.get_decoded(&key)? {

@@ -404,22 +404,20 @@ impl<'a> Overlay<'a> {
     }
 
     /// The entry before `index` that first listed `term`, if any, committed or pending
-    /// (answered in memory). Entry `index` tells its own repeats apart.
-    pub fn first_listing(&self, term: &str, index: u64) -> Result<Option<u64>, DerivedError> {
-        let pending = &self.writes.first_seen;
-        self.base.with_first_seen(|seen| {
-            first_seen::first_listing(seen, pending, |i| self.listing(i), term, index)
-        })
-    }
-
-    /// Records that entry `index` is the first to list `term`, which `first_listing`
-    /// found in no listing. The entry's `put_listing` holds the term itself.
-    pub fn note_first_listing(&mut self, term: &str, index: u64) -> Result<(), DerivedError> {
-        let pending = &mut self.writes.first_seen;
-        self.base.with_first_seen(|seen| {
-            pending.note(seen, term, index);
-            Ok(())
-        })
+    /// (answered in memory); if none, entry `index` is recorded as its first listing,
+    /// and its `put_listing` holds the term itself. Entry `index` tells its own repeats
+    /// apart.
+    pub fn first_listing_or_claim(
+        &mut self,
+        term: &str,
+        index: u64,
+    ) -> Result<Option<u64>, DerivedError> {
+        let mut pending = std::mem::take(&mut self.writes.first_seen);
+        let found = self.base.with_first_seen(|seen| {
+            first_seen::first_listing_or_claim(seen, &mut pending, |i| self.listing(i), term, index)
+        });
+        self.writes.first_seen = pending;
+        found
     }
 
     /// Stores the listing entry `index` makes, whole, once, after its terms were looked

@@ -222,9 +222,13 @@ fn confirmed(
 /// Looks a term up across the committed and the pending first listings of entries
 /// before `index`, the entry asking (whose own listing is not stored yet, and which
 /// tells its own repeats apart itself); `get` reads listings through the pending writes.
-pub(crate) fn first_listing<S: BuildHasher>(
+/// If no earlier entry listed it, records `index` as its first listing in `pending`.
+///
+/// One call does both so that a new term, the common case, costs one digest and one
+/// search of the committed digests, not two of each.
+pub(crate) fn first_listing_or_claim<S: BuildHasher>(
     seen: &FirstSeen<S>,
-    pending: &Pending,
+    pending: &mut Pending,
     get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
     term: &str,
     index: u64,
@@ -233,34 +237,36 @@ pub(crate) fn first_listing<S: BuildHasher>(
         return Ok(Some(i));
     }
     let digest = seen.digest(term);
-    match seen.candidate(term, digest) {
+    // Whether another term holds the digest, committed or pending: then this one, if
+    // new, is kept whole.
+    let committed_holds = match seen.candidate(term, digest) {
         Candidate::Exact(i) => return Ok(Some(i)),
-        Candidate::Digest(i) => {
-            if let Some(i) = confirmed(&get, term, i)? {
-                return Ok(Some(i));
-            }
-        }
-        Candidate::None => {}
+        Candidate::Digest(i) => match confirmed(&get, term, i)? {
+            Some(i) => return Ok(Some(i)),
+            None => true,
+        },
+        Candidate::None => false,
+    };
+    let pending_holds = match pending.by_digest.get(&digest) {
+        // Another term of this very entry holds the digest.
+        Some(&i) if i == index => true,
+        Some(&i) => match confirmed(&get, term, i)? {
+            Some(i) => return Ok(Some(i)),
+            None => true,
+        },
+        None => false,
+    };
+    if committed_holds || pending_holds {
+        pending.overflow.insert(term.to_string(), index);
+        pending.journal.push(Undo::Overflow(term.to_string()));
+    } else {
+        pending.by_digest.insert(digest, index);
+        pending.journal.push(Undo::Digest(digest));
     }
-    match pending.by_digest.get(&digest) {
-        Some(&i) if i != index => confirmed(&get, term, i),
-        _ => Ok(None),
-    }
+    Ok(None)
 }
 
 impl Pending {
-    /// Records `term` as first listed by entry `index` (the caller found no listing).
-    pub(crate) fn note<S: BuildHasher>(&mut self, seen: &FirstSeen<S>, term: &str, index: u64) {
-        let digest = seen.digest(term);
-        if seen.by_digest.contains(digest) || self.by_digest.contains_key(&digest) {
-            self.overflow.insert(term.to_string(), index);
-            self.journal.push(Undo::Overflow(term.to_string()));
-        } else {
-            self.by_digest.insert(digest, index);
-            self.journal.push(Undo::Digest(digest));
-        }
-    }
-
     pub(crate) fn mark(&self) -> usize {
         self.journal.len()
     }
@@ -324,10 +330,10 @@ mod tests {
                             .get(&k)
                             .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
                     };
-                    let found = first_listing(&seen, &pending, get, term, index).unwrap();
+                    let found =
+                        first_listing_or_claim(&seen, &mut pending, get, term, index).unwrap();
                     assert_eq!(found, staged_model.get(term).copied(), "{term}");
                     if found.is_none() {
-                        pending.note(&seen, term, index);
                         staged_model.insert(term.clone(), index);
                     }
                 }
@@ -368,9 +374,9 @@ mod tests {
                     .get(&k)
                     .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
             };
-            let pending = Pending::default();
+            let mut pending = Pending::default();
             assert_eq!(
-                first_listing(&loaded, &pending, get, term, u64::MAX).unwrap(),
+                first_listing_or_claim(&loaded, &mut pending, get, term, u64::MAX).unwrap(),
                 Some(*first)
             );
         }
