@@ -1,0 +1,121 @@
+//! `cargo bench --bench rebuild [-- FACILITIES]`: rebuilding a ledger's derived state
+//! from its segments, each way, beside yardsticks measured in the same run (issue 15).
+//! The ledger is the benchmarks' world (default 2,000 facilities: about 150,000
+//! entries), copied so every rebuild starts from the same files.
+//!
+//! - `reindex --trust` (`Ledger::reindex_trusting`) beside reading the segments alone
+//!   (every record read and its checksum checked, nothing parsed): the floor of any
+//!   rebuild from the segments. Aim: 150,000 entries/s.
+//! - `reindex` and `verify`, which re-check every signature, beside two cores' raw
+//!   `verify_strict` rate over entry-sized messages. Aim for `verify`: 70% of it.
+//!
+//! Prints figures; asserts nothing.
+
+mod world;
+
+use std::path::Path;
+use std::time::Instant;
+
+use dcledger::entry;
+use dcledger::ledger::{Ledger, Unlocked};
+use dcledger::log::segment::{Position, SegmentError, SegmentLog};
+use dcledger::synthetic::ORIGIN;
+use ed25519_dalek::{Signer, SigningKey};
+
+const DEFAULT_FACILITIES: usize = 2_000;
+
+/// Strict verifications per second on every core, over entry-sized messages.
+fn verify_strict_rate(cores: usize) -> f64 {
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let public = key.verifying_key();
+    let per_core = 10_000u32;
+    let msgs: Vec<Vec<u8>> = (0..per_core)
+        .map(|i| {
+            let entry = format!("{{\"body\":{{\"n\":{i}}},\"pad\":\"{}\"}}", "x".repeat(600));
+            entry::signing_message(ORIGIN, entry.as_bytes())
+        })
+        .collect();
+    let sigs: Vec<_> = msgs.iter().map(|m| key.sign(m)).collect();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..cores {
+            s.spawn(|| {
+                for (m, sig) in msgs.iter().zip(&sigs) {
+                    public.verify_strict(m, sig).expect("valid");
+                }
+            });
+        }
+    });
+    f64::from(per_core) * cores as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Entries per second read from the segments with every checksum checked.
+fn segments_read_rate(data: &Path, entries: u64) -> f64 {
+    let start = Instant::now();
+    let log = SegmentLog::open_read_only(data, entries).expect("segments");
+    let mut read = 0u64;
+    log.scan(Position::START, |_, _, leaf| -> Result<(), SegmentError> {
+        read += leaf.len() as u64 & 1; // touch the bytes
+        Ok(())
+    })
+    .expect("scan");
+    std::hint::black_box(read);
+    entries as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let facilities: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(DEFAULT_FACILITIES);
+    let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let world = world::world_in(facilities, None);
+    let copy = tempfile::tempdir().expect("tempdir");
+    let data = copy.path().join("data");
+    world::copy_dir(&world.kept, &data);
+    let entries = Unlocked::open(&data)
+        .and_then(|u| u.reader())
+        .expect("open")
+        .size();
+    println!("rebuild benchmark: {entries} entries ({facilities} facilities), {cores} cores");
+
+    let read = segments_read_rate(&data, entries);
+    println!("reading the segments (yardstick):    {read:>10.0} entries/s");
+    let timed = |what: &str, rebuild: &dyn Fn()| -> f64 {
+        let start = Instant::now();
+        rebuild();
+        let secs = start.elapsed().as_secs_f64();
+        let rate = entries as f64 / secs;
+        println!("{what:<37}{rate:>10.0} entries/s ({secs:.2} s)");
+        rate
+    };
+    let trusted = timed("reindex --trust:", &|| {
+        let ledger = Ledger::reindex_trusting(&data, world.log_key.clone()).expect("reindex");
+        ledger.close().expect("close");
+    });
+    println!(
+        "reindex --trust / reading:           {:>10.0} % (aim: 150,000 entries/s)",
+        100.0 * trusted / read
+    );
+
+    let strict = verify_strict_rate(cores);
+    println!("raw verify_strict, {cores} cores (yardstick):{strict:>8.0} signatures/s");
+    let reindexed = timed("reindex (every signature):", &|| {
+        let ledger = Ledger::reindex(&data, world.log_key.clone()).expect("reindex");
+        ledger.close().expect("close");
+    });
+    let verified = timed("verify (every signature):", &|| {
+        Unlocked::open(&data)
+            .expect("open")
+            .verify()
+            .expect("verify");
+    });
+    println!(
+        "reindex / verify_strict:             {:>10.0} %",
+        100.0 * reindexed / strict
+    );
+    println!(
+        "verify / verify_strict:              {:>10.0} % (aim: 70%)",
+        100.0 * verified / strict
+    );
+}
