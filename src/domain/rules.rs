@@ -291,13 +291,24 @@ fn lot_serials(
 ) -> Result<Touched, AdmitError> {
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     owns(&home, &r.lot_id, signer)?;
+    // Each serial's first listing, all at once, in memory: most serials are new, and
+    // that costs no store traffic. A serial this entry lists again repeats its own.
     let mut here = std::collections::HashSet::with_capacity(r.serials.len());
-    for serial in &r.serials {
-        // Most serials are new: that is answered in memory, with no store traffic.
-        let first = if here.insert(serial.as_str()) {
-            state.first_listing_or_claim(serial, index)?
+    let first_mention: Vec<bool> = r.serials.iter().map(|s| here.insert(s.as_str())).collect();
+    let fresh: Vec<&str> = r
+        .serials
+        .iter()
+        .zip(&first_mention)
+        .filter_map(|(s, &first)| first.then_some(s.as_str()))
+        .collect();
+    let mut found = state.first_listings_or_claim(&fresh, index)?.into_iter();
+    for (serial, first_mention) in r.serials.iter().zip(first_mention) {
+        let first = if first_mention {
+            found
+                .next()
+                .unwrap_or_else(|| unreachable!("one answer for each serial asked"))
         } else {
-            Some(index) // listed again by this entry
+            Some(index)
         };
         let Some(first) = first else {
             continue; // first listed here, and now recorded so

@@ -23,7 +23,7 @@ use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{Frontier, Hash};
 use crate::log::segment::{Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
-use crate::store::derived::{Derived, Overlay};
+use crate::store::derived::{Derived, DerivedError, Frozen, Overlay};
 
 /// What replay carries from one chunk to the next.
 pub(crate) struct ReplayState {
@@ -69,8 +69,12 @@ const JUDGED_AHEAD_CHUNKS: usize = 2;
 /// chunk's leaf hashes (for the tiles) and adds its own writes (progress markers) to
 /// each chunk's atomic commit, or refuses it.
 ///
-/// Two stages overlap: a thread reads and judges the next chunks while this one applies
-/// the chunk before, in order.
+/// Three stages overlap: a thread reads and judges the next chunks; this one admits a
+/// chunk, in order; another writes the chunk before to the store meanwhile, which the
+/// admission reads through its overlay (`Derived::freeze`). Each chunk's commit is done
+/// before the next chunk's `on_chunk` and commit begin, so the tiles and the store are
+/// written in the order of a replay made one chunk at a time, and a crash leaves what
+/// that would.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
@@ -97,14 +101,51 @@ pub(crate) fn replay(
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         scope.spawn(move || judge_stage(log, from, judging, tx));
+        let mut in_flight: Option<InFlight<'_>> = None;
         // The loop ends when the judging stage has sent its last chunk; leaving it early
         // (an error) drops the receiver, which stops that stage.
         for judged in rx {
             let (chunk, judged) = judged?;
-            apply_chunk(target, &chunk, judged, state, &mut on_chunk)?;
+            if !target.first_seen_loaded() {
+                // This chunk may load the first listings from the store, which must
+                // hold the chunk before by then.
+                finish(&mut in_flight)?;
+            }
+            let frozen = in_flight.as_ref().map(|f| f.writes.clone());
+            let mut overlay = Overlay::after(target, frozen);
+            let Some((end, hashes)) = admit_chunk(&mut overlay, &chunk, judged, state)? else {
+                continue;
+            };
+            overlay.release_snapshot();
+            finish(&mut in_flight)?;
+            on_chunk(&mut overlay, state, end, &hashes)?;
+            let writes = target.freeze(overlay.into_writes());
+            let applying = writes.clone();
+            in_flight = Some(InFlight {
+                writes,
+                done: scope.spawn(move || target.apply_frozen(&applying)),
+            });
         }
-        Ok(())
+        finish(&mut in_flight)
     })
+}
+
+/// A chunk's commit, running.
+struct InFlight<'scope> {
+    writes: Frozen,
+    done: std::thread::ScopedJoinHandle<'scope, Result<(), DerivedError>>,
+}
+
+/// Waits for the commit in flight, if any, and reports how it ended.
+fn finish(in_flight: &mut Option<InFlight<'_>>) -> Result<(), LedgerError> {
+    let Some(f) = in_flight.take() else {
+        return Ok(());
+    };
+    match f.done.join() {
+        Ok(applied) => Ok(applied?),
+        // The commit's own panic, carried on here.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// How the judging stage reads leaves.
@@ -185,22 +226,17 @@ fn judge_trusted(chunk: &Chunk) -> Vec<Judged> {
     })
 }
 
-fn apply_chunk(
-    target: &Derived,
+/// Admits a chunk's leaves into `overlay` and records them in the tree; returns where
+/// the chunk ends and its leaf hashes (`None` for an empty chunk).
+fn admit_chunk(
+    overlay: &mut Overlay<'_>,
     chunk: &Chunk,
     judged: Vec<Judged>,
     state: &mut ReplayState,
-    on_chunk: &mut impl FnMut(
-        &mut Overlay<'_>,
-        &ReplayState,
-        Position,
-        &[Hash],
-    ) -> Result<(), LedgerError>,
-) -> Result<(), LedgerError> {
+) -> Result<Option<(Position, Vec<Hash>)>, LedgerError> {
     let Some(&(last_index, last_location, _)) = chunk.last() else {
-        return Ok(());
+        return Ok(None);
     };
-    let mut overlay = Overlay::new(target);
     let mut landed = Vec::with_capacity(chunk.len());
     let mut facilities = Vec::with_capacity(chunk.len());
     let mut admitted = Vec::with_capacity(chunk.len());
@@ -213,7 +249,7 @@ fn apply_chunk(
             ));
         }
         state.last_accepted = accepted;
-        match ingest::admit(&mut overlay, *index, accepted, &e) {
+        match ingest::admit(overlay, *index, accepted, &e) {
             Ok(a) => facilities.push(a.touches),
             Err(AdmitError::Rejected(r)) => return Err(refused(*index, r.to_string())),
             Err(AdmitError::Store(e)) => return Err(e.into()),
@@ -236,15 +272,13 @@ fn apply_chunk(
             touches: touched,
         });
     }
-    let hashes = layout::record(&mut overlay, &mut state.frontier, &landed)?;
+    let hashes = layout::record(overlay, &mut state.frontier, &landed)?;
     let end = Position {
         index: last_index + 1,
         segment: last_location.segment,
         offset: last_location.end(),
     };
-    on_chunk(&mut overlay, state, end, &hashes)?;
-    target.commit(overlay.into_writes())?;
-    Ok(())
+    Ok(Some((end, hashes)))
 }
 
 /// A leaf judged for admission, with its acceptance time, or why it cannot be.

@@ -11,7 +11,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -258,10 +258,38 @@ impl Derived {
     /// Applies one ledger batch's writes atomically.
     pub fn commit(&self, writes: Writes) -> Result<(), DerivedError> {
         self.engine.apply(&writes.map).map_err(self.err())?;
-        if let Some(seen) = self.first_seen_guard().as_mut() {
-            seen.merge(writes.first_seen);
-        }
+        self.merge_first_seen(writes.first_seen);
         Ok(())
+    }
+
+    /// The first half of a commit made in two, for a replay that admits its next chunk
+    /// while this one is written: the batch's first listings join the map in memory now,
+    /// and the writes returned go to the store by `apply_frozen`, on any thread. Until
+    /// that has returned, overlays read them through `Overlay::after`.
+    ///
+    /// Loading the first listings reads the store, so while a frozen batch is not yet
+    /// applied they must be loaded already (`first_seen_loaded`), or loaded only after.
+    pub fn freeze(&self, writes: Writes) -> Frozen {
+        self.merge_first_seen(writes.first_seen);
+        Arc::new(writes.map)
+    }
+
+    /// The second half of `freeze`: the batch's writes, atomically.
+    pub fn apply_frozen(&self, frozen: &Frozen) -> Result<(), DerivedError> {
+        self.engine.apply(frozen).map_err(self.err())
+    }
+
+    /// Whether the first listings are in memory (they load on first use).
+    pub fn first_seen_loaded(&self) -> bool {
+        self.first_seen_guard().is_some()
+    }
+
+    fn merge_first_seen(&self, pending: Pending) {
+        // Not loaded: nothing in the batch looked a term up, so nothing is pending, and
+        // the load will read the batch's listings from the store.
+        if let Some(seen) = self.first_seen_guard().as_mut() {
+            seen.merge(pending);
+        }
     }
 
     fn first_seen_guard(&self) -> std::sync::MutexGuard<'_, Option<FirstSeen>> {
@@ -300,9 +328,16 @@ pub struct Overlay<'a> {
     /// The listing last decoded: the serials a lot repeats come from one earlier lot,
     /// so confirming them reads one listing many times over.
     last_listing: RefCell<Option<(u64, Rc<Listing>)>>,
+    /// A batch frozen for the store but maybe not yet in it (`Derived::freeze`), read
+    /// between this batch's writes and the store.
+    frozen: Option<Frozen>,
     /// One read of the committed state for the whole batch, begun at its first read.
     snapshot: OnceCell<Box<dyn ReadSnapshot + 'a>>,
 }
+
+/// A batch's writes on their way to the store (`Derived::freeze`), shared by the thread
+/// that applies them and the overlay of the batch after, which reads them meanwhile.
+pub type Frozen = Arc<BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// A set of key/value writes, the unit `Derived::commit` applies.
 #[derive(Default)]
@@ -332,11 +367,17 @@ pub struct Mark(usize, usize);
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a Derived) -> Overlay<'a> {
+        Overlay::after(base, None)
+    }
+
+    /// An overlay over `base` as it will be once `frozen`, if any, is applied to it.
+    pub fn after(base: &'a Derived, frozen: Option<Frozen>) -> Overlay<'a> {
         Overlay {
             base,
             writes: Writes::default(),
             journal: Vec::new(),
             last_listing: RefCell::new(None),
+            frozen,
             snapshot: OnceCell::new(),
         }
     }
@@ -345,7 +386,17 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.writes.map.get(key) {
             return Ok(Some(v.clone()));
         }
+        if let Some(v) = self.frozen.as_ref().and_then(|f| f.get(key)) {
+            return Ok(Some(v.clone()));
+        }
         self.base_get(key)
+    }
+
+    /// Ends the overlay's read of the store, so that a commit waiting for it (the
+    /// in-memory engine's writes wait for its reads) can proceed; a later read begins
+    /// another.
+    pub fn release_snapshot(&mut self) {
+        self.snapshot.take();
     }
 
     /// A read of the committed state, through the batch's snapshot.
@@ -368,7 +419,9 @@ impl<'a> Overlay<'a> {
     }
 
     pub fn contains(&self, key: &[u8]) -> Result<bool, DerivedError> {
-        Ok(self.writes.map.contains_key(key) || self.base_get(key)?.is_some())
+        Ok(self.writes.map.contains_key(key)
+            || self.frozen.as_ref().is_some_and(|f| f.contains_key(key))
+            || self.base_get(key)?.is_some())
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -403,18 +456,24 @@ impl<'a> Overlay<'a> {
         self.writes
     }
 
-    /// The entry before `index` that first listed `term`, if any, committed or pending
-    /// (answered in memory); if none, entry `index` is recorded as its first listing,
-    /// and its `put_listing` holds the term itself. Entry `index` tells its own repeats
-    /// apart.
-    pub fn first_listing_or_claim(
+    /// For each of `terms`, the entry before `index` that first listed it, if any,
+    /// committed or pending (answered in memory); a term none did is recorded as first
+    /// listed by entry `index`, whose `put_listing` holds the term itself. The terms are
+    /// the entry's, each once: entry `index` tells its own repeats apart.
+    pub fn first_listings_or_claim(
         &mut self,
-        term: &str,
+        terms: &[&str],
         index: u64,
-    ) -> Result<Option<u64>, DerivedError> {
+    ) -> Result<Vec<Option<u64>>, DerivedError> {
         let mut pending = std::mem::take(&mut self.writes.first_seen);
         let found = self.base.with_first_seen(|seen| {
-            first_seen::first_listing_or_claim(seen, &mut pending, |i| self.listing(i), term, index)
+            first_seen::first_listings_or_claim(
+                seen,
+                &mut pending,
+                |i| self.listing(i),
+                terms,
+                index,
+            )
         });
         self.writes.first_seen = pending;
         found
@@ -466,6 +525,37 @@ mod tests {
         assert_eq!(o.get(b"c").unwrap(), None);
         d.commit(o.into_writes()).unwrap();
         assert_eq!(d.get(b"b").unwrap().unwrap(), b"2");
+    }
+
+    #[test]
+    fn an_overlay_after_a_frozen_batch_reads_it_before_it_is_applied() {
+        let d = Derived::temporary();
+        let mut base = Writes::default();
+        base.put(b"a".to_vec(), b"1".to_vec());
+        base.put(b"b".to_vec(), b"1".to_vec());
+        d.commit(base).unwrap();
+        let mut batch = Overlay::new(&d);
+        batch.put(b"b".to_vec(), b"2".to_vec());
+        batch.put(b"c".to_vec(), b"2".to_vec());
+        let frozen = d.freeze(batch.into_writes());
+        // Not applied yet: the store has the old state, the next overlay the new.
+        assert_eq!(d.get(b"b").unwrap().unwrap(), b"1");
+        assert_eq!(d.get(b"c").unwrap(), None);
+        let mut next = Overlay::after(&d, Some(frozen.clone()));
+        assert_eq!(next.get(b"a").unwrap().unwrap(), b"1");
+        assert_eq!(next.get(b"b").unwrap().unwrap(), b"2");
+        assert!(next.contains(b"c").unwrap());
+        assert!(!next.contains(b"d").unwrap());
+        // Its own writes come before the frozen batch's.
+        next.put(b"c".to_vec(), b"3".to_vec());
+        assert_eq!(next.get(b"c").unwrap().unwrap(), b"3");
+        // Applied meanwhile (the snapshot released first, as replay does): the same reads.
+        next.release_snapshot();
+        d.apply_frozen(&frozen).unwrap();
+        assert_eq!(next.get(b"b").unwrap().unwrap(), b"2");
+        assert_eq!(next.get(b"c").unwrap().unwrap(), b"3");
+        d.commit(next.into_writes()).unwrap();
+        assert_eq!(d.get(b"c").unwrap().unwrap(), b"3");
     }
 
     #[test]

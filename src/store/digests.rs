@@ -80,23 +80,44 @@ impl Digests {
 
     /// The entry that first listed a term with this digest.
     pub(crate) fn get(&self, digest: u64) -> Option<u64> {
+        self.find(digest, self.run(digest))
+    }
+
+    /// `get` of many digests at once: the directory slots of all of them first, then
+    /// the sorted runs, each a pass of loads independent of one another, so that the
+    /// processor overlaps their cache misses where one digest at a time waits for each
+    /// in turn. The arrays are far larger than a core's cache, so those misses are most
+    /// of a lookup's time.
+    pub(crate) fn get_many(&self, digests: &[u64]) -> Vec<Option<u64>> {
+        let runs: Vec<(u32, u32)> = digests.iter().map(|&d| self.run(d)).collect();
+        digests
+            .iter()
+            .zip(runs)
+            .map(|(&digest, run)| self.find(digest, run))
+            .collect()
+    }
+
+    pub(crate) fn contains(&self, digest: u64) -> bool {
+        self.recent.contains_key(&digest) || self.sorted_ordinal(digest, self.run(digest)).is_some()
+    }
+
+    /// Where in `sorted` a digest can be: the run of its directory slot.
+    fn run(&self, digest: u64) -> (u32, u32) {
+        let slot = self.slot(digest);
+        (self.directory[slot], self.directory[slot + 1])
+    }
+
+    /// `get`, given the digest's run.
+    fn find(&self, digest: u64, run: (u32, u32)) -> Option<u64> {
         let ordinal = match self.recent.get(&digest) {
             Some(&o) => o,
-            None => self.sorted_ordinal(digest)?,
+            None => self.sorted_ordinal(digest, run)?,
         };
         Some(self.listings[ordinal as usize])
     }
 
-    pub(crate) fn contains(&self, digest: u64) -> bool {
-        self.recent.contains_key(&digest) || self.sorted_ordinal(digest).is_some()
-    }
-
-    fn sorted_ordinal(&self, digest: u64) -> Option<u32> {
-        let slot = self.slot(digest);
-        let (lo, hi) = (
-            self.directory[slot] as usize,
-            self.directory[slot + 1] as usize,
-        );
+    fn sorted_ordinal(&self, digest: u64, (lo, hi): (u32, u32)) -> Option<u32> {
+        let (lo, hi) = (lo as usize, hi as usize);
         let at = self.sorted[lo..hi].binary_search(&digest).ok()?;
         Some(self.ordinals[lo + at])
     }
@@ -196,11 +217,16 @@ mod tests {
                 for (&d, &index) in &model {
                     prop_assert_eq!(digests.get(d), Some(index));
                 }
+                let all: Vec<u64> = model.keys().copied().collect();
+                let expected: Vec<Option<u64>> = all.iter().map(|d| model.get(d).copied()).collect();
+                prop_assert_eq!(digests.get_many(&all), expected);
             }
-            for probe in probes {
+            for &probe in &probes {
                 prop_assert_eq!(digests.get(probe), model.get(&probe).copied());
                 prop_assert_eq!(digests.contains(probe), model.contains_key(&probe));
             }
+            let expected: Vec<Option<u64>> = probes.iter().map(|p| model.get(p).copied()).collect();
+            prop_assert_eq!(digests.get_many(&probes), expected);
         }
     }
 }

@@ -219,33 +219,61 @@ fn confirmed(
     Ok(listing.terms.iter().any(|t| t == term).then_some(index))
 }
 
-/// Looks a term up across the committed and the pending first listings of entries
-/// before `index`, the entry asking (whose own listing is not stored yet, and which
-/// tells its own repeats apart itself); `get` reads listings through the pending writes.
-/// If no earlier entry listed it, records `index` as its first listing in `pending`.
+/// Looks terms up across the committed and the pending first listings of entries
+/// before `index`, the entry asking (whose own listing is not stored yet); `get` reads
+/// listings through the pending writes. Each term that no earlier entry listed is
+/// recorded as first listed by `index`, in `pending`. The terms are the entry's, each
+/// once: the entry tells its own repeats apart.
 ///
 /// One call does both so that a new term, the common case, costs one digest and one
-/// search of the committed digests, not two of each.
-pub(crate) fn first_listing_or_claim<S: BuildHasher>(
+/// search of the committed digests; and it takes all of an entry's terms, so that those
+/// searches overlap their cache misses (`Digests::get_many`). The committed digests do
+/// not change before the batch is merged, so searching them first for every term gives
+/// what searching them term by term would.
+pub(crate) fn first_listings_or_claim<S: BuildHasher>(
+    seen: &FirstSeen<S>,
+    pending: &mut Pending,
+    get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
+    terms: &[&str],
+    index: u64,
+) -> Result<Vec<Option<u64>>, DerivedError> {
+    let digests: Vec<u64> = terms.iter().map(|term| seen.digest(term)).collect();
+    let committed = seen.by_digest.get_many(&digests);
+    terms
+        .iter()
+        .zip(digests)
+        .zip(committed)
+        .map(|((term, digest), committed)| {
+            first_listing_or_claim(seen, pending, &get, term, digest, committed, index)
+        })
+        .collect()
+}
+
+/// One term of `first_listings_or_claim`, with its digest and the committed listing
+/// that holds the digest, if any.
+fn first_listing_or_claim<S: BuildHasher>(
     seen: &FirstSeen<S>,
     pending: &mut Pending,
     get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
     term: &str,
+    digest: u64,
+    committed: Option<u64>,
     index: u64,
 ) -> Result<Option<u64>, DerivedError> {
     if let Some(&i) = pending.overflow.get(term) {
         return Ok(Some(i));
     }
-    let digest = seen.digest(term);
+    if let Some(&i) = seen.overflow.get(term) {
+        return Ok(Some(i));
+    }
     // Whether another term holds the digest, committed or pending: then this one, if
     // new, is kept whole.
-    let committed_holds = match seen.candidate(term, digest) {
-        Candidate::Exact(i) => return Ok(Some(i)),
-        Candidate::Digest(i) => match confirmed(&get, term, i)? {
+    let committed_holds = match committed {
+        Some(i) => match confirmed(&get, term, i)? {
             Some(i) => return Ok(Some(i)),
             None => true,
         },
-        Candidate::None => false,
+        None => false,
     };
     let pending_holds = match pending.by_digest.get(&digest) {
         // Another term of this very entry holds the digest.
@@ -320,21 +348,23 @@ mod tests {
                 let terms: Vec<String> = terms.iter().map(|t| format!("SN{t}")).collect();
                 // An entry's repeats of its own terms are its caller's to tell apart.
                 let mut here = HashSet::new();
-                for term in &terms {
-                    if !here.insert(term) {
-                        continue;
-                    }
-                    let get = |i: u64| {
-                        let k = listing_key(i);
-                        Ok(staged
-                            .get(&k)
-                            .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
-                    };
-                    let found =
-                        first_listing_or_claim(&seen, &mut pending, get, term, index).unwrap();
-                    assert_eq!(found, staged_model.get(term).copied(), "{term}");
+                let fresh: Vec<&str> = terms
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|t| here.insert(*t))
+                    .collect();
+                let get = |i: u64| {
+                    let k = listing_key(i);
+                    Ok(staged
+                        .get(&k)
+                        .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
+                };
+                let found =
+                    first_listings_or_claim(&seen, &mut pending, get, &fresh, index).unwrap();
+                for (term, found) in fresh.iter().zip(found) {
+                    assert_eq!(found, staged_model.get(*term).copied(), "{term}");
                     if found.is_none() {
-                        staged_model.insert(term.clone(), index);
+                        staged_model.insert(term.to_string(), index);
                     }
                 }
                 let listing = Listing {
@@ -376,8 +406,8 @@ mod tests {
             };
             let mut pending = Pending::default();
             assert_eq!(
-                first_listing_or_claim(&loaded, &mut pending, get, term, u64::MAX).unwrap(),
-                Some(*first)
+                first_listings_or_claim(&loaded, &mut pending, get, &[term], u64::MAX).unwrap(),
+                vec![Some(*first)]
             );
         }
     }
