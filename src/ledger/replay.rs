@@ -101,50 +101,84 @@ pub(crate) fn replay(
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         scope.spawn(move || judge_stage(log, from, judging, tx));
-        let mut in_flight: Option<InFlight<'_>> = None;
+        let (to_apply, applying) = mpsc::sync_channel::<Frozen>(1);
+        let (report, applied) = mpsc::sync_channel(1);
+        let thread = scope.spawn(move || {
+            for frozen in applying {
+                if report.send(target.apply_frozen(&frozen)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut committer = Committer {
+            to_apply,
+            applied,
+            in_flight: None,
+            thread: Some(thread),
+        };
         // The loop ends when the judging stage has sent its last chunk; leaving it early
-        // (an error) drops the receiver, which stops that stage.
+        // (an error) drops the receiver, which stops that stage, and the committer,
+        // which stops its thread.
         for judged in rx {
             let (chunk, judged) = judged?;
             if !target.first_seen_loaded() {
                 // This chunk may load the first listings from the store, which must
                 // hold the chunk before by then.
-                finish(&mut in_flight)?;
+                committer.finish()?;
             }
-            let frozen = in_flight.as_ref().map(|f| f.writes.clone());
-            let mut overlay = Overlay::after(target, frozen);
+            let mut overlay = Overlay::after(target, committer.in_flight.clone());
             let Some((end, hashes)) = admit_chunk(&mut overlay, &chunk, judged, state)? else {
                 continue;
             };
             overlay.release_snapshot();
-            finish(&mut in_flight)?;
+            committer.finish()?;
             on_chunk(&mut overlay, state, end, &hashes)?;
-            let writes = target.freeze(overlay.into_writes());
-            let applying = writes.clone();
-            in_flight = Some(InFlight {
-                writes,
-                done: scope.spawn(move || target.apply_frozen(&applying)),
-            });
+            committer.start(target.freeze(overlay.into_writes()))?;
         }
-        finish(&mut in_flight)
+        committer.finish()
     })
 }
 
-/// A chunk's commit, running.
-struct InFlight<'scope> {
-    writes: Frozen,
-    done: std::thread::ScopedJoinHandle<'scope, Result<(), DerivedError>>,
+/// The thread that writes replayed chunks to the store, one at a time, while the next is
+/// admitted. One thread for the whole replay rather than one a chunk: the allocator gives
+/// threads arenas of their own, and a thread a chunk left a million-entry rebuild holding
+/// about 150 MB more (BENCHMARKS.md).
+struct Committer<'scope> {
+    to_apply: mpsc::SyncSender<Frozen>,
+    applied: mpsc::Receiver<Result<(), DerivedError>>,
+    /// The chunk being written, which the next chunk's admission reads meanwhile.
+    in_flight: Option<Frozen>,
+    thread: Option<std::thread::ScopedJoinHandle<'scope, ()>>,
 }
 
-/// Waits for the commit in flight, if any, and reports how it ended.
-fn finish(in_flight: &mut Option<InFlight<'_>>) -> Result<(), LedgerError> {
-    let Some(f) = in_flight.take() else {
-        return Ok(());
-    };
-    match f.done.join() {
-        Ok(applied) => Ok(applied?),
-        // The commit's own panic, carried on here.
-        Err(panic) => std::panic::resume_unwind(panic),
+impl Committer<'_> {
+    /// Begins writing a chunk; the one before must be `finish`ed.
+    fn start(&mut self, frozen: Frozen) -> Result<(), LedgerError> {
+        assert!(self.in_flight.is_none(), "one chunk is written at a time");
+        if self.to_apply.send(frozen.clone()).is_err() {
+            return Err(self.gone());
+        }
+        self.in_flight = Some(frozen);
+        Ok(())
+    }
+
+    /// Waits for the chunk being written, if any, and reports how its commit ended.
+    fn finish(&mut self) -> Result<(), LedgerError> {
+        if self.in_flight.take().is_none() {
+            return Ok(());
+        }
+        match self.applied.recv() {
+            Ok(applied) => Ok(applied?),
+            Err(mpsc::RecvError) => Err(self.gone()),
+        }
+    }
+
+    /// The thread stopped without a word: it panicked, and its panic is carried on here.
+    fn gone(&mut self) -> LedgerError {
+        match self.thread.take().map(|t| t.join()) {
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            _ => unreachable!("the committing thread ends only when the replay drops it"),
+        }
     }
 }
 
