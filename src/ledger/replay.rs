@@ -213,13 +213,13 @@ fn judge_stage(
 ) {
     let mut send = |chunk: Chunk| -> Result<(), StageStop> {
         let judged = match &mut judging {
-            Judging::Trust => Ok(judge_trusted(&chunk)),
+            Judging::Trust => judge_trusted(&chunk),
             Judging::Verify { origin } => verified(&chunk, origin),
         };
-        let failed = judged.is_err();
-        tx.send(judged.map(|judged| (chunk, judged)))
+        let failed = judged.iter().any(Result::is_err);
+        tx.send(Ok((chunk, judged)))
             .map_err(|_| StageStop::Unwanted)?;
-        // After an error nothing more is read: the applying stage stops at it.
+        // After a leaf that fails, nothing more is read: the applying stage stops at it.
         if failed {
             Err(StageStop::Unwanted)
         } else {
@@ -380,47 +380,46 @@ fn trusted(index: u64, leaf: &[u8]) -> Judged {
 }
 
 /// Leaves judged as at acceptance: schema, field rules and every signature for the
-/// ledger's origin, and each leaf in canonical form.
+/// ledger's origin, and each leaf in canonical form, each leaf wholly on one of every
+/// core (so that no part of the judging waits on one thread while the other idles).
 /// `origin` is the one signatures are made for, once known; the chunk that opens with
 /// the genesis entry sets it from that entry.
-fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Result<Vec<Judged>, LedgerError> {
-    let mut items = Vec::with_capacity(chunk.len());
-    // Each leaf's acceptance time, as written (the canonical-form check rebuilds the leaf
-    // from it) and as an instant.
-    let mut times = Vec::with_capacity(chunk.len());
-    for (index, _, leaf) in chunk {
-        let (envelope, accepted_text) =
-            entry::split_leaf(leaf).map_err(|e| refused(*index, e.to_string()))?;
-        let accepted = dates::instant(&accepted_text)
-            .map_err(|e| refused(*index, format!("its acceptance time: {e}")))?;
-        items.push((envelope, accepted));
-        times.push((accepted_text, accepted));
+fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
+    if origin.is_none() {
+        let first = chunk
+            .first()
+            .and_then(|(_, _, leaf)| entry::split_leaf(leaf).ok())
+            .map(|(envelope, _)| envelope);
+        *origin = ingest::submission_origin(None, first.as_ref());
     }
-    *origin = ingest::submission_origin(
-        origin.as_deref(),
-        items.first().map(|(envelope, _)| envelope),
-    );
-    let prepared = ingest::prepare_all(
-        items,
-        Signatures::Verify {
-            origin: origin.as_deref(),
-        },
-    );
-    Ok(chunk
+    let signatures = Signatures::Verify {
+        origin: origin.as_deref(),
+    };
+    let leaves = chunk
         .iter()
-        .zip(prepared)
-        .zip(times)
-        .map(|(((index, _, leaf), p), (accepted_text, accepted))| {
-            let p = p.map_err(|r| refused(*index, r.to_string()))?;
-            if entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex) != *leaf {
-                return Err(refused(
-                    *index,
-                    "leaf bytes are not the canonical (JCS) form",
-                ));
-            }
-            Ok((p.entry, accepted))
-        })
-        .collect())
+        .map(|(i, _, leaf)| (*i, leaf.as_slice()))
+        .collect();
+    crate::parallel::map(leaves, ingest::MIN_PREPARED_PER_THREAD, |(index, leaf)| {
+        verified_leaf(index, leaf, signatures)
+    })
+}
+
+/// One leaf of `verified`.
+fn verified_leaf(index: u64, leaf: &[u8], signatures: Signatures<'_>) -> Judged {
+    let (envelope, accepted_text) =
+        entry::split_leaf(leaf).map_err(|e| refused(index, e.to_string()))?;
+    let accepted = dates::instant(&accepted_text)
+        .map_err(|e| refused(index, format!("its acceptance time: {e}")))?;
+    let p = ingest::prepare(envelope, accepted, signatures)
+        .map_err(|r| refused(index, r.to_string()))?;
+    // The canonical-form check rebuilds the leaf from the acceptance time as written.
+    if entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex) != leaf {
+        return Err(refused(
+            index,
+            "leaf bytes are not the canonical (JCS) form",
+        ));
+    }
+    Ok((p.entry, accepted))
 }
 
 /// What `verify` established.
