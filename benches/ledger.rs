@@ -7,6 +7,8 @@
 //! leaf hashes, and inclusion proofs from them, random and repeated, beside this
 //! machine's raw SHA-256 node-hash time. Prints figures; asserts nothing.
 
+mod yardstick;
+
 use std::io::Cursor;
 use std::time::Instant;
 
@@ -16,7 +18,7 @@ use dcledger::ledger::Ledger;
 use dcledger::log::merkle;
 use dcledger::log::tiles::{TileStore, TileWriter};
 use dcledger::store::derived::{Derived, family};
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde_json::json;
 
 const DEFAULT_ENTRIES: u64 = 200_000;
@@ -73,24 +75,6 @@ fn envelopes(n: u64) -> Vec<u8> {
     parts.concat()
 }
 
-/// Single-core strict verifications per second over entry-sized messages.
-fn raw_verify_rate() -> f64 {
-    let key = authority();
-    let public = key.verifying_key();
-    let msgs: Vec<Vec<u8>> = (0..20_000u32)
-        .map(|i| {
-            let entry = format!("{{\"body\":{{\"n\":{i}}},\"pad\":\"{}\"}}", "x".repeat(300));
-            entry::signing_message(ORIGIN, entry.as_bytes())
-        })
-        .collect();
-    let sigs: Vec<_> = msgs.iter().map(|m| key.sign(m)).collect();
-    let start = Instant::now();
-    for (m, s) in msgs.iter().zip(&sigs) {
-        public.verify_strict(m, s).expect("valid");
-    }
-    msgs.len() as f64 / start.elapsed().as_secs_f64()
-}
-
 fn main() {
     let n: u64 = std::env::args()
         .skip(1)
@@ -99,7 +83,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
     println!("dcledger bulk append benchmark: {n} signed entries, {cores} cores");
 
-    let verify_rate = raw_verify_rate();
+    let verify_rate = yardstick::verify_strict_rate(1, 20_000, 300, ORIGIN);
     println!("raw verify_strict, one core:        {verify_rate:>10.0} signatures/s");
 
     let input = envelopes(n);

@@ -12,42 +12,16 @@
 //! Prints figures; asserts nothing.
 
 mod world;
+mod yardstick;
 
 use std::path::Path;
 use std::time::Instant;
 
-use dcledger::entry;
 use dcledger::ledger::{Ledger, Unlocked};
 use dcledger::log::segment::{Position, SegmentError, SegmentLog};
 use dcledger::synthetic::ORIGIN;
-use ed25519_dalek::{Signer, SigningKey};
 
 const DEFAULT_FACILITIES: usize = 2_000;
-
-/// Strict verifications per second on every core, over entry-sized messages.
-fn verify_strict_rate(cores: usize) -> f64 {
-    let key = SigningKey::from_bytes(&[1; 32]);
-    let public = key.verifying_key();
-    let per_core = 10_000u32;
-    let msgs: Vec<Vec<u8>> = (0..per_core)
-        .map(|i| {
-            let entry = format!("{{\"body\":{{\"n\":{i}}},\"pad\":\"{}\"}}", "x".repeat(600));
-            entry::signing_message(ORIGIN, entry.as_bytes())
-        })
-        .collect();
-    let sigs: Vec<_> = msgs.iter().map(|m| key.sign(m)).collect();
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..cores {
-            s.spawn(|| {
-                for (m, sig) in msgs.iter().zip(&sigs) {
-                    public.verify_strict(m, sig).expect("valid");
-                }
-            });
-        }
-    });
-    f64::from(per_core) * cores as f64 / start.elapsed().as_secs_f64()
-}
 
 /// Entries per second read from the segments with every checksum checked.
 fn segments_read_rate(data: &Path, entries: u64) -> f64 {
@@ -98,7 +72,7 @@ fn main() {
         100.0 * trusted / read
     );
 
-    let strict = verify_strict_rate(cores);
+    let strict = yardstick::verify_strict_rate(cores, 10_000, 600, ORIGIN);
     println!("raw verify_strict, {cores} cores (yardstick):{strict:>8.0} signatures/s");
     let reindexed = timed("reindex (every signature):", &|| {
         let ledger = Ledger::reindex(&data, world.log_key.clone()).expect("reindex");
