@@ -124,3 +124,70 @@ fn a_generated_worlds_derived_state_is_rebuilt_value_for_value() {
         );
     }
 }
+
+/// A reindex killed at any point (SIGKILL to a real process; replay writes a chunk to the
+/// store while it admits the next) leaves a ledger whose next open finishes the rebuild:
+/// the derived state is the appends' to the byte, and `verify` agrees.
+#[test]
+fn a_reindex_killed_midway_is_finished_by_the_next_open() {
+    use std::time::Instant;
+
+    use crate::support::{bin, log_key_file, path_str};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = crate::worlds::generated_ledger(dir.path(), 160, 36, 5);
+    let key_file = log_key_file(&data);
+    let key = || dcledger::keys::load_signing_key(&key_file).unwrap();
+    let appended = dump(&data);
+    let reindex = |how: &[&str]| {
+        let mut args = vec![
+            "reindex",
+            "--data",
+            path_str(&data),
+            "--log-key",
+            path_str(&key_file),
+        ];
+        args.extend_from_slice(how);
+        let mut command = bin();
+        command
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    for how in [&["--trust"][..], &[]] {
+        // A whole run, to spread the kills over its length.
+        let start = Instant::now();
+        let status = reindex(how).status().unwrap();
+        assert!(status.success(), "reindex {how:?}: {status}");
+        let whole = start.elapsed();
+        assert_eq!(dump(&data), appended, "reindex {how:?} differs");
+        let mut killed_running = 0;
+        for eighths in [1u32, 3, 5, 7] {
+            let mut child = reindex(how).spawn().unwrap();
+            std::thread::sleep(whole * eighths / 8);
+            if child.try_wait().unwrap().is_none() {
+                killed_running += 1;
+            }
+            // SIGKILL on Unix; a run that already ended is reaped all the same.
+            let _ = child.kill();
+            child.wait().unwrap();
+            let ledger = Ledger::open(&data, key()).unwrap_or_else(|e| {
+                panic!("open after reindex {how:?} killed at {eighths}/8 of {whole:?}: {e}")
+            });
+            ledger.close().unwrap();
+            assert_eq!(
+                dump(&data),
+                appended,
+                "reindex {how:?} killed at {eighths}/8 of {whole:?}, then open"
+            );
+        }
+        assert!(
+            killed_running > 0,
+            "reindex {how:?}: no kill landed while it ran ({whole:?} a run)"
+        );
+    }
+    let ledger = Ledger::open(&data, key()).unwrap();
+    ledger.verify().expect("verify after the killed reindexes");
+    ledger.close().unwrap();
+}
