@@ -269,6 +269,8 @@ impl Derived {
     ///
     /// Loading the first listings reads the store, so while a frozen batch is not yet
     /// applied they must be loaded already (`first_seen_loaded`), or loaded only after.
+    /// If `apply_frozen` fails, the map holds listings the store does not: the replay
+    /// that froze the batch fails with it, and this `Derived` must be dropped.
     pub fn freeze(&self, writes: Writes) -> Frozen {
         self.merge_first_seen(writes.first_seen);
         Arc::new(writes.map)
