@@ -27,13 +27,14 @@ const DEFAULT_FACILITIES: usize = 2_000;
 fn segments_read_rate(data: &Path, entries: u64) -> f64 {
     let start = Instant::now();
     let log = SegmentLog::open_read_only(data, entries).expect("segments");
+    // The scan reads every record and checks its checksum before handing it over.
     let mut read = 0u64;
-    log.scan(Position::START, |_, _, leaf| -> Result<(), SegmentError> {
-        read += leaf.len() as u64 & 1; // touch the bytes
+    log.scan(Position::START, |_, _, _| -> Result<(), SegmentError> {
+        read += 1;
         Ok(())
     })
     .expect("scan");
-    std::hint::black_box(read);
+    assert_eq!(read, entries, "the segments hold every entry");
     entries as f64 / start.elapsed().as_secs_f64()
 }
 

@@ -213,7 +213,7 @@ fn judge_stage(
 ) {
     let mut send = |chunk: Chunk| -> Result<(), StageStop> {
         let judged = match &mut judging {
-            Judging::Trust => judge_trusted(&chunk),
+            Judging::Trust => judge_each(&chunk, TRUSTED_LEAVES_PER_THREAD, trusted),
             Judging::Verify { origin } => verified(&chunk, origin),
         };
         let failed = judged.iter().any(Result::is_err);
@@ -250,14 +250,19 @@ fn judge_stage(
     }
 }
 
-fn judge_trusted(chunk: &Chunk) -> Vec<Judged> {
+/// Judges every leaf of a chunk with `judge`, each leaf wholly on one of every core (so
+/// that no part of the judging waits on one thread while the others idle), keeping
+/// their order.
+fn judge_each(
+    chunk: &Chunk,
+    min_per_thread: usize,
+    judge: impl Fn(u64, &[u8]) -> Judged + Sync,
+) -> Vec<Judged> {
     let leaves = chunk
         .iter()
         .map(|(i, _, leaf)| (*i, leaf.as_slice()))
         .collect();
-    crate::parallel::map(leaves, TRUSTED_LEAVES_PER_THREAD, |(index, leaf)| {
-        trusted(index, leaf)
-    })
+    crate::parallel::map(leaves, min_per_thread, |(index, leaf)| judge(index, leaf))
 }
 
 /// Admits a chunk's leaves into `overlay` and records them in the tree; returns where
@@ -380,9 +385,7 @@ fn trusted(index: u64, leaf: &[u8]) -> Judged {
 }
 
 /// Leaves judged as at acceptance: schema, field rules and every signature for the
-/// ledger's origin, and each leaf in canonical form, each leaf wholly on one of every
-/// core (so that no part of the judging waits on one thread while the other idles).
-/// `origin` is the one signatures are made for, once known; the chunk that opens with
+/// ledger's origin, and each leaf in canonical form. `origin` is the one signatures are made for, once known; the chunk that opens with
 /// the genesis entry sets it from that entry.
 fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
     if origin.is_none() {
@@ -395,11 +398,7 @@ fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
     let signatures = Signatures::Verify {
         origin: origin.as_deref(),
     };
-    let leaves = chunk
-        .iter()
-        .map(|(i, _, leaf)| (*i, leaf.as_slice()))
-        .collect();
-    crate::parallel::map(leaves, ingest::MIN_PREPARED_PER_THREAD, |(index, leaf)| {
+    judge_each(chunk, ingest::MIN_PREPARED_PER_THREAD, |index, leaf| {
         verified_leaf(index, leaf, signatures)
     })
 }
