@@ -5,7 +5,9 @@
 //!
 //! Each facility's facts sit behind an `Arc`: a newer snapshot starts as a copy of the
 //! older one that shares every facility, and copies only those its changes touch
-//! (`Arc::make_mut`), so readers of the older one are never disturbed.
+//! (`Arc::make_mut`), so readers of the older one are never disturbed. What a copy of a
+//! facility copies is small (`FacilityFacts`): its records and settled reports stay
+//! shared.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use crate::ledger::Change;
 pub struct Facilities {
     /// By id, each id once.
     all: Vec<Arc<FacilityFacts>>,
-    /// Where each id is in `all`.
-    position: HashMap<String, usize>,
+    /// Where each id is in `all`; shared by copies until a facility is added.
+    position: Arc<HashMap<String, usize>>,
 }
 
 impl Facilities {
@@ -50,7 +52,7 @@ impl Facilities {
             match self.position.get(f.id()) {
                 Some(&i) => self.all[i] = f,
                 None => {
-                    self.position.insert(f.id().to_string(), self.all.len());
+                    Arc::make_mut(&mut self.position).insert(f.id().to_string(), self.all.len());
                     self.all.push(f);
                     added = true;
                 }
@@ -59,8 +61,9 @@ impl Facilities {
         if added {
             // Stable: a few new facilities after thousands in order merge in one pass.
             self.all.sort_by(|a, b| a.id().cmp(b.id()));
+            let position = Arc::make_mut(&mut self.position);
             for (i, f) in self.all.iter().enumerate() {
-                if let Some(at) = self.position.get_mut(f.id()) {
+                if let Some(at) = position.get_mut(f.id()) {
                     *at = i;
                 }
             }
@@ -193,8 +196,14 @@ mod tests {
         all.insert(vec![facility("F-b", 3), facility("F-a", 9)]);
         let ids: Vec<&str> = all.iter().map(FacilityFacts::id).collect();
         assert_eq!(ids, ["F-a", "F-b", "F-c"]);
-        assert_eq!(all.get("F-a").map(|f| f.facility.registered_at), Some(9));
-        assert_eq!(all.get("F-c").map(|f| f.facility.registered_at), Some(1));
+        assert_eq!(
+            all.get("F-a").map(|f| f.records.facility.registered_at),
+            Some(9)
+        );
+        assert_eq!(
+            all.get("F-c").map(|f| f.records.facility.registered_at),
+            Some(1)
+        );
         assert!(all.get("F-d").is_none());
     }
 

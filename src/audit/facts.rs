@@ -2,7 +2,7 @@
 //! definitions of PROTOCOL §8 over it: status at a date, GPUs at a facility, utilization,
 //! permit coverage. Pure functions of the loaded facts; no I/O.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use time::Date;
 
@@ -24,28 +24,37 @@ pub struct Dated<T> {
 }
 
 /// One facility and everything recorded about it. Snapshots share a facility's facts
-/// until one of them changes it (copy on write, `Arc::make_mut`).
+/// until one of them changes it (copy on write, `Arc::make_mut`). A month of reports
+/// changes every facility, so what a copy copies is kept small: the records, which
+/// only a reload replaces, are shared behind one `Arc`, and each series shares all but
+/// its most recent reports.
 #[derive(Clone, Debug)]
 pub struct FacilityFacts {
+    pub records: Arc<Records>,
+    pub power: Series<PowerFigures>,
+    pub meter: Series<MeterFigures>,
+    pub occupancy: Series<OccupancyFigures>,
+    /// Which months' reports changed, and when, so that an audit can revisit only those.
+    revisions: Journal,
+    /// The period findings audits keep about these facts. They rest on these records,
+    /// so reloading the records starts them afresh.
+    pub(super) kept: Kept,
+}
+
+/// A facility's records: everything about it but its monthly reports.
+#[derive(Debug)]
+pub struct Records {
     pub facility: FacilityRecord,
     pub lots: Vec<LotRecord>,
     pub permits: Vec<PermitRecord>,
     pub subsidies: Vec<SubsidyRecord>,
     pub loans: Vec<LoanRecord>,
-    pub power: Series<PowerFigures>,
-    pub meter: Series<MeterFigures>,
-    pub occupancy: Series<OccupancyFigures>,
     /// Statuses, GPU moves and permit validity, parsed and sorted by date once: the
     /// rules ask what held on a date, for every period.
     timeline: Timeline,
     /// The dates of lots, subsidies, loans and inspections, parsed once and kept in
     /// their records' order, beside the records they date.
     dates: Dates,
-    /// Which months' reports changed, and when, so that an audit can revisit only those.
-    revisions: Journal,
-    /// The period findings audits keep about these facts. They rest on these records,
-    /// so reloading the records starts them afresh.
-    pub(super) kept: Kept,
 }
 
 /// The kept period findings, behind a lock because audits of one snapshot run side by
@@ -62,47 +71,77 @@ impl Clone for Kept {
 }
 
 /// Numbers every change to a facility's reports and remembers the latest ones' months.
-#[derive(Clone, Debug, Default)]
+/// Held inline: every refresh that a request's snapshot makes copy copies it.
+#[derive(Clone, Debug)]
 struct Journal {
     current: u64,
-    /// (revision, month) for every revision after `floor`.
-    recent: Vec<(u64, Month)>,
+    /// The month of each revision after `floor`, oldest first: revisions are
+    /// consecutive, so `recent[i]` is revision `floor + 1 + i`. Those from
+    /// `current - floor` on are not revisions yet, and never read.
+    recent: [Month; JOURNAL_LIMIT],
     floor: u64,
 }
 
 /// Changes the journal keeps; a reader further behind re-reads every month. Three
-/// series of monthly reports make a few changes a month, and the initial load's
-/// hundreds of changes per facility are dropped rather than kept.
-const JOURNAL_LIMIT: usize = 64;
+/// series of monthly reports make two or three changes a month, so this reaches back
+/// over five monthly refreshes that no audit followed; the initial load's hundreds of
+/// changes per facility are dropped rather than kept. Small, as every facility holds
+/// it inline (8 bytes a month) and a copy of a snapshot copies every facility's.
+const JOURNAL_LIMIT: usize = 16;
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal {
+            current: 0,
+            // Not revisions yet: `since` reads only the first `current - floor`.
+            recent: [Month {
+                year: 1970,
+                month: 1,
+            }; JOURNAL_LIMIT],
+            floor: 0,
+        }
+    }
+}
 
 impl Journal {
+    /// How many revisions the journal holds: at most `JOURNAL_LIMIT`.
+    fn held(&self) -> usize {
+        let held = self
+            .current
+            .checked_sub(self.floor)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n <= JOURNAL_LIMIT);
+        held.unwrap_or_else(|| {
+            unreachable!(
+                "the journal holds revisions {} to {}, beyond its {JOURNAL_LIMIT}",
+                self.floor, self.current
+            )
+        })
+    }
+
     fn record(&mut self, month: Month) {
         let previous = self.current;
+        if self.held() == JOURNAL_LIMIT {
+            self.floor = previous;
+        }
+        let at = self.held();
+        self.recent[at] = month;
         self.current = previous
             .checked_add(1)
             .unwrap_or_else(|| unreachable!("2^64 revisions of one facility"));
-        if self.recent.len() == JOURNAL_LIMIT {
-            self.recent.clear();
-            self.floor = previous;
-        }
-        self.recent.push((self.current, month));
     }
 
     fn since(&self, since: u64) -> Option<impl Iterator<Item = Month> + '_> {
-        debug_assert_eq!(
-            u64::try_from(self.recent.len()).ok(),
-            self.current.checked_sub(self.floor),
-            "the journal holds every revision after its floor"
-        );
         // Revisions are consecutive, so the newer ones are the last `current - since`,
         // found without reading them: every audit asks of every facility, and nearly
         // always of one with no newer revision.
         (since >= self.floor).then(|| {
+            let held = self.held();
             // More than the journal holds reads it all.
             let newer = usize::try_from(self.current.saturating_sub(since)).unwrap_or(usize::MAX);
-            self.recent[self.recent.len().saturating_sub(newer)..]
+            self.recent[held.saturating_sub(newer)..held]
                 .iter()
-                .map(|(_, m)| *m)
+                .copied()
         })
     }
 }
@@ -242,20 +281,35 @@ fn validity(p: &PermitRecord) -> (Date, Date) {
 }
 
 /// One monthly series of a facility: the report that counts for each month, by month.
-/// A sorted vector rather than a map: reports arrive month after month, and every audit
-/// walks every facility's series, which then lie contiguous in memory.
+/// Sorted vectors rather than a map: every audit walks every facility's series, which
+/// then lie contiguous in memory. Two of them, every month of the first before every
+/// month of the second: the settled reports, shared by every copy of the series, and at
+/// most `RECENT_REPORTS` recent ones, the only ones a copy copies. A newer snapshot
+/// copies every series a month of reports reaches, which is every series: copying each
+/// facility's whole history made a refresh at a million entries take 90–600 ms.
 #[derive(Clone, Debug)]
-pub struct Series<T>(Vec<(Month, Dated<T>)>);
+pub struct Series<T> {
+    settled: Arc<[(Month, Dated<T>)]>,
+    recent: Vec<(Month, Dated<T>)>,
+}
+
+/// Recent reports a series holds before it settles them: a year and a quarter of
+/// monthly reports. A copy copies up to this many; settling copies the whole series
+/// once per this many new months.
+const RECENT_REPORTS: usize = 15;
 
 impl<T> Default for Series<T> {
     fn default() -> Self {
-        Series(Vec::new())
+        Series {
+            settled: Arc::from(Vec::new()),
+            recent: Vec::new(),
+        }
     }
 }
 
 impl<T> Series<T> {
     pub fn get(&self, month: &Month) -> Option<&Dated<T>> {
-        let (m, report) = self.0[..self.count_through(*month)].last()?;
+        let (m, report) = self.between(None, *month).last()?;
         (m == month).then_some(report)
     }
 
@@ -265,58 +319,162 @@ impl<T> Series<T> {
 
     /// The months reported, in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Month> {
-        self.0.iter().map(|(m, _)| m)
+        self.all().iter().map(|(m, _)| m)
+    }
+
+    /// Every report, by month.
+    fn all(&self) -> Span<'_, T> {
+        Span {
+            older: &self.settled,
+            newer: &self.recent,
+        }
     }
 
     /// The reports after `after` (all if None) up to and including `last`, by month.
-    pub fn between(&self, after: Option<Month>, last: Month) -> &[(Month, Dated<T>)] {
+    pub fn between(&self, after: Option<Month>, last: Month) -> Span<'_, T> {
         let upto = self.count_through(last);
-        let from = after.map_or(0, |a| self.count_through(a));
-        &self.0[from.min(upto)..upto]
-    }
-
-    /// How many reports are for months up to and including `last`, searched from the
-    /// newest end (exponential search): new reports and audit windows are at the newest
-    /// months, and in a series that has gone cold in memory every probe of a binary
-    /// search over the whole of it would be a cache miss.
-    fn count_through(&self, last: Month) -> usize {
-        let s = &self.0;
-        // Every entry from `after` on is for a month after `last`.
-        let mut after = s.len();
-        let mut step = 1;
-        while after > 0 {
-            let probe = after.saturating_sub(step);
-            if s[probe].0 <= last {
-                // Index arithmetic within the series' length: no sum can reach usize::MAX.
-                return probe.saturating_add(s[probe..after].partition_point(|(m, _)| *m <= last));
-            }
-            after = probe;
-            step = step.saturating_mul(2);
+        let from = after.map_or(0, |a| self.count_through(a)).min(upto);
+        let settled = self.settled.len();
+        Span {
+            older: &self.settled[from.min(settled)..upto.min(settled)],
+            newer: &self.recent[from.saturating_sub(settled)..upto.saturating_sub(settled)],
         }
-        0
     }
 
+    /// How many reports are for months up to and including `last`.
+    fn count_through(&self, last: Month) -> usize {
+        match self.recent.first() {
+            // Within the series' length: no sum can reach usize::MAX.
+            Some((first, _)) if *first <= last => self
+                .settled
+                .len()
+                .saturating_add(count_through(&self.recent, last)),
+            _ => count_through(&self.settled, last),
+        }
+    }
+}
+
+impl<T: Clone> Series<T> {
     /// Puts a report in place unless a later entry already reported the month: the
     /// latest report counts (PROTOCOL §6), whatever order they are recorded in here.
     /// Returns whether the series changed.
     fn keep_latest(&mut self, month: Month, body: T, index: u64) -> bool {
-        let n = self.count_through(month);
-        let changed = match n.checked_sub(1).and_then(|i| self.0.get_mut(i)) {
-            Some((m, kept)) if *m == month && kept.index >= index => false,
-            Some((m, kept)) if *m == month => {
-                *kept = Dated { body, index };
-                true
-            }
-            _ => {
-                self.0.insert(n, (month, Dated { body, index }));
-                true
-            }
+        let recent = self.settled.last().is_none_or(|(last, _)| month > *last);
+        let changed = if recent {
+            keep_latest(&mut self.recent, month, Dated { body, index })
+        } else {
+            // A report for a settled month, rare after the first load: the series is
+            // settled again whole with it.
+            let mut all = self.settled.to_vec();
+            all.append(&mut self.recent);
+            let changed = keep_latest(&mut all, month, Dated { body, index });
+            self.settled = Arc::from(all);
+            changed
         };
+        if self.recent.len() > RECENT_REPORTS {
+            let mut all = self.settled.to_vec();
+            all.append(&mut self.recent);
+            self.settled = Arc::from(all);
+        }
         debug_assert!(
-            self.0.windows(2).all(|w| w[0].0 < w[1].0),
-            "series sorted by month"
+            self.all()
+                .iter()
+                .zip(self.all().iter().skip(1))
+                .all(|(a, b)| a.0 < b.0)
+                && self.recent.len() <= RECENT_REPORTS,
+            "series sorted by month, at most RECENT_REPORTS recent"
         );
         changed
+    }
+}
+
+/// A run of a series' reports in month order: the settled ones, then the recent ones.
+#[derive(Debug)]
+pub struct Span<'s, T> {
+    older: &'s [(Month, Dated<T>)],
+    newer: &'s [(Month, Dated<T>)],
+}
+
+// Not derived: a derive would ask `T: Copy` of the figures, where only references are copied.
+impl<T> Clone for Span<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Span<'_, T> {}
+
+impl<'s, T> Span<'s, T> {
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &'s (Month, Dated<T>)> + Clone + use<'s, T> {
+        self.older.iter().chain(self.newer)
+    }
+
+    pub fn len(&self) -> usize {
+        // Two slices' lengths: no sum can reach usize::MAX.
+        self.older.len().saturating_add(self.newer.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.older.is_empty() && self.newer.is_empty()
+    }
+
+    pub fn first(&self) -> Option<&'s (Month, Dated<T>)> {
+        self.older.first().or(self.newer.first())
+    }
+
+    pub fn last(&self) -> Option<&'s (Month, Dated<T>)> {
+        self.newer.last().or(self.older.last())
+    }
+}
+
+impl<'s, T> IntoIterator for Span<'s, T> {
+    type Item = &'s (Month, Dated<T>);
+    type IntoIter = std::iter::Chain<
+        std::slice::Iter<'s, (Month, Dated<T>)>,
+        std::slice::Iter<'s, (Month, Dated<T>)>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.older.iter().chain(self.newer)
+    }
+}
+
+/// How many of the month-sorted `s` are for months up to and including `last`,
+/// searched from the newest end (exponential search): new reports and audit windows
+/// are at the newest months, and in a series that has gone cold in memory every probe
+/// of a binary search over the whole of it would be a cache miss.
+fn count_through<T>(s: &[(Month, T)], last: Month) -> usize {
+    // Every entry from `after` on is for a month after `last`.
+    let mut after = s.len();
+    let mut step = 1;
+    while after > 0 {
+        let probe = after.saturating_sub(step);
+        if s[probe].0 <= last {
+            // Index arithmetic within the series' length: no sum can reach usize::MAX.
+            return probe.saturating_add(s[probe..after].partition_point(|(m, _)| *m <= last));
+        }
+        after = probe;
+        step = step.saturating_mul(2);
+    }
+    0
+}
+
+/// Puts `report` in the month-sorted `s` unless a later entry already reported the
+/// month; returns whether `s` changed.
+fn keep_latest<T>(s: &mut Vec<(Month, Dated<T>)>, month: Month, report: Dated<T>) -> bool {
+    let n = count_through(s, month);
+    match n.checked_sub(1).and_then(|i| s.get_mut(i)) {
+        Some((m, kept)) if *m == month && kept.index >= report.index => false,
+        Some((m, kept)) if *m == month => {
+            *kept = report;
+            true
+        }
+        _ => {
+            s.insert(n, (month, report));
+            true
+        }
     }
 }
 
@@ -346,18 +504,20 @@ impl FacilityFacts {
         facility: FacilityRecord,
     ) -> FacilityFacts {
         FacilityFacts {
-            kept: Kept::default(),
-            timeline: Timeline::new(&facility, &permits),
-            dates: Dates::new(&facility, &lots, &subsidies, &loans),
-            revisions: Journal::default(),
-            facility,
-            lots,
-            permits,
-            subsidies,
-            loans,
+            records: Arc::new(Records {
+                timeline: Timeline::new(&facility, &permits),
+                dates: Dates::new(&facility, &lots, &subsidies, &loans),
+                facility,
+                lots,
+                permits,
+                subsidies,
+                loans,
+            }),
             power: Series::default(),
             meter: Series::default(),
             occupancy: Series::default(),
+            revisions: Journal::default(),
+            kept: Kept::default(),
         }
     }
 
@@ -386,18 +546,19 @@ impl FacilityFacts {
     }
 
     pub fn id(&self) -> &str {
-        self.facility.id()
+        self.records.facility.id()
     }
 
     /// Each lot with its procurement date and its moves' dates, in order.
     pub fn dated_lots(&self) -> impl Iterator<Item = (&LotRecord, Date, &[Date])> + Clone {
         let mut start = 0usize;
-        self.lots
+        self.records
+            .lots
             .iter()
-            .zip(&self.dates.procured)
+            .zip(&self.records.dates.procured)
             .map(move |(lot, &procured)| {
                 let end = start.saturating_add(lot.moves.len());
-                let moved = &self.dates.moved[start..end];
+                let moved = &self.records.dates.moved[start..end];
                 start = end;
                 (lot, procured, moved)
             })
@@ -405,33 +566,38 @@ impl FacilityFacts {
 
     /// Each subsidy with its grant date.
     pub fn dated_subsidies(&self) -> impl Iterator<Item = (&SubsidyRecord, Date)> {
-        self.subsidies
+        self.records
+            .subsidies
             .iter()
-            .zip(self.dates.granted.iter().copied())
+            .zip(self.records.dates.granted.iter().copied())
     }
 
     /// Every disbursement, subsidy after subsidy.
     pub fn disbursements(&self) -> &[Disbursed] {
-        &self.dates.disbursed
+        &self.records.dates.disbursed
     }
 
     /// Each loan with its date.
     pub fn dated_loans(&self) -> impl Iterator<Item = (&LoanRecord, Date)> {
-        self.loans.iter().zip(self.dates.loans.iter().copied())
+        self.records
+            .loans
+            .iter()
+            .zip(self.records.dates.loans.iter().copied())
     }
 
     /// Each inspection with its date.
     pub fn dated_inspections(&self) -> impl Iterator<Item = (&Inspection, Date)> {
-        self.facility
+        self.records
+            .facility
             .inspections
             .iter()
-            .zip(self.dates.inspected.iter().copied())
+            .zip(self.records.dates.inspected.iter().copied())
     }
 
     /// The latest `facility.status` effective on or before `date` (by effective date,
     /// then ledger order), with its entry; `announced` before any.
     pub fn status_at(&self, date: Date) -> (Status, Option<u64>) {
-        let statuses = &self.timeline.statuses;
+        let statuses = &self.records.timeline.statuses;
         match statuses[..statuses.partition_point(|s| s.0 <= date)].last() {
             None => (Status::Announced, None),
             Some(&(_, index, status)) => (status, Some(index)),
@@ -441,7 +607,7 @@ impl FacilityFacts {
     /// Days (each an effective date up to `until`) on which the status changed, with
     /// the status from then on.
     pub fn status_changes(&self, until: Date) -> Vec<(Date, Status, u64)> {
-        let statuses = &self.timeline.statuses;
+        let statuses = &self.records.timeline.statuses;
         let known = &statuses[..statuses.partition_point(|s| s.0 <= until)];
         // The last status of each day is the one in force from that day on.
         known
@@ -479,13 +645,14 @@ impl FacilityFacts {
     /// GPUs at the facility on `date`: deployments and transfers to it minus transfers
     /// from it, dated on or before it.
     pub fn gpus_on(&self, date: Date) -> i128 {
-        let n = self.timeline.moves.partition_point(|m| m.0 <= date);
-        n.checked_sub(1).map_or(0, |last| self.timeline.gpus[last])
+        let n = self.records.timeline.moves.partition_point(|m| m.0 <= date);
+        n.checked_sub(1)
+            .map_or(0, |last| self.records.timeline.gpus[last])
     }
 
     /// The entries `gpus_on(date)` counts.
     pub fn gpu_evidence(&self, date: Date) -> Vec<u64> {
-        let moves = &self.timeline.moves;
+        let moves = &self.records.timeline.moves;
         moves[..moves.partition_point(|m| m.0 <= date)]
             .iter()
             .map(|m| m.2)
@@ -517,7 +684,7 @@ impl FacilityFacts {
         let (first, last) = (month.first_day(), month.last_day());
         let mut reached = first;
         // Spans come by first day, so a gap before one is a gap for good.
-        for &(k, from, until, _) in &self.timeline.permits {
+        for &(k, from, until, _) in &self.records.timeline.permits {
             if k != kind || until < reached {
                 continue;
             }
@@ -540,7 +707,8 @@ impl FacilityFacts {
 
     /// The permits of `kind` valid on some day from `first` to `last`.
     pub fn permits_valid(&self, kind: PermitKind, first: Date, last: Date) -> Vec<u64> {
-        self.timeline
+        self.records
+            .timeline
             .permits
             .iter()
             .filter(|&&(k, from, until, _)| k == kind && from <= last && until >= first)
@@ -688,6 +856,85 @@ pub(super) mod tests {
                 assert_eq!(s.count_through(last), expected, "{months:?} through {last}");
             }
         }
+    }
+
+    proptest::proptest! {
+        /// A series, settled and recent parts together, answers as a map from month to
+        /// the latest report would: reports in any order, revisions of settled months,
+        /// runs of every length across the boundary. A copy made before more reports
+        /// keeps its answers and shares the settled part until a settled month changes.
+        #[test]
+        fn a_series_answers_as_a_map_of_the_latest_reports(
+            reports in proptest::collection::vec((0i32..60, 0u64..1000), 0..120),
+            cut in 0usize..120,
+        ) {
+            let at = |k: i32| month("2020-01").plus(k);
+            let mut s: Series<u64> = Series::default();
+            let mut model: std::collections::BTreeMap<i32, u64> = Default::default();
+            let mut copy = None;
+            for (n, &(k, index)) in reports.iter().enumerate() {
+                if n == cut {
+                    copy = Some((s.clone(), model.clone()));
+                }
+                let newer = model.get(&k).is_none_or(|kept| *kept < index);
+                proptest::prop_assert_eq!(s.keep_latest(at(k), index, index), newer);
+                if newer {
+                    model.insert(k, index);
+                }
+                proptest::prop_assert!(s.recent.len() <= RECENT_REPORTS);
+            }
+            let agrees = |s: &Series<u64>, model: &std::collections::BTreeMap<i32, u64>| {
+                let keys: Vec<Month> = s.keys().copied().collect();
+                let want: Vec<Month> = model.keys().map(|k| at(*k)).collect();
+                if keys != want {
+                    return false;
+                }
+                (-1..62).all(|k| {
+                    let got = s.get(&at(k)).map(|r| (r.body, r.index));
+                    let whole = (-2..62).step_by(7).all(|after| {
+                        let run: Vec<u64> =
+                            s.between(Some(at(after)), at(k)).iter().map(|(_, r)| r.index).collect();
+                        let span = s.between(Some(at(after)), at(k));
+                        let want: Vec<u64> = model
+                            .range(after.saturating_add(1)..)
+                            .take_while(|(m, _)| **m <= k)
+                            .map(|(_, i)| *i)
+                            .collect();
+                        run == want
+                            && span.len() == want.len()
+                            && span.first().map(|(_, r)| r.index) == want.first().copied()
+                            && span.last().map(|(_, r)| r.index) == want.last().copied()
+                    });
+                    whole && got == model.get(&k).map(|i| (*i, *i))
+                })
+            };
+            proptest::prop_assert!(agrees(&s, &model));
+            if let Some((copy, then)) = copy {
+                proptest::prop_assert!(agrees(&copy, &then), "the copy kept its answers");
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_of_a_series_shares_its_settled_reports_until_a_settled_month_changes() {
+        let mut s: Series<()> = Series::default();
+        for k in 0..40 {
+            s.keep_latest(month("2020-01").plus(k), (), 1);
+        }
+        let copy = s.clone();
+        assert!(!s.settled.is_empty());
+        s.keep_latest(month("2020-01").plus(40), (), 1);
+        assert!(
+            Arc::ptr_eq(&s.settled, &copy.settled),
+            "a new month is recent"
+        );
+        s.keep_latest(month("2020-01").plus(2), (), 2);
+        assert!(
+            !Arc::ptr_eq(&s.settled, &copy.settled),
+            "a revision settles anew"
+        );
+        assert_eq!(copy.get(&month("2020-03")).map(|r| r.index), Some(1));
+        assert_eq!(s.get(&month("2020-03")).map(|r| r.index), Some(2));
     }
 
     #[test]

@@ -226,6 +226,29 @@ pub struct Snapshot {
     last_audit: std::sync::Mutex<Option<Audited>>,
 }
 
+/// A copy shares every facility with the original until a refresh changes it, and
+/// keeps the period findings the original's audits kept; the latest audit's answer it
+/// does not keep, since a copy is made to be refreshed.
+impl Clone for Snapshot {
+    fn clone(&self) -> Snapshot {
+        Snapshot {
+            size: self.size,
+            facilities: self.facilities.clone(),
+            shared_serials: self.shared_serials.clone(),
+            shared_collateral: self.shared_collateral.clone(),
+            latest_period: self.latest_period,
+            latest_accepted: self.latest_accepted,
+            audited_with: std::sync::Mutex::new(
+                self.audited_with
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            ),
+            last_audit: Default::default(),
+        }
+    }
+}
+
 /// An audit's answer and its question.
 struct Audited {
     as_of: Month,
@@ -269,33 +292,6 @@ impl Snapshot {
         snapshot.load_cross_facility(reader)?;
         snapshot.update_latest(reader)?;
         Ok(snapshot)
-    }
-
-    /// A newer snapshot at the ledger's current size, or `None` if this one is current.
-    /// This one is left as it is, for whoever still reads it: the newer one shares every
-    /// facility this one has until a change touches it, and keeps the period findings
-    /// audits of this one kept.
-    pub fn refreshed(&self, reader: &Reader) -> Result<Option<Snapshot>, LedgerError> {
-        if reader.size() == self.size {
-            return Ok(None);
-        }
-        let mut next = Snapshot {
-            size: self.size,
-            facilities: self.facilities.clone(),
-            shared_serials: self.shared_serials.clone(),
-            shared_collateral: self.shared_collateral.clone(),
-            latest_period: self.latest_period,
-            latest_accepted: self.latest_accepted,
-            audited_with: std::sync::Mutex::new(
-                self.audited_with
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            ),
-            last_audit: Default::default(),
-        };
-        next.refresh(reader)?;
-        Ok(Some(next))
     }
 
     /// Brings the snapshot up to the ledger's current size from the change log: a
@@ -344,7 +340,7 @@ impl Snapshot {
         let lots: HashMap<&str, &LotRecord> = self
             .facilities
             .iter()
-            .flat_map(|f| &f.lots)
+            .flat_map(|f| &f.records.lots)
             .map(|l| (l.procured.lot_id.as_str(), l))
             .collect();
         let uses = crate::parallel::map(

@@ -1,8 +1,11 @@
 //! The audit snapshot a server publishes: an immutable `Snapshot` behind an atomic
-//! pointer. Readers take the pointer and never wait; one refresher at a time builds the
-//! next snapshot beside them (sharing every facility the new entries did not touch)
-//! and swaps it in. An audit of a snapshot runs on that snapshot alone, so neither a
-//! long audit nor a refresh stands in front of any other request.
+//! pointer. Readers take the pointer and never wait for a snapshot that is current;
+//! one refresher at a time brings it up to date and swaps it in, while a reader that
+//! asked for the newer one waits. A snapshot that no request still holds is refreshed
+//! in place; one that a request still reads is copied first, and the copy shares every
+//! facility's records and settled reports with it. An audit of a snapshot runs on that
+//! snapshot alone, so neither a long audit nor a refresh stands in front of any other
+//! request.
 
 use std::sync::{Arc, Mutex};
 
@@ -31,11 +34,16 @@ impl Published {
         if let Some(s) = self.fresh(size) {
             return Ok(s);
         }
-        let next = match self.current.load_full() {
-            Some(old) => match old.refreshed(reader)? {
-                Some(next) => Arc::new(next),
-                None => old,
-            },
+        // Taken out, so that the published reference is not one more holder. Askers
+        // meanwhile find none and wait for their turn, which comes after this one.
+        let next = match self.current.swap(None) {
+            Some(mut snapshot) => {
+                // Copies only if a request still reads it. If the refresh fails, the
+                // snapshot may be half refreshed; none is published, and the next
+                // asker loads one afresh.
+                Arc::make_mut(&mut snapshot).refresh(reader)?;
+                snapshot
+            }
             None => Arc::new(Snapshot::load(reader)?),
         };
         self.current.store(Some(next.clone()));

@@ -42,7 +42,7 @@ impl Selection {
             && self.province.as_ref().is_none_or(|p| {
                 facilities
                     .get(&f.facility_id)
-                    .is_some_and(|x| x.facility.registered.province == *p)
+                    .is_some_and(|x| x.records.facility.registered.province == *p)
             })
     }
 }

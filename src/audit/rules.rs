@@ -3,7 +3,7 @@
 
 use time::{Date, Duration};
 
-use super::facts::{Dated, Disbursed, FacilityFacts, Series, day};
+use super::facts::{Disbursed, FacilityFacts, Series, Span, day};
 use super::{AuditConfig, Draft, Found, Rule, money, thousands};
 use crate::dates::{Month, add_months, months_before};
 use crate::domain::bodies::{PermitKind, Purpose, Status};
@@ -57,7 +57,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The reports of a series in the window.
-    fn window<'s, T>(&self, series: &'s Series<T>) -> &'s [(Month, Dated<T>)] {
+    fn window<'s, T>(&self, series: &'s Series<T>) -> Span<'s, T> {
         series.between(Some(self.first.plus(-1)), self.as_of)
     }
 
@@ -79,7 +79,7 @@ impl Ctx<'_> {
 
     /// The currency of a subsidy's disbursements.
     fn currency(&self, d: &Disbursed) -> &str {
-        &self.f.subsidies[d.subsidy].granted.currency
+        &self.f.records.subsidies[d.subsidy].granted.currency
     }
 }
 
@@ -214,8 +214,8 @@ fn idle_and_stalled(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             .min()
             .unwrap_or_else(|| unreachable!("early disbursements were found above"));
         let mut evidence: Vec<u64> = early.map(|d| d.index).collect();
-        evidence.push(cx.f.facility.registered_at);
-        evidence.extend(cx.f.facility.statuses.iter().map(|s| s.index));
+        evidence.push(cx.f.records.facility.registered_at);
+        evidence.extend(cx.f.records.facility.statuses.iter().map(|s| s.index));
         out.push(cx.draft(
             Rule::StalledFunded,
             "",
@@ -421,13 +421,20 @@ fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             (true, false) => "power",
             (false, false) => "occupancy or power",
         };
-        out.push(cx.draft(
-            Rule::ReportingGap,
-            m.to_string(),
-            format!("operational through {m} but no {missing} report for it"),
-            None,
-            f.facility.statuses.iter().map(|s| s.index).collect(),
-        ));
+        out.push(
+            cx.draft(
+                Rule::ReportingGap,
+                m.to_string(),
+                format!("operational through {m} but no {missing} report for it"),
+                None,
+                f.records
+                    .facility
+                    .statuses
+                    .iter()
+                    .map(|s| s.index)
+                    .collect(),
+            ),
+        );
     }
 }
 
@@ -446,6 +453,7 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         return;
     }
     let land: Vec<u64> = f
+        .records
         .permits
         .iter()
         .filter(|p| p.issued.kind == PermitKind::LandUse && day(&p.issued.valid_from) <= cx.end)
@@ -622,7 +630,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         .disbursements()
         .filter(|d| {
             matches!(
-                f.subsidies[d.subsidy].granted.purpose,
+                f.records.subsidies[d.subsidy].granted.purpose,
                 Purpose::Equipment | Purpose::Construction
             )
         })
@@ -655,7 +663,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             }
         }
     }
-    for spell in f.facility.operators.iter().skip(1) {
+    for spell in f.records.facility.operators.iter().skip(1) {
         if let Some(date) = &spell.date {
             sales.push((
                 String::new(),
@@ -692,7 +700,7 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// subsidy-condition-breach.
 fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
-    for (position, s) in cx.f.subsidies.iter().enumerate() {
+    for (position, s) in cx.f.records.subsidies.iter().enumerate() {
         let Some(condition) = &s.granted.condition else {
             continue;
         };
@@ -852,7 +860,7 @@ pub(super) fn double_pledges(
         let Some(later) = loans.last() else { continue };
         let amount = facilities
             .get(&later.facility_id)
-            .and_then(|f| f.loans.iter().find(|l| l.loan_id == later.loan_id))
+            .and_then(|f| f.records.loans.iter().find(|l| l.loan_id == later.loan_id))
             .map(|l| (Int::from(l.amount_minor), l.currency.clone()));
         out.push(Draft {
             rule: Rule::DoublePledge,

@@ -33,7 +33,7 @@ pub struct FacilitySummary<'a> {
 
 impl<'a> FacilitySummary<'a> {
     pub fn of(f: &'a FacilityFacts, as_of: Month) -> FacilitySummary<'a> {
-        let rec = &f.facility;
+        let rec = &f.records.facility;
         FacilitySummary {
             facility_id: &rec.registered.facility_id,
             name: &rec.registered.name,
@@ -225,11 +225,12 @@ pub fn report(
     basis: Basis,
     findings: Vec<Arc<Finding>>,
 ) -> FacilityReport<'_> {
-    let rec = &f.facility;
+    let rec = &f.records.facility;
     let end = as_of.last_day();
     let (status, status_index) = f.status_at(end);
     let mut by_model: BTreeMap<&str, ModelCounts> = BTreeMap::new();
     let gpus = f
+        .records
         .lots
         .iter()
         .map(|lot| {
@@ -289,6 +290,7 @@ pub fn report(
         status_index,
         statuses: &rec.statuses,
         permits: f
+            .records
             .permits
             .iter()
             .map(|p| Permit {
@@ -314,6 +316,7 @@ pub fn report(
         gpus_by_model: by_model,
         gpus_at_facility: f.gpus_on(end),
         subsidies: f
+            .records
             .subsidies
             .iter()
             .map(|s| {
@@ -352,6 +355,7 @@ pub fn report(
             })
             .collect(),
         loans: f
+            .records
             .loans
             .iter()
             .map(|l| Loan {
@@ -432,7 +436,7 @@ fn gpu_timeline(f: &FacilityFacts, as_of: Month) -> Vec<GpuMonth> {
     let first = procured
         .iter()
         .map(|(d, _)| *d)
-        .chain(f.facility.gpu_moves.iter().map(|m| day(&m.date)))
+        .chain(f.records.facility.gpu_moves.iter().map(|m| day(&m.date)))
         .chain(inspections.iter().map(|(d, _)| *d))
         .map(Month::of)
         .min();

@@ -86,7 +86,7 @@ pub fn included(facilities: &Facilities, as_of: Month) -> impl Iterator<Item = &
     let end = as_of.last_day();
     facilities
         .iter()
-        .filter(move |f| day(&f.facility.registered.announced) <= end)
+        .filter(move |f| day(&f.records.facility.registered.announced) <= end)
 }
 
 /// The checkpoint a report was computed from (PROTOCOL §9 "Citable").

@@ -197,7 +197,7 @@ pub fn regions(
         let share = share(facts, window, config, &flagged, &by_facility);
         national.add(&share);
         provinces
-            .entry(&facts.facility.registered.province)
+            .entry(&facts.records.facility.registered.province)
             .or_default()
             .add(&share);
     }

@@ -150,7 +150,7 @@ impl<'a> LotIndex<'a> {
     ) -> LotIndex<'a> {
         let lots: HashMap<&str, &LotRecord> = facilities
             .iter()
-            .flat_map(|f| &f.lots)
+            .flat_map(|f| &f.records.lots)
             .map(|l| (l.procured.lot_id.as_str(), l))
             .collect();
         let mut prices = HashMap::new();
@@ -259,7 +259,7 @@ pub fn value(
 
     // GPUs at the facility on as_of's last day, by lot (PROTOCOL §8's definition, per lot).
     let mut by_lot: BTreeMap<&str, Int> = BTreeMap::new();
-    for m in &facts.facility.gpu_moves {
+    for m in &facts.records.facility.gpu_moves {
         if day(&m.date) <= end {
             *by_lot.entry(m.lot_id.as_str()).or_default() += m.delta;
         }
@@ -345,7 +345,7 @@ pub fn value(
         .unwrap_or_else(|| unreachable!("10,000 is not 0"));
 
     let mut clawback = Owed::new("clawback_exposure");
-    for s in &facts.subsidies {
+    for s in &facts.records.subsidies {
         if breaches
             .0
             .contains(&(facts.id(), s.granted.subsidy_id.as_str()))
@@ -377,8 +377,8 @@ pub fn value(
     let (scalars, rent_gpu_month_minor) = assumptions.in_force(models.iter().copied());
     Valuation {
         facility_id: facts.id().to_string(),
-        name: facts.facility.registered.name.clone(),
-        province: facts.facility.registered.province.clone(),
+        name: facts.records.facility.registered.name.clone(),
+        province: facts.records.facility.registered.province.clone(),
         assumptions: InForce {
             scalars,
             rent_gpu_month_minor,
@@ -464,7 +464,7 @@ pub fn all(
             filter
                 .province
                 .as_ref()
-                .is_none_or(|p| *p == f.facility.registered.province)
+                .is_none_or(|p| *p == f.records.facility.registered.province)
         })
         .map(|f| value(f, &lots, window, assumptions, &breaches))
         .filter(|v| filter.distressed.is_none_or(|d| d == v.distressed))

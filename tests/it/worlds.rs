@@ -199,13 +199,14 @@ fn refreshed_audit_equals_a_fresh_one() {
     let mut ledger = Ledger::init(&tmp.path().join("data"), ORIGIN, "w", &authority, &log).unwrap();
     let reader = ledger.reader();
     let config = audit::AuditConfig::default();
-    let mut snapshot: Option<(
-        audit::Snapshot,
+    let published = audit::Published::default();
+    let mut older: Option<(
+        std::sync::Arc<audit::Snapshot>,
         dcledger::dates::Month,
         Vec<std::sync::Arc<audit::Finding>>,
     )> = None;
     // Append in slices, refreshing after each, and compare with a fresh load each time.
-    for part in lines.chunks(lines.len() / 5 + 1) {
+    for (round, part) in lines.chunks(lines.len() / 5 + 1).enumerate() {
         let before = reader.size();
         let input = std::io::Cursor::new(part.join("\n"));
         let summary = dcledger::bulk::append_ndjson(&mut ledger, input, |_| {}).unwrap();
@@ -223,22 +224,24 @@ fn refreshed_audit_equals_a_fresh_one() {
                 .cloned()
                 .collect::<Vec<_>>()
         );
-        // A newer snapshot is made beside the older one, which stays as it was for
-        // whoever still reads it (the server publishes them this way).
-        let snap = match snapshot.take() {
-            None => audit::Snapshot::load(&reader).unwrap(),
-            Some((older, as_of, findings)) => {
-                let newer: audit::Snapshot = older
-                    .refreshed(&reader)
-                    .unwrap()
-                    .expect("entries were added since");
-                assert_eq!(older.size, before, "the older snapshot keeps its size");
-                assert_eq!(older.audit(as_of, &config), findings, "and its findings");
-                assert!(older.refreshed(&reader).unwrap().is_some());
-                assert!(newer.refreshed(&reader).unwrap().is_none(), "current");
-                newer
-            }
+        // The server refreshes the snapshot it published: in place when no request
+        // holds it, and a copy beside a request that still reads it, which must see
+        // the older one as it was. Here every other round holds it.
+        let (held, unheld) = match older.take() {
+            Some(o) if round % 2 == 1 => (Some(o), None),
+            // Dropped: the published reference is the only one left.
+            o => (None, o.map(|(s, _, _)| std::sync::Arc::as_ptr(&s))),
         };
+        let snap = published.current(&reader).unwrap();
+        assert_eq!(snap.size, reader.size(), "current");
+        if let Some(ptr) = unheld {
+            assert_eq!(std::sync::Arc::as_ptr(&snap), ptr, "refreshed in place");
+        }
+        if let Some((older, as_of, findings)) = &held {
+            assert!(!std::sync::Arc::ptr_eq(older, &snap), "a copy");
+            assert_eq!(older.size, before, "the older snapshot keeps its size");
+            assert_eq!(&older.audit(*as_of, &config), findings, "and its findings");
+        }
         let fresh = audit::Snapshot::load(&reader).unwrap();
         // The reports a load takes from the change log are the ones that count.
         for facts in fresh.facilities.iter() {
@@ -276,6 +279,6 @@ fn refreshed_audit_equals_a_fresh_one() {
             assert_eq!(snap.finding(as_of, &config, &f.id).as_ref(), Some(f));
         }
         assert_eq!(snap.finding(as_of, &config, "no-such-finding"), None);
-        snapshot = Some((snap, as_of, findings));
+        older = Some((snap, as_of, findings));
     }
 }
