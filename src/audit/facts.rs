@@ -309,7 +309,12 @@ impl<T> Default for Series<T> {
 
 impl<T> Series<T> {
     pub fn get(&self, month: &Month) -> Option<&Dated<T>> {
-        let (m, report) = self.between(None, *month).last()?;
+        // One part holds the month if either does: searched alone, the other untouched.
+        let part = match self.recent.first() {
+            Some((first, _)) if first <= month => &self.recent[..],
+            _ => &self.settled[..],
+        };
+        let (m, report) = part[..count_through(part, *month)].last()?;
         (m == month).then_some(report)
     }
 

@@ -408,14 +408,18 @@ pub(super) fn period_rules(
 /// reporting-gap over the window.
 fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     let f = cx.f;
+    // The window's reports walked beside its months, rather than searched for each.
+    let mut occupancy = cx.window(&f.occupancy).iter().map(|(m, _)| *m).peekable();
+    let mut power = cx.window(&f.power).iter().map(|(m, _)| *m).peekable();
     for m in (0..)
         .map(|k| cx.first.plus(k))
         .take_while(|m| *m <= cx.as_of)
     {
+        let reported = (reports_for(&mut occupancy, m), reports_for(&mut power, m));
         if !f.operational_through(m) {
             continue;
         }
-        let missing = match (f.occupancy.contains_key(&m), f.power.contains_key(&m)) {
+        let missing = match reported {
             (true, true) => continue,
             (false, true) => "occupancy",
             (true, false) => "power",
@@ -436,6 +440,13 @@ fn reporting_gaps(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             ),
         );
     }
+}
+
+/// Whether the month-ordered `months` hold `m`, passing every month up to it: called
+/// with months in order, it walks them once.
+fn reports_for(months: &mut std::iter::Peekable<impl Iterator<Item = Month>>, m: Month) -> bool {
+    while months.next_if(|reported| *reported < m).is_some() {}
+    months.next_if_eq(&m).is_some()
 }
 
 /// land-banking: per state-backed loan.
@@ -880,7 +891,8 @@ pub(super) fn double_pledges(
 #[cfg(test)]
 mod tests {
     //! The rules' money and thresholds at the edges of PROTOCOL §2's integers: every amount
-    //! at risk equals a big-integer computation, whatever the sizes.
+    //! at risk equals a big-integer computation, whatever the sizes. And the walk over a
+    //! series' months that reporting-gap makes.
 
     use num_bigint::BigInt;
     use proptest::prelude::*;
@@ -990,6 +1002,29 @@ mod tests {
             .unwrap_or_else(|| panic!("{rule} did not fire: {found:?}"));
         assert!(of.next().is_none(), "{rule} fired twice");
         amount.clone()
+    }
+
+    #[test]
+    fn walking_the_reported_months_answers_as_a_search_for_each_month_would() {
+        let at = |k: i32| Month::parse("2025-01").map(|m| m.plus(k)).unwrap();
+        for reported in [
+            vec![],
+            vec![0],
+            vec![1, 2, 5],
+            vec![-3, 0, 4, 11],
+            vec![12, 13],
+        ] {
+            let mut walk = reported.iter().map(|k| at(*k)).peekable();
+            // Asked of every month in order, as the rule asks (before it skips a month
+            // in which the facility was not operational).
+            for k in 0..12 {
+                assert_eq!(
+                    reports_for(&mut walk, at(k)),
+                    reported.contains(&k),
+                    "{reported:?} at month {k}"
+                );
+            }
+        }
     }
 
     #[test]
