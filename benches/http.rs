@@ -3,12 +3,13 @@
 //! shares the syncs), and read requests per second for the checkpoint and for inclusion
 //! proofs. Prints figures; asserts nothing. Traffic stays on 127.0.0.1.
 
-use std::sync::mpsc;
+mod serving;
+
 use std::time::{Duration, Instant};
 
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
-use dcledger::server::{ServeConfig, serve};
+use dcledger::server::ServeConfig;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 
@@ -143,22 +144,11 @@ fn main() {
     }
     ledger.close().expect("close");
 
-    let (tx, rx) = mpsc::channel();
-    let config = ServeConfig {
+    let addr = serving::start(ServeConfig {
         data,
         config: dcledger::config::Config::default(),
         log_key: key(2),
-    };
-    std::thread::spawn(move || {
-        let bound = dcledger::server::bind("127.0.0.1:0").expect("bind");
-        serve(
-            bound,
-            config,
-            Box::new(move |addr, _| tx.send(addr).unwrap_or(())),
-        )
-        .expect("serve");
     });
-    let addr = rx.recv().expect("server started");
     let base = format!("http://{addr}");
     println!("dcledger HTTP benchmark on {base}: {CLIENTS} clients × {PER_CLIENT} entries");
 

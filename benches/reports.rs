@@ -7,12 +7,12 @@
 //! (`GET /v1/findings?facility=…&as_of=…`, a month earlier each time). Prints figures;
 //! asserts nothing. Traffic stays on 127.0.0.1.
 
+mod serving;
 mod world;
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dcledger::server::{ServeConfig, serve};
+use dcledger::server::ServeConfig;
 use serde_json::Value;
 
 /// Requests timed per figure, after one untimed request.
@@ -78,22 +78,14 @@ fn time_each(
 
 fn main() {
     let world = world::world();
-    let (tx, rx) = mpsc::channel();
-    let config = ServeConfig {
-        data: world.kept.clone(),
-        config: dcledger::config::Config::default(),
-        log_key: world.log_key.clone(),
-    };
-    std::thread::spawn(move || {
-        let bound = dcledger::server::bind("127.0.0.1:0").expect("bind");
-        serve(
-            bound,
-            config,
-            Box::new(move |addr, _| tx.send(addr).unwrap_or(())),
-        )
-        .expect("serve");
-    });
-    let base = format!("http://{}", rx.recv().expect("server started"));
+    let base = format!(
+        "http://{}",
+        serving::start(ServeConfig {
+            data: world.kept.clone(),
+            config: dcledger::config::Config::default(),
+            log_key: world.log_key.clone(),
+        })
+    );
     let agent = agent();
     let start = Instant::now();
     let (_, screen) = fetch(&agent, &base, "/v1/reports/valuation?limit=1");

@@ -996,6 +996,42 @@ fn facts_after_as_of_are_ignored() {
     assert_eq!(rules(&w.audit("2025-04")), Vec::<Rule>::new());
 }
 
+/// reporting-gap looks at every month of the window, not only as_of: each month that
+/// lacks a report is named with what it lacks, whatever order the reports came in, and
+/// a report before the window covers nothing in it.
+#[test]
+fn reporting_gap_names_every_month_of_the_window_that_lacks_a_report() {
+    let mut w = World::new();
+    w.status("op", FAC, "operational", "2024-01-01");
+    // As of 2025-06 the window (six months by default) is January to June.
+    for period in [
+        "2025-05", "2024-12", "2025-01", "2025-02", "2025-04", "2025-06",
+    ] {
+        w.occupancy(period, 0, 0, 0, 0);
+    }
+    for period in ["2025-06", "2024-12", "2025-02", "2025-03", "2025-05"] {
+        w.power(period, 0, 0, 0, 0);
+    }
+    let gaps: Vec<(String, String)> = fired(&w.audit("2025-06"), Rule::ReportingGap)
+        .into_iter()
+        .map(|f| (f.key.clone(), f.summary.clone()))
+        .collect();
+    let want = |month: &str, missing: &str| {
+        (
+            month.to_string(),
+            format!("operational through {month} but no {missing} report for it"),
+        )
+    };
+    assert_eq!(
+        gaps,
+        [
+            want("2025-01", "power"),
+            want("2025-03", "occupancy"),
+            want("2025-04", "power"),
+        ]
+    );
+}
+
 #[test]
 fn a_model_missing_from_the_price_table_is_never_an_anomaly() {
     let mut w = World::new();
