@@ -4,12 +4,13 @@
 //! envelopes are all in the ledger already is a retry (PROTOCOL §3): counted, not written, so
 //! a run cut short (a crash, a kill) is finished by running it again on the same input.
 //!
-//! Two stages overlap: a reader thread parses and prepares (schema, signatures, on every
-//! core) the next batches while the caller's thread admits and syncs the ones before, so
-//! the signature checks and the fsyncs do not wait for each other. The writer takes every
+//! Two stages overlap: a reader thread parses and prepares (schema, signatures) the next
+//! batches, a batch a core at once, while the caller's thread admits and syncs the ones
+//! before, so the signature checks and the fsyncs do not wait for each other. The writer takes every
 //! batch that is ready as one group commit (one sync, one checkpoint), which stops at the
 //! first refused batch.
 
+use std::collections::VecDeque;
 use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -23,9 +24,11 @@ use crate::ledger::{AfterRefusal, Ledger, LedgerError};
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::reject::Rejection;
 
-/// Prepared batches waiting for the writer; bounded so a fast reader cannot run ahead
-/// of the disk with unbounded memory.
-const PIPELINE_DEPTH: usize = 2;
+/// Prepared batches waiting for the writer, beside the batches being prepared (one a
+/// core); bounded so a fast reader cannot run ahead of the disk with unbounded memory.
+/// One: with two, and a batch a core in preparation, a million-entry append peaked at
+/// 499 MB against 471 MB (BENCHMARKS.md), and no faster.
+const PIPELINE_DEPTH: usize = 1;
 
 /// Batches taken into one group commit at most: those the reader has ready. Measured on
 /// a million entries (BENCHMARKS.md), a deeper queue and groups of up to 16 batches
@@ -86,72 +89,118 @@ fn parse_line(line: &str) -> Result<Value, Rejection> {
     })
 }
 
-/// Parses and prepares one batch of lines on every core, keeping their order. `origin`
-/// is the origin signatures are made for, once known: a ledger without a genesis entry
-/// learns it from the genesis entry that must open its input.
-fn prepare_lines(
-    lines: Vec<String>,
-    now: dates::UnixSeconds,
-    origin: &mut Option<String>,
-) -> Vec<Result<Prepared, Rejection>> {
-    if origin.is_none() {
-        // Batches are prepared ahead of the writer, so the origin a genesis entry opening
-        // the input names is taken from the input, not from the ledger.
-        let first = lines.first().and_then(|line| parse_line(line).ok());
-        *origin = ingest::submission_origin(None, first.as_ref());
-    }
-    let signatures = Signatures::Verify {
-        origin: origin.as_deref(),
-    };
-    // Prepare judges `ts` against this clock reading; admission re-checks it against the
-    // batch's own `accepted`, which is never earlier.
-    let now = now.max(dates::now());
-    crate::parallel::map(lines, ingest::MIN_PREPARED_PER_THREAD, |line| {
-        ingest::prepare(parse_line(&line)?, now, signatures)
+/// The origin signatures are made for: the ledger's, or for a ledger without a genesis
+/// entry, the one the genesis entry that must open the input names. Batches are
+/// prepared ahead of the writer, so it is taken from the input, not from the ledger.
+fn input_origin(origin: Option<String>, first_line: Option<&String>) -> Option<String> {
+    origin.or_else(|| {
+        let first = first_line.and_then(|line| parse_line(line).ok());
+        ingest::submission_origin(None, first.as_ref())
     })
 }
 
-/// Reads batches of lines and prepares them, sending each to the writer stage. `origin`
-/// is the ledger's (`None` before its genesis entry, which the input must then open with).
+/// Parses and prepares one batch of lines on this thread, keeping their order.
+fn prepare_lines(
+    lines: Vec<String>,
+    now: dates::UnixSeconds,
+    origin: Option<&str>,
+) -> Vec<Result<Prepared, Rejection>> {
+    let signatures = Signatures::Verify { origin };
+    // Prepare judges `ts` against this clock reading; admission re-checks it against the
+    // batch's own `accepted`, which is never earlier.
+    let now = now.max(dates::now());
+    lines
+        .into_iter()
+        .map(|line| ingest::prepare(parse_line(&line)?, now, signatures))
+        .collect()
+}
+
+/// A batch being prepared, with its input lines' numbers and the input read through it.
+type InFlight<'scope> = (
+    std::thread::ScopedJoinHandle<'scope, Vec<Result<Prepared, Rejection>>>,
+    Vec<u64>,
+    u64,
+);
+
+/// Reads batches of lines and prepares them, sending each to the writer stage in input
+/// order. A batch is prepared on a thread of its own, with as many batches at once as
+/// there are cores: a core that finishes its batch starts the next one while the others
+/// finish theirs, where a batch split over every core left the cores idle at its end
+/// while its slowest share finished (the writer's thread takes turns on one of them).
+/// `origin` is the ledger's (`None` before its genesis entry, which the input must then
+/// open with).
 fn read_stage(
     input: impl BufRead,
     now: dates::UnixSeconds,
     mut origin: Option<String>,
     tx: mpsc::SyncSender<Chunk>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
-    let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
-    let mut bytes_read = 0u64;
-    let mut send_batch = |batch: &mut Vec<String>, lines: &mut Vec<u64>, bytes_read| {
-        let prepared = prepare_lines(std::mem::take(batch), now, &mut origin);
-        tx.send(Chunk::Batch {
-            prepared,
-            lines: std::mem::take(lines),
-            bytes_read,
-        })
-        .is_ok()
-    };
-    for (i, line) in input.lines().enumerate() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = tx.send(Chunk::Failed(e));
+    // One thread a core.
+    let cores = crate::parallel::threads_for(usize::MAX, 1);
+    std::thread::scope(|scope| {
+        let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::with_capacity(cores);
+        // Sends a batch once it is prepared; false once the writer has stopped.
+        let send = |done: Option<InFlight<'_>>| match done {
+            Some((prepared, lines, bytes_read)) => tx
+                .send(Chunk::Batch {
+                    prepared: crate::parallel::joined(prepared),
+                    lines,
+                    bytes_read,
+                })
+                .is_ok(),
+            None => true,
+        };
+        let mut start = |batch: Vec<String>, lines: Vec<u64>, bytes_read| -> InFlight<'_> {
+            let known = input_origin(origin.take(), batch.first());
+            origin.clone_from(&known);
+            let prepared = scope.spawn(move || prepare_lines(batch, now, known.as_deref()));
+            (prepared, lines, bytes_read)
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
+        let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
+        let mut bytes_read = 0u64;
+        for (i, line) in input.lines().enumerate() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    while !in_flight.is_empty() {
+                        if !send(in_flight.pop_front()) {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Chunk::Failed(e));
+                    return;
+                }
+            };
+            bytes_read += line.len() as u64 + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            batch.push(line);
+            lines.push(i as u64 + 1);
+            if batch.len() == MAX_BATCH_ENTRIES {
+                if in_flight.len() == cores && !send(in_flight.pop_front()) {
+                    return; // the writer stopped
+                }
+                in_flight.push_back(start(
+                    std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH_ENTRIES)),
+                    std::mem::replace(&mut lines, Vec::with_capacity(MAX_BATCH_ENTRIES)),
+                    bytes_read,
+                ));
+            }
+        }
+        if !batch.is_empty() {
+            if in_flight.len() == cores && !send(in_flight.pop_front()) {
                 return;
             }
-        };
-        bytes_read += line.len() as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
+            in_flight.push_back(start(batch, lines, bytes_read));
         }
-        batch.push(line);
-        lines.push(i as u64 + 1);
-        if batch.len() == MAX_BATCH_ENTRIES && !send_batch(&mut batch, &mut lines, bytes_read) {
-            return; // the writer stopped
+        while !in_flight.is_empty() {
+            if !send(in_flight.pop_front()) {
+                return;
+            }
         }
-    }
-    if !batch.is_empty() {
-        send_batch(&mut batch, &mut lines, bytes_read);
-    }
+    });
 }
 
 /// Appends every envelope of `input`. `progress` is called after each durable batch.
