@@ -140,15 +140,13 @@ fn read_stage(
     std::thread::scope(|scope| {
         let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::with_capacity(cores);
         // Sends a batch once it is prepared; false once the writer has stopped.
-        let send = |done: Option<InFlight<'_>>| match done {
-            Some((prepared, lines, bytes_read)) => tx
-                .send(Chunk::Batch {
-                    prepared: crate::parallel::joined(prepared),
-                    lines,
-                    bytes_read,
-                })
-                .is_ok(),
-            None => true,
+        let send = |(prepared, lines, bytes_read): InFlight<'_>| {
+            tx.send(Chunk::Batch {
+                prepared: crate::parallel::joined(prepared),
+                lines,
+                bytes_read,
+            })
+            .is_ok()
         };
         let mut start = |batch: Vec<String>, lines: Vec<u64>, bytes_read| -> InFlight<'_> {
             let known = input_origin(origin.take(), batch.first());
@@ -159,27 +157,31 @@ fn read_stage(
         let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut bytes_read = 0u64;
-        for (i, line) in input.lines().enumerate() {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    while !in_flight.is_empty() {
-                        if !send(in_flight.pop_front()) {
-                            return;
-                        }
+        let mut failed = None;
+        // `None` after the last line: the batch it leaves, if any, is prepared too.
+        let input = input.lines().map(Some).chain(std::iter::once(None));
+        for (i, line) in input.enumerate() {
+            let end = line.is_none();
+            if let Some(line) = line {
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        // The batches before it are sent; the lines of this one are not.
+                        failed = Some(e);
+                        break;
                     }
-                    let _ = tx.send(Chunk::Failed(e));
-                    return;
+                };
+                bytes_read += line.len() as u64 + 1;
+                if !line.trim().is_empty() {
+                    batch.push(line);
+                    lines.push(i as u64 + 1);
                 }
-            };
-            bytes_read += line.len() as u64 + 1;
-            if line.trim().is_empty() {
-                continue;
             }
-            batch.push(line);
-            lines.push(i as u64 + 1);
-            if batch.len() == MAX_BATCH_ENTRIES {
-                if in_flight.len() == cores && !send(in_flight.pop_front()) {
+            if batch.len() == MAX_BATCH_ENTRIES || (end && !batch.is_empty()) {
+                if in_flight.len() == cores
+                    && let Some(done) = in_flight.pop_front()
+                    && !send(done)
+                {
                     return; // the writer stopped
                 }
                 in_flight.push_back(start(
@@ -189,16 +191,13 @@ fn read_stage(
                 ));
             }
         }
-        if !batch.is_empty() {
-            if in_flight.len() == cores && !send(in_flight.pop_front()) {
+        while let Some(done) = in_flight.pop_front() {
+            if !send(done) {
                 return;
             }
-            in_flight.push_back(start(batch, lines, bytes_read));
         }
-        while !in_flight.is_empty() {
-            if !send(in_flight.pop_front()) {
-                return;
-            }
+        if let Some(e) = failed {
+            let _ = tx.send(Chunk::Failed(e));
         }
     });
 }

@@ -309,11 +309,7 @@ impl<T> Default for Series<T> {
 
 impl<T> Series<T> {
     pub fn get(&self, month: &Month) -> Option<&Dated<T>> {
-        // One part holds the month if either does: searched alone, the other untouched.
-        let part = match self.recent.first() {
-            Some((first, _)) if first <= month => &self.recent[..],
-            _ => &self.settled[..],
-        };
+        let (_, part) = self.part_for(*month);
         let (m, report) = part[..count_through(part, *month)].last()?;
         (m == month).then_some(report)
     }
@@ -346,16 +342,20 @@ impl<T> Series<T> {
         }
     }
 
+    /// The part that holds `month` if either does, after how many reports of the other:
+    /// searched alone, the other part is not touched.
+    fn part_for(&self, month: Month) -> (usize, &[(Month, Dated<T>)]) {
+        match self.recent.first() {
+            Some((first, _)) if *first <= month => (self.settled.len(), &self.recent),
+            _ => (0, &self.settled),
+        }
+    }
+
     /// How many reports are for months up to and including `last`.
     fn count_through(&self, last: Month) -> usize {
-        match self.recent.first() {
-            // Within the series' length: no sum can reach usize::MAX.
-            Some((first, _)) if *first <= last => self
-                .settled
-                .len()
-                .saturating_add(count_through(&self.recent, last)),
-            _ => count_through(&self.settled, last),
-        }
+        let (before, part) = self.part_for(last);
+        // Within the series' length: no sum can reach usize::MAX.
+        before.saturating_add(count_through(part, last))
     }
 }
 
@@ -370,16 +370,13 @@ impl<T: Clone> Series<T> {
         } else {
             // A report for a settled month, rare after the first load: the series is
             // settled again whole with it.
-            let mut all = self.settled.to_vec();
-            all.append(&mut self.recent);
+            let mut all = self.take_all();
             let changed = keep_latest(&mut all, month, Dated { body, index });
             self.settled = Arc::from(all);
             changed
         };
         if self.recent.len() > RECENT_REPORTS {
-            let mut all = self.settled.to_vec();
-            all.append(&mut self.recent);
-            self.settled = Arc::from(all);
+            self.settled = Arc::from(self.take_all());
         }
         debug_assert!(
             self.all()
@@ -390,6 +387,13 @@ impl<T: Clone> Series<T> {
             "series sorted by month, at most RECENT_REPORTS recent"
         );
         changed
+    }
+
+    /// Every report, in a vector of their own, leaving the recent part empty.
+    fn take_all(&mut self) -> Vec<(Month, Dated<T>)> {
+        let mut all = self.settled.to_vec();
+        all.append(&mut self.recent);
+        all
     }
 }
 
@@ -413,7 +417,7 @@ impl<'s, T> Span<'s, T> {
     pub fn iter(
         &self,
     ) -> impl DoubleEndedIterator<Item = &'s (Month, Dated<T>)> + Clone + use<'s, T> {
-        self.older.iter().chain(self.newer)
+        self.into_iter()
     }
 
     pub fn len(&self) -> usize {

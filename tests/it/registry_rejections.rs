@@ -710,3 +710,30 @@ fn a_group_told_to_stop_judges_nothing_after_its_first_refused_batch() {
     assert_eq!(t.ledger.size(), 2);
     t.ledger.verify().unwrap();
 }
+
+/// An input that cannot be read further (here a line that is not UTF-8) stops a bulk
+/// append with the read error: the whole batches before it are committed, in order,
+/// and nothing of the batch it cuts short, nor after it.
+#[test]
+fn a_read_error_keeps_the_whole_batches_before_it() {
+    let mut t = TestLedger::new();
+    let size = t.ledger.size();
+    let batch = dcledger::limits::MAX_BATCH_ENTRIES;
+    let mut input = Vec::new();
+    for k in 0..batch + batch / 2 {
+        let line = t
+            .authority
+            .sign(Kind::OrgRegister, org(&format!("org-{k}")));
+        input.extend_from_slice(line.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"\xff\xfe not UTF-8\n");
+    let after = t.authority.sign(Kind::OrgRegister, org("after"));
+    input.extend_from_slice(after.to_string().as_bytes());
+    let outcome = dcledger::bulk::append_ndjson(&mut t.ledger, std::io::Cursor::new(input), |_| {});
+    assert!(
+        matches!(outcome, Err(dcledger::bulk::BulkError::Read(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(t.ledger.size(), size + batch as u64);
+}
