@@ -30,6 +30,15 @@ use crate::reject::Rejection;
 /// 499 MB against 471 MB (BENCHMARKS.md), and no faster.
 const PIPELINE_DEPTH: usize = 1;
 
+/// Bytes of input lines that the batches in preparation may hold for the reader to start
+/// one batch more than there are cores. A batch a core keeps every core busy while the
+/// writer admits; while it syncs, the reader waits to hand it the oldest batch and one
+/// core would idle, unless one more batch is under way. That is worth 3-4% where batches
+/// are small and the signatures nearly all the work (the registry's, about 440 kB a
+/// batch); a world's large batches (about 1 MB) keep the writer busy anyway, and there
+/// one more batch cost 25 MB of peak RSS and no time (BENCHMARKS.md).
+const LOOKAHEAD_LINE_BYTES: usize = 1536 * 1024;
+
 /// Batches taken into one group commit at most: those the reader has ready. Measured on
 /// a million entries (BENCHMARKS.md), a deeper queue and groups of up to 16 batches
 /// appended no faster and raised the peak RSS from 476 MB to 596 MB.
@@ -115,18 +124,21 @@ fn prepare_lines(
         .collect()
 }
 
-/// A batch being prepared, with its input lines' numbers and the input read through it.
+/// A batch being prepared, with its input lines' numbers, the input read through it and
+/// the bytes of its lines.
 type InFlight<'scope> = (
     std::thread::ScopedJoinHandle<'scope, Vec<Result<Prepared, Rejection>>>,
     Vec<u64>,
     u64,
+    usize,
 );
 
 /// Reads batches of lines and prepares them, sending each to the writer stage in input
-/// order. A batch is prepared on a thread of its own, with as many batches at once as
-/// there are cores: a core that finishes its batch starts the next one while the others
-/// finish theirs, where a batch split over every core left the cores idle at its end
-/// while its slowest share finished (the writer's thread takes turns on one of them).
+/// order. A batch is prepared on a thread of its own, with a batch a core at once (one
+/// more within `LOOKAHEAD_LINE_BYTES`): a core that finishes its batch starts the next
+/// one while the others finish theirs, where a batch split over every core left the
+/// cores idle at its end while its slowest share finished (the writer's thread takes
+/// turns on one of them).
 /// `origin` is the ledger's (`None` before its genesis entry, which the input must then
 /// open with).
 fn read_stage(
@@ -140,7 +152,7 @@ fn read_stage(
     std::thread::scope(|scope| {
         let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::with_capacity(cores);
         // Sends a batch once it is prepared; false once the writer has stopped.
-        let send = |(prepared, lines, bytes_read): InFlight<'_>| {
+        let send = |(prepared, lines, bytes_read, _): InFlight<'_>| {
             tx.send(Chunk::Batch {
                 prepared: crate::parallel::joined(prepared),
                 lines,
@@ -148,15 +160,16 @@ fn read_stage(
             })
             .is_ok()
         };
-        let mut start = |batch: Vec<String>, lines: Vec<u64>, bytes_read| -> InFlight<'_> {
+        let mut start = |batch: Vec<String>, lines, bytes_read, bytes| -> InFlight<'_> {
             let known = input_origin(origin.take(), batch.first());
             origin.clone_from(&known);
             let prepared = scope.spawn(move || prepare_lines(batch, now, known.as_deref()));
-            (prepared, lines, bytes_read)
+            (prepared, lines, bytes_read, bytes)
         };
         let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut lines = Vec::with_capacity(MAX_BATCH_ENTRIES);
         let mut bytes_read = 0u64;
+        let mut batch_bytes = 0usize;
         let mut failed = None;
         // `None` after the last line: the batch it leaves, if any, is prepared too.
         let input = input.lines().map(Some).chain(std::iter::once(None));
@@ -173,21 +186,31 @@ fn read_stage(
                 };
                 bytes_read += line.len() as u64 + 1;
                 if !line.trim().is_empty() {
+                    batch_bytes = batch_bytes.saturating_add(line.len());
                     batch.push(line);
                     lines.push(i as u64 + 1);
                 }
             }
             if batch.len() == MAX_BATCH_ENTRIES || (end && !batch.is_empty()) {
-                if in_flight.len() == cores
-                    && let Some(done) = in_flight.pop_front()
-                    && !send(done)
-                {
-                    return; // the writer stopped
+                let bytes = |f: &VecDeque<InFlight<'_>>| f.iter().map(|b| b.3).sum::<usize>();
+                let within = |f: &VecDeque<InFlight<'_>>| {
+                    f.len() < cores
+                        || (f.len() == cores
+                            && bytes(f).saturating_add(batch_bytes) <= LOOKAHEAD_LINE_BYTES)
+                };
+                while !within(&in_flight) {
+                    let Some(done) = in_flight.pop_front() else {
+                        unreachable!("a batch a core is within the lookahead");
+                    };
+                    if !send(done) {
+                        return; // the writer stopped
+                    }
                 }
                 in_flight.push_back(start(
                     std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH_ENTRIES)),
                     std::mem::replace(&mut lines, Vec::with_capacity(MAX_BATCH_ENTRIES)),
                     bytes_read,
+                    std::mem::take(&mut batch_bytes),
                 ));
             }
         }

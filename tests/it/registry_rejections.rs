@@ -737,3 +737,37 @@ fn a_read_error_keeps_the_whole_batches_before_it() {
     );
     assert_eq!(t.ledger.size(), size + batch as u64);
 }
+
+/// A bulk append of many small batches (prepared a batch a core and one more ahead, as
+/// they are small) commits every batch before a refused one, in input order (each
+/// entry's seq follows the one before, so a batch out of order would be refused), and
+/// names the refused line.
+#[test]
+fn small_batches_prepared_ahead_commit_in_order_up_to_a_refused_line() {
+    let mut t = TestLedger::new();
+    let size = t.ledger.size();
+    let batch = dcledger::limits::MAX_BATCH_ENTRIES;
+    let refused_line = 3 * batch + batch / 5;
+    let mut input = String::new();
+    for k in 1..=4 * batch {
+        let line = t
+            .authority
+            .sign(Kind::OrgRegister, org(&format!("org-{k}")))
+            .to_string();
+        if k == refused_line {
+            // Signed for another name: a bad signature.
+            input.push_str(&line.replacen(&format!("org-{k}\""), "org-x\"", 1));
+        } else {
+            input.push_str(&line);
+        }
+        input.push('\n');
+    }
+    let summary = dcledger::bulk::append_ndjson(&mut t.ledger, std::io::Cursor::new(input), |_| {})
+        .expect("storage");
+    let refused = summary.refused.expect("the tampered line was accepted");
+    assert_eq!(refused.line, refused_line as u64);
+    assert_eq!(refused.rejection.class, RejectClass::Forbidden);
+    assert_eq!(summary.accepted, 3 * batch as u64);
+    assert_eq!(t.ledger.size(), size + 3 * batch as u64);
+    t.ledger.verify().unwrap();
+}
