@@ -150,7 +150,7 @@ fn read_stage(
     // One thread a core.
     let cores = crate::parallel::threads_for(usize::MAX, 1);
     std::thread::scope(|scope| {
-        let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::with_capacity(cores);
+        let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::with_capacity(cores + 1);
         // Sends a batch once it is prepared; false once the writer has stopped.
         let send = |(prepared, lines, bytes_read, _): InFlight<'_>| {
             tx.send(Chunk::Batch {
