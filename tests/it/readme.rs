@@ -42,6 +42,31 @@ fn every_fence_names_a_language_and_commands_are_sh() {
     }
 }
 
+/// The README runs under `set -o pipefail`, and a command that writes into a pipe whose
+/// reader has stopped fails: `curl … | head -c 400` fails whenever `curl` is still
+/// writing when `head` has read enough (CI saw it once in some forty runs). Commands
+/// that show the start of an output write it to a file first.
+#[test]
+fn no_command_pipes_into_head() {
+    for (line, language, text) in blocks(README) {
+        if language != "sh" {
+            continue;
+        }
+        for (i, command) in text.lines().enumerate() {
+            let piped_into_head = command
+                .split('|')
+                .skip(1)
+                .any(|stage| stage.trim_start().starts_with("head"));
+            assert!(
+                !piped_into_head,
+                "README.md:{}: `{command}` pipes into `head`, which fails the writer under \
+                 pipefail when it stops reading early; write to a file, then `head` it",
+                line + 1 + i
+            );
+        }
+    }
+}
+
 /// The target directory of this build: the test binary is `<target>/debug/deps/it-…`.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
