@@ -211,6 +211,8 @@ pub struct Snapshot {
     pub facilities: Facilities,
     /// Every serial listed in more than one lot, with those lots.
     pub shared_serials: Vec<rules::SharedSerial>,
+    /// Their settled findings, placed by facility (`load_cross_facility`).
+    placed_serials: Vec<PlacedSerial>,
     /// Per item pledged to more than one loan: its pledges.
     pub shared_collateral: Vec<(String, Vec<crate::domain::records::Pledge>)>,
     /// The latest period of any occupancy or power report.
@@ -235,6 +237,7 @@ impl Clone for Snapshot {
             size: self.size,
             facilities: self.facilities.clone(),
             shared_serials: self.shared_serials.clone(),
+            placed_serials: self.placed_serials.clone(),
             shared_collateral: self.shared_collateral.clone(),
             latest_period: self.latest_period,
             latest_accepted: self.latest_accepted,
@@ -283,6 +286,7 @@ impl Snapshot {
             size,
             facilities,
             shared_serials: Vec::new(),
+            placed_serials: Vec::new(),
             shared_collateral: Vec::new(),
             latest_period: None,
             latest_accepted: None,
@@ -386,6 +390,19 @@ impl Snapshot {
         for item in reader.shared_collateral()? {
             shared_collateral.push((item.clone(), reader.pledges(&item)?));
         }
+        // Placed here, as the facilities' positions change only with a reload, which
+        // loads these sets again.
+        let mut placed_serials: Vec<PlacedSerial> = shared_serials
+            .iter()
+            .filter_map(rules::SharedSerial::settled)
+            .map(|(from, found)| PlacedSerial {
+                at: self.facilities.position(&found.1.facility_id),
+                from,
+                found: found.clone(),
+            })
+            .collect();
+        placed_serials.sort_by_key(|p| p.at);
+        self.placed_serials = placed_serials;
         self.shared_serials = shared_serials;
         self.shared_collateral = shared_collateral;
         Ok(())
@@ -478,7 +495,7 @@ impl Snapshot {
             as_of,
             &mut drafts,
         );
-        let cross = rules::duplicate_serials(&self.shared_serials, as_of)
+        let cross = rules::unsettled_duplicate_serials(&self.shared_serials, as_of)
             .into_iter()
             .chain(drafts.into_iter().map(Draft::finish));
         let mut by_facility: Vec<Vec<Found>> = self.facilities.iter().map(|_| Vec::new()).collect();
@@ -491,21 +508,44 @@ impl Snapshot {
                 None => elsewhere.push(found),
             }
         }
+        // The settled duplicate-serial findings (most of a large ledger's findings) are
+        // handed to their facilities by position, none looked up by id.
+        let end = as_of.last_day();
+        let holds = |p: &&PlacedSerial| p.from <= end;
+        let unplaced = self.placed_serials.partition_point(|p| p.at.is_none());
+        let (unplaced, mut placed) = self.placed_serials.split_at(unplaced);
+        elsewhere.extend(unplaced.iter().filter(holds).map(|p| p.found.clone()));
         // Held for the whole audit: audits under different configurations take turns.
         let mut audited_with = self.audited_with.lock().unwrap_or_else(|p| p.into_inner());
         let afresh = audited_with.as_ref() != Some(config);
         if afresh {
             *audited_with = Some(config.clone());
         }
-        let work: Vec<_> = self.facilities.iter().zip(by_facility).collect();
-        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut found)| {
+        let work: Vec<_> = self
+            .facilities
+            .iter()
+            .enumerate()
+            .zip(by_facility)
+            .map(|((i, f), found)| {
+                let (mine, rest) = placed.split_at(placed.partition_point(|p| p.at == Some(i)));
+                placed = rest;
+                (f, found, mine)
+            })
+            .collect();
+        assert!(
+            placed.is_empty(),
+            "every placed finding's facility is among the facilities"
+        );
+        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut found, mine)| {
+            debug_assert!(mine.iter().all(|p| p.found.1.facility_id == f.id()));
+            found.extend(mine.iter().filter(holds).map(|p| p.found.clone()));
             let mut drafts = Vec::new();
             rules::facility_rules(f, as_of, config, &mut drafts);
             found.extend(drafts.into_iter().map(Draft::finish));
             // A panic while updating leaves kept months that are each still right.
             let mut kept = f.kept.0.lock().unwrap_or_else(|p| p.into_inner());
             kept.findings(f, as_of, config, afresh, &mut found);
-            merge(found)
+            merge_facility(found)
         });
         let mut out: Vec<Found> = done.into_iter().flatten().collect();
         if !elsewhere.is_empty() {
@@ -516,11 +556,38 @@ impl Snapshot {
     }
 }
 
+/// A duplicate-serial finding settled for good (`rules::SharedSerial::settled`), with
+/// where its facility is among the snapshot's.
+#[derive(Clone, Debug)]
+struct PlacedSerial {
+    /// The facility's position; `None` if it is not among them.
+    at: Option<usize>,
+    /// It holds as of this day and every day after.
+    from: time::Date,
+    found: Found,
+}
+
 /// One finding per rule, facility and key (PROTOCOL §8), ordered by them: duplicates merge
 /// their evidence into the first.
 fn merge(mut all: Vec<Found>) -> Vec<Found> {
     // Stable, so that of duplicates the first drafted stays first.
     all.sort_by(|(ra, a), (rb, b)| (&a.facility_id, ra, &a.key).cmp(&(&b.facility_id, rb, &b.key)));
+    merge_sorted(all)
+}
+
+/// `merge` for the findings of one facility: by rule and key, as every one names it.
+fn merge_facility(mut found: Vec<Found>) -> Vec<Found> {
+    debug_assert!(
+        found
+            .windows(2)
+            .all(|w| w[0].1.facility_id == w[1].1.facility_id)
+    );
+    found.sort_by(|(ra, a), (rb, b)| (ra, &a.key).cmp(&(rb, &b.key)));
+    merge_sorted(found)
+}
+
+/// `merge` of findings already in its order.
+fn merge_sorted(all: Vec<Found>) -> Vec<Found> {
     let mut out: Vec<Found> = Vec::with_capacity(all.len());
     for (rule, finding) in all {
         match out.last_mut() {

@@ -782,17 +782,19 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     }
 }
 
-/// duplicate-serial: one finding per serial, naming the facility of the later lot.
-pub(super) fn duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<Found> {
+/// duplicate-serial for the serials with a lot after as_of's last day: one finding per
+/// serial, naming the facility of the later lot. Every other serial's finding is its
+/// settled one (`SharedSerial::settled`), which the audit hands out where it lies.
+pub(super) fn unsettled_duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<Found> {
     let end = as_of.last_day();
+    let unsettled: Vec<&SharedSerial> = shared.iter().filter(|s| !s.settled_by(end)).collect();
     // Thousands of serials can be shared in a large ledger; each is independent.
-    let found = crate::parallel::map(shared.iter().collect(), SERIALS_PER_THREAD, |s| {
-        match s.lots.last() {
-            Some(newest) if newest.date <= end => s.settled.clone(),
-            _ => duplicate_serial(&s.serial, &s.lots, end).map(Draft::finish),
-        }
-    });
-    found.into_iter().flatten().collect()
+    crate::parallel::map(unsettled, SERIALS_PER_THREAD, |s| {
+        duplicate_serial(&s.serial, &s.lots, end).map(Draft::finish)
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A serial listed in more than one lot, with those lots, and its finding as of any
@@ -815,6 +817,17 @@ impl SharedSerial {
             lots,
             settled,
         }
+    }
+
+    /// Whether its finding as of `end` is the settled one: no lot is dated after it.
+    fn settled_by(&self, end: Date) -> bool {
+        self.lots.last().is_some_and(|newest| newest.date <= end)
+    }
+
+    /// Its finding as of any day from the one returned on, if it has one.
+    pub(super) fn settled(&self) -> Option<(Date, &Found)> {
+        let newest = self.lots.last()?;
+        Some((newest.date, self.settled.as_ref()?))
     }
 }
 
