@@ -209,12 +209,13 @@ pub struct Snapshot {
     /// The ledger size the snapshot reflects at least.
     pub size: u64,
     pub facilities: Facilities,
-    /// Every serial listed in more than one lot, with those lots.
-    pub shared_serials: Vec<rules::SharedSerial>,
+    /// Every serial listed in more than one lot, with those lots. The cross-facility
+    /// sets are replaced whole or not at all, so a copy of the snapshot shares them.
+    pub shared_serials: Arc<[rules::SharedSerial]>,
     /// Their settled findings, placed by facility (`load_cross_facility`).
-    placed_serials: Vec<PlacedSerial>,
+    placed_serials: Arc<[PlacedSerial]>,
     /// Per item pledged to more than one loan: its pledges.
-    pub shared_collateral: Vec<(String, Vec<crate::domain::records::Pledge>)>,
+    pub shared_collateral: Arc<[(String, Vec<crate::domain::records::Pledge>)]>,
     /// The latest period of any occupancy or power report.
     pub latest_period: Option<Month>,
     /// The month of the latest `accepted`, for ledgers with no reports.
@@ -285,9 +286,9 @@ impl Snapshot {
         let mut snapshot = Snapshot {
             size,
             facilities,
-            shared_serials: Vec::new(),
-            placed_serials: Vec::new(),
-            shared_collateral: Vec::new(),
+            shared_serials: Arc::new([]),
+            placed_serials: Arc::new([]),
+            shared_collateral: Arc::new([]),
             latest_period: None,
             latest_accepted: None,
             audited_with: Default::default(),
@@ -402,9 +403,9 @@ impl Snapshot {
             })
             .collect();
         placed_serials.sort_by_key(|p| p.at);
-        self.placed_serials = placed_serials;
-        self.shared_serials = shared_serials;
-        self.shared_collateral = shared_collateral;
+        self.placed_serials = placed_serials.into();
+        self.shared_serials = shared_serials.into();
+        self.shared_collateral = shared_collateral.into();
         Ok(())
     }
 
