@@ -102,13 +102,15 @@ impl PeriodCtx<'_> {
 
     /// A finding that `what` (reported at entry `report`) happened in the period
     /// without a valid `kind` permit for the whole of it, if so; the permits valid on
-    /// some day of it are the evidence either way.
+    /// some day of it are the evidence either way. `what` and `money` are made only
+    /// for a finding: nearly every facility's every month is covered, and formatting
+    /// for it anyway was most of the time a new month's period rules took.
     fn without_permit(
         &self,
         rule: Rule,
         kind: PermitKind,
-        what: String,
-        money: Option<(Int, String)>,
+        what: impl FnOnce() -> String,
+        money: impl FnOnce() -> Option<(Int, String)>,
         report: u64,
     ) -> Option<Draft> {
         let m = self.m;
@@ -116,10 +118,11 @@ impl PeriodCtx<'_> {
             self.draft(
                 rule,
                 format!(
-                    "{what} in {m} without a valid {} permit for the whole month",
+                    "{} in {m} without a valid {} permit for the whole month",
+                    what(),
                     kind.as_str()
                 ),
-                money,
+                money(),
                 [vec![report], self.f.permits_during(kind, m)].concat(),
             )
         })
@@ -295,8 +298,8 @@ pub(super) fn period_rules(
             out.extend(cx.without_permit(
                 Rule::ResaleWithoutPermit,
                 PermitKind::PowerSale,
-                format!("{} kWh resold", thousands(p.body.resold_kwh)),
-                at_risk(p.body.resale_revenue_minor, p.body.currency.as_str()),
+                || format!("{} kWh resold", thousands(p.body.resold_kwh)),
+                || at_risk(p.body.resale_revenue_minor, p.body.currency.as_str()),
                 p.index,
             ));
         }
@@ -397,8 +400,8 @@ pub(super) fn period_rules(
             out.extend(cx.without_permit(
                 Rule::PermitMissing,
                 PermitKind::Operation,
-                format!("{} GPU-hours sold", thousands(o.body.gpu_hours_sold)),
-                None,
+                || format!("{} GPU-hours sold", thousands(o.body.gpu_hours_sold)),
+                || None,
                 o.index,
             ));
         }
