@@ -658,36 +658,25 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             .filter(|d| d.date <= t && t <= add_months(d.date, years.saturating_mul(12)))
             .collect::<Vec<_>>()
     };
-    let mut sales: Vec<(String, Date, u64, String)> = Vec::new();
+    let mut sales: Vec<(Date, u64, Sale<'_>)> = Vec::new();
     for (lot, _, moved) in f.dated_lots() {
         for (m, date) in lot.moves.iter().zip(moved) {
             if let LotMoveKind::Transfer {
                 to_org: Some(org), ..
             } = &m.kind
             {
-                sales.push((
-                    lot.procured.lot_id.clone(),
-                    *date,
-                    m.index,
-                    format!(
-                        "{} GPUs of lot {} sold to {org}",
-                        m.quantity, lot.procured.lot_id
-                    ),
-                ));
+                let lot_id = lot.procured.lot_id.as_str();
+                let gpus = Sale::Gpus(lot_id, m.quantity, org);
+                sales.push((*date, m.index, gpus));
             }
         }
     }
     for spell in f.records.facility.operators.iter().skip(1) {
         if let Some(date) = &spell.date {
-            sales.push((
-                String::new(),
-                day(date),
-                spell.index,
-                format!("the facility transferred to {}", spell.org_id),
-            ));
+            sales.push((day(date), spell.index, Sale::Facility(&spell.org_id)));
         }
     }
-    for (key, date, index, what) in sales {
+    for (date, index, sale) in sales {
         if date > cx.end {
             continue;
         }
@@ -695,6 +684,13 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         if funding.is_empty() {
             continue;
         }
+        let (key, what) = match sale {
+            Sale::Gpus(lot_id, quantity, org) => (
+                lot_id.to_string(),
+                format!("{quantity} GPUs of lot {lot_id} sold to {org}"),
+            ),
+            Sale::Facility(org) => (String::new(), format!("the facility transferred to {org}")),
+        };
         let amount = total(funding.iter().map(|d| d.amount_minor));
         let currency = cx.currency(funding[0]);
         let mut evidence = vec![index];
@@ -712,6 +708,14 @@ fn lots(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     }
 }
 
+/// A sale that subsidised-asset-sold weighs, put in words only for a finding.
+enum Sale<'a> {
+    /// GPUs of a lot (its id, how many) sold to an organisation.
+    Gpus(&'a str, u64, &'a str),
+    /// The facility itself, transferred to an organisation.
+    Facility(&'a str),
+}
+
 /// subsidy-condition-breach.
 fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
     for (position, s) in cx.f.records.subsidies.iter().enumerate() {
@@ -719,11 +723,14 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
             continue;
         };
         let by = day(&condition.by);
+        if by > cx.end {
+            continue;
+        }
         let disbursed: Vec<_> = cx
             .disbursements()
             .filter(|d| d.subsidy == position)
             .collect();
-        if disbursed.is_empty() || by > cx.end {
+        if disbursed.is_empty() {
             continue;
         }
         let last = Month::of(by);
