@@ -230,6 +230,8 @@ struct Dates {
     loans: Vec<Date>,
     /// Each inspection's date.
     inspected: Vec<Date>,
+    /// Each permit's first day of validity.
+    permits_from: Vec<Date>,
 }
 
 impl Dates {
@@ -238,6 +240,7 @@ impl Dates {
         lots: &[LotRecord],
         subsidies: &[SubsidyRecord],
         loans: &[LoanRecord],
+        permits: &[PermitRecord],
     ) -> Dates {
         Dates {
             procured: lots.iter().map(|l| day(&l.procured.date)).collect(),
@@ -262,6 +265,7 @@ impl Dates {
                 .collect(),
             loans: loans.iter().map(|l| day(&l.date)).collect(),
             inspected: facility.inspections.iter().map(|i| day(&i.date)).collect(),
+            permits_from: permits.iter().map(|p| day(&p.issued.valid_from)).collect(),
         }
     }
 }
@@ -515,7 +519,7 @@ impl FacilityFacts {
         FacilityFacts {
             records: Arc::new(Records {
                 timeline: Timeline::new(&facility, &permits),
-                dates: Dates::new(&facility, &lots, &subsidies, &loans),
+                dates: Dates::new(&facility, &lots, &subsidies, &loans, &permits),
                 facility,
                 lots,
                 permits,
@@ -587,6 +591,14 @@ impl FacilityFacts {
     }
 
     /// Each loan with its date.
+    /// Each permit with the first day of its validity.
+    pub fn dated_permits(&self) -> impl Iterator<Item = (&PermitRecord, Date)> {
+        self.records
+            .permits
+            .iter()
+            .zip(self.records.dates.permits_from.iter().copied())
+    }
+
     pub fn dated_loans(&self) -> impl Iterator<Item = (&LoanRecord, Date)> {
         self.records
             .loans

@@ -573,7 +573,7 @@ struct PlacedSerial {
 fn merge(mut all: Vec<Found>) -> Vec<Found> {
     // Stable, so that of duplicates the first drafted stays first.
     all.sort_by(|(ra, a), (rb, b)| (&a.facility_id, ra, &a.key).cmp(&(&b.facility_id, rb, &b.key)));
-    merge_sorted(all)
+    merge_sorted(all, |a, b| a.facility_id == b.facility_id && a.key == b.key)
 }
 
 /// `merge` for the findings of one facility: by rule and key, as every one names it.
@@ -584,19 +584,15 @@ fn merge_facility(mut found: Vec<Found>) -> Vec<Found> {
             .all(|w| w[0].1.facility_id == w[1].1.facility_id)
     );
     found.sort_by(|(ra, a), (rb, b)| (ra, &a.key).cmp(&(rb, &b.key)));
-    merge_sorted(found)
+    merge_sorted(found, |a, b| a.key == b.key)
 }
 
-/// `merge` of findings already in its order.
-fn merge_sorted(all: Vec<Found>) -> Vec<Found> {
+/// `merge` of findings already in its order; `same` tells findings of one rule apart.
+fn merge_sorted(all: Vec<Found>, same: impl Fn(&Finding, &Finding) -> bool) -> Vec<Found> {
     let mut out: Vec<Found> = Vec::with_capacity(all.len());
     for (rule, finding) in all {
         match out.last_mut() {
-            Some((prev_rule, prev))
-                if *prev_rule == rule
-                    && prev.facility_id == finding.facility_id
-                    && prev.key == finding.key =>
-            {
+            Some((prev_rule, prev)) if *prev_rule == rule && same(prev, &finding) => {
                 let evidence = &mut Arc::make_mut(prev).evidence;
                 evidence.extend_from_slice(&finding.evidence);
                 evidence.sort_unstable();

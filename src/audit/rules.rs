@@ -467,11 +467,9 @@ fn land_banking(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         return;
     }
     let land: Vec<u64> = f
-        .records
-        .permits
-        .iter()
-        .filter(|p| p.issued.kind == PermitKind::LandUse && day(&p.issued.valid_from) <= cx.end)
-        .map(|p| p.issued_at)
+        .dated_permits()
+        .filter(|(p, from)| p.issued.kind == PermitKind::LandUse && *from <= cx.end)
+        .map(|(p, _)| p.issued_at)
         .collect();
     if land.is_empty() {
         return;
