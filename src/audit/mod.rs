@@ -588,20 +588,19 @@ fn merge_facility(mut found: Vec<Found>) -> Vec<Found> {
 }
 
 /// `merge` of findings already in its order; `same` tells findings of one rule apart.
-fn merge_sorted(all: Vec<Found>, same: impl Fn(&Finding, &Finding) -> bool) -> Vec<Found> {
-    let mut out: Vec<Found> = Vec::with_capacity(all.len());
-    for (rule, finding) in all {
-        match out.last_mut() {
-            Some((prev_rule, prev)) if *prev_rule == rule && same(prev, &finding) => {
-                let evidence = &mut Arc::make_mut(prev).evidence;
-                evidence.extend_from_slice(&finding.evidence);
-                evidence.sort_unstable();
-                evidence.dedup();
-            }
-            _ => out.push((rule, finding)),
+/// In place: of each run of duplicates the first stays, with the others' evidence.
+fn merge_sorted(mut all: Vec<Found>, same: impl Fn(&Finding, &Finding) -> bool) -> Vec<Found> {
+    all.dedup_by(|(rule, later), (first_rule, first)| {
+        let duplicate = *first_rule == *rule && same(first, later);
+        if duplicate {
+            let evidence = &mut Arc::make_mut(first).evidence;
+            evidence.extend_from_slice(&later.evidence);
+            evidence.sort_unstable();
+            evidence.dedup();
         }
-    }
-    out
+        duplicate
+    });
+    all
 }
 
 /// What `dcledger audit` and `GET /v1/findings` ask for.
