@@ -790,3 +790,58 @@ pub fn money(minor: impl Into<Int>, currency: &str) -> String {
         .unwrap_or_else(|| unreachable!("100 is not 0"));
     format!("{} {currency}", thousands(major))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(rule: Rule, facility_id: &str, key: &str, summary: &str, evidence: &[u64]) -> Found {
+        Draft {
+            rule,
+            facility_id: facility_id.to_string(),
+            key: key.to_string(),
+            summary: summary.to_string(),
+            money: None,
+            evidence: evidence.to_vec(),
+        }
+        .finish()
+    }
+
+    /// (rule, facility, key, summary, evidence) of each, in order.
+    fn shown(all: &[Found]) -> Vec<(Rule, &str, &str, &str, &[u64])> {
+        all.iter()
+            .map(|(r, f)| (*r, &*f.facility_id, &*f.key, &*f.summary, &*f.evidence))
+            .collect()
+    }
+
+    #[test]
+    fn merging_orders_and_keeps_the_first_of_each_duplicate_with_all_their_evidence() {
+        use Rule::{DuplicateSerial as Serial, PueImplausible as Pue};
+        let one_facility = vec![
+            found(Pue, "f-1", "2025-02", "second month", &[9]),
+            found(Serial, "f-1", "SN-1", "first", &[5, 3]),
+            found(Pue, "f-1", "2025-01", "first month", &[7]),
+            found(Serial, "f-1", "SN-1", "again", &[4, 5]),
+        ];
+        let expected = vec![
+            (Serial, "f-1", "SN-1", "first", &[3, 4, 5][..]),
+            (Pue, "f-1", "2025-01", "first month", &[7][..]),
+            (Pue, "f-1", "2025-02", "second month", &[9][..]),
+        ];
+        assert_eq!(shown(&merge_facility(one_facility.clone())), expected);
+        assert_eq!(shown(&merge(one_facility)), expected);
+
+        let two_facilities = vec![
+            found(Serial, "f-2", "SN-1", "later facility", &[8]),
+            found(Serial, "f-1", "SN-1", "earlier facility", &[2]),
+            found(Serial, "f-2", "SN-1", "again", &[1]),
+        ];
+        assert_eq!(
+            shown(&merge(two_facilities)),
+            vec![
+                (Serial, "f-1", "SN-1", "earlier facility", &[2][..]),
+                (Serial, "f-2", "SN-1", "later facility", &[1, 8][..]),
+            ]
+        );
+    }
+}
