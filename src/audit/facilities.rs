@@ -78,50 +78,64 @@ impl Facilities {
     /// (reloaded whole, their reports with them); returns the facilities with reports
     /// that are not here. Each report lands in a different facility's memory, so the
     /// work is mostly waiting on memory, and every core waits beside the others: each
-    /// finds the facilities of a share of the reports, then each puts in place (and
-    /// frees) the reports of a contiguous range of facilities, in ledger order.
+    /// finds the facilities of a share of the reports and sorts them by the core that
+    /// will put them in place, then each puts in place the reports of a contiguous
+    /// range of facilities, share after share, so in ledger order.
     pub(super) fn put_reports(
         &mut self,
         changes: Vec<Change>,
         skip: &BTreeSet<String>,
     ) -> BTreeSet<String> {
-        let found: Vec<Found> =
-            crate::parallel::map(changes.chunks(REPORTS_PER_THREAD).collect(), 1, |chunk| {
-                chunk.iter().map(|c| self.find(c, skip)).collect::<Vec<_>>()
-            })
-            .into_iter()
-            .flatten()
-            .collect();
         let shards = crate::parallel::threads_for(self.all.len(), FACILITIES_PER_THREAD);
         let per_shard = self.all.len().div_ceil(shards).max(1);
         // (shard, position in it) of a facility; `per_shard` is at least 1.
         let place = |at: usize| (at.div_euclid(per_shard), at.rem_euclid(per_shard));
-        // Sized exactly: a list of megabytes grown by doubling maps fresh pages each time.
-        let mut sizes = vec![0usize; shards];
-        for found in &found {
-            if let Found::At(at) = found {
-                let size = &mut sizes[place(*at).0];
-                *size = size.saturating_add(1);
-            }
-        }
-        let mut work: Vec<Vec<(usize, Month, Figures, u64)>> =
-            sizes.into_iter().map(Vec::with_capacity).collect();
+        let shares =
+            crate::parallel::map(changes.chunks(REPORTS_PER_THREAD).collect(), 1, |share| {
+                let found: Vec<Found> = share.iter().map(|c| self.find(c, skip)).collect();
+                // Sized exactly, as the first load puts a million reports in place.
+                let mut sizes = vec![0usize; shards];
+                for found in &found {
+                    if let Found::At(at) = found {
+                        let size = &mut sizes[place(*at).0];
+                        *size = size.saturating_add(1);
+                    }
+                }
+                let mut work: Vec<Vec<(usize, Month, Figures, u64)>> =
+                    sizes.into_iter().map(Vec::with_capacity).collect();
+                let mut unseen = Vec::new();
+                for (found, change) in found.into_iter().zip(share) {
+                    match (found, &change.touch) {
+                        (Found::At(at), Touch::Report(report)) => {
+                            let (shard, position) = place(at);
+                            work[shard].push((
+                                position,
+                                report.period,
+                                report.figures,
+                                change.index,
+                            ));
+                        }
+                        (Found::Unseen, Touch::Report(report)) => {
+                            unseen.push(report.facility_id.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                (work, unseen)
+            });
+        let mut work: Vec<Vec<_>> = (0..shards)
+            .map(|_| Vec::with_capacity(shares.len()))
+            .collect();
         let mut unseen = BTreeSet::new();
-        for (found, change) in found.into_iter().zip(changes) {
-            match (found, change.touch) {
-                (Found::At(at), Touch::Report(report)) => {
-                    let (shard, position) = place(at);
-                    work[shard].push((position, report.period, report.figures, change.index));
-                }
-                (Found::Unseen, Touch::Report(report)) => {
-                    unseen.insert(report.facility_id);
-                }
-                _ => {}
+        for (by_shard, ids) in shares {
+            for (shard, reports) in work.iter_mut().zip(by_shard) {
+                shard.push(reports);
             }
+            unseen.extend(ids);
         }
         let ranges: Vec<_> = self.all.chunks_mut(per_shard).zip(work).collect();
-        crate::parallel::map(ranges, 1, |(facilities, reports)| {
-            for (at, month, figures, index) in reports {
+        crate::parallel::map(ranges, 1, |(facilities, shares)| {
+            for (at, month, figures, index) in shares.into_iter().flatten() {
                 Arc::make_mut(&mut facilities[at]).set_report(month, figures, index);
             }
         });
@@ -238,5 +252,39 @@ mod tests {
         // The later of two reports for a month counts.
         assert_eq!(index("F-299"), Some(13));
         assert_eq!(index("F-007"), None);
+    }
+
+    #[test]
+    fn reports_in_later_shares_land_after_those_in_earlier_ones() {
+        let mut all = Facilities::default();
+        all.insert(
+            (0..300)
+                .map(|k| facility(&format!("F-{k:03}"), k))
+                .collect(),
+        );
+        // More reports than one share holds, each facility's last in the last share.
+        let changes: Vec<Change> = (0..(2 * REPORTS_PER_THREAD + 7) as u64)
+            .map(|i| power(&format!("F-{:03}", i % 300), 100 + i))
+            .collect();
+        let last: Vec<(String, u64)> = changes
+            .iter()
+            .rev()
+            .take(300)
+            .map(|c| match &c.touch {
+                Touch::Report(r) => (r.facility_id.clone(), c.index),
+                Touch::Facility(_) => unreachable!("only reports here"),
+            })
+            .collect();
+        assert!(all.put_reports(changes, &BTreeSet::new()).is_empty());
+        let month = Month::parse("2025-01").unwrap();
+        for (id, index) in last {
+            let f = all.get(&id).expect("a facility");
+            assert_eq!(f.power.get(&month).map(|r| r.index), Some(index), "{id}");
+            assert_eq!(
+                f.power.get(&month).map(|r| r.body.consumed_kwh),
+                Some(index),
+                "{id}"
+            );
+        }
     }
 }
