@@ -30,7 +30,7 @@ pub use facts::FacilityFacts;
 pub use published::Published;
 
 use crate::dates::Month;
-use crate::domain::figures::ReportFigures;
+use crate::domain::figures::{Figures, ReportFigures};
 use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
 use crate::exact::Int;
@@ -295,7 +295,8 @@ impl Snapshot {
             last_audit: Default::default(),
         };
         snapshot.load_cross_facility(reader)?;
-        snapshot.update_latest(reader)?;
+        snapshot.latest_period = snapshot.facilities_latest_period();
+        snapshot.update_latest_accepted(reader)?;
         Ok(snapshot)
     }
 
@@ -316,6 +317,18 @@ impl Snapshot {
                 Touch::Report(_) => None,
             })
             .collect();
+        // Reports are never taken back, so the latest period moves only forward, to the
+        // latest of the new power and occupancy reports, if later.
+        let newest = changes
+            .iter()
+            .filter_map(|c| match &c.touch {
+                Touch::Report(r) => match r.figures {
+                    Figures::Power(_) | Figures::Occupancy(_) => Some(r.period),
+                    Figures::Meter(_) => None,
+                },
+                Touch::Facility(_) => None,
+            })
+            .max();
         self.reload(reader, &whole)?;
         // A facility with reports but unknown to the snapshot (which no registration
         // since its load explains) is loaded whole rather than left out.
@@ -325,7 +338,9 @@ impl Snapshot {
         if !whole.is_empty() || !unseen.is_empty() {
             self.load_cross_facility(reader)?;
         }
-        self.update_latest(reader)
+        self.latest_period = self.latest_period.max(newest);
+        debug_assert_eq!(self.latest_period, self.facilities_latest_period());
+        self.update_latest_accepted(reader)
     }
 
     /// Loads these facilities' records and reports afresh.
@@ -409,15 +424,20 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The latest report period and the latest acceptance, for the default as_of.
-    fn update_latest(&mut self, reader: &Reader) -> Result<(), LedgerError> {
-        self.latest_period = self
-            .facilities
+    /// The latest period of any facility's power or occupancy report, found by reading
+    /// every facility's.
+    fn facilities_latest_period(&self) -> Option<Month> {
+        self.facilities
             .iter()
             .flat_map(|f| [f.power.keys().next_back(), f.occupancy.keys().next_back()])
             .flatten()
             .copied()
-            .max();
+            .max()
+    }
+
+    /// The month of the latest acceptance, for the default as_of of a ledger without
+    /// reports.
+    fn update_latest_accepted(&mut self, reader: &Reader) -> Result<(), LedgerError> {
         self.latest_accepted = reader
             .latest_accepted()?
             .map(|t| {

@@ -1247,7 +1247,8 @@ fn the_default_as_of_is_the_latest_report_period() {
 
 /// A snapshot kept across refreshes, whose period findings are reused between audits,
 /// audits exactly like one loaded afresh: after a corrected report for an old month, a
-/// late meter reading, another month, and a revocation (the facility reloads whole),
+/// late meter reading, a meter reading ahead of every report, another month, and a
+/// revocation (the facility reloads whole),
 /// at as_ofs moving back and forth, under two configurations.
 #[test]
 fn a_kept_snapshot_audits_like_a_fresh_one_after_revisions() {
@@ -1261,6 +1262,11 @@ fn a_kept_snapshot_audits_like_a_fresh_one_after_revisions() {
     let configs = [AuditConfig::default(), strict, AuditConfig::default()];
     let compare = |kept: &audit::Snapshot, w: &World, step: &str| {
         let fresh = audit::Snapshot::load(&w.t.ledger.reader()).unwrap();
+        assert_eq!(
+            kept.default_as_of(),
+            fresh.default_as_of(),
+            "{step}: default as_of"
+        );
         for config in &configs {
             for as_of in ["2025-06", "2025-03", "2025-07", "2025-05", "2025-06"] {
                 let month = Month::parse(as_of).unwrap();
@@ -1289,6 +1295,8 @@ fn a_kept_snapshot_audits_like_a_fresh_one_after_revisions() {
 
     w.power("2025-02", 300_000, 80_000, 0, 0);
     w.meter("2025-04", 150_000, 0);
+    // A meter reading for a month no operator reported: not the latest report period.
+    w.meter("2025-09", 100_000, 0);
     w.power("2025-07", 100_000, 80_000, 0, 0);
     w.occupancy("2025-07", 100, 72_000, 50_000, 0);
     w.flush();
