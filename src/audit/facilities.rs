@@ -221,15 +221,20 @@ mod tests {
         assert!(all.get("F-d").is_none());
     }
 
-    #[test]
-    fn reports_land_with_their_facility_in_ledger_order_on_every_shard() {
-        // Enough facilities for more than one shard on a machine with several cores.
+    /// Enough facilities for more than one shard on a machine with several cores.
+    fn three_hundred() -> Facilities {
         let mut all = Facilities::default();
         all.insert(
             (0..300)
                 .map(|k| facility(&format!("F-{k:03}"), k))
                 .collect(),
         );
+        all
+    }
+
+    #[test]
+    fn reports_land_with_their_facility_in_ledger_order_on_every_shard() {
+        let mut all = three_hundred();
         let changes = vec![
             power("F-000", 10),
             power("F-299", 11),
@@ -256,12 +261,7 @@ mod tests {
 
     #[test]
     fn reports_in_later_shares_land_after_those_in_earlier_ones() {
-        let mut all = Facilities::default();
-        all.insert(
-            (0..300)
-                .map(|k| facility(&format!("F-{k:03}"), k))
-                .collect(),
-        );
+        let mut all = three_hundred();
         // More reports than one share holds, each facility's last in the last share.
         let changes: Vec<Change> = (0..(2 * REPORTS_PER_THREAD + 7) as u64)
             .map(|i| power(&format!("F-{:03}", i % 300), 100 + i))
