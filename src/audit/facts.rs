@@ -590,7 +590,6 @@ impl FacilityFacts {
         &self.records.dates.disbursed
     }
 
-    /// Each loan with its date.
     /// Each permit with the first day of its validity.
     pub fn dated_permits(&self) -> impl Iterator<Item = (&PermitRecord, Date)> {
         self.records
@@ -599,6 +598,7 @@ impl FacilityFacts {
             .zip(self.records.dates.permits_from.iter().copied())
     }
 
+    /// Each loan with its date.
     pub fn dated_loans(&self) -> impl Iterator<Item = (&LoanRecord, Date)> {
         self.records
             .loans

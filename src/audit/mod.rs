@@ -533,8 +533,8 @@ impl Snapshot {
         // handed to their facilities by position, none looked up by id.
         let end = as_of.last_day();
         let holds = |p: &&PlacedSerial| p.from <= end;
-        let unplaced = self.placed_serials.partition_point(|p| p.at.is_none());
-        let (unplaced, mut placed) = self.placed_serials.split_at(unplaced);
+        let placed_from = self.placed_serials.partition_point(|p| p.at.is_none());
+        let (unplaced, mut placed) = self.placed_serials.split_at(placed_from);
         elsewhere.extend(unplaced.iter().filter(holds).map(|p| p.found.clone()));
         // Held for the whole audit: audits under different configurations take turns.
         let mut audited_with = self.audited_with.lock().unwrap_or_else(|p| p.into_inner());
