@@ -224,6 +224,8 @@ struct Dates {
     moved: Vec<Date>,
     /// Each subsidy's grant date.
     granted: Vec<Date>,
+    /// Each subsidy's condition deadline, if it has a condition.
+    condition_by: Vec<Option<Date>>,
     /// Every disbursement, subsidy after subsidy.
     disbursed: Vec<Disbursed>,
     /// Each loan's date.
@@ -250,6 +252,10 @@ impl Dates {
                 .map(|m| day(&m.date))
                 .collect(),
             granted: subsidies.iter().map(|s| day(&s.granted.date)).collect(),
+            condition_by: subsidies
+                .iter()
+                .map(|s| s.granted.condition.as_ref().map(|c| day(&c.by)))
+                .collect(),
             disbursed: subsidies
                 .iter()
                 .enumerate()
@@ -583,6 +589,16 @@ impl FacilityFacts {
             .subsidies
             .iter()
             .zip(self.records.dates.granted.iter().copied())
+    }
+
+    /// The deadline of the condition of the subsidy at `position`, if it has one.
+    pub fn condition_deadline(&self, position: usize) -> Option<Date> {
+        self.records
+            .dates
+            .condition_by
+            .get(position)
+            .copied()
+            .flatten()
     }
 
     /// Every disbursement, subsidy after subsidy.

@@ -414,7 +414,7 @@ impl Snapshot {
             .map(|(from, found)| PlacedSerial {
                 at: self.facilities.position(&found.1.facility_id),
                 from,
-                found: found.clone(),
+                found,
             })
             .collect();
         placed_serials.sort_by_key(|p| p.at);

@@ -720,7 +720,10 @@ fn subsidies(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
         let Some(condition) = &s.granted.condition else {
             continue;
         };
-        let by = day(&condition.by);
+        let by = cx
+            .f
+            .condition_deadline(position)
+            .unwrap_or_else(|| unreachable!("subsidy {position} has a condition, so a deadline"));
         if by > cx.end {
             continue;
         }
@@ -792,7 +795,8 @@ fn inspections(cx: &Ctx<'_>, out: &mut Vec<Draft>) {
 
 /// duplicate-serial for the serials with a lot after as_of's last day: one finding per
 /// serial, naming the facility of the later lot. Every other serial's finding is its
-/// settled one (`SharedSerial::settled`), which the audit hands out where it lies.
+/// settled one (`SharedSerial::settled`), which the snapshot works out once and hands
+/// out where it lies.
 pub(super) fn unsettled_duplicate_serials(shared: &[SharedSerial], as_of: Month) -> Vec<Found> {
     let end = as_of.last_day();
     let unsettled: Vec<&SharedSerial> = shared.iter().filter(|s| !s.settled_by(end)).collect();
@@ -805,26 +809,18 @@ pub(super) fn unsettled_duplicate_serials(shared: &[SharedSerial], as_of: Month)
     .collect()
 }
 
-/// A serial listed in more than one lot, with those lots, and its finding as of any
-/// month after the newest lot's date, worked out once: every audit but one as of a
-/// month before some of its lots reuses it.
+/// A serial listed in more than one lot, with those lots.
 #[derive(Clone, Debug)]
 pub struct SharedSerial {
     pub serial: String,
     /// By date, then procurement entry.
     pub lots: Vec<SerialLot>,
-    settled: Option<Found>,
 }
 
 impl SharedSerial {
     pub(super) fn new(serial: String, mut lots: Vec<SerialLot>) -> SharedSerial {
         lots.sort_by_key(|u| (u.date, u.procured_at));
-        let settled = duplicate_serial(&serial, &lots, Date::MAX).map(Draft::finish);
-        SharedSerial {
-            serial,
-            lots,
-            settled,
-        }
+        SharedSerial { serial, lots }
     }
 
     /// Whether its finding as of `end` is the settled one: no lot is dated after it.
@@ -832,10 +828,12 @@ impl SharedSerial {
         self.lots.last().is_some_and(|newest| newest.date <= end)
     }
 
-    /// Its finding as of any day from the one returned on, if it has one.
-    pub(super) fn settled(&self) -> Option<(Date, &Found)> {
+    /// Its finding as of any day from the one returned on (its newest lot's), if it
+    /// has one: every audit but one as of a month before some of its lots uses it.
+    pub(super) fn settled(&self) -> Option<(Date, Found)> {
         let newest = self.lots.last()?;
-        Some((newest.date, self.settled.as_ref()?))
+        let found = duplicate_serial(&self.serial, &self.lots, Date::MAX)?.finish();
+        Some((newest.date, found))
     }
 }
 
