@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod owner_only;
 pub mod pages;
 pub mod parallel;
+pub mod prefetch;
 pub mod proofcheck;
 pub mod registry;
 pub mod reject;

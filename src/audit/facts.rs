@@ -15,6 +15,7 @@ use crate::domain::records::{
     FacilityRecord, Inspection, LoanRecord, LotRecord, PermitRecord, SubsidyRecord,
 };
 use crate::exact::total;
+use crate::prefetch;
 
 /// A report that counts, with the entry it came from.
 #[derive(Clone, Debug)]
@@ -333,6 +334,16 @@ impl<T> Series<T> {
         self.all().iter().map(|(m, _)| m)
     }
 
+    /// The reports not yet settled, the latest of them last: what a new report, an
+    /// audit's window and the period rules of a new month read.
+    fn recent_reports(&self) -> &[(Month, Dated<T>)] {
+        if self.recent.is_empty() {
+            &self.settled
+        } else {
+            &self.recent
+        }
+    }
+
     /// Every report, by month.
     fn all(&self) -> Span<'_, T> {
         Span {
@@ -514,6 +525,45 @@ fn currency(s: &str) -> Currency {
 }
 
 impl FacilityFacts {
+    /// Asks for the records' own block: the first of two steps, a facility or two apart
+    /// (`Facilities::prefetch_for_audit`), that bring what an audit reads first.
+    pub(super) fn prefetch_records(&self) {
+        prefetch::value(&*self.records);
+    }
+
+    /// The second step of `prefetch_records`, once the records' block has come: the
+    /// starts of the vectors the rules walk (a facility has a few lots of 280 bytes, a
+    /// few statuses, moves, permits and disbursements), and the latest reports of each
+    /// series, where a window of a year ends and a new month's rules look (reports are
+    /// about 56 bytes, so twelve lines hold a year).
+    pub(super) fn prefetch_read_by_audit(&self) {
+        let r = &*self.records;
+        prefetch::head(&r.lots, 10);
+        prefetch::head(&r.subsidies, 5);
+        prefetch::head(&r.facility.statuses, 3);
+        prefetch::head(&r.timeline.statuses, 3);
+        prefetch::head(&r.timeline.moves, 3);
+        prefetch::head(&r.timeline.gpus, 1);
+        prefetch::head(&r.timeline.permits, 3);
+        prefetch::head(&r.dates.procured, 1);
+        prefetch::head(&r.dates.moved, 1);
+        prefetch::head(&r.dates.disbursed, 3);
+        prefetch::tail(&self.power.recent, 12);
+        prefetch::tail(&self.power.settled, 3);
+        prefetch::tail(&self.occupancy.recent, 12);
+        prefetch::tail(&self.occupancy.settled, 3);
+        prefetch::tail(self.meter.recent_reports(), 2);
+    }
+
+    /// Asks for the latest reports of the series `figures` goes to, for `set_report`.
+    pub(super) fn prefetch_series_for(&self, figures: &Figures) {
+        match figures {
+            Figures::Power(_) => prefetch::tail(self.power.recent_reports(), 2),
+            Figures::Meter(_) => prefetch::tail(self.meter.recent_reports(), 2),
+            Figures::Occupancy(_) => prefetch::tail(self.occupancy.recent_reports(), 2),
+        }
+    }
+
     /// A facility's facts without its reports; `set_report` adds them.
     pub fn new(
         lots: Vec<LotRecord>,

@@ -272,9 +272,14 @@ impl Snapshot {
         // Read the size first: entries committed while loading are picked up by the next
         // refresh, never lost between the two.
         let size = reader.size();
-        // The records (store-bound) and the change log (mostly decoding) load side by side.
+        // The records (store-bound) and the change log (mostly decoding) load side by
+        // side. The changes borrow from the log, which is kept here, outside the threads.
+        let log = OnceLock::new();
         let (facilities_loaded, changes) = std::thread::scope(|scope| {
-            let changes = scope.spawn(|| reader.changes_since(0));
+            let changes = scope.spawn(|| {
+                let read = reader.change_log_since(0)?;
+                log.get_or_init(|| read).changes()
+            });
             let facilities = load_records(reader);
             (facilities, joined(changes))
         });
@@ -282,7 +287,7 @@ impl Snapshot {
         facilities.insert(facilities_loaded?);
         // Reports of a facility registered after the records were read wait for the
         // next refresh, which sees its registration.
-        facilities.put_reports(changes?, &BTreeSet::new());
+        facilities.put_reports(&changes?, &BTreeSet::new());
         let mut snapshot = Snapshot {
             size,
             facilities,
@@ -309,11 +314,12 @@ impl Snapshot {
             return Ok(());
         }
         *self.last_audit.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
-        let changes = reader.changes_since(self.size)?;
+        let log = reader.change_log_since(self.size)?;
+        let changes = log.changes()?;
         let whole: BTreeSet<String> = changes
             .iter()
             .filter_map(|c| match &c.touch {
-                Touch::Facility(f) => Some(f.clone()),
+                Touch::Facility(f) => Some(f.to_string()),
                 Touch::Report(_) => None,
             })
             .collect();
@@ -332,7 +338,7 @@ impl Snapshot {
         self.reload(reader, &whole)?;
         // A facility with reports but unknown to the snapshot (which no registration
         // since its load explains) is loaded whole rather than left out.
-        let unseen = self.facilities.put_reports(changes, &whole);
+        let unseen = self.facilities.put_reports(&changes, &whole);
         self.reload(reader, &unseen)?;
         self.size = size;
         if !whole.is_empty() || !unseen.is_empty() {
@@ -550,14 +556,15 @@ impl Snapshot {
             .map(|((i, f), found)| {
                 let (mine, rest) = placed.split_at(placed.partition_point(|p| p.at == Some(i)));
                 placed = rest;
-                (f, found, mine)
+                (i, f, found, mine)
             })
             .collect();
         assert!(
             placed.is_empty(),
             "every placed finding's facility is among the facilities"
         );
-        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(f, mut found, mine)| {
+        let done = crate::parallel::map(work, FACILITIES_PER_THREAD, |(i, f, mut found, mine)| {
+            self.facilities.prefetch_for_audit(i);
             debug_assert!(mine.iter().all(|p| p.found.1.facility_id == f.id()));
             found.extend(mine.iter().filter(holds).map(|p| p.found.clone()));
             let mut drafts = Vec::new();

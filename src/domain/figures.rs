@@ -36,10 +36,11 @@ impl FigureError {
 #[error("{0:?} is not a currency code (three capital letters, ISO 4217)")]
 pub struct NotACurrency(pub String);
 
-/// A report's facility, month and figures.
+/// A report's facility, month and figures. The facility id is owned, or borrowed from
+/// the bytes a reader decoded it from (`ledger::ChangeLog`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportFigures {
-    pub facility_id: String,
+pub struct ReportFigures<Id = String> {
+    pub facility_id: Id,
     pub period: Month,
     pub figures: Figures,
 }

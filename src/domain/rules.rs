@@ -95,16 +95,16 @@ fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
 /// memory (the audit) never read it back by key. The by-facility postings and the
 /// change log are built from these.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Touch {
-    Facility(String),
-    Report(ReportFigures),
+pub enum Touch<Id = String> {
+    Facility(Id),
+    Report(ReportFigures<Id>),
 }
 
-impl Touch {
+impl<Id: std::borrow::Borrow<str>> Touch<Id> {
     pub fn facility(&self) -> &str {
         match self {
-            Touch::Facility(f) => f,
-            Touch::Report(report) => &report.facility_id,
+            Touch::Facility(f) => f.borrow(),
+            Touch::Report(report) => report.facility_id.borrow(),
         }
     }
 }

@@ -41,11 +41,12 @@ pub(crate) fn location_key(index: u64) -> Vec<u8> {
 /// 50 bytes a change, the span keeps that rewrite near 12 KiB however small commits are.
 pub const CHANGE_SPAN: u64 = 256;
 
-/// One thing an entry changed in the projections, with the entry's index.
+/// One thing an entry changed in the projections, with the entry's index. Written with
+/// owned ids; read back with ids borrowed from the stored bytes (`reader::ChangeLog`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
+pub struct Change<Id = String> {
     pub index: u64,
-    pub touch: Touch,
+    pub touch: Touch<Id>,
 }
 
 /// The change-log key of the chunk holding `index`.
@@ -209,4 +210,55 @@ pub(crate) fn record(
         overlay.put_encoded(k, &all);
     }
     Ok(hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dates::Month;
+    use crate::domain::figures::{Figures, MeterFigures, ReportFigures};
+    use crate::store::derived::decode_sequence;
+
+    /// The change log is written with owned ids and read with borrowed ones: one type,
+    /// so one layout, and the two readings agree change for change.
+    #[test]
+    fn changes_written_owned_read_back_borrowed() {
+        let period = Month::parse("2025-03").unwrap();
+        let figures = Figures::Meter(MeterFigures {
+            consumed_kwh: 7,
+            resold_kwh: 1,
+        });
+        let written = [
+            Change {
+                index: 4,
+                touch: Touch::Facility("F-1".to_string()),
+            },
+            Change {
+                index: 5,
+                touch: Touch::Report(ReportFigures {
+                    facility_id: "F-2".to_string(),
+                    period,
+                    figures,
+                }),
+            },
+        ];
+        let bytes = append_encoded(None, written.clone());
+        let read: Vec<Change<&str>> = decode_sequence(b"t", &bytes).unwrap();
+        let expected = [
+            Change {
+                index: 4,
+                touch: Touch::Facility("F-1"),
+            },
+            Change {
+                index: 5,
+                touch: Touch::Report(ReportFigures {
+                    facility_id: "F-2",
+                    period,
+                    figures,
+                }),
+            },
+        ];
+        assert_eq!(read, expected);
+        assert_eq!(read[1].touch.facility(), written[1].touch.facility());
+    }
 }

@@ -32,7 +32,9 @@ use serde_json::{Value, json};
 pub use group::{CommitHandle, CommitStats, Committer, SubmitError};
 pub use layout::Change;
 pub use lock::{Holder, PID_FILE};
-pub use reader::{ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry};
+pub use reader::{
+    ChangeLog, ConsistencyProof, EntryFilter, InclusionProof, Reader, SignerView, StoredEntry,
+};
 pub use replay::{Progress, QUIET, VerifyReport};
 pub use unlocked::Unlocked;
 

@@ -130,9 +130,9 @@ pub fn append_encoded<T: Serialize>(
 }
 
 /// Every value of a sequence written by `append_encoded`, in order.
-pub fn decode_sequence<T: DeserializeOwned>(
+pub fn decode_sequence<'a, T: serde::Deserialize<'a>>(
     key: &[u8],
-    bytes: &[u8],
+    bytes: &'a [u8],
 ) -> Result<Vec<T>, DerivedError> {
     let mut rest = versioned(key, bytes)?;
     let mut out = Vec::new();
@@ -568,6 +568,9 @@ mod tests {
         let back: Vec<(u64, String)> = decode_sequence(b"k", &twice).unwrap();
         assert_eq!(back, [(1, "a".into()), (2, "b".into()), (3, "c".into())]);
         assert!(decode_sequence::<(u64, String)>(b"k", &twice[..twice.len() - 1]).is_err());
+        // Strings read back borrowed from the stored bytes are the strings written.
+        let borrowed: Vec<(u64, &str)> = decode_sequence(b"k", &twice).unwrap();
+        assert_eq!(borrowed, [(1, "a"), (2, "b"), (3, "c")]);
     }
 
     #[test]

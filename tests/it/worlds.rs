@@ -211,8 +211,11 @@ fn refreshed_audit_equals_a_fresh_one() {
         let input = std::io::Cursor::new(part.join("\n"));
         let summary = dcledger::bulk::append_ndjson(&mut ledger, input, |_| {}).unwrap();
         assert!(summary.refused.is_none(), "{:?}", summary.refused);
-        let all = reader.changes_since(0).unwrap();
-        let since = reader.changes_since(before).unwrap();
+        let (all, since) = (
+            reader.change_log_since(0).unwrap(),
+            reader.change_log_since(before).unwrap(),
+        );
+        let (all, since) = (all.changes().unwrap(), since.changes().unwrap());
         assert!(
             all.is_sorted_by_key(|c| c.index),
             "the change log is in ledger order"
