@@ -32,13 +32,13 @@ impl Periods {
         afresh: bool,
         out: &mut Vec<Found>,
     ) {
-        let revised: Option<Vec<Month>> = match self.through {
-            Some(_) if !afresh => f.revised_since(self.revision).map(Iterator::collect),
+        let revised = match self.through {
+            Some(_) if !afresh => f.revised_since(self.revision),
             _ => None,
         };
         match (revised, self.through) {
             (Some(revised), Some(through)) => {
-                for m in revised.into_iter().filter(|m| *m <= through) {
+                for m in revised.filter(|m| *m <= through) {
                     self.evaluate(f, m, config);
                 }
                 if as_of > through {
@@ -82,12 +82,84 @@ impl Periods {
 }
 
 /// The months after `after` (all if None) up to and including `last` with a power or
-/// an occupancy report (the period rules find nothing in a month without), in order.
-fn reported_months(f: &FacilityFacts, after: Option<Month>, last: Month) -> Vec<Month> {
-    let power = f.power.between(after, last).iter().map(|(m, _)| *m);
-    let occupancy = f.occupancy.between(after, last).iter().map(|(m, _)| *m);
-    let mut months: Vec<Month> = power.chain(occupancy).collect();
-    months.sort_unstable();
-    months.dedup();
-    months
+/// an occupancy report (the period rules find nothing in a month without), in order:
+/// the two series' months merged as they are read, as every audit asks this of every
+/// facility.
+fn reported_months(
+    f: &FacilityFacts,
+    after: Option<Month>,
+    last: Month,
+) -> impl Iterator<Item = Month> + '_ {
+    let mut power = f
+        .power
+        .between(after, last)
+        .iter()
+        .map(|(m, _)| *m)
+        .peekable();
+    let mut occupancy = f
+        .occupancy
+        .between(after, last)
+        .iter()
+        .map(|(m, _)| *m)
+        .peekable();
+    std::iter::from_fn(move || {
+        let next = match (power.peek(), occupancy.peek()) {
+            (Some(p), Some(o)) => *p.min(o),
+            (Some(m), None) | (None, Some(m)) => *m,
+            (None, None) => return None,
+        };
+        power.next_if_eq(&next);
+        occupancy.next_if_eq(&next);
+        Some(next)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::facts::tests::registered;
+    use crate::domain::figures::{Currency, Figures, MeterFigures, OccupancyFigures, PowerFigures};
+
+    #[test]
+    fn reported_months_merge_both_series_once_each_within_the_bounds() {
+        let mut f = FacilityFacts::new(
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            registered("F-1", 1),
+        );
+        let month = |m: u8| Month::parse(&format!("2025-{m:02}")).unwrap();
+        let power = Figures::Power(PowerFigures {
+            consumed_kwh: 10,
+            it_kwh: 8,
+            resold_kwh: 0,
+            resale_revenue_minor: 0,
+            currency: Currency::new("CNY").unwrap(),
+        });
+        let occupancy = Figures::Occupancy(OccupancyFigures {
+            gpus_installed: 8,
+            gpu_hours_available: 100,
+            gpu_hours_sold: 50,
+            gpu_hours_voucher: 0,
+        });
+        let meter = Figures::Meter(MeterFigures {
+            consumed_kwh: 1,
+            resold_kwh: 0,
+        });
+        for (m, figures) in [(1, power), (3, power), (5, power), (9, power)] {
+            f.set_report(month(m), figures, u64::from(m));
+        }
+        for (m, figures) in [(2, occupancy), (3, occupancy), (6, occupancy), (7, meter)] {
+            f.set_report(month(m), figures, 100 + u64::from(m));
+        }
+        let months = |after: Option<u8>, last: u8| -> Vec<Month> {
+            reported_months(&f, after.map(month), month(last)).collect()
+        };
+        // Meter readings alone make no reported month; each month comes once.
+        assert_eq!(months(None, 12), [1, 2, 3, 5, 6, 9].map(month));
+        assert_eq!(months(Some(2), 6), [3, 5, 6].map(month));
+        assert_eq!(months(Some(3), 3), []);
+        assert_eq!(months(None, 2), [1, 2].map(month));
+    }
 }
