@@ -5,7 +5,7 @@
 //! changed, and reuses the rest. Pure memory, no I/O; at most one entry per reported
 //! month, as the facts hold one report per series and month.
 
-use super::facts::FacilityFacts;
+use super::facts::{FacilityFacts, Series};
 use super::{AuditConfig, Draft, Found, rules};
 use crate::dates::Month;
 
@@ -90,18 +90,8 @@ fn reported_months(
     after: Option<Month>,
     last: Month,
 ) -> impl Iterator<Item = Month> + '_ {
-    let mut power = f
-        .power
-        .between(after, last)
-        .iter()
-        .map(|(m, _)| *m)
-        .peekable();
-    let mut occupancy = f
-        .occupancy
-        .between(after, last)
-        .iter()
-        .map(|(m, _)| *m)
-        .peekable();
+    let mut power = months_of(&f.power, after, last).peekable();
+    let mut occupancy = months_of(&f.occupancy, after, last).peekable();
     std::iter::from_fn(move || {
         let next = match (power.peek(), occupancy.peek()) {
             (Some(p), Some(o)) => *p.min(o),
@@ -112,6 +102,15 @@ fn reported_months(
         occupancy.next_if_eq(&next);
         Some(next)
     })
+}
+
+/// The months of `series`' reports after `after` up to and including `last`.
+fn months_of<T>(
+    series: &Series<T>,
+    after: Option<Month>,
+    last: Month,
+) -> impl Iterator<Item = Month> + '_ {
+    series.between(after, last).iter().map(|(m, _)| *m)
 }
 
 #[cfg(test)]
