@@ -5,20 +5,26 @@
 //! lets those waits overlap the work on the current one. A hint changes no value: where
 //! the processor has no such instruction these do nothing.
 
-/// Cache lines are 64 bytes on every processor this builds for.
+/// The cache line of every x86-64 processor.
 const LINE_BYTES: usize = 64;
 
-/// Asks for the lines holding the `len` bytes from `start`.
+/// Asks for the lines holding the `len` bytes from `start`: from the line of the first
+/// byte to the line of the last; none for no bytes (an empty vector's pointer is not an
+/// address worth a page walk).
 fn lines(start: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
-    for offset in (0..len).step_by(LINE_BYTES) {
-        // SAFETY: `prefetcht0` is a hint: it never faults and never changes memory,
-        // whatever the address (Intel SDM, PREFETCHh), and `wrapping_add` makes no
-        // claim about the pointer it returns. SSE, which has it, is in every x86-64.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                start.wrapping_add(offset).cast(),
-            );
+    if len > 0 {
+        let skew = start.addr() % LINE_BYTES;
+        let first_line = start.wrapping_sub(skew);
+        for offset in (0..skew.saturating_add(len)).step_by(LINE_BYTES) {
+            // SAFETY: `prefetcht0` is a hint: it never faults and never changes memory,
+            // whatever the address (Intel SDM, PREFETCHh), and `wrapping_*` make no
+            // claim about the pointers they return. SSE, which has it, is in every x86-64.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    first_line.wrapping_add(offset).cast(),
+                );
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
