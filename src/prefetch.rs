@@ -6,7 +6,7 @@
 //! the processor has no such instruction these do nothing.
 
 /// The cache line of every x86-64 processor.
-const LINE_BYTES: usize = 64;
+pub const LINE_BYTES: usize = 64;
 
 /// Asks for the lines holding the `len` bytes from `start`: from the line of the first
 /// byte to the line of the last; none for no bytes (an empty vector's pointer is not an

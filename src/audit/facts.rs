@@ -334,13 +334,14 @@ impl<T> Series<T> {
         self.all().iter().map(|(m, _)| m)
     }
 
-    /// The reports not yet settled, the latest of them last: what a new report, an
-    /// audit's window and the period rules of a new month read.
-    fn recent_reports(&self) -> &[(Month, Dated<T>)] {
-        if self.recent.is_empty() {
-            &self.settled
-        } else {
-            &self.recent
+    /// Asks for the last `lines` cache lines of the latest reports (what a new report,
+    /// an audit's window and a new month's rules read): the recent part's, then the
+    /// settled part's end for what the recent part is too short to hold.
+    fn prefetch_latest(&self, lines: usize) {
+        prefetch::tail(&self.recent, lines);
+        let recent_lines = size_of_val(self.recent.as_slice()).div_ceil(prefetch::LINE_BYTES);
+        if recent_lines < lines {
+            prefetch::tail(&self.settled, lines.saturating_sub(recent_lines));
         }
     }
 
@@ -535,12 +536,12 @@ impl FacilityFacts {
     /// starts of the vectors the rules walk (a facility has a few lots of 280 bytes, a
     /// few statuses, moves, permits and disbursements), and the latest reports of each
     /// series, where a window of a year ends and a new month's rules look (reports are
-    /// about 56 bytes, so twelve lines hold a year).
+    /// about 56 bytes, so twelve lines hold a year). A facility's own statuses are read
+    /// only for a finding's evidence, so not asked for.
     pub(super) fn prefetch_read_by_audit(&self) {
         let r = &*self.records;
         prefetch::head(&r.lots, 10);
         prefetch::head(&r.subsidies, 5);
-        prefetch::head(&r.facility.statuses, 3);
         prefetch::head(&r.timeline.statuses, 3);
         prefetch::head(&r.timeline.moves, 3);
         prefetch::head(&r.timeline.gpus, 1);
@@ -548,19 +549,17 @@ impl FacilityFacts {
         prefetch::head(&r.dates.procured, 1);
         prefetch::head(&r.dates.moved, 1);
         prefetch::head(&r.dates.disbursed, 3);
-        prefetch::tail(&self.power.recent, 12);
-        prefetch::tail(&self.power.settled, 3);
-        prefetch::tail(&self.occupancy.recent, 12);
-        prefetch::tail(&self.occupancy.settled, 3);
-        prefetch::tail(self.meter.recent_reports(), 2);
+        self.power.prefetch_latest(12);
+        self.occupancy.prefetch_latest(12);
+        self.meter.prefetch_latest(2);
     }
 
     /// Asks for the latest reports of the series `figures` goes to, for `set_report`.
     pub(super) fn prefetch_series_for(&self, figures: &Figures) {
         match figures {
-            Figures::Power(_) => prefetch::tail(self.power.recent_reports(), 2),
-            Figures::Meter(_) => prefetch::tail(self.meter.recent_reports(), 2),
-            Figures::Occupancy(_) => prefetch::tail(self.occupancy.recent_reports(), 2),
+            Figures::Power(_) => self.power.prefetch_latest(2),
+            Figures::Meter(_) => self.meter.prefetch_latest(2),
+            Figures::Occupancy(_) => self.occupancy.prefetch_latest(2),
         }
     }
 
