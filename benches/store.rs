@@ -18,7 +18,7 @@ use std::time::Instant;
 use dcledger::audit::Snapshot;
 use dcledger::ledger::Unlocked;
 use dcledger::store::derived::Derived;
-use dcledger::store::engine::{Engine, EngineError, Memory, Pairs, ReadSnapshot};
+use dcledger::store::engine::{Batch, Engine, EngineError, Memory, Pairs, ReadSnapshot};
 
 const DEFAULT_FACILITIES: usize = 2_000;
 
@@ -75,9 +75,9 @@ impl Engine for Sled {
         Ok(out)
     }
 
-    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError> {
+    fn apply(&self, batches: &[&Batch]) -> Result<(), EngineError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in writes {
+        for (k, v) in batches.iter().copied().flatten() {
             batch.insert(k.as_slice(), v.as_slice());
         }
         Ok(self.db.apply_batch(batch)?)
@@ -139,9 +139,9 @@ impl Engine for Fjall {
         Ok(out)
     }
 
-    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError> {
+    fn apply(&self, batches: &[&Batch]) -> Result<(), EngineError> {
         let mut batch = self.db.batch();
-        for (k, v) in writes {
+        for (k, v) in batches.iter().copied().flatten() {
             batch.insert(&self.keyspace, k.as_slice(), v.as_slice());
         }
         Ok(batch.commit()?)

@@ -23,10 +23,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::rules::Touch;
+use crate::domain::rules::{Touch, Touched};
 use crate::entry::Kind;
 use crate::keys::PublicKey;
-use crate::log::merkle::{self, Frontier, Hash};
+use crate::log::merkle::{Frontier, Hash};
 use crate::log::segment::RecordLocation;
 use crate::store::derived::{Derived, DerivedError, Overlay, append_encoded, decode, family, key};
 
@@ -121,16 +121,15 @@ pub(crate) fn signer_entry(
     Ok(None)
 }
 
-/// A leaf that has just been written to the segments.
-pub(crate) struct Landed<'a> {
+/// A leaf that has just been written to the segments, with what it changed.
+pub(crate) struct Landed {
     pub index: u64,
-    pub leaf: &'a [u8],
     pub location: RecordLocation,
     pub kind: Kind,
     pub signer: PublicKey,
     pub seq: u64,
     /// What the entry changed in the projections.
-    pub touches: &'a [Touch],
+    pub touches: Touched,
 }
 
 /// Index of `kind` in `Kind::ALL`: its postings term.
@@ -142,24 +141,27 @@ pub(crate) fn kind_term(kind: Kind) -> u8 {
     u8::try_from(position).unwrap_or_else(|_| unreachable!("fewer than 256 kinds"))
 }
 
-/// Records consecutive landed leaves: grows the in-memory tree, stores each leaf's
-/// location, and extends the postings. Returns the leaf hashes in order, for the tiles.
-pub(crate) fn record(
-    overlay: &mut Overlay<'_>,
-    frontier: &mut Frontier,
-    landed: &[Landed<'_>],
-) -> Result<Vec<Hash>, DerivedError> {
-    let mut hashes = Vec::with_capacity(landed.len());
+/// Grows the in-memory tree by the hashes of consecutive leaves, the first of them
+/// leaf `first`.
+pub(crate) fn grow(frontier: &mut Frontier, first: u64, hashes: &[Hash]) {
+    assert_eq!(
+        frontier.size(),
+        first,
+        "leaves join the tree in ledger order"
+    );
+    for hash in hashes {
+        frontier.push(*hash);
+    }
+}
+
+/// Records consecutive landed leaves in the indexes: each leaf's location, the
+/// postings, the seq anchors and the change log. It reads only keys that it alone
+/// writes (postings and change-log chunks), never what admission reads, so a replay
+/// records a chunk on the thread that commits it, once the chunk is admitted
+/// (`ledger::replay`), and admits the next one meanwhile.
+pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(), DerivedError> {
     let mut postings: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
     for l in landed {
-        assert_eq!(
-            frontier.size(),
-            l.index,
-            "leaves are recorded in ledger order"
-        );
-        let hash = merkle::leaf_hash(l.leaf);
-        hashes.push(hash);
-        frontier.push(hash);
         overlay.put_encoded(location_key(l.index), &l.location);
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
@@ -209,7 +211,7 @@ pub(crate) fn record(
         all.extend(offsets);
         overlay.put_encoded(k, &all);
     }
-    Ok(hashes)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -779,24 +779,22 @@ impl Ledger {
             }
         };
         let mut frontier = self.frontier.clone();
-        let landed: Vec<Landed<'_>> = leaves
+        let hashes: Vec<Hash> = leaves.iter().map(|leaf| merkle::leaf_hash(leaf)).collect();
+        layout::grow(&mut frontier, base, &hashes);
+        let landed: Vec<Landed> = locations
             .iter()
-            .zip(&locations)
-            .zip(&leaf_terms)
+            .zip(leaf_terms)
             .enumerate()
-            .map(
-                |(i, ((leaf, location), (kind, signer, seq, touches)))| Landed {
-                    index: base + i as u64,
-                    leaf,
-                    location: *location,
-                    kind: *kind,
-                    signer: *signer,
-                    seq: *seq,
-                    touches,
-                },
-            )
+            .map(|(i, (location, (kind, signer, seq, touches)))| Landed {
+                index: base + i as u64,
+                location: *location,
+                kind,
+                signer,
+                seq,
+                touches,
+            })
             .collect();
-        let hashes = layout::record(&mut overlay, &mut frontier, &landed)?;
+        layout::record(&mut overlay, &landed)?;
         assert_eq!(
             frontier.size(),
             self.log.size(),

@@ -20,7 +20,7 @@ use crate::ingest::{self, Admissible, Signatures};
 use crate::keys::parse_public_hex;
 use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint::{self, NoteVerifier};
-use crate::log::merkle::{Frontier, Hash};
+use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Derived, DerivedError, Frozen, Overlay};
@@ -69,12 +69,13 @@ const JUDGED_AHEAD_CHUNKS: usize = 2;
 /// chunk's leaf hashes (for the tiles) and adds its own writes (progress markers) to
 /// each chunk's atomic commit, or refuses it.
 ///
-/// Three stages overlap: a thread reads and judges the next chunks; this one admits a
-/// chunk, in order; another writes the chunk before to the store meanwhile, which the
-/// admission reads through its overlay (`Derived::freeze`). Each chunk's commit is done
-/// before the next chunk's `on_chunk` and commit begin, so the tiles and the store are
-/// written in the order of a replay made one chunk at a time, and a crash leaves what
-/// that would.
+/// Three stages overlap: a thread reads and judges the next chunks (and hashes their
+/// leaves); this one admits a chunk, in order; another records the chunk before in the
+/// indexes (`layout::record`, which reads nothing admission writes) and writes it to
+/// the store meanwhile, which the admission reads through its overlay
+/// (`Derived::freeze`). Each chunk's commit is done before the next chunk's `on_chunk`
+/// and commit begin, so the tiles and the store are written in the order of a replay
+/// made one chunk at a time, and a crash leaves what that would.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
@@ -101,11 +102,11 @@ pub(crate) fn replay(
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         scope.spawn(move || judge_stage(log, from, judging, tx));
-        let (to_apply, applying) = mpsc::sync_channel::<Frozen>(1);
+        let (to_apply, applying) = mpsc::sync_channel::<(Frozen, Vec<Landed>)>(1);
         let (report, applied) = mpsc::sync_channel(1);
         let thread = scope.spawn(move || {
-            for frozen in applying {
-                if report.send(target.apply_frozen(&frozen)).is_err() {
+            for (frozen, landed) in applying {
+                if report.send(commit_chunk(target, &frozen, &landed)).is_err() {
                     break;
                 }
             }
@@ -127,24 +128,38 @@ pub(crate) fn replay(
                 committer.finish()?;
             }
             let mut overlay = Overlay::after(target, committer.in_flight.clone());
-            let Some((end, hashes)) = admit_chunk(&mut overlay, &chunk, judged, state)? else {
+            let Some(AdmittedChunk {
+                end,
+                hashes,
+                landed,
+            }) = admit_chunk(&mut overlay, &chunk, judged, state)?
+            else {
                 continue;
             };
             overlay.release_snapshot();
             committer.finish()?;
             on_chunk(&mut overlay, state, end, &hashes)?;
-            committer.start(target.freeze(overlay.into_writes()))?;
+            committer.start(target.freeze(overlay.into_writes()), landed)?;
         }
         committer.finish()
     })
 }
 
-/// The thread that writes replayed chunks to the store, one at a time, while the next is
-/// admitted. One thread for the whole replay rather than one a chunk: the allocator gives
+/// Writes an admitted chunk to the store: its admission's writes (`frozen`) and, in the
+/// same atomic write, its leaves' indexes, recorded here over the store, which holds
+/// every chunk before it (this thread wrote them).
+fn commit_chunk(target: &Derived, frozen: &Frozen, landed: &[Landed]) -> Result<(), DerivedError> {
+    let mut indexes = Overlay::new(target);
+    layout::record(&mut indexes, landed)?;
+    target.apply_frozen(frozen, &indexes.into_writes())
+}
+
+/// The thread that records and writes replayed chunks to the store, one at a time, while
+/// the next is admitted. One thread for the whole replay rather than one a chunk: the allocator gives
 /// threads arenas of their own, and a thread a chunk left a million-entry rebuild holding
 /// about 150 MB more (BENCHMARKS.md).
 struct Committer<'scope> {
-    to_apply: mpsc::SyncSender<Frozen>,
+    to_apply: mpsc::SyncSender<(Frozen, Vec<Landed>)>,
     applied: mpsc::Receiver<Result<(), DerivedError>>,
     /// The chunk being written, which the next chunk's admission reads meanwhile.
     in_flight: Option<Frozen>,
@@ -152,10 +167,10 @@ struct Committer<'scope> {
 }
 
 impl Committer<'_> {
-    /// Begins writing a chunk; the one before must be `finish`ed.
-    fn start(&mut self, frozen: Frozen) -> Result<(), LedgerError> {
+    /// Begins recording and writing a chunk; the one before must be `finish`ed.
+    fn start(&mut self, frozen: Frozen, landed: Vec<Landed>) -> Result<(), LedgerError> {
         assert!(self.in_flight.is_none(), "one chunk is written at a time");
-        if self.to_apply.send(frozen.clone()).is_err() {
+        if self.to_apply.send((frozen.clone(), landed)).is_err() {
             return Err(self.gone());
         }
         self.in_flight = Some(frozen);
@@ -250,37 +265,50 @@ fn judge_stage(
     }
 }
 
-/// Judges every leaf of a chunk with `judge`, each leaf wholly on one of every core (so
-/// that no part of the judging waits on one thread while the others idle), keeping
-/// their order.
+/// Judges every leaf of a chunk with `judge` and hashes it for the tree, each leaf wholly
+/// on one of every core (so that no part of the judging waits on one thread while the
+/// others idle), keeping their order.
 fn judge_each(
     chunk: &Chunk,
     min_per_thread: usize,
-    judge: impl Fn(u64, &[u8]) -> Judged + Sync,
+    judge: impl Fn(u64, &[u8]) -> Judgement + Sync,
 ) -> Vec<Judged> {
     let leaves = chunk
         .iter()
         .map(|(i, _, leaf)| (*i, leaf.as_slice()))
         .collect();
-    crate::parallel::map(leaves, min_per_thread, |(index, leaf)| judge(index, leaf))
+    crate::parallel::map(leaves, min_per_thread, |(index, leaf)| {
+        judge(index, leaf).map(|(entry, accepted)| (entry, accepted, merkle::leaf_hash(leaf)))
+    })
 }
 
-/// Admits a chunk's leaves into `overlay` and records them in the tree; returns where
-/// the chunk ends and its leaf hashes (`None` for an empty chunk).
+/// A chunk admitted and in the tree.
+struct AdmittedChunk {
+    /// Where the chunk ends in the segments.
+    end: Position,
+    /// Its leaf hashes, for the tiles.
+    hashes: Vec<Hash>,
+    /// Its leaves as landed, for the indexes.
+    landed: Vec<Landed>,
+}
+
+/// Admits a chunk's leaves into `overlay` and grows the tree by them (`None` for an
+/// empty chunk).
 fn admit_chunk(
     overlay: &mut Overlay<'_>,
     chunk: &Chunk,
     judged: Vec<Judged>,
     state: &mut ReplayState,
-) -> Result<Option<(Position, Vec<Hash>)>, LedgerError> {
-    let Some(&(last_index, last_location, _)) = chunk.last() else {
+) -> Result<Option<AdmittedChunk>, LedgerError> {
+    let (Some(&(first_index, _, _)), Some(&(last_index, last_location, _))) =
+        (chunk.first(), chunk.last())
+    else {
         return Ok(None);
     };
+    let mut hashes = Vec::with_capacity(chunk.len());
     let mut landed = Vec::with_capacity(chunk.len());
-    let mut facilities = Vec::with_capacity(chunk.len());
-    let mut admitted = Vec::with_capacity(chunk.len());
-    for ((index, _, _), judged) in chunk.iter().zip(judged) {
-        let (e, accepted) = judged?;
+    for ((index, location, _), judged) in chunk.iter().zip(judged) {
+        let (e, accepted, hash) = judged?;
         if accepted < state.last_accepted {
             return Err(refused(
                 *index,
@@ -288,40 +316,44 @@ fn admit_chunk(
             ));
         }
         state.last_accepted = accepted;
-        match ingest::admit(overlay, *index, accepted, &e) {
-            Ok(a) => facilities.push(a.touches),
+        let touches = match ingest::admit(overlay, *index, accepted, &e) {
+            Ok(a) => a.touches,
             Err(AdmitError::Rejected(r)) => return Err(refused(*index, r.to_string())),
             Err(AdmitError::Store(e)) => return Err(e.into()),
-        }
+        };
         if *index == 0 {
             state.genesis = overlay.get_decoded(GENESIS_KEY)?;
         }
-        admitted.push((e.kind, e.signer, e.seq));
-    }
-    for (((index, location, leaf), (kind, signer, seq)), touched) in
-        chunk.iter().zip(admitted).zip(&facilities)
-    {
+        hashes.push(hash);
         landed.push(Landed {
             index: *index,
-            leaf,
             location: *location,
-            kind,
-            signer,
-            seq,
-            touches: touched,
+            kind: e.kind,
+            signer: e.signer,
+            seq: e.seq,
+            touches,
         });
     }
-    let hashes = layout::record(overlay, &mut state.frontier, &landed)?;
+    layout::grow(&mut state.frontier, first_index, &hashes);
     let end = Position {
         index: last_index + 1,
         segment: last_location.segment,
         offset: last_location.end(),
     };
-    Ok(Some((end, hashes)))
+    Ok(Some(AdmittedChunk {
+        end,
+        hashes,
+        landed,
+    }))
 }
 
-/// A leaf judged for admission, with its acceptance time, or why it cannot be.
-type Judged = Result<(Admissible, UnixSeconds), LedgerError>;
+/// A leaf judged for admission, with its acceptance time and its hash in the tree, or
+/// why it cannot be admitted.
+type Judged = Result<(Admissible, UnixSeconds, Hash), LedgerError>;
+
+/// What judging a leaf's bytes gives (`trusted`, `verified_leaf`): the entry and its
+/// acceptance time, or why it cannot be admitted.
+type Judgement = Result<(Admissible, UnixSeconds), LedgerError>;
 
 /// Leaves per thread below which trusted leaves are read on one thread.
 const TRUSTED_LEAVES_PER_THREAD: usize = 256;
@@ -359,7 +391,7 @@ struct StoredEntry<'a> {
 /// A leaf of the ledger's own segments, trusted: its checksum held, and it passed every
 /// check (schema, signature, canonical form) when it was accepted. Read straight into
 /// typed values, with no JSON tree in between.
-fn trusted(index: u64, leaf: &[u8]) -> Judged {
+fn trusted(index: u64, leaf: &[u8]) -> Judgement {
     let stored: StoredLeaf<'_> = serde_json::from_slice(leaf)
         .map_err(|e| refused(index, format!("leaf is not a ledger leaf: {e}")))?;
     let accepted = dates::parse_instant(&stored.accepted)
@@ -404,7 +436,7 @@ fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
 }
 
 /// One leaf of `verified`.
-fn verified_leaf(index: u64, leaf: &[u8], signatures: Signatures<'_>) -> Judged {
+fn verified_leaf(index: u64, leaf: &[u8], signatures: Signatures<'_>) -> Judgement {
     let (envelope, accepted_text) =
         entry::split_leaf(leaf).map_err(|e| refused(index, e.to_string()))?;
     let accepted = dates::instant(&accepted_text)

@@ -8,7 +8,6 @@
 //! with the `applied` marker that says how far derived state has caught up with the log.
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::log::segment::Position;
-use crate::store::engine::{Engine, EngineError, Memory, ReadSnapshot, Scan};
+use crate::store::engine::{Batch, Engine, EngineError, Memory, ReadSnapshot, Scan};
 use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
 use crate::store::redb_file::{self, RedbFile};
 
@@ -257,7 +256,7 @@ impl Derived {
 
     /// Applies one ledger batch's writes atomically.
     pub fn commit(&self, writes: Writes) -> Result<(), DerivedError> {
-        self.engine.apply(&writes.map).map_err(self.err())?;
+        self.engine.apply(&[&writes.map]).map_err(self.err())?;
         self.merge_first_seen(writes.first_seen);
         Ok(())
     }
@@ -276,9 +275,15 @@ impl Derived {
         Arc::new(writes.map)
     }
 
-    /// The second half of `freeze`: the batch's writes, atomically.
-    pub fn apply_frozen(&self, frozen: &Frozen) -> Result<(), DerivedError> {
-        self.engine.apply(frozen).map_err(self.err())
+    /// The second half of `freeze`: the batch's writes, with `more` in the same atomic
+    /// write. `more` holds writes made since the freeze that no overlay reads before
+    /// they are applied (a replay's indexes of the batch's leaves); it lists no term.
+    pub fn apply_frozen(&self, frozen: &Frozen, more: &Writes) -> Result<(), DerivedError> {
+        assert!(
+            more.first_seen.is_empty(),
+            "writes added to a frozen batch list no term: the map in memory has them already"
+        );
+        self.engine.apply(&[frozen, &more.map]).map_err(self.err())
     }
 
     /// Whether the first listings are in memory (they load on first use).
@@ -339,12 +344,12 @@ pub struct Overlay<'a> {
 
 /// A batch's writes on their way to the store (`Derived::freeze`), shared by the thread
 /// that applies them and the overlay of the batch after, which reads them meanwhile.
-pub type Frozen = Arc<BTreeMap<Vec<u8>, Vec<u8>>>;
+pub type Frozen = Arc<Batch>;
 
 /// A set of key/value writes, the unit `Derived::commit` applies.
 #[derive(Default)]
 pub struct Writes {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    map: Batch,
     /// Terms first listed by these writes, for the in-memory map.
     first_seen: Pending,
 }
@@ -553,7 +558,11 @@ mod tests {
         assert_eq!(next.get(b"c").unwrap().unwrap(), b"3");
         // Applied meanwhile (the snapshot released first, as replay does): the same reads.
         next.release_snapshot();
-        d.apply_frozen(&frozen).unwrap();
+        // Writes made after the freeze land in the same write.
+        let mut more = Writes::default();
+        more.put(b"d".to_vec(), b"2".to_vec());
+        d.apply_frozen(&frozen, &more).unwrap();
+        assert_eq!(d.get(b"d").unwrap().unwrap(), b"2");
         assert_eq!(next.get(b"b").unwrap().unwrap(), b"2");
         assert_eq!(next.get(b"c").unwrap().unwrap(), b"3");
         d.commit(next.into_writes()).unwrap();

@@ -14,14 +14,18 @@ pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
 /// Keys and values in key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Writes to make together: each key once, with its new value.
+pub type Batch = BTreeMap<Vec<u8>, Vec<u8>>;
+
 pub trait Engine: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
     /// At most `limit` pairs after `from`, in key order.
     fn page(&self, from: Bound<&[u8]>, limit: usize) -> Result<Pairs, EngineError>;
 
-    /// Writes every pair, atomically: after a crash all of them are there or none.
-    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError>;
+    /// Writes every pair of every batch, atomically: after a crash all of them are there
+    /// or none. A key in more than one batch takes the last one's value.
+    fn apply(&self, batches: &[&Batch]) -> Result<(), EngineError>;
 
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), EngineError>;
@@ -64,9 +68,9 @@ impl Engine for Memory {
             .collect())
     }
 
-    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError> {
+    fn apply(&self, batches: &[&Batch]) -> Result<(), EngineError> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        for (k, v) in writes {
+        for (k, v) in batches.iter().copied().flatten() {
             map.insert(k.clone(), v.clone());
         }
         Ok(())
@@ -146,10 +150,10 @@ mod tests {
     #[test]
     fn a_scan_reads_every_pair_from_its_start_across_pages() {
         let engine = Memory::default();
-        let writes: BTreeMap<Vec<u8>, Vec<u8>> = (0u32..1_500)
+        let writes: Batch = (0u32..1_500)
             .map(|i| (i.to_be_bytes().to_vec(), vec![1]))
             .collect();
-        engine.apply(&writes).unwrap();
+        engine.apply(&[&writes]).unwrap();
         let from = 700u32.to_be_bytes();
         let keys: Vec<Vec<u8>> = Scan::from(&engine, &from).map(|kv| kv.unwrap().0).collect();
         let want: Vec<Vec<u8>> = (700u32..1_500).map(|i| i.to_be_bytes().to_vec()).collect();

@@ -295,6 +295,11 @@ fn first_listing_or_claim<S: BuildHasher>(
 }
 
 impl Pending {
+    /// Whether no first listing was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.journal.is_empty()
+    }
+
     pub(crate) fn mark(&self) -> usize {
         self.journal.len()
     }

@@ -5,7 +5,6 @@
 //! `DERIVED_DURABLE_INTERVAL_MS`, and `flush`, sync. A crash rolls the file back to the
 //! last synced commit, whose `applied` marker says where opening resumes the replay.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::limits::{DERIVED_CACHE_BYTES, DERIVED_DURABLE_INTERVAL_MS};
-use crate::store::engine::{Engine, EngineError, Pairs, ReadSnapshot};
+use crate::store::engine::{Batch, Engine, EngineError, Pairs, ReadSnapshot};
 
 /// The file in the derived state's directory.
 pub const FILE_NAME: &str = "derived.redb";
@@ -39,11 +38,11 @@ impl RedbFile {
             synced: Mutex::new(Instant::now()),
         };
         // The table exists from the start, so reads never meet its absence.
-        file.commit(&BTreeMap::new(), true)?;
+        file.commit(&[], true)?;
         Ok(file)
     }
 
-    fn commit(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>, sync: bool) -> Result<(), EngineError> {
+    fn commit(&self, batches: &[&Batch], sync: bool) -> Result<(), EngineError> {
         let mut tx = self.db.begin_write()?;
         if sync {
             // A crash after this commit is repaired from saved allocator state, not by
@@ -54,7 +53,7 @@ impl RedbFile {
         }
         {
             let mut table = tx.open_table(TABLE)?;
-            for (k, v) in writes {
+            for (k, v) in batches.iter().copied().flatten() {
                 table.insert(k.as_slice(), v.as_slice())?;
             }
         }
@@ -81,11 +80,11 @@ impl Engine for RedbFile {
         Ok(out)
     }
 
-    fn apply(&self, writes: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), EngineError> {
+    fn apply(&self, batches: &[&Batch]) -> Result<(), EngineError> {
         // One writer commits at a time (the ledger's); the lock only guards the clock.
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         let sync = synced.elapsed() >= Duration::from_millis(DERIVED_DURABLE_INTERVAL_MS);
-        self.commit(writes, sync)?;
+        self.commit(batches, sync)?;
         if sync {
             *synced = Instant::now();
         }
@@ -98,7 +97,7 @@ impl Engine for RedbFile {
     }
 
     fn flush(&self) -> Result<(), EngineError> {
-        self.commit(&BTreeMap::new(), true)?;
+        self.commit(&[], true)?;
         *self.synced.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         Ok(())
     }
