@@ -23,9 +23,10 @@ use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
-use crate::store::derived::{Derived, DerivedError, Frozen, Overlay};
+use crate::store::derived::{Derived, Frozen, Overlay};
 
 /// What replay carries from one chunk to the next.
+#[derive(Clone)]
 pub(crate) struct ReplayState {
     pub frontier: Frontier,
     pub genesis: Option<GenesisRecord>,
@@ -52,7 +53,7 @@ fn refused(index: u64, reason: impl Into<String>) -> LedgerError {
 
 /// Told, after each chunk a replay applies, how many leaves are done of how many: for
 /// progress bars on the long jobs (`verify`, `reindex`).
-pub type Progress<'a> = &'a dyn Fn(u64, u64);
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 /// A `Progress` that shows nothing.
 pub const QUIET: Progress<'static> = &|_, _| {};
@@ -66,16 +67,16 @@ type Chunk = Vec<(u64, RecordLocation, Vec<u8>)>;
 const JUDGED_AHEAD_CHUNKS: usize = 2;
 
 /// Replays every leaf from `from` into `target`, in chunks. `on_chunk` is given the
-/// chunk's leaf hashes (for the tiles) and adds its own writes (progress markers) to
-/// each chunk's atomic commit, or refuses it.
+/// replay's state after each chunk and the chunk's leaf hashes (for the tiles), and adds
+/// its own writes (progress markers) to the chunk's atomic commit, or refuses it.
 ///
 /// Three stages overlap: a thread reads and judges the next chunks (and hashes their
-/// leaves); this one admits a chunk, in order; another records the chunk before in the
-/// indexes (`layout::record`, which reads nothing admission writes) and writes it to
-/// the store meanwhile, which the admission reads through its overlay
-/// (`Derived::freeze`). Each chunk's commit is done before the next chunk's `on_chunk`
-/// and commit begin, so the tiles and the store are written in the order of a replay
-/// made one chunk at a time, and a crash leaves what that would.
+/// leaves); this one admits a chunk, in order; another, meanwhile, finishes the chunk
+/// before: `on_chunk`, its leaves' indexes (`layout::record`, which reads nothing
+/// admission writes) and its commit, whose writes the admission reads through its
+/// overlay until they are in the store (`Derived::freeze`). That thread takes the
+/// chunks one at a time, in order, so the tiles and the store are written in the order
+/// of a replay made one chunk at a time, and a crash leaves what that would.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
@@ -87,7 +88,8 @@ pub(crate) fn replay(
         &ReplayState,
         Position,
         &[Hash],
-    ) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError>
+    + Send,
 ) -> Result<(), LedgerError> {
     // Signatures are made for the ledger's origin: the one given, the one genesis fixed,
     // or, before genesis, the one the genesis entry opening the leaves names.
@@ -102,11 +104,14 @@ pub(crate) fn replay(
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         scope.spawn(move || judge_stage(log, from, judging, tx));
-        let (to_apply, applying) = mpsc::sync_channel::<(Frozen, Vec<Landed>)>(1);
+        let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
         let (report, applied) = mpsc::sync_channel(1);
         let thread = scope.spawn(move || {
-            for (frozen, landed) in applying {
-                if report.send(commit_chunk(target, &frozen, &landed)).is_err() {
+            for chunk in applying {
+                if report
+                    .send(finish_chunk(target, chunk, &mut on_chunk))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -138,39 +143,66 @@ pub(crate) fn replay(
             };
             overlay.release_snapshot();
             committer.finish()?;
-            on_chunk(&mut overlay, state, end, &hashes)?;
-            committer.start(target.freeze(overlay.into_writes()), landed)?;
+            committer.start(Finishing {
+                frozen: target.freeze(overlay.into_writes()),
+                state: state.clone(),
+                end,
+                hashes,
+                landed,
+            })?;
         }
         committer.finish()
     })
 }
 
-/// Writes an admitted chunk to the store: its admission's writes (`frozen`) and, in the
-/// same atomic write, its leaves' indexes, recorded here over the store, which holds
-/// every chunk before it (this thread wrote them).
-fn commit_chunk(target: &Derived, frozen: &Frozen, landed: &[Landed]) -> Result<(), DerivedError> {
-    let mut indexes = Overlay::new(target);
-    layout::record(&mut indexes, landed)?;
-    target.apply_frozen(frozen, &indexes.into_writes())
+/// An admitted chunk, on its way to the thread that finishes it.
+struct Finishing {
+    /// The admission's writes.
+    frozen: Frozen,
+    /// The replay's state after the chunk.
+    state: ReplayState,
+    end: Position,
+    hashes: Vec<Hash>,
+    landed: Vec<Landed>,
 }
 
-/// The thread that records and writes replayed chunks to the store, one at a time, while
-/// the next is admitted. One thread for the whole replay rather than one a chunk: the allocator gives
+/// Finishes an admitted chunk: `on_chunk`, then the chunk's leaves' indexes, recorded
+/// over the store, which holds every chunk before it (this thread wrote them), and its
+/// commit, the admission's writes and these in one atomic write.
+fn finish_chunk(
+    target: &Derived,
+    chunk: Finishing,
+    on_chunk: &mut impl FnMut(
+        &mut Overlay<'_>,
+        &ReplayState,
+        Position,
+        &[Hash],
+    ) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut more = Overlay::new(target);
+    on_chunk(&mut more, &chunk.state, chunk.end, &chunk.hashes)?;
+    layout::record(&mut more, &chunk.landed)?;
+    Ok(target.apply_frozen(&chunk.frozen, &more.into_writes())?)
+}
+
+/// The thread that finishes replayed chunks (`finish_chunk`), one at a time, while the
+/// next is admitted. One thread for the whole replay rather than one a chunk: the allocator gives
 /// threads arenas of their own, and a thread a chunk left a million-entry rebuild holding
 /// about 150 MB more (BENCHMARKS.md).
 struct Committer<'scope> {
-    to_apply: mpsc::SyncSender<(Frozen, Vec<Landed>)>,
-    applied: mpsc::Receiver<Result<(), DerivedError>>,
+    to_apply: mpsc::SyncSender<Finishing>,
+    applied: mpsc::Receiver<Result<(), LedgerError>>,
     /// The chunk being written, which the next chunk's admission reads meanwhile.
     in_flight: Option<Frozen>,
     thread: Option<std::thread::ScopedJoinHandle<'scope, ()>>,
 }
 
 impl Committer<'_> {
-    /// Begins recording and writing a chunk; the one before must be `finish`ed.
-    fn start(&mut self, frozen: Frozen, landed: Vec<Landed>) -> Result<(), LedgerError> {
+    /// Begins finishing a chunk; the one before must be `finish`ed.
+    fn start(&mut self, chunk: Finishing) -> Result<(), LedgerError> {
         assert!(self.in_flight.is_none(), "one chunk is written at a time");
-        if self.to_apply.send((frozen.clone(), landed)).is_err() {
+        let frozen = chunk.frozen.clone();
+        if self.to_apply.send(chunk).is_err() {
             return Err(self.gone());
         }
         self.in_flight = Some(frozen);

@@ -171,7 +171,7 @@ impl Unlocked {
 fn replay_trusted(
     log: &SegmentLog,
     target: &Derived,
-    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position),
+    mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position) + Send,
 ) -> Result<ReplayState, LedgerError> {
     let mut state = ReplayState::from_start();
     replay::replay(

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use dcledger::entry::Kind;
-use dcledger::ledger::Ledger;
+use dcledger::ledger::{Ledger, Unlocked};
 use dcledger::log::checkpoint;
 use dcledger::log::layout::TileId;
 use dcledger::log::tiles::TileStore;
@@ -683,6 +683,31 @@ fn deleted_or_damaged_tiles_are_rebuilt_on_open() {
     let out = run_ok(&["checkpoint", "--data", path_str(&data)]);
     assert_eq!(out.stdout, checkpoint_file);
     assert!(!out.stdout.ends_with(b"\n\n"));
+    drop(dir);
+}
+
+#[test]
+fn verify_names_the_leaf_whose_level_0_tile_disagrees_with_the_segments() {
+    let mut t = TestLedger::new();
+    let envelopes: Vec<Value> = (0..600)
+        .map(|i| org_register(&mut t.authority, i))
+        .collect();
+    t.accept(envelopes);
+    let (dir, data, _) = close(t);
+    // Leaf 261's hash, the sixth of the second full level-0 tile, flipped.
+    let tile = data.join("tiles/tile/0/001");
+    let mut bytes = std::fs::read(&tile).expect("the second level-0 tile");
+    bytes[5 * 32] ^= 1;
+    std::fs::write(&tile, bytes).expect("damage it");
+    let failed = Unlocked::open(&data)
+        .expect("open the files")
+        .verify()
+        .expect_err("verify passed over a damaged tile");
+    let said = failed.to_string();
+    assert!(
+        said.contains("level-0 tile holding leaf 261 has another hash"),
+        "{said}"
+    );
     drop(dir);
 }
 
