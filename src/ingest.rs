@@ -9,6 +9,8 @@
 //!
 //! `apply_kind` is the one place where a record kind's ledger-dependent rules plug in.
 
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use crate::dates::{self, UnixSeconds};
@@ -311,17 +313,20 @@ pub fn admit(
     };
     // A key.revoke may have just revoked this very signer: re-read so the revocation and
     // the seq advance land in one record. No other kind changes a signer's record.
-    let mut current = match p.kind {
+    let current = match p.kind {
         Kind::KeyRevoke => registry::signer(state, &p.signer)?.unwrap_or(signer),
         _ => signer,
     };
-    current.next_seq += 1;
-    state.put_encoded(registry::signer_key(&p.signer), &current);
+    let advanced = SignerRecord {
+        next_seq: current.next_seq + 1,
+        ..SignerRecord::clone(&current)
+    };
+    state.put_record(registry::signer_key(&p.signer), advanced);
     Ok(admitted)
 }
 
 /// 403 checks: the signer is a live key whose organisation holds a role for the kind.
-fn authorize(state: &Overlay<'_>, p: &Admissible) -> Result<(SignerRecord, Roles), AdmitError> {
+fn authorize(state: &Overlay<'_>, p: &Admissible) -> Result<(Rc<SignerRecord>, Roles), AdmitError> {
     let Some(signer) = registry::signer(state, &p.signer)? else {
         return Err(Rejection::forbidden(
             "/entry/signer",

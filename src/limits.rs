@@ -33,6 +33,11 @@ pub const DERIVED_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// again from the segments.
 pub const DERIVED_DURABLE_INTERVAL_MS: u64 = 1_000;
 
+/// Records an overlay keeps decoded for admission (`store::derived::Decoded`): a
+/// facility's is a few kilobytes at most, so the whole set stays within tens of MB; when
+/// full they are dropped and read again.
+pub const DECODED_RECORDS_MAX: usize = 16_384;
+
 /// Signers' keys kept decompressed for signature checks (about 200 bytes each); the
 /// cache starts again when full, so a flood of new signers costs time, never memory.
 pub const VERIFYING_KEY_CACHE_KEYS: usize = 65_536;

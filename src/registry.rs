@@ -2,6 +2,8 @@
 //! for signers and organisations and the rules of the four authority kinds. Pure logic
 //! over an `Overlay`; no I/O of its own.
 
+use std::rc::Rc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::bodies::{self as b, Body};
@@ -54,12 +56,15 @@ pub fn org_key(org_id: &str) -> Vec<u8> {
     key(family::ORG, &[org_id.as_bytes()])
 }
 
-pub fn signer(state: &Overlay<'_>, pk: &PublicKey) -> Result<Option<SignerRecord>, DerivedError> {
-    state.get_decoded(&signer_key(pk))
+pub fn signer(
+    state: &Overlay<'_>,
+    pk: &PublicKey,
+) -> Result<Option<Rc<SignerRecord>>, DerivedError> {
+    state.get_shared(&signer_key(pk))
 }
 
-pub fn org(state: &Overlay<'_>, org_id: &str) -> Result<Option<OrgRecord>, DerivedError> {
-    state.get_decoded(&org_key(org_id))
+pub fn org(state: &Overlay<'_>, org_id: &str) -> Result<Option<Rc<OrgRecord>>, DerivedError> {
+    state.get_shared(&org_key(org_id))
 }
 
 /// Either a refusal or a failure of the store underneath; ingest keeps them apart
@@ -230,7 +235,7 @@ pub fn apply(state: &mut Overlay<'_>, index: u64, body: &Body) -> Result<(), Adm
         }
         Body::KeyRevoke(body) => {
             let pk = parse_key_field(&body.public_key)?;
-            let Some(mut record) = signer(state, &pk)? else {
+            let Some(record) = signer(state, &pk)? else {
                 return Err(Rejection::unknown_reference(
                     "/entry/body/public_key",
                     "no such key is registered",
@@ -239,8 +244,11 @@ pub fn apply(state: &mut Overlay<'_>, index: u64, body: &Body) -> Result<(), Adm
             };
             // Revoking twice changes nothing: the first revocation stands.
             if record.revoked_at.is_none() {
-                record.revoked_at = Some(index);
-                state.put_encoded(signer_key(&pk), &record);
+                let revoked = SignerRecord {
+                    revoked_at: Some(index),
+                    ..SignerRecord::clone(&record)
+                };
+                state.put_record(signer_key(&pk), revoked);
             }
         }
         _ => {

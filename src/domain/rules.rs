@@ -31,9 +31,14 @@ fn existing<T: DeserializeOwned>(
     what: &str,
     id: &str,
 ) -> Result<T, AdmitError> {
-    state.get_decoded(key)?.ok_or_else(|| {
-        Rejection::unknown_reference(path(field), format!("{what} {id:?} is not registered")).into()
-    })
+    state
+        .get_decoded(key)?
+        .ok_or_else(|| not_registered(field, what, id))
+}
+
+/// The 422 of a reference, in `field`, to an id that is not registered.
+fn not_registered(field: &str, what: &str, id: &str) -> AdmitError {
+    Rejection::unknown_reference(path(field), format!("{what} {id:?} is not registered")).into()
 }
 
 fn org_exists(state: &Overlay<'_>, field: &str, org_id: &str) -> Result<(), AdmitError> {
@@ -677,7 +682,11 @@ fn report(
     operator: Option<&Signer<'_>>,
     body: ReportBody,
 ) -> Result<Touched, AdmitError> {
-    let f = facility(state, "facility_id", body.facility_id())?;
+    // Read shared: most entries are reports, and their facility changes far less often.
+    let key = facility_key(body.facility_id());
+    let f = state
+        .get_shared::<FacilityRecord>(&key)?
+        .ok_or_else(|| not_registered("facility_id", "facility", body.facility_id()))?;
     if let Some(signer) = operator {
         operates(&f, signer, "facility_id")?;
     }

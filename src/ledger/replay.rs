@@ -23,7 +23,7 @@ use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
-use crate::store::derived::{Derived, Frozen, Overlay};
+use crate::store::derived::{Decoded, Derived, Frozen, Overlay};
 
 /// What replay carries from one chunk to the next.
 #[derive(Clone)]
@@ -122,6 +122,8 @@ pub(crate) fn replay(
             in_flight: None,
             thread: Some(thread),
         };
+        // Records admission reads again and again, kept from one chunk to the next.
+        let mut decoded = Decoded::default();
         // The loop ends when the judging stage has sent its last chunk; leaving it early
         // (an error) drops the receiver, which stops that stage, and the committer,
         // which stops its thread.
@@ -132,7 +134,11 @@ pub(crate) fn replay(
                 // hold the chunk before by then.
                 committer.finish()?;
             }
-            let mut overlay = Overlay::after(target, committer.in_flight.clone());
+            let mut overlay = Overlay::after_with(
+                target,
+                committer.in_flight.clone(),
+                std::mem::take(&mut decoded),
+            );
             let Some(AdmittedChunk {
                 end,
                 hashes,
@@ -143,8 +149,10 @@ pub(crate) fn replay(
             };
             overlay.release_snapshot();
             committer.finish()?;
+            let (writes, records) = overlay.into_parts();
+            decoded = records;
             committer.start(Finishing {
-                frozen: target.freeze(overlay.into_writes()),
+                frozen: target.freeze(writes),
                 state: state.clone(),
                 end,
                 hashes,

@@ -7,7 +7,9 @@
 //! the ledger lands as one atomic write of the engine (`store::redb_file`), together
 //! with the `applied` marker that says how far derived state has caught up with the log.
 
+use std::any::Any;
 use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::limits::DECODED_RECORDS_MAX;
 use crate::log::segment::Position;
 use crate::store::engine::{Batch, Engine, EngineError, Memory, ReadSnapshot, Scan};
 use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
@@ -338,6 +341,8 @@ pub struct Overlay<'a> {
     /// A batch frozen for the store but maybe not yet in it (`Derived::freeze`), read
     /// between this batch's writes and the store.
     frozen: Option<Frozen>,
+    /// Records read shared (`get_shared`), each as it stands with this batch's writes.
+    decoded: RefCell<Decoded>,
     /// One read of the committed state for the whole batch, begun at its first read.
     snapshot: OnceCell<Box<dyn ReadSnapshot + 'a>>,
 }
@@ -368,6 +373,27 @@ impl Writes {
     }
 }
 
+/// Records decoded once and shared, by key: admission reads a few records over and over
+/// (each report's facility, each entry's signer and its organisation), and reading and
+/// decoding them again for each entry was much of what admitting it cost. A record
+/// stands for its key's value in the overlay it was read or written through: a write of
+/// the key replaces or drops it, a rollback drops them all. A replay hands them from one
+/// chunk's overlay to the next (`Overlay::into_parts`, `Overlay::after_with`), over which
+/// they still stand. At most `DECODED_RECORDS_MAX`: when full, they are all dropped.
+#[derive(Default)]
+pub struct Decoded {
+    records: HashMap<Vec<u8>, Rc<dyn Any>>,
+}
+
+impl Decoded {
+    fn insert(&mut self, key: Vec<u8>, record: Rc<dyn Any>) {
+        if self.records.len() >= DECODED_RECORDS_MAX {
+            self.records.clear();
+        }
+        self.records.insert(key, record);
+    }
+}
+
 /// A savepoint in an overlay.
 #[derive(Clone, Copy, Debug)]
 pub struct Mark(usize, usize);
@@ -379,12 +405,19 @@ impl<'a> Overlay<'a> {
 
     /// An overlay over `base` as it will be once `frozen`, if any, is applied to it.
     pub fn after(base: &'a Derived, frozen: Option<Frozen>) -> Overlay<'a> {
+        Overlay::after_with(base, frozen, Decoded::default())
+    }
+
+    /// `after`, keeping `decoded`, the records of the overlay before, whose writes are in
+    /// `frozen` or in the store.
+    pub fn after_with(base: &'a Derived, frozen: Option<Frozen>, decoded: Decoded) -> Overlay<'a> {
         Overlay {
             base,
             writes: Writes::default(),
             journal: Vec::new(),
             last_listing: RefCell::new(None),
             frozen,
+            decoded: RefCell::new(decoded),
             snapshot: OnceCell::new(),
         }
     }
@@ -425,6 +458,28 @@ impl<'a> Overlay<'a> {
         }
     }
 
+    /// The record under `key`, decoded once and shared until the key is written again.
+    /// A key's records are all of one type (each family has its own).
+    pub fn get_shared<T: DeserializeOwned + 'static>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<Rc<T>>, DerivedError> {
+        if let Some(record) = self.decoded.borrow().records.get(key) {
+            let Ok(record) = Rc::clone(record).downcast::<T>() else {
+                unreachable!("the record under {key:?} is read as two types")
+            };
+            return Ok(Some(record));
+        }
+        let Some(record) = self.get_decoded::<T>(key)? else {
+            return Ok(None);
+        };
+        let record = Rc::new(record);
+        self.decoded
+            .borrow_mut()
+            .insert(key.to_vec(), record.clone());
+        Ok(Some(record))
+    }
+
     pub fn contains(&self, key: &[u8]) -> Result<bool, DerivedError> {
         Ok(self.writes.map.contains_key(key)
             || self.frozen.as_ref().is_some_and(|f| f.contains_key(key))
@@ -432,12 +487,19 @@ impl<'a> Overlay<'a> {
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.decoded.get_mut().records.remove(&key);
         let previous = self.writes.put(key.clone(), value);
         self.journal.push((key, previous));
     }
 
     pub fn put_encoded<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         self.put(key, encode(value));
+    }
+
+    /// Writes `record` under `key` and keeps it for `get_shared`.
+    pub fn put_record<T: Serialize + 'static>(&mut self, key: Vec<u8>, record: T) {
+        self.put(key.clone(), encode(&record));
+        self.decoded.get_mut().insert(key, Rc::new(record));
     }
 
     pub fn mark(&self) -> Mark {
@@ -447,6 +509,8 @@ impl<'a> Overlay<'a> {
     /// Undoes every write since `mark`.
     pub fn rollback(&mut self, mark: Mark) {
         self.writes.first_seen.rollback(mark.1);
+        // Some may stand for writes undone here.
+        self.decoded.get_mut().records.clear();
         // A listing rolled back may be listed again, differently, at the same index.
         self.last_listing.replace(None);
         while self.journal.len() > mark.0 {
@@ -461,6 +525,12 @@ impl<'a> Overlay<'a> {
 
     pub fn into_writes(self) -> Writes {
         self.writes
+    }
+
+    /// The writes, and the records read or written, for the overlay after
+    /// (`after_with`).
+    pub fn into_parts(self) -> (Writes, Decoded) {
+        (self.writes, self.decoded.into_inner())
     }
 
     /// For each of `terms`, the entry before `index` that first listed it, if any,
@@ -567,6 +637,34 @@ mod tests {
         assert_eq!(next.get(b"c").unwrap().unwrap(), b"3");
         d.commit(next.into_writes()).unwrap();
         assert_eq!(d.get(b"c").unwrap().unwrap(), b"3");
+    }
+
+    /// A shared record always stands for its key's value in the overlay: read, written
+    /// again as bytes or as a record, rolled back, and handed to the overlay after.
+    #[test]
+    fn shared_records_follow_every_write_of_their_key() {
+        let d = Derived::temporary();
+        let mut base = Writes::default();
+        base.put(b"k".to_vec(), encode(&1u64));
+        d.commit(base).unwrap();
+        let mut o = Overlay::new(&d);
+        let read = |o: &Overlay<'_>| o.get_shared::<u64>(b"k").unwrap().map(|r| *r);
+        assert_eq!(read(&o), Some(1));
+        o.put_encoded(b"k".to_vec(), &2u64);
+        assert_eq!(read(&o), Some(2));
+        let m = o.mark();
+        o.put_record(b"k".to_vec(), 3u64);
+        assert_eq!(read(&o), Some(3));
+        assert_eq!(o.get_decoded::<u64>(b"k").unwrap(), Some(3));
+        o.rollback(m);
+        assert_eq!(read(&o), Some(2));
+        assert_eq!(o.get_shared::<u64>(b"absent").unwrap(), None);
+        // Handed on with the writes they stand for, frozen.
+        o.put_record(b"k".to_vec(), 4u64);
+        let (writes, decoded) = o.into_parts();
+        let frozen = d.freeze(writes);
+        let next = Overlay::after_with(&d, Some(frozen), decoded);
+        assert_eq!(read(&next), Some(4));
     }
 
     #[test]
