@@ -9,7 +9,7 @@
 //!
 //! `apply_kind` is the one place where a record kind's ledger-dependent rules plug in.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -326,7 +326,10 @@ pub fn admit(
 }
 
 /// 403 checks: the signer is a live key whose organisation holds a role for the kind.
-fn authorize(state: &Overlay<'_>, p: &Admissible) -> Result<(Rc<SignerRecord>, Roles), AdmitError> {
+fn authorize(
+    state: &Overlay<'_>,
+    p: &Admissible,
+) -> Result<(Arc<SignerRecord>, Roles), AdmitError> {
     let Some(signer) = registry::signer(state, &p.signer)? else {
         return Err(Rejection::forbidden(
             "/entry/signer",

@@ -2,7 +2,7 @@
 //! for signers and organisations and the rules of the four authority kinds. Pure logic
 //! over an `Overlay`; no I/O of its own.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +59,11 @@ pub fn org_key(org_id: &str) -> Vec<u8> {
 pub fn signer(
     state: &Overlay<'_>,
     pk: &PublicKey,
-) -> Result<Option<Rc<SignerRecord>>, DerivedError> {
+) -> Result<Option<Arc<SignerRecord>>, DerivedError> {
     state.get_shared(&signer_key(pk))
 }
 
-pub fn org(state: &Overlay<'_>, org_id: &str) -> Result<Option<Rc<OrgRecord>>, DerivedError> {
+pub fn org(state: &Overlay<'_>, org_id: &str) -> Result<Option<Arc<OrgRecord>>, DerivedError> {
     state.get_shared(&org_key(org_id))
 }
 

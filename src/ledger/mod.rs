@@ -51,7 +51,7 @@ use crate::log::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
 use crate::log::tiles::{TILES_DIR, TileError, TileStore, TileWriter};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
-use crate::store::derived::{APPLIED_KEY, Applied, Derived, DerivedError, Overlay};
+use crate::store::derived::{APPLIED_KEY, Applied, Decoded, Derived, DerivedError, Overlay};
 use layout::Landed;
 
 /// Where ledgers made before the log key moved out of the data directory kept it
@@ -228,6 +228,9 @@ pub struct Ledger {
     view: Arc<RwLock<View>>,
     reader: Reader,
     stopped: bool,
+    /// The records admission read or wrote in the last group commit, as they stand in
+    /// derived state, which only this ledger writes (`Decoded`).
+    decoded: Decoded,
     /// Held for the ledger's life: one process writes a ledger at a time.
     _lock: DirLock,
 }
@@ -523,6 +526,7 @@ impl Ledger {
             view,
             reader,
             stopped: false,
+            decoded: Decoded::default(),
             _lock: lock,
         };
         if let (Some(g), Some(log_key)) = (&ledger.genesis, &ledger.log_key) {
@@ -671,7 +675,7 @@ impl Ledger {
         let mut prepared = groups.into_iter().flatten();
 
         let derived = self.derived.clone();
-        let mut overlay = Overlay::new(&derived);
+        let mut overlay = Overlay::after_with(&derived, None, std::mem::take(&mut self.decoded));
         let base = self.log.size();
         let mut next = base;
         let mut leaves: Vec<Vec<u8>> = Vec::new();
@@ -810,10 +814,12 @@ impl Ledger {
         }
         let applied = self.applied_after(&frontier, accepted)?;
         overlay.put_encoded(APPLIED_KEY.to_vec(), &applied);
-        if let Err(e) = self.derived.commit(overlay.into_writes()) {
+        let (writes, decoded) = overlay.into_parts();
+        if let Err(e) = self.derived.commit(writes) {
             self.stopped = true;
             return Err(e.into());
         }
+        self.decoded = decoded;
         let note = applied.checkpoint.clone();
         self.publish(frontier, applied);
         // After publishing: the file never names a size readers do not serve yet.

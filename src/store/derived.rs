@@ -378,19 +378,39 @@ impl Writes {
 /// decoding them again for each entry was much of what admitting it cost. A record
 /// stands for its key's value in the overlay it was read or written through: a write of
 /// the key replaces or drops it, a rollback drops them all. A replay hands them from one
-/// chunk's overlay to the next (`Overlay::into_parts`, `Overlay::after_with`), over which
-/// they still stand. At most `DECODED_RECORDS_MAX`: when full, they are all dropped.
+/// chunk's overlay to the next, and the writer from one group commit to the next
+/// (`Overlay::into_parts`, `Overlay::after_with`), over which they still stand. At most `DECODED_RECORDS_MAX`: when full, they are all dropped.
 #[derive(Default)]
 pub struct Decoded {
-    records: HashMap<Vec<u8>, Rc<dyn Any>>,
+    records: HashMap<Vec<u8>, Shared>,
+    /// The key families (first bytes) any record was kept for, so that a write of any
+    /// other key, most writes, is told apart without hashing it: a bit each.
+    families: [u64; 4],
 }
 
+/// A record as `Decoded` keeps it: shareable with the writer's thread, which keeps them
+/// from one group commit to the next.
+type Shared = Arc<dyn Any + Send + Sync>;
+
 impl Decoded {
-    fn insert(&mut self, key: Vec<u8>, record: Rc<dyn Any>) {
+    fn insert(&mut self, key: Vec<u8>, record: Shared) {
         if self.records.len() >= DECODED_RECORDS_MAX {
             self.records.clear();
         }
+        if let Some(&family) = key.first() {
+            self.families[usize::from(family / 64)] |= 1 << (family % 64);
+        }
         self.records.insert(key, record);
+    }
+
+    /// Drops the record of `key`, written anew.
+    fn written(&mut self, key: &[u8]) {
+        if key
+            .first()
+            .is_some_and(|&f| self.families[usize::from(f / 64)] & (1 << (f % 64)) != 0)
+        {
+            self.records.remove(key);
+        }
     }
 }
 
@@ -460,12 +480,12 @@ impl<'a> Overlay<'a> {
 
     /// The record under `key`, decoded once and shared until the key is written again.
     /// A key's records are all of one type (each family has its own).
-    pub fn get_shared<T: DeserializeOwned + 'static>(
+    pub fn get_shared<T: DeserializeOwned + Send + Sync + 'static>(
         &self,
         key: &[u8],
-    ) -> Result<Option<Rc<T>>, DerivedError> {
+    ) -> Result<Option<Arc<T>>, DerivedError> {
         if let Some(record) = self.decoded.borrow().records.get(key) {
-            let Ok(record) = Rc::clone(record).downcast::<T>() else {
+            let Ok(record) = Arc::clone(record).downcast::<T>() else {
                 unreachable!("the record under {key:?} is read as two types")
             };
             return Ok(Some(record));
@@ -473,7 +493,7 @@ impl<'a> Overlay<'a> {
         let Some(record) = self.get_decoded::<T>(key)? else {
             return Ok(None);
         };
-        let record = Rc::new(record);
+        let record = Arc::new(record);
         self.decoded
             .borrow_mut()
             .insert(key.to_vec(), record.clone());
@@ -487,7 +507,7 @@ impl<'a> Overlay<'a> {
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.decoded.get_mut().records.remove(&key);
+        self.decoded.get_mut().written(&key);
         let previous = self.writes.put(key.clone(), value);
         self.journal.push((key, previous));
     }
@@ -497,9 +517,9 @@ impl<'a> Overlay<'a> {
     }
 
     /// Writes `record` under `key` and keeps it for `get_shared`.
-    pub fn put_record<T: Serialize + 'static>(&mut self, key: Vec<u8>, record: T) {
+    pub fn put_record<T: Serialize + Send + Sync + 'static>(&mut self, key: Vec<u8>, record: T) {
         self.put(key.clone(), encode(&record));
-        self.decoded.get_mut().insert(key, Rc::new(record));
+        self.decoded.get_mut().insert(key, Arc::new(record));
     }
 
     pub fn mark(&self) -> Mark {
@@ -663,8 +683,15 @@ mod tests {
         o.put_record(b"k".to_vec(), 4u64);
         let (writes, decoded) = o.into_parts();
         let frozen = d.freeze(writes);
-        let next = Overlay::after_with(&d, Some(frozen), decoded);
+        let mut next = Overlay::after_with(&d, Some(frozen), decoded);
         assert_eq!(read(&next), Some(4));
+        // Whatever family a key is of, writing it anew drops its record.
+        for family in [0u8, 63, 64, 127, 128, 200, 255] {
+            let key = vec![family, 1];
+            next.put_record(key.clone(), 5u64);
+            next.put_encoded(key.clone(), &6u64);
+            assert_eq!(next.get_shared::<u64>(&key).unwrap().map(|r| *r), Some(6));
+        }
     }
 
     #[test]
