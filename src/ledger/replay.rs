@@ -194,9 +194,9 @@ fn finish_chunk(
 }
 
 /// The thread that finishes replayed chunks (`finish_chunk`), one at a time, while the
-/// next is admitted. One thread for the whole replay rather than one a chunk: the allocator gives
-/// threads arenas of their own, and a thread a chunk left a million-entry rebuild holding
-/// about 150 MB more (BENCHMARKS.md).
+/// next is admitted. One thread for the whole replay rather than one a chunk: the
+/// allocator gives threads arenas of their own, and a thread a chunk left a
+/// million-entry rebuild holding about 150 MB more (BENCHMARKS.md).
 struct Committer<'scope> {
     to_apply: mpsc::SyncSender<Finishing>,
     applied: mpsc::Receiver<Result<(), LedgerError>>,

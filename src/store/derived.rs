@@ -379,7 +379,8 @@ impl Writes {
 /// stands for its key's value in the overlay it was read or written through: a write of
 /// the key replaces or drops it, a rollback drops them all. A replay hands them from one
 /// chunk's overlay to the next, and the writer from one group commit to the next
-/// (`Overlay::into_parts`, `Overlay::after_with`), over which they still stand. At most `DECODED_RECORDS_MAX`: when full, they are all dropped.
+/// (`Overlay::into_parts`, `Overlay::after_with`), over which they still stand. At most
+/// `DECODED_RECORDS_MAX`: when full, they are all dropped.
 #[derive(Default)]
 pub struct Decoded {
     records: HashMap<Vec<u8>, Shared>,
