@@ -2,6 +2,8 @@
 //! projections. Each kind checks, in PROTOCOL §6's order, references (422), then ownership
 //! (403), then duplicates and quantities (409), and only then writes.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 
 use super::bodies as b;
@@ -89,6 +91,18 @@ fn operates(f: &FacilityRecord, signer: &Signer<'_>, field: &str) -> Result<(), 
 
 fn facility(state: &Overlay<'_>, field: &str, id: &str) -> Result<FacilityRecord, AdmitError> {
     existing(state, &facility_key(id), field, "facility", id)
+}
+
+/// `facility`, read shared (`Overlay::get_shared`): for the many entries that only read
+/// it.
+fn shared_facility(
+    state: &Overlay<'_>,
+    field: &str,
+    id: &str,
+) -> Result<Arc<FacilityRecord>, AdmitError> {
+    state
+        .get_shared(&facility_key(id))?
+        .ok_or_else(|| not_registered(field, "facility", id))
 }
 
 fn put_facility(state: &mut Overlay<'_>, f: &FacilityRecord) {
@@ -683,10 +697,7 @@ fn report(
     body: ReportBody,
 ) -> Result<Touched, AdmitError> {
     // Read shared: most entries are reports, and their facility changes far less often.
-    let key = facility_key(body.facility_id());
-    let f = state
-        .get_shared::<FacilityRecord>(&key)?
-        .ok_or_else(|| not_registered("facility_id", "facility", body.facility_id()))?;
+    let f = shared_facility(state, "facility_id", body.facility_id())?;
     if let Some(signer) = operator {
         operates(&f, signer, "facility_id")?;
     }

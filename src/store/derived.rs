@@ -396,6 +396,7 @@ type Shared = Arc<dyn Any + Send + Sync>;
 impl Decoded {
     fn insert(&mut self, key: Vec<u8>, record: Shared) {
         if self.records.len() >= DECODED_RECORDS_MAX {
+            // The family bits stay: one left over costs a write a hash, never an answer.
             self.records.clear();
         }
         if let Some(&family) = key.first() {
