@@ -163,7 +163,13 @@ fn read_stage(
         let mut start = |batch: Vec<String>, lines, bytes_read, bytes| -> InFlight<'_> {
             let known = input_origin(origin.take(), batch.first());
             origin.clone_from(&known);
-            let prepared = scope.spawn(move || prepare_lines(batch, now, known.as_deref()));
+            let prepared = scope.spawn(move || {
+                crate::parallel::run_behind(
+                    crate::parallel::WORKING_AHEAD_NICENESS,
+                    "a batch's preparation",
+                );
+                prepare_lines(batch, now, known.as_deref())
+            });
             (prepared, lines, bytes_read, bytes)
         };
         let mut batch = Vec::with_capacity(MAX_BATCH_ENTRIES);

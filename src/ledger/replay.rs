@@ -103,7 +103,13 @@ pub(crate) fn replay(
     };
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
-        scope.spawn(move || judge_stage(log, from, judging, tx));
+        scope.spawn(move || {
+            crate::parallel::run_behind(
+                crate::parallel::WORKING_AHEAD_NICENESS,
+                "the replay's judging",
+            );
+            judge_stage(log, from, judging, tx)
+        });
         let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
         let (report, applied) = mpsc::sync_channel(1);
         let thread = scope.spawn(move || {

@@ -357,7 +357,7 @@ pub(super) async fn large_answer<T: Send + 'static>(
         .name("dcledger-answer".into())
         .spawn(move || {
             let _turn = turn;
-            run_behind_small_answers();
+            crate::parallel::run_behind(LARGE_ANSWER_NICENESS, "a large answer");
             // A client that went away leaves no one to answer.
             let _ = answer.send(f(&state));
         })
@@ -372,15 +372,6 @@ pub(super) async fn large_answer<T: Send + 'static>(
 /// machine the checkpoint, proofs and submissions get the cores first and an audit
 /// takes what is left, instead of both taking turns of a scheduler slice.
 const LARGE_ANSWER_NICENESS: i32 = 10;
-
-/// Lowers the calling thread's priority (on Linux a niceness is per thread); raising a
-/// niceness is always allowed, so a failure is worth a warning, never a refusal.
-fn run_behind_small_answers() {
-    let thread = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(thread), LARGE_ANSWER_NICENESS) {
-        tracing::warn!(error = %e, "a large answer runs at the server's priority");
-    }
-}
 
 /// `GET /v1/checkpoint`: the latest checkpoint, with the witnesses' cosignatures of it
 /// gathered so far (PROTOCOL §12.2).
