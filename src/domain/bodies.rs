@@ -280,7 +280,35 @@ pub struct Procurement {
 #[serde(deny_unknown_fields)]
 pub struct LotSerials {
     pub lot_id: String,
-    pub serials: Vec<String>,
+    pub serials: Serials,
+}
+
+/// The serials one `lot.serials` entry lists, each once (the schema's `uniqueItems`): so
+/// admission takes each as a serial of its own, and a trusted replay, which reads leaves
+/// without their schema, still holds to it. Checked here, where bodies are parsed on
+/// every core, rather than on the one thread that admits them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Serials(Vec<String>);
+
+impl Serials {
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Serials {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Serials, D::Error> {
+        let serials = Vec::<String>::deserialize(d)?;
+        let mut sorted: Vec<&str> = serials.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(serde::de::Error::custom(format!(
+                "serials: {:?} is listed twice; list each serial once",
+                pair[0]
+            )));
+        }
+        Ok(Serials(serials))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -464,5 +492,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `uniqueItems`, which no example body breaks: a serial listed twice fails the
+    /// schema and both ways into the type.
+    #[test]
+    fn a_serial_listed_twice_fails_the_schema_and_the_type() {
+        let body = serde_json::json!({"lot_id": "lot-1", "serials": ["A1", "B2", "A1"]});
+        assert!(!schema::body_errors(Kind::LotSerials, &body).is_empty());
+        let refused = Body::parse(Kind::LotSerials, body.clone()).unwrap_err();
+        assert!(
+            refused.to_string().contains("\"A1\" is listed twice"),
+            "{refused}"
+        );
+        assert!(Body::from_json(Kind::LotSerials, &body.to_string()).is_err());
+        let once = serde_json::json!({"lot_id": "lot-1", "serials": ["A1", "B2", "a1"]});
+        assert!(schema::body_errors(Kind::LotSerials, &once).is_empty());
+        assert!(Body::parse(Kind::LotSerials, once).is_ok());
     }
 }

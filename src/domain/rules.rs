@@ -311,34 +311,20 @@ fn lot_serials(
     let (mut lot, home) = lot_and_home(state, &r.lot_id)?;
     owns(&home, &r.lot_id, signer)?;
     // Each serial's first listing, all at once, in memory: most serials are new, and
-    // that costs no store traffic. A serial this entry lists again repeats its own.
-    let mut here = std::collections::HashSet::with_capacity(r.serials.len());
-    let first_mention: Vec<bool> = r.serials.iter().map(|s| here.insert(s.as_str())).collect();
-    let fresh: Vec<&str> = r
-        .serials
-        .iter()
-        .zip(&first_mention)
-        .filter_map(|(s, &first)| first.then_some(s.as_str()))
-        .collect();
-    let mut found = state.first_listings_or_claim(&fresh, index)?.into_iter();
-    for (serial, first_mention) in r.serials.iter().zip(first_mention) {
-        let first = if first_mention {
-            found
-                .next()
-                .unwrap_or_else(|| unreachable!("one answer for each serial asked"))
-        } else {
-            Some(index)
-        };
+    // that costs no store traffic. The entry lists each serial once (`Serials`).
+    let serials: Vec<&str> = r.serials.as_slice().iter().map(String::as_str).collect();
+    let found = state.first_listings_or_claim(&serials, index)?;
+    for (serial, first) in serials.into_iter().zip(found) {
         let Some(first) = first else {
             continue; // first listed here, and now recorded so
         };
+        assert!(
+            first < index,
+            "a serial's first listing is an earlier entry: an entry lists each serial once"
+        );
         let key = serial_key(serial);
         let mut uses: Vec<SerialUse> = match state.get_decoded(&key)? {
             Some(uses) => uses,
-            None if first == index => vec![SerialUse {
-                lot_id: r.lot_id.clone(),
-                index,
-            }],
             None => {
                 let listing = state.listing(first)?.ok_or_else(|| DerivedError::Decode {
                     key: format!("listing of entry {first}"),
@@ -362,13 +348,13 @@ fn lot_serials(
     // At most 1,000 serials an entry, a few billion entries: far below 2^64.
     lot.serials = lot
         .serials
-        .saturating_add(r.serials.len().try_into().unwrap_or(u64::MAX));
+        .saturating_add(r.serials.as_slice().len().try_into().unwrap_or(u64::MAX));
     lot.serial_entries.push(index);
     state.put_listing(
         index,
         &ListingRef {
             owner: &r.lot_id,
-            terms: &r.serials,
+            terms: r.serials.as_slice(),
         },
     );
     state.put_encoded(lot_key(&r.lot_id), &lot);
