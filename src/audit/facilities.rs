@@ -93,8 +93,7 @@ impl Facilities {
         );
     }
 
-    /// Puts the reports among `changes` in place, but for the facilities in `skip`
-    /// (reloaded whole, their reports with them); returns the facilities with reports
+    /// Puts the reports among `changes` in place; returns the facilities with reports
     /// that are not here. Each report lands in a different facility's memory, so the
     /// work is mostly waiting on memory, and every core waits beside the others: each
     /// finds the facilities of a share of the reports and sorts them by the core that
@@ -103,7 +102,6 @@ impl Facilities {
     pub(super) fn put_reports<Id: Borrow<str> + Sync>(
         &mut self,
         changes: &[Change<Id>],
-        skip: &BTreeSet<String>,
     ) -> BTreeSet<String> {
         let shards = crate::parallel::threads_for(self.all.len(), FACILITIES_PER_THREAD);
         let per_shard = self.all.len().div_ceil(shards).max(1);
@@ -111,7 +109,7 @@ impl Facilities {
         let place = |at: usize| (at.div_euclid(per_shard), at.rem_euclid(per_shard));
         let shares =
             crate::parallel::map(changes.chunks(REPORTS_PER_THREAD).collect(), 1, |share| {
-                let found: Vec<Found> = share.iter().map(|c| self.find(c, skip)).collect();
+                let found: Vec<Found> = share.iter().map(|c| self.find(c)).collect();
                 // Sized exactly, as the first load puts a million reports in place.
                 let mut sizes = vec![0usize; shards];
                 for found in &found {
@@ -173,15 +171,11 @@ impl Facilities {
     }
 
     /// Where a change's report goes, if it is one.
-    fn find<Id: Borrow<str>>(&self, change: &Change<Id>, skip: &BTreeSet<String>) -> Found {
+    fn find<Id: Borrow<str>>(&self, change: &Change<Id>) -> Found {
         let Touch::Report(report) = &change.touch else {
             return Found::Skip;
         };
-        let id = report.facility_id.borrow();
-        if skip.contains(id) {
-            return Found::Skip;
-        }
-        match self.position.get(id) {
+        match self.position.get(report.facility_id.borrow()) {
             Some(&at) => Found::At(at),
             None => Found::Unseen,
         }
@@ -194,7 +188,7 @@ enum Found {
     At(usize),
     /// A report for a facility the snapshot does not have.
     Unseen,
-    /// Not a report, or one for a facility reloaded whole.
+    /// Not a report.
     Skip,
 }
 
@@ -273,8 +267,7 @@ mod tests {
             power("F-007", 14),
             power("F-nowhere", 15),
         ];
-        let skip = BTreeSet::from(["F-007".to_string()]);
-        let unseen = all.put_reports(&changes, &skip);
+        let unseen = all.put_reports(&changes);
         assert_eq!(unseen, BTreeSet::from(["F-nowhere".to_string()]));
         let month = Month::parse("2025-01").unwrap();
         let index = |id: &str| {
@@ -286,7 +279,7 @@ mod tests {
         assert_eq!(index("F-150"), Some(12));
         // The later of two reports for a month counts.
         assert_eq!(index("F-299"), Some(13));
-        assert_eq!(index("F-007"), None);
+        assert_eq!(index("F-007"), Some(14));
     }
 
     #[test]
@@ -305,7 +298,7 @@ mod tests {
                 Touch::Facility(_) => unreachable!("only reports here"),
             })
             .collect();
-        assert!(all.put_reports(&changes, &BTreeSet::new()).is_empty());
+        assert!(all.put_reports(&changes).is_empty());
         let month = Month::parse("2025-01").unwrap();
         for (id, index) in last {
             let f = all.get(&id).expect("a facility");

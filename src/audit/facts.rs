@@ -42,6 +42,15 @@ pub struct FacilityFacts {
     pub(super) kept: Kept,
 }
 
+/// A facility's three series of reports, carried from one snapshot's facts to facts of
+/// its newer records (a reload), sharing what the series share.
+#[derive(Clone, Debug)]
+pub(super) struct Reports {
+    power: Series<PowerFigures>,
+    meter: Series<MeterFigures>,
+    occupancy: Series<OccupancyFigures>,
+}
+
 /// A facility's records: everything about it but its monthly reports.
 #[derive(Debug)]
 pub struct Records {
@@ -586,6 +595,28 @@ impl FacilityFacts {
             occupancy: Series::default(),
             revisions: Journal::default(),
             kept: Kept::default(),
+        }
+    }
+
+    /// The facility's reports, shared, for facts of newer records (`with_reports`).
+    pub(super) fn reports(&self) -> Reports {
+        Reports {
+            power: self.power.clone(),
+            meter: self.meter.clone(),
+            occupancy: self.occupancy.clone(),
+        }
+    }
+
+    /// These facts, just made from a facility's newer records (`new`), with the reports
+    /// an older snapshot's facts of it hold. Their kept period findings and the
+    /// revisions those count from stay these facts' own, empty: the findings rest on the
+    /// records, so an audit evaluates every month afresh, as after any reload.
+    pub(super) fn with_reports(self, reports: Reports) -> FacilityFacts {
+        FacilityFacts {
+            power: reports.power,
+            meter: reports.meter,
+            occupancy: reports.occupancy,
+            ..self
         }
     }
 

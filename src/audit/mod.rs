@@ -27,6 +27,7 @@ use serde::Serialize;
 pub use config::AuditConfig;
 pub use facilities::Facilities;
 pub use facts::FacilityFacts;
+use facts::Reports;
 pub use published::Published;
 
 use crate::dates::Month;
@@ -287,7 +288,7 @@ impl Snapshot {
         facilities.insert(facilities_loaded?);
         // Reports of a facility registered after the records were read wait for the
         // next refresh, which sees its registration.
-        facilities.put_reports(&changes?, &BTreeSet::new());
+        facilities.put_reports(&changes?);
         let mut snapshot = Snapshot {
             size,
             facilities,
@@ -336,9 +337,11 @@ impl Snapshot {
             })
             .max();
         self.reload(reader, &whole)?;
-        // A facility with reports but unknown to the snapshot (which no registration
-        // since its load explains) is loaded whole rather than left out.
-        let unseen = self.facilities.put_reports(&changes, &whole);
+        // Then every report among the changes, those of the reloaded facilities too. A
+        // facility with reports but unknown to the snapshot (which no registration since
+        // its load explains) is loaded whole, its reports from the store, rather than
+        // left out.
+        let unseen = self.facilities.put_reports(&changes);
         self.reload(reader, &unseen)?;
         self.size = size;
         if !whole.is_empty() || !unseen.is_empty() {
@@ -349,11 +352,22 @@ impl Snapshot {
         self.update_latest_accepted(reader)
     }
 
-    /// Loads these facilities' records and reports afresh.
+    /// Loads these facilities' records afresh. Their reports are the snapshot's, which
+    /// the change log's bring up to date (`put_reports`), so a refresh reads none: a
+    /// facility the snapshot has keeps its own; one registered since has none yet (every
+    /// report of it is among the changes); any other is read from the store.
     fn reload(&mut self, reader: &Reader, ids: &BTreeSet<String>) -> Result<(), LedgerError> {
         let mut records = Vec::new();
         for id in ids {
-            records.extend(reader.facility(id)?);
+            let Some(record) = reader.facility(id)? else {
+                continue;
+            };
+            let reports = match self.facilities.get(id) {
+                Some(facts) => ReportsFrom::Carried(facts.reports()),
+                None if record.registered_at >= self.size => ReportsFrom::NoneYet,
+                None => ReportsFrom::Store,
+            };
+            records.push((record, reports));
         }
         self.facilities.insert(load_all(reader, records)?);
         Ok(())
@@ -664,27 +678,46 @@ const SERIAL_READS_PER_THREAD: usize = 256;
 /// on one thread.
 const FACILITIES_PER_THREAD: usize = 64;
 
+/// Where the reports of a facility being loaded come from.
+enum ReportsFrom {
+    /// The facts the snapshot had for it.
+    Carried(Reports),
+    /// Nowhere yet: it was registered after the snapshot's last entry.
+    NoneYet,
+    /// The store: every report that counts for it.
+    Store,
+}
+
 /// Loads the facts of many facilities on every core.
 fn load_all(
     reader: &Reader,
-    records: Vec<crate::domain::records::FacilityRecord>,
+    records: Vec<(crate::domain::records::FacilityRecord, ReportsFrom)>,
 ) -> Result<Vec<FacilityFacts>, LedgerError> {
-    crate::parallel::map(records, FACILITIES_PER_THREAD, |f| load_facts(reader, f))
-        .into_iter()
-        .collect()
+    crate::parallel::map(records, FACILITIES_PER_THREAD, |(f, reports)| {
+        load_facts(reader, f, reports)
+    })
+    .into_iter()
+    .collect()
 }
 
 fn load_facts(
     reader: &Reader,
     f: crate::domain::records::FacilityRecord,
+    reports: ReportsFrom,
 ) -> Result<FacilityFacts, LedgerError> {
     let lots = ids(&f.lots, |id| reader.lot(id))?;
     let permits = ids(&f.permits, |id| reader.permit(id))?;
     let subsidies = ids(&f.subsidies, |id| reader.subsidy(id))?;
     let loans = ids(&f.loans, |id| reader.loan(id))?;
-    let reports = reader.reports(f.id())?;
+    let stored = match reports {
+        ReportsFrom::Store => reader.reports(f.id())?,
+        ReportsFrom::NoneYet | ReportsFrom::Carried(_) => Vec::new(),
+    };
     let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
-    for r in reports {
+    if let ReportsFrom::Carried(carried) = reports {
+        facts = facts.with_reports(carried);
+    }
+    for r in stored {
         let report = ReportFigures::of(&r.body).map_err(|e| damaged(r.index, &e))?;
         facts.set_report(report.period, report.figures, r.index);
     }

@@ -23,9 +23,10 @@ use crate::store::engine::{Batch, Engine, EngineError, Memory, ReadSnapshot, Sca
 use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
 use crate::store::redb_file::{self, RedbFile};
 
-/// Version byte in front of every stored value. Bump when a stored type changes shape;
-/// old stores are then rebuilt from the segments (`reindex`) instead of misread.
-pub const FORMAT_VERSION: u8 = 7;
+/// Version byte in front of every stored value. Bump when a stored type changes shape or
+/// a family's keys are laid out anew; old stores are then rebuilt from the segments
+/// (`reindex`) instead of misread. 8: monthly reports keyed by period first.
+pub const FORMAT_VERSION: u8 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
