@@ -34,7 +34,7 @@ pub fn map<T: Send, R: Send>(
 /// replay's applying thread) the stages working ahead of it are scheduled (`run_behind`):
 /// it then gets a core whenever it can run, and they use what it leaves. A niceness of 10
 /// weighs about a tenth of the default. Measured on a world's append, whose writer is
-/// the bound: 3-4% faster in alternating runs (BENCHMARKS.md).
+/// the bound: about 3% faster in alternating runs (BENCHMARKS.md).
 pub const WORKING_AHEAD_NICENESS: i32 = 10;
 
 /// Schedules the calling thread, and the threads it starts from now on, `niceness` steps
