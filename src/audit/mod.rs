@@ -336,13 +336,13 @@ impl Snapshot {
                 Touch::Facility(_) => None,
             })
             .max();
-        self.reload(reader, &whole)?;
+        self.reload(reader, &whole, ReportsToCome::Yes)?;
         // Then every report among the changes, those of the reloaded facilities too. A
         // facility with reports but unknown to the snapshot (which no registration since
         // its load explains) is loaded whole, its reports from the store, rather than
         // left out.
         let unseen = self.facilities.put_reports(&changes);
-        self.reload(reader, &unseen)?;
+        self.reload(reader, &unseen, ReportsToCome::No)?;
         self.size = size;
         if !whole.is_empty() || !unseen.is_empty() {
             self.load_cross_facility(reader)?;
@@ -354,9 +354,15 @@ impl Snapshot {
 
     /// Loads these facilities' records afresh. Their reports are the snapshot's, which
     /// the change log's bring up to date (`put_reports`), so a refresh reads none: a
-    /// facility the snapshot has keeps its own; one registered since has none yet (every
-    /// report of it is among the changes); any other is read from the store.
-    fn reload(&mut self, reader: &Reader, ids: &BTreeSet<String>) -> Result<(), LedgerError> {
+    /// facility the snapshot has keeps its own; one registered since has none yet, if the
+    /// changes' reports (every one of its reports) are still to be put in place; any
+    /// other is read from the store.
+    fn reload(
+        &mut self,
+        reader: &Reader,
+        ids: &BTreeSet<String>,
+        to_come: ReportsToCome,
+    ) -> Result<(), LedgerError> {
         let mut records = Vec::new();
         for id in ids {
             let Some(record) = reader.facility(id)? else {
@@ -364,7 +370,9 @@ impl Snapshot {
             };
             let reports = match self.facilities.get(id) {
                 Some(facts) => ReportsFrom::Carried(facts.reports()),
-                None if record.registered_at >= self.size => ReportsFrom::NoneYet,
+                None if to_come == ReportsToCome::Yes && record.registered_at >= self.size => {
+                    ReportsFrom::NoneYet
+                }
                 None => ReportsFrom::Store,
             };
             records.push((record, reports));
@@ -677,6 +685,14 @@ const SERIAL_READS_PER_THREAD: usize = 256;
 /// Facilities per thread below which loading, auditing or putting reports in place stays
 /// on one thread.
 const FACILITIES_PER_THREAD: usize = 64;
+
+/// Whether the refresh's reports are still to be put in place (`put_reports`) when
+/// facilities are reloaded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReportsToCome {
+    Yes,
+    No,
+}
 
 /// Where the reports of a facility being loaded come from.
 enum ReportsFrom {
