@@ -675,7 +675,7 @@ impl Ledger {
         let mut prepared = groups.into_iter().flatten();
 
         let derived = self.derived.clone();
-        let mut overlay = Overlay::after_with(&derived, None, std::mem::take(&mut self.decoded));
+        let mut overlay = Overlay::after(&derived, None, std::mem::take(&mut self.decoded));
         let base = self.log.size();
         let mut next = base;
         let mut leaves: Vec<Vec<u8>> = Vec::new();

@@ -140,7 +140,7 @@ pub(crate) fn replay(
                 // hold the chunk before by then.
                 committer.finish()?;
             }
-            let mut overlay = Overlay::after_with(
+            let mut overlay = Overlay::after(
                 target,
                 committer.in_flight.clone(),
                 std::mem::take(&mut decoded),

@@ -380,7 +380,7 @@ impl Writes {
 /// stands for its key's value in the overlay it was read or written through: a write of
 /// the key replaces or drops it, a rollback drops them all. A replay hands them from one
 /// chunk's overlay to the next, and the writer from one group commit to the next
-/// (`Overlay::into_parts`, `Overlay::after_with`), over which they still stand. At most
+/// (`Overlay::into_parts`, `Overlay::after`), over which they still stand. At most
 /// `DECODED_RECORDS_MAX`: when full, they are all dropped.
 #[derive(Default)]
 pub struct Decoded {
@@ -423,17 +423,13 @@ pub struct Mark(usize, usize);
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a Derived) -> Overlay<'a> {
-        Overlay::after(base, None)
+        Overlay::after(base, None, Decoded::default())
     }
 
-    /// An overlay over `base` as it will be once `frozen`, if any, is applied to it.
-    pub fn after(base: &'a Derived, frozen: Option<Frozen>) -> Overlay<'a> {
-        Overlay::after_with(base, frozen, Decoded::default())
-    }
-
-    /// `after`, keeping `decoded`, the records of the overlay before, whose writes are in
-    /// `frozen` or in the store.
-    pub fn after_with(base: &'a Derived, frozen: Option<Frozen>, decoded: Decoded) -> Overlay<'a> {
+    /// An overlay over `base` as it will be once `frozen`, if any, is applied to it,
+    /// keeping `decoded`, the records of the overlay before, whose writes are in `frozen`
+    /// or in the store.
+    pub fn after(base: &'a Derived, frozen: Option<Frozen>, decoded: Decoded) -> Overlay<'a> {
         Overlay {
             base,
             writes: Writes::default(),
@@ -551,7 +547,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// The writes, and the records read or written, for the overlay after
-    /// (`after_with`).
+    /// (`after`).
     pub fn into_parts(self) -> (Writes, Decoded) {
         (self.writes, self.decoded.into_inner())
     }
@@ -641,7 +637,7 @@ mod tests {
         // Not applied yet: the store has the old state, the next overlay the new.
         assert_eq!(d.get(b"b").unwrap().unwrap(), b"1");
         assert_eq!(d.get(b"c").unwrap(), None);
-        let mut next = Overlay::after(&d, Some(frozen.clone()));
+        let mut next = Overlay::after(&d, Some(frozen.clone()), Decoded::default());
         assert_eq!(next.get(b"a").unwrap().unwrap(), b"1");
         assert_eq!(next.get(b"b").unwrap().unwrap(), b"2");
         assert!(next.contains(b"c").unwrap());
@@ -686,7 +682,7 @@ mod tests {
         o.put_record(b"k".to_vec(), 4u64);
         let (writes, decoded) = o.into_parts();
         let frozen = d.freeze(writes);
-        let mut next = Overlay::after_with(&d, Some(frozen), decoded);
+        let mut next = Overlay::after(&d, Some(frozen), decoded);
         assert_eq!(read(&next), Some(4));
         // Whatever family a key is of, writing it anew drops its record.
         for family in [0u8, 63, 64, 127, 128, 200, 255] {
