@@ -2,6 +2,14 @@
 //! subsidies, loans, power and occupancy, with RFC 6962 proofs and signed checkpoints.
 //! See ARCHITECTURE.md for the map of modules.
 
+/// The allocator of every program built on this library: the binary, and so the tests and
+/// benchmarks, which run and measure what users run. mimalloc, built without transparent
+/// huge pages (`no_thp`): glibc's malloc took a fifth of the threads that admit and commit
+/// entries (many small allocations freed on another thread), and huge pages made mimalloc
+/// return and refault memory (BENCHMARKS.md, twelfth pass).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod audit;
 pub mod bulk;
 pub mod client;
