@@ -90,7 +90,8 @@ enum Command {
         /// The key that signs the ledger's checkpoints (default: [log] key of --config).
         #[arg(long)]
         log_key: Option<PathBuf>,
-        /// The configuration file (TOML; its [log] key is read).
+        /// The configuration file (TOML): its [log] key, and the [[witness]]es asked to
+        /// cosign the checkpoint once the entries are durable.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The NDJSON file, or - for standard input.
@@ -917,7 +918,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            ledger.close()?;
             if summary.present > 0 {
                 // PROTOCOL §3: a retry is answered, not written again.
                 println!(
@@ -929,6 +929,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             print!("{}", summary.checkpoint);
             std::io::stdout().flush()?;
+            // PROTOCOL §12: the new checkpoint goes to every witness, after the
+            // acknowledgement (the entries are durable already), while this process is still
+            // the ledger's one writer, which keeps `DIR/witnessed`.
+            let witnesses = &settings.witnesses;
+            let asked = ledger::witnessing::ask_once(&ledger.reader(), data.clone(), witnesses);
+            for (witness, asked) in witnesses.iter().zip(asked) {
+                match asked {
+                    Ok(size) => eprintln!(
+                        "witness {}: cosigned the checkpoint of size {size}",
+                        witness.url
+                    ),
+                    Err(e) => eprintln!(
+                        "witness: no cosignature this time ({e}); the entries are durable, and \
+                         the next `append` or a running `serve` asks again"
+                    ),
+                }
+            }
+            ledger.close()?;
             if let Some(refused) = summary.refused {
                 eprintln!(
                     "line {}: refused, its batch was not written: {}",

@@ -103,6 +103,46 @@ pub fn start(reader: Reader, dir: PathBuf, witnesses: Vec<WitnessConfig>) -> Wit
     Witnessing { stop }
 }
 
+/// Asks every witness once, all at the same time, to cosign `reader`'s latest checkpoint,
+/// and keeps each cosignature returned, as `start`'s threads do for a server: how a writer
+/// that ends (`dcledger append`) has its last checkpoint witnessed. Each witness is given
+/// at most two requests (a second after a 409 names the size it holds), each bounded by
+/// `WITNESS_REQUEST_TIMEOUT_MS`. Returns, witness by witness in the order given, the tree
+/// size cosigned or why there is no cosignature: the caller's entries are durable
+/// whatever the witnesses answer.
+pub fn ask_once(
+    reader: &Reader,
+    dir: PathBuf,
+    witnesses: &[WitnessConfig],
+) -> Vec<Result<u64, WitnessingError>> {
+    let keeper = Keeper {
+        dir,
+        turn: Mutex::new(()),
+    };
+    let note = reader.checkpoint();
+    std::thread::scope(|scope| {
+        let asking: Vec<_> = witnesses
+            .iter()
+            .map(|witness| {
+                let (reader, keeper, note) = (reader.clone(), &keeper, &note);
+                scope.spawn(move || {
+                    let (size, line) = ask(&agent(), &reader, witness, note, &mut None)?;
+                    keeper.keep(&reader, note, size, witness, &line)?;
+                    Ok(size)
+                })
+            })
+            .collect();
+        asking
+            .into_iter()
+            .map(|asked| {
+                asked
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    })
+}
+
 /// A witness's thread: sends each new checkpoint until told to stop.
 fn follow(reader: &Reader, keeper: &Keeper, witness: &WitnessConfig, stop: &AtomicBool) {
     let agent = agent();

@@ -17,7 +17,7 @@ use dcledger::log::cosignature::{self, AddCheckpoint, CosignatureVerifier};
 use serde_json::json;
 
 use crate::http::{Server, close, get, new_agent, org_body, post_json, tree_size};
-use crate::support::{Party, TestLedger, key, path_str, run_ok, stdout};
+use crate::support::{Party, TestLedger, key, log_key_file, path_str, run_ok, stdout};
 
 /// How long a cosignature may take to appear (the ledger looks every 200 ms).
 const GATHER: Duration = Duration::from_secs(30);
@@ -354,5 +354,79 @@ fn a_hung_witness_delays_no_acknowledgement() {
             started.elapsed()
         );
         cosigned(&server, &vkey, good.vkey(), size);
+    }
+}
+
+/// `dcledger append`, a writer that ends, sends its new checkpoint to every witness too
+/// (PROTOCOL §12), once its entries are acknowledged; a new process learns what a witness
+/// holds from a 409 and proves consistency from there; a witness that is down costs no
+/// entry and no failure.
+#[test]
+fn the_command_line_append_has_its_checkpoint_cosigned() {
+    let mut t = TestLedger::new();
+    t.onboard("appending-op", &["operator"], &Party::new(44));
+    let vkey = t.ledger.verifier_key().expect("key");
+    let (dir, data, mut authority) = close(t);
+    let port = free_port();
+    let witness = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
+    // A port nothing listens on.
+    let down = free_port();
+    let down_vkey =
+        cosignature::cosigner_verifier_key("down.example/w", key(0x3c).verifying_key().as_bytes());
+    let config = dir.path().join("ledger.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[witness]]\nurl = \"http://127.0.0.1:{down}\"\nvkey = \"{down_vkey}\"\n\n[[witness]]\nurl = \"http://127.0.0.1:{port}\"\nvkey = \"{}\"\n",
+            witness.vkey()
+        ),
+    )
+    .unwrap();
+    let log = NoteVerifier::parse(&vkey).expect("log vkey");
+    let cosigner = CosignatureVerifier::parse(witness.vkey()).expect("witness vkey");
+    let input = dir.path().join("entries.ndjson");
+    let log_key = log_key_file(&data);
+    for round in 0..2 {
+        let lines: String = (0..2)
+            .map(|n| {
+                let body = org_body(&format!("appended-{round}-{n}"));
+                format!("{}\n", authority.sign(Kind::OrgRegister, body))
+            })
+            .collect();
+        std::fs::write(&input, lines).unwrap();
+        let out = run_ok(&[
+            "append",
+            "--data",
+            path_str(&data),
+            "--log-key",
+            path_str(&log_key),
+            "--config",
+            path_str(&config),
+            path_str(&input),
+        ]);
+        let printed = stdout(&out);
+        let (said, note) = printed.split_once('\n').expect("two parts");
+        assert_eq!(said, "accepted 2 entries");
+        let size = dcledger::log::checkpoint::own_note_body(note)
+            .expect("the checkpoint printed")
+            .size;
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            errors.contains(&format!(
+                "witness http://127.0.0.1:{port}: cosigned the checkpoint of size {size}"
+            )),
+            "{errors}"
+        );
+        assert!(
+            errors.contains(&format!("http://127.0.0.1:{down}/add-checkpoint")),
+            "{errors}"
+        );
+        // What `serve` will hand out: the note printed, with the witness's cosignature.
+        let witnessed = std::fs::read_to_string(data.join("witnessed")).expect("witnessed");
+        assert!(witnessed.starts_with(note), "{witnessed}");
+        let checked =
+            cosignature::verify_witnessed(&witnessed, &log, std::slice::from_ref(&cosigner), 1)
+                .unwrap_or_else(|e| panic!("round {round}: {e}: {witnessed}"));
+        assert_eq!(checked.checkpoint.size, size);
     }
 }
