@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,22 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// A ledger's configuration file in `dir`, listing `witnesses` as `(url, vkey)`.
+fn witness_config(dir: &Path, witnesses: &[(String, &str)]) -> PathBuf {
+    let config = dir.join("ledger.toml");
+    let tables: String = witnesses
+        .iter()
+        .map(|(url, vkey)| format!("[[witness]]\nurl = \"{url}\"\nvkey = \"{vkey}\"\n\n"))
+        .collect();
+    std::fs::write(&config, tables).expect("write the configuration");
+    config
+}
+
+/// The verifier key of a witness that nobody runs as it should (hung, or not there).
+fn unanswering_witness_vkey(name: &str, seed: u8) -> String {
+    cosignature::cosigner_verifier_key(name, key(seed).verifying_key().as_bytes())
 }
 
 /// `dcledger witness serve` for the ledger whose verifier key is `log_vkey`.
@@ -140,15 +156,10 @@ fn a_ledger_and_its_witness_agree_through_a_witness_killed_and_a_ledger_restarte
     let (dir, data, mut authority) = close(t);
     let state = dir.path().join("witness-state");
     let witness = rust_witness(dir.path(), &state, port, &vkey);
-    let config = dir.path().join("ledger.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[witness]]\nurl = \"http://127.0.0.1:{port}\"\nvkey = \"{}\"\n",
-            witness.vkey()
-        ),
-    )
-    .unwrap();
+    let config = witness_config(
+        dir.path(),
+        &[(format!("http://127.0.0.1:{port}"), witness.vkey())],
+    );
     let mut server = Server::serve_with_config(dir.path(), &data, &config);
     let agent = new_agent();
     let size = tree_size(&agent, &server);
@@ -203,17 +214,13 @@ fn the_independent_witness_cosigns_for_the_ledger_and_checks_the_rust_witness() 
     let python = python_witness(&vkey);
     let port = free_port();
     let rust = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
-    let config = dir.path().join("ledger.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[witness]]\nurl = \"{}\"\nvkey = \"{}\"\n\n[[witness]]\nurl = \"http://127.0.0.1:{port}\"\nvkey = \"{}\"\n",
-            python.url,
-            python.vkey,
-            rust.vkey()
-        ),
-    )
-    .unwrap();
+    let config = witness_config(
+        dir.path(),
+        &[
+            (python.url.clone(), &python.vkey),
+            (format!("http://127.0.0.1:{port}"), rust.vkey()),
+        ],
+    );
     let server = Server::serve_with_config(dir.path(), &data, &config);
     // The Python witness checks the ledger's signature and, after growth, its consistency
     // proof; dcledger checks the Python witness's cosignature.
@@ -332,17 +339,14 @@ fn a_hung_witness_delays_no_acknowledgement() {
     let (dir, data, mut authority) = close(t);
     let port = free_port();
     let good = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
-    let hung_vkey =
-        cosignature::cosigner_verifier_key("hung.example/w", key(0x3b).verifying_key().as_bytes());
-    let config = dir.path().join("ledger.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[witness]]\nurl = \"http://{hung_addr}\"\nvkey = \"{hung_vkey}\"\n\n[[witness]]\nurl = \"http://127.0.0.1:{port}\"\nvkey = \"{}\"\n",
-            good.vkey()
-        ),
-    )
-    .unwrap();
+    let hung_vkey = unanswering_witness_vkey("hung.example/w", 0x3b);
+    let config = witness_config(
+        dir.path(),
+        &[
+            (format!("http://{hung_addr}"), &hung_vkey),
+            (format!("http://127.0.0.1:{port}"), good.vkey()),
+        ],
+    );
     let server = Server::serve_with_config(dir.path(), &data, &config);
     for n in 0..3 {
         let started = Instant::now();
@@ -371,17 +375,14 @@ fn the_command_line_append_has_its_checkpoint_cosigned() {
     let witness = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
     // A port nothing listens on.
     let down = free_port();
-    let down_vkey =
-        cosignature::cosigner_verifier_key("down.example/w", key(0x3c).verifying_key().as_bytes());
-    let config = dir.path().join("ledger.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[witness]]\nurl = \"http://127.0.0.1:{down}\"\nvkey = \"{down_vkey}\"\n\n[[witness]]\nurl = \"http://127.0.0.1:{port}\"\nvkey = \"{}\"\n",
-            witness.vkey()
-        ),
-    )
-    .unwrap();
+    let down_vkey = unanswering_witness_vkey("down.example/w", 0x3c);
+    let config = witness_config(
+        dir.path(),
+        &[
+            (format!("http://127.0.0.1:{down}"), &down_vkey),
+            (format!("http://127.0.0.1:{port}"), witness.vkey()),
+        ],
+    );
     let log = NoteVerifier::parse(&vkey).expect("log vkey");
     let cosigner = CosignatureVerifier::parse(witness.vkey()).expect("witness vkey");
     let input = dir.path().join("entries.ndjson");
