@@ -49,6 +49,19 @@ fn unanswering_witness_vkey(name: &str, seed: u8) -> String {
     cosignature::cosigner_verifier_key(name, key(seed).verifying_key().as_bytes())
 }
 
+/// A closed test ledger with one operator onboarded: its directory, data directory,
+/// authority and verifier key.
+fn witnessed_ledger(operator: &str, seed: u8) -> (tempfile::TempDir, PathBuf, Party, String) {
+    let mut t = TestLedger::new();
+    t.onboard(operator, &["operator"], &Party::new(seed));
+    let vkey = t
+        .ledger
+        .verifier_key()
+        .expect("a ledger with genesis has a key");
+    let (dir, data, authority) = close(t);
+    (dir, data, authority, vkey)
+}
+
 /// `dcledger witness serve` for the ledger whose verifier key is `log_vkey`.
 fn rust_witness(dir: &Path, state: &Path, port: u16, log_vkey: &str) -> Server {
     let key_file = dir.join("witness.pem");
@@ -147,13 +160,7 @@ fn grow(server: &Server, authority: &mut Party, n: u32) -> u64 {
 #[test]
 fn a_ledger_and_its_witness_agree_through_a_witness_killed_and_a_ledger_restarted() {
     let port = free_port();
-    let mut t = TestLedger::new();
-    t.onboard("witnessed-op", &["operator"], &Party::new(40));
-    let vkey = t
-        .ledger
-        .verifier_key()
-        .expect("a ledger with genesis has a key");
-    let (dir, data, mut authority) = close(t);
+    let (dir, data, mut authority, vkey) = witnessed_ledger("witnessed-op", 40);
     let state = dir.path().join("witness-state");
     let witness = rust_witness(dir.path(), &state, port, &vkey);
     let config = witness_config(
@@ -207,10 +214,7 @@ fn a_ledger_and_its_witness_agree_through_a_witness_killed_and_a_ledger_restarte
 
 #[test]
 fn the_independent_witness_cosigns_for_the_ledger_and_checks_the_rust_witness() {
-    let mut t = TestLedger::new();
-    t.onboard("witnessed-op", &["operator"], &Party::new(40));
-    let vkey = t.ledger.verifier_key().expect("key");
-    let (dir, data, mut authority) = close(t);
+    let (dir, data, mut authority, vkey) = witnessed_ledger("witnessed-op", 40);
     let python = python_witness(&vkey);
     let port = free_port();
     let rust = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
@@ -333,10 +337,7 @@ fn a_hung_witness_delays_no_acknowledgement() {
             held.push(stream);
         }
     });
-    let mut t = TestLedger::new();
-    t.onboard("hung-op", &["operator"], &Party::new(43));
-    let vkey = t.ledger.verifier_key().expect("key");
-    let (dir, data, mut authority) = close(t);
+    let (dir, data, mut authority, vkey) = witnessed_ledger("hung-op", 43);
     let port = free_port();
     let good = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
     let hung_vkey = unanswering_witness_vkey("hung.example/w", 0x3b);
@@ -367,10 +368,7 @@ fn a_hung_witness_delays_no_acknowledgement() {
 /// entry and no failure.
 #[test]
 fn the_command_line_append_has_its_checkpoint_cosigned() {
-    let mut t = TestLedger::new();
-    t.onboard("appending-op", &["operator"], &Party::new(44));
-    let vkey = t.ledger.verifier_key().expect("key");
-    let (dir, data, mut authority) = close(t);
+    let (dir, data, mut authority, vkey) = witnessed_ledger("appending-op", 44);
     let port = free_port();
     let witness = rust_witness(dir.path(), &dir.path().join("state"), port, &vkey);
     // A port nothing listens on.
