@@ -942,7 +942,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ),
                     Err(e) => eprintln!(
                         "witness: no cosignature this time ({e}); the entries are durable, and \
-                         the next `append` or a running `serve` asks again"
+                         the next `append`, or `serve`, asks again"
                     ),
                 }
             }
