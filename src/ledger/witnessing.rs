@@ -124,10 +124,10 @@ pub fn ask_once(
         let asking: Vec<_> = witnesses
             .iter()
             .map(|witness| {
-                let (reader, keeper, note) = (reader.clone(), &keeper, &note);
+                let (keeper, note) = (&keeper, &note);
                 scope.spawn(move || {
-                    let (size, line) = ask(&agent(), &reader, witness, note, &mut None)?;
-                    keeper.keep(&reader, note, size, witness, &line)?;
+                    let (size, line) = ask(&agent(), reader, witness, note, &mut None)?;
+                    keeper.keep(reader, note, size, witness, &line)?;
                     Ok(size)
                 })
             })
