@@ -162,8 +162,8 @@ pub fn apply(state: &mut Overlay<'_>, index: u64, body: &Body) -> Result<(), Adm
                 )
                 .into());
             }
-            // The schema requires a list of known roles; anything else is refused by
-            // name, never dropped.
+            // The schema and the body's type require a list of known roles; anything else
+            // is refused by name, never dropped.
             let roles = body
                 .roles
                 .iter()

@@ -436,7 +436,9 @@ struct StoredEntry<'a> {
 
 /// A leaf of the ledger's own segments, trusted: its checksum held, and it passed every
 /// check (schema, signature, canonical form) when it was accepted. Read straight into
-/// typed values, with no JSON tree in between.
+/// typed values, with no JSON tree in between; the body's type holds its schema's field
+/// constraints all the same (`domain::checked`), so a body no schema allows stops the
+/// replay.
 fn trusted(index: u64, leaf: &[u8]) -> Judgement {
     let stored: StoredLeaf<'_> = serde_json::from_slice(leaf)
         .map_err(|e| refused(index, format!("leaf is not a ledger leaf: {e}")))?;
