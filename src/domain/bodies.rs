@@ -558,8 +558,8 @@ mod tests {
     use super::*;
     use crate::schema;
 
-    /// Values a pattern of `schemas/body/` accepts and refuses: `(pattern, accepted,
-    /// refused)`. Free text (`FREE_TEXT_PATTERN`) is `free_text_values`, with its lengths.
+    /// `(accepted, refused)`: values a pattern of `schemas/body/` accepts, and values it
+    /// refuses. Free text (`FREE_TEXT_PATTERN`) is `free_text_values`, with its lengths.
     fn pattern_values(pattern: &str) -> (Vec<Value>, Vec<Value>) {
         let strings = |v: &[String]| v.iter().map(|s| Value::from(s.as_str())).collect();
         let (accepted, refused): (Vec<String>, Vec<String>) = match pattern {
@@ -654,6 +654,16 @@ mod tests {
         )
     }
 
+    /// Fails on a keyword of `schema` outside `known`: the cases below would not break it.
+    fn only_keywords(schema: &Value, known: &[&str]) {
+        for keyword in schema.as_object().unwrap().keys() {
+            assert!(
+                known.contains(&keyword.as_str()),
+                "keyword {keyword:?} is new: generate its cases"
+            );
+        }
+    }
+
     /// What a property schema accepts and refuses, each value a case of one constraint
     /// (or of the type) broken alone. Fails on a keyword it does not know.
     fn property_values(schema: &Value) -> (Vec<Value>, Vec<Value>) {
@@ -674,12 +684,7 @@ mod tests {
             "required",
             "additionalProperties",
         ];
-        for keyword in schema.as_object().unwrap().keys() {
-            assert!(
-                known.contains(&keyword.as_str()),
-                "keyword {keyword:?} is new: generate its cases"
-            );
-        }
+        only_keywords(schema, &known);
         let int = |key: &str| schema.get(key).and_then(Value::as_i64);
         let (mut accepted, mut refused) = (Vec::new(), Vec::new());
         match schema["type"].as_str().unwrap() {
@@ -820,12 +825,7 @@ mod tests {
             "additionalProperties",
             "oneOf",
         ];
-        for keyword in schema.as_object().unwrap().keys() {
-            assert!(
-                known.contains(&keyword.as_str()),
-                "keyword {keyword:?} is new: generate its cases"
-            );
-        }
+        only_keywords(schema, &known);
         assert_eq!(schema["additionalProperties"], json!(false));
         let required: Vec<&str> = schema
             .get("required")
