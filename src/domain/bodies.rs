@@ -114,7 +114,8 @@ pub struct OrgRegister {
     pub org_id: String,
     #[serde(deserialize_with = "checked::text")]
     pub name: String,
-    /// Role names; the registry refuses one it does not know by its index.
+    /// Role names, each a known role and listed once (`checked::roles`); the registry
+    /// turns them into `Roles`.
     #[serde(deserialize_with = "checked::roles")]
     pub roles: Vec<String>,
     #[serde(default, deserialize_with = "checked::opt_text")]
