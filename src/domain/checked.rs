@@ -128,7 +128,7 @@ fn is_origin(s: &str) -> bool {
 const MAX_LIST_ITEMS: usize = 1000;
 
 /// An item `items` holds more than once, if any (`uniqueItems`).
-pub fn first_repeated(items: &[String]) -> Option<&str> {
+pub(crate) fn first_repeated(items: &[String]) -> Option<&str> {
     let mut sorted: Vec<&str> = items.iter().map(String::as_str).collect();
     sorted.sort_unstable();
     sorted
@@ -139,7 +139,7 @@ pub fn first_repeated(items: &[String]) -> Option<&str> {
 
 /// An optional field that is present: its schema gives it a type, so `null` is refused
 /// where serde would read it as absent.
-pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
     optional(d, T::deserialize)
@@ -158,7 +158,7 @@ fn optional<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     }
 }
 
-pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(
         d,
         |s: &String| is_id(s),
@@ -166,19 +166,19 @@ pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     )
 }
 
-pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     optional(d, id)
 }
 
-pub fn date<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn date<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(d, |s: &String| is_date(s), "a date YYYY-MM-DD")
 }
 
-pub fn month<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn month<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(d, |s: &String| is_month(s), "a month YYYY-MM")
 }
 
-pub fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(
         d,
         |s: &String| is_currency(s),
@@ -186,7 +186,7 @@ pub fn currency<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     )
 }
 
-pub fn hex64<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn hex64<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(
         d,
         |s: &String| is_lower_hex(s, 64),
@@ -194,11 +194,11 @@ pub fn hex64<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     )
 }
 
-pub fn opt_hex64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_hex64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     optional(d, hex64)
 }
 
-pub fn hex32<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn hex32<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(
         d,
         |s: &String| is_lower_hex(s, 32),
@@ -206,7 +206,7 @@ pub fn hex32<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     )
 }
 
-pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(
         d,
         |s: &String| is_free_text(s, 200),
@@ -214,11 +214,11 @@ pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     )
 }
 
-pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     optional(d, text)
 }
 
-pub fn long_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn long_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(
         d,
         |s: &String| is_free_text(s, 4000),
@@ -226,15 +226,15 @@ pub fn long_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     )
 }
 
-pub fn reference<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn reference<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(d, |s: &String| is_reference(s), "1-64 of [A-Za-z0-9._/-]")
 }
 
-pub fn origin<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn origin<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(d, |s: &String| is_origin(s), "1-255 of [A-Za-z0-9._/:-]")
 }
 
-pub fn collateral<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn collateral<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     checked(
         d,
         |items: &Vec<String>| {
@@ -246,7 +246,7 @@ pub fn collateral<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 
 /// Serials as `lot.serials` lists them, but for `uniqueItems`, which `bodies::Serials`
 /// checks with a message naming the serial listed twice.
-pub fn serial_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn serial_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     checked(
         d,
         |items: &Vec<String>| {
@@ -256,7 +256,7 @@ pub fn serial_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
     )
 }
 
-pub fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     checked(
         d,
         |items: &Vec<String>| {
@@ -274,16 +274,16 @@ fn safe(n: u64) -> bool {
 }
 
 /// An integer from 0 to 2^53-1.
-pub fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     checked(d, |n: &u64| safe(*n), "an integer from 0 to 2^53-1")
 }
 
-pub fn opt_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn opt_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     optional(d, amount)
 }
 
 /// An integer from 1 to 2^53-1.
-pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     checked(
         d,
         |n: &u64| *n >= 1 && safe(*n),
@@ -291,11 +291,11 @@ pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     )
 }
 
-pub fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+pub(crate) fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     checked(d, |n: &u8| *n <= 100, "an integer from 0 to 100")
 }
 
-pub fn lat_e6<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn lat_e6<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     checked(
         d,
         |n: &i64| (-90_000_000..=90_000_000).contains(n),
@@ -303,7 +303,7 @@ pub fn lat_e6<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     )
 }
 
-pub fn lon_e6<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn lon_e6<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     checked(
         d,
         |n: &i64| (-180_000_000..=180_000_000).contains(n),

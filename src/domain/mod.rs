@@ -12,7 +12,7 @@
 )]
 
 pub mod bodies;
-pub mod checked;
+pub(crate) mod checked;
 pub mod fields;
 pub mod figures;
 pub mod records;
