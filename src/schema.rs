@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::domain::checked::forbidden_in_free_text;
 use crate::entry::Kind;
 use crate::reject::FieldError;
 
@@ -58,7 +59,6 @@ pub const FREE_TEXT_PATTERN: &str =
 struct Compiled {
     envelope: Validator,
     bodies: HashMap<Kind, Validator>,
-    free_text: Validator,
 }
 
 fn compile(name: &str, text: &str) -> Validator {
@@ -78,16 +78,13 @@ fn compiled() -> &'static Compiled {
             .iter()
             .filter_map(|(name, text)| Kind::parse(name).map(|k| (k, compile(name, text))))
             .collect(),
-        free_text: compile(
-            "free text",
-            &json!({"type": "string", "pattern": FREE_TEXT_PATTERN}).to_string(),
-        ),
     })
 }
 
 /// What an error says: the validator's words, except for free text, where they would
 /// echo the refused characters and the pattern; there it names the first character the
-/// pattern refuses (found by the pattern itself) and what to do.
+/// pattern refuses (`checked::forbidden_in_free_text`, held to the pattern by a test) and
+/// what to do.
 fn message(e: &ValidationError<'_>) -> String {
     if let ValidationErrorKind::Pattern { pattern } = e.kind()
         && pattern == FREE_TEXT_PATTERN
@@ -96,7 +93,7 @@ fn message(e: &ValidationError<'_>) -> String {
         let refused = text
             .chars()
             .enumerate()
-            .find(|(_, c)| !compiled().free_text.is_valid(&Value::String(c.to_string())));
+            .find(|(_, c)| forbidden_in_free_text(*c));
         let rule = "free text may hold no control characters (U+0000-U+001F, U+007F-U+009F) \
                     or bidirectional controls (U+202A-U+202E, U+2066-U+2069); remove them";
         return match refused {
@@ -143,6 +140,8 @@ pub fn body_errors(kind: Kind, body: &Value) -> Vec<FieldError> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -213,7 +212,22 @@ mod tests {
 
     #[test]
     fn the_free_text_pattern_refuses_exactly_its_ranges() {
-        let refused = |c: char| !compiled().free_text.is_valid(&json!(format!("a{c}b")));
+        let free_text = compile(
+            "free text",
+            &json!({"type": "string", "pattern": FREE_TEXT_PATTERN}).to_string(),
+        );
+        // The pattern's verdict, which `forbidden_in_free_text` (the error messages' and
+        // the types') must give too.
+        let refused = |c: char| {
+            let by_pattern = !free_text.is_valid(&json!(format!("a{c}b")));
+            assert_eq!(
+                forbidden_in_free_text(c),
+                by_pattern,
+                "U+{:04X}",
+                u32::from(c)
+            );
+            by_pattern
+        };
         for (first, last) in [
             ('\u{0}', '\u{1f}'),
             ('\u{7f}', '\u{9f}'),
@@ -235,7 +249,7 @@ mod tests {
             "emoji 🚀",
             "\u{200e}",
         ] {
-            assert!(compiled().free_text.is_valid(&json!(fine)), "{fine}");
+            assert!(free_text.is_valid(&json!(fine)), "{fine}");
         }
     }
 
