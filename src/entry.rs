@@ -269,40 +269,6 @@ pub fn leaf_bytes(accepted: &str, entry_jcs: &[u8], sig_hex: &str) -> Vec<u8> {
     leaf
 }
 
-/// Why bytes are not a leaf of the shape `{"accepted", "entry", "sig"}`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct LeafShapeError(String);
-
-/// Splits a leaf into its envelope (`{"entry", "sig"}`, for `ingest::prepare`) and its
-/// acceptance time as written, checking its shape: exactly those three members. Whether
-/// the bytes are canonical is the caller's to check (`leaf_bytes` rebuilds them).
-pub fn split_leaf(leaf: &[u8]) -> Result<(Value, String), LeafShapeError> {
-    let bad = |reason: &str| LeafShapeError(reason.to_string());
-    let value: Value = serde_json::from_slice(leaf)
-        .map_err(|e| LeafShapeError(format!("leaf is not JSON: {e}")))?;
-    let Value::Object(mut map) = value else {
-        return Err(bad("leaf is not a JSON object"));
-    };
-    let accepted = match map.remove("accepted") {
-        Some(Value::String(s)) => s,
-        _ => return Err(bad("leaf has no `accepted` instant")),
-    };
-    let entry = map
-        .remove("entry")
-        .ok_or_else(|| bad("leaf has no `entry`"))?;
-    let sig = map.remove("sig").ok_or_else(|| bad("leaf has no `sig`"))?;
-    if let Some(extra) = map.keys().next() {
-        return Err(LeafShapeError(format!(
-            "leaf has an unexpected field {extra:?}"
-        )));
-    }
-    let mut envelope = serde_json::Map::new();
-    envelope.insert("entry".into(), entry);
-    envelope.insert("sig".into(), sig);
-    Ok((Value::Object(envelope), accepted))
-}
-
 /// Whether `leaf` holds exactly this entry (`JCS(entry)`) and signature, whenever it was
 /// accepted: how a retry is told from a replay (PROTOCOL §3). The comparison is of the bytes
 /// `leaf_bytes` would write, so a leaf holds an envelope only if it is that envelope.
@@ -316,7 +282,7 @@ pub fn leaf_holds(leaf: &[u8], entry_jcs: &[u8], sig_hex: &str) -> bool {
 }
 
 fn json_string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&jcs::canonical(&Value::String(s.to_string())).unwrap_or_default());
+    jcs::write_string(s, out);
 }
 
 #[cfg(test)]

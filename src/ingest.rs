@@ -162,24 +162,14 @@ pub fn prepare(
             expected_seq: None,
         });
     }
-    let Value::Object(body) = body else {
-        return Err(Rejection::invalid("/entry/body", "must be an object"));
-    };
+    let body = Body::parse(kind, body)?;
     let ts_text = entry
         .get("ts")
         .and_then(Value::as_str)
         .ok_or_else(|| Rejection::invalid("/entry/ts", "must be a string"))?;
     let ts = dates::instant(ts_text).map_err(|e| Rejection::invalid("/entry/ts", e.to_string()))?;
-    let errors = domain::fields::field_errors(kind, &body, ts);
-    if !errors.is_empty() {
-        return Err(Rejection {
-            class: RejectClass::Invalid,
-            errors,
-            expected_seq: None,
-        });
-    }
+    check_fields(&body, ts)?;
     check_clock(ts, now)?;
-    let body = Body::parse(kind, Value::Object(body))?;
     let signer = entry
         .get("signer")
         .and_then(Value::as_str)
@@ -201,18 +191,7 @@ pub fn prepare(
                  origin that signatures could be made for",
             ));
         };
-        let sig = parse_lower_hex::<64>(&sig_hex)
-            .ok_or_else(|| Rejection::invalid("/sig", "must be 128 lowercase hex characters"))?;
-        if !entry::verify_entry_signature(origin, &signer, &entry_jcs, &sig) {
-            return Err(Rejection::forbidden(
-                "/sig",
-                format!(
-                    "bad signature: it must be a strict Ed25519 signature by entry.signer, made \
-                     for this ledger (origin {origin:?}); {}",
-                    entry::describe_signed_bytes(origin, &entry_jcs)
-                ),
-            ));
-        }
+        check_signature(origin, &signer, &entry_jcs, &sig_hex)?;
     }
     Ok(Prepared {
         entry: Admissible {
@@ -227,7 +206,45 @@ pub fn prepare(
     })
 }
 
-fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
+/// The field rules (400), every violation named.
+pub(crate) fn check_fields(body: &Body, ts: UnixSeconds) -> Result<(), Rejection> {
+    let errors = domain::fields::field_errors(body, ts);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Rejection {
+            class: RejectClass::Invalid,
+            errors,
+            expected_seq: None,
+        })
+    }
+}
+
+/// The signature (403): a strict Ed25519 signature by `signer` over `entry_jcs`, made for
+/// the ledger `origin`.
+pub(crate) fn check_signature(
+    origin: &str,
+    signer: &PublicKey,
+    entry_jcs: &[u8],
+    sig_hex: &str,
+) -> Result<(), Rejection> {
+    let sig = parse_lower_hex::<64>(sig_hex)
+        .ok_or_else(|| Rejection::invalid("/sig", "must be 128 lowercase hex characters"))?;
+    if entry::verify_entry_signature(origin, signer, entry_jcs, &sig) {
+        return Ok(());
+    }
+    Err(Rejection::forbidden(
+        "/sig",
+        format!(
+            "bad signature: it must be a strict Ed25519 signature by entry.signer, made for this \
+             ledger (origin {origin:?}); {}",
+            entry::describe_signed_bytes(origin, entry_jcs)
+        ),
+    ))
+}
+
+/// `ts` may be at most `MAX_TS_AHEAD_S` after the ledger clock `now` (400).
+pub(crate) fn check_clock(ts: UnixSeconds, now: UnixSeconds) -> Result<(), Rejection> {
     if ts > now + MAX_TS_AHEAD_S {
         return Err(Rejection::invalid(
             "/entry/ts",

@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod jcs;
 pub mod json;
 pub mod keys;
+pub mod leaves;
 pub mod ledger;
 pub mod limits;
 pub mod log;

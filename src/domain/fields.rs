@@ -3,25 +3,14 @@
 //! by the time they are signed, `key.grant` keys that can sign, and the reserved province.
 //! Violations are 400s naming the field.
 
-use serde_json::{Map, Value};
-
 use crate::dates::{self, Month, UnixSeconds};
-use crate::entry::Kind;
+use crate::domain::bodies::Body;
 use crate::keys;
 use crate::reject::FieldError;
 
 /// The region of the national report (PROTOCOL §9). No facility is registered in a province
 /// of that name, so a province's report can never be mistaken for it.
 pub const NATIONAL: &str = "national";
-
-/// Body fields holding `YYYY-MM-DD` dates, in any kind (`condition.by` is nested).
-const DATE_FIELDS: &[&str] = &[
-    "announced",
-    "effective",
-    "date",
-    "valid_from",
-    "valid_until",
-];
 
 fn error(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
@@ -30,118 +19,135 @@ fn error(field: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// A field the kind's schema requires as an integer; its absence is an error that says
-/// so (the body was not schema-checked), never a zero.
-fn int(body: &Map<String, Value>, field: &str) -> Result<u64, FieldError> {
-    body.get(field)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| error(field, "must be an integer from 0 to 2^53-1"))
+/// A `YYYY-MM-DD` field (its type checked the shape) must be a real calendar day in
+/// 1970..9999.
+fn date(errors: &mut Vec<FieldError>, field: &str, value: &str) {
+    if let Err(e) = dates::date(value) {
+        errors.push(error(field, e.to_string()));
+    }
 }
 
-/// A field the kind's schema requires as a string; see `int`.
-fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
-    body.get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| error(field, "must be a string"))
+/// A report's period must be a month in 1970..9999 that had begun when the entry was
+/// signed at `ts`.
+fn period(errors: &mut Vec<FieldError>, value: &str, ts: UnixSeconds) {
+    let checked = Month::of_instant(ts)
+        .map_err(|e| format!("the entry's ts: {e}"))
+        .and_then(|signed| Ok((signed, Month::checked(value).map_err(|e| e.to_string())?)));
+    match checked {
+        Err(message) => errors.push(error("period", message)),
+        Ok((signed, period)) if period > signed => errors.push(error(
+            "period",
+            format!("period {period} had not begun when the entry was signed ({signed})"),
+        )),
+        Ok(_) => {}
+    }
 }
 
-/// `Ok(true)` where `smaller` exceeds `larger`.
-fn exceeds(body: &Map<String, Value>, smaller: &str, larger: &str) -> Result<bool, FieldError> {
-    Ok(int(body, smaller)? > int(body, larger)?)
-}
-
-/// Every field-rule violation of a schema-valid body signed at `ts`.
-pub fn field_errors(kind: Kind, body: &Map<String, Value>, ts: UnixSeconds) -> Vec<FieldError> {
+/// Every field-rule violation of a typed body signed at `ts`, in the order of its fields:
+/// dates first, then the kind's own rules.
+pub fn field_errors(body: &Body, ts: UnixSeconds) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    for field in DATE_FIELDS {
-        if let Some(Value::String(d)) = body.get(*field)
-            && let Err(e) = dates::date(d)
-        {
-            errors.push(error(field, e.to_string()));
+    let e = &mut errors;
+    match body {
+        Body::FacilityRegister(b) => {
+            date(e, "announced", &b.announced);
+            if b.province == NATIONAL {
+                e.push(error(
+                    "province",
+                    format!(
+                        "{NATIONAL:?} is reserved for the national region report (PROTOCOL §9); \
+                         give the province the facility stands in"
+                    ),
+                ));
+            }
         }
-    }
-    if let Some(Value::String(by)) = body.get("condition").and_then(|c| c.get("by"))
-        && let Err(e) = dates::date(by)
-    {
-        errors.push(error("condition/by", e.to_string()));
-    }
-    if let Err(e) = kind_rules(kind, body, ts, &mut errors) {
-        errors.push(e);
+        Body::FacilityStatus(b) => date(e, "effective", &b.effective),
+        Body::PermitRevoke(b) => date(e, "effective", &b.effective),
+        Body::FacilityTransfer(b) => date(e, "date", &b.date),
+        Body::Procurement(b) => date(e, "date", &b.date),
+        Body::Deployment(b) => date(e, "date", &b.date),
+        Body::LotTransfer(b) => date(e, "date", &b.date),
+        Body::SubsidyDisburse(b) => date(e, "date", &b.date),
+        Body::LoanIssue(b) => date(e, "date", &b.date),
+        Body::InspectionReport(b) => date(e, "date", &b.date),
+        Body::SubsidyGrant(b) => {
+            date(e, "date", &b.date);
+            if let Some(condition) = &b.condition {
+                date(e, "condition/by", &condition.by);
+            }
+        }
+        Body::PermitIssue(b) => {
+            date(e, "valid_from", &b.valid_from);
+            date(e, "valid_until", &b.valid_until);
+            // Both are `YYYY-MM-DD`, so text order is date order.
+            if b.valid_from > b.valid_until {
+                e.push(error("valid_until", "must not be before valid_from"));
+            }
+        }
+        Body::PowerReport(b) => {
+            period(e, &b.period, ts);
+            if b.it_kwh > b.consumed_kwh {
+                e.push(error("it_kwh", "must be <= consumed_kwh"));
+            }
+        }
+        Body::MeterReading(b) => period(e, &b.period, ts),
+        Body::OccupancyReport(b) => {
+            period(e, &b.period, ts);
+            if b.gpu_hours_voucher > b.gpu_hours_sold {
+                e.push(error("gpu_hours_voucher", "must be <= gpu_hours_sold"));
+            }
+            if b.gpu_hours_sold > b.gpu_hours_available {
+                e.push(error("gpu_hours_sold", "must be <= gpu_hours_available"));
+            }
+        }
+        Body::KeyGrant(b) => match keys::parse_public_hex(&b.public_key) {
+            None => e.push(error("public_key", "must be 64 lowercase hex digits")),
+            Some(pk) => {
+                if let Err(why) = keys::check_signing_key(&pk) {
+                    e.push(error("public_key", format!("the key {why}")));
+                }
+            }
+        },
+        Body::LedgerGenesis(_)
+        | Body::OrgRegister(_)
+        | Body::KeyRevoke(_)
+        | Body::LotSerials(_)
+        | Body::FindingResponse(_)
+        | Body::FindingResolve(_) => {}
     }
     errors
-}
-
-/// The rules of one kind; a field the schema requires but the body lacks ends them
-/// with an error naming it.
-fn kind_rules(
-    kind: Kind,
-    body: &Map<String, Value>,
-    ts: UnixSeconds,
-    errors: &mut Vec<FieldError>,
-) -> Result<(), FieldError> {
-    if matches!(
-        kind,
-        Kind::PowerReport | Kind::OccupancyReport | Kind::MeterReading
-    ) {
-        let signed =
-            Month::of_instant(ts).map_err(|e| error("period", format!("the entry's ts: {e}")))?;
-        let period =
-            Month::checked(text(body, "period")?).map_err(|e| error("period", e.to_string()))?;
-        if period > signed {
-            errors.push(error(
-                "period",
-                format!("period {period} had not begun when the entry was signed ({signed})"),
-            ));
-        }
-    }
-    match kind {
-        Kind::KeyGrant => {
-            let pk = text(body, "public_key")?;
-            let pk = keys::parse_public_hex(pk)
-                .ok_or_else(|| error("public_key", "must be 64 lowercase hex digits"))?;
-            if let Err(why) = keys::check_signing_key(&pk) {
-                errors.push(error("public_key", format!("the key {why}")));
-            }
-        }
-        Kind::FacilityRegister if text(body, "province")? == NATIONAL => {
-            errors.push(error(
-                "province",
-                format!(
-                    "{NATIONAL:?} is reserved for the national region report (PROTOCOL §9); give \
-                     the province the facility stands in"
-                ),
-            ));
-        }
-        Kind::OccupancyReport => {
-            if exceeds(body, "gpu_hours_voucher", "gpu_hours_sold")? {
-                errors.push(error("gpu_hours_voucher", "must be <= gpu_hours_sold"));
-            }
-            if exceeds(body, "gpu_hours_sold", "gpu_hours_available")? {
-                errors.push(error("gpu_hours_sold", "must be <= gpu_hours_available"));
-            }
-        }
-        Kind::PowerReport if exceeds(body, "it_kwh", "consumed_kwh")? => {
-            errors.push(error("it_kwh", "must be <= consumed_kwh"));
-        }
-        Kind::PermitIssue if text(body, "valid_from")? > text(body, "valid_until")? => {
-            errors.push(error("valid_until", "must not be before valid_from"));
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn check(kind: Kind, body: Value) -> Vec<String> {
+    use crate::entry::Kind;
+
+    /// The example body of `kind` (`schemas/examples/`) with `changes` laid over it, member
+    /// by member and nested objects merged, as its type.
+    fn body(kind: Kind, changes: Value) -> Body {
+        fn merge(into: &mut Value, changes: Value) {
+            match (into, changes) {
+                (Value::Object(into), Value::Object(changes)) => {
+                    for (k, v) in changes {
+                        merge(into.entry(k).or_insert(Value::Null), v);
+                    }
+                }
+                (slot, v) => *slot = v,
+            }
+        }
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let text = std::fs::read_to_string(format!("{dir}/schemas/examples/{kind}.json")).unwrap();
+        let mut example: Value = serde_json::from_str(&text).unwrap();
+        merge(&mut example, changes);
+        Body::parse(kind, example).unwrap()
+    }
+
+    fn check(kind: Kind, changes: Value) -> Vec<String> {
         let ts = dates::parse_instant("2025-03-05T00:00:00Z").unwrap();
-        let Value::Object(body) = body else {
-            unreachable!()
-        };
-        field_errors(kind, &body, ts)
+        field_errors(&body(kind, changes), ts)
             .into_iter()
             .map(|e| e.path)
             .collect()
@@ -167,23 +173,6 @@ mod tests {
                 Kind::OccupancyReport,
                 json!({"period": "2025-04", "gpu_hours_available": 1, "gpu_hours_sold": 0, "gpu_hours_voucher": 0}),
                 vec!["/entry/body/period"],
-            ),
-            // A field the schema requires is an error when missing, never a zero.
-            (
-                Kind::OccupancyReport,
-                json!({"period": "2025-03"}),
-                vec!["/entry/body/gpu_hours_voucher"],
-            ),
-            (
-                Kind::PowerReport,
-                json!({"period": "2025-03", "it_kwh": 1}),
-                vec!["/entry/body/consumed_kwh"],
-            ),
-            (Kind::KeyGrant, json!({}), vec!["/entry/body/public_key"]),
-            (
-                Kind::KeyGrant,
-                json!({"public_key": "not hex"}),
-                vec!["/entry/body/public_key"],
             ),
             (
                 Kind::PowerReport,
@@ -273,12 +262,7 @@ mod tests {
     #[test]
     fn messages_say_what_to_change() {
         let ts = dates::parse_instant("2025-03-05T00:00:00Z").unwrap();
-        let message = |kind, body: Value| {
-            let Value::Object(body) = body else {
-                unreachable!()
-            };
-            field_errors(kind, &body, ts).remove(0).message
-        };
+        let message = |kind, changes| field_errors(&body(kind, changes), ts).remove(0).message;
         let m = message(Kind::Deployment, json!({"date": "0000-01-01"}));
         assert!(
             m.contains("\"0000-01-01\"") && m.contains("1970-01-01"),
@@ -324,14 +308,12 @@ mod tests {
             let mut found = Vec::new();
             walk(&schema, &mut Vec::new(), &mut found);
             for (path, early) in found {
-                let mut body = json!({});
-                let mut slot = &mut body;
-                for step in &path {
-                    slot = &mut slot[step.as_str()];
+                let mut changes = json!(early);
+                for step in path.iter().rev() {
+                    changes = json!({ step.as_str(): changes });
                 }
-                *slot = json!(early);
                 let want = format!("/entry/body/{}", path.join("/"));
-                assert!(check(kind, body).contains(&want), "{kind}: {want}");
+                assert!(check(kind, changes).contains(&want), "{kind}: {want}");
                 checked.push(want);
             }
         }

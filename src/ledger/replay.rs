@@ -3,21 +3,14 @@
 //! `verify`. The same admission code that judged an entry at ingest judges it here, so
 //! a ledger that replays cleanly is one whose every entry the rules accept.
 
-use std::borrow::Cow;
 use std::sync::mpsc;
-
-use serde::de::IgnoredAny;
-use serde_json::value::RawValue;
 
 use super::LedgerError;
 use super::layout::{self, Landed};
 use super::reader::Reader;
-use crate::dates::{self, UnixSeconds};
-use crate::domain::bodies::Body;
-use crate::entry;
-use crate::entry::Kind;
+use crate::dates::UnixSeconds;
 use crate::ingest::{self, Admissible, Signatures};
-use crate::keys::parse_public_hex;
+use crate::leaves;
 use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{self, Frontier, Hash};
@@ -404,101 +397,39 @@ type Judgement = Result<(Admissible, UnixSeconds), LedgerError>;
 /// Leaves per thread below which trusted leaves are read on one thread.
 const TRUSTED_LEAVES_PER_THREAD: usize = 256;
 
-/// A leaf of the ledger's own segments, as `entry::leaf_bytes` wrote it.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoredLeaf<'a> {
-    #[serde(borrow)]
-    accepted: Cow<'a, str>,
-    #[serde(borrow)]
-    entry: StoredEntry<'a>,
-    /// Required, as every leaf has it; trusted, so not checked.
-    #[serde(rename = "sig")]
-    _sig: IgnoredAny,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoredEntry<'a> {
-    /// Required, as every leaf has it; the schema fixed it at 1 on acceptance.
-    #[serde(rename = "v")]
-    _v: IgnoredAny,
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    signer: Cow<'a, str>,
-    seq: u64,
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    #[serde(borrow)]
-    body: &'a RawValue,
-}
-
-/// A leaf of the ledger's own segments, trusted: its checksum held, and it passed every
-/// check (schema, signature, canonical form) when it was accepted. Read straight into
-/// typed values, with no JSON tree in between; the body's type holds its schema's field
-/// constraints all the same (`domain::checked`), so a body no schema allows stops the
-/// replay.
+/// A leaf of the ledger's own segments, trusted (`leaves::trusted`).
 fn trusted(index: u64, leaf: &[u8]) -> Judgement {
-    let stored: StoredLeaf<'_> = serde_json::from_slice(leaf)
-        .map_err(|e| refused(index, format!("leaf is not a ledger leaf: {e}")))?;
-    let accepted = dates::parse_instant(&stored.accepted)
-        .ok_or_else(|| refused(index, "`accepted` is not a UTC instant"))?;
-    let e = stored.entry;
-    let kind = Kind::parse(&e.kind)
-        .ok_or_else(|| refused(index, format!("unknown record kind {:?}", e.kind)))?;
-    let signer = parse_public_hex(&e.signer)
-        .ok_or_else(|| refused(index, "its signer is not 64 lowercase hex characters"))?;
-    let ts = dates::instant(&e.ts).map_err(|err| refused(index, format!("its ts: {err}")))?;
-    let body = Body::from_json(kind, e.body.get())
-        .map_err(|err| refused(index, format!("its body: {err}")))?;
-    Ok((
-        Admissible {
-            kind,
-            signer,
-            seq: e.seq,
-            ts,
-            body,
-        },
-        accepted,
-    ))
+    leaves::trusted(leaf)
+        .map(|l| (l.entry, l.accepted))
+        .map_err(|e| refused(index, e.to_string()))
 }
 
-/// Leaves judged as at acceptance: schema, field rules and every signature for the
-/// ledger's origin, and each leaf in canonical form. `origin` is the one signatures are made for, once known; the chunk that opens with
-/// the genesis entry sets it from that entry.
+/// Leaves judged as at acceptance (`leaves::judged`), with every signature made for the
+/// ledger's origin. `origin` is that origin, once known; the chunk that opens with the
+/// genesis entry sets it from that entry.
 fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
     if origin.is_none() {
-        let first = chunk
+        *origin = chunk
             .first()
-            .and_then(|(_, _, leaf)| entry::split_leaf(leaf).ok())
-            .map(|(envelope, _)| envelope);
-        *origin = ingest::submission_origin(None, first.as_ref());
+            .and_then(|(_, _, leaf)| leaves::genesis_origin(leaf));
     }
-    let signatures = Signatures::Verify {
-        origin: origin.as_deref(),
+    let Some(origin) = origin.as_deref() else {
+        return chunk
+            .iter()
+            .map(|(index, _, _)| {
+                Err(refused(
+                    *index,
+                    "entry 0 must be ledger.genesis: without one no origin is known that \
+                     signatures could be made for",
+                ))
+            })
+            .collect();
     };
     judge_each(chunk, ingest::MIN_PREPARED_PER_THREAD, |index, leaf| {
-        verified_leaf(index, leaf, signatures)
+        leaves::judged(leaf, origin)
+            .map(|l| (l.entry, l.accepted))
+            .map_err(|e| refused(index, e.to_string()))
     })
-}
-
-/// One leaf of `verified`.
-fn verified_leaf(index: u64, leaf: &[u8], signatures: Signatures<'_>) -> Judgement {
-    let (envelope, accepted_text) =
-        entry::split_leaf(leaf).map_err(|e| refused(index, e.to_string()))?;
-    let accepted = dates::instant(&accepted_text)
-        .map_err(|e| refused(index, format!("its acceptance time: {e}")))?;
-    let p = ingest::prepare(envelope, accepted, signatures)
-        .map_err(|r| refused(index, r.to_string()))?;
-    // The canonical-form check rebuilds the leaf from the acceptance time as written.
-    if entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex) != leaf {
-        return Err(refused(
-            index,
-            "leaf bytes are not the canonical (JCS) form",
-        ));
-    }
-    Ok((p.entry, accepted))
 }
 
 /// What `verify` established.

@@ -20,12 +20,12 @@ mod state;
 
 use std::path::{Path, PathBuf};
 
-use crate::dates::{self, UnixSeconds};
+use crate::dates;
 use crate::dirlock::{self, DirLock, Tried};
 use crate::domain::bodies::Body;
-use crate::entry::{self, Kind};
-use crate::ingest::{self, Signatures};
+use crate::ingest;
 use crate::keys::{PublicKey, parse_public_hex};
+use crate::leaves::{self, Leaf};
 use crate::limits::MAX_MONITOR_CHECKPOINT_BYTES;
 use crate::log::checkpoint::{Checkpoint, NoteVerifier};
 use crate::log::cosignature::{self, CosignatureError, CosignatureVerifier};
@@ -354,16 +354,6 @@ struct Leaves<'a> {
     seqs: SeqChain,
 }
 
-/// A leaf judged on its own.
-struct Alone {
-    kind: Kind,
-    signer: PublicKey,
-    seq: u64,
-    accepted_text: String,
-    accepted: UnixSeconds,
-    body: Body,
-}
-
 impl Leaves<'_> {
     /// Checks leaves `from..size`, one level-0 tile and entry bundle at a time.
     fn check(&mut self, tiles: &mut Tiles<'_>, from: u64, size: u64) -> Result<(), MonitorError> {
@@ -402,7 +392,7 @@ impl Leaves<'_> {
             }
             let origin = self.origin;
             let judged = crate::parallel::map(new, ingest::MIN_PREPARED_PER_THREAD, |(i, leaf)| {
-                (i, judge_alone(leaf, origin))
+                (i, leaves::judged(leaf, origin))
             });
             for (index, alone) in judged {
                 let leaf_error = |reason: String| MonitorError::Leaf {
@@ -410,7 +400,7 @@ impl Leaves<'_> {
                     bundle: bundle.path(),
                     reason,
                 };
-                let alone = alone.map_err(leaf_error)?;
+                let alone = alone.map_err(|e| leaf_error(e.to_string()))?;
                 self.take(index, alone).map_err(leaf_error)?;
                 let at = (index - start) as usize;
                 if let Some(hash) = hashes.get(at) {
@@ -426,8 +416,9 @@ impl Leaves<'_> {
     }
 
     /// The checks of a leaf that depend on the leaves before it.
-    fn take(&mut self, index: u64, leaf: Alone) -> Result<(), String> {
-        match (&leaf.body, index) {
+    fn take(&mut self, index: u64, leaf: Leaf<'_>) -> Result<(), String> {
+        let entry = &leaf.entry;
+        match (&entry.body, index) {
             (Body::LedgerGenesis(g), 0) => {
                 if g.origin != self.origin {
                     return Err(format!(
@@ -456,35 +447,9 @@ impl Leaves<'_> {
             ));
         }
         self.seqs
-            .take(&leaf.signer, leaf.seq)
-            .map_err(|e| format!("{} entry: {e}", leaf.kind.as_str()))?;
-        self.last_accepted = Some(leaf.accepted_text);
+            .take(&entry.signer, entry.seq)
+            .map_err(|e| format!("{} entry: {e}", entry.kind.as_str()))?;
+        self.last_accepted = Some(leaf.accepted_text.into_owned());
         Ok(())
     }
-}
-
-/// The checks of a leaf on its own, as on acceptance (`ingest::prepare`, with the leaf's
-/// `accepted` as the clock its `ts` is held against), and its canonical form.
-fn judge_alone(leaf: &[u8], origin: &str) -> Result<Alone, String> {
-    let (envelope, accepted_text) = entry::split_leaf(leaf).map_err(|e| e.to_string())?;
-    let accepted = dates::instant(&accepted_text).map_err(|e| format!("its accepted: {e}"))?;
-    let p = ingest::prepare(
-        envelope,
-        accepted,
-        Signatures::Verify {
-            origin: Some(origin),
-        },
-    )
-    .map_err(|r| r.to_string())?;
-    if entry::leaf_bytes(&accepted_text, &p.entry_jcs, &p.sig_hex) != leaf {
-        return Err("its bytes are not the canonical (JCS) form of the leaf".into());
-    }
-    Ok(Alone {
-        kind: p.entry.kind,
-        signer: p.entry.signer,
-        seq: p.entry.seq,
-        accepted_text,
-        accepted,
-        body: p.entry.body,
-    })
 }
