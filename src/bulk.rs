@@ -4,7 +4,7 @@
 //! envelopes are all in the ledger already is a retry (PROTOCOL §3): counted, not written, so
 //! a run cut short (a crash, a kill) is finished by running it again on the same input.
 //!
-//! Two stages overlap: a reader thread parses and prepares (schema, signatures) the next
+//! Two stages overlap: a reader thread parses and prepares (schemas, signatures) the next
 //! batches, a batch a core at once, while the caller's thread admits and syncs the ones
 //! before, so the signature checks and the fsyncs do not wait for each other. The writer takes every
 //! batch that is ready as one group commit (one sync, one checkpoint), which stops at the
@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::dates;
 use crate::ingest::{self, Prepared, Signatures};
 use crate::json;
+use crate::leaves;
 use crate::ledger::{AfterRefusal, Ledger, LedgerError};
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::reject::Rejection;
@@ -108,7 +109,10 @@ fn input_origin(origin: Option<String>, first_line: Option<&String>) -> Option<S
     })
 }
 
-/// Parses and prepares one batch of lines on this thread, keeping their order.
+/// Parses and prepares one batch of lines on this thread, keeping their order. A line
+/// whose entry is already canonical, as signers write it, is read straight into typed
+/// values (`leaves::prepared`); any other, and any that read refuses, goes through the JSON
+/// tree and `ingest::prepare`, whose verdict and errors are the same.
 fn prepare_lines(
     lines: Vec<String>,
     now: dates::UnixSeconds,
@@ -120,7 +124,12 @@ fn prepare_lines(
     let now = now.max(dates::now());
     lines
         .into_iter()
-        .map(|line| ingest::prepare(parse_line(&line)?, now, signatures))
+        .map(
+            |line| match leaves::prepared(line.as_bytes(), now, signatures) {
+                Some(prepared) => Ok(prepared),
+                None => ingest::prepare(parse_line(&line)?, now, signatures),
+            },
+        )
         .collect()
 }
 

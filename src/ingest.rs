@@ -82,7 +82,7 @@ pub fn submission_origin(ledger: Option<&str>, first: Option<&Value>) -> Option<
 /// `{"accepted":"YYYY-MM-DDTHH:MM:SSZ","entry":` … `,"sig":` … `}`.
 const LEAF_FRAME_BYTES: usize = 51;
 
-fn leaf_len(entry_jcs_len: usize, sig_json_len: usize) -> usize {
+pub(crate) fn leaf_len(entry_jcs_len: usize, sig_json_len: usize) -> usize {
     LEAF_FRAME_BYTES + entry_jcs_len + sig_json_len
 }
 

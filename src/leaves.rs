@@ -21,9 +21,9 @@ use serde_json::value::RawValue;
 use crate::dates::{self, UnixSeconds};
 use crate::domain::bodies::Body;
 use crate::entry::{self, ENTRY_VERSION, Kind};
-use crate::ingest::{self, Admissible};
+use crate::ingest::{self, Admissible, Prepared, Signatures};
 use crate::jcs;
-use crate::keys::parse_public_hex;
+use crate::keys::{parse_lower_hex, parse_public_hex};
 use crate::limits::{MAX_LEAF_BYTES, MAX_SAFE_INTEGER};
 use crate::log::checkpoint;
 
@@ -105,6 +105,51 @@ impl StoredEntry<'_> {
     }
 }
 
+/// A submitted envelope, its entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    entry: &'a RawValue,
+    #[serde(borrow)]
+    sig: Cow<'a, str>,
+}
+
+/// A submitted envelope whose entry is already in canonical form (as signers write it,
+/// and `dcledger sign` and `gen` do), judged as `ingest::prepare` judges it, straight from
+/// its text: `Some` only when `prepare` would accept it, holding what `prepare` would
+/// make of it. `None` for any other envelope, which the caller gives to `prepare` for its
+/// verdict and its errors (the schemas' pointers and words), so a refusal reads the same
+/// whichever way the envelope came.
+pub fn prepared(text: &[u8], now: UnixSeconds, signatures: Signatures<'_>) -> Option<Prepared> {
+    let Signatures::Verify {
+        origin: Some(origin),
+    } = signatures
+    else {
+        return None;
+    };
+    let envelope: Envelope<'_> = serde_json::from_slice(text).ok()?;
+    let entry_jcs = envelope.entry.get().as_bytes();
+    // The signature's hex has no character JSON escapes, so its string is 130 bytes.
+    parse_lower_hex::<64>(&envelope.sig)?;
+    let sig_json_bytes = envelope.sig.len() + 2;
+    if ingest::leaf_len(entry_jcs.len(), sig_json_bytes) > MAX_LEAF_BYTES
+        || !jcs::is_canonical(entry_jcs)
+    {
+        return None;
+    }
+    let entry: StoredEntry<'_> = serde_json::from_str(envelope.entry.get()).ok()?;
+    let entry = entry.typed().ok()?;
+    ingest::check_fields(&entry.body, entry.ts).ok()?;
+    ingest::check_clock(entry.ts, now).ok()?;
+    ingest::check_signature(origin, &entry.signer, entry_jcs, &envelope.sig).ok()?;
+    Some(Prepared {
+        entry,
+        entry_jcs: entry_jcs.to_vec(),
+        sig_hex: envelope.sig.into_owned(),
+    })
+}
+
 /// A leaf of the ledger's own segments, trusted: its checksum held, and it passed every
 /// check (schema, signature, canonical form) when it was accepted. Read in one pass into
 /// typed values; the envelope's and the body's constraints hold all the same (they are
@@ -172,7 +217,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::ingest::Signatures;
     use crate::json;
 
     const ORIGIN: &str = "dcledger.test/leaves";
@@ -259,6 +303,93 @@ mod tests {
     /// judging a leaf with no JSON tree gives the verdict ingest gave it.
     #[test]
     fn a_leaf_is_judged_as_ingest_judged_it() {
+        let mut accepted = 0;
+        for (name, bytes, ok) in &cases() {
+            assert_eq!(as_at_acceptance(bytes), *ok, "ingest, {name}");
+            assert_eq!(judged(bytes, ORIGIN).is_ok(), *ok, "judged, {name}");
+            accepted += usize::from(*ok);
+        }
+        assert_eq!(
+            accepted,
+            Kind::ALL.len() + 4,
+            "the changes by hand are refused"
+        );
+        // Another ledger's origin: the signature is not for it.
+        let good = leaf(&entry(Kind::FacilityRegister));
+        assert!(judged(&good, "dcledger.test/other").is_err());
+    }
+
+    /// The same cases as envelopes submitted (the leaf's `accepted` taken off), and a few
+    /// of the envelope's own: an envelope the typed read takes is one `prepare` accepts,
+    /// and is made into the same `Prepared`; each of the rest it leaves to `prepare`.
+    #[test]
+    fn a_canonical_envelope_is_prepared_as_prepare_prepares_it() {
+        let at = dates::instant(ACCEPTED).unwrap();
+        let verify = Signatures::Verify {
+            origin: Some(ORIGIN),
+        };
+        let frame = format!("{{\"accepted\":\"{ACCEPTED}\",");
+        let mut envelopes: Vec<(String, Vec<u8>)> = cases()
+            .into_iter()
+            .filter_map(|(name, bytes, _)| {
+                let rest = bytes.strip_prefix(frame.as_bytes())?;
+                Some((name, [b"{".as_slice(), rest].concat()))
+            })
+            .collect();
+        let good = String::from_utf8(envelopes[0].1.clone()).unwrap();
+        let spaced = good.replacen("{\"entry\":", "{ \"entry\" :\n", 1);
+        let sig_at = good.find(",\"sig\":").unwrap();
+        let (entry_part, sig_part) = good.split_at(sig_at);
+        envelopes.extend([
+            ("spaces around the entry".to_string(), spaced.into_bytes()),
+            (
+                "an entry spelt otherwise than JCS, signed over JCS".to_string(),
+                good.replacen("\"kind\":", "\"kind\": ", 1).into_bytes(),
+            ),
+            (
+                "sig first".to_string(),
+                format!(
+                    "{{{},{}}}",
+                    &sig_part[1..sig_part.len() - 1],
+                    &entry_part[1..]
+                )
+                .into_bytes(),
+            ),
+            (
+                "sig twice".to_string(),
+                format!("{}{sig_part}", &good[..good.len() - 1]).into_bytes(),
+            ),
+            (
+                "a member after sig".to_string(),
+                format!("{},\"z\":1}}", &good[..good.len() - 1]).into_bytes(),
+            ),
+        ]);
+        let mut typed = Vec::new();
+        for (name, text) in &envelopes {
+            let slow = json::from_slice(text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| ingest::prepare(v, at, verify).map_err(|r| r.to_string()));
+            match prepared(text, at, verify) {
+                Some(fast) => {
+                    let slow = slow.unwrap_or_else(|e| panic!("{name}: prepare refused: {e}"));
+                    assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{name}");
+                    typed.push(name.as_str());
+                }
+                // Left to prepare: refused there, unless its entry is not written as
+                // JCS writes it (prepare writes it so, and checks the signature over that).
+                None => assert_eq!(
+                    slow.is_ok(),
+                    name.starts_with("an entry spelt otherwise"),
+                    "{name}: left to prepare"
+                ),
+            }
+        }
+        // Each kind's example, the edges of seq and ts, JCS as written, and the envelope
+        // spelt otherwise around its entry: with spaces, a newline after, `sig` first.
+        assert_eq!(typed.len(), Kind::ALL.len() + 3 + 3, "{typed:?}");
+    }
+
+    fn cases() -> Vec<(String, Vec<u8>, bool)> {
         let mut cases: Vec<(String, Vec<u8>, bool)> = Vec::new();
         for &kind in Kind::ALL {
             cases.push((format!("{kind}, as its example"), leaf(&entry(kind)), true));
@@ -423,19 +554,7 @@ mod tests {
             let ok = as_at_acceptance(&bytes);
             cases.push((name.to_string(), bytes, ok));
         }
-        let mut accepted = 0;
-        for (name, bytes, ok) in &cases {
-            assert_eq!(as_at_acceptance(bytes), *ok, "ingest, {name}");
-            assert_eq!(judged(bytes, ORIGIN).is_ok(), *ok, "judged, {name}");
-            accepted += usize::from(*ok);
-        }
-        assert_eq!(
-            accepted,
-            Kind::ALL.len() + 4,
-            "the changes by hand are refused"
-        );
-        // Another ledger's origin: the signature is not for it.
-        assert!(judged(&good, "dcledger.test/other").is_err());
+        cases
     }
 
     /// The test above breaks each constraint the envelope schema has; a constraint added
