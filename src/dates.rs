@@ -175,11 +175,14 @@ impl Month {
 
     /// The month an instant falls in.
     pub fn of_instant(t: UnixSeconds) -> Result<Month, TimeError> {
-        let text = spell_instant(t)?;
-        Month::checked(
-            text.get(..7)
-                .unwrap_or_else(|| unreachable!("{text} spells a month")),
-        )
+        let out_of_range = || TimeError::OutOfRange {
+            text: format!("{t} s after 1970-01-01T00:00:00Z"),
+        };
+        let dt = OffsetDateTime::from_unix_timestamp(t).map_err(|_| out_of_range())?;
+        if !YEARS.contains(&dt.year()) {
+            return Err(out_of_range());
+        }
+        Ok(Month::of(dt.date()))
     }
 
     pub fn of(date: Date) -> Month {
@@ -324,6 +327,14 @@ mod tests {
         assert_eq!(spell_instant(last).unwrap(), "9999-12-31T23:59:59Z");
         assert_eq!(Month::of_instant(last).unwrap().to_string(), "9999-12");
         assert_eq!(Month::of_instant(0).unwrap().to_string(), "1970-01");
+        for (text, month) in [
+            ("2024-02-29T23:59:59Z", "2024-02"),
+            ("2024-03-01T00:00:00Z", "2024-03"),
+            ("2025-12-31T23:59:59Z", "2025-12"),
+        ] {
+            let t = instant(text).unwrap();
+            assert_eq!(Month::of_instant(t).unwrap().to_string(), month, "{text}");
+        }
         for t in [-1, last + 1] {
             let e = Month::of_instant(t).unwrap_err();
             assert!(
