@@ -107,7 +107,7 @@ fn is_reference(s: &str) -> bool {
 }
 
 /// `^[A-Za-z0-9._-]{1,64}$`: a GPU serial number.
-fn is_serial(s: &str) -> bool {
+pub(crate) fn is_serial(s: &str) -> bool {
     ascii_within(s, 1, 64, |b| {
         b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
     })
@@ -121,11 +121,11 @@ fn is_origin(s: &str) -> bool {
 }
 
 /// The most items a body's list may hold (`maxItems` of `collateral` and `serials`).
-const MAX_LIST_ITEMS: usize = 1000;
+pub(crate) const MAX_LIST_ITEMS: usize = 1000;
 
 /// An item `items` holds more than once, if any (`uniqueItems`).
-pub(crate) fn first_repeated(items: &[String]) -> Option<&str> {
-    let mut sorted: Vec<&str> = items.iter().map(String::as_str).collect();
+pub(crate) fn first_repeated<'a>(items: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut sorted: Vec<&str> = items.into_iter().collect();
     sorted.sort_unstable();
     sorted
         .windows(2)
@@ -242,23 +242,13 @@ pub(crate) fn collateral<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
 
 /// Serials as `lot.serials` lists them, but for `uniqueItems`, which `bodies::Serials`
 /// checks with a message naming the serial listed twice.
-pub(crate) fn serial_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    checked(
-        d,
-        |items: &Vec<String>| {
-            (1..=MAX_LIST_ITEMS).contains(&items.len()) && items.iter().all(|s| is_serial(s))
-        },
-        "a list of 1-1000 serials, each 1-64 of [A-Za-z0-9._-]",
-    )
-}
-
 pub(crate) fn roles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     checked(
         d,
         |items: &Vec<String>| {
             !items.is_empty()
                 && items.iter().all(|r| Role::parse(r).is_some())
-                && first_repeated(items).is_none()
+                && first_repeated(items.iter().map(String::as_str)).is_none()
         },
         "a list of different roles (authority, operator, permitter, grantor, lender, utility, \
          regulator)",

@@ -312,9 +312,9 @@ fn lot_serials(
     owns(&home, &r.lot_id, signer)?;
     // Each serial's first listing, all at once, in memory: most serials are new, and
     // that costs no store traffic. The entry lists each serial once (`Serials`).
-    let serials: Vec<&str> = r.serials.as_slice().iter().map(String::as_str).collect();
+    let serials = r.serials.to_strs();
     let found = state.first_listings_or_claim(&serials, index)?;
-    for (serial, first) in serials.into_iter().zip(found) {
+    for (&serial, first) in serials.iter().zip(found) {
         let Some(first) = first else {
             continue; // first listed here, and now recorded so
         };
@@ -346,15 +346,13 @@ fn lot_serials(
         state.put_encoded(key, &uses);
     }
     // At most 1,000 serials an entry, a few billion entries: far below 2^64.
-    lot.serials = lot
-        .serials
-        .saturating_add(r.serials.as_slice().len().try_into().unwrap_or(u64::MAX));
+    lot.serials = lot.serials.saturating_add(serials.len() as u64);
     lot.serial_entries.push(index);
     state.put_listing(
         index,
         &ListingRef {
             owner: &r.lot_id,
-            terms: r.serials.as_slice(),
+            terms: &serials,
         },
     );
     state.put_encoded(lot_key(&r.lot_id), &lot);

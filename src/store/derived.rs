@@ -730,26 +730,24 @@ mod tests {
         let d = Derived::temporary();
         let mut o = Overlay::new(&d);
         let m = o.mark();
-        let first = vec!["a".to_string()];
         o.put_listing(
             5,
             &ListingRef {
                 owner: "lot-1",
-                terms: &first,
+                terms: &["a"],
             },
         );
         assert_eq!(o.listing(5).unwrap().unwrap().owner, "lot-1");
         o.rollback(m);
         assert!(o.listing(5).unwrap().is_none());
-        let second = vec!["b".to_string()];
         o.put_listing(
             5,
             &ListingRef {
                 owner: "lot-2",
-                terms: &second,
+                terms: &["b"],
             },
         );
-        assert_eq!(o.listing(5).unwrap().unwrap().terms, second);
+        assert_eq!(o.listing(5).unwrap().unwrap().terms, ["b"]);
     }
 
     #[test]
