@@ -1,7 +1,8 @@
 //! Stored leaves read into typed values straight from their bytes, with no JSON tree in
 //! between: trusted ([`trusted`]: the segment's checksum held, and the leaf was judged when
 //! it was accepted), or judged again on its own as ingest judged it ([`judged`]: `verify`,
-//! the monitor).
+//! `reindex`, the monitor). A submitted envelope whose entry is already canonical is read
+//! the same way ([`prepared`]: a bulk append's lines).
 //!
 //! A judged leaf is held to every rule `ingest::prepare` holds a submission to, without
 //! building what `prepare` builds: its bytes must be canonical as they stand
@@ -10,8 +11,8 @@
 //! schema is the typed read of [`StoredEntry`] (each of its constraints a check below),
 //! the body's is its type (`domain::checked`, proved equivalent to `schemas/body/` by the
 //! tests of `domain::bodies`), and the field rules, the clock and the signature are
-//! ingest's own functions. The tests below hold the two ways of judging a leaf to the same
-//! verdict on each rule broken alone.
+//! ingest's own functions. The tests below hold each of these to `prepare`'s verdict on
+//! each rule broken alone.
 
 use std::borrow::Cow;
 
