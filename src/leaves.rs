@@ -5,10 +5,11 @@
 //! the same way ([`prepared`]: a bulk append's lines).
 //!
 //! A judged leaf is held to every rule `ingest::prepare` holds a submission to, without
-//! building what `prepare` builds: its bytes must be canonical as they stand
-//! (`jcs::is_canonical`, then the frame around the entry rebuilt and compared), so the
-//! entry's own bytes are `JCS(entry)` and the signature is checked over them; the envelope's
-//! schema is the typed read of [`StoredEntry`] (each of its constraints a check below),
+//! building what `prepare` builds: its bytes must be canonical as they stand (the frame
+//! around the entry where `entry::leaf_bytes` writes it, the entry `jcs::is_canonical`), so
+//! the entry's own bytes are `JCS(entry)` and the signature is checked over them; the
+//! envelope's schema is the typed read of [`StoredEntry`] (each of its constraints a check
+//! below),
 //! the body's is its type (`domain::checked`, proved equivalent to `schemas/body/` by the
 //! tests of `domain::bodies`), and the field rules, the clock and the signature are
 //! ingest's own functions. The tests below hold each of these to `prepare`'s verdict on
@@ -21,7 +22,7 @@ use serde_json::value::RawValue;
 
 use crate::dates::{self, UnixSeconds};
 use crate::domain::bodies::Body;
-use crate::entry::{self, ENTRY_VERSION, Kind};
+use crate::entry::{ENTRY_VERSION, Kind};
 use crate::ingest::{self, Admissible, Prepared, Signatures};
 use crate::jcs;
 use crate::keys::{parse_lower_hex, parse_public_hex};
@@ -46,15 +47,17 @@ fn refused(reason: impl Into<String>) -> LeafRefused {
     LeafRefused(reason.into())
 }
 
-/// A leaf as `entry::leaf_bytes` writes it, its entry read as `E`.
+/// A leaf as `entry::leaf_bytes` writes it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Stored<'a, E> {
+struct StoredLeaf<'a> {
     #[serde(borrow)]
     accepted: Cow<'a, str>,
-    entry: E,
     #[serde(borrow)]
-    sig: Cow<'a, str>,
+    entry: StoredEntry<'a>,
+    /// Required, as every leaf has it; trusted, so not checked.
+    #[serde(rename = "sig")]
+    _sig: serde::de::IgnoredAny,
 }
 
 /// An entry (PROTOCOL §3) as the envelope schema describes it: these members and no other,
@@ -156,7 +159,7 @@ pub fn prepared(text: &[u8], now: UnixSeconds, signatures: Signatures<'_>) -> Op
 /// typed values; the envelope's and the body's constraints hold all the same (they are
 /// the types'), so a leaf no schema allows is refused.
 pub fn trusted(leaf: &[u8]) -> Result<Leaf<'_>, LeafRefused> {
-    let stored: Stored<'_, StoredEntry<'_>> = serde_json::from_slice(leaf)
+    let stored: StoredLeaf<'_> = serde_json::from_slice(leaf)
         .map_err(|e| refused(format!("leaf is not a ledger leaf: {e}")))?;
     let accepted = dates::instant(&stored.accepted)
         .map_err(|e| refused(format!("its acceptance time: {e}")))?;
@@ -186,30 +189,50 @@ pub fn judged<'a>(leaf: &'a [u8], origin: &str) -> Result<Leaf<'a>, LeafRefused>
             leaf.len()
         )));
     }
-    let stored: Stored<'_, &RawValue> = serde_json::from_slice(leaf)
-        .map_err(|e| refused(format!("leaf is not a ledger leaf: {e}")))?;
-    let entry_jcs = stored.entry.get().as_bytes();
-    if !jcs::is_canonical(entry_jcs)
-        || entry::leaf_bytes(&stored.accepted, entry_jcs, &stored.sig) != leaf
-    {
+    let canonical = framed(leaf).filter(|(_, entry_jcs, _)| jcs::is_canonical(entry_jcs));
+    let Some((accepted_text, entry_jcs, sig_hex)) = canonical else {
         return Err(refused(
             "its bytes are not the canonical (JCS) form of the leaf",
         ));
-    }
-    let accepted = dates::instant(&stored.accepted)
-        .map_err(|e| refused(format!("its acceptance time: {e}")))?;
+    };
+    // An instant and a signature's hex hold no character JSON escapes, so once each is
+    // found to be one, the frame is the one `entry::leaf_bytes` writes.
+    let accepted =
+        dates::instant(accepted_text).map_err(|e| refused(format!("its acceptance time: {e}")))?;
+    let entry_text = std::str::from_utf8(entry_jcs)
+        .unwrap_or_else(|_| unreachable!("canonical text is UTF-8 (jcs::is_canonical)"));
     let entry: StoredEntry<'_> =
-        serde_json::from_str(stored.entry.get()).map_err(|e| refused(format!("its entry: {e}")))?;
+        serde_json::from_str(entry_text).map_err(|e| refused(format!("its entry: {e}")))?;
     let entry = entry.typed()?;
     let as_rejection = |r: crate::reject::Rejection| refused(r.to_string());
     ingest::check_fields(&entry.body, entry.ts).map_err(as_rejection)?;
     ingest::check_clock(entry.ts, accepted).map_err(as_rejection)?;
-    ingest::check_signature(origin, &entry.signer, entry_jcs, &stored.sig).map_err(as_rejection)?;
+    ingest::check_signature(origin, &entry.signer, entry_jcs, sig_hex).map_err(as_rejection)?;
     Ok(Leaf {
         entry,
         accepted,
-        accepted_text: stored.accepted,
+        accepted_text: Cow::Borrowed(accepted_text),
     })
+}
+
+/// A leaf's acceptance time, entry and signature, cut from the frame `entry::leaf_bytes`
+/// writes around them when the time is an instant and the signature hex:
+/// `{"accepted":"<20 bytes>","entry":<entry>,"sig":"<128 bytes>"}`. `None` for bytes framed
+/// any other way, which no canonical leaf is. What lies between is for the caller to
+/// check.
+fn framed(leaf: &[u8]) -> Option<(&str, &[u8], &str)> {
+    const INSTANT_BYTES: usize = "1970-01-01T00:00:00Z".len();
+    const SIG_HEX_BYTES: usize = 128;
+    let rest = leaf.strip_prefix(b"{\"accepted\":\"")?;
+    let (accepted, rest) = rest.split_at_checked(INSTANT_BYTES)?;
+    let rest = rest.strip_prefix(b"\",\"entry\":")?.strip_suffix(b"\"}")?;
+    let (rest, sig) = rest.split_at_checked(rest.len().checked_sub(SIG_HEX_BYTES)?)?;
+    let entry = rest.strip_suffix(b",\"sig\":\"")?;
+    Some((
+        std::str::from_utf8(accepted).ok()?,
+        entry,
+        std::str::from_utf8(sig).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -218,6 +241,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::entry;
     use crate::json;
 
     const ORIGIN: &str = "dcledger.test/leaves";
