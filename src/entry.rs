@@ -137,20 +137,20 @@ impl FromIterator<Role> for Roles {
 /// The exact bytes an entry signature covers (PROTOCOL §3): the domain prefix, the ledger's
 /// origin and a newline, then `JCS(entry)`. The origin binds the signature to one ledger,
 /// so an envelope accepted by one ledger cannot be replayed into another where the same
-/// key is registered. Every signer and every verifier builds the message here and nowhere
-/// else.
+/// key is registered. Every signer and every verifier takes the message from here and
+/// nowhere else ([`signing_message_parts`]).
 ///
 /// `origin` is a valid ledger origin (`checkpoint::valid_origin`): no newline, so the
 /// boundary between origin and entry is unambiguous (and JCS output never holds a raw
 /// newline either).
 pub fn signing_message(origin: &str, entry_jcs: &[u8]) -> Vec<u8> {
-    let mut msg =
-        Vec::with_capacity(ENTRY_SIGNING_DOMAIN.len() + origin.len() + 1 + entry_jcs.len());
-    msg.extend_from_slice(ENTRY_SIGNING_DOMAIN);
-    msg.extend_from_slice(origin.as_bytes());
-    msg.push(b'\n');
-    msg.extend_from_slice(entry_jcs);
-    msg
+    signing_message_parts(origin, entry_jcs).concat()
+}
+
+/// The signed message's parts in order, which [`signing_message`] joins and the signature
+/// check hashes in turn.
+fn signing_message_parts<'a>(origin: &'a str, entry_jcs: &'a [u8]) -> [&'a [u8]; 4] {
+    [ENTRY_SIGNING_DOMAIN, origin.as_bytes(), b"\n", entry_jcs]
 }
 
 /// How many characters of `JCS(entry)` a bad-signature message quotes.
@@ -222,15 +222,11 @@ pub fn verify_entry_signature(
     let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s)) else {
         return false;
     };
-    let k = Scalar::from_hash(
-        Sha512::new()
-            .chain_update(r)
-            .chain_update(signer)
-            .chain_update(ENTRY_SIGNING_DOMAIN)
-            .chain_update(origin.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(entry_jcs),
-    );
+    let mut hash = Sha512::new().chain_update(r).chain_update(signer);
+    for part in signing_message_parts(origin, entry_jcs) {
+        hash.update(part);
+    }
+    let k = Scalar::from_hash(hash);
     let p = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &key.minus_a, &s);
     p.compress().as_bytes() == r && !p.is_small_order()
 }
