@@ -27,7 +27,6 @@ use crate::ingest::{self, Admissible, Prepared, Signatures};
 use crate::jcs;
 use crate::keys::{parse_lower_hex, parse_public_hex};
 use crate::limits::{MAX_LEAF_BYTES, MAX_SAFE_INTEGER};
-use crate::log::checkpoint;
 
 /// A leaf read into typed values.
 #[derive(Debug)]
@@ -170,11 +169,11 @@ pub fn trusted(leaf: &[u8]) -> Result<Leaf<'_>, LeafRefused> {
     })
 }
 
-/// The origin a genesis leaf names, valid as a ledger origin; `None` for any other leaf.
-/// Signatures of a ledger are made for it (PROTOCOL §3, §5).
+/// The origin a genesis leaf names (its type holds it to be a valid ledger origin);
+/// `None` for any other leaf. Signatures of a ledger are made for it (PROTOCOL §3, §5).
 pub fn genesis_origin(leaf: &[u8]) -> Option<String> {
     match trusted(leaf).ok()?.entry.body {
-        Body::LedgerGenesis(g) if checkpoint::valid_origin(&g.origin) => Some(g.origin),
+        Body::LedgerGenesis(g) => Some(g.origin),
         _ => None,
     }
 }
@@ -199,10 +198,8 @@ pub fn judged<'a>(leaf: &'a [u8], origin: &str) -> Result<Leaf<'a>, LeafRefused>
     // found to be one, the frame is the one `entry::leaf_bytes` writes.
     let accepted =
         dates::instant(accepted_text).map_err(|e| refused(format!("its acceptance time: {e}")))?;
-    let entry_text = std::str::from_utf8(entry_jcs)
-        .unwrap_or_else(|_| unreachable!("canonical text is UTF-8 (jcs::is_canonical)"));
     let entry: StoredEntry<'_> =
-        serde_json::from_str(entry_text).map_err(|e| refused(format!("its entry: {e}")))?;
+        serde_json::from_slice(entry_jcs).map_err(|e| refused(format!("its entry: {e}")))?;
     let entry = entry.typed()?;
     let as_rejection = |r: crate::reject::Rejection| refused(r.to_string());
     ingest::check_fields(&entry.body, entry.ts).map_err(as_rejection)?;

@@ -392,9 +392,7 @@ impl<'de> Deserialize<'de> for Serials {
         let serials = d.deserialize_seq(SerialsVisitor)?;
         let strs = serials.to_strs();
         if strs.is_empty() || !strs.iter().all(|s| checked::is_serial(s)) {
-            return Err(D::Error::custom(
-                "must be a list of 1-1000 serials, each 1-64 of [A-Za-z0-9._-]",
-            ));
+            return Err(D::Error::custom(SERIALS_RULE));
         }
         if let Some(serial) = checked::first_repeated(strs) {
             return Err(D::Error::custom(format!(
@@ -404,6 +402,9 @@ impl<'de> Deserialize<'de> for Serials {
         Ok(serials)
     }
 }
+
+/// What a `lot.serials` body's list must be, the schema's words.
+const SERIALS_RULE: &str = "must be a list of 1-1000 serials, each 1-64 of [A-Za-z0-9._-]";
 
 /// Reads a list of strings into a `Serials`, refusing it at its 1,001st item rather than
 /// holding a list of any length.
@@ -424,9 +425,7 @@ impl<'de> serde::de::Visitor<'de> for SerialsVisitor {
         };
         while seq.next_element_seed(AppendSerial(&mut serials))?.is_some() {
             if serials.ends.len() > checked::MAX_LIST_ITEMS {
-                return Err(A::Error::custom(
-                    "must be a list of 1-1000 serials, each 1-64 of [A-Za-z0-9._-]",
-                ));
+                return Err(A::Error::custom(SERIALS_RULE));
             }
         }
         Ok(serials)

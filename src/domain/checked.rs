@@ -20,6 +20,7 @@ use serde::de::{Deserialize, Deserializer, Error};
 use crate::entry::Role;
 use crate::keys::parse_lower_hex;
 use crate::limits::MAX_SAFE_INTEGER;
+use crate::log::checkpoint::valid_origin;
 
 /// `T` from `d`, if `holds` of it; otherwise an error saying what it must be.
 /// The value is not echoed: free text may hold the very characters it must not, and a
@@ -110,13 +111,6 @@ fn is_reference(s: &str) -> bool {
 pub(crate) fn is_serial(s: &str) -> bool {
     ascii_within(s, 1, 64, |b| {
         b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
-    })
-}
-
-/// `^[A-Za-z0-9._/:-]{1,255}$`: a ledger's origin as its genesis entry names it.
-fn is_origin(s: &str) -> bool {
-    ascii_within(s, 1, 255, |b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b':' | b'-')
     })
 }
 
@@ -227,7 +221,8 @@ pub(crate) fn reference<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
 }
 
 pub(crate) fn origin<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    checked(d, |s: &String| is_origin(s), "1-255 of [A-Za-z0-9._/:-]")
+    // `^[A-Za-z0-9._/:-]{1,255}$`: the one rule for an origin, the checkpoints' own.
+    checked(d, |s: &String| valid_origin(s), "1-255 of [A-Za-z0-9._/:-]")
 }
 
 pub(crate) fn collateral<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -382,7 +377,7 @@ mod tests {
                 vec!["".into(), "a/b".into(), long(65)],
             ),
             (
-                is_origin,
+                valid_origin,
                 vec!["dcledger.example/x:1".into(), long(255)],
                 vec!["".into(), "a b".into(), long(256)],
             ),
