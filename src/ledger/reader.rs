@@ -210,10 +210,16 @@ impl Reader {
         Ok(())
     }
 
-    pub fn location(&self, index: u64) -> Result<RecordLocation, LedgerError> {
+    /// Where the location anchor `anchor` is in the segments (`layout::LOCATION_SPAN`).
+    fn anchor_location(&self, anchor: u64) -> Result<RecordLocation, LedgerError> {
         self.derived
-            .get_decoded(&layout::location_key(index))?
-            .ok_or_else(|| LedgerError::NotFound(format!("entry {index} has no stored location")))
+            .get_decoded(&layout::location_key(anchor))?
+            .ok_or_else(|| {
+                LedgerError::NotFound(format!(
+                    "entry {anchor} has no stored location: run `dcledger reindex` to \
+                     rebuild derived state"
+                ))
+            })
     }
 
     pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {
@@ -294,18 +300,27 @@ impl Reader {
         &self,
         first: u64,
         count: u64,
-        visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         match self.leaves {
             Leaves::Located => {
-                let at = self.location(first)?;
+                // The run is read from the anchor; the leaves before `first` are checked
+                // like every other and passed over.
+                let anchor = layout::location_anchor(first);
+                let at = self.anchor_location(anchor)?;
                 segment::read_run(
                     &self.segments_dir,
-                    first,
+                    anchor,
                     at.segment,
                     at.offset,
-                    count,
-                    visit,
+                    first - anchor + count,
+                    |index, leaf| {
+                        if index < first {
+                            Ok(())
+                        } else {
+                            visit(index, leaf)
+                        }
+                    },
                 )
             }
             Leaves::Scanned => {

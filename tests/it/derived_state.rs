@@ -57,6 +57,42 @@ fn reindex_rebuilds_identical_derived_state() {
     drop(dir);
 }
 
+/// Leaves are found from location anchors (one every `LOCATION_SPAN` leaves) by reading
+/// on: every run of leaves, starting on an anchor or between two, reads what a scan of
+/// the segments from the start reads.
+#[test]
+fn every_run_of_leaves_reads_what_the_segments_hold() {
+    let t = populated();
+    let segments = t.data().join("segments");
+    let size = t.ledger.size();
+    let mut scanned = Vec::new();
+    dcledger::log::segment::read_leaves(&segments, 0, size, |i, leaf| {
+        scanned.push((i, leaf.to_vec()));
+        Ok::<(), dcledger::log::segment::SegmentError>(())
+    })
+    .unwrap();
+    assert_eq!(scanned.len() as u64, size);
+    let reader = t.ledger.reader();
+    for first in 0..size {
+        for count in [1, 2, 17, 40] {
+            let count = count.min(size - first);
+            let mut read = Vec::new();
+            reader
+                .leaves(first, count, |i, leaf| {
+                    read.push((i, leaf.to_vec()));
+                    Ok::<(), LedgerError>(())
+                })
+                .unwrap();
+            assert!(
+                read[..] == scanned[first as usize..(first + count) as usize],
+                "leaves {first}..{} differ from the segments'",
+                first + count
+            );
+        }
+        assert_eq!(reader.entry(first).unwrap().leaf, scanned[first as usize].1);
+    }
+}
+
 #[test]
 fn proofs_for_every_historic_size_verify() {
     use dcledger::log::merkle;
