@@ -130,11 +130,15 @@ impl Digests {
         }
     }
 
+    /// Makes room for `more` digests added without another allocation.
+    pub(crate) fn reserve(&mut self, more: usize) {
+        self.recent.reserve(more);
+    }
+
     /// Adds digests, none of them here already, each with the index of the entry that
-    /// first listed it; those entries come after every entry added before.
+    /// first listed it, in ledger order (the order entries claim them); those entries
+    /// come after every entry added before.
     pub(crate) fn extend(&mut self, added: impl IntoIterator<Item = (u64, u64)>) {
-        let mut added: Vec<(u64, u64)> = added.into_iter().collect();
-        added.sort_unstable_by_key(|&(_, index)| index);
         for (digest, index) in added {
             if self.listings.last() != Some(&index) {
                 assert!(
@@ -206,11 +210,12 @@ mod tests {
             let mut digests = Digests::with_recent_min(8);
             let mut model: std::collections::HashMap<u64, u64> = Default::default();
             for (batch, added) in batches.into_iter().enumerate() {
+                // Several digests an entry, entries in ledger order.
                 let fresh: Vec<(u64, u64)> = added
                     .into_iter()
                     .filter(|d| !model.contains_key(d))
                     .enumerate()
-                    .map(|(i, d)| (d, 10 * batch as u64 + (i % 3) as u64))
+                    .map(|(i, d)| (d, 100 * batch as u64 + (i / 3) as u64))
                     .collect();
                 model.extend(fresh.iter().copied());
                 digests.extend(fresh);

@@ -98,8 +98,10 @@ pub(crate) struct Pending {
     journal: Vec<Undo>,
 }
 
+/// What a claim added, in the order entries claimed: undone from the end by `rollback`,
+/// merged from the start (ledger order) by `merge`.
 enum Undo {
-    Digest(u64),
+    Digest { digest: u64, index: u64 },
     Overflow(String),
 }
 
@@ -191,7 +193,12 @@ impl<S: BuildHasher> FirstSeen<S> {
 
     /// Takes in a committed batch's first listings.
     pub(crate) fn merge(&mut self, pending: Pending) {
-        self.by_digest.extend(pending.by_digest);
+        self.by_digest.reserve(pending.by_digest.len());
+        self.by_digest
+            .extend(pending.journal.into_iter().filter_map(|undo| match undo {
+                Undo::Digest { digest, index } => Some((digest, index)),
+                Undo::Overflow(_) => None,
+            }));
         self.overflow.extend(pending.overflow);
     }
 }
@@ -289,7 +296,7 @@ fn first_listing_or_claim<S: BuildHasher>(
         pending.journal.push(Undo::Overflow(term.to_string()));
     } else {
         pending.by_digest.insert(digest, index);
-        pending.journal.push(Undo::Digest(digest));
+        pending.journal.push(Undo::Digest { digest, index });
     }
     Ok(None)
 }
@@ -307,7 +314,7 @@ impl Pending {
     pub(crate) fn rollback(&mut self, mark: usize) {
         while self.journal.len() > mark {
             match self.journal.pop() {
-                Some(Undo::Digest(d)) => self.by_digest.remove(&d),
+                Some(Undo::Digest { digest, .. }) => self.by_digest.remove(&digest),
                 Some(Undo::Overflow(t)) => self.overflow.remove(&t),
                 None => None,
             };
