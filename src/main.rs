@@ -509,10 +509,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by ": ", each cause left out when the text before
+/// it already says it (the library's errors name their cause in their own message).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// A command whose reader went away (`dcledger audit … | head -1`) ends as Unix tools do:
@@ -1417,6 +1433,25 @@ mod tests {
         assert!(
             missing.is_empty(),
             "no description in --help for: {missing:#?}"
+        );
+    }
+
+    /// A cause the message already names is said once; context added over an error, and
+    /// a cause the message does not name, are kept.
+    #[test]
+    fn an_error_names_each_cause_once() {
+        let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let named = anyhow::Error::new(dcledger::keys::KeyError::Read {
+            path: "k.pem".into(),
+            source: missing(),
+        });
+        assert_eq!(message(&named), "cannot read key file k.pem: no such file");
+        let wrapped = anyhow::Error::new(missing()).context("cannot open k.pem");
+        assert_eq!(message(&wrapped), "cannot open k.pem: no such file");
+        let layered = named.context("loading the log key");
+        assert_eq!(
+            message(&layered),
+            "loading the log key: cannot read key file k.pem: no such file"
         );
     }
 }
