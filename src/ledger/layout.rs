@@ -2,10 +2,10 @@
 //! routine that records leaves there, shared by commit and replay so that incremental
 //! and rebuilt state are the same bytes.
 //!
-//! - Location anchors: key `l | index (u64 BE)` for every `LOCATION_SPAN`-th leaf, value
-//!   where that leaf is in the segments. Any other leaf is found by reading on from its
-//!   anchor, at most `LOCATION_SPAN - 1` leaves (the records are back to back). The tree
-//!   itself is not here: it is in the tiles (`log::tiles`).
+//! - Leaf locations: key `l | first index of a run of LOCATION_SPAN leaves (u64 BE)`,
+//!   value where each leaf of the run is in the segments, in order (a sequence, extended
+//!   by the commit that lands in the run). The tree itself is not here: it is in the
+//!   tiles (`log::tiles`).
 //! - Postings (which entries have a given kind, signer or facility): key
 //!   `family | term length | term | chunk (u64 BE)`, value the sorted offsets within the
 //!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
@@ -35,25 +35,17 @@ use crate::store::derived::{Derived, DerivedError, Overlay, append_encoded, deco
 /// Entries per postings chunk; offsets fit in a `u16`.
 pub const POSTING_SPAN: u64 = 4096;
 
-/// Leaves per location anchor. A key for every leaf was a third of all the keys a
-/// rebuild inserted (156,000 of 430,000 for a world of 156,000 entries), for readers that
-/// only need where a run of leaves starts; an anchor every 16 leaves costs a reader at
-/// most 15 leaves (about 12 KB) read and checked before the first it asked for.
+/// Leaves whose locations share one key. A key for every leaf was a third of all the
+/// keys a rebuild inserted (156,000 of 430,000 for a world of 156,000 entries); a key
+/// for 16 is written once by a rebuild (its chunks are multiples of 16) and extended by
+/// a commit that ends inside it, about 130 bytes at most. Every leaf keeps its own
+/// location, so a damaged record never hides its neighbours from a reader.
 pub const LOCATION_SPAN: u64 = 16;
 
-/// The leaf whose location is stored for `index`: the last anchor at or before it.
-pub(crate) fn location_anchor(index: u64) -> u64 {
-    index - index % LOCATION_SPAN
-}
-
-/// The key of the anchor `anchor` (a multiple of `LOCATION_SPAN`).
-pub(crate) fn location_key(anchor: u64) -> Vec<u8> {
-    debug_assert_eq!(
-        anchor % LOCATION_SPAN,
-        0,
-        "locations are stored for anchors only"
-    );
-    key(family::LOCATION, &[&anchor.to_be_bytes()])
+/// The key of the run of leaves holding `index`.
+pub(crate) fn location_key(index: u64) -> Vec<u8> {
+    let first = index - index % LOCATION_SPAN;
+    key(family::LOCATION, &[&first.to_be_bytes()])
 }
 
 /// Entries per change-log chunk. Every commit rewrites the chunk it lands in; at about
@@ -180,10 +172,17 @@ pub(crate) fn grow(frontier: &mut Frontier, first: u64, hashes: &[Hash]) {
 /// (`ledger::replay`), and admits the next one meanwhile.
 pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(), DerivedError> {
     let mut postings: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
+    for run in landed.chunk_by(|a, b| a.index / LOCATION_SPAN == b.index / LOCATION_SPAN) {
+        let key = location_key(run[0].index);
+        // A run that starts inside its key's span extends what earlier commits stored.
+        let stored = if run[0].index % LOCATION_SPAN == 0 {
+            None
+        } else {
+            overlay.get(&key)?
+        };
+        overlay.put(key, append_encoded(stored, run.iter().map(|l| l.location)));
+    }
     for l in landed {
-        if l.index == location_anchor(l.index) {
-            overlay.put_encoded(location_key(l.index), &l.location);
-        }
         let chunk = l.index / POSTING_SPAN;
         let offset = (l.index % POSTING_SPAN) as u16;
         let mut names: Vec<&str> = l.touches.iter().map(Touch::facility).collect();

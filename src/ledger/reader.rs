@@ -210,16 +210,17 @@ impl Reader {
         Ok(())
     }
 
-    /// Where the location anchor `anchor` is in the segments (`layout::LOCATION_SPAN`).
-    fn anchor_location(&self, anchor: u64) -> Result<RecordLocation, LedgerError> {
-        self.derived
-            .get_decoded(&layout::location_key(anchor))?
-            .ok_or_else(|| {
-                LedgerError::NotFound(format!(
-                    "entry {anchor} has no stored location: run `dcledger reindex` to \
-                     rebuild derived state"
-                ))
-            })
+    /// Where leaf `index` is in the segments.
+    fn location(&self, index: u64) -> Result<RecordLocation, LedgerError> {
+        let key = layout::location_key(index);
+        let run: Vec<RecordLocation> = match self.derived.get(&key)? {
+            Some(bytes) => decode_sequence(&key, &bytes)?,
+            None => Vec::new(),
+        };
+        usize::try_from(index % layout::LOCATION_SPAN)
+            .ok()
+            .and_then(|at| run.get(at).copied())
+            .ok_or_else(|| LedgerError::NotFound(format!("entry {index} has no stored location")))
     }
 
     pub fn entry(&self, index: u64) -> Result<StoredEntry, LedgerError> {
@@ -300,27 +301,18 @@ impl Reader {
         &self,
         first: u64,
         count: u64,
-        mut visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
+        visit: impl FnMut(u64, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         match self.leaves {
             Leaves::Located => {
-                // The run is read from the anchor; the leaves before `first` are checked
-                // like every other and passed over.
-                let anchor = layout::location_anchor(first);
-                let at = self.anchor_location(anchor)?;
+                let at = self.location(first)?;
                 segment::read_run(
                     &self.segments_dir,
-                    anchor,
+                    first,
                     at.segment,
                     at.offset,
-                    first - anchor + count,
-                    |index, leaf| {
-                        if index < first {
-                            Ok(())
-                        } else {
-                            visit(index, leaf)
-                        }
-                    },
+                    count,
+                    visit,
                 )
             }
             Leaves::Scanned => {

@@ -25,8 +25,9 @@ use crate::store::redb_file::{self, RedbFile};
 
 /// Version byte in front of every stored value. Bump when a stored type changes shape or
 /// a family's keys are laid out anew; old stores are then rebuilt from the segments
-/// (`reindex`) instead of misread. 8: monthly reports keyed by period first.
-pub const FORMAT_VERSION: u8 = 8;
+/// (`reindex`) instead of misread. 8: monthly reports keyed by period first. 9: leaf
+/// locations sixteen a key.
+pub const FORMAT_VERSION: u8 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
@@ -47,7 +48,8 @@ pub enum DerivedError {
 /// Key families. The byte is the first byte of every key of that family.
 pub mod family {
     pub const META: u8 = b'm';
-    /// A leaf's location in the segments (the tree itself is in the tiles).
+    /// Leaves' locations in the segments, a run of them a key (the tree itself is in the
+    /// tiles).
     pub const LOCATION: u8 = b'l';
     pub const SIGNER: u8 = b's';
     pub const ORG: u8 = b'o';

@@ -57,9 +57,10 @@ fn reindex_rebuilds_identical_derived_state() {
     drop(dir);
 }
 
-/// Leaves are found from location anchors (one every `LOCATION_SPAN` leaves) by reading
-/// on: every run of leaves, starting on an anchor or between two, reads what a scan of
-/// the segments from the start reads.
+/// Leaf locations are kept sixteen a key (`LOCATION_SPAN`), the key's run extended by
+/// commits that end inside it: every run of leaves, from any leaf, reads what a scan of
+/// the segments from the start reads. The ledger was built by thirty commits of twenty
+/// entries, so most commits end inside a key's run.
 #[test]
 fn every_run_of_leaves_reads_what_the_segments_hold() {
     let t = populated();
