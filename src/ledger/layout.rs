@@ -30,7 +30,9 @@ use crate::entry::Kind;
 use crate::keys::PublicKey;
 use crate::log::merkle::{Frontier, Hash};
 use crate::log::segment::RecordLocation;
-use crate::store::derived::{Derived, DerivedError, Overlay, append_encoded, decode, family, key};
+use crate::store::derived::{
+    Derived, DerivedError, Overlay, append_encoded, decode, decode_sequence, family, key,
+};
 
 /// Entries per postings chunk; offsets fit in a `u16`.
 pub const POSTING_SPAN: u64 = 4096;
@@ -174,11 +176,26 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
     let mut postings: BTreeMap<Vec<u8>, Vec<u16>> = BTreeMap::new();
     for run in landed.chunk_by(|a, b| a.index / LOCATION_SPAN == b.index / LOCATION_SPAN) {
         let key = location_key(run[0].index);
-        // A run that starts inside its key's span extends what earlier commits stored.
-        let stored = if run[0].index % LOCATION_SPAN == 0 {
-            None
-        } else {
-            overlay.get(&key)?
+        // A run that starts inside its key's span extends what earlier commits stored,
+        // which must be the locations of every leaf before it in the span: a location
+        // out of place would send a reader to another leaf's record.
+        let before = run[0].index % LOCATION_SPAN;
+        let stored = match before {
+            0 => None,
+            _ => {
+                let stored = overlay.get(&key)?;
+                let held = match &stored {
+                    Some(bytes) => decode_sequence::<RecordLocation>(&key, bytes)?.len(),
+                    None => 0,
+                };
+                if held as u64 != before {
+                    return Err(DerivedError::Decode {
+                        key: format!("locations of leaves from {}", run[0].index - before),
+                        reason: format!("{held} stored where {before} leaves come first"),
+                    });
+                }
+                stored
+            }
         };
         overlay.put(key, append_encoded(stored, run.iter().map(|l| l.location)));
     }
@@ -239,7 +256,42 @@ mod tests {
     use super::*;
     use crate::dates::Month;
     use crate::domain::figures::{Figures, MeterFigures, ReportFigures};
-    use crate::store::derived::decode_sequence;
+
+    /// A run of sixteen leaves' locations is one key, which a commit that starts inside
+    /// the run extends; a commit that does not start where the stored run ends is
+    /// refused rather than filed under other leaves' places.
+    #[test]
+    fn locations_are_extended_only_where_their_run_ends() {
+        let derived = Derived::temporary();
+        let mut overlay = Overlay::new(&derived);
+        let landed = |index: u64| Landed {
+            index,
+            location: RecordLocation {
+                segment: 0,
+                offset: 100 * index,
+                leaf_len: 10,
+            },
+            kind: Kind::OrgRegister,
+            signer: [7; 32],
+            seq: index + 1,
+            touches: Vec::new(),
+        };
+        let commits: [&[u64]; 3] = [&[0, 1, 2], &[3, 4], &(5..20).collect::<Vec<_>>()];
+        for commit in commits {
+            let leaves: Vec<Landed> = commit.iter().map(|&i| landed(i)).collect();
+            record(&mut overlay, &leaves).unwrap();
+        }
+        for (first, count) in [(0, 16), (16, 4)] {
+            let key = location_key(first);
+            let held: Vec<RecordLocation> =
+                decode_sequence(&key, &overlay.get(&key).unwrap().unwrap()).unwrap();
+            let expected: Vec<RecordLocation> =
+                (first..first + count).map(|i| landed(i).location).collect();
+            assert_eq!(held, expected, "the run from leaf {first}");
+        }
+        let err = record(&mut overlay, &[landed(22)]).unwrap_err();
+        assert!(matches!(err, DerivedError::Decode { .. }), "{err}");
+    }
 
     /// The change log is written with owned ids and read with borrowed ones: one type,
     /// so one layout, and the two readings agree change for change.
