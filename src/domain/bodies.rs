@@ -372,17 +372,19 @@ pub struct Serials {
 
 impl Serials {
     /// The serials, in the entry's order.
-    pub fn to_strs(&self) -> Vec<&str> {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
         let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                // `ends` grows with `text` and never passes it (`AppendSerial`).
-                let serial = &self.text[start..end as usize];
-                start = end as usize;
-                serial
-            })
-            .collect()
+        self.ends.iter().map(move |&end| {
+            // `ends` grows with `text` and never passes it (`AppendSerial`).
+            let serial = &self.text[start..end as usize];
+            start = end as usize;
+            serial
+        })
+    }
+
+    /// The serials, in the entry's order, as a list.
+    pub fn to_strs(&self) -> Vec<&str> {
+        self.iter().collect()
     }
 }
 
@@ -390,11 +392,10 @@ impl<'de> Deserialize<'de> for Serials {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Serials, D::Error> {
         use serde::de::Error;
         let serials = d.deserialize_seq(SerialsVisitor)?;
-        let strs = serials.to_strs();
-        if strs.is_empty() || !strs.iter().all(|s| checked::is_serial(s)) {
+        if serials.ends.is_empty() || !serials.iter().all(checked::is_serial) {
             return Err(D::Error::custom(SERIALS_RULE));
         }
-        if let Some(serial) = checked::first_repeated(strs) {
+        if let Some(serial) = checked::first_repeated(serials.iter()) {
             return Err(D::Error::custom(format!(
                 "serials: {serial:?} is listed twice; list each serial once"
             )));
