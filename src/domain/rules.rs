@@ -131,6 +131,16 @@ impl<Id: std::borrow::Borrow<str>> Touch<Id> {
 /// Everything an entry touched.
 pub type Touched = Vec<Touch>;
 
+/// The owner an entry lists terms for and the terms, each once, if it lists any: a
+/// `lot.serials` entry's lot and serials, whose first listings admission looks up
+/// (`lot_serials`). A replay from the first leaf works those out ahead from this alone.
+pub fn listed_terms(body: &b::Body) -> Option<(&str, Vec<&str>)> {
+    match body {
+        b::Body::LotSerials(r) => Some((&r.lot_id, r.serials.to_strs())),
+        _ => None,
+    }
+}
+
 /// Judges a domain entry and records its effects. Returns what it touched, each once.
 pub fn apply(
     state: &mut Overlay<'_>,

@@ -3,20 +3,26 @@
 //! `verify`. The same admission code that judged an entry at ingest judges it here, so
 //! a ledger that replays cleanly is one whose every entry the rules accept.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
 use std::sync::mpsc;
 
 use super::LedgerError;
 use super::layout::{self, Landed};
 use super::reader::Reader;
 use crate::dates::UnixSeconds;
+use crate::domain::rules;
 use crate::ingest::{self, Admissible, Signatures};
 use crate::leaves;
 use crate::limits::REINDEX_CHUNK_ENTRIES;
 use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{self, Frontier, Hash};
-use crate::log::segment::{Position, RecordLocation, SegmentLog};
+use crate::log::segment::{self, Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
-use crate::store::derived::{Decoded, Derived, Frozen, Overlay};
+use crate::store::derived::{Decoded, Derived, DerivedError, Frozen, GivenFirstListings, Overlay};
+use crate::store::first_seen::{self, FirstSeen, Listing, Pending};
 
 /// What replay carries from one chunk to the next.
 #[derive(Clone)]
@@ -64,12 +70,14 @@ const JUDGED_AHEAD_CHUNKS: usize = 2;
 /// its own writes (progress markers) to the chunk's atomic commit, or refuses it.
 ///
 /// Three stages overlap: a thread reads and judges the next chunks (and hashes their
-/// leaves); this one admits a chunk, in order; another, meanwhile, finishes the chunk
-/// before: `on_chunk`, its leaves' indexes (`layout::record`, which reads nothing
-/// admission writes) and its commit, whose writes the admission reads through its
-/// overlay until they are in the store (`Derived::freeze`). That thread takes the
-/// chunks one at a time, in order, so the tiles and the store are written in the order
-/// of a replay made one chunk at a time, and a crash leaves what that would.
+/// leaves, and in a replay from the first leaf works out the first listings of the
+/// terms they list: `FirstListingsAhead`); this one admits a chunk, in order; another,
+/// meanwhile, finishes the chunk before: `on_chunk`, its leaves' indexes
+/// (`layout::record`, which reads nothing admission writes) and its commit, whose
+/// writes the admission reads through its overlay until they are in the store
+/// (`Derived::freeze`). That thread takes the chunks one at a time, in order, so the
+/// tiles and the store are written in the order of a replay made one chunk at a time,
+/// and a crash leaves what that would.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
@@ -94,6 +102,12 @@ pub(crate) fn replay(
                 .or_else(|| state.genesis.as_ref().map(|g| g.origin.clone())),
         },
     };
+    // From the first leaf, the judging stage sees every listing before admission needs
+    // it; a catch-up begins with listings only the store holds.
+    let first_listings_ahead = from.index == 0;
+    if first_listings_ahead {
+        target.forget_first_seen();
+    }
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         scope.spawn(move || {
@@ -101,7 +115,8 @@ pub(crate) fn replay(
                 crate::parallel::WORKING_AHEAD_NICENESS,
                 "the replay's judging",
             );
-            judge_stage(log, from, judging, tx)
+            let ahead = first_listings_ahead.then(|| FirstListingsAhead::new(log.dir()));
+            judge_stage(log, from, judging, ahead, tx)
         });
         let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
         let (report, applied) = mpsc::sync_channel(1);
@@ -127,8 +142,8 @@ pub(crate) fn replay(
         // (an error) drops the receiver, which stops that stage, and the committer,
         // which stops its thread.
         for judged in rx {
-            let (chunk, judged) = judged?;
-            if !target.first_seen_loaded() {
+            let (chunk, judged, given) = judged?;
+            if given.is_none() && !target.first_seen_loaded() {
                 // This chunk may load the first listings from the store, which must
                 // hold the chunk before by then.
                 committer.finish()?;
@@ -138,6 +153,10 @@ pub(crate) fn replay(
                 committer.in_flight.clone(),
                 std::mem::take(&mut decoded),
             );
+            let ahead = given.is_some();
+            if let Some(given) = given {
+                overlay.give_first_listings(given);
+            }
             let Some(AdmittedChunk {
                 end,
                 hashes,
@@ -146,6 +165,10 @@ pub(crate) fn replay(
             else {
                 continue;
             };
+            assert!(
+                !ahead || overlay.given_first_listings_taken(),
+                "every entry the judging stage found listing terms was admitted and took its first listings"
+            );
             overlay.release_snapshot();
             committer.finish()?;
             let (writes, records) = overlay.into_parts();
@@ -263,15 +286,20 @@ fn judge_stage(
     log: &SegmentLog,
     from: Position,
     mut judging: Judging,
-    tx: mpsc::SyncSender<Result<(Chunk, Vec<Judged>), LedgerError>>,
+    mut ahead: Option<FirstListingsAhead<'_>>,
+    tx: mpsc::SyncSender<Result<JudgedChunk, LedgerError>>,
 ) {
     let mut send = |chunk: Chunk| -> Result<(), StageStop> {
         let judged = match &mut judging {
             Judging::Trust => judge_each(&chunk, TRUSTED_LEAVES_PER_THREAD, trusted),
             Judging::Verify { origin } => verified(&chunk, origin),
         };
+        let given = match &mut ahead {
+            Some(ahead) => Some(ahead.chunk(&chunk, &judged).map_err(StageStop::Failed)?),
+            None => None,
+        };
         let failed = judged.iter().any(Result::is_err);
-        tx.send(Ok((chunk, judged)))
+        tx.send(Ok((chunk, judged, given)))
             .map_err(|_| StageStop::Unwanted)?;
         // After a leaf that fails, nothing more is read: the applying stage stops at it.
         if failed {
@@ -301,6 +329,94 @@ fn judge_stage(
     if let Err(StageStop::Failed(e)) = outcome {
         // If the applying stage is gone too, its own error is the one reported.
         let _ = tx.send(Err(e));
+    }
+}
+
+/// A chunk as the judging stage sends it: its leaves, each judged, and the first
+/// listings of those that list terms when they were worked out ahead.
+type JudgedChunk = (Chunk, Vec<Judged>, Option<GivenFirstListings>);
+
+/// The first listings of terms (`store::first_seen`) worked out on the judging stage,
+/// ahead of admission, in a replay from the first leaf. Every leaf is admitted or the
+/// replay stops, so the entries that list terms claim them in ledger order whatever
+/// else admission decides; the map the admitting thread would keep, a quarter to half
+/// of its work in a trusted rebuild (BENCHMARKS.md), is kept here, beside it.
+struct FirstListingsAhead<'a> {
+    seen: FirstSeen,
+    /// Where each entry that listed terms lies, to read its listing back when a later
+    /// term's digest names it (a term listed again, or two terms with one digest).
+    listed: HashMap<u64, RecordLocation>,
+    /// The listing read back last: a lot that repeats serials repeats one lot's.
+    last: RefCell<Option<(u64, Rc<Listing>)>>,
+    segments: &'a Path,
+}
+
+impl<'a> FirstListingsAhead<'a> {
+    fn new(segments: &'a Path) -> FirstListingsAhead<'a> {
+        FirstListingsAhead {
+            seen: FirstSeen::new(),
+            listed: HashMap::new(),
+            last: RefCell::new(None),
+            segments,
+        }
+    }
+
+    /// The first listings of a chunk's entries that list terms, in order, up to its first
+    /// leaf that failed judging (where admission stops too); each new term is recorded
+    /// as first listed by its entry.
+    fn chunk(
+        &mut self,
+        chunk: &Chunk,
+        judged: &[Judged],
+    ) -> Result<GivenFirstListings, LedgerError> {
+        let mut pending = Pending::default();
+        let mut given = GivenFirstListings::new();
+        for ((index, location, _), judged) in chunk.iter().zip(judged) {
+            let Ok((entry, _, _)) = judged else {
+                break;
+            };
+            let Some((_, terms)) = rules::listed_terms(&entry.body) else {
+                continue;
+            };
+            let found = first_seen::first_listings_or_claim(
+                &self.seen,
+                &mut pending,
+                |i| self.listing(i),
+                &terms,
+                *index,
+            )?;
+            self.listed.insert(*index, *location);
+            given.push_back((*index, found));
+        }
+        self.seen.merge(pending);
+        Ok(given)
+    }
+
+    /// The listing entry `index` made, read back from its leaf.
+    fn listing(&self, index: u64) -> Result<Option<Rc<Listing>>, DerivedError> {
+        if let Some((at, listing)) = &*self.last.borrow()
+            && *at == index
+        {
+            return Ok(Some(listing.clone()));
+        }
+        let Some(&location) = self.listed.get(&index) else {
+            return Ok(None);
+        };
+        let unreadable = |reason: String| DerivedError::Decode {
+            key: format!("listing of entry {index}"),
+            reason,
+        };
+        let leaf = segment::read_leaf(self.segments, index, location)
+            .map_err(|e| unreadable(e.to_string()))?;
+        let read = leaves::trusted(&leaf).map_err(|e| unreadable(e.to_string()))?;
+        let (owner, terms) = rules::listed_terms(&read.entry.body)
+            .ok_or_else(|| unreadable("its leaf lists no terms now".into()))?;
+        let listing = Rc::new(Listing {
+            owner: owner.to_string(),
+            terms: terms.into_iter().map(str::to_string).collect(),
+        });
+        self.last.replace(Some((index, listing.clone())));
+        Ok(Some(listing))
     }
 }
 

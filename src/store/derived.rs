@@ -9,7 +9,7 @@
 
 use std::any::Any;
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -297,6 +297,13 @@ impl Derived {
         self.first_seen_guard().is_some()
     }
 
+    /// Drops the first listings from memory, to be loaded from the store on their next
+    /// use: for a replay that works them out itself (`Overlay::give_first_listings`),
+    /// whose claims never reach the map.
+    pub fn forget_first_seen(&self) {
+        self.first_seen_guard().take();
+    }
+
     fn merge_first_seen(&self, pending: Pending) {
         // Not loaded: nothing in the batch looked a term up, so nothing is pending, and
         // the load will read the batch's listings from the store.
@@ -348,7 +355,15 @@ pub struct Overlay<'a> {
     decoded: RefCell<Decoded>,
     /// One read of the committed state for the whole batch, begun at its first read.
     snapshot: OnceCell<Box<dyn ReadSnapshot + 'a>>,
+    /// First listings worked out ahead of admission (`give_first_listings`), or `None`
+    /// where they are looked up in the store's in-memory map.
+    given: Option<GivenFirstListings>,
 }
+
+/// Each entry that lists terms, in ledger order, with the first listing of each of its
+/// terms (`None`: listed first by the entry itself), as `first_listings_or_claim` would
+/// answer: worked out ahead, by a replay from the first leaf (`ledger::replay`).
+pub type GivenFirstListings = VecDeque<(u64, Vec<Option<u64>>)>;
 
 /// A batch's writes on their way to the store (`Derived::freeze`), shared by the thread
 /// that applies them and the overlay of the batch after, which reads them meanwhile.
@@ -440,7 +455,21 @@ impl<'a> Overlay<'a> {
             frozen,
             decoded: RefCell::new(decoded),
             snapshot: OnceCell::new(),
+            given: None,
         }
+    }
+
+    /// Hands this overlay the first listings of the entries it will admit, worked out
+    /// ahead: `first_listings_or_claim` answers from them, in order, and never from the
+    /// store's in-memory map (which the store may not hold whole yet, and which is not
+    /// told of these entries' claims).
+    pub fn give_first_listings(&mut self, given: GivenFirstListings) {
+        self.given = Some(given);
+    }
+
+    /// Whether first listings were given and every one was taken by its entry.
+    pub fn given_first_listings_taken(&self) -> bool {
+        self.given.as_ref().is_some_and(VecDeque::is_empty)
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DerivedError> {
@@ -529,6 +558,10 @@ impl<'a> Overlay<'a> {
 
     /// Undoes every write since `mark`.
     pub fn rollback(&mut self, mark: Mark) {
+        assert!(
+            self.given.is_none(),
+            "first listings are given only to a replay, which rolls nothing back"
+        );
         self.writes.first_seen.rollback(mark.1);
         // Some may stand for writes undone here.
         self.decoded.get_mut().records.clear();
@@ -563,6 +596,14 @@ impl<'a> Overlay<'a> {
         terms: &[&str],
         index: u64,
     ) -> Result<Vec<Option<u64>>, DerivedError> {
+        if let Some(given) = self.given.as_mut() {
+            let (at, found) = given.pop_front().unwrap_or_else(|| {
+                panic!("entry {index} lists terms, but no first listings were given for it")
+            });
+            assert_eq!(at, index, "first listings are given in ledger order");
+            assert_eq!(found.len(), terms.len(), "one first listing a term");
+            return Ok(found);
+        }
         let mut pending = std::mem::take(&mut self.writes.first_seen);
         let found = self.base.with_first_seen(|seen| {
             first_seen::first_listings_or_claim(
@@ -603,6 +644,34 @@ impl<'a> Overlay<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_first_listings_are_answered_in_order_and_the_map_is_left_alone() {
+        let d = Derived::temporary();
+        let mut o = Overlay::new(&d);
+        o.give_first_listings(VecDeque::from([
+            (3, vec![None, Some(1)]),
+            (5, vec![Some(3)]),
+        ]));
+        assert_eq!(
+            o.first_listings_or_claim(&["a", "b"], 3).unwrap(),
+            vec![None, Some(1)]
+        );
+        assert!(!o.given_first_listings_taken());
+        assert_eq!(o.first_listings_or_claim(&["a"], 5).unwrap(), vec![Some(3)]);
+        assert!(o.given_first_listings_taken());
+        assert!(!d.first_seen_loaded(), "given answers never load the map");
+        assert!(o.writes.first_seen.is_empty(), "nor claim anything in it");
+    }
+
+    #[test]
+    #[should_panic(expected = "given in ledger order")]
+    fn first_listings_given_for_another_entry_are_refused() {
+        let d = Derived::temporary();
+        let mut o = Overlay::new(&d);
+        o.give_first_listings(VecDeque::from([(3, vec![None])]));
+        let _ = o.first_listings_or_claim(&["a"], 4);
+    }
 
     #[test]
     fn overlay_reads_its_writes_and_rolls_back() {

@@ -115,6 +115,12 @@ enum Candidate {
 }
 
 impl FirstSeen {
+    /// No listing yet: how a replay from the first leaf begins, working first listings
+    /// out ahead of admission (`ledger::replay`).
+    pub(crate) fn new() -> FirstSeen {
+        FirstSeen::empty(RandomState::new())
+    }
+
     /// Loads every listing of `derived`, in ledger order.
     pub(crate) fn load(derived: &Derived) -> Result<FirstSeen, DerivedError> {
         let mut seen = FirstSeen::empty(RandomState::new());
