@@ -1,9 +1,11 @@
 //! `cargo bench --bench http`: the HTTP API on a loopback socket. Prints accepted entries
 //! per second with concurrent clients (single envelopes and small batches: group commit
-//! shares the syncs), and read requests per second for the checkpoint and for inclusion
-//! proofs. Prints figures; asserts nothing. Traffic stays on 127.0.0.1.
+//! shares the syncs) and larger batches beside the yardstick of strict signature checks on
+//! every core in the same run, and read requests per second for the checkpoint and for
+//! inclusion proofs. Prints figures; asserts nothing. Traffic stays on 127.0.0.1.
 
 mod serving;
+mod yardstick;
 
 use std::time::{Duration, Instant};
 
@@ -46,35 +48,48 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn post(agent: &ureq::Agent, url: &str, body: &Value) -> u16 {
+fn post(agent: &ureq::Agent, url: &str, body: &str) -> u16 {
     agent
         .post(url)
         .header("content-type", "application/json")
-        .send(body.to_string().as_bytes())
+        .send(body.as_bytes())
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
 }
 
-/// Submits `per_client` entries from each client in requests of `batch` envelopes.
+/// Submits `PER_CLIENT` entries from each client in requests of `batch` envelopes, every
+/// body signed and written before the clock starts: the figure is the server's.
 fn write_load(base: &str, first_seq: u64, batch: u64, tag: &str) -> f64 {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for c in 0..CLIENTS {
-            let url = format!("{base}/v1/entries");
-            s.spawn(move || {
-                let agent = agent();
-                let k = key(100 + c);
-                let mut seq = first_seq;
-                for _ in 0..PER_CLIENT / batch {
-                    let envs: Vec<Value> = (0..batch)
-                        .map(|i| {
-                            let body = json!({"org_id": format!("{tag}-{c}-{}", seq + i), "name": "N", "roles": ["operator"]});
-                            sign(&k, seq + i, body)
+    let bodies: Vec<Vec<String>> = (0..CLIENTS)
+        .map(|c| {
+            let k = key(100 + c);
+            (0..PER_CLIENT / batch)
+                .map(|r| {
+                    let seq = first_seq + r * batch;
+                    let envs: Vec<Value> = (seq..seq + batch)
+                        .map(|s| {
+                            let body = json!({"org_id": format!("{tag}-{c}-{s}"), "name": "N", "roles": ["operator"]});
+                            sign(&k, s, body)
                         })
                         .collect();
-                    let body = if batch == 1 { envs[0].clone() } else { Value::Array(envs) };
-                    assert_eq!(post(&agent, &url, &body), 201);
-                    seq += batch;
+                    if batch == 1 {
+                        envs[0].to_string()
+                    } else {
+                        Value::Array(envs).to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let url = format!("{base}/v1/entries");
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for requests in &bodies {
+            let url = &url;
+            s.spawn(move || {
+                let agent = agent();
+                for body in requests {
+                    assert_eq!(post(&agent, url, body), 201);
                 }
             });
         }
@@ -156,6 +171,16 @@ fn main() {
     println!("accepted, one envelope per request:   {singles:>8.0} entries/s");
     let batched = write_load(&base, 1 + PER_CLIENT, 10, "batch");
     println!("accepted, 10 envelopes per request:   {batched:>8.0} entries/s");
+    let large = write_load(&base, 1 + 2 * PER_CLIENT, 100, "large");
+    println!("accepted, 100 envelopes per request:  {large:>8.0} entries/s");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let yardstick = yardstick::verify_strict_rate(cores, 10_000, 120, ORIGIN);
+    let own = yardstick::entry_check_rate(cores, 10_000, 120, ORIGIN);
+    println!(
+        "yardstick: verify_strict on {cores} cores: {yardstick:>8.0} signatures/s \
+         (100 a request: {:.0}% of it; the ledger's own check: {own:.0}/s)",
+        100.0 * large / yardstick
+    );
 
     let size = agent()
         .get(&format!("{base}/healthz"))

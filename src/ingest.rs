@@ -27,7 +27,7 @@ use crate::schema;
 use crate::store::derived::{DerivedError, Overlay};
 
 /// What admission judges of an entry: its kind, signer, seq, time and typed body.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Admissible {
     pub kind: Kind,
     pub signer: PublicKey,
@@ -38,7 +38,7 @@ pub struct Admissible {
 }
 
 /// An envelope that passed every check that needs no ledger state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prepared {
     pub entry: Admissible,
     /// `JCS(entry)`: what the signature covers and what the leaf embeds.

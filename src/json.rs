@@ -6,8 +6,12 @@
 //! an object. So the refusal happens while the text is parsed, once, by a `Deserialize`
 //! that builds the `Value` itself and stops at the first repeated key, naming it and the
 //! JSON pointer of the object that holds it. Every path by which a submission arrives
-//! parses with it: `POST /v1/entries`, `dcledger append` (NDJSON) and the bodies and
-//! envelopes `dcledger sign` and `dcledger submit` read. Typed bodies can keep it: a typed
+//! parses with it when it builds a tree: `POST /v1/entries`, `dcledger append` (NDJSON)
+//! and the bodies and envelopes `dcledger sign` and `dcledger submit` read. (An envelope
+//! whose entry is canonical is read from its text instead, by `leaves::prepared`, which
+//! takes no object with a key twice: `jcs::is_canonical` wants each key greater than the
+//! one before, and the envelope's own two members are read by a derived `Deserialize`,
+//! which refuses either given twice.) Typed bodies can keep it: a typed
 //! `Deserialize` can be driven from the `Value` this returns.
 
 use std::cell::RefCell;

@@ -41,6 +41,7 @@ pub mod report;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod submission;
 pub mod synthetic;
 pub mod views;
 pub mod witness;

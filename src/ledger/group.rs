@@ -15,13 +15,12 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use serde_json::Value;
-
 use super::{AfterRefusal, Ledger, LedgerError, Reader, Receipt};
 use crate::dates;
-use crate::ingest::{self, Prepared, Signatures};
+use crate::ingest::Prepared;
 use crate::limits::MAX_BATCH_ENTRIES;
 use crate::reject::{BatchRejection, Rejection};
+use crate::submission::{self, BodyError};
 
 /// Entries one group commit takes at most, so a flood of submissions still gets
 /// acknowledgements at a steady rhythm instead of one giant sync.
@@ -33,6 +32,8 @@ pub enum SubmitError {
     Rejected(#[from] BatchRejection),
     #[error("the ledger is not accepting entries: {0}")]
     Stopped(String),
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 /// Counters of the writer, for metrics and for tests that check syncs are shared.
@@ -82,19 +83,14 @@ impl CommitHandle {
         Ok(genesis.map(|g| self.origin.get_or_init(|| Arc::from(g.origin)).clone()))
     }
 
-    /// Submits one all-or-nothing batch and waits until it is durable or refused. The
-    /// batch is prepared here, on the caller's thread (and more for a large batch).
-    pub fn submit(&self, envelopes: Vec<Value>) -> Result<Receipt, SubmitError> {
-        let origin = ingest::submission_origin(self.origin()?.as_deref(), envelopes.first());
+    /// Submits one all-or-nothing batch, a body as `POST /v1/entries` takes it (one
+    /// envelope or an array of them), and waits until it is durable or refused. The batch
+    /// is read and prepared here, on the caller's thread (and more for a large batch).
+    pub fn submit(&self, body: &[u8]) -> Result<Receipt, SubmitError> {
+        let origin = self.origin()?;
         // The wall clock: the writer checks each entry again against its own clock,
         // which never runs behind it.
-        let now = dates::now();
-        let prepared = ingest::prepare_all(
-            envelopes.into_iter().map(|e| (e, now)).collect(),
-            Signatures::Verify {
-                origin: origin.as_deref(),
-            },
-        );
+        let prepared = submission::prepare(body, origin.as_deref(), dates::now())?;
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
             .send(Request { prepared, reply })

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::ledger::{LedgerError, SubmitError};
 use crate::limits::{MAX_BODY_BYTES, RETRY_AFTER_SATURATED_S, RETRY_AFTER_STOPPED_S};
 use crate::reject::{RejectClass, Rejection};
+use crate::submission::BodyError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -314,11 +315,40 @@ impl From<LedgerError> for ApiError {
     }
 }
 
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
+impl ApiError {
+    /// The problem for a submission the writer did not take, with the class it is
+    /// counted under among the rejections (none for a stopped writer). `batch`: the body
+    /// was an array, so a refusal's path starts with the envelope's position (PROTOCOL §10).
+    pub fn submission(e: SubmitError, batch: bool) -> (Option<&'static str>, ApiError) {
         match e {
-            SubmitError::Rejected(b) => ApiError::rejection(b.rejection, ""),
-            SubmitError::Stopped(d) => ApiError::stopped(d),
+            SubmitError::Rejected(b) => {
+                let prefix = if batch {
+                    format!("/{}", b.position)
+                } else {
+                    String::new()
+                };
+                let class = b.rejection.class.as_str();
+                (Some(class), ApiError::rejection(b.rejection, &prefix))
+            }
+            SubmitError::Body(BodyError::NotJson(e)) => match e.duplicate_key() {
+                Some(refusal) => (
+                    Some(refusal.class.as_str()),
+                    ApiError::rejection(refusal, ""),
+                ),
+                None => (
+                    Some("malformed"),
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed",
+                        "Malformed JSON",
+                        format!("the body is {e}"),
+                    ),
+                ),
+            },
+            SubmitError::Body(e @ BodyError::BatchSize(_)) => {
+                (Some("batch_size"), ApiError::bad_request(e.to_string()))
+            }
+            SubmitError::Stopped(d) => (None, ApiError::stopped(d)),
         }
     }
 }

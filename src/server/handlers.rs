@@ -19,14 +19,14 @@ use crate::audit::render::{FindingList, Selection};
 use crate::audit::{self, Finding, Rule, Severity, Snapshot};
 use crate::dates::Month;
 use crate::entry::Kind;
-use crate::json;
 use crate::keys::parse_public_hex;
-use crate::ledger::{EntryFilter, Reader, SubmitError};
-use crate::limits::{MAX_BATCH_ENTRIES, MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
+use crate::ledger::{EntryFilter, Reader};
+use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::report::assumptions::{Assumption, Overrides};
 use crate::report::facility::{self, FacilitySummary};
 use crate::report::valuation::ScreenFilter;
 use crate::report::{self, Basis, Reports};
+use crate::submission;
 use crate::views;
 
 type Params = Query<HashMap<String, String>>;
@@ -119,82 +119,78 @@ pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     // Refused before the body is even looked at: a stopped writer takes nothing.
     if let Some(reason) = state.commit.stopped() {
         return Err(ApiError::stopped(reason));
     }
     require_json(&headers)?;
     let body = body.map_err(|e| ApiError::body(&e))?;
-    let value = json::from_slice(&body).map_err(|e| match e.duplicate_key() {
-        Some(refusal) => {
-            state.metrics.rejected(refusal.class.as_str());
-            ApiError::rejection(refusal, "")
-        }
-        None => {
-            state.metrics.rejected("malformed");
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                "Malformed JSON",
-                format!("the body is {e}"),
-            )
-        }
-    })?;
-    let (single, envelopes) = match value {
-        Value::Array(items) => (false, items),
-        other => (true, vec![other]),
-    };
-    if envelopes.is_empty() || envelopes.len() > MAX_BATCH_ENTRIES {
-        state.metrics.rejected("batch_size");
-        return Err(ApiError::bad_request(format!(
-            "a batch holds 1 to {MAX_BATCH_ENTRIES} envelopes, not {}",
-            envelopes.len()
-        )));
-    }
+    let batch = submission::is_batch(&body);
     let handle = state.commit.clone();
-    let outcome = tokio::task::spawn_blocking(move || handle.submit(envelopes))
+    // Read and prepared on a blocking thread: a megabyte of JSON and its signatures are
+    // no work for an async worker.
+    let outcome = tokio::task::spawn_blocking(move || handle.submit(&body))
         .await
-        .map_err(|e| ApiError::from(SubmitError::Stopped(e.to_string())))?;
-    let receipt = match outcome {
-        Ok(r) => r,
-        Err(SubmitError::Rejected(b)) => {
-            state.metrics.rejected(b.rejection.class.as_str());
-            let prefix = if single {
-                String::new()
-            } else {
-                format!("/{}", b.position)
-            };
-            return Err(ApiError::rejection(b.rejection, &prefix));
+        .map_err(|e| ApiError::stopped(format!("the submission could not finish: {e}")))?;
+    let receipt = outcome.map_err(|e| {
+        let (class, problem) = ApiError::submission(e, batch);
+        if let Some(class) = class {
+            state.metrics.rejected(class);
         }
-        Err(e) => return Err(e.into()),
-    };
+        problem
+    })?;
     // PROTOCOL §3: a batch wholly in the ledger already is a retry, answered 200, not written.
     let retry = receipt.entries.iter().all(|a| a.already_present);
     if !retry {
         state.metrics.accepted(receipt.entries.len());
     }
-    let entries: Vec<Value> = receipt
-        .entries
-        .iter()
-        .map(|a| json!({"index": a.index, "leaf_hash": hex::encode(a.leaf_hash)}))
-        .collect();
-    let body = if single {
-        let mut one = entries
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| unreachable!("a single submission has one receipt"));
-        one["checkpoint"] = json!(receipt.checkpoint.as_ref());
-        one
+    let entries = receipt.entries.iter().map(|a| EntryReceipt {
+        index: a.index,
+        leaf_hash: hex::encode(a.leaf_hash),
+    });
+    let checkpoint = &receipt.checkpoint;
+    let answer = if batch {
+        Receipted::Batch {
+            entries: entries.collect(),
+            checkpoint,
+        }
     } else {
-        json!({"entries": entries, "checkpoint": receipt.checkpoint.as_ref()})
+        let mut entries = entries;
+        match (entries.next(), entries.next()) {
+            (Some(entry), None) => Receipted::One { entry, checkpoint },
+            _ => unreachable!("a single envelope has one receipt"),
+        }
     };
     let status = if retry {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(body)))
+    Ok((status, json_answer(&answer)?).into_response())
+}
+
+/// Where an accepted entry is (PROTOCOL §10).
+#[derive(serde::Serialize)]
+struct EntryReceipt {
+    index: u64,
+    leaf_hash: String,
+}
+
+/// `POST /v1/entries`'s answer: a single envelope's receipt, or a batch's, each with the
+/// checkpoint that covers them.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Receipted<'a> {
+    One {
+        #[serde(flatten)]
+        entry: EntryReceipt,
+        checkpoint: &'a str,
+    },
+    Batch {
+        entries: Vec<EntryReceipt>,
+        checkpoint: &'a str,
+    },
 }
 
 pub async fn get_entry(

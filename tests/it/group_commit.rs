@@ -54,12 +54,14 @@ fn concurrent_appends_share_syncs_and_lose_nothing() {
                             "2025-01-01T00:00:00Z",
                             json!({"org_id": format!("stale-{i}-{b}"), "name": "N", "roles": ["operator"]}),
                         );
-                        match handle.submit(vec![stale]) {
+                        match handle.submit(json!([stale]).to_string().as_bytes()) {
                             Err(SubmitError::Rejected(r)) => assert_eq!(r.position, 0),
                             other => panic!("stale seq not refused: {other:?}"),
                         }
                     }
-                    let receipt = handle.submit(batch).expect("accepted");
+                    let receipt = handle
+                        .submit(json!(batch).to_string().as_bytes())
+                        .expect("accepted");
                     assert_eq!(receipt.entries.len(), size);
                     acked.extend(receipt.entries.iter().map(|e| e.index));
                     checkpoints.push(receipt.checkpoint.to_string());
