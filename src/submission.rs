@@ -35,6 +35,11 @@ pub fn is_batch(body: &[u8]) -> bool {
     body.iter().find(|b| !b" \t\n\r".contains(b)) == Some(&b'[')
 }
 
+/// Whether a body of `envelopes` envelopes holds a batch the writer takes.
+fn is_batch_size(envelopes: usize) -> bool {
+    (1..=MAX_BATCH_ENTRIES).contains(&envelopes)
+}
+
 /// Reads a body and prepares its envelopes (on every core for a large batch), each held
 /// against the clock reading `now`. `ledger_origin` is the origin the ledger's genesis
 /// entry fixed, `None` before there is one (the body must then open with it).
@@ -50,7 +55,7 @@ pub fn prepare(
         Value::Array(items) => items,
         one => vec![one],
     };
-    if envelopes.is_empty() || envelopes.len() > MAX_BATCH_ENTRIES {
+    if !is_batch_size(envelopes.len()) {
         return Err(BodyError::BatchSize(envelopes.len()));
     }
     let origin = ingest::submission_origin(ledger_origin, envelopes.first());
@@ -72,7 +77,7 @@ fn prepared_from_text(body: &[u8], origin: &str, now: UnixSeconds) -> Option<Vec
     } else {
         vec![serde_json::from_slice(body).ok()?]
     };
-    if envelopes.is_empty() || envelopes.len() > MAX_BATCH_ENTRIES {
+    if !is_batch_size(envelopes.len()) {
         return None;
     }
     let signatures = Signatures::Verify {
