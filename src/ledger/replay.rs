@@ -22,7 +22,7 @@ use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{self, Position, RecordLocation, SegmentLog};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Decoded, Derived, DerivedError, Frozen, GivenFirstListings, Overlay};
-use crate::store::first_seen::{self, FirstSeen, Listing, Pending};
+use crate::store::first_seen::{FirstSeen, Listing};
 
 /// What replay carries from one chunk to the next.
 #[derive(Clone)]
@@ -343,6 +343,11 @@ type JudgedChunk = (Chunk, Vec<Judged>, Option<GivenFirstListings>);
 /// of its work in a trusted rebuild (BENCHMARKS.md), is kept here, beside it.
 struct FirstListingsAhead<'a> {
     seen: FirstSeen,
+    listings: ListingsRead<'a>,
+}
+
+/// The listings of the entries that listed terms so far, read back from their leaves.
+struct ListingsRead<'a> {
     /// Where each entry that listed terms lies, to read its listing back when a later
     /// term's digest names it (a term listed again, or two terms with one digest).
     listed: HashMap<u64, RecordLocation>,
@@ -355,9 +360,11 @@ impl<'a> FirstListingsAhead<'a> {
     fn new(segments: &'a Path) -> FirstListingsAhead<'a> {
         FirstListingsAhead {
             seen: FirstSeen::new(),
-            listed: HashMap::new(),
-            last: RefCell::new(None),
-            segments,
+            listings: ListingsRead {
+                listed: HashMap::new(),
+                last: RefCell::new(None),
+                segments,
+            },
         }
     }
 
@@ -369,7 +376,6 @@ impl<'a> FirstListingsAhead<'a> {
         chunk: &Chunk,
         judged: &[Judged],
     ) -> Result<GivenFirstListings, LedgerError> {
-        let mut pending = Pending::default();
         let mut given = GivenFirstListings::new();
         for ((index, location, _), judged) in chunk.iter().zip(judged) {
             let Ok((entry, _, _)) = judged else {
@@ -378,20 +384,19 @@ impl<'a> FirstListingsAhead<'a> {
             let Some((_, terms)) = rules::listed_terms(&entry.body) else {
                 continue;
             };
-            let found = first_seen::first_listings_or_claim(
-                &self.seen,
-                &mut pending,
-                |i| self.listing(i),
+            let found = self.seen.first_listings_or_claim_in_order(
+                |i| self.listings.listing(i),
                 &terms,
                 *index,
             )?;
-            self.listed.insert(*index, *location);
+            self.listings.listed.insert(*index, *location);
             given.push_back((*index, found));
         }
-        self.seen.merge(pending);
         Ok(given)
     }
+}
 
+impl ListingsRead<'_> {
     /// The listing entry `index` made, read back from its leaf.
     fn listing(&self, index: u64) -> Result<Option<Rc<Listing>>, DerivedError> {
         if let Some((at, listing)) = &*self.last.borrow()

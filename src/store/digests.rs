@@ -5,6 +5,7 @@
 //! small map. The digests are keyed hashes, so they spread evenly over the directory.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Digests to entry indices, using each digest as its own hash.
@@ -135,26 +136,42 @@ impl Digests {
         self.recent.reserve(more);
     }
 
+    /// Adds `digest` as first listed by entry `index`, unless `recent` holds it already:
+    /// whether it was added. The caller found the digest absent from `sorted` (`get`
+    /// gave `None`) since the last `settle`, which alone changes `sorted`; entries claim
+    /// in ledger order, as for `extend`. One probe of `recent` both asks and adds.
+    pub(crate) fn claim(&mut self, digest: u64, index: u64) -> bool {
+        debug_assert!(
+            self.sorted_ordinal(digest, self.run(digest)).is_none(),
+            "a claimed digest was searched for in the sorted digests first"
+        );
+        match self.recent.entry(digest) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert(listing_ordinal(&mut self.listings, index));
+                true
+            }
+        }
+    }
+
+    /// Folds `recent` into the sorted arrays when it has grown enough: after an entry's
+    /// claims, never between them.
+    pub(crate) fn settle(&mut self) {
+        if self.recent.len() > self.recent_min.max(self.sorted.len() / RECENT_SHARE) {
+            self.fold_recent();
+        }
+    }
+
     /// Adds digests, none of them here already, each with the index of the entry that
     /// first listed it, in ledger order (the order entries claim them); those entries
     /// come after every entry added before.
     pub(crate) fn extend(&mut self, added: impl IntoIterator<Item = (u64, u64)>) {
         for (digest, index) in added {
-            if self.listings.last() != Some(&index) {
-                assert!(
-                    self.listings.last().is_none_or(|&last| last < index),
-                    "listings are added in ledger order"
-                );
-                self.listings.push(index);
-            }
-            let ordinal = u32::try_from(self.listings.len() - 1)
-                .unwrap_or_else(|_| unreachable!("more than 2^32 listings of terms"));
+            let ordinal = listing_ordinal(&mut self.listings, index);
             let before = self.recent.insert(digest, ordinal);
             debug_assert!(before.is_none(), "a digest is added once");
         }
-        if self.recent.len() > self.recent_min.max(self.sorted.len() / RECENT_SHARE) {
-            self.fold_recent();
-        }
+        self.settle();
     }
 
     /// Merges `recent` into the sorted arrays, in place from their ends, and rebuilds
@@ -192,6 +209,20 @@ impl Digests {
         directory.push(total as u32);
         self.directory = directory;
     }
+}
+
+/// The listing ordinal of entry `index` in `listings` (entry indices, ascending), which
+/// it ends or which it is added to the end of.
+fn listing_ordinal(listings: &mut Vec<u64>, index: u64) -> u32 {
+    if listings.last() != Some(&index) {
+        assert!(
+            listings.last().is_none_or(|&last| last < index),
+            "listings are added in ledger order"
+        );
+        listings.push(index);
+    }
+    u32::try_from(listings.len() - 1)
+        .unwrap_or_else(|_| unreachable!("more than 2^32 listings of terms"))
 }
 
 #[cfg(test)]
@@ -232,6 +263,38 @@ mod tests {
             }
             let expected: Vec<Option<u64>> = probes.iter().map(|p| model.get(p).copied()).collect();
             prop_assert_eq!(digests.get_many(&probes), expected);
+        }
+
+        /// Entries claim their digests as a replay does: each searched for before any of
+        /// the entry's claims, claimed when not found, folded in between entries only.
+        /// A digest is first listed by the first entry to claim it, and an entry's own
+        /// repeat of a digest it just claimed is refused.
+        #[test]
+        fn the_first_entry_to_claim_a_digest_keeps_it(
+            entries in proptest::collection::vec(
+                proptest::collection::vec(0u64..300, 0..30), 1..60),
+        ) {
+            let mut digests = Digests::with_recent_min(8);
+            let mut model: std::collections::HashMap<u64, u64> = Default::default();
+            for (index, claimed) in entries.into_iter().enumerate() {
+                let index = index as u64;
+                let searched = digests.get_many(&claimed);
+                let before: Vec<Option<u64>> = claimed.iter().map(|d| model.get(d).copied()).collect();
+                prop_assert_eq!(&searched, &before);
+                for (d, found) in claimed.into_iter().zip(searched) {
+                    if found.is_none() {
+                        let new = !model.contains_key(&d);
+                        prop_assert_eq!(digests.claim(d, index), new);
+                        if new {
+                            model.insert(d, index);
+                        }
+                    }
+                }
+                digests.settle();
+                for (&d, &first) in &model {
+                    prop_assert_eq!(digests.get(d), Some(first));
+                }
+            }
         }
     }
 }

@@ -262,6 +262,72 @@ pub(crate) fn first_listings_or_claim<S: BuildHasher>(
         .collect()
 }
 
+/// What the committed first listings say of a term.
+enum Known {
+    /// An earlier entry listed it first.
+    At(u64),
+    /// No entry listed it, but another term holds its digest: it is to be kept whole.
+    DigestHeld,
+    /// No entry listed it, and no committed term holds its digest.
+    Free,
+}
+
+/// What the committed first listings say of `term`, given the committed listing that
+/// holds its digest, if any.
+fn known<S: BuildHasher>(
+    seen: &FirstSeen<S>,
+    get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
+    term: &str,
+    committed: Option<u64>,
+) -> Result<Known, DerivedError> {
+    if let Some(&i) = seen.overflow.get(term) {
+        return Ok(Known::At(i));
+    }
+    Ok(match committed {
+        Some(i) => confirmed(get, term, i)?.map_or(Known::DigestHeld, Known::At),
+        None => Known::Free,
+    })
+}
+
+impl<S: BuildHasher> FirstSeen<S> {
+    /// `first_listings_or_claim` where every entry asking is admitted, in ledger order,
+    /// so that no claim is ever rolled back (a replay from the first leaf working first
+    /// listings out ahead of admission): each new term is claimed straight into the
+    /// committed digests, with no `Pending` between, which would cost a second map
+    /// insert a term. `get` reads the listings of the entries that asked before. On an
+    /// error the claims made so far stay; the replay stops there.
+    pub(crate) fn first_listings_or_claim_in_order(
+        &mut self,
+        get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
+        terms: &[&str],
+        index: u64,
+    ) -> Result<Vec<Option<u64>>, DerivedError> {
+        let digests: Vec<u64> = terms.iter().map(|term| self.digest(term)).collect();
+        // Searched before any claim of this entry, as `Digests::claim` requires.
+        let committed = self.by_digest.get_many(&digests);
+        let mut found = Vec::with_capacity(terms.len());
+        for ((term, digest), committed) in terms.iter().zip(digests).zip(committed) {
+            let first = match known(self, &get, term, committed)? {
+                Known::At(i) => Some(i),
+                Known::DigestHeld => {
+                    self.overflow.insert(term.to_string(), index);
+                    None
+                }
+                Known::Free => {
+                    // Not claimed when another term of this very entry claimed the
+                    // digest just before: the entry's listing names this term too, so
+                    // confirming the digest's holder finds it.
+                    let _claimed = self.by_digest.claim(digest, index);
+                    None
+                }
+            };
+            found.push(first);
+        }
+        self.by_digest.settle();
+        Ok(found)
+    }
+}
+
 /// One term of `first_listings_or_claim`, with its digest and the committed listing
 /// that holds the digest, if any.
 fn first_listing_or_claim<S: BuildHasher>(
@@ -276,17 +342,12 @@ fn first_listing_or_claim<S: BuildHasher>(
     if let Some(&i) = pending.overflow.get(term) {
         return Ok(Some(i));
     }
-    if let Some(&i) = seen.overflow.get(term) {
-        return Ok(Some(i));
-    }
     // Whether another term holds the digest, committed or pending: then this one, if
     // new, is kept whole.
-    let committed_holds = match committed {
-        Some(i) => match confirmed(&get, term, i)? {
-            Some(i) => return Ok(Some(i)),
-            None => true,
-        },
-        None => false,
+    let committed_holds = match known(seen, &get, term, committed)? {
+        Known::At(i) => return Ok(Some(i)),
+        Known::DigestHeld => true,
+        Known::Free => false,
     };
     let pending_holds = match pending.by_digest.get(&digest) {
         // Another term of this very entry holds the digest.
@@ -430,7 +491,50 @@ mod tests {
         }
     }
 
+    /// Entries claiming in order, straight into the committed digests: every term's
+    /// first listing must be what a plain map of whole terms says.
+    fn check_in_order<S: BuildHasher>(hasher: S, entries: &[Vec<u8>]) {
+        let mut seen = FirstSeen::with_digests(hasher, Digests::with_recent_min(4));
+        let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut model: HashMap<String, u64> = HashMap::new();
+        for (index, terms) in (0u64..).zip(entries) {
+            let terms: Vec<String> = terms.iter().map(|t| format!("SN{t}")).collect();
+            let mut here = HashSet::new();
+            let fresh: Vec<&str> = terms
+                .iter()
+                .map(String::as_str)
+                .filter(|t| here.insert(*t))
+                .collect();
+            let get = |i: u64| {
+                let k = listing_key(i);
+                Ok(store
+                    .get(&k)
+                    .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
+            };
+            let found = seen
+                .first_listings_or_claim_in_order(get, &fresh, index)
+                .unwrap();
+            for (term, found) in fresh.iter().zip(found) {
+                assert_eq!(found, model.get(*term).copied(), "{term}");
+                model.entry(term.to_string()).or_insert(index);
+            }
+            let listing = ListingRef {
+                owner: &format!("lot-{index}"),
+                terms: &terms.iter().map(String::as_str).collect::<Vec<_>>(),
+            };
+            store.insert(listing_key(index), encode(&listing));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn first_listings_claimed_in_order_are_exact_whatever_the_digests_do(
+            entries in proptest::collection::vec(proptest::collection::vec(0u8..60, 0..8), 1..40)
+        ) {
+            check_in_order(RandomState::new(), &entries);
+            check_in_order(BuildHasherDefault::<Colliding>::default(), &entries);
+        }
+
         #[test]
         fn listings_read_back_as_written(
             owner in ".{0,8}",
