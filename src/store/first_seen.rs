@@ -180,6 +180,14 @@ impl<S: BuildHasher> FirstSeen<S> {
         self.hasher.hash_one(term)
     }
 
+    /// Each term's digest, and the committed listing that holds it if any, all searched
+    /// together so that the searches overlap their cache misses (`Digests::get_many`).
+    fn searched(&self, terms: &[&str]) -> (Vec<u64>, Vec<Option<u64>>) {
+        let digests: Vec<u64> = terms.iter().map(|term| self.digest(term)).collect();
+        let committed = self.by_digest.get_many(&digests);
+        (digests, committed)
+    }
+
     fn candidate(&self, term: &str, digest: u64) -> Candidate {
         if let Some(&i) = self.overflow.get(term) {
             return Candidate::Exact(i);
@@ -250,8 +258,7 @@ pub(crate) fn first_listings_or_claim<S: BuildHasher>(
     terms: &[&str],
     index: u64,
 ) -> Result<Vec<Option<u64>>, DerivedError> {
-    let digests: Vec<u64> = terms.iter().map(|term| seen.digest(term)).collect();
-    let committed = seen.by_digest.get_many(&digests);
+    let (digests, committed) = seen.searched(terms);
     terms
         .iter()
         .zip(digests)
@@ -302,9 +309,8 @@ impl<S: BuildHasher> FirstSeen<S> {
         terms: &[&str],
         index: u64,
     ) -> Result<Vec<Option<u64>>, DerivedError> {
-        let digests: Vec<u64> = terms.iter().map(|term| self.digest(term)).collect();
         // Searched before any claim of this entry, as `Digests::claim` requires.
-        let committed = self.by_digest.get_many(&digests);
+        let (digests, committed) = self.searched(terms);
         let mut found = Vec::with_capacity(terms.len());
         for ((term, digest), committed) in terms.iter().zip(digests).zip(committed) {
             let first = match known(self, &get, term, committed)? {
@@ -410,6 +416,34 @@ mod tests {
         fn write(&mut self, _: &[u8]) {}
     }
 
+    /// Listings read from `store` (keys to stored bytes), as the store would read them.
+    fn stored(
+        store: &BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError> + '_ {
+        |i| {
+            let k = listing_key(i);
+            Ok(store
+                .get(&k)
+                .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
+        }
+    }
+
+    /// An entry's terms: serial numbers made of small numbers.
+    fn serials(numbers: &[u8]) -> Vec<String> {
+        numbers.iter().map(|n| format!("SN{n}")).collect()
+    }
+
+    /// An entry's terms, each once: an entry's repeats of its own terms are its caller's
+    /// to tell apart.
+    fn each_once(terms: &[String]) -> Vec<&str> {
+        let mut here = HashSet::new();
+        terms
+            .iter()
+            .map(String::as_str)
+            .filter(|t| here.insert(*t))
+            .collect()
+    }
+
     /// Listings entered one batch at a time, some batches rolled back in part; after
     /// each, every term's first listing must be what a plain map of whole terms says.
     fn check<S: BuildHasher>(hasher: S, batches: &[(Vec<Vec<u8>>, bool)]) {
@@ -424,20 +458,9 @@ mod tests {
             let mut mark = (pending.mark(), staged.clone(), staged_model.clone());
             for terms in entries {
                 mark = (pending.mark(), staged.clone(), staged_model.clone());
-                let terms: Vec<String> = terms.iter().map(|t| format!("SN{t}")).collect();
-                // An entry's repeats of its own terms are its caller's to tell apart.
-                let mut here = HashSet::new();
-                let fresh: Vec<&str> = terms
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|t| here.insert(*t))
-                    .collect();
-                let get = |i: u64| {
-                    let k = listing_key(i);
-                    Ok(staged
-                        .get(&k)
-                        .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
-                };
+                let terms = serials(terms);
+                let fresh = each_once(&terms);
+                let get = stored(&staged);
                 let found =
                     first_listings_or_claim(&seen, &mut pending, get, &fresh, index).unwrap();
                 for (term, found) in fresh.iter().zip(found) {
@@ -466,23 +489,13 @@ mod tests {
         let mut loaded = FirstSeen::with_digests(RandomState::new(), Digests::with_recent_min(4));
         for (k, v) in &store {
             let listing: Listing = decode(k, v).unwrap();
-            let get = |i: u64| {
-                let k = listing_key(i);
-                Ok(store
-                    .get(&k)
-                    .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
-            };
+            let get = stored(&store);
             loaded
                 .add_listing(listing_index(k).unwrap(), listing, get)
                 .unwrap();
         }
         for (term, first) in &model {
-            let get = |i: u64| {
-                let k = listing_key(i);
-                Ok(store
-                    .get(&k)
-                    .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
-            };
+            let get = stored(&store);
             let mut pending = Pending::default();
             assert_eq!(
                 first_listings_or_claim(&loaded, &mut pending, get, &[term], u64::MAX).unwrap(),
@@ -498,19 +511,9 @@ mod tests {
         let mut store: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut model: HashMap<String, u64> = HashMap::new();
         for (index, terms) in (0u64..).zip(entries) {
-            let terms: Vec<String> = terms.iter().map(|t| format!("SN{t}")).collect();
-            let mut here = HashSet::new();
-            let fresh: Vec<&str> = terms
-                .iter()
-                .map(String::as_str)
-                .filter(|t| here.insert(*t))
-                .collect();
-            let get = |i: u64| {
-                let k = listing_key(i);
-                Ok(store
-                    .get(&k)
-                    .map(|v| Rc::new(decode::<Listing>(&k, v).unwrap())))
-            };
+            let terms = serials(terms);
+            let fresh = each_once(&terms);
+            let get = stored(&store);
             let found = seen
                 .first_listings_or_claim_in_order(get, &fresh, index)
                 .unwrap();
