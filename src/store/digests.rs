@@ -79,12 +79,8 @@ impl Digests {
         }
     }
 
-    /// The entry that first listed a term with this digest.
-    pub(crate) fn get(&self, digest: u64) -> Option<u64> {
-        self.find(digest, self.run(digest))
-    }
-
-    /// `get` of many digests at once: the directory slots of all of them first, then
+    /// The entries that first listed a term with each of these digests, looked up
+    /// together: the directory slots of all of them first, then
     /// the sorted runs, each a pass of loads independent of one another, so that the
     /// processor overlaps their cache misses where one digest at a time waits for each
     /// in turn. The arrays are far larger than a core's cache, so those misses are most
@@ -98,17 +94,13 @@ impl Digests {
             .collect()
     }
 
-    pub(crate) fn contains(&self, digest: u64) -> bool {
-        self.recent.contains_key(&digest) || self.sorted_ordinal(digest, self.run(digest)).is_some()
-    }
-
     /// Where in `sorted` a digest can be: the run of its directory slot.
     fn run(&self, digest: u64) -> (u32, u32) {
         let slot = self.slot(digest);
         (self.directory[slot], self.directory[slot + 1])
     }
 
-    /// `get`, given the digest's run.
+    /// The entry that first listed a term with this digest, given the digest's run.
     fn find(&self, digest: u64, run: (u32, u32)) -> Option<u64> {
         let ordinal = match self.recent.get(&digest) {
             Some(&o) => o,
@@ -137,7 +129,7 @@ impl Digests {
     }
 
     /// Adds `digest` as first listed by entry `index`, unless `recent` holds it already:
-    /// whether it was added. The caller found the digest absent from `sorted` (`get`
+    /// whether it was added. The caller found the digest absent from `sorted` (`get_many`
     /// gave `None`) since the last `settle`, which alone changes `sorted`; entries claim
     /// in ledger order, as for `extend`. One probe of `recent` both asks and adds.
     pub(crate) fn claim(&mut self, digest: u64, index: u64) -> bool {
@@ -231,6 +223,10 @@ mod tests {
 
     use super::*;
 
+    fn get(digests: &Digests, digest: u64) -> Option<u64> {
+        digests.get_many(&[digest])[0]
+    }
+
     proptest! {
         #[test]
         fn digests_are_found_across_folds(
@@ -251,15 +247,14 @@ mod tests {
                 model.extend(fresh.iter().copied());
                 digests.extend(fresh);
                 for (&d, &index) in &model {
-                    prop_assert_eq!(digests.get(d), Some(index));
+                    prop_assert_eq!(get(&digests, d), Some(index));
                 }
                 let all: Vec<u64> = model.keys().copied().collect();
                 let expected: Vec<Option<u64>> = all.iter().map(|d| model.get(d).copied()).collect();
                 prop_assert_eq!(digests.get_many(&all), expected);
             }
             for &probe in &probes {
-                prop_assert_eq!(digests.get(probe), model.get(&probe).copied());
-                prop_assert_eq!(digests.contains(probe), model.contains_key(&probe));
+                prop_assert_eq!(get(&digests, probe), model.get(&probe).copied());
             }
             let expected: Vec<Option<u64>> = probes.iter().map(|p| model.get(p).copied()).collect();
             prop_assert_eq!(digests.get_many(&probes), expected);
@@ -292,7 +287,7 @@ mod tests {
                 }
                 digests.settle();
                 for (&d, &first) in &model {
-                    prop_assert_eq!(digests.get(d), Some(first));
+                    prop_assert_eq!(get(&digests, d), Some(first));
                 }
             }
         }

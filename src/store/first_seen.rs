@@ -105,15 +105,6 @@ enum Undo {
     Overflow(String),
 }
 
-/// Where a term's digest points: a candidate first listing, to be confirmed.
-enum Candidate {
-    /// The term itself is recorded there (held whole).
-    Exact(u64),
-    /// Some term with the same digest is.
-    Digest(u64),
-    None,
-}
-
 impl FirstSeen {
     /// No listing yet: how a replay from the first leaf begins, working first listings
     /// out ahead of admission (`ledger::replay`).
@@ -128,7 +119,7 @@ impl FirstSeen {
             let (k, v) = kv?;
             let index = listing_index(&k)?;
             let listing: Listing = decode(&k, &v)?;
-            seen.add_listing(index, listing, |i| {
+            seen.add_listing(index, &listing, |i| {
                 Ok(derived.get_decoded(&listing_key(i))?.map(Rc::new))
             })?;
         }
@@ -149,30 +140,22 @@ impl<S: BuildHasher> FirstSeen<S> {
         }
     }
 
-    /// Takes in a committed listing, the next in ledger order.
+    /// Takes in a committed listing, the next in ledger order: the claims of a replay in
+    /// order, each term once (an entry's repeats are recorded at its first mention).
     fn add_listing(
         &mut self,
         index: u64,
-        listing: Listing,
+        listing: &Listing,
         get: impl Fn(u64) -> Result<Option<Rc<Listing>>, DerivedError>,
     ) -> Result<(), DerivedError> {
         let mut here = HashSet::new();
-        for term in listing.terms {
-            if !here.insert(term.clone()) {
-                continue; // listed twice by this entry: recorded at its first mention
-            }
-            let digest = self.digest(&term);
-            let found = match self.candidate(&term, digest) {
-                Candidate::Exact(i) => Some(i),
-                // Another term of this very listing holds the digest.
-                Candidate::Digest(i) if i == index => None,
-                Candidate::Digest(i) => confirmed(&get, &term, i)?,
-                Candidate::None => None,
-            };
-            if found.is_none() {
-                self.insert(term, digest, index);
-            }
-        }
+        let terms: Vec<&str> = listing
+            .terms
+            .iter()
+            .map(String::as_str)
+            .filter(|term| here.insert(*term))
+            .collect();
+        self.first_listings_or_claim_in_order(get, &terms, index)?;
         Ok(())
     }
 
@@ -186,23 +169,6 @@ impl<S: BuildHasher> FirstSeen<S> {
         let digests: Vec<u64> = terms.iter().map(|term| self.digest(term)).collect();
         let committed = self.by_digest.get_many(&digests);
         (digests, committed)
-    }
-
-    fn candidate(&self, term: &str, digest: u64) -> Candidate {
-        if let Some(&i) = self.overflow.get(term) {
-            return Candidate::Exact(i);
-        }
-        self.by_digest
-            .get(digest)
-            .map_or(Candidate::None, Candidate::Digest)
-    }
-
-    fn insert(&mut self, term: String, digest: u64, index: u64) {
-        if self.by_digest.contains(digest) {
-            self.overflow.insert(term, index);
-        } else {
-            self.by_digest.extend([(digest, index)]);
-        }
     }
 
     /// Takes in a committed batch's first listings.
@@ -299,7 +265,7 @@ fn known<S: BuildHasher>(
 impl<S: BuildHasher> FirstSeen<S> {
     /// `first_listings_or_claim` where every entry asking is admitted, in ledger order,
     /// so that no claim is ever rolled back (a replay from the first leaf working first
-    /// listings out ahead of admission): each new term is claimed straight into the
+    /// listings out ahead of admission, and `load`): each new term is claimed straight into the
     /// committed digests, with no `Pending` between, which would cost a second map
     /// insert a term. `get` reads the listings of the entries that asked before. On an
     /// error the claims made so far stay; the replay stops there.
@@ -491,7 +457,7 @@ mod tests {
             let listing: Listing = decode(k, v).unwrap();
             let get = stored(&store);
             loaded
-                .add_listing(listing_index(k).unwrap(), listing, get)
+                .add_listing(listing_index(k).unwrap(), &listing, get)
                 .unwrap();
         }
         for (term, first) in &model {
