@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::limits::{DERIVED_CACHE_BYTES, DERIVED_DURABLE_INTERVAL_MS};
-use crate::store::engine::{Batch, Engine, EngineError, Pairs, ReadSnapshot};
+use crate::store::engine::{Batch, Engine, EngineError, Pairs, ReadSnapshot, in_key_order};
 
 /// The file in the derived state's directory.
 pub const FILE_NAME: &str = "derived.redb";
@@ -53,8 +53,9 @@ impl RedbFile {
         }
         {
             let mut table = tx.open_table(TABLE)?;
-            for (k, v) in batches.iter().copied().flatten() {
-                table.insert(k.as_slice(), v.as_slice())?;
+            // In key order, each page of the tree is reached once in a row.
+            for (k, v) in in_key_order(batches) {
+                table.insert(k, v)?;
             }
         }
         tx.commit()?;
