@@ -48,7 +48,7 @@ use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::export::{ExportError, read_checkpoint};
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
-use crate::log::tiles::{TILES_DIR, TileError, TileStore, TileWriter};
+use crate::log::tiles::{Syncs, TILES_DIR, TileError, TileStore, TileWriter};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Decoded, Derived, DerivedError, Overlay};
@@ -933,9 +933,11 @@ impl Ledger {
             genesis: self.genesis.clone(),
             last_accepted: self.applied.last_accepted,
         };
+        // A chunk's tiles are synced together, before its derived state is committed.
+        self.tiles.set_syncs(Syncs::Together)?;
         let tiles = &mut self.tiles;
         let total = self.log.size();
-        replay::replay(
+        let replayed = replay::replay(
             &self.log,
             &self.derived,
             self.applied.end,
@@ -945,6 +947,7 @@ impl Ledger {
                 progress(state.frontier.size(), total);
                 tiles.push(hashes)?;
                 tiles.write_partials()?;
+                tiles.sync()?;
                 // Replay admits only a genesis entry at index 0, so every chunk knows it;
                 // a key genesis did not fix signs nothing, not even derived state.
                 let genesis = state.genesis.as_ref().ok_or_else(|| {
@@ -966,7 +969,9 @@ impl Ledger {
                 );
                 Ok(())
             },
-        )?;
+        );
+        self.tiles.set_syncs(Syncs::EachTile)?;
+        replayed?;
         self.genesis = state.genesis;
         let applied = self.derived.applied()?.ok_or_else(|| {
             LedgerError::Verify("catch-up finished without recording its progress".into())

@@ -10,7 +10,7 @@ use crate::log::checkpoint;
 use crate::log::export::CHECKPOINT_FILE;
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SegmentLog};
-use crate::log::tiles::{Durable, TileError, TileStore, TileWriter, write_atomically};
+use crate::log::tiles::{Durable, Syncs, TileError, TileStore, TileWriter, write_atomically};
 
 impl From<TileError> for LedgerError {
     fn from(e: TileError) -> Self {
@@ -75,6 +75,7 @@ fn rebuild(
     }
     store.clear_cache();
     let mut writer = TileWriter::empty(store);
+    writer.set_syncs(Syncs::Together)?;
     let mut frontier = Frontier::new();
     let mut hashes = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
     log.scan(
@@ -93,6 +94,8 @@ fn rebuild(
         },
     )?;
     writer.push(&hashes)?;
+    // Every full tile durable before the right edge that `resume` starts from.
+    writer.set_syncs(Syncs::EachTile)?;
     writer.write_partials()?;
     writer.prune()?;
     if frontier.size() != size || frontier.root() != root {

@@ -146,13 +146,9 @@ pub fn export_tiles(
         })?;
     }
     // Every tile and bundle durable before the checkpoint that names them.
-    let root = std::fs::File::open(out).map_err(|source| ExportError::Io {
+    tiles::sync_file_system(out).map_err(|source| ExportError::Io {
         path: out.to_path_buf(),
         source,
-    })?;
-    rustix::fs::syncfs(&root).map_err(|e| ExportError::Io {
-        path: out.to_path_buf(),
-        source: e.into(),
     })?;
     write_atomically(
         &out.join(CHECKPOINT_FILE),

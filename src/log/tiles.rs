@@ -17,6 +17,12 @@
 //!   after the new size is published; a reader that still holds an older size and
 //!   finds its partial gone reads the prefix of that full tile instead.
 //!
+//! A replay (catch-up, `reindex`, the tiles rebuilt from the segments) writes hundreds of
+//! tiles a chunk, and a sync each, two with the directory's, cost a device flush each: it
+//! writes them unsynced instead (`Syncs::Together`) and syncs the file system once
+//! (`TileWriter::sync`) before derived state records the chunk. A crash before that sync
+//! leaves unsynced tiles only beyond the size derived state holds, which `resume` removes.
+//!
 //! **Recovery.** `resume(size)` rebuilds the writer's state for the size derived state
 //! holds from the right edge of the tiles on disk: the hashes of each level's partial
 //! tile (from that partial, a wider one, or the full tile), checks that each level's
@@ -491,6 +497,24 @@ fn remove_file_if_present(path: &Path) -> Result<bool, TileError> {
     }
 }
 
+/// When the tiles a `TileWriter` writes are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syncs {
+    /// Each as it is written (see the module doc): a commit writes few.
+    EachTile,
+    /// All together, by `TileWriter::sync`, which must come before anything records the
+    /// size they are written for.
+    Together,
+}
+
+/// Makes everything written to the file system that holds `path` durable: one flush of
+/// the device for any number of files written with `Durable::Later`.
+pub fn sync_file_system(path: &Path) -> std::io::Result<()> {
+    let dir = File::open(path)?;
+    rustix::fs::syncfs(&dir)?;
+    Ok(())
+}
+
 /// Grows the tiles with the tree. One per ledger, owned by its writer.
 pub struct TileWriter {
     root: PathBuf,
@@ -501,6 +525,9 @@ pub struct TileWriter {
     on_disk: Vec<u16>,
     /// Full tiles written since the last `prune`, whose partials may go.
     replaced: Vec<TileId>,
+    syncs: Syncs,
+    /// Whether a tile was written and not yet synced (`Syncs::Together`).
+    unsynced: bool,
 }
 
 impl TileWriter {
@@ -512,6 +539,36 @@ impl TileWriter {
             tails: Vec::new(),
             on_disk: Vec::new(),
             replaced: Vec::new(),
+            syncs: Syncs::EachTile,
+            unsynced: false,
+        }
+    }
+
+    /// Sets when tiles written from now on are made durable; any written unsynced
+    /// before are synced first.
+    pub fn set_syncs(&mut self, syncs: Syncs) -> Result<(), TileError> {
+        self.sync()?;
+        self.syncs = syncs;
+        Ok(())
+    }
+
+    /// Makes the tiles written unsynced (`Syncs::Together`) durable, names and all.
+    pub fn sync(&mut self) -> Result<(), TileError> {
+        if self.unsynced {
+            sync_file_system(&self.root).map_err(io(&self.root))?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// How to write a tile that, synced each, would be `each`.
+    fn durable(&mut self, each: Durable) -> Durable {
+        match self.syncs {
+            Syncs::EachTile => each,
+            Syncs::Together => {
+                self.unsynced = true;
+                Durable::Later
+            }
         }
     }
 
@@ -654,7 +711,8 @@ impl TileWriter {
             Ok(existing) if existing == bytes => {}
             Ok(_) => return Err(TileError::Conflict { path: id.path() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                write_atomically(&path, &bytes, Durable::ContentAndName)?;
+                let durable = self.durable(Durable::ContentAndName);
+                write_atomically(&path, &bytes, durable)?;
             }
             Err(e) => return Err(io(&path)(e)),
         }
@@ -672,10 +730,11 @@ impl TileWriter {
                 continue;
             }
             let id = TileId::hashes(level, full_tiles(self.size, level), width);
+            let durable = self.durable(Durable::Content);
             write_atomically(
                 &self.root.join(id.path()),
                 &join_hashes(&self.tails[l]),
-                Durable::Content,
+                durable,
             )?;
             self.on_disk[l] = width;
         }
@@ -700,8 +759,18 @@ mod tests {
     }
 
     fn grown(dir: &Path, commits: &[u64]) -> (TileStore, TileWriter, merkle::Frontier) {
+        grown_syncing(dir, commits, Syncs::EachTile)
+    }
+
+    /// `grown`, the tiles synced as `syncs` says (together: once a commit).
+    fn grown_syncing(
+        dir: &Path,
+        commits: &[u64],
+        syncs: Syncs,
+    ) -> (TileStore, TileWriter, merkle::Frontier) {
         let store = TileStore::new(dir);
         let mut writer = TileWriter::empty(&store);
+        writer.set_syncs(syncs).unwrap();
         let mut frontier = merkle::Frontier::new();
         for &to in commits {
             let hashes: Vec<Hash> = (writer.size()..to).map(leaf).collect();
@@ -710,9 +779,51 @@ mod tests {
             }
             writer.push(&hashes).unwrap();
             writer.write_partials().unwrap();
+            // Together, whatever this commit wrote waits for the sync.
+            assert_eq!(
+                writer.unsynced,
+                syncs == Syncs::Together && !hashes.is_empty()
+            );
+            writer.sync().unwrap();
+            assert!(!writer.unsynced);
             writer.prune().unwrap();
         }
         (store, writer, frontier)
+    }
+
+    /// Every file under `root`, by its path there.
+    fn files_under(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = std::collections::BTreeMap::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let bytes = std::fs::read(&path).unwrap();
+                    files.insert(path.strip_prefix(root).unwrap().to_path_buf(), bytes);
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn tiles_synced_together_are_the_tiles_synced_each() {
+        let commits = [1, 255, 256, 300, 70_000, 70_001, 131_072];
+        let each = tempfile::tempdir().unwrap();
+        let together = tempfile::tempdir().unwrap();
+        let (_, _, frontier) = grown_syncing(each.path(), &commits, Syncs::EachTile);
+        let (store, mut writer, _) = grown_syncing(together.path(), &commits, Syncs::Together);
+        assert_eq!(files_under(each.path()), files_under(together.path()));
+        assert_eq!(store.frontier(131_072).unwrap().root(), frontier.root());
+        // Going back to a tile at a time syncs what was left unsynced first.
+        writer.push(&[leaf(131_072)]).unwrap();
+        writer.write_partials().unwrap();
+        assert!(writer.unsynced);
+        writer.set_syncs(Syncs::EachTile).unwrap();
+        assert!(!writer.unsynced);
     }
 
     #[test]
