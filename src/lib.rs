@@ -43,5 +43,7 @@ pub mod server;
 pub mod store;
 pub mod submission;
 pub mod synthetic;
+#[cfg(test)]
+mod testing;
 pub mod views;
 pub mod witness;

@@ -753,6 +753,7 @@ impl TileWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::files_under;
 
     fn leaf(i: u64) -> Hash {
         merkle::leaf_hash(&i.to_be_bytes())
@@ -789,24 +790,6 @@ mod tests {
             writer.prune().unwrap();
         }
         (store, writer, frontier)
-    }
-
-    /// Every file under `root`, by its path there.
-    fn files_under(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-        let mut files = std::collections::BTreeMap::new();
-        let mut dirs = vec![root.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else {
-                    let bytes = std::fs::read(&path).unwrap();
-                    files.insert(path.strip_prefix(root).unwrap().to_path_buf(), bytes);
-                }
-            }
-        }
-        files
     }
 
     #[test]

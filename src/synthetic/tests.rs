@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::entry::{Kind, Role, verify_entry_signature};
+use crate::testing::files_under;
 use crate::{dates, jcs, keys, schema};
 
 fn small() -> GenConfig {
@@ -18,23 +19,6 @@ fn small() -> GenConfig {
         seed: 7,
         ..GenConfig::default()
     }
-}
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn read_json(path: &Path) -> Value {
@@ -56,7 +40,7 @@ fn same_config_gives_byte_identical_output() {
     let sa = generate(&small(), a.path()).unwrap();
     let sb = generate(&small(), b.path()).unwrap();
     assert_eq!(sa, sb);
-    let (fa, fb) = (files(a.path()), files(b.path()));
+    let (fa, fb) = (files_under(a.path()), files_under(b.path()));
     assert!(fa.contains_key("keys/authority.pem") && fa.contains_key("keys/log.pem"));
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (name, bytes) in &fa {
@@ -64,7 +48,10 @@ fn same_config_gives_byte_identical_output() {
     }
     let other = tempfile::tempdir().unwrap();
     generate(&GenConfig { seed: 8, ..small() }, other.path()).unwrap();
-    assert_ne!(files(other.path())["entries.ndjson"], fa["entries.ndjson"]);
+    assert_ne!(
+        files_under(other.path())["entries.ndjson"],
+        fa["entries.ndjson"]
+    );
 }
 
 #[test]
