@@ -176,4 +176,27 @@ mod tests {
         assert_eq!(keys, want);
         assert_eq!(Scan::from(&engine, &[0xff; 5]).count(), 0);
     }
+
+    #[test]
+    fn batches_are_written_in_key_order_batch_after_batch() {
+        let first: Batch = [
+            (vec![2, 0], vec![1]),
+            (vec![1], vec![2]),
+            (vec![2], vec![3]),
+        ]
+        .into_iter()
+        .collect();
+        let second: Batch = [(vec![0], vec![4]), (vec![1], vec![5])]
+            .into_iter()
+            .collect();
+        let written: Vec<(&[u8], &[u8])> = in_key_order(&[&first, &second]).collect();
+        let want: [(&[u8], &[u8]); 5] = [
+            (&[1], &[2]),
+            (&[2], &[3]),
+            (&[2, 0], &[1]),
+            (&[0], &[4]),
+            (&[1], &[5]),
+        ];
+        assert_eq!(written, want);
+    }
 }
