@@ -77,10 +77,14 @@ enum Command {
         /// organisations and keys that may sign after it.
         #[arg(long)]
         authority_key: PathBuf,
-        /// The key that signs checkpoints. It is not copied into the data directory: keep
-        /// it elsewhere and give it to every command that writes (serve, append, reindex).
+        /// The key that signs checkpoints (default: [log] key of --config). It is not
+        /// copied into the data directory: keep it elsewhere and give it to every command
+        /// that writes (serve, append, reindex).
         #[arg(long)]
-        log_key: PathBuf,
+        log_key: Option<PathBuf>,
+        /// The configuration file (TOML): its [log] key, as the writers read it later.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Append NDJSON envelopes (one per line) in all-or-nothing batches of up to 1,000.
     Append {
@@ -553,15 +557,8 @@ fn log_key(
     config: &Config,
     config_path: Option<&Path>,
 ) -> Result<SigningKey> {
-    let from_config = config
-        .log
-        .key
-        .as_ref()
-        .map(|key| match config_path.and_then(Path::parent) {
-            Some(dir) if key.is_relative() => dir.join(key),
-            _ => key.clone(),
-        });
-    let found = ledger::find_log_key(data, given.or(from_config).as_deref())?;
+    let configured = configured_log_key(given, config, config_path);
+    let found = ledger::find_log_key(data, configured.as_deref())?;
     if found.inside_data {
         eprintln!(
             "warning: the log key {} is inside the data directory, so any copy or backup of \
@@ -571,6 +568,26 @@ fn log_key(
         );
     }
     Ok(found.key)
+}
+
+/// The checkpoint key's file as the command line or the configuration names it: `given`
+/// (`--log-key`), else the configuration's `[log] key`, relative to the configuration
+/// file's directory.
+fn configured_log_key(
+    given: Option<PathBuf>,
+    config: &Config,
+    config_path: Option<&Path>,
+) -> Option<PathBuf> {
+    given.or_else(|| {
+        config
+            .log
+            .key
+            .as_ref()
+            .map(|key| match config_path.and_then(Path::parent) {
+                Some(dir) if key.is_relative() => dir.join(key),
+                _ => key.clone(),
+            })
+    })
 }
 
 /// Serves until a signal; prints where, and what to try.
@@ -879,7 +896,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             authority_key,
             log_key,
+            config,
         } => {
+            let settings = load_config(config.as_deref())?;
+            let log_key = configured_log_key(log_key, &settings, config.as_deref()).context(
+                "init needs the key that will sign checkpoints: give --log-key FILE, or \
+                     --config FILE whose [log] key names it",
+            )?;
             let authority = keys::load_signing_key(&authority_key)?;
             let log = keys::load_signing_key(&log_key)?;
             let name = name.unwrap_or_else(|| origin.clone());

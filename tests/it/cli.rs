@@ -504,3 +504,55 @@ fn long_jobs_draw_no_progress_bar_when_not_on_a_terminal() {
         );
     }
 }
+
+/// `init` reads the log key where the writers do: `--log-key`, else `[log] key` of
+/// `--config` (relative to the file); with neither it says so and creates nothing.
+#[test]
+fn init_takes_the_log_key_from_the_configuration_as_the_writers_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(conf.join("keys")).unwrap();
+    let authority = dir.path().join("authority.pem");
+    openssl_key(&authority);
+    openssl_key(&conf.join("keys/log.pem"));
+    let config = conf.join("dcledger.toml");
+    std::fs::write(&config, "[log]\nkey = \"keys/log.pem\"\n").unwrap();
+    let data = dir.path().join("data");
+    let init = |more: &[&str]| {
+        let mut args = vec![
+            "init",
+            "--data",
+            path_str(&data),
+            "--origin",
+            "dcledger.example/configured",
+            "--authority-key",
+            path_str(&authority),
+        ];
+        args.extend_from_slice(more);
+        bin().args(&args).output().expect("run dcledger")
+    };
+
+    let refused = init(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--log-key FILE") && stderr.contains("[log] key"),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "a refused init creates nothing");
+
+    let made = init(&["--config", path_str(&config)]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // The writers find the same key there: a ledger refuses a key genesis did not fix.
+    run_ok(&[
+        "reindex",
+        "--data",
+        path_str(&data),
+        "--config",
+        path_str(&config),
+    ]);
+}
