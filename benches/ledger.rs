@@ -15,8 +15,9 @@ use std::time::Instant;
 use dcledger::bulk;
 use dcledger::entry::{self, EntryDraft, Kind};
 use dcledger::ledger::Ledger;
+use dcledger::limits::REINDEX_CHUNK_ENTRIES;
 use dcledger::log::merkle;
-use dcledger::log::tiles::{TileStore, TileWriter};
+use dcledger::log::tiles::{Syncs, TileStore, TileWriter};
 use dcledger::store::derived::{Derived, family};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
@@ -225,30 +226,44 @@ fn node_hash_ns() -> f64 {
     start.elapsed().as_secs_f64() * 1e9 / f64::from(rounds)
 }
 
+/// Seconds to write the tiles of `n` leaves into `dir` in commits of `per_commit` leaves
+/// (the partial tiles of each, and the sync `syncs` asks for), hashing the leaves.
+fn write_tiles(dir: &std::path::Path, n: u64, per_commit: usize, syncs: Syncs) -> f64 {
+    let mut writer = TileWriter::empty(&TileStore::new(dir));
+    writer.set_syncs(syncs).expect("tiles");
+    let start = Instant::now();
+    let mut chunk = Vec::with_capacity(per_commit);
+    for i in 0..n {
+        chunk.push(merkle::leaf_hash(&i.to_be_bytes()));
+        if chunk.len() == per_commit || i + 1 == n {
+            writer.push(&chunk).expect("tiles");
+            writer.write_partials().expect("tiles");
+            writer.sync().expect("tiles");
+            writer.prune().expect("tiles");
+            chunk.clear();
+        }
+    }
+    start.elapsed().as_secs_f64()
+}
+
 /// The log layer alone: a tree of many leaves as tiles, and inclusion proofs from them.
 fn tile_proofs() {
     let n: u64 = std::env::var("DCLEDGER_BENCH_TILE_LEAVES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_TILE_LEAVES);
+    // As a replay writes them: a chunk at a time, its tiles synced together.
+    let replayed = tempfile::tempdir().expect("tempdir");
+    let together = write_tiles(replayed.path(), n, REINDEX_CHUNK_ENTRIES, Syncs::Together);
+    drop(replayed);
+    // As commits write them: each full tile synced, with its directory.
     let dir = tempfile::tempdir().expect("tempdir");
     let store = TileStore::new(dir.path());
-    let mut writer = TileWriter::empty(&store);
-    let start = Instant::now();
-    let mut chunk = Vec::with_capacity(65_536);
-    for i in 0..n {
-        chunk.push(merkle::leaf_hash(&i.to_be_bytes()));
-        if chunk.len() == chunk.capacity() {
-            writer.push(&chunk).expect("tiles");
-            chunk.clear();
-        }
-    }
-    writer.push(&chunk).expect("tiles");
-    writer.write_partials().expect("tiles");
-    writer.prune().expect("tiles");
+    let each = write_tiles(dir.path(), n, 65_536, Syncs::EachTile);
+    println!("tiles for {n} leaf hashes:    {each:>10.2} s (hashing the leaves included)");
     println!(
-        "tiles for {n} leaf hashes:    {:>10.2} s (hashing the leaves included)",
-        start.elapsed().as_secs_f64()
+        "  the same, synced a chunk at a time as a replay does: {together:.2} s ({:.0}%)",
+        together / each * 100.0
     );
     let node_ns = node_hash_ns();
     println!("raw node hash, one core:            {node_ns:>10.0} ns");
