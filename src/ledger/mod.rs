@@ -288,26 +288,40 @@ fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), Le
     Ok(())
 }
 
-/// Leaves derived state has not applied (from `applied` on) are replayed trusting the
-/// segments. Those the last signed checkpoint covers (the `checkpoint` file leads derived
-/// state after a crash, or when the index is lost) are first held to it: an edit to them
-/// is refused here, never signed into a new checkpoint.
-fn hold_replay_to_checkpoint(dir: &Path, applied: u64) -> Result<(), LedgerError> {
-    let held = match read_checkpoint(dir) {
-        Ok((_, cp)) if cp.size > applied => {
-            Unlocked::open(dir).and_then(|u| u.check_segments_against_checkpoint())
+/// Leaves derived state has not applied are replayed trusting the segments. Those the
+/// last signed checkpoint covers (the `checkpoint` file leads derived state after a
+/// crash, or when the index is lost) are first held to it: an edit to them is refused,
+/// never signed into a new checkpoint. The hold reads the note when the ledger opens,
+/// before anything rewrites the file, and scans the segments beside the replay's
+/// judging, which only reads (`replay::replay`'s `before_admitting`).
+struct CheckpointHold(Unlocked);
+
+impl CheckpointHold {
+    /// The hold on a replay from leaf `applied`, if the checkpoint file names more.
+    fn of(dir: &Path, applied: u64) -> Result<Option<CheckpointHold>, LedgerError> {
+        match read_checkpoint(dir) {
+            Ok((_, cp)) if cp.size > applied => match Unlocked::open(dir) {
+                Ok(unlocked) => Ok(Some(CheckpointHold(unlocked))),
+                Err(LedgerError::Segment(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            // Nothing signed to hold them to: a ledger whose first checkpoint file was
+            // never written (made before there were checkpoint files) has only its own
+            // segments.
+            Ok(_) | Err(ExportError::NoCheckpoint { .. }) => Ok(None),
+            Err(e) => Err(LedgerError::LogFiles(e)),
         }
-        // Nothing signed to hold them to: a ledger whose first checkpoint file was never
-        // written (made before there were checkpoint files) has only its own segments.
-        Ok(_) | Err(ExportError::NoCheckpoint { .. }) => Ok(()),
-        Err(e) => Err(LedgerError::LogFiles(e)),
-    };
-    match held {
-        // Segments that cannot give the checkpoint's leaves at all (a record cut short or
-        // damaged) are the segment log's recovery to judge, as before there were
-        // checkpoint files: a damaged tail after a lost index is dropped as torn.
-        Err(LedgerError::Segment(_)) => Ok(()),
-        other => other,
+    }
+
+    /// Whether the segments give the held checkpoint's root.
+    fn check(&self) -> Result<(), LedgerError> {
+        match self.0.check_segments_against_checkpoint() {
+            // Segments that cannot give the checkpoint's leaves at all (a record cut
+            // short or damaged) are the segment log's recovery to judge, as before there
+            // were checkpoint files: a damaged tail after a lost index is dropped as torn.
+            Err(LedgerError::Segment(_)) => Ok(()),
+            other => other,
+        }
     }
 }
 
@@ -479,9 +493,11 @@ impl Ledger {
         let applied = derived.applied()?;
         // Leaves derived state has applied were acknowledged: never a torn tail.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
-        if log_key.is_some() && catch_up_signatures == Signatures::Trust {
-            hold_replay_to_checkpoint(dir, floor)?;
-        }
+        let hold = if log_key.is_some() && catch_up_signatures == Signatures::Trust {
+            CheckpointHold::of(dir, floor)?
+        } else {
+            None
+        };
         let (log, _recovery) = SegmentLog::open(dir, floor)?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
@@ -499,7 +515,6 @@ impl Ledger {
         let tile_store = Arc::new(TileStore::new(dir));
         let (tiles, frontier) =
             tiling::open_tiles(&tile_store, &log, applied.end.index, &applied.checkpoint)?;
-        tiling::write_checkpoint_file(dir, &applied.checkpoint)?;
         let genesis = derived.get_decoded::<GenesisRecord>(GENESIS_KEY)?;
         let view = Arc::new(RwLock::new(View {
             size: applied.end.index,
@@ -532,8 +547,15 @@ impl Ledger {
         if let (Some(g), Some(log_key)) = (&ledger.genesis, &ledger.log_key) {
             check_log_key(g, log_key)?;
         }
+        // The checkpoint file is rewritten (by the catch-up, or here) only once the
+        // segments are held to the note it holds.
         if ledger.log.size() > ledger.applied.end.index {
-            ledger.catch_up(catch_up_signatures, progress)?;
+            ledger.catch_up(catch_up_signatures, hold.as_ref(), progress)?;
+        } else {
+            if let Some(hold) = &hold {
+                hold.check()?;
+            }
+            tiling::write_checkpoint_file(dir, &ledger.applied.checkpoint)?;
         }
         Ok(ledger)
     }
@@ -564,7 +586,7 @@ impl Ledger {
     /// Deletes derived state and rebuilds it from the segments at the speed of the
     /// rules alone: the segments' checksums and the checks every leaf passed when it was
     /// accepted are trusted, once the segments are shown to give the root of the last
-    /// signed checkpoint (`hold_replay_to_checkpoint`). `verify` and `reindex` re-check
+    /// signed checkpoint (`CheckpointHold`). `verify` and `reindex` re-check
     /// every signature.
     pub fn reindex_trusting(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
         Ledger::reindex_reporting(dir, log_key, true, replay::QUIET)
@@ -916,10 +938,12 @@ impl Ledger {
         }
     }
 
-    /// Replays leaves that the log holds but derived state has not applied yet.
+    /// Replays leaves that the log holds but derived state has not applied yet, held to
+    /// the signed checkpoint by `hold` where it covers them.
     fn catch_up(
         &mut self,
         signatures: Signatures<'_>,
+        hold: Option<&CheckpointHold>,
         progress: Progress<'_>,
     ) -> Result<(), LedgerError> {
         let Some(log_key) = &self.log_key else {
@@ -943,6 +967,7 @@ impl Ledger {
             self.applied.end,
             &mut state,
             signatures,
+            || hold.map_or(Ok(()), CheckpointHold::check),
             |overlay, state, end, hashes| {
                 progress(state.frontier.size(), total);
                 tiles.push(hashes)?;
@@ -978,6 +1003,7 @@ impl Ledger {
         })?;
         let note = applied.checkpoint.clone();
         self.publish(state.frontier, applied);
+        // The file names the new size before the partial tiles of older sizes go.
         tiling::write_checkpoint_file(&self.dir, &note)?;
         self.tiles.prune()?;
         Ok(())

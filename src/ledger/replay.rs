@@ -78,12 +78,18 @@ const JUDGED_AHEAD_CHUNKS: usize = 2;
 /// (`Derived::freeze`). That thread takes the chunks one at a time, in order, so the
 /// tiles and the store are written in the order of a replay made one chunk at a time,
 /// and a crash leaves what that would.
+///
+/// `before_admitting` runs on this thread once the judging stage has begun and before
+/// any leaf is admitted: a check of what the replay is about to trust (the segments
+/// against a signed checkpoint), made while the first chunks are judged. If it fails,
+/// the replay stops with its error, having written nothing.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
     from: Position,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
+    before_admitting: impl FnOnce() -> Result<(), LedgerError>,
     mut on_chunk: impl FnMut(
         &mut Overlay<'_>,
         &ReplayState,
@@ -136,6 +142,7 @@ pub(crate) fn replay(
             in_flight: None,
             thread: Some(thread),
         };
+        before_admitting()?;
         // Records admission reads again and again, kept from one chunk to the next.
         let mut decoded = Decoded::default();
         // The loop ends when the judging stage has sent its last chunk; leaving it early
@@ -576,6 +583,7 @@ pub(crate) fn verify(
         Position::START,
         &mut state,
         Signatures::Verify { origin: None },
+        || Ok(()),
         |_, state, _, hashes| {
             // The tiles hold every leaf's hash: checked leaf by leaf here, and every
             // level above against the one below once the replay is done.

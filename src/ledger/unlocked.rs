@@ -180,6 +180,7 @@ fn replay_trusted(
         Position::START,
         &mut state,
         Signatures::Trust,
+        || Ok(()),
         |overlay, state, end, _| {
             on_chunk(overlay, state, end);
             Ok(())

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use dcledger::entry::Kind;
 use dcledger::ledger::{Ledger, LedgerError};
 use dcledger::log::segment::SegmentError;
+use dcledger::store::derived::Derived;
 use serde_json::{Value, json};
 
 use crate::support::{Party, TestLedger, bin, log_key, path_str};
@@ -705,6 +706,20 @@ fn garbled_last_acknowledged_record_fails_open() {
     );
 }
 
+/// After a replay refused by the hold on the last signed checkpoint: the checkpoint file
+/// is still `held`, and derived state records no leaf applied, so no checkpoint was
+/// signed over the edited leaves and the next open is held to the same note again.
+fn assert_nothing_signed(data: &Path, held: &[u8], ctx: &str) {
+    let now = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
+    assert!(now == held, "{ctx}: the checkpoint file was rewritten");
+    let derived = Derived::open(&data.join("index")).expect("derived state opens");
+    let applied = derived.applied().expect("derived state reads");
+    assert!(
+        applied.is_none(),
+        "{ctx}: derived state recorded progress over the edited leaves: {applied:?}"
+    );
+}
+
 /// A hand edit that also fixes the record checksum passes the storage layer but not the
 /// signature: `verify` and `dcledger verify` name the edited leaf.
 #[test]
@@ -761,11 +776,13 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
             } else {
                 // Open would replay the edited leaf trusting the segments: it first holds
                 // them to the last signed checkpoint, and refuses to sign the edit anew.
+                let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
                 let e = open_err(&f.data, ctx);
                 assert!(
                     e.to_string().contains("root of the last signed checkpoint"),
                     "{ctx}: open: {e}"
                 );
+                assert_nothing_signed(&f.data, &held, &format!("{ctx}, open"));
             }
 
             assert_cli_verify_names(&f.data, index, ctx);
@@ -777,6 +794,7 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
             assert_eq!(f.read(), bytes, "{ctx}: size and bytes unchanged");
             // A rebuild that trusts the segments first holds them to the last signed
             // checkpoint, whose root the edit changed.
+            let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
             match Ledger::reindex_trusting(&f.data, log_key()) {
                 Ok(_) => panic!("{ctx}: reindex --trust accepted an edited entry"),
                 Err(e) => assert!(
@@ -784,6 +802,7 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
                     "{ctx}: reindex --trust: {e}"
                 ),
             }
+            assert_nothing_signed(&f.data, &held, &format!("{ctx}, reindex --trust"));
             assert_eq!(f.read(), bytes, "{ctx}: size and bytes unchanged");
         },
     );
