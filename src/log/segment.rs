@@ -173,6 +173,19 @@ enum Decoded {
 }
 
 fn decode_at(bytes: &[u8], pos: usize, index: u64) -> Decoded {
+    match frame_at(bytes, pos, index) {
+        Decoded::Ok { leaf_len, .. } if !checksum_holds(bytes, pos, leaf_len) => {
+            Decoded::Bad(CHECKSUM_MISMATCH.into())
+        }
+        framed => framed,
+    }
+}
+
+const CHECKSUM_MISMATCH: &str = "checksum mismatch";
+
+/// `decode_at` but for the checksum: the record's header is whole and sound, and its
+/// leaf and checksum are within `bytes`.
+fn frame_at(bytes: &[u8], pos: usize, index: u64) -> Decoded {
     let Some(header) = bytes.get(pos..pos + RECORD_HEADER) else {
         return Decoded::Short;
     };
@@ -190,15 +203,100 @@ fn decode_at(bytes: &[u8], pos: usize, index: u64) -> Decoded {
     if stored_index != index {
         return Decoded::Bad(format!("record says it is leaf {stored_index}"));
     }
-    let leaf_start = pos + RECORD_HEADER;
-    let leaf_end = leaf_start + leaf_len as usize;
-    let Some(stored) = bytes.get(leaf_end..leaf_end + 32) else {
+    let leaf_end = pos + RECORD_HEADER + leaf_len as usize;
+    if bytes.len() < leaf_end + 32 {
         return Decoded::Short;
-    };
-    if checksum(header, &bytes[leaf_start..leaf_end]) != stored {
-        return Decoded::Bad("checksum mismatch".into());
     }
     Decoded::Ok { leaf_len, flags }
+}
+
+/// Whether the checksum of the record `frame_at` accepted at `pos` holds.
+fn checksum_holds(bytes: &[u8], pos: usize, leaf_len: u32) -> bool {
+    let leaf_end = pos + RECORD_HEADER + leaf_len as usize;
+    checksum(
+        &bytes[pos..pos + RECORD_HEADER],
+        &bytes[pos + RECORD_HEADER..leaf_end],
+    ) == bytes[leaf_end..leaf_end + 32]
+}
+
+/// A record whose header `frame_at` accepted.
+struct Framed {
+    pos: usize,
+    leaf_len: u32,
+    flags: u8,
+}
+
+impl Framed {
+    /// Where the record after it starts.
+    fn end(&self) -> usize {
+        self.pos + RECORD_OVERHEAD as usize + self.leaf_len as usize
+    }
+}
+
+/// Records framed per thread below which their checksums are checked on one thread.
+const CHECKSUMS_PER_THREAD: usize = 1024;
+
+/// Records a scan checks before visiting them (`SegmentLog::scan`).
+const SCAN_WINDOW_RECORDS: u64 = 4096;
+
+/// The records of `bytes` from `pos` (leaf `index`) to byte `end` or leaf `until`,
+/// whichever comes first, as `decode_at` judges them one after another: those before
+/// the first that fails, and that one's index, position and failure. The headers are
+/// walked in order (each says where the next record starts); the checksums, almost all
+/// of the cost, are then checked on every core: opening a ledger checks its whole
+/// active segment, and every replay every segment it reads.
+fn checked_records(
+    bytes: &[u8],
+    mut pos: usize,
+    mut index: u64,
+    end: usize,
+    until: u64,
+) -> (Vec<Framed>, Option<(u64, usize, Decoded)>) {
+    let first = index;
+    let mut framed = Vec::new();
+    let mut failed = None;
+    while pos < end && index < until {
+        match frame_at(bytes, pos, index) {
+            Decoded::Ok { leaf_len, flags } => {
+                let record = Framed {
+                    pos,
+                    leaf_len,
+                    flags,
+                };
+                pos = record.end();
+                framed.push(record);
+                index += 1;
+            }
+            failure => {
+                failed = Some((index, pos, failure));
+                break;
+            }
+        }
+    }
+    let holds = crate::parallel::map(
+        framed.iter().map(|r| (r.pos, r.leaf_len)).collect(),
+        CHECKSUMS_PER_THREAD,
+        |(pos, leaf_len)| checksum_holds(bytes, pos, leaf_len),
+    );
+    // A record whose checksum fails comes before any whose header does.
+    if let Some(bad) = holds.iter().position(|holds| !holds) {
+        failed = Some((
+            first + bad as u64,
+            framed[bad].pos,
+            Decoded::Bad(CHECKSUM_MISMATCH.into()),
+        ));
+        framed.truncate(bad);
+    }
+    (framed, failed)
+}
+
+/// Why a record `decode_at` did not accept is damaged.
+fn failure_reason(failure: Decoded) -> String {
+    match failure {
+        Decoded::Short => "record is cut short".into(),
+        Decoded::Bad(reason) => reason,
+        Decoded::Ok { .. } => unreachable!("a record accepted is no failure"),
+    }
 }
 
 /// The leaf of a record that `decode_at` accepted at `pos`.
@@ -331,30 +429,16 @@ impl SegmentLog {
             .map_err(io_err(&path))?;
         file.read_to_end(&mut tail).map_err(io_err(&path))?;
 
-        let mut pos = 0usize;
-        let mut index = start_index;
+        let (records, failed) = checked_records(&tail, 0, start_index, tail.len(), u64::MAX);
+        let index = start_index + records.len() as u64;
         // End of the last complete batch seen, as (leaves, byte offset in `tail`).
         let mut committed = (start_index, 0usize);
-        let mut damaged: Option<(u64, usize, String)> = None;
-        while pos < tail.len() {
-            match decode_at(&tail, pos, index) {
-                Decoded::Ok { leaf_len, flags } => {
-                    pos += RECORD_OVERHEAD as usize + leaf_len as usize;
-                    index += 1;
-                    if flags & FLAG_BATCH_END != 0 {
-                        committed = (index, pos);
-                    }
-                }
-                Decoded::Short => {
-                    damaged = Some((index, pos, "record is cut short".into()));
-                    break;
-                }
-                Decoded::Bad(reason) => {
-                    damaged = Some((index, pos, reason));
-                    break;
-                }
+        for (i, r) in (start_index..).zip(&records) {
+            if r.flags & FLAG_BATCH_END != 0 {
+                committed = (i + 1, r.end());
             }
         }
+        let damaged = failed.map(|(index, pos, failure)| (index, pos, failure_reason(failure)));
 
         if let Some((bad_index, bad_pos, reason)) = &damaged {
             let corrupt = || SegmentError::Corrupt {
@@ -510,36 +594,30 @@ impl SegmentLog {
                 HEADER_BYTES + bytes.len() as u64
             };
             let mut pos = (offset - HEADER_BYTES) as usize;
-            while (HEADER_BYTES + pos as u64) < limit && index < self.size {
-                match decode_at(&bytes, pos, index) {
-                    Decoded::Ok { leaf_len, .. } => {
-                        let loc = RecordLocation {
-                            segment: seg.first_index,
-                            offset: HEADER_BYTES + pos as u64,
-                            leaf_len,
-                        };
-                        visit(index, loc, leaf_at(&bytes, pos, leaf_len))?;
-                        pos += RECORD_OVERHEAD as usize + leaf_len as usize;
-                        index += 1;
+            let end = (limit - HEADER_BYTES) as usize;
+            // A window at a time, so that the first leaves are visited while the
+            // segment's later checksums are not yet checked.
+            while pos < end && index < self.size {
+                let until = self.size.min(index + SCAN_WINDOW_RECORDS);
+                let (records, failed) = checked_records(&bytes, pos, index, end, until);
+                for r in records {
+                    let loc = RecordLocation {
+                        segment: seg.first_index,
+                        offset: HEADER_BYTES + r.pos as u64,
+                        leaf_len: r.leaf_len,
+                    };
+                    visit(index, loc, leaf_at(&bytes, r.pos, r.leaf_len))?;
+                    pos = r.end();
+                    index += 1;
+                }
+                if let Some((index, pos, failure)) = failed {
+                    return Err(SegmentError::Corrupt {
+                        index,
+                        path: seg.path.clone(),
+                        offset: HEADER_BYTES + pos as u64,
+                        reason: failure_reason(failure),
                     }
-                    Decoded::Short => {
-                        return Err(SegmentError::Corrupt {
-                            index,
-                            path: seg.path.clone(),
-                            offset: HEADER_BYTES + pos as u64,
-                            reason: "record is cut short".into(),
-                        }
-                        .into());
-                    }
-                    Decoded::Bad(reason) => {
-                        return Err(SegmentError::Corrupt {
-                            index,
-                            path: seg.path.clone(),
-                            offset: HEADER_BYTES + pos as u64,
-                            reason,
-                        }
-                        .into());
-                    }
+                    .into());
                 }
             }
             offset = HEADER_BYTES;
@@ -759,6 +837,66 @@ pub fn read_leaves<E: From<SegmentError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What `decode_at` makes of the records from `pos` on, one after another: each
+    /// record's position, length and flags, then the first failure.
+    #[allow(clippy::type_complexity)]
+    fn decoded_one_by_one(
+        bytes: &[u8],
+        mut pos: usize,
+        mut index: u64,
+        end: usize,
+        until: u64,
+    ) -> (Vec<(usize, u32, u8)>, Option<(u64, usize, String)>) {
+        let mut records = Vec::new();
+        while pos < end && index < until {
+            match decode_at(bytes, pos, index) {
+                Decoded::Ok { leaf_len, flags } => {
+                    records.push((pos, leaf_len, flags));
+                    pos += RECORD_OVERHEAD as usize + leaf_len as usize;
+                    index += 1;
+                }
+                failure => return (records, Some((index, pos, failure_reason(failure)))),
+            }
+        }
+        (records, None)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Checking the checksums on every core after walking the headers judges every
+        /// record as checking each in turn does, whatever was damaged: a byte changed in
+        /// a header, a leaf or a checksum, or the bytes cut short (enough records that
+        /// both cores take part).
+        #[test]
+        fn records_checked_together_are_judged_as_one_by_one(
+            leaf_lens in prop::collection::vec(0usize..24, 2_500..3_000),
+            damage in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..3),
+            cut in prop::option::of(any::<prop::sample::Index>()),
+            until_share in 1u64..=4,
+        ) {
+            let mut bytes = Vec::new();
+            for (i, len) in leaf_lens.iter().enumerate() {
+                let flags = if i % 7 == 6 { FLAG_BATCH_END } else { 0 };
+                encode_record(&mut bytes, 100 + i as u64, &vec![i as u8; *len], flags);
+            }
+            for (at, xor) in &damage {
+                let at = at.index(bytes.len());
+                bytes[at] ^= xor;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            let until = 100 + leaf_lens.len() as u64 * until_share / 4;
+            let (records, failed) = checked_records(&bytes, 0, 100, bytes.len(), until);
+            let together = (
+                records.iter().map(|r| (r.pos, r.leaf_len, r.flags)).collect::<Vec<_>>(),
+                failed.map(|(index, pos, failure)| (index, pos, failure_reason(failure))),
+            );
+            prop_assert_eq!(together, decoded_one_by_one(&bytes, 0, 100, bytes.len(), until));
+        }
+    }
 
     /// Bundles and exports read runs of leaves that may start in one segment and end in
     /// the next: `read_run` and `read_leaves` cross the boundary, checking every record.
