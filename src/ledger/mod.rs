@@ -292,8 +292,9 @@ fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), Le
 /// last signed checkpoint covers (the `checkpoint` file leads derived state after a
 /// crash, or when the index is lost) are first held to it: an edit to them is refused,
 /// never signed into a new checkpoint. The hold reads the note when the ledger opens,
-/// before anything rewrites the file, and scans the segments beside the replay's
-/// judging, which only reads (`replay::replay`'s `before_admitting`).
+/// before anything rewrites the file; a rebuild (derived state holds no leaves, so
+/// nothing rewrites the file before its replay ends) scans the segments beside the
+/// replay's judging, which only reads (`replay::replay`'s `before_admitting`).
 struct CheckpointHold(Unlocked);
 
 impl CheckpointHold {
@@ -493,11 +494,22 @@ impl Ledger {
         let applied = derived.applied()?;
         // Leaves derived state has applied were acknowledged: never a torn tail.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
-        let hold = if log_key.is_some() && catch_up_signatures == Signatures::Trust {
+        let mut hold = if log_key.is_some() && catch_up_signatures == Signatures::Trust {
             CheckpointHold::of(dir, floor)?
         } else {
             None
         };
+        if applied.is_some()
+            && let Some(hold) = hold.take()
+        {
+            // Derived state holds leaves: its own note replaces the checkpoint file's
+            // below, as soon as opening the tiles has removed those beyond it (an
+            // unlocked reader reads the tiles of the size the file names), so the
+            // segments are held to the file's note first. A rebuild holds none and
+            // leaves the file alone until its replay is done: it is held beside its
+            // judging.
+            hold.check()?;
+        }
         let (log, _recovery) = SegmentLog::open(dir, floor)?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
@@ -515,6 +527,7 @@ impl Ledger {
         let tile_store = Arc::new(TileStore::new(dir));
         let (tiles, frontier) =
             tiling::open_tiles(&tile_store, &log, applied.end.index, &applied.checkpoint)?;
+        tiling::write_checkpoint_file(dir, &applied.checkpoint)?;
         let genesis = derived.get_decoded::<GenesisRecord>(GENESIS_KEY)?;
         let view = Arc::new(RwLock::new(View {
             size: applied.end.index,
@@ -547,15 +560,10 @@ impl Ledger {
         if let (Some(g), Some(log_key)) = (&ledger.genesis, &ledger.log_key) {
             check_log_key(g, log_key)?;
         }
-        // The checkpoint file is rewritten (by the catch-up, or here) only once the
-        // segments are held to the note it holds.
         if ledger.log.size() > ledger.applied.end.index {
             ledger.catch_up(catch_up_signatures, hold.as_ref(), progress)?;
-        } else {
-            if let Some(hold) = &hold {
-                hold.check()?;
-            }
-            tiling::write_checkpoint_file(dir, &ledger.applied.checkpoint)?;
+        } else if let Some(hold) = &hold {
+            hold.check()?;
         }
         Ok(ledger)
     }
@@ -1003,7 +1011,6 @@ impl Ledger {
         })?;
         let note = applied.checkpoint.clone();
         self.publish(state.frontier, applied);
-        // The file names the new size before the partial tiles of older sizes go.
         tiling::write_checkpoint_file(&self.dir, &note)?;
         self.tiles.prune()?;
         Ok(())
