@@ -273,11 +273,9 @@ fn checked_records(
             }
         }
     }
-    let holds = crate::parallel::map(
-        framed.iter().map(|r| (r.pos, r.leaf_len)).collect(),
-        CHECKSUMS_PER_THREAD,
-        |(pos, leaf_len)| checksum_holds(bytes, pos, leaf_len),
-    );
+    let holds = crate::parallel::map(framed.iter().collect(), CHECKSUMS_PER_THREAD, |r| {
+        checksum_holds(bytes, r.pos, r.leaf_len)
+    });
     // A record whose checksum fails comes before any whose header does.
     if let Some(bad) = holds.iter().position(|holds| !holds) {
         failed = Some((
