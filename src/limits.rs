@@ -172,6 +172,12 @@ pub const MAX_CONFIG_BUFFERED_ANSWER_BYTES: usize = 1 << 40;
 /// some thousands of level-0 tiles.
 pub const TILE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How much of the tile cache a server fills when it starts (`Reader::warm_tiles`): the
+/// tiles the newest entries' proofs read (every tile above level 0, and the level-0
+/// tiles of about the newest half million entries). Half the cache, so that the tiles
+/// later proofs read find room without at once dropping those.
+pub const TILE_WARM_BYTES: usize = TILE_CACHE_BYTES / 2;
+
 // ---------------------------------------------------------------------------------------
 // `dcledger monitor` (PROTOCOL §12.2): a monitor reads a ledger it does not trust, so
 // every answer it reads is bounded before it is read whole.

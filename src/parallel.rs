@@ -50,6 +50,28 @@ pub fn run_behind(niceness: i32, what: &str) {
     }
 }
 
+/// Schedules the calling thread, and the threads it starts from now on, in the kernel's
+/// idle class (`SCHED_IDLE`): it runs only on a core no other thread of the default class
+/// wants, and any such thread that wakes takes the core at once. A niceness only
+/// weighs the turns, so a thread woken beside it could still wait out a scheduler slice
+/// (milliseconds) for a core. Lowering one's own class is always allowed; should the
+/// kernel refuse anyway, only the speed differs, so `what` is named in a warning.
+pub fn run_when_idle(what: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid `sched_param` that outlives the call; the call only
+        // reads it, and thread 0 is the calling thread.
+        let refused = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0;
+        if refused {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!(error = %e, "{what} runs in the class of the threads it works beside");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    run_behind(19, what);
+}
+
 /// The result of a scoped thread; its panic, if any, continues on the joining thread
 /// (a panic there is a bug, and it must not pass for an empty result).
 pub fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
@@ -88,6 +110,33 @@ mod tests {
         assert_eq!(ahead, (before + super::WORKING_AHEAD_NICENESS).min(19));
         assert_eq!(started, ahead, "a thread it starts inherits its priority");
         assert_eq!(nice(), before, "the calling thread's priority is its own");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn running_when_idle_puts_the_thread_and_those_it_starts_alone_in_the_idle_class() {
+        // SAFETY: `sched_getscheduler` takes no pointer; thread 0 is the calling thread.
+        let class = || unsafe { libc::sched_getscheduler(0) };
+        let before = class();
+        let (idle, started) = std::thread::scope(|s| {
+            s.spawn(|| {
+                super::run_when_idle("the test's thread");
+                (
+                    class(),
+                    std::thread::scope(|s| super::joined(s.spawn(class))),
+                )
+            })
+            .join()
+            .expect("the idle thread")
+        });
+        assert_eq!(idle, libc::SCHED_IDLE);
+        assert_eq!(
+            started,
+            libc::SCHED_IDLE,
+            "a thread it starts inherits its class"
+        );
+        assert_eq!(class(), before, "the calling thread's class is its own");
+        assert_ne!(before, libc::SCHED_IDLE);
     }
 
     #[test]

@@ -339,40 +339,100 @@ impl Reader {
 
     /// Inclusion proof of `index` in the tree of `size` (default: current) leaves.
     pub fn inclusion(&self, index: u64, size: Option<u64>) -> Result<InclusionProof, LedgerError> {
+        self.inclusion_from(index, size, &mut |current, id| self.node(current, id))
+    }
+
+    /// `inclusion`, if the tiles in memory hold every hash it needs; `Ok(None)` if one
+    /// must be read from disk first. A caller that must not wait on the disk (an async
+    /// worker) answers from memory at once and hands the rest on.
+    pub fn inclusion_in_memory(
+        &self,
+        index: u64,
+        size: Option<u64>,
+    ) -> Result<Option<InclusionProof>, LedgerError> {
+        in_memory(self.inclusion_from(index, size, &mut |current, id| {
+            self.node_in_memory(current, id)
+        }))
+    }
+
+    fn inclusion_from<E: From<LedgerError> + std::fmt::Display>(
+        &self,
+        index: u64,
+        size: Option<u64>,
+        node: &mut dyn FnMut(u64, NodeId) -> Result<Hash, E>,
+    ) -> Result<InclusionProof, E> {
         let current = self.size();
         let tree_size = size.unwrap_or(current);
         if tree_size > current {
             return Err(LedgerError::NotFound(format!(
                 "tree size {tree_size} does not exist: the ledger holds {current} entries"
-            )));
+            ))
+            .into());
         }
         self.check_index(index, tree_size)?;
-        let hashes = merkle::inclusion_proof(index, tree_size, &mut |id| self.node(current, id))
+        let hashes = merkle::inclusion_proof(index, tree_size, &mut |id| node(current, id))
             .map_err(proof_error)?;
         Ok(InclusionProof {
             index,
             tree_size,
-            leaf_hash: self.node(current, NodeId { level: 0, index })?,
+            leaf_hash: node(current, NodeId { level: 0, index })?,
             hashes,
         })
     }
 
     /// Consistency proof between two sizes, `1 <= from <= to <= size`.
     pub fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, LedgerError> {
+        self.consistency_from(from, to, &mut |current, id| self.node(current, id))
+    }
+
+    /// `consistency`, if the tiles in memory hold every hash it needs; `Ok(None)` if one
+    /// must be read from disk first (as `inclusion_in_memory`).
+    pub fn consistency_in_memory(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<ConsistencyProof>, LedgerError> {
+        in_memory(self.consistency_from(from, to, &mut |current, id| {
+            self.node_in_memory(current, id)
+        }))
+    }
+
+    fn consistency_from<E: From<LedgerError> + std::fmt::Display>(
+        &self,
+        from: u64,
+        to: u64,
+        node: &mut dyn FnMut(u64, NodeId) -> Result<Hash, E>,
+    ) -> Result<ConsistencyProof, E> {
         let current = self.size();
         if from == 0 || from > to {
             return Err(LedgerError::BadRequest(format!(
                 "consistency needs 1 <= from <= to, got from={from} to={to}"
-            )));
+            ))
+            .into());
         }
         if to > current {
             return Err(LedgerError::NotFound(format!(
                 "tree size {to} does not exist: the ledger holds {current} entries"
-            )));
+            ))
+            .into());
         }
-        let hashes = merkle::consistency_proof(from, to, &mut |id| self.node(current, id))
+        let hashes = merkle::consistency_proof(from, to, &mut |id| node(current, id))
             .map_err(proof_error)?;
         Ok(ConsistencyProof { from, to, hashes })
+    }
+
+    /// Reads into memory, up to `budget_bytes`, the tiles that proofs of the newest
+    /// entries read (`TileStore::warm`), so that they are answered without the disk.
+    /// Returns how many tiles were read.
+    pub fn warm_tiles(&self, budget_bytes: usize) -> Result<usize, LedgerError> {
+        Ok(self.tiles.warm(self.size(), budget_bytes)?)
+    }
+
+    /// Node `id` as `node` reads it, if its tile is in memory.
+    fn node_in_memory(&self, size: u64, id: NodeId) -> Result<Hash, Unanswered> {
+        self.tiles
+            .node_in_memory(size, id)
+            .ok_or(Unanswered::NotInMemory)
     }
 
     pub fn signer(&self, public_key: &PublicKey) -> Result<Option<SignerView>, LedgerError> {
@@ -624,9 +684,27 @@ impl ChangeLog {
 /// Change-log chunks per thread below which decoding stays on one thread.
 const CHUNKS_PER_THREAD: usize = 16;
 
-fn proof_error(e: ProofError<LedgerError>) -> LedgerError {
+fn proof_error<E: From<LedgerError> + std::fmt::Display>(e: ProofError<E>) -> E {
     match e {
         ProofError::Store(inner) => inner,
-        other => LedgerError::BadRequest(other.to_string()),
+        other => LedgerError::BadRequest(other.to_string()).into(),
+    }
+}
+
+/// Why a proof read from memory alone has no answer.
+#[derive(Debug, thiserror::Error)]
+enum Unanswered {
+    #[error("a tile the proof needs is not in memory")]
+    NotInMemory,
+    #[error(transparent)]
+    Failed(#[from] LedgerError),
+}
+
+/// A proof read from memory alone: `None` if it needs a tile memory does not hold.
+fn in_memory<T>(read: Result<T, Unanswered>) -> Result<Option<T>, LedgerError> {
+    match read {
+        Ok(proof) => Ok(Some(proof)),
+        Err(Unanswered::NotInMemory) => Ok(None),
+        Err(Unanswered::Failed(e)) => Err(e),
     }
 }

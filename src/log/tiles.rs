@@ -398,6 +398,32 @@ impl TileStore {
         self.expanded(tile)?.node(height, j).ok_or(not_in_tree)
     }
 
+    /// `node`, if the tile that holds it is in memory; `None` if it would be read from
+    /// disk (or is not in the tree: `node` says so).
+    pub fn node_in_memory(&self, size: u64, node: NodeId) -> Option<Hash> {
+        let (tile, height, j) = node_in_tile(size, node)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.tiles.get(&tile)?.node(height, j)
+    }
+
+    /// Reads into memory the tiles that proofs of the newest leaves of the tree of `size`
+    /// leaves read, until they fill `budget_bytes`: the tiles of the highest level first
+    /// (every proof reads one there), then each level's below, newest first. Returns how
+    /// many were read.
+    pub fn warm(&self, size: u64, budget_bytes: usize) -> Result<usize, TileError> {
+        let newest_first: Vec<TileId> = tiles_of(size).collect();
+        let mut read = 0;
+        for id in newest_first.into_iter().rev() {
+            let held = self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes;
+            if held >= budget_bytes {
+                break;
+            }
+            self.expanded(id)?;
+            read += 1;
+        }
+        Ok(read)
+    }
+
     /// The right edge of the tree of `size` leaves, from its tiles.
     pub fn frontier(&self, size: u64) -> Result<merkle::Frontier, TileError> {
         let hashes = merkle::frontier_ids(size)

@@ -353,7 +353,11 @@ pub(super) async fn large_answer<T: Send + 'static>(
         .name("dcledger-answer".into())
         .spawn(move || {
             let _turn = turn;
-            crate::parallel::run_behind(LARGE_ANSWER_NICENESS, "a large answer");
+            // In the idle class, with the threads an audit starts from here (they inherit
+            // it): the checkpoint, proofs and submissions take a core the moment they
+            // wake, and an answer takes what they leave, instead of both taking turns of a
+            // scheduler slice (`beside_audits`).
+            crate::parallel::run_when_idle("a large answer");
             // A client that went away leaves no one to answer.
             let _ = answer.send(f(&state));
         })
@@ -362,12 +366,6 @@ pub(super) async fn large_answer<T: Send + 'static>(
         ApiError::internal("the answer's thread ended without an answer (a defect; see the log)")
     })?
 }
-
-/// How far below the rest of the server a large answer's thread (and the threads an
-/// audit starts from it, which inherit it) is scheduled: a niceness, so that on a busy
-/// machine the checkpoint, proofs and submissions get the cores first and an audit
-/// takes what is left, instead of both taking turns of a scheduler slice.
-const LARGE_ANSWER_NICENESS: i32 = 10;
 
 /// `GET /v1/checkpoint`: the latest checkpoint, with the witnesses' cosignatures of it
 /// gathered so far (PROTOCOL §12.2).
@@ -390,7 +388,13 @@ pub async fn inclusion(
 ) -> Result<Json<Value>, ApiError> {
     let index = index_param(&path_param(index)?)?;
     let size: Option<u64> = param(&q, "size")?;
-    blocking(move || Ok(Json(views::inclusion(&reader.inclusion(index, size)?)))).await
+    // Most proofs need only tiles already in memory: answered here, at once, they wait
+    // on no other thread (a blocking thread's turn is milliseconds on a busy machine).
+    let proof = match reader.inclusion_in_memory(index, size)? {
+        Some(proof) => proof,
+        None => blocking(move || Ok(reader.inclusion(index, size)?)).await?,
+    };
+    Ok(Json(views::inclusion(&proof)))
 }
 
 pub async fn consistency(
@@ -399,7 +403,12 @@ pub async fn consistency(
 ) -> Result<Json<Value>, ApiError> {
     let from: u64 = param(&q, "from")?.ok_or_else(|| ApiError::bad_request("from is required"))?;
     let to: u64 = param(&q, "to")?.ok_or_else(|| ApiError::bad_request("to is required"))?;
-    blocking(move || Ok(Json(views::consistency(&reader.consistency(from, to)?)))).await
+    // As an inclusion proof: from memory at once, or from disk on a blocking thread.
+    let proof = match reader.consistency_in_memory(from, to)? {
+        Some(proof) => proof,
+        None => blocking(move || Ok(reader.consistency(from, to)?)).await?,
+    };
+    Ok(Json(views::consistency(&proof)))
 }
 
 pub async fn signer(

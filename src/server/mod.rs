@@ -336,6 +336,7 @@ pub fn serve(
         front.budget.clone(),
     );
     let reader = state.reader.clone();
+    warm_tiles(reader.clone());
     front.router.store(Arc::new(router(state)));
     // Said once the whole API answers: scripts wait for it.
     on_listening(addr, &reader);
@@ -347,6 +348,26 @@ pub fn serve(
     let stopped = committer.shutdown();
     served.map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
     Ok(stopped?)
+}
+
+/// Reads the tiles of the newest entries' proofs into memory, on a thread of its own in
+/// the idle class, so that a proof of them is answered on the async worker at once
+/// (`handlers::inclusion`) instead of waiting its turn on a blocking thread. Only speed
+/// depends on it: a tile it cannot read is named in a warning, and a proof that needs it
+/// reports the failure itself.
+fn warm_tiles(reader: Reader) {
+    let started = std::thread::Builder::new()
+        .name("dcledger-warm".into())
+        .spawn(move || {
+            crate::parallel::run_when_idle("reading the newest tiles into memory");
+            match reader.warm_tiles(crate::limits::TILE_WARM_BYTES) {
+                Ok(tiles) => tracing::debug!(tiles, "the newest proofs' tiles are in memory"),
+                Err(e) => tracing::warn!(error = %e, "the newest proofs' tiles stay on disk"),
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "no thread to read the newest tiles into memory");
+    }
 }
 
 async fn shutdown_signal() {

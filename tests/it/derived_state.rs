@@ -122,6 +122,114 @@ fn proofs_for_every_historic_size_verify() {
     assert!(reader.consistency(2, 1).is_err());
 }
 
+/// A proof answered from the tiles in memory (as the server answers on its async workers)
+/// is the proof read from disk, or no answer at all when a tile it needs is not in memory
+/// yet; its refusals are the disk's.
+#[test]
+fn proofs_from_memory_are_the_proofs_from_disk_or_none() {
+    let t = populated();
+    // A reader of its own: nothing in its tile cache yet.
+    let reader = dcledger::ledger::Unlocked::open(&t.data())
+        .unwrap()
+        .reader()
+        .unwrap();
+    let size = reader.size();
+    assert!(
+        size > 2 * 256,
+        "tiles enough for a proof to miss one: {size}"
+    );
+    assert_eq!(reader.inclusion_in_memory(0, None).unwrap(), None);
+    assert_eq!(reader.consistency_in_memory(1, size).unwrap(), None);
+    let (mut answered, mut unanswered) = (0, 0);
+    for n in (1..=size).step_by(37) {
+        for i in (0..n).step_by(53) {
+            match reader.inclusion_in_memory(i, Some(n)).unwrap() {
+                Some(p) => {
+                    assert_eq!(p, reader.inclusion(i, Some(n)).unwrap());
+                    answered += 1;
+                }
+                None => {
+                    let from_disk = reader.inclusion(i, Some(n)).unwrap();
+                    // Read once, the tiles are in memory.
+                    assert_eq!(
+                        reader.inclusion_in_memory(i, Some(n)).unwrap(),
+                        Some(from_disk)
+                    );
+                    unanswered += 1;
+                }
+            }
+        }
+        let c = reader.consistency_in_memory(n, size).unwrap();
+        let from_disk = reader.consistency(n, size).unwrap();
+        assert!(c.is_none_or(|c| c == from_disk));
+        assert_eq!(
+            reader.consistency_in_memory(n, size).unwrap(),
+            Some(from_disk)
+        );
+    }
+    assert!(
+        answered > 0 && unanswered > 0,
+        "{answered} answered, {unanswered} not"
+    );
+    fn refusal<T: std::fmt::Debug>(r: Result<T, LedgerError>) -> String {
+        r.unwrap_err().to_string()
+    }
+    assert_eq!(
+        refusal(reader.inclusion_in_memory(size, None)),
+        refusal(reader.inclusion(size, None))
+    );
+    assert_eq!(
+        refusal(reader.inclusion_in_memory(0, Some(size + 1))),
+        refusal(reader.inclusion(0, Some(size + 1)))
+    );
+    assert_eq!(
+        refusal(reader.consistency_in_memory(2, 1)),
+        refusal(reader.consistency(2, 1))
+    );
+}
+
+/// Warming reads the tiles of the newest entries' proofs into memory, the highest level
+/// first, and stops at its budget.
+#[test]
+fn warming_reads_the_newest_proofs_tiles_into_memory_within_its_budget() {
+    let t = populated();
+    let fresh = || {
+        dcledger::ledger::Unlocked::open(&t.data())
+            .unwrap()
+            .reader()
+            .unwrap()
+    };
+    let reader = fresh();
+    let size = reader.size();
+    // Two full level-0 tiles and a partial one, and a partial level-1 tile.
+    assert!((2 * 256..3 * 256).contains(&size), "{size}");
+    assert_eq!(reader.warm_tiles(0).unwrap(), 0);
+    assert_eq!(reader.inclusion_in_memory(size - 1, None).unwrap(), None);
+    // Every tile, and the budget left unfilled.
+    assert_eq!(reader.warm_tiles(usize::MAX).unwrap(), 4);
+    for i in 0..size {
+        assert_eq!(
+            reader.inclusion_in_memory(i, None).unwrap(),
+            Some(reader.inclusion(i, None).unwrap())
+        );
+    }
+    // A budget of one byte: the level-1 tile alone, which no proof answers by itself.
+    let reader = fresh();
+    assert_eq!(reader.warm_tiles(1).unwrap(), 1);
+    assert_eq!(reader.inclusion_in_memory(size - 1, None).unwrap(), None);
+    // A byte more than the level-1 tile holds expanded (two hashes and their parent):
+    // the newest leaves' tile too, so their proofs are answered, the oldest not.
+    let reader = fresh();
+    assert_eq!(reader.warm_tiles(3 * 32 + 1).unwrap(), 2);
+    assert!(
+        reader
+            .inclusion_in_memory(size - 1, None)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(reader.inclusion_in_memory(0, None).unwrap(), None);
+}
+
 /// A generated world (serials, some listed by two lots, GPU moves, superseded reports):
 /// its derived state rebuilt from the segments, checking every signature again or
 /// trusting them, is the state its appends left, value for value.
