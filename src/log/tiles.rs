@@ -411,9 +411,15 @@ impl TileStore {
     /// (every proof reads one there), then each level's below, newest first. Returns how
     /// many were read.
     pub fn warm(&self, size: u64, budget_bytes: usize) -> Result<usize, TileError> {
-        let newest_first: Vec<TileId> = tiles_of(size).collect();
+        let newest_first = (0..levels(size)).rev().flat_map(move |level| {
+            let full = full_tiles(size, level);
+            let width = partial_width(size, level);
+            let partial = (width > 0).then(|| TileId::hashes(level, full, width));
+            let fulls = (0..full).rev().map(move |n| TileId::hashes(level, n, 256));
+            partial.into_iter().chain(fulls)
+        });
         let mut read = 0;
-        for id in newest_first.into_iter().rev() {
+        for id in newest_first {
             let held = self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes;
             if held >= budget_bytes {
                 break;
