@@ -51,11 +51,12 @@ pub fn run_behind(niceness: i32, what: &str) {
 }
 
 /// Schedules the calling thread, and the threads it starts from now on, in the kernel's
-/// idle class (`SCHED_IDLE`): it runs only on a core no other thread of the default class
-/// wants, and any such thread that wakes takes the core at once. A niceness only
-/// weighs the turns, so a thread woken beside it could still wait out a scheduler slice
-/// (milliseconds) for a core. Lowering one's own class is always allowed; should the
-/// kernel refuse anyway, only the speed differs, so `what` is named in a warning.
+/// idle class (`SCHED_IDLE`): it weighs far less than a thread of the default class, and
+/// such a thread that wakes beside it preempts it. A niceness only weighs the turns, so a
+/// thread woken beside it waited out a scheduler slice for a core more often. (Neither is
+/// a strict priority: the kernel's EEVDF scheduler may still run it first until the next
+/// tick; ARCHITECTURE.md, the server.) Lowering one's own class is always allowed; should
+/// the kernel refuse anyway, only the speed differs, so `what` is named in a warning.
 pub fn run_when_idle(what: &str) {
     #[cfg(target_os = "linux")]
     {
