@@ -109,8 +109,8 @@ pub fn levels(size: u64) -> u8 {
 }
 
 /// Every hash tile a tree of `size` leaves is served as: the full tiles of each level,
-/// then its partial one.
-pub fn tiles_of(size: u64) -> impl Iterator<Item = TileId> {
+/// then its partial one (backwards: newest first, the highest level first).
+pub fn tiles_of(size: u64) -> impl DoubleEndedIterator<Item = TileId> {
     (0..levels(size)).flat_map(move |level| {
         let full = (0..full_tiles(size, level)).map(move |n| TileId::hashes(level, n, 256));
         let width = partial_width(size, level);
@@ -411,15 +411,8 @@ impl TileStore {
     /// (every proof reads one there), then each level's below, newest first. Returns how
     /// many were read.
     pub fn warm(&self, size: u64, budget_bytes: usize) -> Result<usize, TileError> {
-        let newest_first = (0..levels(size)).rev().flat_map(move |level| {
-            let full = full_tiles(size, level);
-            let width = partial_width(size, level);
-            let partial = (width > 0).then(|| TileId::hashes(level, full, width));
-            let fulls = (0..full).rev().map(move |n| TileId::hashes(level, n, 256));
-            partial.into_iter().chain(fulls)
-        });
         let mut read = 0;
-        for id in newest_first {
+        for id in tiles_of(size).rev() {
             let held = self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes;
             if held >= budget_bytes {
                 break;
