@@ -111,8 +111,9 @@ fn input_origin(origin: Option<String>, first_line: Option<&String>) -> Option<S
 
 /// Parses and prepares one batch of lines on this thread, keeping their order. A line
 /// whose entry is already canonical, as signers write it, is read straight into typed
-/// values (`leaves::prepared`); any other, and any that read refuses, goes through the JSON
-/// tree and `ingest::prepare`, whose verdict and errors are the same.
+/// values (`leaves::all_prepared`: the batch's signature checks end together); any other,
+/// and any that read refuses, goes through the JSON tree and `ingest::prepare`, whose
+/// verdict and errors are the same.
 fn prepare_lines(
     lines: Vec<String>,
     now: dates::UnixSeconds,
@@ -122,14 +123,14 @@ fn prepare_lines(
     // Prepare judges `ts` against this clock reading; admission re-checks it against the
     // batch's own `accepted`, which is never earlier.
     let now = now.max(dates::now());
+    let typed = leaves::all_prepared(lines.iter().map(|line| line.as_bytes()), now, signatures);
     lines
-        .into_iter()
-        .map(
-            |line| match leaves::prepared(line.as_bytes(), now, signatures) {
-                Some(prepared) => Ok(prepared),
-                None => ingest::prepare(parse_line(&line)?, now, signatures),
-            },
-        )
+        .iter()
+        .zip(typed)
+        .map(|(line, typed)| match typed {
+            Some(prepared) => Ok(prepared),
+            None => ingest::prepare(parse_line(line)?, now, signatures),
+        })
         .collect()
 }
 

@@ -22,10 +22,10 @@ use serde_json::value::RawValue;
 
 use crate::dates::{self, UnixSeconds};
 use crate::domain::bodies::Body;
-use crate::entry::{ENTRY_VERSION, Kind};
+use crate::entry::{self, ENTRY_VERSION, Kind, SignatureCheck};
 use crate::ingest::{self, Admissible, Prepared, Signatures};
 use crate::jcs;
-use crate::keys::parse_public_hex;
+use crate::keys::{parse_lower_hex, parse_public_hex};
 use crate::limits::{MAX_LEAF_BYTES, MAX_SAFE_INTEGER};
 
 /// A leaf read into typed values.
@@ -125,15 +125,53 @@ struct Envelope<'a> {
 /// verdict and its errors (the schemas' pointers and words), so a refusal reads the same
 /// whichever way the envelope came.
 pub fn prepared(text: &[u8], now: UnixSeconds, signatures: Signatures<'_>) -> Option<Prepared> {
+    let Ok([prepared]) = <[_; 1]>::try_from(all_prepared([text], now, signatures)) else {
+        unreachable!("one verdict for one envelope")
+    };
+    prepared
+}
+
+/// `prepared` of each envelope, in order, their signatures' last steps taken together
+/// (`SignatureCheck::all_hold`): what a batch of lines or envelopes is judged with.
+pub fn all_prepared<'t>(
+    texts: impl IntoIterator<Item = &'t [u8]>,
+    now: UnixSeconds,
+    signatures: Signatures<'_>,
+) -> Vec<Option<Prepared>> {
     let Signatures::Verify {
         origin: Some(origin),
     } = signatures
     else {
-        return None;
+        return texts.into_iter().map(|_| None).collect();
     };
+    let (prepared, checks): (Vec<_>, Vec<_>) = texts
+        .into_iter()
+        .map(|text| match unsigned(text, now) {
+            Some((prepared, sig)) => {
+                let check = entry::signature_check(
+                    origin,
+                    &prepared.entry.signer,
+                    &prepared.entry_jcs,
+                    &sig,
+                );
+                (Some(prepared), check)
+            }
+            None => (None, SignatureCheck::REFUSED),
+        })
+        .collect();
+    let holds = SignatureCheck::all_hold(&checks);
+    prepared
+        .into_iter()
+        .zip(holds)
+        .map(|(prepared, holds)| prepared.filter(|_| holds))
+        .collect()
+}
+
+/// `prepared` but for the signature's check: the envelope and the signature's bytes.
+fn unsigned(text: &[u8], now: UnixSeconds) -> Option<(Prepared, [u8; 64])> {
     let envelope: Envelope<'_> = serde_json::from_slice(text).ok()?;
     let entry_jcs = envelope.entry.get().as_bytes();
-    // A signature that is hex (`check_signature` below refuses any other) holds no
+    // A signature that is hex (`parse_lower_hex` below refuses any other) holds no
     // character JSON escapes: its string is its length and two quotes.
     let sig_json_bytes = envelope.sig.len() + 2;
     if ingest::leaf_len(entry_jcs.len(), sig_json_bytes) > MAX_LEAF_BYTES
@@ -145,12 +183,15 @@ pub fn prepared(text: &[u8], now: UnixSeconds, signatures: Signatures<'_>) -> Op
     let entry = entry.typed().ok()?;
     ingest::check_fields(&entry.body, entry.ts).ok()?;
     ingest::check_clock(entry.ts, now).ok()?;
-    ingest::check_signature(origin, &entry.signer, entry_jcs, &envelope.sig).ok()?;
-    Some(Prepared {
-        entry,
-        entry_jcs: entry_jcs.to_vec(),
-        sig_hex: envelope.sig.into_owned(),
-    })
+    let sig = parse_lower_hex::<64>(&envelope.sig)?;
+    Some((
+        Prepared {
+            entry,
+            entry_jcs: entry_jcs.to_vec(),
+            sig_hex: envelope.sig.into_owned(),
+        },
+        sig,
+    ))
 }
 
 /// A leaf of the ledger's own segments, trusted: its checksum held, and it passed every
@@ -409,6 +450,15 @@ mod tests {
         // Each kind's example, the edges of seq and ts, JCS as written, and the envelope
         // spelt otherwise around its entry: with spaces, a newline after, `sig` first.
         assert_eq!(typed.len(), Kind::ALL.len() + 3 + 3, "{typed:?}");
+        // Judged as one batch, whose signature checks end together, each envelope gets
+        // what it gets alone, typed or left to prepare alike.
+        let texts = envelopes.iter().map(|(_, text)| text.as_slice());
+        let together = all_prepared(texts, at, verify);
+        assert_eq!(together.len(), envelopes.len());
+        for ((name, text), together) in envelopes.iter().zip(together) {
+            let alone = prepared(text, at, verify);
+            assert_eq!(format!("{together:?}"), format!("{alone:?}"), "{name}");
+        }
     }
 
     fn cases() -> Vec<(String, Vec<u8>, bool)> {
