@@ -46,6 +46,7 @@ use crate::ingest::{self, Signatures};
 use crate::keys::{self, KeyError, PublicKey};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::export::{ExportError, read_checkpoint};
+use crate::log::layout::TILE_WIDTH;
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
 use crate::log::tiles::{Syncs, TILES_DIR, TileError, TileStore, TileWriter};
@@ -834,11 +835,22 @@ impl Ledger {
             self.log.size(),
             "tree and log grew together"
         );
-        if let Err(e) = self
-            .tiles
-            .push(&hashes)
-            .and_then(|()| self.tiles.write_partials())
-        {
+        // A commit that completes full tiles by the handful (a bulk append's group: about
+        // six and their directories' syncs) writes them unsynced and flushes the device
+        // once, as a replay's chunk does, before derived state records the size; a commit
+        // of a few entries syncs its one or two tiles each, flushing no more than it must.
+        let syncs = if hashes.len() as u64 >= 2 * TILE_WIDTH {
+            Syncs::Together
+        } else {
+            Syncs::EachTile
+        };
+        let tiles = &mut self.tiles;
+        let written = tiles
+            .set_syncs(syncs)
+            .and_then(|()| tiles.push(&hashes))
+            .and_then(|()| tiles.write_partials())
+            .and_then(|()| tiles.set_syncs(Syncs::EachTile));
+        if let Err(e) = written {
             self.stopped = true;
             return Err(e.into());
         }

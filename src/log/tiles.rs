@@ -18,9 +18,10 @@
 //!   finds its partial gone reads the prefix of that full tile instead.
 //!
 //! A replay (catch-up, `reindex`, the tiles rebuilt from the segments) writes hundreds of
-//! tiles a chunk, and a sync each, two with the directory's, cost a device flush each: it
-//! writes them unsynced instead (`Syncs::Together`) and syncs the file system once
-//! (`TileWriter::sync`) before derived state records the chunk. A crash before that sync
+//! tiles a chunk, and a bulk append's group commit several, and a sync each, two with the
+//! directory's, cost a device flush each: they are written unsynced instead
+//! (`Syncs::Together`) and the file system synced once (`TileWriter::sync`) before
+//! derived state records the chunk or the commit. A crash before that sync
 //! leaves unsynced tiles only beyond the size derived state holds, which `resume` removes.
 //!
 //! **Recovery.** `resume(size)` rebuilds the writer's state for the size derived state
@@ -525,7 +526,7 @@ fn remove_file_if_present(path: &Path) -> Result<bool, TileError> {
 /// When the tiles a `TileWriter` writes are made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Syncs {
-    /// Each as it is written (see the module doc): a commit writes few.
+    /// Each as it is written (see the module doc): a commit of a few entries writes few.
     EachTile,
     /// All together, by `TileWriter::sync`, which must come before anything records the
     /// size they are written for.
