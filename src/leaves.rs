@@ -223,6 +223,51 @@ pub fn genesis_origin(leaf: &[u8]) -> Option<String> {
 /// as the clock its `ts` is held against), its signature made for the ledger `origin`,
 /// and its bytes in canonical form.
 pub fn judged<'a>(leaf: &'a [u8], origin: &str) -> Result<Leaf<'a>, LeafRefused> {
+    let Ok([judged]) = <[_; 1]>::try_from(all_judged([leaf], origin)) else {
+        unreachable!("one verdict for one leaf")
+    };
+    judged
+}
+
+/// `judged` of each leaf, in order, their signatures' last steps taken together
+/// (`SignatureCheck::all_hold`): what `verify` and the monitor judge a share of leaves with.
+pub fn all_judged<'a>(
+    leaves: impl IntoIterator<Item = &'a [u8]>,
+    origin: &str,
+) -> Vec<Result<Leaf<'a>, LeafRefused>> {
+    let (unsigned, checks): (Vec<_>, Vec<_>) = leaves
+        .into_iter()
+        .map(|leaf| match unsigned_leaf(leaf) {
+            Ok((leaf, entry_jcs, sig_hex)) => {
+                let check = parse_lower_hex::<64>(sig_hex).map_or(SignatureCheck::REFUSED, |sig| {
+                    entry::signature_check(origin, &leaf.entry.signer, entry_jcs, &sig)
+                });
+                (Ok((leaf, entry_jcs, sig_hex)), check)
+            }
+            Err(e) => (Err(e), SignatureCheck::REFUSED),
+        })
+        .collect();
+    let holds = SignatureCheck::all_hold(&checks);
+    unsigned
+        .into_iter()
+        .zip(holds)
+        .map(|(unsigned, holds)| {
+            let (leaf, entry_jcs, sig_hex) = unsigned?;
+            if holds {
+                return Ok(leaf);
+            }
+            // Refused: the check alone gives the refusal's words.
+            match ingest::check_signature(origin, &leaf.entry.signer, entry_jcs, sig_hex) {
+                Err(rejection) => Err(refused(rejection.to_string())),
+                Ok(()) => unreachable!("a signature refused in its batch is refused alone"),
+            }
+        })
+        .collect()
+}
+
+/// `judged` but for the signature's check: the leaf, its entry's bytes and its signature's
+/// hex.
+fn unsigned_leaf(leaf: &[u8]) -> Result<(Leaf<'_>, &[u8], &str), LeafRefused> {
     if leaf.len() > MAX_LEAF_BYTES {
         return Err(refused(format!(
             "it is {} bytes, over the {MAX_LEAF_BYTES}-byte limit",
@@ -245,12 +290,12 @@ pub fn judged<'a>(leaf: &'a [u8], origin: &str) -> Result<Leaf<'a>, LeafRefused>
     let as_rejection = |r: crate::reject::Rejection| refused(r.to_string());
     ingest::check_fields(&entry.body, entry.ts).map_err(as_rejection)?;
     ingest::check_clock(entry.ts, accepted).map_err(as_rejection)?;
-    ingest::check_signature(origin, &entry.signer, entry_jcs, sig_hex).map_err(as_rejection)?;
-    Ok(Leaf {
+    let leaf = Leaf {
         entry,
         accepted,
         accepted_text: Cow::Borrowed(accepted_text),
-    })
+    };
+    Ok((leaf, entry_jcs, sig_hex))
 }
 
 /// A leaf's acceptance time, entry and signature, cut from the frame `entry::leaf_bytes`
@@ -380,6 +425,15 @@ mod tests {
         // Another ledger's origin: the signature is not for it.
         let good = leaf(&entry(Kind::FacilityRegister));
         assert!(judged(&good, "dcledger.test/other").is_err());
+        // Judged as one batch, whose signature checks end together, each leaf gets what it
+        // gets alone, a refusal in the same words.
+        let cases = cases();
+        let together = all_judged(cases.iter().map(|(_, bytes, _)| bytes.as_slice()), ORIGIN);
+        assert_eq!(together.len(), cases.len());
+        for ((name, bytes, _), together) in cases.iter().zip(together) {
+            let alone = judged(bytes, ORIGIN);
+            assert_eq!(format!("{together:?}"), format!("{alone:?}"), "{name}");
+        }
     }
 
     /// The same cases as envelopes submitted (the leaf's `accepted` taken off), and a few

@@ -10,24 +10,41 @@ pub fn map<T: Send, R: Send>(
     min_per_thread: usize,
     f: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = threads_for(items.len(), min_per_thread);
-    if threads == 1 {
-        return items.into_iter().map(f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    map_shares(items, min_per_thread, |share| {
+        share.into_iter().map(&f).collect()
+    })
+}
+
+/// Splits `items` into a share a thread, as `map` does, and maps each share with `f`,
+/// which gives one result an item, in order: for work that is cheaper done for many
+/// items together (signature checks that end with one inversion).
+pub fn map_shares<T: Send, R: Send>(
+    items: Vec<T>,
+    min_per_thread: usize,
+    f: impl Fn(Vec<T>) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let items_len = items.len();
+    let threads = threads_for(items_len, min_per_thread);
+    let share = items_len.div_ceil(threads);
+    let mut shares: Vec<Vec<T>> = Vec::with_capacity(threads);
     let mut rest = items.into_iter();
     for _ in 0..threads {
-        chunks.push(rest.by_ref().take(chunk).collect());
+        shares.push(rest.by_ref().take(share).collect());
     }
     let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| scope.spawn(move || c.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles.into_iter().flat_map(joined).collect()
-    })
+    let results: Vec<R> = if threads == 1 {
+        shares.into_iter().flat_map(f).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .into_iter()
+                .map(|s| scope.spawn(move || f(s)))
+                .collect();
+            handles.into_iter().flat_map(joined).collect()
+        })
+    };
+    assert_eq!(results.len(), items_len, "one result an item");
+    results
 }
 
 /// How far behind a single thread that everything waits on (a bulk append's writer, a
@@ -92,6 +109,23 @@ pub fn threads_for(items: usize, min_per_thread: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    /// Each share is a run of neighbouring items, one a thread at most, and the results
+    /// come back in the items' order whatever the number of items.
+    #[test]
+    fn shares_are_runs_of_neighbours_mapped_in_order() {
+        for items in [1_usize, 7, 32, 33, 1_000, 1_001] {
+            let mapped = super::map_shares((0..items).collect(), 32, |share| {
+                let first = share[0];
+                share.into_iter().map(|i| (i, first)).collect()
+            });
+            let order: Vec<usize> = mapped.iter().map(|&(i, _)| i).collect();
+            assert_eq!(order, (0..items).collect::<Vec<_>>(), "{items} items");
+            let mut starts: Vec<usize> = mapped.iter().map(|&(_, first)| first).collect();
+            starts.dedup();
+            assert_eq!(starts.len(), super::threads_for(items, 32), "{items} items");
+        }
+    }
+
     #[test]
     fn running_behind_lowers_the_priority_of_the_thread_and_those_it_starts_alone() {
         let nice = || {

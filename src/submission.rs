@@ -83,16 +83,11 @@ fn prepared_from_text(body: &[u8], origin: &str, now: UnixSeconds) -> Option<Vec
     let signatures = Signatures::Verify {
         origin: Some(origin),
     };
-    // A share of the envelopes a core, each share's signature checks ending together.
-    let threads = crate::parallel::threads_for(envelopes.len(), MIN_PREPARED_PER_THREAD);
-    let shares: Vec<&[&RawValue]> = envelopes
-        .chunks(envelopes.len().div_ceil(threads))
-        .collect();
-    crate::parallel::map(shares, 1, |share| {
+    // Each core's share of the envelopes with its signature checks ending together.
+    crate::parallel::map_shares(envelopes, MIN_PREPARED_PER_THREAD, |share| {
         leaves::all_prepared(share.iter().map(|e| e.get().as_bytes()), now, signatures)
     })
     .into_iter()
-    .flatten()
     .collect()
 }
 

@@ -298,7 +298,12 @@ fn judge_stage(
 ) {
     let mut send = |chunk: Chunk| -> Result<(), StageStop> {
         let judged = match &mut judging {
-            Judging::Trust => judge_each(&chunk, TRUSTED_LEAVES_PER_THREAD, trusted),
+            Judging::Trust => judge_each(&chunk, TRUSTED_LEAVES_PER_THREAD, |share| {
+                share
+                    .iter()
+                    .map(|&(index, leaf)| trusted(index, leaf))
+                    .collect()
+            }),
             Judging::Verify { origin } => verified(&chunk, origin),
         };
         let given = match &mut ahead {
@@ -432,20 +437,27 @@ impl ListingsRead<'_> {
     }
 }
 
-/// Judges every leaf of a chunk with `judge` and hashes it for the tree, each leaf wholly
-/// on one of every core (so that no part of the judging waits on one thread while the
-/// others idle), keeping their order.
+/// Judges every leaf of a chunk with `judge` and hashes it for the tree, each core taking
+/// a share of the leaves wholly (so that no part of the judging waits on one thread while
+/// the others idle), keeping their order. `judge` gives one judgement a leaf of its share.
 fn judge_each(
     chunk: &Chunk,
     min_per_thread: usize,
-    judge: impl Fn(u64, &[u8]) -> Judgement + Sync,
+    judge: impl Fn(&[(u64, &[u8])]) -> Vec<Judgement> + Sync,
 ) -> Vec<Judged> {
     let leaves = chunk
         .iter()
         .map(|(i, _, leaf)| (*i, leaf.as_slice()))
         .collect();
-    crate::parallel::map(leaves, min_per_thread, |(index, leaf)| {
-        judge(index, leaf).map(|(entry, accepted)| (entry, accepted, merkle::leaf_hash(leaf)))
+    crate::parallel::map_shares(leaves, min_per_thread, |share| {
+        let judged = judge(&share);
+        share
+            .iter()
+            .zip(judged)
+            .map(|((_, leaf), judgement)| {
+                judgement.map(|(entry, accepted)| (entry, accepted, merkle::leaf_hash(leaf)))
+            })
+            .collect()
     })
 }
 
@@ -532,7 +544,7 @@ fn trusted(index: u64, leaf: &[u8]) -> Judgement {
         .map_err(|e| refused(index, e.to_string()))
 }
 
-/// Leaves judged as at acceptance (`leaves::judged`), with every signature made for the
+/// Leaves judged as at acceptance (`leaves::all_judged`), with every signature made for the
 /// ledger's origin. `origin` is that origin, once known; the chunk that opens with the
 /// genesis entry sets it from that entry.
 fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
@@ -553,10 +565,17 @@ fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
             })
             .collect();
     };
-    judge_each(chunk, ingest::MIN_PREPARED_PER_THREAD, |index, leaf| {
-        leaves::judged(leaf, origin)
-            .map(|l| (l.entry, l.accepted))
-            .map_err(|e| refused(index, e.to_string()))
+    judge_each(chunk, ingest::MIN_PREPARED_PER_THREAD, |share| {
+        let judged = leaves::all_judged(share.iter().map(|&(_, leaf)| leaf), origin);
+        share
+            .iter()
+            .zip(judged)
+            .map(|(&(index, _), judged)| {
+                judged
+                    .map(|l| (l.entry, l.accepted))
+                    .map_err(|e| refused(index, e.to_string()))
+            })
+            .collect()
     })
 }
 

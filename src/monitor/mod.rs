@@ -391,9 +391,11 @@ impl Leaves<'_> {
                 new.push((index, leaf.as_slice()));
             }
             let origin = self.origin;
-            let judged = crate::parallel::map(new, ingest::MIN_PREPARED_PER_THREAD, |(i, leaf)| {
-                (i, leaves::judged(leaf, origin))
-            });
+            let judged =
+                crate::parallel::map_shares(new, ingest::MIN_PREPARED_PER_THREAD, |share| {
+                    let judged = leaves::all_judged(share.iter().map(|&(_, leaf)| leaf), origin);
+                    share.iter().map(|&(i, _)| i).zip(judged).collect()
+                });
             for (index, alone) in judged {
                 let leaf_error = |reason: String| MonitorError::Leaf {
                     index,
