@@ -8,8 +8,8 @@
 //! JSON pointer of the object that holds it. Every path by which a submission arrives
 //! parses with it when it builds a tree: `POST /v1/entries`, `dcledger append` (NDJSON)
 //! and the bodies and envelopes `dcledger sign` and `dcledger submit` read. (An envelope
-//! whose entry is canonical is read from its text instead, by `leaves::prepared`, which
-//! takes no object with a key twice: `jcs::is_canonical` wants each key greater than the
+//! whose entry is canonical is read from its text instead, by `leaves::all_prepared`,
+//! which takes no object with a key twice: `jcs::is_canonical` wants each key greater than the
 //! one before, and the envelope's own two members are read by a derived `Deserialize`,
 //! which refuses either given twice.) Typed bodies can keep it: a typed
 //! `Deserialize` can be driven from the `Value` this returns.

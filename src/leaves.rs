@@ -1,8 +1,8 @@
 //! Stored leaves read into typed values straight from their bytes, with no JSON tree in
 //! between: trusted ([`trusted`]: the segment's checksum held, and the leaf was judged when
-//! it was accepted), or judged again on its own as ingest judged it ([`judged`]: `verify`,
-//! `reindex`, the monitor). A submitted envelope whose entry is already canonical is read
-//! the same way ([`prepared`]: a bulk append's lines).
+//! it was accepted), or judged again on its own as ingest judged it ([`all_judged`]:
+//! `verify`, `reindex`, the monitor). A submitted envelope whose entry is already canonical
+//! is read the same way ([`all_prepared`]: a bulk append's lines, an HTTP body).
 //!
 //! A judged leaf is held to every rule `ingest::prepare` holds a submission to, without
 //! building what `prepare` builds: its bytes must be canonical as they stand (the frame
@@ -118,21 +118,14 @@ struct Envelope<'a> {
     sig: Cow<'a, str>,
 }
 
-/// A submitted envelope whose entry is already in canonical form (as signers write it,
-/// and `dcledger sign` and `gen` do), judged as `ingest::prepare` judges it, straight from
-/// its text: `Some` only when `prepare` would accept it, holding what `prepare` would
-/// make of it. `None` for any other envelope, which the caller gives to `prepare` for its
-/// verdict and its errors (the schemas' pointers and words), so a refusal reads the same
-/// whichever way the envelope came.
-pub fn prepared(text: &[u8], now: UnixSeconds, signatures: Signatures<'_>) -> Option<Prepared> {
-    let Ok([prepared]) = <[_; 1]>::try_from(all_prepared([text], now, signatures)) else {
-        unreachable!("one verdict for one envelope")
-    };
-    prepared
-}
-
-/// `prepared` of each envelope, in order, their signatures' last steps taken together
-/// (`SignatureCheck::all_hold`): what a batch of lines or envelopes is judged with.
+/// Submitted envelopes whose entries are already in canonical form (as signers write
+/// them, and `dcledger sign` and `gen` do), each judged as `ingest::prepare` judges it,
+/// straight from its text, in order: `Some` only when `prepare` would accept it, holding
+/// what `prepare` would make of it. `None` for any other envelope, which the caller gives
+/// to `prepare` for its verdict and its errors (the schemas' pointers and words), so a
+/// refusal reads the same whichever way the envelope came. The signatures' last steps are
+/// taken together (`SignatureCheck::all_hold`): a bulk append's batch of lines, or a
+/// core's share of an HTTP body, at once.
 pub fn all_prepared<'t>(
     texts: impl IntoIterator<Item = &'t [u8]>,
     now: UnixSeconds,
@@ -167,7 +160,8 @@ pub fn all_prepared<'t>(
         .collect()
 }
 
-/// `prepared` but for the signature's check: the envelope and the signature's bytes.
+/// `all_prepared` of one envelope but for the signature's check: the envelope and the
+/// signature's bytes.
 fn unsigned(text: &[u8], now: UnixSeconds) -> Option<(Prepared, [u8; 64])> {
     let envelope: Envelope<'_> = serde_json::from_slice(text).ok()?;
     let entry_jcs = envelope.entry.get().as_bytes();
@@ -219,18 +213,11 @@ pub fn genesis_origin(leaf: &[u8]) -> Option<String> {
     }
 }
 
-/// A leaf judged on its own as ingest judged it when it was accepted (with its `accepted`
-/// as the clock its `ts` is held against), its signature made for the ledger `origin`,
-/// and its bytes in canonical form.
-pub fn judged<'a>(leaf: &'a [u8], origin: &str) -> Result<Leaf<'a>, LeafRefused> {
-    let Ok([judged]) = <[_; 1]>::try_from(all_judged([leaf], origin)) else {
-        unreachable!("one verdict for one leaf")
-    };
-    judged
-}
-
-/// `judged` of each leaf, in order, their signatures' last steps taken together
-/// (`SignatureCheck::all_hold`): what `verify` and the monitor judge a share of leaves with.
+/// Leaves each judged on its own as ingest judged it when it was accepted (with its
+/// `accepted` as the clock its `ts` is held against), its signature made for the ledger
+/// `origin`, and its bytes in canonical form, in order. The signatures' last steps are
+/// taken together (`SignatureCheck::all_hold`): `verify` and the monitor judge a core's
+/// share of leaves at once.
 pub fn all_judged<'a>(
     leaves: impl IntoIterator<Item = &'a [u8]>,
     origin: &str,
@@ -265,8 +252,8 @@ pub fn all_judged<'a>(
         .collect()
 }
 
-/// `judged` but for the signature's check: the leaf, its entry's bytes and its signature's
-/// hex.
+/// `all_judged` of one leaf but for the signature's check: the leaf, its entry's bytes and
+/// its signature's hex.
 fn unsigned_leaf(leaf: &[u8]) -> Result<(Leaf<'_>, &[u8], &str), LeafRefused> {
     if leaf.len() > MAX_LEAF_BYTES {
         return Err(refused(format!(
@@ -326,6 +313,18 @@ mod tests {
     use super::*;
     use crate::entry;
     use crate::json;
+
+    /// `all_prepared` of one envelope: what it makes of the envelope alone.
+    fn prepared(text: &[u8], now: UnixSeconds, signatures: Signatures<'_>) -> Option<Prepared> {
+        let [prepared] = <[_; 1]>::try_from(all_prepared([text], now, signatures)).unwrap();
+        prepared
+    }
+
+    /// `all_judged` of one leaf: its judgement alone.
+    fn judged<'a>(leaf: &'a [u8], origin: &str) -> Result<Leaf<'a>, LeafRefused> {
+        let [judged] = <[_; 1]>::try_from(all_judged([leaf], origin)).unwrap();
+        judged
+    }
 
     const ORIGIN: &str = "dcledger.test/leaves";
     const ACCEPTED: &str = "2025-03-05T00:00:00Z";

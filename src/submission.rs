@@ -2,11 +2,11 @@
 //! `MAX_BATCH_ENTRIES` of them, read and prepared for the writer.
 //!
 //! Signers write their entries in canonical form (`dcledger sign` and the client libraries
-//! do), so a body whose every envelope `leaves::prepared` accepts is read straight from its
-//! text into typed values: no JSON tree, no schema walk over one. Any other body is parsed
+//! do), so a body whose every envelope `leaves::all_prepared` accepts is read straight from
+//! its text into typed values: no JSON tree, no schema walk over one. Any other body is parsed
 //! into a tree by `json::from_slice` (which refuses a key given twice anywhere in it) and
 //! judged by `ingest::prepare`, as every body was before: which envelope a refusal names,
-//! and its words, are the same whichever way a body came, because `leaves::prepared`
+//! and its words, are the same whichever way a body came, because `leaves::all_prepared`
 //! accepts only what `prepare` would accept, and makes of it what `prepare` would.
 
 use serde_json::Value;
@@ -68,7 +68,7 @@ pub fn prepare(
 }
 
 /// Every envelope of the body read straight from its text, or `None` when the body is
-/// not a batch of acceptable size or any envelope is one `leaves::prepared` leaves to
+/// not a batch of acceptable size or any envelope is one `leaves::all_prepared` leaves to
 /// `prepare`. A body with such an envelope is then judged whole again through the tree:
 /// the rare refused batch pays twice so that the accepted ones never build a tree.
 fn prepared_from_text(body: &[u8], origin: &str, now: UnixSeconds) -> Option<Vec<Prepared>> {
