@@ -166,8 +166,8 @@ impl Digests {
         self.settle();
     }
 
-    /// Merges `recent` into the sorted arrays, in place from their ends, and rebuilds
-    /// the directory.
+    /// Merges `recent` into the sorted arrays, in place from their ends, and brings the
+    /// directory up to date.
     fn fold_recent(&mut self) {
         let mut recent: Vec<(u64, u32)> = self.recent.drain().collect();
         recent.sort_unstable_by_key(|&(digest, _)| digest);
@@ -176,29 +176,86 @@ impl Digests {
         assert!(u32::try_from(total).is_ok(), "more than 2^32 digests");
         self.sorted.resize(total, 0);
         self.ordinals.resize(total, 0);
-        let (mut i, mut j, mut k) = (old, recent.len(), total);
-        while j > 0 {
-            k -= 1;
-            if i > 0 && self.sorted[i - 1] > recent[j - 1].0 {
-                i -= 1;
-                self.sorted[k] = self.sorted[i];
-                self.ordinals[k] = self.ordinals[i];
-            } else {
-                j -= 1;
-                (self.sorted[k], self.ordinals[k]) = recent[j];
+        // From the largest recent digest down, the sorted digests above it move up by
+        // the recent ones still to place, one block at a time, and it lands below them.
+        // Recent digests are a sixteenth of the sorted ones, so the blocks are long and
+        // moved at the speed of copying memory, where a merge digest by digest waited on
+        // each comparison in turn. Each is found through the directory as it was before
+        // the fold, which stays right below `unmoved` (the digests at and above it have
+        // moved, and are all larger).
+        let mut unmoved = old;
+        // A fold that takes the digests past the slots the directory was sized for builds
+        // it again; otherwise each slot begins as many places later as recent digests
+        // land below it, counted as they land, slot by slot from the top.
+        let resized = Digests::directory_bits(total) != self.bits;
+        let mut shifted_from = self.directory.len();
+        for (j, &(digest, ordinal)) in recent.iter().enumerate().rev() {
+            let (lo, hi) = self.run(digest);
+            let (lo, hi) = (lo as usize, (hi as usize).min(unmoved));
+            let at = lo + self.sorted[lo..hi].partition_point(|&d| d < digest);
+            self.sorted.copy_within(at..unmoved, at + j + 1);
+            self.ordinals.copy_within(at..unmoved, at + j + 1);
+            self.sorted[at + j] = digest;
+            self.ordinals[at + j] = ordinal;
+            unmoved = at;
+            if !resized {
+                let above = self.slot(digest) + 1;
+                // `total` fits a u32 (asserted above), so `j + 1` does.
+                for start in &mut self.directory[above..shifted_from] {
+                    *start += (j + 1) as u32;
+                }
+                shifted_from = above;
             }
         }
-        let slots = (total / PER_SLOT).max(1).next_power_of_two();
-        self.bits = slots.trailing_zeros().min(32);
-        let mut directory = Vec::with_capacity(slots + 1);
-        let mut at = 0usize;
-        for slot in 0..slots {
-            while at < total && self.slot(self.sorted[at]) < slot {
-                at += 1;
-            }
-            directory.push(at as u32);
+        if resized {
+            self.rebuild_directory();
         }
-        directory.push(total as u32);
+        debug_assert!(
+            self.directory_is_right(),
+            "the directory points at each slot's first digest"
+        );
+    }
+
+    /// How many top bits of a digest choose its directory slot, for `total` digests.
+    fn directory_bits(total: usize) -> u32 {
+        (total / PER_SLOT)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .min(32)
+    }
+
+    /// Whether the directory is sized for the digests and each slot points at the first
+    /// digest whose slot is it or later: the digest before that one is in an earlier
+    /// slot, and that one is not.
+    fn directory_is_right(&self) -> bool {
+        let total = self.sorted.len();
+        self.bits == Digests::directory_bits(total)
+            && self.directory.len() == (1 << self.bits) + 1
+            && self.directory.first() == Some(&0)
+            && self.directory.last() == Some(&(total as u32))
+            && self.directory.iter().enumerate().all(|(slot, &first)| {
+                let first = first as usize;
+                first <= total
+                    && (first == 0 || self.slot(self.sorted[first - 1]) < slot)
+                    && (first == total || self.slot(self.sorted[first]) >= slot)
+            })
+    }
+
+    /// Sizes the directory for `sorted` and points each slot at its first digest: every
+    /// digest marks where the slot after its own begins (the last mark of a slot is the
+    /// one left), and a slot no digest falls in begins where the one before it does.
+    fn rebuild_directory(&mut self) {
+        self.bits = Digests::directory_bits(self.sorted.len());
+        let slots = 1usize << self.bits;
+        let mut directory = vec![0u32; slots + 1];
+        for (at, &digest) in self.sorted.iter().enumerate() {
+            // `total` fits a u32 (asserted by the fold).
+            directory[self.slot(digest) + 1] = (at + 1) as u32;
+        }
+        for slot in 1..=slots {
+            directory[slot] = directory[slot].max(directory[slot - 1]);
+        }
         self.directory = directory;
     }
 }
