@@ -17,6 +17,10 @@ pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 /// the bound keeps recursion in the canonicaliser from being driven by an attacker.
 pub const MAX_JSON_DEPTH: usize = 16;
 
+/// Bytes of a segment file a scan (replays, `verify`, opening a ledger) reads into memory
+/// at once: the buffer is reused from window to window and file to file.
+pub const SCAN_WINDOW_BYTES: usize = 8 * 1024 * 1024;
+
 /// A segment file is closed and a new one started once it reaches this size. Keeps single
 /// files small enough to copy, checksum and back up piecewise.
 pub const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;

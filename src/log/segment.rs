@@ -23,7 +23,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::limits::{MAX_LEAF_BYTES, SEGMENT_TARGET_BYTES};
+use crate::limits::{MAX_LEAF_BYTES, SCAN_WINDOW_BYTES, SEGMENT_TARGET_BYTES};
 use crate::owner_only;
 
 /// The directory of a data directory that holds the segments.
@@ -238,6 +238,11 @@ const CHECKSUMS_PER_THREAD: usize = 1024;
 
 /// Records a scan checks before visiting them (`SegmentLog::scan`).
 const SCAN_WINDOW_RECORDS: u64 = 4096;
+
+const _: () = assert!(
+    SCAN_WINDOW_BYTES as u64 >= RECORD_OVERHEAD + MAX_LEAF_BYTES as u64,
+    "a scan's window holds the largest record whole"
+);
 
 /// The records of `bytes` from `pos` (leaf `index`) to byte `end` or leaf `until`,
 /// whichever comes first, as `decode_at` judges them one after another: those before
@@ -570,6 +575,7 @@ impl SegmentLog {
                 reason: "segment named by derived state is missing; run `dcledger reindex`".into(),
             })?;
         let (mut index, mut offset) = (from.index, from.offset);
+        let mut window: Vec<u8> = Vec::with_capacity(SCAN_WINDOW_BYTES);
         for (i, seg) in self.segments.iter().enumerate().skip(seg_pos) {
             if i > seg_pos && seg.first_index != index {
                 return Err(SegmentError::BadSegment {
@@ -583,40 +589,77 @@ impl SegmentLog {
             }
             let mut file = File::open(&seg.path).map_err(io_err(&seg.path))?;
             check_header(&mut file, &seg.path, seg.first_index)?;
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(io_err(&seg.path))?;
-            // `bytes` starts after the header.
             let limit = if i + 1 == self.segments.len() {
                 self.active_len
             } else {
-                HEADER_BYTES + bytes.len() as u64
+                file.metadata().map_err(io_err(&seg.path))?.len()
             };
-            let mut pos = (offset - HEADER_BYTES) as usize;
-            let end = (limit - HEADER_BYTES) as usize;
-            // A window at a time, so that the first leaves are visited while the
-            // segment's later checksums are not yet checked.
-            while pos < end && index < self.size {
-                let until = self.size.min(index + SCAN_WINDOW_RECORDS);
-                let (records, failed) = checked_records(&bytes, pos, index, end, until);
-                for r in records {
-                    let loc = RecordLocation {
-                        segment: seg.first_index,
-                        offset: HEADER_BYTES + r.pos as u64,
-                        leaf_len: r.leaf_len,
-                    };
-                    visit(index, loc, leaf_at(&bytes, r.pos, r.leaf_len))?;
-                    pos = r.end();
-                    index += 1;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(io_err(&seg.path))?;
+            // `window` holds the segment's bytes from `offset` on, a window at a time,
+            // read into one buffer reused from window to window and segment to segment:
+            // a segment read whole into a buffer of its own was 64 MiB of memory fresh
+            // from the kernel for every segment a replay read.
+            window.clear();
+            while offset < limit && index < self.size {
+                let wanted = (limit - offset).min(SCAN_WINDOW_BYTES as u64) as usize;
+                if window.len() < wanted {
+                    (&mut file)
+                        .take((wanted - window.len()) as u64)
+                        .read_to_end(&mut window)
+                        .map_err(io_err(&seg.path))?;
                 }
-                if let Some((index, pos, failure)) = failed {
-                    return Err(SegmentError::Corrupt {
+                // Whether the window reaches `limit`, or the file ends before it (then what
+                // is missing is cut short, as a torn tail is).
+                let whole = window.len() < wanted || offset + window.len() as u64 >= limit;
+                let mut pos = 0;
+                // A batch of records at a time, so that the first leaves are visited while
+                // the window's later checksums are not yet checked.
+                loop {
+                    let until = self.size.min(index + SCAN_WINDOW_RECORDS);
+                    let (records, failed) =
+                        checked_records(&window, pos, index, window.len(), until);
+                    for r in records {
+                        let loc = RecordLocation {
+                            segment: seg.first_index,
+                            offset: offset + r.pos as u64,
+                            leaf_len: r.leaf_len,
+                        };
+                        visit(index, loc, leaf_at(&window, r.pos, r.leaf_len))?;
+                        pos = r.end();
+                        index += 1;
+                    }
+                    let corrupt = |index: u64, at: usize, failure: Decoded| SegmentError::Corrupt {
                         index,
                         path: seg.path.clone(),
-                        offset: HEADER_BYTES + pos as u64,
+                        offset: offset + at as u64,
                         reason: failure_reason(failure),
+                    };
+                    match failed {
+                        // The window ends inside this record; the next one holds it whole.
+                        Some((_, _, Decoded::Short)) if !whole => break,
+                        Some((index, at, failure)) => {
+                            return Err(corrupt(index, at, failure).into());
+                        }
+                        None if index == self.size => break,
+                        // The batch ended at `until`; the window holds more.
+                        None if pos < window.len() => {}
+                        // The file ends before `limit`, at a record's edge: the records still
+                        // to come are missing, as a torn tail's are.
+                        None if window.len() < wanted => {
+                            return Err(corrupt(index, pos, Decoded::Short).into());
+                        }
+                        None => break,
                     }
-                    .into());
                 }
+                // A window holds the largest record whole, and one that ends before `limit`
+                // without a failure ends at a record's edge.
+                assert!(
+                    pos > 0,
+                    "every window moves the scan on by a record or more"
+                );
+                window.drain(..pos);
+                offset += pos as u64;
             }
             offset = HEADER_BYTES;
         }
@@ -893,6 +936,88 @@ mod tests {
                 failed.map(|(index, pos, failure)| (index, pos, failure_reason(failure))),
             );
             prop_assert_eq!(together, decoded_one_by_one(&bytes, 0, 100, bytes.len(), until));
+        }
+    }
+
+    /// A scan reads a segment a window at a time: the records its windows' edges cut are
+    /// read whole with the next window, from the first leaf or from one in the middle,
+    /// and a damaged record or a file cut short beyond the first window is named by its
+    /// index and offset, as it was when a scan read the whole file at once.
+    #[test]
+    fn scans_read_records_cut_by_their_windows_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
+        // Leaves of uneven sizes, so that the windows' edges fall inside records.
+        let leaf = |i: u64| -> Vec<u8> {
+            let mut l = vec![(i % 251) as u8; 30_000 + (i * 7_919 % 30_000) as usize];
+            l[..8].copy_from_slice(&i.to_be_bytes());
+            l
+        };
+        let mut locations = Vec::new();
+        while log.active_len < 3 * SCAN_WINDOW_BYTES as u64 {
+            let batch: Vec<Vec<u8>> = (log.size()..log.size() + 50).map(leaf).collect();
+            locations.extend(log.append_batch(&batch).unwrap());
+        }
+        assert_eq!(
+            log.segments.len(),
+            1,
+            "one segment, read in several windows"
+        );
+        let scanned =
+            |from: Position| -> Result<Vec<(u64, RecordLocation, Vec<u8>)>, SegmentError> {
+                let mut read = Vec::new();
+                log.scan(from, |i, location, l| -> Result<(), SegmentError> {
+                    read.push((i, location, l.to_vec()));
+                    Ok(())
+                })?;
+                Ok(read)
+            };
+        let expected = |from: u64| -> Vec<(u64, RecordLocation, Vec<u8>)> {
+            (from..log.size())
+                .map(|i| (i, locations[i as usize], leaf(i)))
+                .collect()
+        };
+        assert_eq!(scanned(Position::START).unwrap(), expected(0));
+        let middle = log.size() / 2;
+        let at = locations[middle as usize];
+        let from = Position {
+            index: middle,
+            segment: at.segment,
+            offset: at.offset,
+        };
+        assert_eq!(scanned(from).unwrap(), expected(middle));
+
+        // A record past the first window, its leaf changed on disk.
+        let path = log.active_path().to_path_buf();
+        let clean = std::fs::read(&path).unwrap();
+        let damaged = locations
+            .iter()
+            .position(|l| l.offset > SCAN_WINDOW_BYTES as u64 + 1_000)
+            .unwrap();
+        let mut bytes = clean.clone();
+        bytes[locations[damaged].offset as usize + RECORD_HEADER + 100] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        match scanned(Position::START) {
+            Err(SegmentError::Corrupt { index, offset, .. }) => {
+                assert_eq!((index, offset), (damaged as u64, locations[damaged].offset));
+            }
+            other => panic!("a damaged record is refused, not {other:?}"),
+        }
+        // The file cut short below the size the log was opened at, inside a later record
+        // or at its edge.
+        let cut = locations
+            .iter()
+            .position(|l| l.offset > 2 * SCAN_WINDOW_BYTES as u64 + 1_000)
+            .unwrap();
+        for inside in [50, 0] {
+            let end = locations[cut].offset as usize + inside;
+            std::fs::write(&path, &clean[..end]).unwrap();
+            match scanned(Position::START) {
+                Err(SegmentError::Corrupt { index, offset, .. }) => {
+                    assert_eq!((index, offset), (cut as u64, locations[cut].offset));
+                }
+                other => panic!("a record cut short {inside} bytes in is refused, not {other:?}"),
+            }
         }
     }
 
