@@ -137,27 +137,27 @@ pub fn all_prepared<'t>(
     else {
         return texts.into_iter().map(|_| None).collect();
     };
-    let (prepared, checks): (Vec<_>, Vec<_>) = texts
-        .into_iter()
-        .map(|text| match unsigned(text, now) {
-            Some((prepared, sig)) => {
-                let check = entry::signature_check(
-                    origin,
-                    &prepared.entry.signer,
-                    &prepared.entry_jcs,
-                    &sig,
-                );
-                (Some(prepared), check)
-            }
-            None => (None, SignatureCheck::REFUSED),
-        })
-        .collect();
-    let holds = SignatureCheck::all_hold(&checks);
-    prepared
-        .into_iter()
-        .zip(holds)
+    let unsigned = texts.into_iter().map(|text| match unsigned(text, now) {
+        Some((prepared, sig)) => {
+            let check =
+                entry::signature_check(origin, &prepared.entry.signer, &prepared.entry_jcs, &sig);
+            (Some(prepared), check)
+        }
+        None => (None, SignatureCheck::REFUSED),
+    });
+    with_verdicts(unsigned)
         .map(|(prepared, holds)| prepared.filter(|_| holds))
         .collect()
+}
+
+/// Items each with its signature check, given back with the check's verdict, in order:
+/// the checks' last steps taken together (`SignatureCheck::all_hold`).
+fn with_verdicts<T>(
+    checked: impl IntoIterator<Item = (T, SignatureCheck)>,
+) -> impl Iterator<Item = (T, bool)> {
+    let (items, checks): (Vec<T>, Vec<SignatureCheck>) = checked.into_iter().unzip();
+    let holds = SignatureCheck::all_hold(&checks);
+    items.into_iter().zip(holds)
 }
 
 /// `all_prepared` of one envelope but for the signature's check: the envelope and the
@@ -222,22 +222,16 @@ pub fn all_judged<'a>(
     leaves: impl IntoIterator<Item = &'a [u8]>,
     origin: &str,
 ) -> Vec<Result<Leaf<'a>, LeafRefused>> {
-    let (unsigned, checks): (Vec<_>, Vec<_>) = leaves
-        .into_iter()
-        .map(|leaf| match unsigned_leaf(leaf) {
-            Ok((leaf, entry_jcs, sig_hex)) => {
-                let check = parse_lower_hex::<64>(sig_hex).map_or(SignatureCheck::REFUSED, |sig| {
-                    entry::signature_check(origin, &leaf.entry.signer, entry_jcs, &sig)
-                });
-                (Ok((leaf, entry_jcs, sig_hex)), check)
-            }
-            Err(e) => (Err(e), SignatureCheck::REFUSED),
-        })
-        .collect();
-    let holds = SignatureCheck::all_hold(&checks);
-    unsigned
-        .into_iter()
-        .zip(holds)
+    let unsigned = leaves.into_iter().map(|leaf| match unsigned_leaf(leaf) {
+        Ok((leaf, entry_jcs, sig_hex)) => {
+            let check = parse_lower_hex::<64>(sig_hex).map_or(SignatureCheck::REFUSED, |sig| {
+                entry::signature_check(origin, &leaf.entry.signer, entry_jcs, &sig)
+            });
+            (Ok((leaf, entry_jcs, sig_hex)), check)
+        }
+        Err(e) => (Err(e), SignatureCheck::REFUSED),
+    });
+    with_verdicts(unsigned)
         .map(|(unsigned, holds)| {
             let (leaf, entry_jcs, sig_hex) = unsigned?;
             if holds {
