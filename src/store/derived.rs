@@ -105,9 +105,8 @@ pub const APPLIED_KEY: &[u8] = b"mapplied";
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // postcard fails only on types it cannot represent, which the derived record types
     // (plain structs of integers, strings and byte arrays) never are.
-    let cannot = |e: postcard::Error| -> ! {
-        unreachable!("postcard cannot encode a derived record: {e}")
-    };
+    let cannot =
+        |e: postcard::Error| -> ! { unreachable!("postcard cannot encode a derived record: {e}") };
     // Sized first, so the bytes are written once into a buffer that fits them: grown
     // from one byte by doubling, a report's record was reallocated and copied six times
     // (2.5% of a trusted rebuild's time).
