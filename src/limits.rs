@@ -18,9 +18,10 @@ pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 pub const MAX_JSON_DEPTH: usize = 16;
 
 /// Bytes of a segment file a scan (replays, `verify`, the hold to the signed checkpoint,
-/// tiles rebuilt from the segments) reads into memory at once: the buffer is reused from
-/// window to window and file to file. Opening a ledger still reads its active segment
-/// whole (at most `SEGMENT_TARGET_BYTES`), to judge a torn tail against all of it.
+/// tiles rebuilt from the segments) or opening a ledger (the check of its active
+/// segment) reads into memory at once: the buffer is reused from window to window and
+/// file to file. Only damage found on opening (a torn tail) reads the rest of the active
+/// segment whole, to look for intact records after it.
 pub const SCAN_WINDOW_BYTES: usize = 8 * 1024 * 1024;
 
 /// A segment file is closed and a new one started once it reaches this size. Keeps single

@@ -324,6 +324,77 @@ fn intact_record_after(bytes: &[u8], bad_pos: usize, bad_index: u64) -> bool {
     })
 }
 
+/// What opening a log finds in its active segment (`check_active`).
+struct ActiveChecked {
+    /// Leaves up to the end of the last whole batch, and the file offset where it ends.
+    committed: (u64, u64),
+    /// Leaves up to the first record that fails, or all of them.
+    framed: u64,
+    /// The first record that fails, if any: its index, file offset and what is wrong.
+    damaged: Option<(u64, u64, String)>,
+}
+
+/// Checks every record of the active segment `file` (its header checked, `file_len`
+/// bytes long, its first leaf `first_index`) in order, a window of `SCAN_WINDOW_BYTES`
+/// at a time into one buffer: read whole, a full segment was 64 MiB of memory fresh
+/// from the kernel on every open.
+fn check_active(
+    file: &mut File,
+    path: &Path,
+    first_index: u64,
+    file_len: u64,
+) -> Result<ActiveChecked, SegmentError> {
+    file.seek(SeekFrom::Start(HEADER_BYTES))
+        .map_err(io_err(path))?;
+    let mut offset = HEADER_BYTES;
+    let mut checked = ActiveChecked {
+        committed: (first_index, HEADER_BYTES),
+        framed: first_index,
+        damaged: None,
+    };
+    let mut window: Vec<u8> = Vec::with_capacity(SCAN_WINDOW_BYTES);
+    while offset < file_len {
+        let wanted = (file_len - offset).min(SCAN_WINDOW_BYTES as u64) as usize;
+        if window.len() < wanted {
+            file.take((wanted - window.len()) as u64)
+                .read_to_end(&mut window)
+                .map_err(io_err(path))?;
+        }
+        // Whether the window holds the file's end (or the file ended early).
+        let whole = window.len() < wanted || offset + window.len() as u64 >= file_len;
+        let (records, failed) = checked_records(&window, 0, checked.framed, window.len(), u64::MAX);
+        let mut pos = 0;
+        for r in records {
+            checked.framed += 1;
+            pos = r.end();
+            if r.flags & FLAG_BATCH_END != 0 {
+                checked.committed = (checked.framed, offset + pos as u64);
+            }
+        }
+        match failed {
+            // The window ends inside this record; the next one holds it whole.
+            Some((_, _, Decoded::Short)) if !whole => {}
+            Some((index, at, failure)) => {
+                checked.damaged = Some((index, offset + at as u64, failure_reason(failure)));
+                break;
+            }
+            None => {}
+        }
+        if whole && failed.is_none() {
+            break;
+        }
+        // A window holds the largest record whole, so one cut by the window's edge
+        // starts after at least one whole record.
+        assert!(
+            pos > 0,
+            "every window moves the check on by a record or more"
+        );
+        window.drain(..pos);
+        offset += pos as u64;
+    }
+    Ok(checked)
+}
+
 /// The segment files under `dir`, by first leaf index (no check of their order).
 fn list_segments(dir: &Path) -> Result<Vec<Segment>, SegmentError> {
     let mut segments = Vec::new();
@@ -412,50 +483,42 @@ impl SegmentLog {
         }
         check_order(&segments)?;
 
-        // The whole active segment is read and checked on every open (at most
+        // The whole active segment is checked on every open (at most
         // SEGMENT_TARGET_BYTES): that is where a torn tail can be, and damage to recent,
         // acknowledged records is found now rather than on some later read.
         let last = segments.len() - 1;
-        let last_first = segments[last].first_index;
-        let start_index = last_first;
-        let start_offset = HEADER_BYTES;
+        let start_index = segments[last].first_index;
         let path = segments[last].path.clone();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        check_header(&mut file, &path, last_first)?;
+        check_header(&mut file, &path, start_index)?;
         let file_len = file.metadata().map_err(io_err(&path))?.len();
-        let mut tail = Vec::new();
-        file.seek(SeekFrom::Start(start_offset))
-            .map_err(io_err(&path))?;
-        file.read_to_end(&mut tail).map_err(io_err(&path))?;
+        let checked = check_active(&mut file, &path, start_index, file_len)?;
+        // End of the last complete batch seen, as (leaves, file offset).
+        let committed = checked.committed;
 
-        let (records, failed) = checked_records(&tail, 0, start_index, tail.len(), u64::MAX);
-        let index = start_index + records.len() as u64;
-        // End of the last complete batch seen, as (leaves, byte offset in `tail`).
-        let mut committed = (start_index, 0usize);
-        for (i, r) in (start_index..).zip(&records) {
-            if r.flags & FLAG_BATCH_END != 0 {
-                committed = (i + 1, r.end());
-            }
-        }
-        let damaged = failed.map(|(index, pos, failure)| (index, pos, failure_reason(failure)));
-
-        if let Some((bad_index, bad_pos, reason)) = &damaged {
+        if let Some((bad_index, bad_offset, reason)) = checked.damaged {
             let corrupt = || SegmentError::Corrupt {
-                index: *bad_index,
+                index: bad_index,
                 path: path.clone(),
-                offset: start_offset + *bad_pos as u64,
+                offset: bad_offset,
                 reason: reason.clone(),
             };
             // An acknowledged leaf can never be a torn write.
-            if *bad_index < durable_floor {
+            if bad_index < durable_floor {
                 return Err(corrupt());
             }
             // Intact records after the damage mean the middle of the log was changed.
-            if intact_record_after(&tail, *bad_pos, *bad_index) {
+            // Read only when there is damage (after a crash, a torn tail): the rest of
+            // the segment, at most SEGMENT_TARGET_BYTES.
+            let mut rest = Vec::new();
+            file.seek(SeekFrom::Start(bad_offset))
+                .map_err(io_err(&path))?;
+            file.read_to_end(&mut rest).map_err(io_err(&path))?;
+            if intact_record_after(&rest, 0, bad_index) {
                 return Err(corrupt());
             }
         }
@@ -463,7 +526,7 @@ impl SegmentLog {
             return Err(SegmentError::Corrupt {
                 index: committed.0,
                 path: path.clone(),
-                offset: start_offset + committed.1 as u64,
+                offset: committed.1,
                 reason: format!(
                     "derived state records {durable_floor} acknowledged leaves but the log ends \
                      at {}",
@@ -472,11 +535,11 @@ impl SegmentLog {
             });
         }
 
-        let keep = start_offset + committed.1 as u64;
+        let keep = committed.1;
         let mut recovery = Recovery::default();
         if keep < file_len {
             recovery.trimmed_bytes = file_len - keep;
-            recovery.trimmed_records = index - committed.0;
+            recovery.trimmed_records = checked.framed - committed.0;
             file.set_len(keep).map_err(io_err(&path))?;
             file.sync_all().map_err(io_err(&path))?;
         }
@@ -1017,6 +1080,58 @@ mod tests {
                     assert_eq!((index, offset), (cut as u64, locations[cut].offset));
                 }
                 other => panic!("a record cut short {inside} bytes in is refused, not {other:?}"),
+            }
+        }
+    }
+
+    /// Opening a log checks its active segment a window at a time: records cut by the
+    /// windows' edges are read whole, a torn final batch past the first window is
+    /// trimmed to the last whole batch, and a damaged record past the first window is
+    /// refused when intact records follow it or it was acknowledged.
+    #[test]
+    fn opening_checks_the_active_segment_across_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
+        let leaf =
+            |i: u64| -> Vec<u8> { vec![(i % 251) as u8; 20_000 + (i * 7_919 % 40_000) as usize] };
+        let mut locations = Vec::new();
+        while log.active_len < 3 * SCAN_WINDOW_BYTES as u64 {
+            let batch: Vec<Vec<u8>> = (log.size()..log.size() + 40).map(leaf).collect();
+            locations.extend(log.append_batch(&batch).unwrap());
+        }
+        let size = log.size();
+        let path = log.active_path().to_path_buf();
+        drop(log);
+        let clean = std::fs::read(&path).unwrap();
+
+        let (log, recovery) = SegmentLog::open(dir.path(), size).unwrap();
+        assert_eq!((log.size(), log.active_len), (size, clean.len() as u64));
+        assert_eq!(recovery.trimmed_records, 0);
+        drop(log);
+
+        // The last batch torn 50 bytes into its fifth record: the batch goes.
+        let torn = (size - 40 + 4) as usize;
+        std::fs::write(&path, &clean[..locations[torn].offset as usize + 50]).unwrap();
+        let (log, recovery) = SegmentLog::open(dir.path(), size - 40).unwrap();
+        assert_eq!(log.size(), size - 40);
+        assert_eq!(log.active_len, locations[size as usize - 40].offset);
+        assert_eq!(recovery.trimmed_records, 4);
+        drop(log);
+
+        // A record in the second window changed on disk, whole records after it.
+        let damaged = locations
+            .iter()
+            .position(|l| l.offset > SCAN_WINDOW_BYTES as u64 + 1_000)
+            .unwrap();
+        let mut bytes = clean.clone();
+        bytes[locations[damaged].offset as usize + RECORD_HEADER + 100] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        for floor in [0, size] {
+            match SegmentLog::open(dir.path(), floor) {
+                Err(SegmentError::Corrupt { index, offset, .. }) => {
+                    assert_eq!((index, offset), (damaged as u64, locations[damaged].offset));
+                }
+                other => panic!("a damaged record is refused, not {:?}", other.err()),
             }
         }
     }
