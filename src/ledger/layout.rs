@@ -294,11 +294,9 @@ mod tests {
     /// A run of sixteen leaves' locations is one key, which a commit that starts inside
     /// the run extends; a commit that does not start where the stored run ends is
     /// refused rather than filed under other leaves' places.
-    #[test]
-    fn locations_are_extended_only_where_their_run_ends() {
-        let derived = Derived::temporary();
-        let mut overlay = Overlay::new(&derived);
-        let landed = |index: u64| Landed {
+    /// Leaf `index` as landed: the `index + 1`th entry of `signer`, changing `touches`.
+    fn landed_leaf(index: u64, signer: PublicKey, touches: Touched) -> Landed {
+        Landed {
             index,
             location: RecordLocation {
                 segment: 0,
@@ -306,10 +304,17 @@ mod tests {
                 leaf_len: 10,
             },
             kind: Kind::OrgRegister,
-            signer: [7; 32],
+            signer,
             seq: index + 1,
-            touches: Vec::new(),
-        };
+            touches,
+        }
+    }
+
+    #[test]
+    fn locations_are_extended_only_where_their_run_ends() {
+        let derived = Derived::temporary();
+        let mut overlay = Overlay::new(&derived);
+        let landed = |index: u64| landed_leaf(index, [7; 32], Vec::new());
         let commits: [&[u64]; 3] = [&[0, 1, 2], &[3, 4], &(5..20).collect::<Vec<_>>()];
         for commit in commits {
             let leaves: Vec<Landed> = commit.iter().map(|&i| landed(i)).collect();
@@ -336,17 +341,12 @@ mod tests {
         let derived = Derived::temporary();
         let mut overlay = Overlay::new(&derived);
         let signer = [9; 32];
-        let landed = |index: u64| Landed {
-            index,
-            location: RecordLocation {
-                segment: 0,
-                offset: 100 * index,
-                leaf_len: 10,
-            },
-            kind: Kind::OrgRegister,
-            signer,
-            seq: index + 1,
-            touches: vec![Touch::Facility(format!("F-{}", index % 3))],
+        let landed = |index: u64| {
+            landed_leaf(
+                index,
+                signer,
+                vec![Touch::Facility(format!("F-{}", index % 3))],
+            )
         };
         let span = POSTING_SPAN;
         let ends = [

@@ -378,10 +378,9 @@ fn check_active(
                 checked.damaged = Some((index, offset + at as u64, failure_reason(failure)));
                 break;
             }
+            None if whole => break,
+            // The window ends where a record does; the file goes on.
             None => {}
-        }
-        if whole && failed.is_none() {
-            break;
         }
         // A window holds the largest record whole, so one cut by the window's edge
         // starts after at least one whole record.
@@ -1002,23 +1001,26 @@ mod tests {
         }
     }
 
-    /// A scan reads a segment a window at a time: the records its windows' edges cut are
-    /// read whole with the next window, from the first leaf or from one in the middle,
-    /// and a damaged record or a file cut short beyond the first window is named by its
-    /// index and offset, as it was when a scan read the whole file at once.
-    #[test]
-    fn scans_read_records_cut_by_their_windows_edges() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
-        // Leaves of uneven sizes, so that the windows' edges fall inside records.
-        let leaf = |i: u64| -> Vec<u8> {
-            let mut l = vec![(i % 251) as u8; 30_000 + (i * 7_919 % 30_000) as usize];
-            l[..8].copy_from_slice(&i.to_be_bytes());
-            l
-        };
+    /// Leaf `i` of the logs of `log_of_three_windows`: of uneven sizes, so that the
+    /// windows' edges fall inside records, and each naming its index.
+    fn uneven_leaf(i: u64) -> Vec<u8> {
+        let mut l = vec![(i % 251) as u8; 30_000 + (i * 7_919 % 30_000) as usize];
+        l[..8].copy_from_slice(&i.to_be_bytes());
+        l
+    }
+
+    /// Leaves a batch in `log_of_three_windows`.
+    const WINDOWS_BATCH: u64 = 50;
+
+    /// A log in `dir` whose one segment spans three scan windows, of `uneven_leaf`s in
+    /// batches of `WINDOWS_BATCH`: the log and where each leaf lies.
+    fn log_of_three_windows(dir: &Path) -> (SegmentLog, Vec<RecordLocation>) {
+        let (mut log, _) = SegmentLog::open(dir, 0).unwrap();
         let mut locations = Vec::new();
         while log.active_len < 3 * SCAN_WINDOW_BYTES as u64 {
-            let batch: Vec<Vec<u8>> = (log.size()..log.size() + 50).map(leaf).collect();
+            let batch: Vec<Vec<u8>> = (log.size()..log.size() + WINDOWS_BATCH)
+                .map(uneven_leaf)
+                .collect();
             locations.extend(log.append_batch(&batch).unwrap());
         }
         assert_eq!(
@@ -1026,6 +1028,35 @@ mod tests {
             1,
             "one segment, read in several windows"
         );
+        (log, locations)
+    }
+
+    /// Writes `clean` to `path` with a byte of the first leaf past the first window
+    /// changed: that leaf's index.
+    fn damage_past_the_first_window(
+        path: &Path,
+        clean: &[u8],
+        locations: &[RecordLocation],
+    ) -> usize {
+        let damaged = locations
+            .iter()
+            .position(|l| l.offset > SCAN_WINDOW_BYTES as u64 + 1_000)
+            .unwrap();
+        let mut bytes = clean.to_vec();
+        bytes[locations[damaged].offset as usize + RECORD_HEADER + 100] ^= 1;
+        std::fs::write(path, &bytes).unwrap();
+        damaged
+    }
+
+    /// A scan reads a segment a window at a time: the records its windows' edges cut are
+    /// read whole with the next window, from the first leaf or from one in the middle,
+    /// and a damaged record or a file cut short beyond the first window is named by its
+    /// index and offset, as it was when a scan read the whole file at once.
+    #[test]
+    fn scans_read_records_cut_by_their_windows_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, locations) = log_of_three_windows(dir.path());
+        let leaf = uneven_leaf;
         let scanned =
             |from: Position| -> Result<Vec<(u64, RecordLocation, Vec<u8>)>, SegmentError> {
                 let mut read = Vec::new();
@@ -1053,13 +1084,7 @@ mod tests {
         // A record past the first window, its leaf changed on disk.
         let path = log.active_path().to_path_buf();
         let clean = std::fs::read(&path).unwrap();
-        let damaged = locations
-            .iter()
-            .position(|l| l.offset > SCAN_WINDOW_BYTES as u64 + 1_000)
-            .unwrap();
-        let mut bytes = clean.clone();
-        bytes[locations[damaged].offset as usize + RECORD_HEADER + 100] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        let damaged = damage_past_the_first_window(&path, &clean, &locations);
         match scanned(Position::START) {
             Err(SegmentError::Corrupt { index, offset, .. }) => {
                 assert_eq!((index, offset), (damaged as u64, locations[damaged].offset));
@@ -1091,14 +1116,7 @@ mod tests {
     #[test]
     fn opening_checks_the_active_segment_across_windows() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
-        let leaf =
-            |i: u64| -> Vec<u8> { vec![(i % 251) as u8; 20_000 + (i * 7_919 % 40_000) as usize] };
-        let mut locations = Vec::new();
-        while log.active_len < 3 * SCAN_WINDOW_BYTES as u64 {
-            let batch: Vec<Vec<u8>> = (log.size()..log.size() + 40).map(leaf).collect();
-            locations.extend(log.append_batch(&batch).unwrap());
-        }
+        let (log, locations) = log_of_three_windows(dir.path());
         let size = log.size();
         let path = log.active_path().to_path_buf();
         drop(log);
@@ -1110,22 +1128,17 @@ mod tests {
         drop(log);
 
         // The last batch torn 50 bytes into its fifth record: the batch goes.
-        let torn = (size - 40 + 4) as usize;
+        let last_batch = size - WINDOWS_BATCH;
+        let torn = (last_batch + 4) as usize;
         std::fs::write(&path, &clean[..locations[torn].offset as usize + 50]).unwrap();
-        let (log, recovery) = SegmentLog::open(dir.path(), size - 40).unwrap();
-        assert_eq!(log.size(), size - 40);
-        assert_eq!(log.active_len, locations[size as usize - 40].offset);
+        let (log, recovery) = SegmentLog::open(dir.path(), last_batch).unwrap();
+        assert_eq!(log.size(), last_batch);
+        assert_eq!(log.active_len, locations[last_batch as usize].offset);
         assert_eq!(recovery.trimmed_records, 4);
         drop(log);
 
         // A record in the second window changed on disk, whole records after it.
-        let damaged = locations
-            .iter()
-            .position(|l| l.offset > SCAN_WINDOW_BYTES as u64 + 1_000)
-            .unwrap();
-        let mut bytes = clean.clone();
-        bytes[locations[damaged].offset as usize + RECORD_HEADER + 100] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        let damaged = damage_past_the_first_window(&path, &clean, &locations);
         for floor in [0, size] {
             match SegmentLog::open(dir.path(), floor) {
                 Err(SegmentError::Corrupt { index, offset, .. }) => {
@@ -1134,6 +1147,35 @@ mod tests {
                 other => panic!("a damaged record is refused, not {:?}", other.err()),
             }
         }
+    }
+
+    /// A window that ends exactly where a record does is not the file's end: opening
+    /// reads on into the next window and keeps every record, and so does a scan.
+    #[test]
+    fn opening_reads_on_past_a_window_that_ends_on_a_records_edge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
+        // Records of 32 KiB each: 256 of them fill the first window to its last byte.
+        let leaf_len = (1 << 15) - RECORD_OVERHEAD as usize;
+        let per_window = SCAN_WINDOW_BYTES / (1 << 15);
+        while log.size() < per_window as u64 + WINDOWS_BATCH {
+            let batch: Vec<Vec<u8>> = (0..WINDOWS_BATCH)
+                .map(|i| vec![i as u8; leaf_len])
+                .collect();
+            log.append_batch(&batch).unwrap();
+        }
+        let (records, active_len) = (log.size(), log.active_len);
+        drop(log);
+        let (log, recovery) = SegmentLog::open(dir.path(), records).unwrap();
+        assert_eq!((log.size(), log.active_len), (records, active_len));
+        assert_eq!(recovery.trimmed_records, 0);
+        let mut scanned = 0;
+        log.scan(Position::START, |_, _, _| -> Result<(), SegmentError> {
+            scanned += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(scanned, records);
     }
 
     /// Bundles and exports read runs of leaves that may start in one segment and end in
