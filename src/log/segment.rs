@@ -324,6 +324,92 @@ fn intact_record_after(bytes: &[u8], bad_pos: usize, bad_index: u64) -> bool {
     })
 }
 
+/// A segment file read from `offset` up to `limit` a window of `SCAN_WINDOW_BYTES` at a
+/// time into one buffer, reused from window to window (and by a scan from file to file);
+/// the record a window's edge cuts is carried into the next. A segment read whole into a
+/// buffer of its own was 64 MiB of memory fresh from the kernel for every segment a
+/// replay read and every open. Scans and the check of the active segment on opening
+/// (`check_active`) both read through it.
+struct Windows<'a> {
+    file: &'a mut File,
+    path: &'a Path,
+    /// Where in the file the window's first byte lies.
+    offset: u64,
+    limit: u64,
+    window: &'a mut Vec<u8>,
+}
+
+/// How far a window filled by `Windows::fill` reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Not to `limit`: the file goes on past it.
+    Inner,
+    /// To `limit`.
+    Limit,
+    /// The file ends before `limit`: what is missing is cut short, as a torn tail is.
+    ShortFile,
+}
+
+impl<'a> Windows<'a> {
+    fn new(
+        file: &'a mut File,
+        path: &'a Path,
+        offset: u64,
+        limit: u64,
+        window: &'a mut Vec<u8>,
+    ) -> Result<Windows<'a>, SegmentError> {
+        file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+        window.clear();
+        Ok(Windows {
+            file,
+            path,
+            offset,
+            limit,
+            window,
+        })
+    }
+
+    /// Whether bytes before `limit` are still to be read.
+    fn more(&self) -> bool {
+        self.offset < self.limit
+    }
+
+    /// Reads on until the window holds `SCAN_WINDOW_BYTES` or reaches `limit`.
+    fn fill(&mut self) -> Result<Reach, SegmentError> {
+        let wanted = (self.limit - self.offset).min(SCAN_WINDOW_BYTES as u64) as usize;
+        if self.window.len() < wanted {
+            (&mut *self.file)
+                .take((wanted - self.window.len()) as u64)
+                .read_to_end(self.window)
+                .map_err(io_err(self.path))?;
+        }
+        Ok(if self.window.len() < wanted {
+            Reach::ShortFile
+        } else if self.offset + self.window.len() as u64 >= self.limit {
+            Reach::Limit
+        } else {
+            Reach::Inner
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.window
+    }
+
+    /// Moves past the window's first `judged` bytes, whole records the caller is done
+    /// with.
+    fn advance(&mut self, judged: usize) {
+        // A window holds the largest record whole, so one that does not reach `limit`
+        // holds at least one whole record before any record its edge cuts.
+        assert!(
+            judged > 0,
+            "every window moves the read on by a record or more"
+        );
+        self.window.drain(..judged);
+        self.offset += judged as u64;
+    }
+}
+
 /// What opening a log finds in its active segment (`check_active`).
 struct ActiveChecked {
     /// Leaves up to the end of the last whole batch, and the file offset where it ends.
@@ -335,61 +421,45 @@ struct ActiveChecked {
 }
 
 /// Checks every record of the active segment `file` (its header checked, `file_len`
-/// bytes long, its first leaf `first_index`) in order, a window of `SCAN_WINDOW_BYTES`
-/// at a time into one buffer: read whole, a full segment was 64 MiB of memory fresh
-/// from the kernel on every open.
+/// bytes long, its first leaf `first_index`) in order, a window at a time (`Windows`).
 fn check_active(
     file: &mut File,
     path: &Path,
     first_index: u64,
     file_len: u64,
 ) -> Result<ActiveChecked, SegmentError> {
-    file.seek(SeekFrom::Start(HEADER_BYTES))
-        .map_err(io_err(path))?;
-    let mut offset = HEADER_BYTES;
     let mut checked = ActiveChecked {
         committed: (first_index, HEADER_BYTES),
         framed: first_index,
         damaged: None,
     };
-    let mut window: Vec<u8> = Vec::with_capacity(SCAN_WINDOW_BYTES);
-    while offset < file_len {
-        let wanted = (file_len - offset).min(SCAN_WINDOW_BYTES as u64) as usize;
-        if window.len() < wanted {
-            file.take((wanted - window.len()) as u64)
-                .read_to_end(&mut window)
-                .map_err(io_err(path))?;
-        }
-        // Whether the window holds the file's end (or the file ended early).
-        let whole = window.len() < wanted || offset + window.len() as u64 >= file_len;
-        let (records, failed) = checked_records(&window, 0, checked.framed, window.len(), u64::MAX);
+    let mut window = Vec::with_capacity(SCAN_WINDOW_BYTES);
+    let mut windows = Windows::new(file, path, HEADER_BYTES, file_len, &mut window)?;
+    while windows.more() {
+        let reach = windows.fill()?;
+        let bytes = windows.bytes();
+        let (records, failed) = checked_records(bytes, 0, checked.framed, bytes.len(), u64::MAX);
         let mut pos = 0;
         for r in records {
             checked.framed += 1;
             pos = r.end();
             if r.flags & FLAG_BATCH_END != 0 {
-                checked.committed = (checked.framed, offset + pos as u64);
+                checked.committed = (checked.framed, windows.offset + pos as u64);
             }
         }
         match failed {
             // The window ends inside this record; the next one holds it whole.
-            Some((_, _, Decoded::Short)) if !whole => {}
+            Some((_, _, Decoded::Short)) if reach == Reach::Inner => {}
             Some((index, at, failure)) => {
-                checked.damaged = Some((index, offset + at as u64, failure_reason(failure)));
+                let offset = windows.offset + at as u64;
+                checked.damaged = Some((index, offset, failure_reason(failure)));
                 break;
             }
-            None if whole => break,
+            None if reach != Reach::Inner => break,
             // The window ends where a record does; the file goes on.
             None => {}
         }
-        // A window holds the largest record whole, so one cut by the window's edge
-        // starts after at least one whole record.
-        assert!(
-            pos > 0,
-            "every window moves the check on by a record or more"
-        );
-        window.drain(..pos);
-        offset += pos as u64;
+        windows.advance(pos);
     }
     Ok(checked)
 }
@@ -636,8 +706,8 @@ impl SegmentLog {
                 path: self.dir.join(segment_name(from.segment)),
                 reason: "segment named by derived state is missing; run `dcledger reindex`".into(),
             })?;
-        let (mut index, mut offset) = (from.index, from.offset);
-        let mut window: Vec<u8> = Vec::with_capacity(SCAN_WINDOW_BYTES);
+        let (mut index, mut start) = (from.index, from.offset);
+        let mut window = Vec::with_capacity(SCAN_WINDOW_BYTES);
         for (i, seg) in self.segments.iter().enumerate().skip(seg_pos) {
             if i > seg_pos && seg.first_index != index {
                 return Err(SegmentError::BadSegment {
@@ -656,38 +726,23 @@ impl SegmentLog {
             } else {
                 file.metadata().map_err(io_err(&seg.path))?.len()
             };
-            file.seek(SeekFrom::Start(offset))
-                .map_err(io_err(&seg.path))?;
-            // `window` holds the segment's bytes from `offset` on, a window at a time,
-            // read into one buffer reused from window to window and segment to segment:
-            // a segment read whole into a buffer of its own was 64 MiB of memory fresh
-            // from the kernel for every segment a replay read.
-            window.clear();
-            while offset < limit && index < self.size {
-                let wanted = (limit - offset).min(SCAN_WINDOW_BYTES as u64) as usize;
-                if window.len() < wanted {
-                    (&mut file)
-                        .take((wanted - window.len()) as u64)
-                        .read_to_end(&mut window)
-                        .map_err(io_err(&seg.path))?;
-                }
-                // Whether the window reaches `limit`, or the file ends before it (then what
-                // is missing is cut short, as a torn tail is).
-                let whole = window.len() < wanted || offset + window.len() as u64 >= limit;
+            let mut windows = Windows::new(&mut file, &seg.path, start, limit, &mut window)?;
+            while windows.more() && index < self.size {
+                let reach = windows.fill()?;
+                let (offset, bytes) = (windows.offset, windows.bytes());
                 let mut pos = 0;
                 // A batch of records at a time, so that the first leaves are visited while
                 // the window's later checksums are not yet checked.
                 loop {
                     let until = self.size.min(index + SCAN_WINDOW_RECORDS);
-                    let (records, failed) =
-                        checked_records(&window, pos, index, window.len(), until);
+                    let (records, failed) = checked_records(bytes, pos, index, bytes.len(), until);
                     for r in records {
                         let loc = RecordLocation {
                             segment: seg.first_index,
                             offset: offset + r.pos as u64,
                             leaf_len: r.leaf_len,
                         };
-                        visit(index, loc, leaf_at(&window, r.pos, r.leaf_len))?;
+                        visit(index, loc, leaf_at(bytes, r.pos, r.leaf_len))?;
                         pos = r.end();
                         index += 1;
                     }
@@ -699,31 +754,24 @@ impl SegmentLog {
                     };
                     match failed {
                         // The window ends inside this record; the next one holds it whole.
-                        Some((_, _, Decoded::Short)) if !whole => break,
+                        Some((_, _, Decoded::Short)) if reach == Reach::Inner => break,
                         Some((index, at, failure)) => {
                             return Err(corrupt(index, at, failure).into());
                         }
                         None if index == self.size => break,
                         // The batch ended at `until`; the window holds more.
-                        None if pos < window.len() => {}
+                        None if pos < bytes.len() => {}
                         // The file ends before `limit`, at a record's edge: the records still
                         // to come are missing, as a torn tail's are.
-                        None if window.len() < wanted => {
+                        None if reach == Reach::ShortFile => {
                             return Err(corrupt(index, pos, Decoded::Short).into());
                         }
                         None => break,
                     }
                 }
-                // A window holds the largest record whole, and one that ends before `limit`
-                // without a failure ends at a record's edge.
-                assert!(
-                    pos > 0,
-                    "every window moves the scan on by a record or more"
-                );
-                window.drain(..pos);
-                offset += pos as u64;
+                windows.advance(pos);
             }
-            offset = HEADER_BYTES;
+            start = HEADER_BYTES;
         }
         if index != self.size {
             return Err(SegmentError::Corrupt {

@@ -103,18 +103,22 @@ pub struct Applied {
 pub const APPLIED_KEY: &[u8] = b"mapplied";
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    encode_onto(value, vec![FORMAT_VERSION])
+}
+
+/// `out` with `value`'s postcard bytes appended, sized first so that they are written
+/// once into room that fits them: grown by doubling from one byte, a report's record was
+/// reallocated and copied six times (2.5% of a trusted rebuild's time).
+fn encode_onto<T: Serialize>(value: &T, mut out: Vec<u8>) -> Vec<u8> {
     // postcard fails only on types it cannot represent, which the derived record types
     // (plain structs of integers, strings and byte arrays) never are.
     let cannot =
         |e: postcard::Error| -> ! { unreachable!("postcard cannot encode a derived record: {e}") };
-    // Sized first, so the bytes are written once into a buffer that fits them: grown
-    // from one byte by doubling, a report's record was reallocated and copied six times
-    // (2.5% of a trusted rebuild's time).
     let size = postcard::experimental::serialized_size(value).unwrap_or_else(|e| cannot(e));
-    let mut out = Vec::with_capacity(1 + size);
-    out.push(FORMAT_VERSION);
+    let expected = out.len() + size;
+    out.reserve(size);
     let out = postcard::to_extend(value, out).unwrap_or_else(|e| cannot(e));
-    debug_assert_eq!(out.len(), 1 + size, "postcard wrote the size it measured");
+    debug_assert_eq!(out.len(), expected, "postcard wrote the size it measured");
     out
 }
 
@@ -132,10 +136,7 @@ pub fn append_encoded<T: Serialize>(
 ) -> Vec<u8> {
     let mut out = stored.unwrap_or_else(|| vec![FORMAT_VERSION]);
     for value in values {
-        out = match postcard::to_extend(&value, out) {
-            Ok(v) => v,
-            Err(e) => unreachable!("postcard cannot encode a derived record: {e}"),
-        };
+        out = encode_onto(&value, out);
     }
     out
 }
