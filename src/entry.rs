@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::jcs;
 use crate::keys::PublicKey;
+use crate::signer_points::{SIGNER_POINTS, SignerPoints};
 
 /// Prefix of every signed message, so an entry signature can never be replayed as a
 /// signature over anything else (a checkpoint note, another protocol's message).
@@ -198,7 +199,8 @@ pub fn describe_signed_bytes(origin: &str, entry_jcs: &[u8]) -> String {
 /// accepts only if `R`'s bytes are the encoding of `P = [S]B − [k]A`; so this checks that
 /// equality first and asks `P`'s order instead, one square root fewer (a tenth of the
 /// check). The signed message is hashed in its parts, never assembled, and the key's
-/// point and order come from a cache. Many signatures are checked for less each with
+/// point, its order and, for a key that signs often, a table of its multiples come from
+/// a cache (`signer_points`). Many signatures are checked for less each with
 /// `signature_check` and `SignatureCheck::all_hold`.
 pub fn verify_entry_signature(
     origin: &str,
@@ -217,11 +219,23 @@ pub fn signature_check(
     entry_jcs: &[u8],
     sig: &[u8; 64],
 ) -> SignatureCheck {
+    signature_check_with(&SIGNER_POINTS, origin, signer, entry_jcs, sig)
+}
+
+/// `signature_check` with the signer's point from `points`.
+fn signature_check_with(
+    points: &SignerPoints,
+    origin: &str,
+    signer: &PublicKey,
+    entry_jcs: &[u8],
+    sig: &[u8; 64],
+) -> SignatureCheck {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
     use curve25519_dalek::edwards::EdwardsPoint;
     use curve25519_dalek::scalar::Scalar;
     use sha2::{Digest, Sha512};
 
-    let Some(key) = signer_point(signer) else {
+    let Some(key) = points.point(signer) else {
         return SignatureCheck::REFUSED;
     };
     if key.small_order {
@@ -239,10 +253,12 @@ pub fn signature_check(
         hash.update(part);
     }
     let k = Scalar::from_hash(hash);
-    SignatureCheck(Some(Unfinished {
-        p: EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &key.minus_a, &s),
-        r,
-    }))
+    // `[k](−A) + [S]B`, the same point either way (`signer_points`).
+    let p = match &key.table {
+        Some(minus_a) => (&**minus_a * &k) + (ED25519_BASEPOINT_TABLE * &s),
+        None => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &key.minus_a, &s),
+    };
+    SignatureCheck(Some(Unfinished { p, r }))
 }
 
 /// A strict signature check but for its last step: whether `R`'s bytes are the encoding
@@ -281,43 +297,6 @@ impl SignatureCheck {
         assert!(encodings.next().is_none(), "every encoding was compared");
         verdicts
     }
-}
-
-/// A signer's key as the signature check needs it: the negated point, and whether it is of
-/// small order (such a key verifies nothing).
-#[derive(Clone, Copy)]
-struct SignerPoint {
-    minus_a: curve25519_dalek::edwards::EdwardsPoint,
-    small_order: bool,
-}
-
-/// The signer's key as a curve point, decompressed once per process rather than once per
-/// entry: decompression is a field square root, about a tenth of a strict verification,
-/// and a registry's entries come from few signers. `None` if the bytes are not a point.
-fn signer_point(signer: &PublicKey) -> Option<SignerPoint> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, PoisonError};
-    static KEYS: Mutex<Option<HashMap<PublicKey, SignerPoint>>> = Mutex::new(None);
-    // A cache only: a panic elsewhere while the lock was held cannot leave a wrong key in
-    // it (an insert is one step), so a poisoned lock is used as it is.
-    let mut keys = KEYS.lock().unwrap_or_else(PoisonError::into_inner);
-    let keys = keys.get_or_insert_with(HashMap::new);
-    if let Some(key) = keys.get(signer) {
-        return Some(*key);
-    }
-    // The bytes as given, as `VerifyingKey::from_bytes` takes them: any encoding that
-    // decompresses (the hash covers the bytes themselves, so two encodings of one point
-    // are two keys).
-    let a = curve25519_dalek::edwards::CompressedEdwardsY(*signer).decompress()?;
-    let key = SignerPoint {
-        minus_a: -a,
-        small_order: a.is_small_order(),
-    };
-    if keys.len() >= crate::limits::VERIFYING_KEY_CACHE_KEYS {
-        keys.clear();
-    }
-    keys.insert(*signer, key);
-    Some(key)
 }
 
 /// What `dcledger sign` needs to build an entry.
@@ -402,16 +381,33 @@ mod tests {
             })
         }
 
-        /// Both verdicts, held equal; the verdict.
+        /// Our verdict, held equal to `verify_strict`'s, with the key's point as the
+        /// process caches it and both ways the product can be made: with a table of the
+        /// key's multiples (built at its first check) and without one.
         fn agreed(signer: &PublicKey, entry_jcs: &[u8], sig: &[u8; 64]) -> bool {
             let ours = verify_entry_signature(ORIGIN, signer, entry_jcs, sig);
-            assert_eq!(
-                ours,
-                strict(signer, entry_jcs, sig),
-                "signer {} sig {}",
-                hex::encode(signer),
-                hex::encode(sig)
-            );
+            let expected = strict(signer, entry_jcs, sig);
+            for (way, points) in [
+                ("as cached", None),
+                ("with a table", Some(SignerPoints::new(1, 1, 1))),
+                ("without a table", Some(SignerPoints::new(1, 0, 1))),
+            ] {
+                let verdict = match points {
+                    None => ours,
+                    Some(points) => {
+                        SignatureCheck::all_hold(&[signature_check_with(
+                            &points, ORIGIN, signer, entry_jcs, sig,
+                        )]) == [true]
+                    }
+                };
+                assert_eq!(
+                    verdict,
+                    expected,
+                    "{way}: signer {} sig {}",
+                    hex::encode(signer),
+                    hex::encode(sig)
+                );
+            }
             ours
         }
 

@@ -40,6 +40,7 @@ pub mod reject;
 pub mod report;
 pub mod schema;
 pub mod server;
+mod signer_points;
 pub mod store;
 pub mod submission;
 pub mod synthetic;

@@ -49,6 +49,17 @@ pub const DECODED_RECORDS_MAX: usize = 16_384;
 /// cache starts again when full, so a flood of new signers costs time, never memory.
 pub const VERIFYING_KEY_CACHE_KEYS: usize = 65_536;
 
+/// Signers' keys given a table of their multiples for signature checks
+/// (`signer_points`), about 30 KiB each: 60 MiB at most. The generated million-entry
+/// world has 1,769 signers.
+pub const SIGNER_TABLES_MAX: usize = 2_048;
+
+/// The check of a key at which its table is built: a table costs about as much as 40
+/// checks and saves about a quarter of each check after it, so a key that has signed this
+/// many entries in the process is likely to sign enough more to repay it, and one that
+/// signs a few never pays for one (BENCHMARKS.md).
+pub const SIGNER_TABLE_AFTER_CHECKS: u32 = 32;
+
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed:
 /// one commit of the derived store each. Twice 4,096 made both 4% faster, twice that
 /// no faster again, for about 20 MB more at the peak (BENCHMARKS.md).
