@@ -1,5 +1,7 @@
 //! Bulk append of NDJSON envelopes (`dcledger append`): one envelope per line, committed
-//! in all-or-nothing batches of up to `MAX_BATCH_ENTRIES`. A refused batch stops the run;
+//! in all-or-nothing batches of up to `MAX_BATCH_ENTRIES` (or `MAX_BATCH_LINE_BYTES` of
+//! lines, if that comes first); a line over `MAX_LINE_BYTES` is refused without being
+//! held. A refused batch stops the run;
 //! batches before it stay committed, and the refusal names the input line. A batch whose
 //! envelopes are all in the ledger already is a retry (PROTOCOL §3): counted, not written, so
 //! a run cut short (a crash, a kill) is finished by running it again on the same input.
@@ -11,7 +13,7 @@
 //! first refused batch.
 
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -22,8 +24,8 @@ use crate::ingest::{self, Prepared, Signatures};
 use crate::json;
 use crate::leaves;
 use crate::ledger::{AfterRefusal, Ledger, LedgerError};
-use crate::limits::MAX_BATCH_ENTRIES;
-use crate::reject::Rejection;
+use crate::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_LINE_BYTES, MAX_LINE_BYTES};
+use crate::reject::{RejectClass, Rejection};
 
 /// Prepared batches waiting for the writer, beside the batches being prepared (one a
 /// core); bounded so a fast reader cannot run ahead of the disk with unbounded memory.
@@ -90,6 +92,71 @@ enum Chunk {
     Failed(std::io::Error),
 }
 
+/// One line of the input, as the reader stage takes it.
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// Its text, without the line ending.
+    Text(String),
+    /// A line refused as it was read (too long, or not UTF-8): its batch is refused at
+    /// it, as at any envelope that fails a check.
+    Refused(Rejection),
+}
+
+impl Line {
+    /// The text a batch's preparation reads; a refused line has none to read.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Line::Text(text) => Some(text),
+            Line::Refused(_) => None,
+        }
+    }
+}
+
+/// Reads the next line of `input` and how many bytes it took from it, line ending
+/// included; `None` at the end. At most `MAX_LINE_BYTES` of a line are held: a longer one
+/// is read past to its end and refused. As `BufRead::lines`, a line ends at `\n` or
+/// `\r\n`, and the last may end at the end of the input.
+fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<(Line, u64)>> {
+    let mut bytes = Vec::new();
+    // The longest line, a `\r` and its `\n`: a read that ends without a `\n` is of a
+    // line longer than that, or the last line of the input.
+    let within = (MAX_LINE_BYTES as u64).saturating_add(2);
+    let read = input.by_ref().take(within).read_until(b'\n', &mut bytes)? as u64;
+    if read == 0 {
+        return Ok(None);
+    }
+    let too_long = || {
+        Line::Refused(Rejection::new(
+            RejectClass::TooLarge,
+            "/",
+            format!(
+                "the line is longer than {MAX_LINE_BYTES} bytes, the most one envelope may \
+                 take; it was read past, not parsed"
+            ),
+        ))
+    };
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    } else if read == within {
+        let skipped = input.skip_until(b'\n')? as u64;
+        return Ok(Some((too_long(), read.saturating_add(skipped))));
+    }
+    if bytes.len() > MAX_LINE_BYTES {
+        return Ok(Some((too_long(), read)));
+    }
+    let line = match String::from_utf8(bytes) {
+        Ok(text) => Line::Text(text),
+        Err(e) => Line::Refused(Rejection::invalid(
+            "/",
+            format!("the line is not UTF-8 text: {}", e.utf8_error()),
+        )),
+    };
+    Ok(Some((line, read)))
+}
+
 /// One input line as an envelope: a line that is not JSON, or repeats a key in an
 /// object, is refused like any envelope that fails a check, so its batch is refused whole.
 fn parse_line(line: &str) -> Result<Value, Rejection> {
@@ -102,7 +169,7 @@ fn parse_line(line: &str) -> Result<Value, Rejection> {
 /// The origin signatures are made for: the ledger's, or for a ledger without a genesis
 /// entry, the one the genesis entry that must open the input names. Batches are
 /// prepared ahead of the writer, so it is taken from the input, not from the ledger.
-fn input_origin(origin: Option<String>, first_line: Option<&String>) -> Option<String> {
+fn input_origin(origin: Option<String>, first_line: Option<&str>) -> Option<String> {
     origin.or_else(|| {
         let first = first_line.and_then(|line| parse_line(line).ok());
         ingest::submission_origin(None, first.as_ref())
@@ -115,7 +182,7 @@ fn input_origin(origin: Option<String>, first_line: Option<&String>) -> Option<S
 /// and any that read refuses, goes through the JSON tree and `ingest::prepare`, whose
 /// verdict and errors are the same.
 fn prepare_lines(
-    lines: Vec<String>,
+    lines: Vec<Line>,
     now: dates::UnixSeconds,
     origin: Option<&str>,
 ) -> Vec<Result<Prepared, Rejection>> {
@@ -123,13 +190,22 @@ fn prepare_lines(
     // Prepare judges `ts` against this clock reading; admission re-checks it against the
     // batch's own `accepted`, which is never earlier.
     let now = now.max(dates::now());
-    let typed = leaves::all_prepared(lines.iter().map(|line| line.as_bytes()), now, signatures);
+    // A refused line is read as no bytes, which nothing takes for a canonical envelope;
+    // its own refusal is given below.
+    let typed = leaves::all_prepared(
+        lines
+            .iter()
+            .map(|line| line.text().map_or(&[][..], str::as_bytes)),
+        now,
+        signatures,
+    );
     lines
-        .iter()
+        .into_iter()
         .zip(typed)
-        .map(|(line, typed)| match typed {
-            Some(prepared) => Ok(prepared),
-            None => ingest::prepare(parse_line(line)?, now, signatures),
+        .map(|(line, typed)| match (line, typed) {
+            (Line::Refused(refusal), _) => Err(refusal),
+            (Line::Text(_), Some(prepared)) => Ok(prepared),
+            (Line::Text(text), None) => ingest::prepare(parse_line(&text)?, now, signatures),
         })
         .collect()
 }
@@ -152,7 +228,7 @@ type InFlight<'scope> = (
 /// `origin` is the ledger's (`None` before its genesis entry, which the input must then
 /// open with).
 fn read_stage(
-    input: impl BufRead,
+    mut input: impl BufRead,
     now: dates::UnixSeconds,
     mut origin: Option<String>,
     tx: mpsc::SyncSender<Chunk>,
@@ -170,8 +246,8 @@ fn read_stage(
             })
             .is_ok()
         };
-        let mut start = |batch: Vec<String>, lines, bytes_read, bytes| -> InFlight<'_> {
-            let known = input_origin(origin.take(), batch.first());
+        let mut start = |batch: Vec<Line>, lines, bytes_read, bytes| -> InFlight<'_> {
+            let known = input_origin(origin.take(), batch.first().and_then(Line::text));
             origin.clone_from(&known);
             let prepared = scope.spawn(move || {
                 crate::parallel::run_behind(
@@ -187,27 +263,28 @@ fn read_stage(
         let mut bytes_read = 0u64;
         let mut batch_bytes = 0usize;
         let mut failed = None;
-        // `None` after the last line: the batch it leaves, if any, is prepared too.
-        let input = input.lines().map(Some).chain(std::iter::once(None));
-        for (i, line) in input.enumerate() {
+        for i in 0u64.. {
+            let line = match next_line(&mut input) {
+                Ok(line) => line,
+                Err(e) => {
+                    // The batches before it are sent; the lines of this one are not.
+                    failed = Some(e);
+                    break;
+                }
+            };
+            // `None` after the last line: the batch it leaves, if any, is prepared too.
             let end = line.is_none();
-            if let Some(line) = line {
-                let line = match line {
-                    Ok(l) => l,
-                    Err(e) => {
-                        // The batches before it are sent; the lines of this one are not.
-                        failed = Some(e);
-                        break;
-                    }
-                };
-                bytes_read += line.len() as u64 + 1;
-                if !line.trim().is_empty() {
-                    batch_bytes = batch_bytes.saturating_add(line.len());
+            if let Some((line, read)) = line {
+                bytes_read += read;
+                let blank = line.text().is_some_and(|text| text.trim().is_empty());
+                if !blank {
+                    batch_bytes = batch_bytes.saturating_add(line.text().map_or(0, str::len));
                     batch.push(line);
-                    lines.push(i as u64 + 1);
+                    lines.push(i + 1);
                 }
             }
-            if batch.len() == MAX_BATCH_ENTRIES || (end && !batch.is_empty()) {
+            let full = batch.len() == MAX_BATCH_ENTRIES || batch_bytes >= MAX_BATCH_LINE_BYTES;
+            if full || (end && !batch.is_empty()) {
                 let bytes = |f: &VecDeque<InFlight<'_>>| f.iter().map(|b| b.3).sum::<usize>();
                 let within = |f: &VecDeque<InFlight<'_>>| {
                     f.len() < cores
@@ -228,6 +305,9 @@ fn read_stage(
                     bytes_read,
                     std::mem::take(&mut batch_bytes),
                 ));
+            }
+            if end {
+                break;
             }
         }
         while let Some(done) = in_flight.pop_front() {
@@ -342,4 +422,81 @@ pub fn append_ndjson(
         checkpoint: ledger.reader().checkpoint(),
         refused,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line as `next_line` read it: its text or its refusal's class, and the bytes it
+    /// took.
+    type ReadLine = (Result<String, RejectClass>, u64);
+
+    /// What `next_line` reads from `input`, line by line.
+    fn read_all(input: &[u8]) -> Vec<ReadLine> {
+        let mut input = input;
+        let mut read = Vec::new();
+        while let Some((line, bytes)) = next_line(&mut input).expect("a slice reads") {
+            let line = match line {
+                Line::Text(text) => Ok(text),
+                Line::Refused(refusal) => Err(refusal.class),
+            };
+            read.push((line, bytes));
+        }
+        read
+    }
+
+    #[test]
+    fn lines_are_read_to_their_end_and_refused_past_the_limit() {
+        let at_limit = "a".repeat(MAX_LINE_BYTES);
+        let over = "b".repeat(MAX_LINE_BYTES + 1);
+        let max = MAX_LINE_BYTES as u64;
+        let text = |s: &str| Ok(s.to_string());
+        let cases: Vec<(&str, Vec<u8>, Vec<ReadLine>)> = vec![
+            ("nothing", b"".to_vec(), vec![]),
+            (
+                "each ending, and none at the end",
+                b"a\nb\r\n\nc".to_vec(),
+                vec![
+                    (text("a"), 2),
+                    (text("b"), 3),
+                    (text(""), 1),
+                    (text("c"), 1),
+                ],
+            ),
+            (
+                "a line of the limit exactly",
+                format!("{at_limit}\nnext\n").into_bytes(),
+                vec![(text(&at_limit), max + 1), (text("next"), 5)],
+            ),
+            (
+                "a line of the limit exactly, ended by \\r\\n",
+                format!("{at_limit}\r\nnext").into_bytes(),
+                vec![(text(&at_limit), max + 2), (text("next"), 4)],
+            ),
+            (
+                "one byte over, then a line",
+                format!("{over}\nnext\n").into_bytes(),
+                vec![(Err(RejectClass::TooLarge), max + 2), (text("next"), 5)],
+            ),
+            (
+                "two bytes over: read past to its end",
+                format!("{over}c\r\nnext\n").into_bytes(),
+                vec![(Err(RejectClass::TooLarge), max + 4), (text("next"), 5)],
+            ),
+            (
+                "over, at the end of the input",
+                over.clone().into_bytes(),
+                vec![(Err(RejectClass::TooLarge), max + 1)],
+            ),
+            (
+                "not UTF-8, then a line",
+                b"\xff{}\n{}\n".to_vec(),
+                vec![(Err(RejectClass::Invalid), 4), (text("{}"), 3)],
+            ),
+        ];
+        for (what, input, expected) in cases {
+            assert_eq!(read_all(&input), expected, "{what}");
+        }
+    }
 }

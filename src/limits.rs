@@ -7,6 +7,20 @@ pub const MAX_LEAF_BYTES: usize = 65_535;
 /// PROTOCOL §10 / CLI: envelopes in one all-or-nothing batch.
 pub const MAX_BATCH_ENTRIES: usize = 1_000;
 
+/// `dcledger append`: the longest input line, without its line ending, that is read. A
+/// line holds one envelope, which over HTTP would be a request body of its own
+/// (`MAX_BODY_BYTES`); its leaf can be at most `MAX_LEAF_BYTES`, so only a line of
+/// mostly padding comes near this. A longer line is read past, never held whole, and
+/// refused: a file of one endless line cannot exhaust the reader's memory.
+pub const MAX_LINE_BYTES: usize = MAX_BODY_BYTES;
+
+/// `dcledger append`: a batch ends at `MAX_BATCH_ENTRIES` envelopes or once its lines
+/// reach this many bytes, whichever comes first, so that the batches the append holds at
+/// once (in preparation, waiting, in a group commit: about ten) stay tens of megabytes
+/// whatever the entries' size. A generated world's batches of 1,000 are 0.5 MB at the
+/// median and 4.1 MB at the most (BENCHMARKS.md): one in a thousand is cut.
+pub const MAX_BATCH_LINE_BYTES: usize = 4 * 1024 * 1024;
+
 /// PROTOCOL §3: an entry's `ts` may be at most this far after the ledger's clock.
 pub const MAX_TS_AHEAD_S: i64 = 300;
 

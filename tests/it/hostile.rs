@@ -15,7 +15,7 @@ use dcledger::ledger::Ledger;
 use serde_json::{Value, json};
 
 use crate::http::{Server, close, get, new_agent, problem, tree_size};
-use crate::support::{ORIGIN, Party, TestLedger, demo_dir, key, log_key_file};
+use crate::support::{ORIGIN, Party, TestLedger, demo_dir, key, log_key_file, rss_bytes};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -73,17 +73,6 @@ fn demo_ledger() -> (tempfile::TempDir, PathBuf) {
     std::fs::copy(demo_dir().join("keys/log.pem"), log_key_file(&data))
         .expect("the demo's log key beside the ledger");
     (dir, data)
-}
-
-/// The server's resident memory, in bytes (`VmRSS` of /proc/PID/status).
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 mod audit_rules;
 mod beside_audits;
+mod bulk_input;
 mod cli;
 mod crash;
 mod derived_state;

@@ -711,11 +711,46 @@ fn a_group_told_to_stop_judges_nothing_after_its_first_refused_batch() {
     t.ledger.verify().unwrap();
 }
 
-/// An input that cannot be read further (here a line that is not UTF-8) stops a bulk
-/// append with the read error: the whole batches before it are committed, in order,
-/// and nothing of the batch it cuts short, nor after it.
+/// An input that cannot be read further (here a reader that fails after a batch and a
+/// half of lines and the start of one more) stops a bulk append with the read error: the
+/// whole batches before it are committed, in order, and nothing of the batch it cuts
+/// short, nor after it.
 #[test]
 fn a_read_error_keeps_the_whole_batches_before_it() {
+    /// A source whose every read fails, as a disk or a pipe can.
+    struct Failing;
+    impl std::io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the input went away"))
+        }
+    }
+    let mut t = TestLedger::new();
+    let size = t.ledger.size();
+    let batch = dcledger::limits::MAX_BATCH_ENTRIES;
+    let mut input = Vec::new();
+    for k in 0..batch + batch / 2 {
+        let line = t
+            .authority
+            .sign(Kind::OrgRegister, org(&format!("org-{k}")));
+        input.extend_from_slice(line.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    let after = t.authority.sign(Kind::OrgRegister, org("after"));
+    input.extend_from_slice(&after.to_string().as_bytes()[..20]);
+    let reader =
+        std::io::BufReader::new(std::io::Read::chain(std::io::Cursor::new(input), Failing));
+    let outcome = dcledger::bulk::append_ndjson(&mut t.ledger, reader, |_| {});
+    assert!(
+        matches!(outcome, Err(dcledger::bulk::BulkError::Read(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(t.ledger.size(), size + batch as u64);
+}
+
+/// A line that is not UTF-8 is refused as a malformed line is, naming its line: the
+/// whole batches before it are committed, nothing of its own batch nor after it.
+#[test]
+fn a_line_that_is_not_utf8_refuses_its_batch() {
     let mut t = TestLedger::new();
     let size = t.ledger.size();
     let batch = dcledger::limits::MAX_BATCH_ENTRIES;
@@ -730,11 +765,11 @@ fn a_read_error_keeps_the_whole_batches_before_it() {
     input.extend_from_slice(b"\xff\xfe not UTF-8\n");
     let after = t.authority.sign(Kind::OrgRegister, org("after"));
     input.extend_from_slice(after.to_string().as_bytes());
-    let outcome = dcledger::bulk::append_ndjson(&mut t.ledger, std::io::Cursor::new(input), |_| {});
-    assert!(
-        matches!(outcome, Err(dcledger::bulk::BulkError::Read(_))),
-        "{outcome:?}"
-    );
+    let summary = dcledger::bulk::append_ndjson(&mut t.ledger, std::io::Cursor::new(input), |_| {})
+        .expect("a refusal, not an error");
+    let refused = summary.refused.expect("the line is refused");
+    assert_eq!(refused.line, (batch + batch / 2 + 1) as u64);
+    assert_eq!(refused.rejection.class, RejectClass::Invalid);
     assert_eq!(t.ledger.size(), size + batch as u64);
 }
 

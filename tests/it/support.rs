@@ -140,6 +140,17 @@ impl TestLedger {
     }
 }
 
+/// A process's resident memory, in bytes (`VmRSS` of /proc/PID/status).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dcledger"))
 }
