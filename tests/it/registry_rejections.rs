@@ -711,6 +711,21 @@ fn a_group_told_to_stop_judges_nothing_after_its_first_refused_batch() {
     t.ledger.verify().unwrap();
 }
 
+/// A batch and a half of NDJSON lines the authority signs, each registering an
+/// organisation: one whole batch, and half of the next, which what follows them decides.
+fn batch_and_a_half(t: &mut TestLedger) -> Vec<u8> {
+    let batch = dcledger::limits::MAX_BATCH_ENTRIES;
+    let mut input = Vec::new();
+    for k in 0..batch + batch / 2 {
+        let line = t
+            .authority
+            .sign(Kind::OrgRegister, org(&format!("org-{k}")));
+        input.extend_from_slice(line.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    input
+}
+
 /// An input that cannot be read further (here a reader that fails after a batch and a
 /// half of lines and the start of one more) stops a bulk append with the read error: the
 /// whole batches before it are committed, in order, and nothing of the batch it cuts
@@ -727,14 +742,7 @@ fn a_read_error_keeps_the_whole_batches_before_it() {
     let mut t = TestLedger::new();
     let size = t.ledger.size();
     let batch = dcledger::limits::MAX_BATCH_ENTRIES;
-    let mut input = Vec::new();
-    for k in 0..batch + batch / 2 {
-        let line = t
-            .authority
-            .sign(Kind::OrgRegister, org(&format!("org-{k}")));
-        input.extend_from_slice(line.to_string().as_bytes());
-        input.push(b'\n');
-    }
+    let mut input = batch_and_a_half(&mut t);
     let after = t.authority.sign(Kind::OrgRegister, org("after"));
     input.extend_from_slice(&after.to_string().as_bytes()[..20]);
     let reader =
@@ -754,14 +762,7 @@ fn a_line_that_is_not_utf8_refuses_its_batch() {
     let mut t = TestLedger::new();
     let size = t.ledger.size();
     let batch = dcledger::limits::MAX_BATCH_ENTRIES;
-    let mut input = Vec::new();
-    for k in 0..batch + batch / 2 {
-        let line = t
-            .authority
-            .sign(Kind::OrgRegister, org(&format!("org-{k}")));
-        input.extend_from_slice(line.to_string().as_bytes());
-        input.push(b'\n');
-    }
+    let mut input = batch_and_a_half(&mut t);
     input.extend_from_slice(b"\xff\xfe not UTF-8\n");
     let after = t.authority.sign(Kind::OrgRegister, org("after"));
     input.extend_from_slice(after.to_string().as_bytes());
