@@ -112,11 +112,36 @@ impl Line {
     }
 }
 
+/// A line refused as it was read, before anything parses it.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum BadLine {
+    #[error(
+        "the line is longer than {MAX_LINE_BYTES} bytes, the most one envelope may take; \
+         it was read past, not parsed"
+    )]
+    TooLong,
+    #[error("the line is not UTF-8 text: {0}")]
+    NotUtf8(std::str::Utf8Error),
+}
+
+impl BadLine {
+    /// The refusal of the batch the line is in.
+    fn rejection(&self) -> Rejection {
+        match self {
+            BadLine::TooLong => Rejection::new(RejectClass::TooLarge, "/", self.to_string()),
+            BadLine::NotUtf8(_) => Rejection::invalid("/", self.to_string()),
+        }
+    }
+}
+
 /// Reads the next line of `input` and how many bytes it took from it, line ending
 /// included; `None` at the end. At most `MAX_LINE_BYTES` of a line are held: a longer one
 /// is read past to its end and refused. As `BufRead::lines`, a line ends at `\n` or
-/// `\r\n`, and the last may end at the end of the input.
-fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<(Line, u64)>> {
+/// `\r\n`, and the last may end at the end of the input. Every reader of NDJSON
+/// envelopes reads with it (`append`, `submit`).
+pub fn read_line(
+    input: &mut impl BufRead,
+) -> std::io::Result<Option<(Result<String, BadLine>, u64)>> {
     let mut bytes = Vec::new();
     // The longest line, a `\r` and its `\n`: a read that ends without a `\n` is of a
     // line longer than that, or the last line of the input.
@@ -125,16 +150,6 @@ fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<(Line, u64)>> {
     if read == 0 {
         return Ok(None);
     }
-    let too_long = || {
-        Line::Refused(Rejection::new(
-            RejectClass::TooLarge,
-            "/",
-            format!(
-                "the line is longer than {MAX_LINE_BYTES} bytes, the most one envelope may \
-                 take; it was read past, not parsed"
-            ),
-        ))
-    };
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {
@@ -142,19 +157,24 @@ fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<(Line, u64)>> {
         }
     } else if read == within {
         let skipped = input.skip_until(b'\n')? as u64;
-        return Ok(Some((too_long(), read.saturating_add(skipped))));
+        return Ok(Some((Err(BadLine::TooLong), read.saturating_add(skipped))));
     }
     if bytes.len() > MAX_LINE_BYTES {
-        return Ok(Some((too_long(), read)));
+        return Ok(Some((Err(BadLine::TooLong), read)));
     }
-    let line = match String::from_utf8(bytes) {
-        Ok(text) => Line::Text(text),
-        Err(e) => Line::Refused(Rejection::invalid(
-            "/",
-            format!("the line is not UTF-8 text: {}", e.utf8_error()),
-        )),
-    };
+    let line = String::from_utf8(bytes).map_err(|e| BadLine::NotUtf8(e.utf8_error()));
     Ok(Some((line, read)))
+}
+
+/// `read_line`, a refused line refusing its batch.
+fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<(Line, u64)>> {
+    Ok(read_line(input)?.map(|(line, read)| {
+        let line = match line {
+            Ok(text) => Line::Text(text),
+            Err(bad) => Line::Refused(bad.rejection()),
+        };
+        (line, read)
+    }))
 }
 
 /// One input line as an envelope: a line that is not JSON, or repeats a key in an

@@ -1,11 +1,15 @@
 //! A small blocking client of the HTTP API, for `dcledger submit`.
 
+use std::io::BufRead;
+
 use serde_json::Value;
 
+use crate::bulk;
 use crate::dates;
 use crate::entry::{self, EntryDraft, Kind};
+use crate::json;
 use crate::keys::PublicKey;
-use crate::limits::MAX_BATCH_ENTRIES;
+use crate::limits::{MAX_BATCH_ENTRIES, MAX_BODY_BYTES};
 use crate::log::checkpoint;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,22 @@ pub enum ClientError {
     BadAnswer(String),
     #[error("signing: {0}")]
     Sign(String),
+    #[error("cannot read the input: {0}")]
+    Read(std::io::Error),
+    /// A line that cannot be sent; the batch it would have joined was not sent either.
+    #[error("line {line}: {reason}; nothing from line {unsent} on was sent")]
+    Line {
+        line: u64,
+        unsent: u64,
+        reason: String,
+    },
+    /// A batch the server did not take; the batches before it are in the ledger.
+    #[error("the batch of lines {first} to {last} was not taken, nor anything after it: {source}")]
+    Batch {
+        first: u64,
+        last: u64,
+        source: Box<ClientError>,
+    },
 }
 
 pub struct Client {
@@ -72,10 +92,11 @@ impl Client {
         Ok(value)
     }
 
-    /// Submits up to 1,000 envelopes as one all-or-nothing batch.
-    pub fn submit(&self, envelopes: &[Value]) -> Result<Submitted, ClientError> {
+    /// Submits envelopes, each serialized, as one all-or-nothing batch: at most
+    /// `MAX_BATCH_ENTRIES` of them, in a body of at most `MAX_BODY_BYTES` (`Batch`).
+    fn submit(&self, envelopes: &[String]) -> Result<Submitted, ClientError> {
         let url = format!("{}/v1/entries", self.base);
-        let body = Value::Array(envelopes.to_vec()).to_string();
+        let body = format!("[{}]", envelopes.join(","));
         let response = self
             .agent
             .post(&url)
@@ -155,46 +176,165 @@ impl Client {
     }
 }
 
-/// Signs `bodies` for the ledger `origin` as consecutive entries of `kind`, starting at
-/// `first_seq`, dated now.
-pub fn sign_bodies(
-    key: &ed25519_dalek::SigningKey,
-    origin: &str,
+/// Signs each body of the input as the next entry of one signer, for `submit --key`.
+pub struct BodySigner<'k> {
+    key: &'k ed25519_dalek::SigningKey,
+    origin: String,
     kind: Kind,
-    first_seq: u64,
-    bodies: Vec<Value>,
-) -> Result<Vec<Value>, ClientError> {
-    let ts = dates::format_instant(dates::now())
-        .ok_or_else(|| ClientError::Sign("clock out of range".into()))?;
-    bodies
-        .into_iter()
-        .enumerate()
-        .map(|(i, body)| {
-            entry::sign_envelope(
-                key,
-                origin,
-                EntryDraft {
-                    kind,
-                    seq: first_seq + i as u64,
-                    ts: &ts,
-                    body,
-                },
-            )
-            .map_err(|e| ClientError::Sign(e.to_string()))
-        })
-        .collect()
+    next_seq: u64,
+    /// One time for every entry of the run.
+    ts: String,
 }
 
-/// Submits `envelopes` in batches of at most 1,000; stops at the first refusal.
-pub fn submit_all(client: &Client, envelopes: &[Value]) -> Result<Submitted, ClientError> {
-    let mut all = Submitted {
-        entries: Vec::new(),
-        checkpoint: String::new(),
-    };
-    for batch in envelopes.chunks(MAX_BATCH_ENTRIES) {
-        let done = client.submit(batch)?;
-        all.entries.extend(done.entries);
-        all.checkpoint = done.checkpoint;
+impl<'k> BodySigner<'k> {
+    /// Signs for the ledger `origin` as entries of `kind` from `first_seq` on, dated now.
+    pub fn new(
+        key: &'k ed25519_dalek::SigningKey,
+        origin: String,
+        kind: Kind,
+        first_seq: u64,
+    ) -> Result<BodySigner<'k>, ClientError> {
+        let ts = dates::format_instant(dates::now())
+            .ok_or_else(|| ClientError::Sign("clock out of range".into()))?;
+        Ok(BodySigner {
+            key,
+            origin,
+            kind,
+            next_seq: first_seq,
+            ts,
+        })
     }
-    Ok(all)
+
+    fn sign(&mut self, body: Value) -> Result<Value, String> {
+        let envelope = entry::sign_envelope(
+            self.key,
+            &self.origin,
+            EntryDraft {
+                kind: self.kind,
+                seq: self.next_seq,
+                ts: &self.ts,
+                body,
+            },
+        )
+        .map_err(|e| format!("cannot sign the body: {e}"))?;
+        self.next_seq = self
+            .next_seq
+            .checked_add(1)
+            .ok_or("the signer's seq would pass 2^64")?;
+        Ok(envelope)
+    }
+}
+
+/// The envelopes of a batch being gathered, serialized, and the lines they came from.
+#[derive(Default)]
+struct Batch {
+    envelopes: Vec<String>,
+    /// The array's bytes: its brackets, the envelopes and the commas between them.
+    body_bytes: usize,
+    first_line: u64,
+    last_line: u64,
+}
+
+impl Batch {
+    /// The body's bytes with one more envelope of `bytes`.
+    fn bytes_with(&self, bytes: usize) -> usize {
+        // Its brackets with the first envelope, a comma with each after it.
+        let around = if self.envelopes.is_empty() { 2 } else { 1 };
+        self.body_bytes.saturating_add(around).saturating_add(bytes)
+    }
+
+    fn push(&mut self, line: u64, envelope: String) {
+        if self.envelopes.is_empty() {
+            self.first_line = line;
+        }
+        self.body_bytes = self.bytes_with(envelope.len());
+        self.last_line = line;
+        self.envelopes.push(envelope);
+    }
+}
+
+/// Submits the NDJSON envelopes of `input` (bodies, signed on the way, with `signer`), in
+/// order, in batches the server takes whole: at most `MAX_BATCH_ENTRIES` envelopes in a
+/// body of at most `MAX_BODY_BYTES`. Lines are read one at a time (`bulk::read_line`),
+/// so memory holds one batch whatever the input's size; blank lines are skipped. `landed`
+/// is told each batch as the server acknowledges it. Stops at the first line that
+/// cannot be sent or batch that is refused: the batches `landed` was told of are in the
+/// ledger, nothing after them was sent.
+pub fn submit_ndjson(
+    client: &Client,
+    mut input: impl BufRead,
+    mut signer: Option<BodySigner<'_>>,
+    mut landed: impl FnMut(&Submitted),
+) -> Result<(), ClientError> {
+    let mut batch = Batch::default();
+    let mut send = |batch: &mut Batch| -> Result<(), ClientError> {
+        let sent = std::mem::take(batch);
+        let done = client
+            .submit(&sent.envelopes)
+            .map_err(|e| ClientError::Batch {
+                first: sent.first_line,
+                last: sent.last_line,
+                source: Box::new(e),
+            })?;
+        landed(&done);
+        Ok(())
+    };
+    let mut line = 0u64;
+    while let Some((text, _)) = bulk::read_line(&mut input).map_err(ClientError::Read)? {
+        line = line.saturating_add(1);
+        let unsent = if batch.envelopes.is_empty() {
+            line
+        } else {
+            batch.first_line
+        };
+        let refuse = |reason: String| ClientError::Line {
+            line,
+            unsent,
+            reason,
+        };
+        let text = text.map_err(|bad| refuse(bad.to_string()))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let value: Value = json::from_str(&text).map_err(|e| refuse(e.to_string()))?;
+        let envelope = match signer.as_mut() {
+            Some(signer) => signer.sign(value).map_err(refuse)?,
+            None => value,
+        };
+        let envelope = envelope.to_string();
+        if Batch::default().bytes_with(envelope.len()) > MAX_BODY_BYTES {
+            return Err(refuse(format!(
+                "the envelope is {} bytes, more than a request body may hold ({MAX_BODY_BYTES})",
+                envelope.len()
+            )));
+        }
+        let full = batch.envelopes.len() == MAX_BATCH_ENTRIES
+            || batch.bytes_with(envelope.len()) > MAX_BODY_BYTES;
+        if full {
+            send(&mut batch)?;
+        }
+        batch.push(line, envelope);
+    }
+    if !batch.envelopes.is_empty() {
+        send(&mut batch)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_counts_the_bytes_of_the_body_it_sends() {
+        let mut batch = Batch::default();
+        for (line, envelope) in ["{}", r#"{"a":1}"#, "", r#"{"b":"中"}"#].iter().enumerate() {
+            let expected = batch.bytes_with(envelope.len());
+            batch.push(line as u64 + 1, envelope.to_string());
+            let body = format!("[{}]", batch.envelopes.join(","));
+            assert_eq!(expected, body.len(), "{body}");
+            assert_eq!(batch.body_bytes, body.len());
+        }
+        assert_eq!((batch.first_line, batch.last_line), (1, 4));
+    }
 }

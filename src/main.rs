@@ -1125,19 +1125,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             input,
         } => {
             let client = client::Client::new(&server);
-            let mut text = String::new();
-            read_input(&input)?
-                .read_to_string(&mut text)
-                .context("cannot read the input")?;
-            let values: Vec<Value> = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| json::from_str(l).with_context(|| format!("line {}", i + 1)))
-                .collect::<Result<_>>()?;
-            let envelopes = match (key, kind) {
+            let key = key.map(|key| keys::load_signing_key(&key)).transpose()?;
+            let signer = match (&key, kind) {
                 (Some(key), Some(kind)) => {
-                    let key = keys::load_signing_key(&key)?;
                     let kind =
                         Kind::parse(&kind).with_context(|| format!("unknown kind {kind:?}"))?;
                     let served = client.origin()?;
@@ -1149,15 +1139,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         );
                     }
                     let seq = client.next_seq(&key.verifying_key().to_bytes())?;
-                    client::sign_bodies(&key, &served, kind, seq, values)?
+                    Some(client::BodySigner::new(key, served, kind, seq)?)
                 }
-                _ => values,
+                _ => None,
             };
-            let done = client::submit_all(&client, &envelopes)?;
-            for (index, leaf_hash) in &done.entries {
-                println!("{index} {leaf_hash}");
+            // Each batch's entries as it lands; the checkpoint of the last one at the
+            // end, even when a later line or batch stops the run.
+            let mut checkpoint = None;
+            let submitted = client::submit_ndjson(&client, read_input(&input)?, signer, |done| {
+                for (index, leaf_hash) in &done.entries {
+                    println!("{index} {leaf_hash}");
+                }
+                checkpoint = Some(done.checkpoint.clone());
+            });
+            if let Some(note) = checkpoint {
+                print!("{note}");
             }
-            print!("{}", done.checkpoint);
+            submitted?;
         }
         Command::Demo { data, listen } => {
             // The address first: a taken port is found before any work, and before a

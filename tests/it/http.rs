@@ -1607,6 +1607,21 @@ fn submit_output(out: &str) -> (Vec<(u64, String)>, String) {
     (acks, rest.to_string())
 }
 
+/// The arguments of `dcledger submit` signing the `org.register` bodies of a file.
+fn org_bodies_submission<'a>(server: &'a Server, key: &'a Path, bodies: &'a Path) -> [&'a str; 8] {
+    let (key, bodies) = (path_str(key), path_str(bodies));
+    [
+        "submit",
+        "--server",
+        &server.base,
+        "--key",
+        key,
+        "--kind",
+        "org.register",
+        bodies,
+    ]
+}
+
 #[test]
 fn submit_command_sends_envelopes_and_signs_bodies() {
     let mut t = TestLedger::new();
@@ -1673,16 +1688,7 @@ fn submit_command_sends_envelopes_and_signs_bodies() {
             .map(|k| format!("{}\n", org_body(&format!("cli-body-{round}-{k}"))))
             .collect();
         std::fs::write(&bodies, text).unwrap();
-        let out = stdout(&run_ok(&[
-            "submit",
-            "--server",
-            &server.base,
-            "--key",
-            path_str(&key),
-            "--kind",
-            "org.register",
-            path_str(&bodies),
-        ]));
+        let out = stdout(&run_ok(&org_bodies_submission(&server, &key, &bodies)));
         let (acks, note) = submit_output(&out);
         assert_eq!(acks.len(), n, "{out}");
         let cp = open(&note, &verifier);
@@ -1705,6 +1711,81 @@ fn submit_command_sends_envelopes_and_signs_bodies() {
         assert_eq!(get(&agent, &signer_url).expect(200)["next_seq"], next_seq);
     }
     assert_eq!(tree_size(&agent, &server), next_index);
+}
+
+/// `dcledger submit` sends batches the server takes whole: cut at the request body limit
+/// as well as at 1,000 envelopes. A thousand bodies of CJK names (about 1.6 KB an
+/// envelope) once made one body of 1.6 MB, refused whole (413). When a later batch is
+/// refused, the entries of the batches before it, and their checkpoint, are printed, and
+/// the error names the lines that were not taken.
+#[test]
+fn submit_cuts_batches_at_the_body_limit_and_prints_what_landed_before_a_refusal() {
+    let mut t = TestLedger::new();
+    let registrar = Party::new(41);
+    t.onboard("big-registrar", &["authority"], &registrar);
+    let (dir, data, _) = close(t);
+    let server = Server::start(&data, &dir.path().join("server.log"));
+    let verifier = server.verifier();
+    let agent = new_agent();
+    let base = tree_size(&agent, &server);
+    let key = dir.path().join("registrar.pem");
+    dcledger::keys::write_signing_key(&key, &registrar.key).unwrap();
+    let big_body = |org_id: &str| json!({"org_id": org_id, "name": "中".repeat(200), "province": "省".repeat(200), "roles": ["operator"]});
+    let write_bodies = |name: &str, org_ids: &[String]| {
+        let path = dir.path().join(name);
+        let text: String = org_ids
+            .iter()
+            .map(|id| format!("{}\n", big_body(id)))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let entry_at =
+        |index: u64| get(&agent, &server.url(&format!("/v1/entries/{index}"))).expect(200);
+
+    const BODIES: u64 = 1_500;
+    let ids: Vec<String> = (0..BODIES).map(|k| format!("big-{k}")).collect();
+    let bodies = write_bodies("bodies.ndjson", &ids);
+    let out = stdout(&run_ok(&org_bodies_submission(&server, &key, &bodies)));
+    let (acks, note) = submit_output(&out);
+    assert_eq!(
+        acks.iter().map(|a| a.0).collect::<Vec<_>>(),
+        (base..base + BODIES).collect::<Vec<_>>(),
+        "every body landed, in order"
+    );
+    assert_eq!(open(&note, &verifier).size, base + BODIES);
+    let last = entry_at(base + BODIES - 1);
+    assert_eq!(last["leaf"]["entry"]["body"]["org_id"], "big-1499");
+    assert_eq!(last["leaf"]["entry"]["seq"], BODIES);
+
+    // Line 1,200 registers an organisation again: its batch is refused, the one before
+    // it landed and is printed with its checkpoint.
+    let mut ids: Vec<String> = (0..1_300).map(|k| format!("more-{k}")).collect();
+    ids[1_199] = "big-0".to_string();
+    let bodies = write_bodies("again.ndjson", &ids);
+    let refused = bin()
+        .args(org_bodies_submission(&server, &key, &bodies))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let (acks, note) = submit_output(&stdout(&refused));
+    let landed = acks.len() as u64;
+    assert!(
+        (1..1_199).contains(&landed),
+        "the batches before the refused one landed: {landed}"
+    );
+    assert_eq!(
+        acks.iter().map(|a| a.0).collect::<Vec<_>>(),
+        (base + BODIES..base + BODIES + landed).collect::<Vec<_>>()
+    );
+    assert_eq!(open(&note, &verifier).size, base + BODIES + landed);
+    assert_eq!(tree_size(&agent, &server), base + BODIES + landed);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&format!("the batch of lines {} to ", landed + 1))
+            && err.contains("not taken"),
+        "{err}"
+    );
 }
 
 /// `dcledger demo` without `--data`: its ledger lives in one temporary directory while it
