@@ -49,6 +49,14 @@ pub const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 /// (BENCHMARKS.md).
 pub const DERIVED_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The derived store's page cache while `reindex` rebuilds it from the first leaf. At a
+/// million entries the store (400 MB) outgrows `DERIVED_CACHE_BYTES`, and the commits,
+/// which bound the rebuild there, re-read its pages through the kernel: a trusted rebuild
+/// of the million-entry world took 24.1–24.8 s with 64 MiB, 20.2 s with 128, 16.5–17.4 s
+/// with 256 and 16.6 s with 512, peaking at 470–482, 556, 738 and 984 MB (BENCHMARKS.md,
+/// twenty-sixth pass). Only a rebuild: `append` and `serve` keep to their memory lines.
+pub const REBUILD_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 /// How long a commit to the derived store may stay without fsync. Its commits are atomic
 /// either way; a crash loses at most this much of derived state, which opening replays
 /// again from the segments.

@@ -377,8 +377,14 @@ pub fn read_projections(
     } else {
         match lock::lock(dir) {
             Ok(lock) => {
-                let ledger =
-                    Ledger::open_locked(dir, lock, None, Signatures::Trust, replay::QUIET)?;
+                let ledger = Ledger::open_locked(
+                    dir,
+                    lock,
+                    None,
+                    Signatures::Trust,
+                    replay::QUIET,
+                    Derived::open,
+                )?;
                 return Ok(ReadProjections {
                     reader: ledger.reader(),
                     _ledger: Some(ledger),
@@ -432,6 +438,7 @@ impl Ledger {
             Some(log_key.clone()),
             Signatures::Trust,
             replay::QUIET,
+            Derived::open,
         )?;
         let ts =
             dates::spell_instant(dates::now()).map_err(|e| LedgerError::Clock(e.to_string()))?;
@@ -466,6 +473,7 @@ impl Ledger {
             Some(log_key),
             Signatures::Trust,
             replay::QUIET,
+            Derived::open,
         )
     }
 
@@ -481,17 +489,21 @@ impl Ledger {
             None,
             Signatures::Trust,
             replay::QUIET,
+            Derived::open,
         )
     }
 
+    /// Opens the ledger in `dir` under `lock`, its derived state with `open_derived`
+    /// (`Derived::open_to_rebuild` for a rebuild from the first leaf), catching it up.
     fn open_locked(
         dir: &Path,
         lock: DirLock,
         log_key: Option<SigningKey>,
         catch_up_signatures: Signatures<'_>,
         progress: Progress<'_>,
+        open_derived: fn(&Path) -> Result<Derived, DerivedError>,
     ) -> Result<Ledger, LedgerError> {
-        let derived = Arc::new(Derived::open(&dir.join(INDEX_DIR))?);
+        let derived = Arc::new(open_derived(&dir.join(INDEX_DIR))?);
         let applied = derived.applied()?;
         // Leaves derived state has applied were acknowledged: never a torn tail.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
@@ -613,7 +625,14 @@ impl Ledger {
                 std::fs::remove_dir_all(&derived).map_err(io(&derived))?;
             }
         }
-        Ledger::open_locked(dir, lock, Some(log_key), signatures, progress)
+        Ledger::open_locked(
+            dir,
+            lock,
+            Some(log_key),
+            signatures,
+            progress,
+            Derived::open_to_rebuild,
+        )
     }
 
     pub fn reader(&self) -> Reader {

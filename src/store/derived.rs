@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::limits::DECODED_RECORDS_MAX;
+use crate::limits::{DECODED_RECORDS_MAX, DERIVED_CACHE_BYTES, REBUILD_CACHE_BYTES};
 use crate::log::segment::Position;
 use crate::store::engine::{Batch, Engine, EngineError, Memory, ReadSnapshot, Scan};
 use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
@@ -187,6 +187,16 @@ pub struct Derived {
 impl Derived {
     /// The ledger's own derived state, in the directory `path`.
     pub fn open(path: &Path) -> Result<Derived, DerivedError> {
+        Derived::open_caching(path, DERIVED_CACHE_BYTES)
+    }
+
+    /// `open`, for a rebuild from the first leaf (`reindex`), with the larger cache that
+    /// keeps its commits from re-reading the store's pages (`REBUILD_CACHE_BYTES`).
+    pub fn open_to_rebuild(path: &Path) -> Result<Derived, DerivedError> {
+        Derived::open_caching(path, REBUILD_CACHE_BYTES)
+    }
+
+    fn open_caching(path: &Path, cache_bytes: usize) -> Result<Derived, DerivedError> {
         // Versions before the redb file kept derived state in sled, whose directory
         // holds a `conf` file.
         if path.join("conf").exists() && !path.join(redb_file::FILE_NAME).exists() {
@@ -194,7 +204,7 @@ impl Derived {
                 path: path.to_path_buf(),
             });
         }
-        let engine = RedbFile::open(path).map_err(|source| DerivedError::Engine {
+        let engine = RedbFile::open(path, cache_bytes).map_err(|source| DerivedError::Engine {
             path: path.to_path_buf(),
             source,
         })?;

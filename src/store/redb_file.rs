@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::limits::{DERIVED_CACHE_BYTES, DERIVED_DURABLE_INTERVAL_MS};
+use crate::limits::DERIVED_DURABLE_INTERVAL_MS;
 use crate::store::engine::{Batch, Engine, EngineError, Pairs, ReadSnapshot, in_key_order};
 
 /// The file in the derived state's directory.
@@ -28,10 +28,11 @@ pub struct RedbFile {
 }
 
 impl RedbFile {
-    pub fn open(dir: &Path) -> Result<RedbFile, EngineError> {
+    /// The store in `dir`, keeping up to `cache_bytes` of its pages in memory.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<RedbFile, EngineError> {
         std::fs::create_dir_all(dir)?;
         let db = redb::Builder::new()
-            .set_cache_size(DERIVED_CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(dir.join(FILE_NAME))?;
         let file = RedbFile {
             db,
