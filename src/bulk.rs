@@ -92,25 +92,10 @@ enum Chunk {
     Failed(std::io::Error),
 }
 
-/// One line of the input, as the reader stage takes it.
-#[derive(Debug, PartialEq)]
-enum Line {
-    /// Its text, without the line ending.
-    Text(String),
-    /// A line refused as it was read (too long, or not UTF-8): its batch is refused at
-    /// it, as at any envelope that fails a check.
-    Refused(Rejection),
-}
-
-impl Line {
-    /// The text a batch's preparation reads; a refused line has none to read.
-    fn text(&self) -> Option<&str> {
-        match self {
-            Line::Text(text) => Some(text),
-            Line::Refused(_) => None,
-        }
-    }
-}
+/// One line of the input, as the reader stage takes it: its text, without the line
+/// ending, or why it was refused as it was read (its batch is refused at it, as at any
+/// envelope that fails a check).
+type Line = Result<String, BadLine>;
 
 /// A line refused as it was read, before anything parses it.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -166,17 +151,6 @@ pub fn read_line(
     Ok(Some((line, read)))
 }
 
-/// `read_line`, a refused line refusing its batch.
-fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<(Line, u64)>> {
-    Ok(read_line(input)?.map(|(line, read)| {
-        let line = match line {
-            Ok(text) => Line::Text(text),
-            Err(bad) => Line::Refused(bad.rejection()),
-        };
-        (line, read)
-    }))
-}
-
 /// One input line as an envelope: a line that is not JSON, or repeats a key in an
 /// object, is refused like any envelope that fails a check, so its batch is refused whole.
 fn parse_line(line: &str) -> Result<Value, Rejection> {
@@ -215,7 +189,7 @@ fn prepare_lines(
     let typed = leaves::all_prepared(
         lines
             .iter()
-            .map(|line| line.text().map_or(&[][..], str::as_bytes)),
+            .map(|line| line.as_deref().map_or(&[][..], str::as_bytes)),
         now,
         signatures,
     );
@@ -223,9 +197,9 @@ fn prepare_lines(
         .into_iter()
         .zip(typed)
         .map(|(line, typed)| match (line, typed) {
-            (Line::Refused(refusal), _) => Err(refusal),
-            (Line::Text(_), Some(prepared)) => Ok(prepared),
-            (Line::Text(text), None) => ingest::prepare(parse_line(&text)?, now, signatures),
+            (Err(bad), _) => Err(bad.rejection()),
+            (Ok(_), Some(prepared)) => Ok(prepared),
+            (Ok(text), None) => ingest::prepare(parse_line(&text)?, now, signatures),
         })
         .collect()
 }
@@ -267,7 +241,10 @@ fn read_stage(
             .is_ok()
         };
         let mut start = |batch: Vec<Line>, lines, bytes_read, bytes| -> InFlight<'_> {
-            let known = input_origin(origin.take(), batch.first().and_then(Line::text));
+            let known = input_origin(
+                origin.take(),
+                batch.first().and_then(|line| line.as_deref().ok()),
+            );
             origin.clone_from(&known);
             let prepared = scope.spawn(move || {
                 crate::parallel::run_behind(
@@ -284,7 +261,7 @@ fn read_stage(
         let mut batch_bytes = 0usize;
         let mut failed = None;
         for i in 0u64.. {
-            let line = match next_line(&mut input) {
+            let line = match read_line(&mut input) {
                 Ok(line) => line,
                 Err(e) => {
                     // The batches before it are sent; the lines of this one are not.
@@ -296,9 +273,9 @@ fn read_stage(
             let end = line.is_none();
             if let Some((line, read)) = line {
                 bytes_read += read;
-                let blank = line.text().is_some_and(|text| text.trim().is_empty());
+                let blank = line.as_deref().is_ok_and(|text| text.trim().is_empty());
                 if !blank {
-                    batch_bytes = batch_bytes.saturating_add(line.text().map_or(0, str::len));
+                    batch_bytes = batch_bytes.saturating_add(line.as_deref().map_or(0, str::len));
                     batch.push(line);
                     lines.push(i + 1);
                 }
@@ -448,20 +425,16 @@ pub fn append_ndjson(
 mod tests {
     use super::*;
 
-    /// A line as `next_line` read it: its text or its refusal's class, and the bytes it
+    /// A line as `read_line` read it: its text or its refusal's class, and the bytes it
     /// took.
     type ReadLine = (Result<String, RejectClass>, u64);
 
-    /// What `next_line` reads from `input`, line by line.
+    /// What `read_line` reads from `input`, line by line.
     fn read_all(input: &[u8]) -> Vec<ReadLine> {
         let mut input = input;
         let mut read = Vec::new();
-        while let Some((line, bytes)) = next_line(&mut input).expect("a slice reads") {
-            let line = match line {
-                Line::Text(text) => Ok(text),
-                Line::Refused(refusal) => Err(refusal.class),
-            };
-            read.push((line, bytes));
+        while let Some((line, bytes)) = read_line(&mut input).expect("a slice reads") {
+            read.push((line.map_err(|bad| bad.rejection().class), bytes));
         }
         read
     }
