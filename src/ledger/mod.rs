@@ -922,11 +922,14 @@ impl Ledger {
                 Some(leaf) => (at, Cow::Borrowed(leaf)),
                 None => unreachable!("a pending entry's leaf is among the group's leaves"),
             },
-            None => match layout::signer_entry(&self.derived, &e.signer, e.seq)? {
-                Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
-                // The seq was taken by an earlier entry of this same batch: a replay.
-                None => return Ok(None),
-            },
+            None => {
+                match layout::signer_entry(&self.derived, &e.signer, e.seq, self.applied.end.index)?
+                {
+                    Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
+                    // The seq was taken by an earlier entry of this same batch: a replay.
+                    None => return Ok(None),
+                }
+            }
         };
         Ok(
             entry::leaf_holds(&leaf, &p.entry_jcs, &p.sig_hex).then(|| Appended {

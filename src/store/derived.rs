@@ -26,8 +26,8 @@ use crate::store::redb_file::{self, RedbFile};
 /// Version byte in front of every stored value. Bump when a stored type changes shape or
 /// a family's keys are laid out anew; old stores are then rebuilt from the segments
 /// (`reindex`) instead of misread. 8: monthly reports keyed by period first. 9: leaf
-/// locations sixteen a key.
-pub const FORMAT_VERSION: u8 = 9;
+/// locations sixteen a key. 10: postings keyed by chunk first.
+pub const FORMAT_VERSION: u8 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
