@@ -62,10 +62,14 @@ pub const REBUILD_CACHE_BYTES: usize = 256 * 1024 * 1024;
 /// again from the segments.
 pub const DERIVED_DURABLE_INTERVAL_MS: u64 = 1_000;
 
-/// Records an overlay keeps decoded for admission (`store::derived::Decoded`): a
-/// facility's is a few kilobytes at most, so the whole set stays within tens of MB; when
-/// full they are dropped and read again.
-pub const DECODED_RECORDS_MAX: usize = 16_384;
+/// Records an overlay keeps decoded for admission (`store::derived::Decoded`), counted by
+/// the bytes they are stored in; decoded, they take about three and a half times that.
+/// When full they are all dropped and read again. A report's facility is read for every
+/// report, in no order within a month, so the cache helps only if every facility's record
+/// fits: held to 16,384 records, a world of a hundred thousand facilities read nearly
+/// every one from the store again, and its trusted rebuild took 209–216 s where holding
+/// them all (42 MB stored, about 110 MB more at the peak) takes 173–187 s (BENCHMARKS.md).
+pub const DECODED_RECORDS_BYTES: usize = 64 * 1024 * 1024;
 
 /// Signers' keys kept decompressed for signature checks (about 200 bytes each); the
 /// cache starts again when full, so a flood of new signers costs time, never memory.

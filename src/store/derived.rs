@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::limits::{DECODED_RECORDS_MAX, DERIVED_CACHE_BYTES, REBUILD_CACHE_BYTES};
+use crate::limits::{DECODED_RECORDS_BYTES, DERIVED_CACHE_BYTES, REBUILD_CACHE_BYTES};
 use crate::log::segment::Position;
 use crate::store::engine::{Batch, Engine, EngineError, Memory, ReadSnapshot, Scan};
 use crate::store::first_seen::{self, FirstSeen, Listing, ListingRef, Pending};
@@ -414,14 +414,24 @@ impl Writes {
 /// stands for its key's value in the overlay it was read or written through: a write of
 /// the key replaces or drops it, a rollback drops them all. A replay hands them from one
 /// chunk's overlay to the next, and the writer from one group commit to the next
-/// (`Overlay::into_parts`, `Overlay::after`), over which they still stand. At most
-/// `DECODED_RECORDS_MAX`: when full, they are all dropped.
-#[derive(Default)]
+/// (`Overlay::into_parts`, `Overlay::after`), over which they still stand. They are
+/// held to `DECODED_RECORDS_BYTES` of keys and stored values: when full, they are all
+/// dropped.
 pub struct Decoded {
-    records: HashMap<Vec<u8>, Shared>,
+    /// Each record, with the bytes of its key and stored value.
+    records: HashMap<Vec<u8>, (Shared, usize)>,
+    /// The bytes of every record's key and stored value.
+    bytes: usize,
+    bytes_max: usize,
     /// The key families (first bytes) any record was kept for, so that a write of any
     /// other key, most writes, is told apart without hashing it: a bit each.
     families: [u64; 4],
+}
+
+impl Default for Decoded {
+    fn default() -> Decoded {
+        Decoded::with_bytes_max(DECODED_RECORDS_BYTES)
+    }
 }
 
 /// A record as `Decoded` keeps it: shareable with the writer's thread, which keeps them
@@ -429,15 +439,32 @@ pub struct Decoded {
 type Shared = Arc<dyn Any + Send + Sync>;
 
 impl Decoded {
-    fn insert(&mut self, key: Vec<u8>, record: Shared) {
-        if self.records.len() >= DECODED_RECORDS_MAX {
+    fn with_bytes_max(bytes_max: usize) -> Decoded {
+        Decoded {
+            records: HashMap::new(),
+            bytes: 0,
+            bytes_max,
+            families: [0; 4],
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Shared> {
+        self.records.get(key).map(|(record, _)| record)
+    }
+
+    /// Keeps `record`, stored under `key` in `stored_bytes`.
+    fn insert(&mut self, key: Vec<u8>, record: Shared, stored_bytes: usize) {
+        self.written(&key);
+        let bytes = key.len() + stored_bytes;
+        if self.bytes + bytes > self.bytes_max {
             // The family bits stay: one left over costs a write a hash, never an answer.
-            self.records.clear();
+            self.clear();
         }
         if let Some(&family) = key.first() {
             self.families[usize::from(family / 64)] |= 1 << (family % 64);
         }
-        self.records.insert(key, record);
+        self.bytes += bytes;
+        self.records.insert(key, (record, bytes));
     }
 
     /// Drops the record of `key`, written anew.
@@ -445,9 +472,15 @@ impl Decoded {
         if key
             .first()
             .is_some_and(|&f| self.families[usize::from(f / 64)] & (1 << (f % 64)) != 0)
+            && let Some((_, bytes)) = self.records.remove(key)
         {
-            self.records.remove(key);
+            self.bytes -= bytes;
         }
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.bytes = 0;
     }
 }
 
@@ -531,19 +564,19 @@ impl<'a> Overlay<'a> {
         &self,
         key: &[u8],
     ) -> Result<Option<Arc<T>>, DerivedError> {
-        if let Some(record) = self.decoded.borrow().records.get(key) {
+        if let Some(record) = self.decoded.borrow().get(key) {
             let Ok(record) = Arc::clone(record).downcast::<T>() else {
                 unreachable!("the record under {key:?} is read as two types")
             };
             return Ok(Some(record));
         }
-        let Some(record) = self.get_decoded::<T>(key)? else {
+        let Some(bytes) = self.get(key)? else {
             return Ok(None);
         };
-        let record = Arc::new(record);
+        let record = Arc::new(decode::<T>(key, &bytes)?);
         self.decoded
             .borrow_mut()
-            .insert(key.to_vec(), record.clone());
+            .insert(key.to_vec(), record.clone(), bytes.len());
         Ok(Some(record))
     }
 
@@ -565,8 +598,12 @@ impl<'a> Overlay<'a> {
 
     /// Writes `record` under `key` and keeps it for `get_shared`.
     pub fn put_record<T: Serialize + Send + Sync + 'static>(&mut self, key: Vec<u8>, record: T) {
-        self.put(key.clone(), encode(&record));
-        self.decoded.get_mut().insert(key, Arc::new(record));
+        let bytes = encode(&record);
+        let stored_bytes = bytes.len();
+        self.put(key.clone(), bytes);
+        self.decoded
+            .get_mut()
+            .insert(key, Arc::new(record), stored_bytes);
     }
 
     pub fn mark(&self) -> Mark {
@@ -581,7 +618,7 @@ impl<'a> Overlay<'a> {
         );
         self.writes.first_seen.rollback(mark.1);
         // Some may stand for writes undone here.
-        self.decoded.get_mut().records.clear();
+        self.decoded.get_mut().clear();
         // A listing rolled back may be listed again, differently, at the same index.
         self.last_listing.replace(None);
         while self.journal.len() > mark.0 {
@@ -779,6 +816,38 @@ mod tests {
             next.put_encoded(key.clone(), &6u64);
             assert_eq!(next.get_shared::<u64>(&key).unwrap().map(|r| *r), Some(6));
         }
+    }
+
+    /// Records are kept up to their bound in bytes, counted by key and stored value: the
+    /// one that would pass it drops them all first; a record written anew gives its
+    /// bytes back.
+    #[test]
+    fn decoded_records_are_held_to_their_stored_bytes() {
+        let mut decoded = Decoded::with_bytes_max(100);
+        let record = |n: u64| -> Shared { Arc::new(n) };
+        decoded.insert(b"fa".to_vec(), record(1), 38);
+        decoded.insert(b"fb".to_vec(), record(2), 38);
+        assert_eq!(decoded.bytes, 80);
+        decoded.insert(b"fa".to_vec(), record(3), 18);
+        assert_eq!(decoded.bytes, 60, "a record replaced gives its bytes back");
+        assert!(decoded.get(b"fa").is_some() && decoded.get(b"fb").is_some());
+        decoded.insert(b"fc".to_vec(), record(4), 48);
+        assert!(decoded.get(b"fa").is_none() && decoded.get(b"fb").is_none());
+        assert!(decoded.get(b"fc").is_some());
+        assert_eq!(decoded.bytes, 50);
+        decoded.written(b"fc");
+        assert_eq!(decoded.bytes, 0);
+        // A hundred thousand facilities' records, a few hundred bytes each, are all kept:
+        // a report reads its facility's, in no order within a month.
+        let mut decoded = Decoded::default();
+        for n in 0..100_000u64 {
+            decoded.insert(facility_key_of(n), record(n), 400);
+        }
+        assert!((0..100_000).all(|n| decoded.get(&facility_key_of(n)).is_some()));
+    }
+
+    fn facility_key_of(n: u64) -> Vec<u8> {
+        key(family::FACILITY, &[format!("F-{n:05}").as_bytes()])
     }
 
     #[test]
