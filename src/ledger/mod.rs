@@ -917,19 +917,18 @@ impl Ledger {
         if !ingest::seq_taken(overlay, e)? {
             return Ok(None);
         }
+        // The leaves derived state holds: those of earlier group commits.
+        let committed = self.applied.end.index;
         let (index, leaf): (u64, Cow<'_, [u8]>) = match pending.get(&(e.signer, e.seq)) {
             Some(&at) => match usize::try_from(at - base).ok().and_then(|i| leaves.get(i)) {
                 Some(leaf) => (at, Cow::Borrowed(leaf)),
                 None => unreachable!("a pending entry's leaf is among the group's leaves"),
             },
-            None => {
-                match layout::signer_entry(&self.derived, &e.signer, e.seq, self.applied.end.index)?
-                {
-                    Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
-                    // The seq was taken by an earlier entry of this same batch: a replay.
-                    None => return Ok(None),
-                }
-            }
+            None => match layout::signer_entry(&self.derived, &e.signer, e.seq, committed)? {
+                Some(at) => (at, Cow::Owned(self.reader.entry(at)?.leaf)),
+                // The seq was taken by an earlier entry of this same batch: a replay.
+                None => return Ok(None),
+            },
         };
         Ok(
             entry::leaf_holds(&leaf, &p.entry_jcs, &p.sig_hex).then(|| Appended {
