@@ -709,6 +709,11 @@ impl SegmentLog {
         let (mut index, mut start) = (from.index, from.offset);
         let mut window = Vec::with_capacity(SCAN_WINDOW_BYTES);
         for (i, seg) in self.segments.iter().enumerate().skip(seg_pos) {
+            // A log opened read-only at a checkpoint's size may end in an earlier segment
+            // than the last: the segments after it hold leaves the scan was not asked for.
+            if i > seg_pos && index == self.size {
+                break;
+            }
             if i > seg_pos && seg.first_index != index {
                 return Err(SegmentError::BadSegment {
                     path: seg.path.clone(),
@@ -1224,6 +1229,32 @@ mod tests {
         })
         .unwrap();
         assert_eq!(scanned, records);
+    }
+
+    /// A log opened read-only at a size that ends in an earlier segment than the last (a
+    /// checkpoint's, or genesis alone) scans its leaves and stops: the later segments
+    /// hold leaves it was not asked for, not a gap.
+    #[test]
+    fn a_read_only_scan_ends_at_its_size_before_the_last_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(dir.path(), 0).unwrap();
+        while log.segments.len() < 3 {
+            let batch: Vec<Vec<u8>> = (0..100).map(|i| vec![i as u8; 60_000]).collect();
+            log.append_batch(&batch).unwrap();
+        }
+        let (second, third) = (log.segments[1].first_index, log.segments[2].first_index);
+        for size in [0, 1, second - 1, second, second + 1, third, log.size()] {
+            let read_only = SegmentLog::open_read_only(dir.path(), size).unwrap();
+            let mut scanned = 0;
+            read_only
+                .scan(Position::START, |i, _, _| -> Result<(), SegmentError> {
+                    assert_eq!(i, scanned, "leaves in order");
+                    scanned += 1;
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("a scan of {size} leaves: {e}"));
+            assert_eq!(scanned, size, "a scan of {size} leaves");
+        }
     }
 
     /// Bundles and exports read runs of leaves that may start in one segment and end in

@@ -807,3 +807,80 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
         },
     );
 }
+
+/// A ledger of more than one segment file (past `SEGMENT_TARGET_BYTES` of leaves, as
+/// every ledger in use soon is): its readers read it at its checkpoint, and a rebuild
+/// that trusts the segments holds every one of them to the last signed checkpoint. Both
+/// once stopped at the second segment, and the hold took that for a damaged tail and let
+/// an edited first segment through, signed anew.
+#[test]
+fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
+    let mut w = crate::audit_rules::World::new();
+    w.procure(
+        "lot-big",
+        crate::audit_rules::FAC,
+        "H100",
+        2_000_000,
+        1,
+        "2025-01-01",
+    );
+    w.flush();
+    // Lists of 900 serials of 64 characters, about 60 KB a leaf: the first segment fills
+    // in about 1,100 of them, a hundred to a batch.
+    let data = w.t.data();
+    let segments = || std::fs::read_dir(data.join("segments")).unwrap().count();
+    let mut listed = 0u64;
+    while segments() < 2 {
+        for _ in 0..100 {
+            let serials: Vec<String> = (listed..listed + 900).map(|s| format!("{s:064}")).collect();
+            listed += 900;
+            w.add(
+                "op",
+                Kind::LotSerials,
+                json!({"lot_id": "lot-big", "serials": serials}),
+            );
+        }
+        w.flush();
+    }
+    let crate::support::TestLedger {
+        dir: _dir, ledger, ..
+    } = w.t;
+    ledger.close().expect("close");
+
+    let out = bin()
+        .args(["verifier-key", "--data", path_str(&data)])
+        .output()
+        .expect("run dcledger");
+    assert!(
+        out.status.success(),
+        "verifier-key of a ledger of two segments: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Leaf 1, op-a's registration, in the first segment: "op-a" -> "oq-a", its checksum
+    // made right, so only the checkpoint's root tells.
+    let first = segment_path(&data);
+    let mut bytes = std::fs::read(&first).expect("read segment");
+    let r = parse_records(&bytes)[1];
+    let leaf = &mut bytes[r.leaf()];
+    let needle = b"\"name\":\"op-a\"";
+    let at = leaf
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("op-a's name in leaf 1");
+    leaf[at + "\"name\":\"o".len()] = b'q';
+    let sum = checksum(1, &bytes[r.leaf()], r.flags);
+    bytes[r.checksum()].copy_from_slice(&sum);
+    std::fs::write(&first, &bytes).expect("write segment");
+    std::fs::remove_dir_all(data.join("index")).expect("delete index");
+
+    let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
+    match Ledger::reindex_trusting(&data, log_key()) {
+        Ok(_) => panic!("reindex --trust accepted an edit in the first of two segments"),
+        Err(e) => assert!(
+            e.to_string().contains("root of the last signed checkpoint"),
+            "reindex --trust: {e}"
+        ),
+    }
+    assert_nothing_signed(&data, &held, "two segments, reindex --trust");
+}
