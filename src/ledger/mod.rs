@@ -302,11 +302,11 @@ impl CheckpointHold {
     /// The hold on a replay from leaf `applied`, if the checkpoint file names more.
     fn of(dir: &Path, applied: u64) -> Result<Option<CheckpointHold>, LedgerError> {
         match read_checkpoint(dir) {
-            Ok((_, cp)) if cp.size > applied => match Unlocked::open(dir) {
-                Ok(unlocked) => Ok(Some(CheckpointHold(unlocked))),
-                Err(LedgerError::Segment(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
+            // Segments that cannot be opened at all (none left, out of order, a header
+            // that is not ours) are refused: no recovery makes them the checkpoint's.
+            Ok((_, cp)) if cp.size > applied => {
+                Unlocked::open(dir).map(|u| Some(CheckpointHold(u)))
+            }
             // Nothing signed to hold them to: a ledger whose first checkpoint file was
             // never written (made before there were checkpoint files) has only its own
             // segments.
@@ -321,7 +321,9 @@ impl CheckpointHold {
             // Segments that cannot give the checkpoint's leaves at all (a record cut
             // short or damaged) are the segment log's recovery to judge, as before there
             // were checkpoint files: a damaged tail after a lost index is dropped as torn.
-            Err(LedgerError::Segment(_)) => Ok(()),
+            // Nothing else is: a hold that passed on any error of the segments once
+            // passed every ledger of more than one segment file unread.
+            Err(LedgerError::Segment(SegmentError::Corrupt { .. })) => Ok(()),
             other => other,
         }
     }

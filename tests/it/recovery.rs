@@ -884,3 +884,30 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     }
     assert_nothing_signed(&data, &held, "two segments, reindex --trust");
 }
+
+/// A trusted rebuild of a ledger whose segment files are gone, its index too, is refused:
+/// the checkpoint file names leaves that no recovery can give back. It once rebuilt an
+/// empty ledger and reported "reindexed 0 entries", leaving a fresh segment for a new
+/// genesis to fork the signed tree from.
+#[test]
+fn a_trusted_rebuild_without_the_segments_the_checkpoint_names_is_refused() {
+    let f = fixture();
+    f.delete_index();
+    for seg in std::fs::read_dir(f.data.join("segments")).expect("segments") {
+        std::fs::remove_file(seg.expect("segment").path()).expect("delete segment");
+    }
+    let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
+    match Ledger::reindex_trusting(&f.data, log_key()) {
+        Ok(l) => panic!(
+            "reindex --trust rebuilt {} entries from no segments",
+            l.size()
+        ),
+        Err(e) => assert!(e.to_string().contains("no segment files"), "{e}"),
+    }
+    let now = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
+    assert!(now == held, "the checkpoint file was rewritten");
+    let left = std::fs::read_dir(f.data.join("segments"))
+        .expect("segments")
+        .count();
+    assert_eq!(left, 0, "no segment was made in the place of the lost ones");
+}
