@@ -875,6 +875,13 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     std::fs::remove_dir_all(data.join("index")).expect("delete index");
 
     let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
+    // Opened to write, the lost index is caught up trusting the segments: held too.
+    let e = open_err(&data, "two segments, open");
+    assert!(
+        e.to_string().contains("root of the last signed checkpoint"),
+        "open: {e}"
+    );
+    assert_nothing_signed(&data, &held, "two segments, open");
     match Ledger::reindex_trusting(&data, log_key()) {
         Ok(_) => panic!("reindex --trust accepted an edit in the first of two segments"),
         Err(e) => assert!(
