@@ -23,7 +23,7 @@ use dcledger::log::segment::SegmentError;
 use dcledger::store::derived::Derived;
 use serde_json::{Value, json};
 
-use crate::support::{Party, TestLedger, bin, log_key, path_str};
+use crate::support::{Party, TestLedger, bin, log_key, path_str, run_ok};
 
 const HEADER: usize = 16;
 const MAGIC: &[u8; 8] = b"DCLSEG\x00\x01";
@@ -847,15 +847,7 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     } = w.t;
     ledger.close().expect("close");
 
-    let out = bin()
-        .args(["verifier-key", "--data", path_str(&data)])
-        .output()
-        .expect("run dcledger");
-    assert!(
-        out.status.success(),
-        "verifier-key of a ledger of two segments: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&["verifier-key", "--data", path_str(&data)]);
 
     // Leaf 1, op-a's registration, in the first segment: "op-a" -> "oq-a", its checksum
     // made right, so only the checkpoint's root tells.
