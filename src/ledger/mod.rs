@@ -300,18 +300,14 @@ struct CheckpointHold(Unlocked);
 
 impl CheckpointHold {
     /// The hold on a replay from leaf `applied`, if the checkpoint file names more.
-    fn of(dir: &Path, applied: u64) -> Result<Option<CheckpointHold>, LedgerError> {
-        match read_checkpoint(dir) {
-            // Segments that cannot be opened at all (none left, out of order, a header
-            // that is not ours) are refused: no recovery makes them the checkpoint's.
-            Ok((_, cp)) if cp.size > applied => {
-                Unlocked::open(dir).map(|u| Some(CheckpointHold(u)))
-            }
-            // Nothing signed to hold them to: a ledger whose first checkpoint file was
-            // never written (made before there were checkpoint files) has only its own
-            // segments.
-            Ok(_) | Err(ExportError::NoCheckpoint { .. }) => Ok(None),
-            Err(e) => Err(LedgerError::LogFiles(e)),
+    /// Segments that cannot be opened at all (none left, out of order, a header that is
+    /// not ours) are refused: no recovery makes them the checkpoint's.
+    /// `signed` is the file's size (`signed_size`).
+    fn of(dir: &Path, signed: u64, applied: u64) -> Result<Option<CheckpointHold>, LedgerError> {
+        if signed > applied {
+            Unlocked::open(dir).map(|u| Some(CheckpointHold(u)))
+        } else {
+            Ok(None)
         }
     }
 
@@ -319,13 +315,26 @@ impl CheckpointHold {
     fn check(&self) -> Result<(), LedgerError> {
         match self.0.check_segments_against_checkpoint() {
             // Segments that cannot give the checkpoint's leaves at all (a record cut
-            // short or damaged) are the segment log's recovery to judge, as before there
-            // were checkpoint files: a damaged tail after a lost index is dropped as torn.
-            // Nothing else is: a hold that passed on any error of the segments once
-            // passed every ledger of more than one segment file unread.
+            // short, damaged or missing) are refused by the segment log's open, which
+            // counts those leaves acknowledged (`signed_size`), or by the replay's scan,
+            // either naming the leaf: left to them. Nothing else is: a hold that passed on
+            // any error of the segments once passed every ledger of more than one segment
+            // file unread.
             Err(LedgerError::Segment(SegmentError::Corrupt { .. })) => Ok(()),
             other => other,
         }
+    }
+}
+
+/// How many leaves the `checkpoint` file's note counts. Each was synced to its segment
+/// before the note was written, so each was acknowledged: the segments must still hold
+/// them, whatever derived state says, and a ledger that lost some is refused rather than
+/// signed anew without them. None for a ledger made before there were checkpoint files.
+fn signed_size(dir: &Path) -> Result<u64, LedgerError> {
+    match read_checkpoint(dir) {
+        Ok((_, cp)) => Ok(cp.size),
+        Err(ExportError::NoCheckpoint { .. }) => Ok(0),
+        Err(e) => Err(LedgerError::LogFiles(e)),
     }
 }
 
@@ -507,10 +516,12 @@ impl Ledger {
     ) -> Result<Ledger, LedgerError> {
         let derived = Arc::new(open_derived(&dir.join(INDEX_DIR))?);
         let applied = derived.applied()?;
-        // Leaves derived state has applied were acknowledged: never a torn tail.
+        // Leaves derived state has applied were acknowledged: never a torn tail. So were
+        // those the last signed checkpoint counts, which a lost index no longer does.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
+        let signed = signed_size(dir)?;
         let mut hold = if log_key.is_some() && catch_up_signatures == Signatures::Trust {
-            CheckpointHold::of(dir, floor)?
+            CheckpointHold::of(dir, signed, floor)?
         } else {
             None
         };
@@ -525,7 +536,7 @@ impl Ledger {
             // judging.
             hold.check()?;
         }
-        let (log, _recovery) = SegmentLog::open(dir, floor)?;
+        let (log, _recovery) = SegmentLog::open(dir, floor.max(signed))?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
             last_accepted: i64::MIN,

@@ -534,8 +534,9 @@ impl SegmentLog {
     }
 
     /// Opens (creating if needed) the log under `dir/segments`, trimming an incomplete
-    /// final batch. `durable_floor` is the number of leaves derived state already applied:
-    /// those were acknowledged, so damage to them is corruption, never a torn tail.
+    /// final batch. `durable_floor` is the number of leaves known to be acknowledged
+    /// (derived state applied them, or the last signed checkpoint counts them): damage to
+    /// them is corruption, never a torn tail, and so is their absence.
     pub fn open(dir: &Path, durable_floor: u64) -> Result<(SegmentLog, Recovery), SegmentError> {
         let dir = dir.join(SEGMENTS_DIR);
         // The owner's only, whatever the umask (PROTOCOL §11).
@@ -543,6 +544,17 @@ impl SegmentLog {
         let mut segments = list_segments(&dir)?;
         if segments.is_empty() {
             let path = dir.join(segment_name(0));
+            // A new log; one whose acknowledged leaves are all gone is not begun anew.
+            if durable_floor > 0 {
+                return Err(SegmentError::Corrupt {
+                    index: 0,
+                    path,
+                    offset: 0,
+                    reason: format!(
+                        "no segment file is left, and {durable_floor} leaves were acknowledged"
+                    ),
+                });
+            }
             create_segment(&path, 0)?;
             sync_dir(&dir)?;
             segments.push(Segment {
@@ -597,8 +609,9 @@ impl SegmentLog {
                 path: path.clone(),
                 offset: committed.1,
                 reason: format!(
-                    "derived state records {durable_floor} acknowledged leaves but the log ends \
-                     at {}",
+                    "{durable_floor} leaves were acknowledged (derived state or the last signed \
+                     checkpoint counts them) but the segments end at {}, and a tree without \
+                     leaves it signed is never signed",
                     committed.0
                 ),
             });

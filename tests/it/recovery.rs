@@ -412,11 +412,13 @@ fn torn_tail_after_the_last_batch_is_trimmed() {
 
 type Damage = fn(&mut Vec<u8>, Rec);
 
-/// With derived state lost, damage to the last record is indistinguishable from a torn
-/// final batch: the whole batch is dropped, the size falls to the previous batch's end,
-/// and the ledger keeps working from there.
+/// With derived state lost, the last signed checkpoint still counts the last batch
+/// acknowledged (its note is written after the batch is synced): damage to it is
+/// corruption, never a torn tail. Open refuses, trims nothing and signs nothing, as it
+/// does with derived state intact (`garbled_last_acknowledged_record_fails_open`). It
+/// once dropped the batch as torn and signed a smaller tree over the checkpoint's.
 #[test]
-fn lost_index_and_damaged_last_record_drop_the_last_batch() {
+fn lost_index_and_damaged_last_record_fail_open() {
     let damages: [(&str, Damage); 6] = [
         ("last record cut halfway", |b, r| {
             b.truncate(r.offset + (r.end() - r.offset) / 2)
@@ -447,15 +449,17 @@ fn lost_index_and_damaged_last_record_drop_the_last_batch() {
             damage(&mut bytes, f.rec(SIZE - 1));
             f.write(&bytes);
             f.delete_index();
-            let ledger = open_ok(&f.data, ctx);
-            let prev_end = f.rec(PREV_BATCH_END - 1).end();
-            assert_eq!(
-                f.read(),
-                f.original[..prev_end],
-                "{ctx}: the file must end where the previous batch ended"
-            );
-            assert_healthy(&ledger, PREV_BATCH_END, ctx);
-            assert_append_continues(ledger, ctx);
+            let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
+            for attempt in ["open", "second open"] {
+                let e = open_err(&f.data, &format!("{ctx}, {attempt}"));
+                let named = named_index(&e);
+                assert!(
+                    matches!(named, Some(i) if (PREV_BATCH_END..SIZE).contains(&i)),
+                    "{ctx}, {attempt}: names a leaf of the last batch, not {named:?}: {e}"
+                );
+                assert_eq!(f.read(), bytes, "{ctx}, {attempt}: nothing trimmed");
+                assert_nothing_signed(&f.data, &held, &format!("{ctx}, {attempt}"));
+            }
         },
     );
 }
@@ -849,6 +853,32 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
 
     run_ok(&["verifier-key", "--data", path_str(&data)]);
 
+    // The second segment gone, the index too: neither rebuild signs the smaller tree the
+    // first segment alone gives (the checkpoint counts the second's leaves acknowledged).
+    let second = std::fs::read_dir(data.join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("segment").path())
+        .max()
+        .expect("two segments");
+    let aside = data.join("second.seg");
+    std::fs::rename(&second, &aside).expect("move the second segment aside");
+    std::fs::remove_dir_all(data.join("index")).expect("delete index");
+    let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
+    for trust in [false, true] {
+        let rebuilt = if trust {
+            Ledger::reindex_trusting(&data, log_key())
+        } else {
+            Ledger::reindex(&data, log_key())
+        };
+        let ctx = format!("second segment gone, reindex (trusting: {trust})");
+        match rebuilt {
+            Ok(l) => panic!("{ctx}: rebuilt {} entries", l.size()),
+            Err(e) => assert!(e.to_string().contains("were acknowledged"), "{ctx}: {e}"),
+        }
+        assert_nothing_signed(&data, &held, &ctx);
+    }
+    std::fs::rename(&aside, &second).expect("put the second segment back");
+
     // Leaf 1, op-a's registration, in the first segment: "op-a" -> "oq-a", its checksum
     // made right, so only the checkpoint's root tells.
     let first = segment_path(&data);
@@ -884,12 +914,12 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     assert_nothing_signed(&data, &held, "two segments, reindex --trust");
 }
 
-/// A trusted rebuild of a ledger whose segment files are gone, its index too, is refused:
-/// the checkpoint file names leaves that no recovery can give back. It once rebuilt an
-/// empty ledger and reported "reindexed 0 entries", leaving a fresh segment for a new
-/// genesis to fork the signed tree from.
+/// A rebuild of a ledger whose segment files are gone, its index too, is refused: the
+/// checkpoint file names leaves that no recovery can give back. It once rebuilt an empty
+/// ledger and reported "reindexed 0 entries", leaving a fresh segment for a new genesis
+/// to fork the signed tree from.
 #[test]
-fn a_trusted_rebuild_without_the_segments_the_checkpoint_names_is_refused() {
+fn a_rebuild_without_the_segments_the_checkpoint_names_is_refused() {
     let f = fixture();
     f.delete_index();
     for seg in std::fs::read_dir(f.data.join("segments")).expect("segments") {
@@ -902,6 +932,11 @@ fn a_trusted_rebuild_without_the_segments_the_checkpoint_names_is_refused() {
             l.size()
         ),
         Err(e) => assert!(e.to_string().contains("no segment files"), "{e}"),
+    }
+    // Re-checking every signature, it has nothing to check: refused too.
+    match Ledger::reindex(&f.data, log_key()) {
+        Ok(l) => panic!("reindex rebuilt {} entries from no segments", l.size()),
+        Err(e) => assert!(e.to_string().contains("no segment file is left"), "{e}"),
     }
     let now = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
     assert!(now == held, "the checkpoint file was rewritten");
