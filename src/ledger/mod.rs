@@ -299,10 +299,10 @@ fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), Le
 struct CheckpointHold(Unlocked);
 
 impl CheckpointHold {
-    /// The hold on a replay from leaf `applied`, if the checkpoint file names more.
-    /// Segments that cannot be opened at all (none left, out of order, a header that is
-    /// not ours) are refused: no recovery makes them the checkpoint's.
-    /// `signed` is the file's size (`signed_size`).
+    /// The hold on a replay from leaf `applied`, if the checkpoint file names more
+    /// (`signed`, its `signed_size`). Segments that cannot be opened at all (none left,
+    /// out of order, a header that is not ours) are refused: no recovery makes them the
+    /// checkpoint's.
     fn of(dir: &Path, signed: u64, applied: u64) -> Result<Option<CheckpointHold>, LedgerError> {
         if signed > applied {
             Unlocked::open(dir).map(|u| Some(CheckpointHold(u)))
@@ -329,7 +329,7 @@ impl CheckpointHold {
 /// How many leaves the `checkpoint` file's note counts. Each was synced to its segment
 /// before the note was written, so each was acknowledged: the segments must still hold
 /// them, whatever derived state says, and a ledger that lost some is refused rather than
-/// signed anew without them. None for a ledger made before there were checkpoint files.
+/// signed anew without them. 0 for a ledger made before there were checkpoint files.
 fn signed_size(dir: &Path) -> Result<u64, LedgerError> {
     match read_checkpoint(dir) {
         Ok((_, cp)) => Ok(cp.size),
