@@ -289,10 +289,12 @@ fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), Le
     Ok(())
 }
 
-/// Leaves derived state has not applied are replayed trusting the segments. Those the
-/// last signed checkpoint covers (the `checkpoint` file leads derived state after a
-/// crash, or when the index is lost) are first held to it: an edit to them is refused,
-/// never signed into a new checkpoint. The hold reads the note when the ledger opens,
+/// Leaves derived state has not applied are replayed from the segments, trusting them or
+/// (plain `reindex`) re-checking every signature. Those the last signed checkpoint covers
+/// (the `checkpoint` file leads derived state after a crash, or when the index is lost)
+/// are first held to it: an edit to them, or another history in their place however
+/// validly signed (a wrong backup restored), is refused, never signed into a new
+/// checkpoint. The hold reads the note when the ledger opens,
 /// before anything rewrites the file; a rebuild (derived state holds no leaves, so
 /// nothing rewrites the file before its replay ends) scans the segments beside the
 /// replay's judging, which only reads (`replay::replay`'s `before_admitting`).
@@ -520,7 +522,7 @@ impl Ledger {
         // those the last signed checkpoint counts, which a lost index no longer does.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
         let signed = signed_size(dir)?;
-        let mut hold = if log_key.is_some() && catch_up_signatures == Signatures::Trust {
+        let mut hold = if log_key.is_some() {
             CheckpointHold::of(dir, signed, floor)?
         } else {
             None

@@ -790,10 +790,14 @@ fn hand_edit_with_recomputed_checksum_fails_signature() {
             }
 
             assert_cli_verify_names(&f.data, index, ctx);
-            // reindex re-checks signatures: the forged entry never reaches derived state.
+            // reindex re-checks signatures, and is first held to the last signed
+            // checkpoint: the forged entry never reaches derived state.
             match Ledger::reindex(&f.data, log_key()) {
                 Ok(_) => panic!("{ctx}: reindex accepted an edited entry"),
-                Err(e) => assert_names(&e, index, &format!("{ctx}, reindex")),
+                Err(e) => assert!(
+                    e.to_string().contains("root of the last signed checkpoint"),
+                    "{ctx}: reindex: {e}"
+                ),
             }
             assert_eq!(f.read(), bytes, "{ctx}: size and bytes unchanged");
             // A rebuild that trusts the segments first holds them to the last signed
@@ -914,34 +918,81 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     assert_nothing_signed(&data, &held, "two segments, reindex --trust");
 }
 
-/// A rebuild of a ledger whose segment files are gone, its index too, is refused: the
-/// checkpoint file names leaves that no recovery can give back. It once rebuilt an empty
-/// ledger and reported "reindexed 0 entries", leaving a fresh segment for a new genesis
-/// to fork the signed tree from.
+/// A ledger whose segment files are all gone is refused, its index kept or lost: the
+/// checkpoint file names leaves that no recovery can give back, and no segment is begun
+/// anew in their place. With the index lost it was once rebuilt empty ("reindexed 0
+/// entries"), a fresh segment left for a new genesis to fork the signed tree from.
 #[test]
-fn a_rebuild_without_the_segments_the_checkpoint_names_is_refused() {
+fn a_ledger_without_the_segments_the_checkpoint_names_is_refused() {
     let f = fixture();
-    f.delete_index();
     for seg in std::fs::read_dir(f.data.join("segments")).expect("segments") {
         std::fs::remove_file(seg.expect("segment").path()).expect("delete segment");
     }
     let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
-    match Ledger::reindex_trusting(&f.data, log_key()) {
-        Ok(l) => panic!(
-            "reindex --trust rebuilt {} entries from no segments",
-            l.size()
-        ),
-        Err(e) => assert!(e.to_string().contains("no segment files"), "{e}"),
+    let e = open_err(&f.data, "no segments, index kept");
+    assert!(
+        e.to_string().contains("no segment file is left"),
+        "open: {e}"
+    );
+    f.delete_index();
+    for trust in [false, true] {
+        let ctx = format!("no segments, index lost, reindex (trusting: {trust})");
+        let rebuilt = if trust {
+            Ledger::reindex_trusting(&f.data, log_key())
+        } else {
+            Ledger::reindex(&f.data, log_key())
+        };
+        match rebuilt {
+            Ok(l) => panic!("{ctx}: rebuilt {} entries", l.size()),
+            Err(e) => assert!(e.to_string().contains("no segment files"), "{ctx}: {e}"),
+        }
+        assert_nothing_signed(&f.data, &held, &ctx);
     }
-    // Re-checking every signature, it has nothing to check: refused too.
-    match Ledger::reindex(&f.data, log_key()) {
-        Ok(l) => panic!("reindex rebuilt {} entries from no segments", l.size()),
-        Err(e) => assert!(e.to_string().contains("no segment file is left"), "{e}"),
-    }
-    let now = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
-    assert!(now == held, "the checkpoint file was rewritten");
     let left = std::fs::read_dir(f.data.join("segments"))
         .expect("segments")
         .count();
     assert_eq!(left, 0, "no segment was made in the place of the lost ones");
+}
+
+/// A rebuild that re-checks every signature is held to the last signed checkpoint too:
+/// another history in the segments' place, every entry of it validly signed (a backup of
+/// another ledger of the same origin and keys restored by mistake), is refused rather
+/// than signed into a checkpoint that forks the published one.
+#[test]
+fn a_rebuild_of_another_validly_signed_history_is_refused() {
+    let f = fixture();
+    let mut other = TestLedger::new();
+    for batch in BATCHES {
+        let envelopes = (0..batch)
+            .map(|_| {
+                let seq = other.authority.next_seq;
+                other.authority.sign(
+                    Kind::OrgRegister,
+                    json!({"org_id": format!("other-{seq}"), "name": "Other Ltd", "roles": ["operator"]}),
+                )
+            })
+            .collect();
+        other.accept(envelopes);
+    }
+    assert_eq!(other.ledger.size(), SIZE, "the other history's size");
+    let other_segment = std::fs::read(segment_path(&other.data())).expect("other segment");
+    f.write(&other_segment);
+    f.delete_index();
+    let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
+    for trust in [false, true] {
+        let ctx = format!("another history, reindex (trusting: {trust})");
+        let rebuilt = if trust {
+            Ledger::reindex_trusting(&f.data, log_key())
+        } else {
+            Ledger::reindex(&f.data, log_key())
+        };
+        match rebuilt {
+            Ok(l) => panic!("{ctx}: rebuilt and signed {} entries", l.size()),
+            Err(e) => assert!(
+                e.to_string().contains("root of the last signed checkpoint"),
+                "{ctx}: {e}"
+            ),
+        }
+        assert_nothing_signed(&f.data, &held, &ctx);
+    }
 }
