@@ -724,6 +724,24 @@ fn assert_nothing_signed(data: &Path, held: &[u8], ctx: &str) {
     );
 }
 
+/// Both rebuilds (`reindex`, then `reindex --trust`) refuse the ledger at `data` with an
+/// error saying `refusal`, and sign nothing (`assert_nothing_signed`).
+fn assert_rebuilds_refused(data: &Path, held: &[u8], refusal: &str, what: &str) {
+    for trust in [false, true] {
+        let ctx = format!("{what}, reindex (trusting: {trust})");
+        let rebuilt = if trust {
+            Ledger::reindex_trusting(data, log_key())
+        } else {
+            Ledger::reindex(data, log_key())
+        };
+        match rebuilt {
+            Ok(l) => panic!("{ctx}: rebuilt and signed {} entries", l.size()),
+            Err(e) => assert!(e.to_string().contains(refusal), "{ctx}: {e}"),
+        }
+        assert_nothing_signed(data, held, &ctx);
+    }
+}
+
 /// A hand edit that also fixes the record checksum passes the storage layer but not the
 /// signature: `verify` and `dcledger verify` name the edited leaf.
 #[test]
@@ -868,19 +886,7 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     std::fs::rename(&second, &aside).expect("move the second segment aside");
     std::fs::remove_dir_all(data.join("index")).expect("delete index");
     let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
-    for trust in [false, true] {
-        let rebuilt = if trust {
-            Ledger::reindex_trusting(&data, log_key())
-        } else {
-            Ledger::reindex(&data, log_key())
-        };
-        let ctx = format!("second segment gone, reindex (trusting: {trust})");
-        match rebuilt {
-            Ok(l) => panic!("{ctx}: rebuilt {} entries", l.size()),
-            Err(e) => assert!(e.to_string().contains("were acknowledged"), "{ctx}: {e}"),
-        }
-        assert_nothing_signed(&data, &held, &ctx);
-    }
+    assert_rebuilds_refused(&data, &held, "were acknowledged", "second segment gone");
     std::fs::rename(&aside, &second).expect("put the second segment back");
 
     // Leaf 1, op-a's registration, in the first segment: "op-a" -> "oq-a", its checksum
@@ -935,19 +941,12 @@ fn a_ledger_without_the_segments_the_checkpoint_names_is_refused() {
         "open: {e}"
     );
     f.delete_index();
-    for trust in [false, true] {
-        let ctx = format!("no segments, index lost, reindex (trusting: {trust})");
-        let rebuilt = if trust {
-            Ledger::reindex_trusting(&f.data, log_key())
-        } else {
-            Ledger::reindex(&f.data, log_key())
-        };
-        match rebuilt {
-            Ok(l) => panic!("{ctx}: rebuilt {} entries", l.size()),
-            Err(e) => assert!(e.to_string().contains("no segment files"), "{ctx}: {e}"),
-        }
-        assert_nothing_signed(&f.data, &held, &ctx);
-    }
+    assert_rebuilds_refused(
+        &f.data,
+        &held,
+        "no segment files",
+        "no segments, index lost",
+    );
     let left = std::fs::read_dir(f.data.join("segments"))
         .expect("segments")
         .count();
@@ -979,20 +978,10 @@ fn a_rebuild_of_another_validly_signed_history_is_refused() {
     f.write(&other_segment);
     f.delete_index();
     let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
-    for trust in [false, true] {
-        let ctx = format!("another history, reindex (trusting: {trust})");
-        let rebuilt = if trust {
-            Ledger::reindex_trusting(&f.data, log_key())
-        } else {
-            Ledger::reindex(&f.data, log_key())
-        };
-        match rebuilt {
-            Ok(l) => panic!("{ctx}: rebuilt and signed {} entries", l.size()),
-            Err(e) => assert!(
-                e.to_string().contains("root of the last signed checkpoint"),
-                "{ctx}: {e}"
-            ),
-        }
-        assert_nothing_signed(&f.data, &held, &ctx);
-    }
+    assert_rebuilds_refused(
+        &f.data,
+        &held,
+        "root of the last signed checkpoint",
+        "another history",
+    );
 }
