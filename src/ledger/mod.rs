@@ -313,9 +313,21 @@ impl CheckpointHold {
         }
     }
 
+    /// The leaves the hold covers: the checkpoint's size.
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    /// Whether the segments give the held checkpoint's root, refusing a damaged record
+    /// too: for a trusted replay, which reads the leaves the hold covers without their
+    /// checksums (`SegmentLog::scan_proven`) and so would not find the damage itself.
+    fn prove(&self) -> Result<(), LedgerError> {
+        self.0.check_segments_against_checkpoint()
+    }
+
     /// Whether the segments give the held checkpoint's root.
     fn check(&self) -> Result<(), LedgerError> {
-        match self.0.check_segments_against_checkpoint() {
+        match self.prove() {
             // Segments that cannot give the checkpoint's leaves at all (a record cut
             // short, damaged or missing) are refused by the segment log's open, which
             // counts those leaves acknowledged (`signed_size`), or by the replay's scan,
@@ -1015,6 +1027,20 @@ impl Ledger {
         };
         // A chunk's tiles are synced together, before its derived state is committed.
         self.tiles.set_syncs(Syncs::Together)?;
+        // A trusted replay reads the leaves the hold covers without their checksums: they
+        // give the signed root, which proves them, and the hold refuses a damaged one.
+        let trusted = matches!(signatures, Signatures::Trust);
+        let before_admitting = replay::BeforeAdmitting {
+            proven: match hold {
+                Some(hold) if trusted => hold.size(),
+                _ => 0,
+            },
+            check: || match hold {
+                Some(hold) if trusted => hold.prove(),
+                Some(hold) => hold.check(),
+                None => Ok(()),
+            },
+        };
         let tiles = &mut self.tiles;
         let total = self.log.size();
         let replayed = replay::replay(
@@ -1023,7 +1049,7 @@ impl Ledger {
             self.applied.end,
             &mut state,
             signatures,
-            || hold.map_or(Ok(()), CheckpointHold::check),
+            before_admitting,
             |overlay, state, end, hashes| {
                 progress(state.frontier.size(), total);
                 tiles.push(hashes)?;

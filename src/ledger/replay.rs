@@ -50,6 +50,23 @@ fn refused(index: u64, reason: impl Into<String>) -> LedgerError {
     }
 }
 
+/// A check of what a replay is about to trust (the segments against a signed
+/// checkpoint), made while its first chunks are judged, before any leaf is admitted;
+/// and the leaves it proves, which the replay reads without their checksums
+/// (`SegmentLog::scan_proven`): a `check` that passes has shown every one of them sound,
+/// refusing any damaged record itself.
+pub(crate) struct BeforeAdmitting<F> {
+    pub proven: u64,
+    pub check: F,
+}
+
+/// Nothing to check before admitting, and every checksum read.
+pub(crate) const NOTHING_PROVEN: BeforeAdmitting<fn() -> Result<(), LedgerError>> =
+    BeforeAdmitting {
+        proven: 0,
+        check: || Ok(()),
+    };
+
 /// Told, after each chunk a replay applies, how many leaves are done of how many: for
 /// progress bars on the long jobs (`verify`, `reindex`).
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
@@ -79,17 +96,16 @@ const JUDGED_AHEAD_CHUNKS: usize = 2;
 /// tiles and the store are written in the order of a replay made one chunk at a time,
 /// and a crash leaves what that would.
 ///
-/// `before_admitting` runs on this thread once the judging stage has begun and before
-/// any leaf is admitted: a check of what the replay is about to trust (the segments
-/// against a signed checkpoint), made while the first chunks are judged. If it fails,
-/// the replay stops with its error, having written nothing.
+/// `before_admitting` is checked on this thread once the judging stage has begun and
+/// before any leaf is admitted. If it fails, the replay stops with its error, having
+/// written nothing.
 pub(crate) fn replay(
     log: &SegmentLog,
     target: &Derived,
     from: Position,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    before_admitting: impl FnOnce() -> Result<(), LedgerError>,
+    before_admitting: BeforeAdmitting<impl FnOnce() -> Result<(), LedgerError>>,
     mut on_chunk: impl FnMut(
         &mut Overlay<'_>,
         &ReplayState,
@@ -122,7 +138,7 @@ pub(crate) fn replay(
                 "the replay's judging",
             );
             let ahead = first_listings_ahead.then(|| FirstListingsAhead::new(log.dir()));
-            judge_stage(log, from, judging, ahead, tx)
+            judge_stage(log, from, before_admitting.proven, judging, ahead, tx)
         });
         let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
         let (report, applied) = mpsc::sync_channel(1);
@@ -142,7 +158,7 @@ pub(crate) fn replay(
             in_flight: None,
             thread: Some(thread),
         };
-        before_admitting()?;
+        (before_admitting.check)()?;
         // Records admission reads again and again, kept from one chunk to the next.
         let mut decoded = Decoded::default();
         // The loop ends when the judging stage has sent its last chunk; leaving it early
@@ -292,6 +308,7 @@ impl From<crate::log::segment::SegmentError> for StageStop {
 fn judge_stage(
     log: &SegmentLog,
     from: Position,
+    proven: u64,
     mut judging: Judging,
     mut ahead: Option<FirstListingsAhead<'_>>,
     tx: mpsc::SyncSender<Result<JudgedChunk, LedgerError>>,
@@ -321,16 +338,20 @@ fn judge_stage(
         }
     };
     let mut chunk = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
-    let scanned = log.scan(from, |index, location, leaf| -> Result<(), StageStop> {
-        chunk.push((index, location, leaf.to_vec()));
-        if chunk.len() >= REINDEX_CHUNK_ENTRIES {
-            send(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(REINDEX_CHUNK_ENTRIES),
-            ))?;
-        }
-        Ok(())
-    });
+    let scanned = log.scan_proven(
+        from,
+        proven,
+        |index, location, leaf| -> Result<(), StageStop> {
+            chunk.push((index, location, leaf.to_vec()));
+            if chunk.len() >= REINDEX_CHUNK_ENTRIES {
+                send(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(REINDEX_CHUNK_ENTRIES),
+                ))?;
+            }
+            Ok(())
+        },
+    );
     let outcome = scanned.and_then(|()| {
         if chunk.is_empty() {
             Ok(())
@@ -602,7 +623,7 @@ pub(crate) fn verify(
         Position::START,
         &mut state,
         Signatures::Verify { origin: None },
-        || Ok(()),
+        NOTHING_PROVEN,
         |_, state, _, hashes| {
             // The tiles hold every leaf's hash: checked leaf by leaf here, and every
             // level above against the one below once the replay is done.

@@ -249,13 +249,15 @@ const _: () = assert!(
 /// the first that fails, and that one's index, position and failure. The headers are
 /// walked in order (each says where the next record starts); the checksums, almost all
 /// of the cost, are then checked on every core: opening a ledger checks its whole
-/// active segment, and every replay every segment it reads.
+/// active segment, and every replay every segment it reads. Records of leaves below
+/// `proven` are framed only: their checksums are not checked (`SegmentLog::scan_proven`).
 fn checked_records(
     bytes: &[u8],
     mut pos: usize,
     mut index: u64,
     end: usize,
     until: u64,
+    proven: u64,
 ) -> (Vec<Framed>, Option<(u64, usize, Decoded)>) {
     let first = index;
     let mut framed = Vec::new();
@@ -278,11 +280,16 @@ fn checked_records(
             }
         }
     }
-    let holds = crate::parallel::map(framed.iter().collect(), CHECKSUMS_PER_THREAD, |r| {
-        checksum_holds(bytes, r.pos, r.leaf_len)
-    });
+    // The framed records of proven leaves come first.
+    let unchecked =
+        usize::try_from(proven.saturating_sub(first)).map_or(framed.len(), |n| n.min(framed.len()));
+    let holds = crate::parallel::map(
+        framed[unchecked..].iter().collect(),
+        CHECKSUMS_PER_THREAD,
+        |r| checksum_holds(bytes, r.pos, r.leaf_len),
+    );
     // A record whose checksum fails comes before any whose header does.
-    if let Some(bad) = holds.iter().position(|holds| !holds) {
+    if let Some(bad) = holds.iter().position(|holds| !holds).map(|b| unchecked + b) {
         failed = Some((
             first + bad as u64,
             framed[bad].pos,
@@ -438,7 +445,7 @@ fn check_active(
     while windows.more() {
         let reach = windows.fill()?;
         let bytes = windows.bytes();
-        let (records, failed) = checked_records(bytes, 0, checked.framed, bytes.len(), u64::MAX);
+        let (records, failed) = checked_records(bytes, 0, checked.framed, bytes.len(), u64::MAX, 0);
         let mut pos = 0;
         for r in records {
             checked.framed += 1;
@@ -709,6 +716,20 @@ impl SegmentLog {
     pub fn scan<E: From<SegmentError>>(
         &self,
         from: Position,
+        visit: impl FnMut(u64, RecordLocation, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.scan_proven(from, 0, visit)
+    }
+
+    /// `scan`, but the records of leaves below `proven` are framed (each header sound,
+    /// naming its leaf, its length within the file) and their checksums not checked:
+    /// for leaves whose bytes something stronger proves, such as the root of a signed
+    /// checkpoint they are held to (`ledger::CheckpointHold`). Those checksums are most
+    /// of a scan's work.
+    pub fn scan_proven<E: From<SegmentError>>(
+        &self,
+        from: Position,
+        proven: u64,
         mut visit: impl FnMut(u64, RecordLocation, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let seg_pos = self
@@ -753,7 +774,8 @@ impl SegmentLog {
                 // the window's later checksums are not yet checked.
                 loop {
                     let until = self.size.min(index + SCAN_WINDOW_RECORDS);
-                    let (records, failed) = checked_records(bytes, pos, index, bytes.len(), until);
+                    let (records, failed) =
+                        checked_records(bytes, pos, index, bytes.len(), until, proven);
                     for r in records {
                         let loc = RecordLocation {
                             segment: seg.first_index,
@@ -1008,8 +1030,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// What `decode_at` makes of the records from `pos` on, one after another: each
-    /// record's position, length and flags, then the first failure.
+    /// What `decode_at` makes of the records from `pos` on, one after another (`frame_at`
+    /// of those below `proven`): each record's position, length and flags, then the
+    /// first failure.
     #[allow(clippy::type_complexity)]
     fn decoded_one_by_one(
         bytes: &[u8],
@@ -1017,10 +1040,16 @@ mod tests {
         mut index: u64,
         end: usize,
         until: u64,
+        proven: u64,
     ) -> (Vec<(usize, u32, u8)>, Option<(u64, usize, String)>) {
         let mut records = Vec::new();
         while pos < end && index < until {
-            match decode_at(bytes, pos, index) {
+            let decoded = if index < proven {
+                frame_at(bytes, pos, index)
+            } else {
+                decode_at(bytes, pos, index)
+            };
+            match decoded {
                 Decoded::Ok { leaf_len, flags } => {
                     records.push((pos, leaf_len, flags));
                     pos += RECORD_OVERHEAD as usize + leaf_len as usize;
@@ -1037,13 +1066,15 @@ mod tests {
         /// Checking the checksums on every core after walking the headers judges every
         /// record as checking each in turn does, whatever was damaged: a byte changed in
         /// a header, a leaf or a checksum, or the bytes cut short (enough records that
-        /// both cores take part).
+        /// both cores take part); and records of proven leaves are framed, every one,
+        /// their checksums not checked, wherever `proven` falls.
         #[test]
         fn records_checked_together_are_judged_as_one_by_one(
             leaf_lens in prop::collection::vec(0usize..24, 2_500..3_000),
             damage in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 0..3),
             cut in prop::option::of(any::<prop::sample::Index>()),
             until_share in 1u64..=4,
+            proven_share in 0u64..=5,
         ) {
             let mut bytes = Vec::new();
             for (i, len) in leaf_lens.iter().enumerate() {
@@ -1058,12 +1089,17 @@ mod tests {
                 bytes.truncate(cut.index(bytes.len()));
             }
             let until = 100 + leaf_lens.len() as u64 * until_share / 4;
-            let (records, failed) = checked_records(&bytes, 0, 100, bytes.len(), until);
+            // From no leaf to past the last.
+            let proven = 100 + leaf_lens.len() as u64 * proven_share / 4;
+            let (records, failed) = checked_records(&bytes, 0, 100, bytes.len(), until, proven);
             let together = (
                 records.iter().map(|r| (r.pos, r.leaf_len, r.flags)).collect::<Vec<_>>(),
                 failed.map(|(index, pos, failure)| (index, pos, failure_reason(failure))),
             );
-            prop_assert_eq!(together, decoded_one_by_one(&bytes, 0, 100, bytes.len(), until));
+            prop_assert_eq!(
+                together,
+                decoded_one_by_one(&bytes, 0, 100, bytes.len(), until, proven)
+            );
         }
     }
 

@@ -890,22 +890,70 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     assert_rebuilds_refused(&data, &held, "were acknowledged", "second segment gone");
     std::fs::rename(&aside, &second).expect("put the second segment back");
 
-    // Leaf 1, op-a's registration, in the first segment: "op-a" -> "oq-a", its checksum
-    // made right, so only the checkpoint's root tells.
+    // Leaf 1, op-a's registration, in the first segment.
     let first = segment_path(&data);
-    let mut bytes = std::fs::read(&first).expect("read segment");
-    let r = parse_records(&bytes)[1];
-    let leaf = &mut bytes[r.leaf()];
-    let needle = b"\"name\":\"op-a\"";
-    let at = leaf
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("op-a's name in leaf 1");
-    leaf[at + "\"name\":\"o".len()] = b'q';
-    let sum = checksum(1, &bytes[r.leaf()], r.flags);
-    bytes[r.checksum()].copy_from_slice(&sum);
-    std::fs::write(&first, &bytes).expect("write segment");
-    std::fs::remove_dir_all(data.join("index")).expect("delete index");
+    let original = std::fs::read(&first).expect("read segment");
+    let r = parse_records(&original)[1];
+    let damaged = |damage: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = original.clone();
+        damage(&mut bytes);
+        std::fs::write(&first, &bytes).expect("write segment");
+        std::fs::remove_dir_all(data.join("index")).expect("delete index");
+    };
+    let size = Ledger::open(&data, log_key()).expect("open").size();
+    // "op-a" -> "oq-a"; the checksum is left alone, or made right, so that only the
+    // checkpoint's root tells.
+    let edit = |bytes: &mut Vec<u8>| {
+        let leaf = &mut bytes[r.leaf()];
+        let needle = b"\"name\":\"op-a\"";
+        let at = leaf
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("op-a's name in leaf 1");
+        leaf[at + "\"name\":\"o".len()] = b'q';
+    };
+
+    // Its checksum damaged, its leaf not: the trusted rebuild reads the leaves the
+    // checkpoint's root proves without their checksums, and rebuilds the same tree; the
+    // plain one reads every checksum and refuses, naming the leaf; so does `verify`.
+    damaged(&|bytes| bytes[r.checksum().start + 3] ^= 0x10);
+    let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
+    match Ledger::reindex(&data, log_key()) {
+        Ok(l) => panic!(
+            "reindex rebuilt {} entries over a damaged checksum",
+            l.size()
+        ),
+        Err(e) => assert_names(&e, 1, "a damaged checksum, reindex"),
+    }
+    assert_nothing_signed(&data, &held, "a damaged checksum, reindex");
+    let rebuilt = Ledger::reindex_trusting(&data, log_key()).expect("reindex --trust");
+    assert_eq!(rebuilt.size(), size, "the trusted rebuild's size");
+    match rebuilt.verify() {
+        Ok(r) => panic!(
+            "verify passed {} entries over a damaged checksum",
+            r.entries
+        ),
+        Err(e) => assert_names(&e, 1, "a damaged checksum, verify"),
+    }
+    rebuilt.close().expect("close");
+
+    // The leaf edited, its checksum left: both rebuilds refuse, naming the damaged record
+    // (the hold, finding the root differs, reads the checksums to say where).
+    damaged(&edit);
+    let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
+    assert_rebuilds_refused(
+        &data,
+        &held,
+        "leaf 1 ",
+        "a damaged leaf in the first of two segments",
+    );
+
+    // The leaf edited, its checksum made right: refused by the root alone.
+    damaged(&|bytes| {
+        edit(bytes);
+        let sum = checksum(1, &bytes[r.leaf()], r.flags);
+        bytes[r.checksum()].copy_from_slice(&sum);
+    });
 
     let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
     // Opened to write, the lost index is caught up trusting the segments: held too.
