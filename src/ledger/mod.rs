@@ -59,6 +59,11 @@ use layout::Landed;
 /// (PROTOCOL §11): still read, with a warning, when no key is given.
 pub const LOG_KEY_FILE: &str = "log-key.pem";
 pub const INDEX_DIR: &str = "index";
+/// Where a rebuild moves the derived state it replaces (`index`, `tiles`), to remove it
+/// beside the rebuild rather than before: unlinking the store's file and the tiles waits
+/// on the disk, about a sixteenth of a trusted rebuild of 156,000 entries. A writer that
+/// finds it (left by a rebuild that was stopped) removes it.
+pub const REMOVING_DIR: &str = "removing";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -363,6 +368,15 @@ fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
 }
 
 /// Takes the lock of the ledger in `dir`, whose files are its owner's only from then on.
+/// Removes the derived state a rebuild replaced (`REMOVING_DIR`), if any is left.
+fn remove_replaced(dir: &Path) -> Result<(), LedgerError> {
+    let removing = dir.join(REMOVING_DIR);
+    match std::fs::remove_dir_all(&removing) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&removing)(e)),
+        _ => Ok(()),
+    }
+}
+
 fn lock_ledger(dir: &Path) -> Result<DirLock, LedgerError> {
     require_ledger(dir)?;
     lock::private_files();
@@ -490,11 +504,13 @@ impl Ledger {
     /// unacknowledged tail), rebuilds or catches up derived state from it, and checks
     /// that `log_key` is the checkpoint key genesis fixed.
     pub fn open(dir: &Path, log_key: SigningKey) -> Result<Ledger, LedgerError> {
+        let lock = lock_ledger(dir)?;
+        remove_replaced(dir)?;
         // Catching up after a crash replays leaves this ledger itself checked moments
         // before; their checksums guard them since.
         Ledger::open_locked(
             dir,
-            lock_ledger(dir)?,
+            lock,
             Some(log_key),
             Signatures::Trust,
             replay::QUIET,
@@ -647,19 +663,32 @@ impl Ledger {
         signatures: Signatures<'_>,
         progress: Progress<'_>,
     ) -> Result<Ledger, LedgerError> {
-        for derived in [dir.join(INDEX_DIR), dir.join(TILES_DIR)] {
+        remove_replaced(dir)?;
+        let removing = dir.join(REMOVING_DIR);
+        for name in [INDEX_DIR, TILES_DIR] {
+            let derived = dir.join(name);
             if derived.exists() {
-                std::fs::remove_dir_all(&derived).map_err(io(&derived))?;
+                lock::create_private_dir(&removing)?;
+                std::fs::rename(&derived, removing.join(name)).map_err(io(&derived))?;
             }
         }
-        Ledger::open_locked(
-            dir,
-            lock,
-            Some(log_key),
-            signatures,
-            progress,
-            Derived::open_to_rebuild,
-        )
+        std::thread::scope(|scope| {
+            let removal = scope.spawn(|| remove_replaced(dir));
+            let rebuilt = Ledger::open_locked(
+                dir,
+                lock,
+                Some(log_key),
+                signatures,
+                progress,
+                Derived::open_to_rebuild,
+            );
+            let removed = removal
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let ledger = rebuilt?;
+            removed?;
+            Ok(ledger)
+        })
     }
 
     pub fn reader(&self) -> Reader {

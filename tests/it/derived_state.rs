@@ -2,7 +2,7 @@
 //! after losing the derived store, or built incrementally, it is the same bytes.
 
 use dcledger::entry::Kind;
-use dcledger::ledger::{Ledger, LedgerError};
+use dcledger::ledger::{Ledger, LedgerError, REMOVING_DIR};
 use ed25519_dalek::SigningKey;
 use serde_json::json;
 
@@ -47,10 +47,17 @@ fn reindex_rebuilds_identical_derived_state() {
         incremental,
         "reindex differs from incremental state"
     );
+    // The derived state it replaced was removed beside it, and none is left.
+    let removing = data.join(REMOVING_DIR);
+    assert!(!removing.exists(), "reindex left {}", removing.display());
 
-    // Losing the index entirely rebuilds it on open, too.
+    // Losing the index entirely rebuilds it on open, too; and a writer's open removes
+    // what a rebuild stopped before its removal was done left behind.
     std::fs::remove_dir_all(data.join("index")).unwrap();
+    std::fs::create_dir_all(removing.join("index")).unwrap();
+    std::fs::write(removing.join("index").join("derived.redb"), b"replaced").unwrap();
     let reopened = Ledger::open(&data, log_key()).expect("open rebuilds");
+    assert!(!removing.exists(), "open left {}", removing.display());
     reopened.verify().expect("verify");
     reopened.close().unwrap();
     assert_eq!(dump(&data), incremental, "rebuild on open differs");
