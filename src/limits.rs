@@ -87,6 +87,12 @@ pub const SIGNER_TABLES_MAX: usize = 2_048;
 /// median 366), and one that signs a few never pays for a table (BENCHMARKS.md).
 pub const SIGNER_TABLE_AFTER_CHECKS: u32 = 32;
 
+/// Leaf hashes a trusted rebuild's hold on the signed checkpoint hands on to the replay,
+/// which then need not hash those leaves again (`ledger::replay::BeforeAdmitting`): 32 MiB
+/// of hashes. The hold runs ahead of the replay, so nearly all of them wait in memory at
+/// once; a larger ledger's later leaves are hashed by both.
+pub const HANDED_ON_HASHES_MAX_LEAVES: u64 = 1 << 20;
+
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed:
 /// one commit of the derived store each. Twice 4,096 made both 4% faster, twice that
 /// no faster again, for about 20 MB more at the peak (BENCHMARKS.md).

@@ -326,13 +326,14 @@ impl CheckpointHold {
     /// Whether the segments give the held checkpoint's root, refusing a damaged record
     /// too: for a trusted replay, which reads the leaves the hold covers without their
     /// checksums (`SegmentLog::scan_proven`) and so would not find the damage itself.
-    fn prove(&self) -> Result<(), LedgerError> {
-        self.0.check_segments_against_checkpoint()
+    /// Each leaf's hash is handed to `leaf_hashes`, in order from leaf 0.
+    fn prove(&self, leaf_hashes: impl FnMut(Hash)) -> Result<(), LedgerError> {
+        self.0.check_segments_against_checkpoint(leaf_hashes)
     }
 
     /// Whether the segments give the held checkpoint's root.
     fn check(&self) -> Result<(), LedgerError> {
-        match self.prove() {
+        match self.prove(|_| {}) {
             // Segments that cannot give the checkpoint's leaves at all (a record cut
             // short, damaged or missing) are refused by the segment log's open, which
             // counts those leaves acknowledged (`signed_size`), or by the replay's scan,
@@ -1057,15 +1058,16 @@ impl Ledger {
         // A chunk's tiles are synced together, before its derived state is committed.
         self.tiles.set_syncs(Syncs::Together)?;
         // A trusted replay reads the leaves the hold covers without their checksums: they
-        // give the signed root, which proves them, and the hold refuses a damaged one.
+        // give the signed root, which proves them, and the hold refuses a damaged one. It
+        // hands on the hashes it works out, which the replay then need not work out again.
         let trusted = matches!(signatures, Signatures::Trust);
         let before_admitting = replay::BeforeAdmitting {
             proven: match hold {
                 Some(hold) if trusted => hold.size(),
                 _ => 0,
             },
-            check: || match hold {
-                Some(hold) if trusted => hold.prove(),
+            check: |leaf_hashes: &mut dyn FnMut(Hash)| match hold {
+                Some(hold) if trusted => hold.prove(leaf_hashes),
                 Some(hold) => hold.check(),
                 None => Ok(()),
             },

@@ -4,7 +4,7 @@
 //! a ledger that replays cleanly is one whose every entry the rules accept.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -16,7 +16,7 @@ use crate::dates::UnixSeconds;
 use crate::domain::rules;
 use crate::ingest::{self, Admissible, Signatures};
 use crate::leaves;
-use crate::limits::REINDEX_CHUNK_ENTRIES;
+use crate::limits::{HANDED_ON_HASHES_MAX_LEAVES, REINDEX_CHUNK_ENTRIES};
 use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{self, Position, RecordLocation, SegmentLog};
@@ -54,18 +54,22 @@ fn refused(index: u64, reason: impl Into<String>) -> LedgerError {
 /// checkpoint), made while its first chunks are judged, before any leaf is admitted;
 /// and the leaves it proves, which the replay reads without their checksums
 /// (`SegmentLog::scan_proven`): a `check` that passes has shown every one of them sound,
-/// refusing any damaged record itself.
+/// refusing any damaged record itself. `check` is given where to hand each proven leaf's
+/// hash, in order from leaf 0: a replay from there takes them (up to
+/// `HANDED_ON_HASHES_MAX_LEAVES`) instead of hashing those leaves again.
 pub(crate) struct BeforeAdmitting<F> {
     pub proven: u64,
     pub check: F,
 }
 
+/// What `BeforeAdmitting::check` is.
+pub(crate) type Check = fn(&mut dyn FnMut(Hash)) -> Result<(), LedgerError>;
+
 /// Nothing to check before admitting, and every checksum read.
-pub(crate) const NOTHING_PROVEN: BeforeAdmitting<fn() -> Result<(), LedgerError>> =
-    BeforeAdmitting {
-        proven: 0,
-        check: || Ok(()),
-    };
+pub(crate) const NOTHING_PROVEN: BeforeAdmitting<Check> = BeforeAdmitting {
+    proven: 0,
+    check: |_| Ok(()),
+};
 
 /// Told, after each chunk a replay applies, how many leaves are done of how many: for
 /// progress bars on the long jobs (`verify`, `reindex`).
@@ -105,7 +109,7 @@ pub(crate) fn replay(
     from: Position,
     state: &mut ReplayState,
     signatures: Signatures<'_>,
-    before_admitting: BeforeAdmitting<impl FnOnce() -> Result<(), LedgerError>>,
+    before_admitting: BeforeAdmitting<impl FnOnce(&mut dyn FnMut(Hash)) -> Result<(), LedgerError>>,
     mut on_chunk: impl FnMut(
         &mut Overlay<'_>,
         &ReplayState,
@@ -130,6 +134,14 @@ pub(crate) fn replay(
     if first_listings_ahead {
         target.forget_first_seen();
     }
+    let BeforeAdmitting { proven, check } = before_admitting;
+    // The proven leaves' hashes the check hands on, which are counted from leaf 0.
+    let handed_on_below = if from.index == 0 {
+        proven.min(HANDED_ON_HASHES_MAX_LEAVES)
+    } else {
+        0
+    };
+    let (hashes_tx, hashes_rx) = mpsc::channel();
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         scope.spawn(move || {
@@ -138,7 +150,13 @@ pub(crate) fn replay(
                 "the replay's judging",
             );
             let ahead = first_listings_ahead.then(|| FirstListingsAhead::new(log.dir()));
-            judge_stage(log, from, before_admitting.proven, judging, ahead, tx)
+            let handed_on = HandedOn {
+                blocks: hashes_rx,
+                held: VecDeque::new(),
+                next: 0,
+                end: handed_on_below,
+            };
+            judge_stage(log, from, proven, judging, ahead, handed_on, tx)
         });
         let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
         let (report, applied) = mpsc::sync_channel(1);
@@ -158,7 +176,8 @@ pub(crate) fn replay(
             in_flight: None,
             thread: Some(thread),
         };
-        (before_admitting.check)()?;
+        hand_on_while(check, handed_on_below, &hashes_tx)?;
+        drop(hashes_tx);
         // Records admission reads again and again, kept from one chunk to the next.
         let mut decoded = Decoded::default();
         // The loop ends when the judging stage has sent its last chunk; leaving it early
@@ -206,6 +225,71 @@ pub(crate) fn replay(
         }
         committer.finish()
     })
+}
+
+/// Runs `check`, handing the hashes it gives of the leaves below `end` on through `to`
+/// a chunk's worth at a time.
+fn hand_on_while(
+    check: impl FnOnce(&mut dyn FnMut(Hash)) -> Result<(), LedgerError>,
+    end: u64,
+    to: &mpsc::Sender<Vec<Hash>>,
+) -> Result<(), LedgerError> {
+    let mut block = Vec::new();
+    let mut given = 0u64;
+    check(&mut |hash| {
+        if given < end {
+            block.push(hash);
+            if block.len() == REINDEX_CHUNK_ENTRIES || given + 1 == end {
+                // Unsent only when the judging stage has stopped: the replay stops too.
+                let _ = to.send(std::mem::take(&mut block));
+            }
+        }
+        given += 1;
+    })?;
+    assert!(
+        given >= end,
+        "a check that passed handed on every leaf hash it was to"
+    );
+    Ok(())
+}
+
+/// The leaf hashes `BeforeAdmitting::check` handed on, for the judging stage, which
+/// takes them in order from leaf 0, each chunk's as it comes: the judging stage waits
+/// for them, and the check, which only reads, never waits for it.
+struct HandedOn {
+    blocks: mpsc::Receiver<Vec<Hash>>,
+    held: VecDeque<Hash>,
+    /// The leaf whose hash is `held`'s first.
+    next: u64,
+    /// Hashes are handed on for the leaves below this.
+    end: u64,
+}
+
+impl HandedOn {
+    /// The hashes handed on for the leaves `first..first + n` that are below `end`;
+    /// `first` is the leaf after the last one asked for.
+    fn take(&mut self, first: u64, n: usize) -> Result<Vec<Hash>, LedgerError> {
+        let wanted = self.end.saturating_sub(first).min(n as u64) as usize;
+        if wanted == 0 {
+            return Ok(Vec::new());
+        }
+        assert_eq!(first, self.next, "handed-on hashes are taken in order");
+        while self.held.len() < wanted {
+            match self.blocks.recv() {
+                Ok(block) => self.held.extend(block),
+                // The check failed (the replay stops with its error), or handed on less
+                // than it proved.
+                Err(mpsc::RecvError) => {
+                    return Err(LedgerError::Verify(format!(
+                        "the hold on the signed checkpoint handed on no hash for leaf {}",
+                        self.next + self.held.len() as u64
+                    )));
+                }
+            }
+        }
+        self.next += wanted as u64;
+        Ok(self.held.drain(..wanted).collect())
+    }
 }
 
 /// An admitted chunk, on its way to the thread that finishes it.
@@ -311,16 +395,23 @@ fn judge_stage(
     proven: u64,
     mut judging: Judging,
     mut ahead: Option<FirstListingsAhead<'_>>,
+    mut handed_on: HandedOn,
     tx: mpsc::SyncSender<Result<JudgedChunk, LedgerError>>,
 ) {
     let mut send = |chunk: Chunk| -> Result<(), StageStop> {
         let judged = match &mut judging {
-            Judging::Trust => judge_each(&chunk, TRUSTED_LEAVES_PER_THREAD, |share| {
-                share
-                    .iter()
-                    .map(|&(index, leaf)| trusted(index, leaf))
-                    .collect()
-            }),
+            Judging::Trust => {
+                let first = chunk.first().map_or(0, |(index, _, _)| *index);
+                let hashes = handed_on
+                    .take(first, chunk.len())
+                    .map_err(StageStop::Failed)?;
+                judge_each(&chunk, hashes, TRUSTED_LEAVES_PER_THREAD, |share| {
+                    share
+                        .iter()
+                        .map(|&(index, leaf, _)| trusted(index, leaf))
+                        .collect()
+                })
+            }
             Judging::Verify { origin } => verified(&chunk, origin),
         };
         let given = match &mut ahead {
@@ -458,25 +549,41 @@ impl ListingsRead<'_> {
     }
 }
 
-/// Judges every leaf of a chunk with `judge` and hashes it for the tree, each core taking
-/// a share of the leaves wholly (so that no part of the judging waits on one thread while
-/// the others idle), keeping their order. `judge` gives one judgement a leaf of its share.
+/// A leaf to judge: its index, its bytes and, when it was handed on, its hash.
+type ToJudge<'a> = (u64, &'a [u8], Option<Hash>);
+
+/// Judges every leaf of a chunk with `judge` and hashes it for the tree (the first ones
+/// have their hashes `handed` on), each core taking a share of the leaves wholly (so that
+/// no part of the judging waits on one thread while the others idle), keeping their
+/// order. `judge` gives one judgement a leaf of its share.
 fn judge_each(
     chunk: &Chunk,
+    handed: Vec<Hash>,
     min_per_thread: usize,
-    judge: impl Fn(&[(u64, &[u8])]) -> Vec<Judgement> + Sync,
+    judge: impl Fn(&[ToJudge<'_>]) -> Vec<Judgement> + Sync,
 ) -> Vec<Judged> {
+    let mut handed = handed.into_iter();
     let leaves = chunk
         .iter()
-        .map(|(i, _, leaf)| (*i, leaf.as_slice()))
+        .map(|(i, _, leaf)| (*i, leaf.as_slice(), handed.next()))
         .collect();
+    assert!(
+        handed.next().is_none(),
+        "a hash handed on a leaf of the chunk"
+    );
     crate::parallel::map_shares(leaves, min_per_thread, |share| {
         let judged = judge(&share);
         share
             .iter()
             .zip(judged)
-            .map(|((_, leaf), judgement)| {
-                judgement.map(|(entry, accepted)| (entry, accepted, merkle::leaf_hash(leaf)))
+            .map(|(&(_, leaf, hash), judgement)| {
+                judgement.map(|(entry, accepted)| {
+                    (
+                        entry,
+                        accepted,
+                        hash.unwrap_or_else(|| merkle::leaf_hash(leaf)),
+                    )
+                })
             })
             .collect()
     })
@@ -586,18 +693,23 @@ fn verified(chunk: &Chunk, origin: &mut Option<String>) -> Vec<Judged> {
             })
             .collect();
     };
-    judge_each(chunk, ingest::MIN_PREPARED_PER_THREAD, |share| {
-        let judged = leaves::all_judged(share.iter().map(|&(_, leaf)| leaf), origin);
-        share
-            .iter()
-            .zip(judged)
-            .map(|(&(index, _), judged)| {
-                judged
-                    .map(|l| (l.entry, l.accepted))
-                    .map_err(|e| refused(index, e.to_string()))
-            })
-            .collect()
-    })
+    judge_each(
+        chunk,
+        Vec::new(),
+        ingest::MIN_PREPARED_PER_THREAD,
+        |share| {
+            let judged = leaves::all_judged(share.iter().map(|&(_, leaf, _)| leaf), origin);
+            share
+                .iter()
+                .zip(judged)
+                .map(|(&(index, _, _), judged)| {
+                    judged
+                        .map(|l| (l.entry, l.accepted))
+                        .map_err(|e| refused(index, e.to_string()))
+                })
+                .collect()
+        },
+    )
 }
 
 /// What `verify` established.
@@ -683,4 +795,59 @@ pub(crate) fn verify(
         root,
         checkpoint_size: cp.size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(i: u64) -> Hash {
+        merkle::leaf_hash(&i.to_be_bytes())
+    }
+
+    /// The hashes a check hands on reach the judging stage chunk by chunk, in order:
+    /// those below the bound only, a chunk cut by it partly, the ones after none; and a
+    /// check that fails hands on nothing more, which the judging stage is told.
+    #[test]
+    fn handed_on_hashes_reach_the_judging_stage_below_their_bound_only() {
+        let chunk = REINDEX_CHUNK_ENTRIES as u64;
+        // Hashes for a chunk and a half of the two and a half chunks the check proves.
+        let (proven, end) = (chunk * 5 / 2, chunk * 3 / 2);
+        let (tx, rx) = mpsc::channel();
+        let check = |hand_on: &mut dyn FnMut(Hash)| {
+            (0..proven).for_each(|i| hand_on(hash(i)));
+            Ok(())
+        };
+        hand_on_while(check, end, &tx).expect("the check passes");
+        drop(tx);
+        let mut handed_on = HandedOn {
+            blocks: rx,
+            held: VecDeque::new(),
+            next: 0,
+            end,
+        };
+        let want = |range: std::ops::Range<u64>| range.map(hash).collect::<Vec<_>>();
+        let n = REINDEX_CHUNK_ENTRIES;
+        assert_eq!(handed_on.take(0, n).unwrap(), want(0..chunk));
+        assert_eq!(handed_on.take(chunk, n).unwrap(), want(chunk..end));
+        assert_eq!(handed_on.take(2 * chunk, n).unwrap(), Vec::<Hash>::new());
+
+        let (tx, rx) = mpsc::channel();
+        let failing = |hand_on: &mut dyn FnMut(Hash)| {
+            (0..10).for_each(|i| hand_on(hash(i)));
+            Err(LedgerError::Verify("the root differs".into()))
+        };
+        assert!(hand_on_while(failing, end, &tx).is_err());
+        drop(tx);
+        let mut handed_on = HandedOn {
+            blocks: rx,
+            held: VecDeque::new(),
+            next: 0,
+            end,
+        };
+        let e = handed_on
+            .take(0, n)
+            .expect_err("nothing whole was handed on");
+        assert!(e.to_string().contains("no hash for leaf 0"), "{e}");
+    }
 }

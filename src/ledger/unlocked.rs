@@ -22,7 +22,7 @@ use super::{LedgerError, View, require_ledger};
 use crate::ingest::Signatures;
 use crate::log::checkpoint::{self, NoteVerifier};
 use crate::log::export::read_checkpoint;
-use crate::log::merkle::{self, Frontier};
+use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SegmentLog};
 use crate::log::tiles::TileStore;
 use crate::registry::GenesisRecord;
@@ -96,8 +96,13 @@ impl Unlocked {
 
     /// Holds the segments to the last signed checkpoint: the `checkpoint` file's note is
     /// signed by the key genesis names, and the segments' first leaves give its root.
-    /// What a rebuild that trusts the segments checks before it trusts them.
-    pub fn check_segments_against_checkpoint(&self) -> Result<(), LedgerError> {
+    /// What a rebuild that trusts the segments checks before it trusts them. Each leaf's
+    /// hash is handed to `leaf_hashes` as it is worked out, in order from leaf 0; they
+    /// are the segments' only if the hold passes.
+    pub fn check_segments_against_checkpoint(
+        &self,
+        mut leaf_hashes: impl FnMut(Hash),
+    ) -> Result<(), LedgerError> {
         let genesis = self.genesis()?;
         let verifier = NoteVerifier::new(&genesis.origin, &genesis.checkpoint_key)
             .map_err(|e| LedgerError::Verify(format!("genesis checkpoint key: {e}")))?;
@@ -106,33 +111,38 @@ impl Unlocked {
                 "the checkpoint file is not a checkpoint this ledger's key signed ({e})"
             ))
         })?;
+        // The leaves' hashes prove their bytes: read first without their checksums
+        // (most of a scan's work), which are read only to name a damaged record.
         let gives_root =
             |tree: &Frontier| tree.size() == self.view.size && tree.root() == self.view.root;
-        // The leaves' hashes prove their bytes: read first without their checksums
-        // (most of a scan's work), which are read only to name what differs.
         if self
-            .tree(self.view.size)
+            .tree(self.view.size, &mut leaf_hashes)
             .is_ok_and(|tree| gives_root(&tree))
         {
             return Ok(());
         }
-        if !gives_root(&self.tree(0)?) {
-            return Err(LedgerError::Verify(format!(
-                "the segments' first {} leaves do not give the root of the last signed \
-                 checkpoint; run `dcledger verify` to find the leaf that differs",
-                self.view.size
-            )));
-        }
-        Ok(())
+        self.tree(0, &mut |_| {})?;
+        Err(LedgerError::Verify(format!(
+            "the segments' first {} leaves do not give the root of the last signed \
+             checkpoint; run `dcledger verify` to find the leaf that differs",
+            self.view.size
+        )))
     }
 
     /// The tree of the segments' leaves up to the checkpoint's size (the log is open up
-    /// to it), their checksums checked from leaf `proven` on (`SegmentLog::scan_proven`).
-    fn tree(&self, proven: u64) -> Result<Frontier, LedgerError> {
+    /// to it), their checksums checked from leaf `proven` on (`SegmentLog::scan_proven`),
+    /// each leaf's hash handed to `leaf_hashes` too.
+    fn tree(
+        &self,
+        proven: u64,
+        leaf_hashes: &mut impl FnMut(Hash),
+    ) -> Result<Frontier, LedgerError> {
         let mut tree = Frontier::new();
         self.log
             .scan_proven(Position::START, proven, |_, _, leaf| {
-                tree.push(merkle::leaf_hash(leaf));
+                let hash = merkle::leaf_hash(leaf);
+                tree.push(hash);
+                leaf_hashes(hash);
                 Ok::<(), LedgerError>(())
             })
             .map(|()| tree)
