@@ -368,7 +368,6 @@ fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
     }
 }
 
-/// Takes the lock of the ledger in `dir`, whose files are its owner's only from then on.
 /// Removes the derived state a rebuild replaced (`REMOVING_DIR`), if any is left.
 fn remove_replaced(dir: &Path) -> Result<(), LedgerError> {
     let removing = dir.join(REMOVING_DIR);
@@ -378,6 +377,7 @@ fn remove_replaced(dir: &Path) -> Result<(), LedgerError> {
     }
 }
 
+/// Takes the lock of the ledger in `dir`, whose files are its owner's only from then on.
 fn lock_ledger(dir: &Path) -> Result<DirLock, LedgerError> {
     require_ledger(dir)?;
     lock::private_files();

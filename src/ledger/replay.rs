@@ -401,10 +401,12 @@ fn judge_stage(
     let mut send = |chunk: Chunk| -> Result<(), StageStop> {
         let judged = match &mut judging {
             Judging::Trust => {
-                let first = chunk.first().map_or(0, |(index, _, _)| *index);
-                let hashes = handed_on
-                    .take(first, chunk.len())
-                    .map_err(StageStop::Failed)?;
+                let hashes = match chunk.first() {
+                    Some(&(first, _, _)) => handed_on
+                        .take(first, chunk.len())
+                        .map_err(StageStop::Failed)?,
+                    None => Vec::new(),
+                };
                 judge_each(&chunk, hashes, TRUSTED_LEAVES_PER_THREAD, |share| {
                     share
                         .iter()
@@ -569,7 +571,7 @@ fn judge_each(
         .collect();
     assert!(
         handed.next().is_none(),
-        "a hash handed on a leaf of the chunk"
+        "no more hashes are handed on than the chunk has leaves"
     );
     crate::parallel::map_shares(leaves, min_per_thread, |share| {
         let judged = judge(&share);
