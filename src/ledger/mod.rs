@@ -340,7 +340,9 @@ impl CheckpointHold {
             // either naming the leaf: left to them. Nothing else is: a hold that passed on
             // any error of the segments once passed every ledger of more than one segment
             // file unread.
-            Err(LedgerError::Segment(SegmentError::Corrupt { .. })) => Ok(()),
+            Err(LedgerError::Segment(
+                SegmentError::Corrupt { .. } | SegmentError::Missing { .. },
+            )) => Ok(()),
             other => other,
         }
     }

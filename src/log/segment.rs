@@ -69,6 +69,21 @@ pub enum SegmentError {
         offset: u64,
         reason: String,
     },
+    /// Leaves counted acknowledged are not in the segments at all (where `Corrupt` is a
+    /// record that is there, damaged).
+    #[error(
+        "{acknowledged} leaves were acknowledged (derived state or the last signed \
+         checkpoint counts them), but the segments in {dir} hold none from leaf {end} on: \
+         {why}. Restore the segments from a backup; a tree without leaves it signed is \
+         never signed"
+    )]
+    Missing {
+        /// The first leaf missing.
+        end: u64,
+        acknowledged: u64,
+        dir: PathBuf,
+        why: String,
+    },
     #[error("segment {path} is not a dcledger segment: {reason}")]
     BadSegment { path: PathBuf, reason: String },
     #[error("the segments at {path} were opened to read; a reader never appends")]
@@ -124,6 +139,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Why leaves are missing from segments whose last file, `path`, ends whole at byte `end`.
+fn cut_short_or_later_deleted(path: &Path, end: u64) -> String {
+    format!(
+        "the last segment file, {}, ends there (at byte {end}), so a segment file after it \
+         was deleted, or it was cut short, outside dcledger",
+        path.display()
+    )
 }
 
 fn segment_name(first_index: u64) -> String {
@@ -523,9 +547,11 @@ impl SegmentLog {
         let dir = dir.join(SEGMENTS_DIR);
         let segments = list_segments(&dir)?;
         check_order(&segments)?;
-        let last = segments.last().ok_or_else(|| SegmentError::BadSegment {
-            path: dir.join(segment_name(0)),
-            reason: "the ledger has no segment files".into(),
+        let last = segments.last().ok_or_else(|| SegmentError::Missing {
+            end: 0,
+            acknowledged: size,
+            dir: dir.clone(),
+            why: "no segment file is left".into(),
         })?;
         let mut file = File::open(&last.path).map_err(io_err(&last.path))?;
         check_header(&mut file, &last.path, last.first_index)?;
@@ -553,13 +579,11 @@ impl SegmentLog {
             let path = dir.join(segment_name(0));
             // A new log; one whose acknowledged leaves are all gone is not begun anew.
             if durable_floor > 0 {
-                return Err(SegmentError::Corrupt {
-                    index: 0,
-                    path,
-                    offset: 0,
-                    reason: format!(
-                        "no segment file is left, and {durable_floor} leaves were acknowledged"
-                    ),
+                return Err(SegmentError::Missing {
+                    end: 0,
+                    acknowledged: durable_floor,
+                    dir,
+                    why: "no segment file is left".into(),
                 });
             }
             create_segment(&path, 0)?;
@@ -611,16 +635,11 @@ impl SegmentLog {
             }
         }
         if committed.0 < durable_floor {
-            return Err(SegmentError::Corrupt {
-                index: committed.0,
-                path: path.clone(),
-                offset: committed.1,
-                reason: format!(
-                    "{durable_floor} leaves were acknowledged (derived state or the last signed \
-                     checkpoint counts them) but the segments end at {}, and a tree without \
-                     leaves it signed is never signed",
-                    committed.0
-                ),
+            return Err(SegmentError::Missing {
+                end: committed.0,
+                acknowledged: durable_floor,
+                dir,
+                why: cut_short_or_later_deleted(&path, committed.1),
             });
         }
 
@@ -814,11 +833,11 @@ impl SegmentLog {
             start = HEADER_BYTES;
         }
         if index != self.size {
-            return Err(SegmentError::Corrupt {
-                index,
-                path: self.active_path().to_path_buf(),
-                offset: self.active_len,
-                reason: format!("the segments hold {index} leaves, expected {}", self.size),
+            return Err(SegmentError::Missing {
+                end: index,
+                acknowledged: self.size,
+                dir: self.dir.clone(),
+                why: cut_short_or_later_deleted(self.active_path(), self.active_len),
             }
             .into());
         }

@@ -237,6 +237,7 @@ fn named_index(e: &LedgerError) -> Option<u64> {
     match e {
         LedgerError::Replay { index, .. } => Some(*index),
         LedgerError::Segment(SegmentError::Corrupt { index, .. }) => Some(*index),
+        LedgerError::Segment(SegmentError::Missing { end, .. }) => Some(*end),
         _ => None,
     }
 }
@@ -887,7 +888,25 @@ fn a_ledger_of_several_segments_is_held_whole_to_its_checkpoint() {
     std::fs::rename(&second, &aside).expect("move the second segment aside");
     std::fs::remove_dir_all(data.join("index")).expect("delete index");
     let held = std::fs::read(data.join("checkpoint")).expect("checkpoint file");
-    assert_rebuilds_refused(&data, &held, "were acknowledged", "second segment gone");
+    // Named as missing, from the second segment's first leaf on, not as damage.
+    let first_missing: u64 = second
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a segment file is named by its first leaf");
+    let e = open_err(&data, "second segment gone, open");
+    assert_names(&e, first_missing, "second segment gone, open");
+    assert!(
+        e.to_string()
+            .contains("so a segment file after it was deleted, or it was cut short"),
+        "open: {e}"
+    );
+    assert_rebuilds_refused(
+        &data,
+        &held,
+        &format!("hold none from leaf {first_missing} on"),
+        "second segment gone",
+    );
     std::fs::rename(&aside, &second).expect("put the second segment back");
 
     // Leaf 1, op-a's registration, in the first segment.
@@ -983,6 +1002,7 @@ fn a_ledger_without_the_segments_the_checkpoint_names_is_refused() {
     }
     let held = std::fs::read(f.data.join("checkpoint")).expect("checkpoint file");
     let e = open_err(&f.data, "no segments, index kept");
+    assert_names(&e, 0, "no segments, index kept");
     assert!(
         e.to_string().contains("no segment file is left"),
         "open: {e}"
@@ -991,7 +1011,7 @@ fn a_ledger_without_the_segments_the_checkpoint_names_is_refused() {
     assert_rebuilds_refused(
         &f.data,
         &held,
-        "no segment files",
+        "hold none from leaf 0 on: no segment file is left",
         "no segments, index lost",
     );
     let left = std::fs::read_dir(f.data.join("segments"))
