@@ -150,12 +150,7 @@ pub(crate) fn replay(
                 "the replay's judging",
             );
             let ahead = first_listings_ahead.then(|| FirstListingsAhead::new(log.dir()));
-            let handed_on = HandedOn {
-                blocks: hashes_rx,
-                held: VecDeque::new(),
-                next: 0,
-                end: handed_on_below,
-            };
+            let handed_on = HandedOn::new(hashes_rx, handed_on_below);
             judge_stage(log, from, proven, judging, ahead, handed_on, tx)
         });
         let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
@@ -266,6 +261,16 @@ struct HandedOn {
 }
 
 impl HandedOn {
+    /// The hashes of the leaves below `end`, to come in `blocks`.
+    fn new(blocks: mpsc::Receiver<Vec<Hash>>, end: u64) -> HandedOn {
+        HandedOn {
+            blocks,
+            held: VecDeque::new(),
+            next: 0,
+            end,
+        }
+    }
+
     /// The hashes handed on for the leaves `first..first + n` that are below `end`;
     /// `first` is the leaf after the last one asked for.
     fn take(&mut self, first: u64, n: usize) -> Result<Vec<Hash>, LedgerError> {
@@ -807,6 +812,17 @@ mod tests {
         merkle::leaf_hash(&i.to_be_bytes())
     }
 
+    /// Runs `check`, handing on the hashes of the leaves below `end`: its verdict, and
+    /// what the judging stage then takes them from.
+    fn handed_on_by(
+        check: impl FnOnce(&mut dyn FnMut(Hash)) -> Result<(), LedgerError>,
+        end: u64,
+    ) -> (Result<(), LedgerError>, HandedOn) {
+        let (tx, rx) = mpsc::channel();
+        let checked = hand_on_while(check, end, &tx);
+        (checked, HandedOn::new(rx, end))
+    }
+
     /// The hashes a check hands on reach the judging stage chunk by chunk, in order:
     /// those below the bound only, a chunk cut by it partly, the ones after none; and a
     /// check that fails hands on nothing more, which the judging stage is told.
@@ -815,38 +831,24 @@ mod tests {
         let chunk = REINDEX_CHUNK_ENTRIES as u64;
         // Hashes for a chunk and a half of the two and a half chunks the check proves.
         let (proven, end) = (chunk * 5 / 2, chunk * 3 / 2);
-        let (tx, rx) = mpsc::channel();
         let check = |hand_on: &mut dyn FnMut(Hash)| {
             (0..proven).for_each(|i| hand_on(hash(i)));
             Ok(())
         };
-        hand_on_while(check, end, &tx).expect("the check passes");
-        drop(tx);
-        let mut handed_on = HandedOn {
-            blocks: rx,
-            held: VecDeque::new(),
-            next: 0,
-            end,
-        };
+        let (checked, mut handed_on) = handed_on_by(check, end);
+        checked.expect("the check passes");
         let want = |range: std::ops::Range<u64>| range.map(hash).collect::<Vec<_>>();
         let n = REINDEX_CHUNK_ENTRIES;
         assert_eq!(handed_on.take(0, n).unwrap(), want(0..chunk));
         assert_eq!(handed_on.take(chunk, n).unwrap(), want(chunk..end));
         assert_eq!(handed_on.take(2 * chunk, n).unwrap(), Vec::<Hash>::new());
 
-        let (tx, rx) = mpsc::channel();
         let failing = |hand_on: &mut dyn FnMut(Hash)| {
             (0..10).for_each(|i| hand_on(hash(i)));
             Err(LedgerError::Verify("the root differs".into()))
         };
-        assert!(hand_on_while(failing, end, &tx).is_err());
-        drop(tx);
-        let mut handed_on = HandedOn {
-            blocks: rx,
-            held: VecDeque::new(),
-            next: 0,
-            end,
-        };
+        let (checked, mut handed_on) = handed_on_by(failing, end);
+        assert!(checked.is_err(), "the failing check fails");
         let e = handed_on
             .take(0, n)
             .expect_err("nothing whole was handed on");
