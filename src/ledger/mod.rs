@@ -306,15 +306,20 @@ fn check_log_key(genesis: &GenesisRecord, log_key: &SigningKey) -> Result<(), Le
 struct CheckpointHold(Unlocked);
 
 impl CheckpointHold {
-    /// The hold on a replay from leaf `applied`, if the checkpoint file names more
-    /// (`signed`, its `signed_size`). Segments that cannot be opened at all (none left,
-    /// out of order, a header that is not ours) are refused: no recovery makes them the
-    /// checkpoint's.
-    fn of(dir: &Path, signed: u64, applied: u64) -> Result<Option<CheckpointHold>, LedgerError> {
-        if signed > applied {
-            Unlocked::open(dir).map(|u| Some(CheckpointHold(u)))
-        } else {
-            Ok(None)
+    /// The hold on a replay from leaf `applied`, if the checkpoint file (`signed`, as
+    /// `read_signed` read it) names more. Segments that cannot be opened at all (none
+    /// left, out of order, a header that is not ours) are refused: no recovery makes them
+    /// the checkpoint's.
+    fn of(
+        dir: &Path,
+        signed: Option<(String, Checkpoint)>,
+        applied: u64,
+    ) -> Result<Option<CheckpointHold>, LedgerError> {
+        match signed {
+            Some((note, cp)) if cp.size > applied => {
+                Unlocked::at(dir, note, cp).map(|u| Some(CheckpointHold(u)))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -336,7 +341,7 @@ impl CheckpointHold {
         match self.prove(|_| {}) {
             // Segments that cannot give the checkpoint's leaves at all (a record cut
             // short, damaged or missing) are refused by the segment log's open, which
-            // counts those leaves acknowledged (`signed_size`), or by the replay's scan,
+            // counts those leaves acknowledged (`read_signed`), or by the replay's scan,
             // either naming the leaf: left to them. Nothing else is: a hold that passed on
             // any error of the segments once passed every ledger of more than one segment
             // file unread.
@@ -348,14 +353,15 @@ impl CheckpointHold {
     }
 }
 
-/// How many leaves the `checkpoint` file's note counts. Each was synced to its segment
-/// before the note was written, so each was acknowledged: the segments must still hold
-/// them, whatever derived state says, and a ledger that lost some is refused rather than
-/// signed anew without them. 0 for a ledger made before there were checkpoint files.
-fn signed_size(dir: &Path) -> Result<u64, LedgerError> {
+/// The `checkpoint` file's note and what it says; `None` for a ledger made before there
+/// were checkpoint files. Each leaf it counts was synced to its segment before the note
+/// was written, so each was acknowledged: the segments must still hold them, whatever
+/// derived state says, and a ledger that lost some is refused rather than signed anew
+/// without them.
+fn read_signed(dir: &Path) -> Result<Option<(String, Checkpoint)>, LedgerError> {
     match read_checkpoint(dir) {
-        Ok((_, cp)) => Ok(cp.size),
-        Err(ExportError::NoCheckpoint { .. }) => Ok(0),
+        Ok(signed) => Ok(Some(signed)),
+        Err(ExportError::NoCheckpoint { .. }) => Ok(None),
         Err(e) => Err(LedgerError::LogFiles(e)),
     }
 }
@@ -552,7 +558,8 @@ impl Ledger {
         // Leaves derived state has applied were acknowledged: never a torn tail. So were
         // those the last signed checkpoint counts, which a lost index no longer does.
         let floor = applied.as_ref().map_or(0, |a| a.end.index);
-        let signed = signed_size(dir)?;
+        let signed = read_signed(dir)?;
+        let signed_size = signed.as_ref().map_or(0, |(_, cp)| cp.size);
         let mut hold = if log_key.is_some() {
             CheckpointHold::of(dir, signed, floor)?
         } else {
@@ -569,7 +576,7 @@ impl Ledger {
             // judging.
             hold.check()?;
         }
-        let (log, _recovery) = SegmentLog::open(dir, floor.max(signed))?;
+        let (log, _recovery) = SegmentLog::open(dir, floor.max(signed_size))?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
             last_accepted: i64::MIN,

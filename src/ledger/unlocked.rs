@@ -20,7 +20,7 @@ use super::reader::{Leaves, Reader};
 use super::replay::{self, Progress, ReplayState, VerifyReport};
 use super::{LedgerError, View, require_ledger};
 use crate::ingest::Signatures;
-use crate::log::checkpoint::{self, NoteVerifier};
+use crate::log::checkpoint::{self, Checkpoint, NoteVerifier};
 use crate::log::export::read_checkpoint;
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SegmentLog};
@@ -42,6 +42,11 @@ impl Unlocked {
     pub fn open(dir: &Path) -> Result<Unlocked, LedgerError> {
         require_ledger(dir)?;
         let (note, cp) = read_checkpoint(dir)?;
+        Unlocked::at(dir, note, cp)
+    }
+
+    /// `open`, given the `checkpoint` file's note and what it says, read already.
+    pub(crate) fn at(dir: &Path, note: String, cp: Checkpoint) -> Result<Unlocked, LedgerError> {
         Ok(Unlocked {
             dir: dir.to_path_buf(),
             log: SegmentLog::open_read_only(dir, cp.size)?,
