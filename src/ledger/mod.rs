@@ -49,7 +49,7 @@ use crate::log::export::{ExportError, read_checkpoint};
 use crate::log::layout::TILE_WIDTH;
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::segment::{Position, SEGMENTS_DIR, SegmentError, SegmentLog};
-use crate::log::tiles::{Syncs, TILES_DIR, TileError, TileStore, TileWriter};
+use crate::log::tiles::{Syncs, TileError, TileStore, TileWriter};
 use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::reject::BatchRejection;
 use crate::store::derived::{APPLIED_KEY, Applied, Decoded, Derived, DerivedError, Overlay};
@@ -59,10 +59,10 @@ use layout::Landed;
 /// (PROTOCOL §11): still read, with a warning, when no key is given.
 pub const LOG_KEY_FILE: &str = "log-key.pem";
 pub const INDEX_DIR: &str = "index";
-/// Where a rebuild moves the derived state it replaces (`index`, `tiles`), to remove it
-/// beside the rebuild rather than before: unlinking the store's file and the tiles waits
-/// on the disk, about a sixteenth of a trusted rebuild of 156,000 entries. A writer that
-/// finds it (left by a rebuild that was stopped) removes it.
+/// Where a rebuild moves the derived store it replaces (`index`), to remove it beside the
+/// rebuild rather than before: unlinking a file of hundreds of MB waits on the disk. A
+/// writer that finds it (left by a rebuild that was stopped) removes it. The tiles are
+/// not moved: the rebuild writes over them (`TileWriter::over_earlier`).
 pub const REMOVING_DIR: &str = "removing";
 
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +376,16 @@ fn require_ledger(dir: &Path) -> Result<(), LedgerError> {
     }
 }
 
+/// How `Ledger::open_locked` comes to derived state that holds every leaf.
+#[derive(Clone, Copy)]
+enum Derivation {
+    /// From what derived state holds, caught up with the segments (after a crash).
+    CaughtUp,
+    /// Rebuilt from the first leaf (`reindex`): the store is a new one, and the tiles
+    /// are written over the earlier build's (`TileWriter::over_earlier`).
+    Rebuilt,
+}
+
 /// Removes the derived state a rebuild replaced (`REMOVING_DIR`), if any is left.
 fn remove_replaced(dir: &Path) -> Result<(), LedgerError> {
     let removing = dir.join(REMOVING_DIR);
@@ -431,7 +441,7 @@ pub fn read_projections(
                     None,
                     Signatures::Trust,
                     replay::QUIET,
-                    Derived::open,
+                    Derivation::CaughtUp,
                 )?;
                 return Ok(ReadProjections {
                     reader: ledger.reader(),
@@ -486,7 +496,7 @@ impl Ledger {
             Some(log_key.clone()),
             Signatures::Trust,
             replay::QUIET,
-            Derived::open,
+            Derivation::CaughtUp,
         )?;
         let ts =
             dates::spell_instant(dates::now()).map_err(|e| LedgerError::Clock(e.to_string()))?;
@@ -523,7 +533,7 @@ impl Ledger {
             Some(log_key),
             Signatures::Trust,
             replay::QUIET,
-            Derived::open,
+            Derivation::CaughtUp,
         )
     }
 
@@ -539,21 +549,25 @@ impl Ledger {
             None,
             Signatures::Trust,
             replay::QUIET,
-            Derived::open,
+            Derivation::CaughtUp,
         )
     }
 
-    /// Opens the ledger in `dir` under `lock`, its derived state with `open_derived`
-    /// (`Derived::open_to_rebuild` for a rebuild from the first leaf), catching it up.
+    /// Opens the ledger in `dir` under `lock`, its derived state caught up as
+    /// `derivation` says.
     fn open_locked(
         dir: &Path,
         lock: DirLock,
         log_key: Option<SigningKey>,
         catch_up_signatures: Signatures<'_>,
         progress: Progress<'_>,
-        open_derived: fn(&Path) -> Result<Derived, DerivedError>,
+        derivation: Derivation,
     ) -> Result<Ledger, LedgerError> {
-        let derived = Arc::new(open_derived(&dir.join(INDEX_DIR))?);
+        let index = dir.join(INDEX_DIR);
+        let derived = Arc::new(match derivation {
+            Derivation::CaughtUp => Derived::open(&index)?,
+            Derivation::Rebuilt => Derived::open_to_rebuild(&index)?,
+        });
         let applied = derived.applied()?;
         // Leaves derived state has applied were acknowledged: never a torn tail. So were
         // those the last signed checkpoint counts, which a lost index no longer does.
@@ -591,8 +605,18 @@ impl Ledger {
             });
         }
         let tile_store = Arc::new(TileStore::new(dir));
-        let (tiles, frontier) =
-            tiling::open_tiles(&tile_store, &log, applied.end.index, &applied.checkpoint)?;
+        let (tiles, frontier) = match derivation {
+            Derivation::CaughtUp => {
+                tiling::open_tiles(&tile_store, &log, applied.end.index, &applied.checkpoint)?
+            }
+            Derivation::Rebuilt => {
+                assert_eq!(
+                    applied.end.index, 0,
+                    "a rebuild begins with a store of its own, which holds no leaf"
+                );
+                (TileWriter::over_earlier(&tile_store), Frontier::new())
+            }
+        };
         tiling::write_checkpoint_file(dir, &applied.checkpoint)?;
         let genesis = derived.get_decoded::<GenesisRecord>(GENESIS_KEY)?;
         let view = Arc::new(RwLock::new(View {
@@ -674,13 +698,13 @@ impl Ledger {
         progress: Progress<'_>,
     ) -> Result<Ledger, LedgerError> {
         remove_replaced(dir)?;
+        // The derived store is replaced whole; the tiles are rewritten over the earlier
+        // build's (`TileWriter::over_earlier`), which keeps those that are right.
         let removing = dir.join(REMOVING_DIR);
-        for name in [INDEX_DIR, TILES_DIR] {
-            let derived = dir.join(name);
-            if derived.exists() {
-                lock::create_private_dir(&removing)?;
-                std::fs::rename(&derived, removing.join(name)).map_err(io(&derived))?;
-            }
+        let index = dir.join(INDEX_DIR);
+        if index.exists() {
+            lock::create_private_dir(&removing)?;
+            std::fs::rename(&index, removing.join(INDEX_DIR)).map_err(io(&index))?;
         }
         std::thread::scope(|scope| {
             let removal = scope.spawn(|| remove_replaced(dir));
@@ -690,13 +714,14 @@ impl Ledger {
                 Some(log_key),
                 signatures,
                 progress,
-                Derived::open_to_rebuild,
+                Derivation::Rebuilt,
             );
             let removed = removal
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let ledger = rebuilt?;
+            let mut ledger = rebuilt?;
             removed?;
+            ledger.tiles.finish_over_earlier()?;
             Ok(ledger)
         })
     }

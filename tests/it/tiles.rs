@@ -686,6 +686,63 @@ fn deleted_or_damaged_tiles_are_rebuilt_on_open() {
     drop(dir);
 }
 
+/// `reindex` writes its tiles over those on disk, whichever way it rebuilds: a full tile
+/// that is right stays the same file, a damaged one is replaced, and tiles past the tree
+/// are removed; the tiles are then those the appends left, file for file.
+#[test]
+fn reindex_keeps_the_tiles_that_are_right_and_replaces_the_rest() {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut t = TestLedger::new();
+    let envelopes: Vec<Value> = (0..700)
+        .map(|i| org_register(&mut t.authority, i))
+        .collect();
+    t.accept(envelopes);
+    let size = t.ledger.size();
+    let (dir, data, _) = close(t);
+    let tiles = data.join("tiles");
+    let before = tree_files(&tiles);
+    let (full, width) = (size / 256, size % 256);
+    assert!(full >= 2 && width > 0 && width < 255, "size {size}");
+    let path =
+        |level: u8, n: u64, width: u64| tiles.join(TileId::hashes(level, n, width as u16).path());
+    let inode = |path: &Path| std::fs::metadata(path).expect("a tile").ino();
+    for trust in [true, false] {
+        let right = path(0, 0, 256);
+        let right_inode = inode(&right);
+        let damaged = path(0, 1, 256);
+        let mut bytes = std::fs::read(&damaged).expect("the second full tile");
+        bytes[0] ^= 1;
+        std::fs::write(&damaged, bytes).expect("damage it");
+        let past = [
+            path(0, full + 1, 256),
+            path(0, full, width + 1),
+            path(1, 1, 3),
+        ];
+        for tile in &past {
+            std::fs::create_dir_all(tile.parent().expect("a directory")).expect("mkdir");
+            std::fs::write(tile, [7u8; 96]).expect("a tile past the tree");
+        }
+        let rebuilt = if trust {
+            Ledger::reindex_trusting(&data, log_key())
+        } else {
+            Ledger::reindex(&data, log_key())
+        };
+        rebuilt.expect("reindex").close().expect("close");
+        assert_eq!(
+            inode(&right),
+            right_inode,
+            "trust {trust}: a right tile was written again"
+        );
+        for tile in &past {
+            assert!(!tile.exists(), "trust {trust}: {} is left", tile.display());
+        }
+        assert_eq!(tree_files(&tiles), before, "trust {trust}");
+    }
+    let ledger = Ledger::open(&data, log_key()).expect("open");
+    ledger.verify().expect("verify");
+    drop(dir);
+}
+
 #[test]
 fn verify_names_the_leaf_whose_level_0_tile_disagrees_with_the_segments() {
     let mut t = TestLedger::new();
