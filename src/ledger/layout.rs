@@ -28,7 +28,7 @@
 //!   keep a model in memory (the audit) load every report from it in one sequential
 //!   pass and refresh from its tail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +140,17 @@ pub(crate) struct Landed {
     pub touches: Touched,
 }
 
+/// Every byte in order, for one-byte postings terms (`kind_term`) borrowed as slices.
+const TERM_BYTES: [u8; 256] = {
+    let mut bytes = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        bytes[b] = b as u8;
+        b += 1;
+    }
+    bytes
+};
+
 /// Index of `kind` in `Kind::ALL`: its postings term.
 pub(crate) fn kind_term(kind: Kind) -> u8 {
     let position = Kind::ALL
@@ -171,8 +182,9 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
     let Some(first) = landed.first().map(|l| l.index) else {
         return Ok(());
     };
-    // Each postings key with its chunk and the offsets this commit adds to it.
-    let mut postings: BTreeMap<Vec<u8>, (u64, Vec<u16>)> = BTreeMap::new();
+    // The offsets this commit adds to each postings key, the key as the leaves give it
+    // (family, term, chunk), borrowed: each key is made once, not once a leaf.
+    let mut postings: HashMap<(u8, &[u8], u64), Vec<u16>> = HashMap::new();
     for run in landed.chunk_by(|a, b| a.index / LOCATION_SPAN == b.index / LOCATION_SPAN) {
         let key = location_key(run[0].index);
         // A run that starts inside its key's span extends what earlier commits stored,
@@ -206,18 +218,18 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
         names.dedup();
         let facilities = names
             .into_iter()
-            .map(|f| posting_key(family::BY_FACILITY, f.as_bytes(), chunk));
-        for k in [
-            posting_key(family::BY_KIND, &[kind_term(l.kind)], chunk),
-            posting_key(family::BY_SIGNER, &l.signer, chunk),
+            .map(|f| (family::BY_FACILITY, f.as_bytes()));
+        let kind = usize::from(kind_term(l.kind));
+        for (family, term) in [
+            (family::BY_KIND, &TERM_BYTES[kind..=kind]),
+            (family::BY_SIGNER, &l.signer[..]),
         ]
         .into_iter()
         .chain(facilities)
         {
             postings
-                .entry(k)
-                .or_insert_with(|| (chunk, Vec::new()))
-                .1
+                .entry((family, term, chunk))
+                .or_default()
                 .push(offset);
         }
         if let Some(before) = l.seq.checked_sub(1)
@@ -246,7 +258,8 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
         let stored = stored_before(overlay, &key, chunk * CHANGE_SPAN, first)?;
         overlay.put(key, append_encoded(stored, changes));
     }
-    for (k, (chunk, offsets)) in postings {
+    for ((family, term, chunk), offsets) in postings {
+        let k = posting_key(family, term, chunk);
         let mut all: Vec<u16> = match stored_before(overlay, &k, chunk * POSTING_SPAN, first)? {
             Some(bytes) => decode(&k, &bytes)?,
             None => Vec::new(),
