@@ -686,19 +686,26 @@ fn deleted_or_damaged_tiles_are_rebuilt_on_open() {
     drop(dir);
 }
 
+/// A ledger that registered `orgs` organisations in one batch after its genesis, closed:
+/// its directory, its data directory and its size.
+fn closed_after_registering(orgs: u64) -> (tempfile::TempDir, PathBuf, u64) {
+    let mut t = TestLedger::new();
+    let envelopes: Vec<Value> = (0..orgs)
+        .map(|i| org_register(&mut t.authority, i))
+        .collect();
+    t.accept(envelopes);
+    let size = t.ledger.size();
+    let (dir, data, _) = close(t);
+    (dir, data, size)
+}
+
 /// `reindex` writes its tiles over those on disk, whichever way it rebuilds: a full tile
 /// that is right stays the same file, a damaged one is replaced, and tiles past the tree
 /// are removed; the tiles are then those the appends left, file for file.
 #[test]
 fn reindex_keeps_the_tiles_that_are_right_and_replaces_the_rest() {
     use std::os::unix::fs::MetadataExt as _;
-    let mut t = TestLedger::new();
-    let envelopes: Vec<Value> = (0..700)
-        .map(|i| org_register(&mut t.authority, i))
-        .collect();
-    t.accept(envelopes);
-    let size = t.ledger.size();
-    let (dir, data, _) = close(t);
+    let (dir, data, size) = closed_after_registering(700);
     let tiles = data.join("tiles");
     let before = tree_files(&tiles);
     let (full, width) = (size / 256, size % 256);
@@ -745,12 +752,7 @@ fn reindex_keeps_the_tiles_that_are_right_and_replaces_the_rest() {
 
 #[test]
 fn verify_names_the_leaf_whose_level_0_tile_disagrees_with_the_segments() {
-    let mut t = TestLedger::new();
-    let envelopes: Vec<Value> = (0..600)
-        .map(|i| org_register(&mut t.authority, i))
-        .collect();
-    t.accept(envelopes);
-    let (dir, data, _) = close(t);
+    let (dir, data, _) = closed_after_registering(600);
     // Leaf 261's hash, the sixth of the second full level-0 tile, flipped.
     let tile = data.join("tiles/tile/0/001");
     let mut bytes = std::fs::read(&tile).expect("the second level-0 tile");
