@@ -57,25 +57,15 @@ pub(crate) fn open_tiles(
     rebuild(store, log, size, root)
 }
 
-/// Deletes the tiles and writes them again from the leaves `0..size` of the segments.
+/// Writes the tiles again from the leaves `0..size` of the segments, over those on disk
+/// (`TileWriter::over_earlier`: the right ones kept, the rest replaced or removed).
 fn rebuild(
     store: &TileStore,
     log: &SegmentLog,
     size: u64,
     root: Hash,
 ) -> Result<(TileWriter, Frontier), LedgerError> {
-    match std::fs::remove_dir_all(store.root()) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(LedgerError::Io {
-                path: store.root().to_path_buf(),
-                source: e,
-            });
-        }
-        _ => {}
-    }
-    store.clear_cache();
-    let mut writer = TileWriter::empty(store);
-    writer.set_syncs(Syncs::Together)?;
+    let mut writer = TileWriter::over_earlier(store);
     let mut frontier = Frontier::new();
     let mut hashes = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
     log.scan(
@@ -98,6 +88,9 @@ fn rebuild(
     writer.set_syncs(Syncs::EachTile)?;
     writer.write_partials()?;
     writer.prune()?;
+    writer.finish_over_earlier()?;
+    // What the failed resume read from tiles now replaced must not be served from memory.
+    store.clear_cache();
     if frontier.size() != size || frontier.root() != root {
         return Err(LedgerError::Verify(format!(
             "the segments' first {size} leaves do not give the root of the recorded \

@@ -583,7 +583,7 @@ impl TileWriter {
     }
 
     /// The writer of a tree rebuilt from its first leaf over the tiles an earlier build
-    /// left in `store` (`reindex`), synced together (`sync`): a full tile on disk that
+    /// left in `store` (`reindex`, or tiles an open cannot resume), synced together (`sync`): a full tile on disk that
     /// is the one rebuilt stays as it is, one that differs is replaced, and
     /// `finish_over_earlier` removes what lies past the rebuilt tree. Nothing is removed
     /// first: a tile written costs a new file where one read does not (on ext4 without a
