@@ -515,6 +515,16 @@ fn remove_dir_if_present(path: &Path) -> Result<(), TileError> {
     }
 }
 
+/// Removes whatever stands at `path`: a directory with all it holds, or a file.
+fn clear_away(path: &Path) -> Result<(), TileError> {
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        remove_dir_if_present(path)
+    } else {
+        remove_file_if_present(path).map(drop)
+    }
+}
+
 fn remove_file_if_present(path: &Path) -> Result<bool, TileError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
@@ -583,13 +593,15 @@ impl TileWriter {
     }
 
     /// The writer of a tree rebuilt from its first leaf over the tiles an earlier build
-    /// left in `store` (`reindex`, or tiles an open cannot resume), synced together (`sync`): a full tile on disk that
-    /// is the one rebuilt stays as it is, one that differs is replaced, and
-    /// `finish_over_earlier` removes what lies past the rebuilt tree. Nothing is removed
-    /// first: a tile written costs a new file where one read does not (on ext4 without a
-    /// journal, a file created soon after many were removed costs a scan of the inode
-    /// table: a sixth of a trusted rebuild's committing thread, when the tiles were
-    /// removed first), and at ten million leaves the tiles are 320 MB.
+    /// left in `store` (`reindex`, or tiles an open cannot resume), synced together
+    /// (`sync`): a full tile on disk that is the one rebuilt stays as it is, one that
+    /// differs is replaced, anything else at a tile's path (a directory, a file that
+    /// cannot be read) is removed and the tile written, and `finish_over_earlier` removes
+    /// what lies past the rebuilt tree. Nothing is removed first: a tile written costs a
+    /// new file where one read does not (on ext4 without a journal, a file created soon
+    /// after many were removed costs a scan of the inode table: a sixth of a trusted
+    /// rebuild's committing thread, when the tiles were removed first), and at ten
+    /// million leaves the tiles are 320 MB.
     pub fn over_earlier(store: &TileStore) -> TileWriter {
         TileWriter {
             found: FoundOnDisk::Earlier,
@@ -768,7 +780,7 @@ impl TileWriter {
     fn write_full(&mut self, id: TileId, hashes: &[Hash]) -> Result<(), TileError> {
         let path = self.root.join(id.path());
         let bytes = join_hashes(hashes);
-        match std::fs::read(&path) {
+        let write = match std::fs::read(&path) {
             // Written once: an existing full tile is the same or something is wrong.
             Ok(existing) if existing == bytes => {
                 if self.found == FoundOnDisk::Earlier {
@@ -776,19 +788,25 @@ impl TileWriter {
                     // stopped before syncing it): the next `sync` makes it so.
                     self.unsynced = true;
                 }
+                false
             }
             Ok(_) if self.found == FoundOnDisk::Ours => {
                 return Err(TileError::Conflict { path: id.path() });
             }
-            Ok(_) => {
-                let durable = self.durable(Durable::ContentAndName);
-                write_atomically(&path, &bytes, durable)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let durable = self.durable(Durable::ContentAndName);
-                write_atomically(&path, &bytes, durable)?;
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(_) if self.found == FoundOnDisk::Earlier => {
+                // Something no build writes stands where the tile goes (a directory, a
+                // file that cannot be read): a rebuild clears it away, as removing the
+                // tiles first would have.
+                clear_away(&path)?;
+                true
             }
             Err(e) => return Err(io(&path)(e)),
+        };
+        if write {
+            let durable = self.durable(Durable::ContentAndName);
+            write_atomically(&path, &bytes, durable)?;
         }
         self.replaced.push(id);
         Ok(())
@@ -804,12 +822,14 @@ impl TileWriter {
                 continue;
             }
             let id = TileId::hashes(level, full_tiles(self.size, level), width);
+            let path = self.root.join(id.path());
+            if self.found == FoundOnDisk::Earlier
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file())
+            {
+                clear_away(&path)?;
+            }
             let durable = self.durable(Durable::Content);
-            write_atomically(
-                &self.root.join(id.path()),
-                &join_hashes(&self.tails[l]),
-                durable,
-            )?;
+            write_atomically(&path, &join_hashes(&self.tails[l]), durable)?;
             self.on_disk[l] = width;
         }
         Ok(())

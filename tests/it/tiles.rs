@@ -700,16 +700,17 @@ fn closed_after_registering(orgs: u64) -> (tempfile::TempDir, PathBuf, u64) {
 }
 
 /// `reindex` writes its tiles over those on disk, whichever way it rebuilds: a full tile
-/// that is right stays the same file, a damaged one is replaced, and tiles past the tree
-/// are removed; the tiles are then those the appends left, file for file.
+/// that is right stays the same file, a damaged one is replaced, a directory where a tile
+/// goes is cleared away, and tiles past the tree are removed; the tiles are then those the
+/// appends left, file for file.
 #[test]
 fn reindex_keeps_the_tiles_that_are_right_and_replaces_the_rest() {
     use std::os::unix::fs::MetadataExt as _;
-    let (dir, data, size) = closed_after_registering(700);
+    let (dir, data, size) = closed_after_registering(900);
     let tiles = data.join("tiles");
     let before = tree_files(&tiles);
     let (full, width) = (size / 256, size % 256);
-    assert!(full >= 2 && width > 0 && width < 255, "size {size}");
+    assert!(full >= 3 && width > 0 && width < 255, "size {size}");
     let path =
         |level: u8, n: u64, width: u64| tiles.join(TileId::hashes(level, n, width as u16).path());
     let inode = |path: &Path| std::fs::metadata(path).expect("a tile").ino();
@@ -720,6 +721,12 @@ fn reindex_keeps_the_tiles_that_are_right_and_replaces_the_rest() {
         let mut bytes = std::fs::read(&damaged).expect("the second full tile");
         bytes[0] ^= 1;
         std::fs::write(&damaged, bytes).expect("damage it");
+        // Where a tile and a partial tile go, directories no build writes.
+        let in_the_way = [path(0, full - 1, 256), path(0, full, width)];
+        for tile in &in_the_way {
+            std::fs::remove_file(tile).expect("a tile");
+            std::fs::create_dir_all(tile.join("in-the-way")).expect("a directory in its place");
+        }
         let past = [
             path(0, full + 1, 256),
             path(0, full, width + 1),
