@@ -85,10 +85,10 @@ type Chunk = Vec<(u64, RecordLocation, Vec<u8>)>;
 /// `verify` the signatures, on every core) and applying (admission, the tree, the
 /// store) overlap, and that the judging stage keeps working while a trusted rebuild
 /// holds every leaf to the signed checkpoint before admitting any (at a million entries
-/// a second, during which two chunks ahead left a core idle; eight made the rebuild
-/// 5–7% faster for about 65 MB more at the peak, BENCHMARKS.md); few enough that
-/// memory stays a few chunks of entries. A judged chunk keeps its entries, not its
-/// leaves' bytes.
+/// a second, during which two chunks ahead left a core idle; eight made that rebuild
+/// about 11% faster for 16 MB more at the peak, BENCHMARKS.md); few enough that memory
+/// stays a few chunks of entries. A judged chunk keeps its entries, not its leaves'
+/// bytes.
 const JUDGED_AHEAD_CHUNKS: usize = 8;
 
 /// Replays every leaf from `from` into `target`, in chunks. `on_chunk` is given the
