@@ -515,13 +515,14 @@ fn remove_dir_if_present(path: &Path) -> Result<(), TileError> {
     }
 }
 
-/// Removes whatever stands at `path`: a directory with all it holds, or a file.
-fn clear_away(path: &Path) -> Result<(), TileError> {
-    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    if is_dir {
-        remove_dir_if_present(path)
-    } else {
-        remove_file_if_present(path).map(drop)
+/// Removes whatever stands at `path` that a tile written there could not replace: a
+/// directory with all it holds, or anything else but a file (a file, readable or not,
+/// the tile's atomic write renames over).
+fn clear_unless_file(path: &Path) -> Result<(), TileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => remove_dir_if_present(path),
+        Ok(m) if !m.is_file() => remove_file_if_present(path).map(drop),
+        _ => Ok(()),
     }
 }
 
@@ -596,7 +597,7 @@ impl TileWriter {
     /// left in `store` (`reindex`, or tiles an open cannot resume), synced together
     /// (`sync`): a full tile on disk that is the one rebuilt stays as it is, one that
     /// differs is replaced, anything else at a tile's path (a directory, a file that
-    /// cannot be read) is removed and the tile written, and `finish_over_earlier` removes
+    /// cannot be read) is removed or written over, and `finish_over_earlier` removes
     /// what lies past the rebuilt tree. Nothing is removed first: a tile written costs a
     /// new file where one read does not (on ext4 without a journal, a file created soon
     /// after many were removed costs a scan of the inode table: a sixth of a trusted
@@ -797,9 +798,9 @@ impl TileWriter {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(_) if self.found == FoundOnDisk::Earlier => {
                 // Something no build writes stands where the tile goes (a directory, a
-                // file that cannot be read): a rebuild clears it away, as removing the
+                // file that cannot be read): a rebuild writes over it, as removing the
                 // tiles first would have.
-                clear_away(&path)?;
+                clear_unless_file(&path)?;
                 true
             }
             Err(e) => return Err(io(&path)(e)),
@@ -823,10 +824,8 @@ impl TileWriter {
             }
             let id = TileId::hashes(level, full_tiles(self.size, level), width);
             let path = self.root.join(id.path());
-            if self.found == FoundOnDisk::Earlier
-                && std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file())
-            {
-                clear_away(&path)?;
+            if self.found == FoundOnDisk::Earlier {
+                clear_unless_file(&path)?;
             }
             let durable = self.durable(Durable::Content);
             write_atomically(&path, &join_hashes(&self.tails[l]), durable)?;
