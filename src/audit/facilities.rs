@@ -212,7 +212,7 @@ mod tests {
         Change {
             index,
             touch: Touch::Report(
-                ReportFigures::of(&ReportBody::Power(PowerReport {
+                ReportFigures::of(&ReportBody::Power(&PowerReport {
                     facility_id: facility_id.into(),
                     period: "2025-01".into(),
                     consumed_kwh: index,

@@ -31,7 +31,7 @@ use facts::Reports;
 pub use published::Published;
 
 use crate::dates::Month;
-use crate::domain::figures::{Figures, ReportFigures};
+use crate::domain::figures::Figures;
 use crate::domain::records::{FindingNoteKind, LotRecord};
 use crate::domain::rules::Touch;
 use crate::exact::Int;
@@ -356,7 +356,8 @@ impl Snapshot {
     /// the change log's bring up to date (`put_reports`), so a refresh reads none: a
     /// facility the snapshot has keeps its own; one registered since has none yet, if the
     /// changes' reports (every one of its reports) are still to be put in place; any
-    /// other is read from the store.
+    /// other (a facility the snapshot should have had) takes every report of the change
+    /// log, read whole once for all of them, as a load does.
     fn reload(
         &mut self,
         reader: &Reader,
@@ -364,6 +365,7 @@ impl Snapshot {
         to_come: ReportsToCome,
     ) -> Result<(), LedgerError> {
         let mut records = Vec::new();
+        let mut from_log = BTreeSet::new();
         for id in ids {
             let Some(record) = reader.facility(id)? else {
                 continue;
@@ -373,11 +375,30 @@ impl Snapshot {
                 None if to_come == ReportsToCome::Yes && record.registered_at >= self.size => {
                     ReportsFrom::NoneYet
                 }
-                None => ReportsFrom::Store,
+                None => {
+                    from_log.insert(id.as_str());
+                    ReportsFrom::ChangeLog
+                }
             };
             records.push((record, reports));
         }
         self.facilities.insert(load_all(reader, records)?);
+        if !from_log.is_empty() {
+            let log = reader.change_log_since(0)?;
+            let theirs: Vec<_> = log
+                .changes()?
+                .into_iter()
+                .filter(|c| match &c.touch {
+                    Touch::Report(r) => from_log.contains(r.facility_id),
+                    Touch::Facility(_) => false,
+                })
+                .collect();
+            let unseen = self.facilities.put_reports(&theirs);
+            assert!(
+                unseen.is_empty(),
+                "the facilities just loaded take their own reports"
+            );
+        }
         Ok(())
     }
 
@@ -700,8 +721,8 @@ enum ReportsFrom {
     Carried(Reports),
     /// Nowhere yet: it was registered after the snapshot's last entry.
     NoneYet,
-    /// The store: every report that counts for it.
-    Store,
+    /// The whole change log, once the facility is loaded (`Snapshot::reload`).
+    ChangeLog,
 }
 
 /// Loads the facts of many facilities on every core.
@@ -725,27 +746,11 @@ fn load_facts(
     let permits = ids(&f.permits, |id| reader.permit(id))?;
     let subsidies = ids(&f.subsidies, |id| reader.subsidy(id))?;
     let loans = ids(&f.loans, |id| reader.loan(id))?;
-    let stored = match reports {
-        ReportsFrom::Store => reader.reports(f.id())?,
-        ReportsFrom::NoneYet | ReportsFrom::Carried(_) => Vec::new(),
-    };
-    let mut facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
-    if let ReportsFrom::Carried(carried) = reports {
-        facts = facts.with_reports(carried);
-    }
-    for r in stored {
-        let report = ReportFigures::of(&r.body).map_err(|e| damaged(r.index, &e))?;
-        facts.set_report(report.period, report.figures, r.index);
-    }
-    Ok(facts)
-}
-
-/// Derived state holding what ingest never admits: damage, not input.
-fn damaged(index: u64, what: &impl std::fmt::Display) -> LedgerError {
-    LedgerError::Verify(format!(
-        "entry {index} in derived state has {what}, which ingest never admits: derived state \
-         is damaged; run `dcledger reindex`"
-    ))
+    let facts = FacilityFacts::new(lots, permits, subsidies, loans, f);
+    Ok(match reports {
+        ReportsFrom::Carried(carried) => facts.with_reports(carried),
+        ReportsFrom::NoneYet | ReportsFrom::ChangeLog => facts,
+    })
 }
 
 /// The records a facility lists by id.
@@ -918,6 +923,77 @@ mod tests {
                 (Serial, "f-1", "SN-1", "earlier facility", &[2][..]),
                 (Serial, "f-2", "SN-1", "later facility", &[1, 8][..]),
             ]
+        );
+    }
+
+    /// Every report of a facility, as (series, month, index).
+    fn reports_of(snapshot: &Snapshot, id: &str) -> Vec<(&'static str, Month, u64)> {
+        let f = snapshot.facilities.get(id).expect("the facility is loaded");
+        let mut all = Vec::new();
+        for m in f.power.keys() {
+            all.extend(f.power.get(m).map(|r| ("power", *m, r.index)));
+        }
+        for m in f.meter.keys() {
+            all.extend(f.meter.get(m).map(|r| ("meter", *m, r.index)));
+        }
+        for m in f.occupancy.keys() {
+            all.extend(f.occupancy.get(m).map(|r| ("occupancy", *m, r.index)));
+        }
+        all
+    }
+
+    /// A refresh that meets reports of a facility its snapshot lacks (which no load
+    /// leaves, but a refresh still answers) loads the facility whole, with every report
+    /// the change log holds for it: the facts a fresh load gives.
+    #[test]
+    fn a_facility_the_snapshot_lacks_takes_every_report_from_the_change_log() {
+        use crate::ledger::Ledger;
+        use crate::synthetic::{GenConfig, ORIGIN, generate};
+        let tmp = tempfile::tempdir().unwrap();
+        let world = tmp.path().join("world");
+        let config = GenConfig {
+            facilities: 3,
+            months: 18,
+            seed: 11,
+            ..GenConfig::default()
+        };
+        generate(&config, &world).unwrap();
+        let text = std::fs::read_to_string(world.join("entries.ndjson")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let key = |name: &str| crate::keys::load_signing_key(&world.join("keys").join(name));
+        let (authority, log) = (key("authority.pem").unwrap(), key("log.pem").unwrap());
+        let data = tmp.path().join("data");
+        let mut ledger = Ledger::init(&data, ORIGIN, "w", &authority, &log).unwrap();
+        let reader = ledger.reader();
+        let mut append = |part: &[&str]| {
+            let input = std::io::Cursor::new(part.join("\n"));
+            let summary = crate::bulk::append_ndjson(&mut ledger, input, |_| {}).unwrap();
+            assert!(summary.refused.is_none(), "{:?}", summary.refused);
+        };
+        let (first, rest) = lines.split_at(lines.len() * 3 / 4);
+        append(first);
+        let mut snapshot = Snapshot::load(&reader).unwrap();
+        let lacking = snapshot.facilities.iter().next().unwrap().id().to_string();
+        let had = reports_of(&snapshot, &lacking).len();
+        let kept = snapshot
+            .facilities
+            .iter()
+            .filter(|f| f.id() != lacking)
+            .cloned()
+            .collect();
+        snapshot.facilities = Facilities::default();
+        snapshot.facilities.insert(kept);
+        append(rest);
+        snapshot.refresh(&reader).unwrap();
+        let reports = reports_of(&snapshot, &lacking);
+        assert!(
+            had > 0 && reports.len() > had,
+            "reports of {lacking} before and after the snapshot's load: {had}, {}",
+            reports.len()
+        );
+        assert_eq!(
+            reports,
+            reports_of(&Snapshot::load(&reader).unwrap(), &lacking)
         );
     }
 }

@@ -47,8 +47,8 @@ pub struct ReportFigures<Id = String> {
 
 impl ReportFigures {
     /// The figures of a schema-valid body; an error names the field of any other.
-    pub fn of(body: &ReportBody) -> Result<ReportFigures, FigureError> {
-        let figures = match body {
+    pub fn of(body: &ReportBody<'_>) -> Result<ReportFigures, FigureError> {
+        let figures = match *body {
             ReportBody::Power(b) => Figures::Power(b.try_into()?),
             ReportBody::Meter(b) => Figures::Meter(b.into()),
             ReportBody::Occupancy(b) => Figures::Occupancy(b.into()),
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_report_reduces_to_its_figures_and_they_survive_the_change_log_encoding() {
-        let body = ReportBody::Power(PowerReport {
+        let body = ReportBody::Power(&PowerReport {
             facility_id: "F-1".into(),
             period: "2025-07".into(),
             consumed_kwh: 1_000,
@@ -251,7 +251,7 @@ mod tests {
         for (period, currency, field) in
             [("2025-13", "CNY", "period"), ("2025-07", "cny", "currency")]
         {
-            let body = ReportBody::Power(PowerReport {
+            let body = ReportBody::Power(&PowerReport {
                 facility_id: "F-1".into(),
                 period: period.into(),
                 consumed_kwh: 1,

@@ -68,41 +68,6 @@ pub fn finding_key(finding_id: &str) -> Vec<u8> {
     key(family::FINDING_NOTE, &[&term(finding_id)])
 }
 
-/// Which monthly series a report belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Series {
-    Power = 0,
-    Meter = 1,
-    Occupancy = 2,
-}
-
-impl Series {
-    pub const ALL: [Series; 3] = [Series::Power, Series::Meter, Series::Occupancy];
-}
-
-/// The key of the report that counts for a facility, series and period: the period
-/// first, so that a month of reports, which ingest admits together, lands on a run of
-/// the store's pages rather than on one page per facility (a commit copies each page it
-/// writes; BENCHMARKS.md, eleventh pass).
-pub fn report_key(facility_id: &str, series: Series, period: &str) -> Vec<u8> {
-    key(
-        family::REPORT,
-        &[&term(period), &term(facility_id), &[series as u8]],
-    )
-}
-
-/// The first key past every report of `period` (a term's length byte, at most 64, sorts
-/// below 0xFF): where the next period's reports begin.
-pub fn reports_after_period(period: &str) -> Vec<u8> {
-    key(family::REPORT, &[&term(period), &[0xFF]])
-}
-
-/// The period of a report key.
-pub fn period_of_report_key(key: &[u8]) -> Option<&str> {
-    let (&len, rest) = key.strip_prefix(&[family::REPORT])?.split_first()?;
-    std::str::from_utf8(rest.get(..usize::from(len))?).ok()
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorSpell {
     pub org_id: String,
@@ -337,27 +302,22 @@ pub struct Pledge {
     pub index: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReportBody {
-    Power(PowerReport),
-    Meter(MeterReading),
-    Occupancy(OccupancyReport),
+/// The body of a monthly report (`power.report`, `meter.reading`, `occupancy.report`), as
+/// admission reads it: reduced to its figures for the change log (`domain::figures`),
+/// which is where derived state keeps reports.
+#[derive(Clone, Copy, Debug)]
+pub enum ReportBody<'a> {
+    Power(&'a PowerReport),
+    Meter(&'a MeterReading),
+    Occupancy(&'a OccupancyReport),
 }
 
-impl ReportBody {
+impl ReportBody<'_> {
     pub fn facility_id(&self) -> &str {
         match self {
             ReportBody::Power(b) => &b.facility_id,
             ReportBody::Meter(b) => &b.facility_id,
             ReportBody::Occupancy(b) => &b.facility_id,
-        }
-    }
-
-    pub fn series(&self) -> Series {
-        match self {
-            ReportBody::Power(_) => Series::Power,
-            ReportBody::Meter(_) => Series::Meter,
-            ReportBody::Occupancy(_) => Series::Occupancy,
         }
     }
 
@@ -369,15 +329,6 @@ impl ReportBody {
             ReportBody::Occupancy(b) => &b.period,
         }
     }
-}
-
-/// The report that counts for a facility, series and period (PROTOCOL §6: the latest one),
-/// with the entries it superseded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportRecord {
-    pub body: ReportBody,
-    pub index: u64,
-    pub superseded: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,33 +344,4 @@ pub struct FindingNote {
     pub org_id: String,
     pub text: String,
     pub index: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A period's reports sort together, between the period's first key and
-    /// `reports_after_period`, whatever the facility's id, and give their period back.
-    #[test]
-    fn report_keys_group_by_period_and_name_it() {
-        let periods = ["1970-01", "2024-12", "2025-01", "9999-12"];
-        let ids = ["a", "dc-henan-01", &"z".repeat(64)];
-        for (i, period) in periods.iter().enumerate() {
-            let first = key(family::REPORT, &[&term(period)]);
-            let past = reports_after_period(period);
-            for id in ids {
-                for series in Series::ALL {
-                    let k = report_key(id, series, period);
-                    assert!(first < k && k < past, "{period} {id} {series:?}");
-                    assert_eq!(period_of_report_key(&k), Some(*period));
-                    if let Some(next) = periods.get(i + 1) {
-                        assert!(past <= report_key("a", Series::Power, next), "{period}");
-                    }
-                }
-            }
-        }
-        assert_eq!(period_of_report_key(&facility_key("a")), None);
-        assert_eq!(period_of_report_key(&[family::REPORT, 7, b'2']), None);
-    }
 }

@@ -162,11 +162,9 @@ pub fn apply(
         Body::SubsidyGrant(r) => subsidy_grant(state, index, signer, r.clone())?,
         Body::SubsidyDisburse(r) => subsidy_disburse(state, index, signer, r.clone())?,
         Body::LoanIssue(r) => loan_issue(state, index, signer, r.clone())?,
-        Body::PowerReport(r) => report(state, index, Some(signer), ReportBody::Power(r.clone()))?,
-        Body::OccupancyReport(r) => {
-            report(state, index, Some(signer), ReportBody::Occupancy(r.clone()))?
-        }
-        Body::MeterReading(r) => report(state, index, None, ReportBody::Meter(r.clone()))?,
+        Body::PowerReport(r) => report(state, Some(signer), ReportBody::Power(r))?,
+        Body::OccupancyReport(r) => report(state, Some(signer), ReportBody::Occupancy(r))?,
+        Body::MeterReading(r) => report(state, None, ReportBody::Meter(r))?,
         Body::InspectionReport(r) => inspection(state, index, r.clone())?,
         Body::FindingResponse(r) => finding_note(
             state,
@@ -681,14 +679,15 @@ fn loan_issue(
     Ok(vec![Touch::Facility(r.facility_id)])
 }
 
-/// A monthly report: the latest per facility, series and period counts; earlier ones
-/// are remembered as superseded. `operator` is the signer when the series is the
-/// operator's own (power, occupancy), which requires operating the facility.
+/// A monthly report. Derived state keeps it only as its figures in the change log
+/// (`ledger::layout`), where the latest per facility, series and period is the one that
+/// counts (PROTOCOL §6.5): readers take it from there, so admission writes no record of
+/// its own, and reads none but the facility's. `operator` is the signer when the series
+/// is the operator's own (power, occupancy), which requires operating the facility.
 fn report(
     state: &mut Overlay<'_>,
-    index: u64,
     operator: Option<&Signer<'_>>,
-    body: ReportBody,
+    body: ReportBody<'_>,
 ) -> Result<Touched, AdmitError> {
     // Read shared: most entries are reports, and their facility changes far less often.
     let f = shared_facility(state, "facility_id", body.facility_id())?;
@@ -697,22 +696,6 @@ fn report(
     }
     let figures = ReportFigures::of(&body)
         .map_err(|e| Rejection::invalid(format!("/entry/body/{}", e.field()), e.to_string()))?;
-    let key = report_key(body.facility_id(), body.series(), body.period());
-    let superseded = match state.get_decoded::<ReportRecord>(&key)? {
-        Some(mut previous) => {
-            previous.superseded.push(previous.index);
-            previous.superseded
-        }
-        None => Vec::new(),
-    };
-    state.put_encoded(
-        key,
-        &ReportRecord {
-            body,
-            index,
-            superseded,
-        },
-    );
     Ok(vec![Touch::Report(figures)])
 }
 

@@ -17,8 +17,8 @@ use crate::registry::{self, GENESIS_KEY, GenesisRecord, OrgRecord, SignerRecord}
 use serde::de::DeserializeOwned;
 
 use crate::domain::records::{
-    self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, ReportRecord,
-    SerialUse, SubsidyRecord,
+    self, FacilityRecord, FindingNote, LoanRecord, LotRecord, PermitRecord, Pledge, SerialUse,
+    SubsidyRecord,
 };
 use crate::log::segment::{self, RecordLocation};
 use crate::store::derived::{Derived, DerivedError, decode, decode_sequence, family};
@@ -525,46 +525,6 @@ impl Reader {
 
     pub fn loan(&self, id: &str) -> Result<Option<LoanRecord>, LedgerError> {
         self.get(&records::loan_key(id))
-    }
-
-    /// The report that counts for a facility, series and period.
-    pub fn report(
-        &self,
-        facility_id: &str,
-        series: records::Series,
-        period: &str,
-    ) -> Result<Option<ReportRecord>, LedgerError> {
-        self.get(&records::report_key(facility_id, series, period))
-    }
-
-    /// The reports that count for a facility, by series, then period. Reports are keyed
-    /// period first (`records::report_key`), so this reads each period's three keys:
-    /// for a facility the audit's snapshot does not know yet, never on a hot path.
-    pub fn reports(&self, facility_id: &str) -> Result<Vec<ReportRecord>, LedgerError> {
-        let periods = self.report_periods()?;
-        let mut reports = Vec::new();
-        for series in records::Series::ALL {
-            for period in &periods {
-                reports.extend(self.report(facility_id, series, period)?);
-            }
-        }
-        Ok(reports)
-    }
-
-    /// Every period some report is for, ascending: one seek a period, past its reports.
-    fn report_periods(&self) -> Result<Vec<String>, LedgerError> {
-        let mut periods = Vec::new();
-        let mut from = vec![family::REPORT];
-        while let Some(found) = self.derived.range_from(&from, family::REPORT).next() {
-            let (k, _) = found?;
-            let period = records::period_of_report_key(&k).ok_or_else(|| DerivedError::Decode {
-                key: hex::encode(&k),
-                reason: "a report key without a period".into(),
-            })?;
-            from = records::reports_after_period(period);
-            periods.push(period.to_string());
-        }
-        Ok(periods)
     }
 
     pub fn serial_uses(&self, serial: &str) -> Result<Vec<SerialUse>, LedgerError> {

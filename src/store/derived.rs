@@ -26,8 +26,9 @@ use crate::store::redb_file::{self, RedbFile};
 /// Version byte in front of every stored value. Bump when a stored type changes shape or
 /// a family's keys are laid out anew; old stores are then rebuilt from the segments
 /// (`reindex`) instead of misread. 8: monthly reports keyed by period first. 9: leaf
-/// locations sixteen a key. 10: postings keyed by chunk first.
-pub const FORMAT_VERSION: u8 = 10;
+/// locations sixteen a key. 10: postings keyed by chunk first. 11: no record a report;
+/// the change log alone keeps reports.
+pub const FORMAT_VERSION: u8 = 11;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
@@ -60,7 +61,6 @@ pub mod family {
     /// signer made with any seq is found in a few reads: how a retry is recognised.
     pub const SEQ_ANCHOR: u8 = b'q';
     pub const FACILITY: u8 = b'f';
-    pub const REPORT: u8 = b'r';
     pub const LOT: u8 = b'L';
     /// Uses of a serial listed more than once (`Vec<SerialUse>`); a serial listed once
     /// is only in its listing.

@@ -246,15 +246,12 @@ fn refreshed_audit_equals_a_fresh_one() {
             assert_eq!(&older.audit(*as_of, &config), findings, "and its findings");
         }
         let fresh = audit::Snapshot::load(&reader).unwrap();
-        // The reports a load takes from the change log are the ones that count.
+        // The reports a load takes from the change log are the ones that count: the
+        // latest in ledger order of each series and period (PROTOCOL §6.5), worked out
+        // here from the entries themselves, found through the facility's postings.
         for facts in fresh.facilities.iter() {
             let id = facts.id();
-            let mut counted: Vec<u64> = reader
-                .reports(id)
-                .unwrap()
-                .iter()
-                .map(|r| r.index)
-                .collect();
+            let mut counted: Vec<u64> = latest_reports(&reader, id).into_values().collect();
             let mut loaded: Vec<u64> = Vec::new();
             for m in facts.power.keys() {
                 loaded.extend(facts.power.get(m).map(|r| r.index));
@@ -283,5 +280,36 @@ fn refreshed_audit_equals_a_fresh_one() {
         }
         assert_eq!(snap.finding(as_of, &config, "no-such-finding"), None);
         older = Some((snap, as_of, findings));
+    }
+}
+
+/// The index of the report that counts for each (kind, period) of a facility: the latest
+/// of its entries of a report kind, read from the segments.
+fn latest_reports(
+    reader: &dcledger::ledger::Reader,
+    facility: &str,
+) -> std::collections::BTreeMap<(String, String), u64> {
+    let filter = dcledger::ledger::EntryFilter {
+        facility: Some(facility.to_string()),
+        ..Default::default()
+    };
+    let mut latest = std::collections::BTreeMap::new();
+    let mut after = None;
+    loop {
+        let (found, more) = reader.find_entries(&filter, after, 1_000).unwrap();
+        for index in &found {
+            let leaf: serde_json::Value =
+                serde_json::from_slice(&reader.entry(*index).unwrap().leaf).unwrap();
+            let kind = leaf["entry"]["kind"].as_str().unwrap();
+            if ["power.report", "occupancy.report", "meter.reading"].contains(&kind) {
+                let period = leaf["entry"]["body"]["period"].as_str().unwrap();
+                // Found in ledger order, so a later one replaces an earlier.
+                latest.insert((kind.to_string(), period.to_string()), *index);
+            }
+        }
+        after = found.last().copied();
+        if !more {
+            return latest;
+        }
     }
 }
