@@ -91,13 +91,20 @@ type Chunk = Vec<(u64, RecordLocation, Vec<u8>)>;
 /// bytes.
 const JUDGED_AHEAD_CHUNKS: usize = 8;
 
+/// Chunks judged and waiting for their first listings (`first_listings_stage`): one, so
+/// that a chunk is judged while the one before has its first listings worked out. On
+/// one thread the two took turns, and the early chunks, which list most of a world's
+/// serials, left a core idle after the hold (BENCHMARKS.md, thirty-second pass).
+const LISTED_BEHIND_JUDGED_CHUNKS: usize = 1;
+
 /// Replays every leaf from `from` into `target`, in chunks. `on_chunk` is given the
 /// replay's state after each chunk and the chunk's leaf hashes (for the tiles), and adds
 /// its own writes (progress markers) to the chunk's atomic commit, or refuses it.
 ///
 /// Three stages overlap: a thread reads and judges the next chunks (and hashes their
-/// leaves, and in a replay from the first leaf works out the first listings of the
-/// terms they list: `FirstListingsAhead`); this one admits a chunk, in order; another,
+/// leaves; in a replay from the first leaf, another thread then works out the first
+/// listings of the terms they list, `FirstListingsAhead`, while the next chunk is
+/// judged); this one admits a chunk, in order; another,
 /// meanwhile, finishes the chunk before: `on_chunk`, its leaves' indexes
 /// (`layout::record`, which reads nothing admission writes) and its commit, whose
 /// writes the admission reads through its overlay until they are in the store
@@ -149,14 +156,33 @@ pub(crate) fn replay(
     let (hashes_tx, hashes_rx) = mpsc::channel();
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
+        // With first listings to work out, they have a stage of their own after judging,
+        // so that the next chunk is read and parsed meanwhile.
+        let (to_list, judged) = match first_listings_ahead {
+            true => {
+                let (to_list, judged) = mpsc::sync_channel(LISTED_BEHIND_JUDGED_CHUNKS);
+                (to_list, Some(judged))
+            }
+            false => (tx.clone(), None),
+        };
+        if let Some(judged) = judged {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                crate::parallel::run_behind(
+                    crate::parallel::WORKING_AHEAD_NICENESS,
+                    "the replay's first listings",
+                );
+                first_listings_stage(FirstListingsAhead::new(log.dir()), judged, tx)
+            });
+        }
+        drop(tx);
         scope.spawn(move || {
             crate::parallel::run_behind(
                 crate::parallel::WORKING_AHEAD_NICENESS,
                 "the replay's judging",
             );
-            let ahead = first_listings_ahead.then(|| FirstListingsAhead::new(log.dir()));
             let handed_on = HandedOn::new(hashes_rx, handed_on_below);
-            judge_stage(log, from, proven, judging, ahead, handed_on, tx)
+            judge_stage(log, from, proven, judging, handed_on, to_list)
         });
         let (to_apply, applying) = mpsc::sync_channel::<Finishing>(1);
         let (report, applied) = mpsc::sync_channel(1);
@@ -404,7 +430,6 @@ fn judge_stage(
     from: Position,
     proven: u64,
     mut judging: Judging,
-    mut ahead: Option<FirstListingsAhead<'_>>,
     mut handed_on: HandedOn,
     tx: mpsc::SyncSender<Result<JudgedChunk, LedgerError>>,
 ) {
@@ -426,13 +451,9 @@ fn judge_stage(
             }
             Judging::Verify { origin } => verified(&chunk, origin),
         };
-        let given = match &mut ahead {
-            Some(ahead) => Some(ahead.chunk(&chunk, &judged).map_err(StageStop::Failed)?),
-            None => None,
-        };
         let failed = judged.iter().any(Result::is_err);
         let placed = chunk.iter().map(|&(index, location, _)| (index, location));
-        tx.send(Ok((placed.collect(), judged, given)))
+        tx.send(Ok((placed.collect(), judged, None)))
             .map_err(|_| StageStop::Unwanted)?;
         // After a leaf that fails, nothing more is read: the applying stage stops at it.
         if failed {
@@ -466,6 +487,30 @@ fn judge_stage(
     if let Err(StageStop::Failed(e)) = outcome {
         // If the applying stage is gone too, its own error is the one reported.
         let _ = tx.send(Err(e));
+    }
+}
+
+/// Works out the first listings of each judged chunk (`FirstListingsAhead`) and sends
+/// the chunk on with them, in order; stops after the first error, which it sends on.
+fn first_listings_stage(
+    mut ahead: FirstListingsAhead<'_>,
+    judged: mpsc::Receiver<Result<JudgedChunk, LedgerError>>,
+    tx: mpsc::SyncSender<Result<JudgedChunk, LedgerError>>,
+) {
+    for chunk in judged {
+        let listed = chunk.and_then(|(placed, judged, given)| {
+            assert!(
+                given.is_none(),
+                "the judging stage works out no first listings"
+            );
+            let given = ahead.chunk(&placed, &judged)?;
+            Ok((placed, judged, Some(given)))
+        });
+        let failed = listed.is_err();
+        // Unsent when the applying stage is gone (it failed): nothing more is wanted.
+        if tx.send(listed).is_err() || failed {
+            return;
+        }
     }
 }
 
@@ -513,11 +558,11 @@ impl<'a> FirstListingsAhead<'a> {
     /// as first listed by its entry.
     fn chunk(
         &mut self,
-        chunk: &Chunk,
+        placed: &[Placed],
         judged: &[Judged],
     ) -> Result<GivenFirstListings, LedgerError> {
         let mut given = GivenFirstListings::new();
-        for ((index, location, _), judged) in chunk.iter().zip(judged) {
+        for ((index, location), judged) in placed.iter().zip(judged) {
             let Ok((entry, _, _)) = judged else {
                 break;
             };
