@@ -220,7 +220,8 @@ pub(crate) fn replay(
                 target,
                 committer.in_flight.clone(),
                 std::mem::take(&mut decoded),
-            );
+            )
+            .without_savepoints();
             let ahead = given.is_some();
             if let Some(given) = given {
                 overlay.give_first_listings(given);
@@ -352,7 +353,7 @@ fn finish_chunk(
         &[Hash],
     ) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
-    let mut more = Overlay::new(target);
+    let mut more = Overlay::new(target).without_savepoints();
     on_chunk(&mut more, &chunk.state, chunk.end, &chunk.hashes)?;
     layout::record(&mut more, &chunk.landed)?;
     Ok(target.apply_frozen(&chunk.frozen, &more.into_writes())?)
