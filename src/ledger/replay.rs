@@ -140,7 +140,7 @@ pub(crate) fn replay(
                 .or_else(|| state.genesis.as_ref().map(|g| g.origin.clone())),
         },
     };
-    // From the first leaf, the judging stage sees every listing before admission needs
+    // From the first leaf, the stages ahead see every listing before admission needs
     // it; a catch-up begins with listings only the store holds.
     let first_listings_ahead = from.index == 0;
     if first_listings_ahead {
@@ -236,7 +236,7 @@ pub(crate) fn replay(
             };
             assert!(
                 !ahead || overlay.given_first_listings_taken(),
-                "every entry the judging stage found listing terms was admitted and took its first listings"
+                "every entry found listing terms ahead was admitted and took its first listings"
             );
             overlay.release_snapshot();
             committer.finish()?;
@@ -515,15 +515,16 @@ fn first_listings_stage(
     }
 }
 
-/// A chunk as the judging stage sends it: where its leaves lie, each leaf judged, and
-/// the first listings of those that list terms when they were worked out ahead.
+/// A chunk as the stages ahead of admission send it: where its leaves lie, each leaf
+/// judged, and the first listings of those that list terms when they were worked out
+/// ahead (`first_listings_stage`).
 type JudgedChunk = (Vec<Placed>, Vec<Judged>, Option<GivenFirstListings>);
 
 /// A leaf's index and where it lies.
 type Placed = (u64, RecordLocation);
 
-/// The first listings of terms (`store::first_seen`) worked out on the judging stage,
-/// ahead of admission, in a replay from the first leaf. Every leaf is admitted or the
+/// The first listings of terms (`store::first_seen`) worked out after judging and ahead
+/// of admission, in a replay from the first leaf. Every leaf is admitted or the
 /// replay stops, so the entries that list terms claim them in ledger order whatever
 /// else admission decides; the map the admitting thread would keep, a quarter to half
 /// of its work in a trusted rebuild (BENCHMARKS.md), is kept here, beside it.
