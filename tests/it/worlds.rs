@@ -248,10 +248,15 @@ fn refreshed_audit_equals_a_fresh_one() {
         let fresh = audit::Snapshot::load(&reader).unwrap();
         // The reports a load takes from the change log are the ones that count: the
         // latest in ledger order of each series and period (PROTOCOL §6.5), worked out
-        // here from the entries themselves, found through the facility's postings.
+        // here from every entry of the ledger, read back from the segments.
+        let mut latest = latest_reports(&reader);
         for facts in fresh.facilities.iter() {
             let id = facts.id();
-            let mut counted: Vec<u64> = latest_reports(&reader, id).into_values().collect();
+            let mut counted: Vec<u64> = latest
+                .remove(id)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
             let mut loaded: Vec<u64> = Vec::new();
             for m in facts.power.keys() {
                 loaded.extend(facts.power.get(m).map(|r| r.index));
@@ -266,6 +271,7 @@ fn refreshed_audit_equals_a_fresh_one() {
             loaded.sort_unstable();
             assert_eq!(loaded, counted, "reports of {id}");
         }
+        assert!(latest.is_empty(), "reports of no facility: {latest:?}");
         let as_of = fresh.default_as_of().unwrap();
         assert_eq!(snap.default_as_of(), Some(as_of));
         let findings = snap.audit(as_of, &config);
@@ -283,33 +289,28 @@ fn refreshed_audit_equals_a_fresh_one() {
     }
 }
 
-/// The index of the report that counts for each (kind, period) of a facility: the latest
-/// of its entries of a report kind, read from the segments.
+/// For each facility that reported, the index of the report that counts for each
+/// (kind, period): the latest of the ledger's entries of a report kind, every entry read
+/// back from the segments.
 fn latest_reports(
     reader: &dcledger::ledger::Reader,
-    facility: &str,
-) -> std::collections::BTreeMap<(String, String), u64> {
-    let filter = dcledger::ledger::EntryFilter {
-        facility: Some(facility.to_string()),
-        ..Default::default()
-    };
-    let mut latest = std::collections::BTreeMap::new();
-    let mut after = None;
-    loop {
-        let (found, more) = reader.find_entries(&filter, after, 1_000).unwrap();
-        for index in &found {
-            let leaf: serde_json::Value =
-                serde_json::from_slice(&reader.entry(*index).unwrap().leaf).unwrap();
-            let kind = leaf["entry"]["kind"].as_str().unwrap();
-            if ["power.report", "occupancy.report", "meter.reading"].contains(&kind) {
-                let period = leaf["entry"]["body"]["period"].as_str().unwrap();
-                // Found in ledger order, so a later one replaces an earlier.
-                latest.insert((kind.to_string(), period.to_string()), *index);
-            }
-        }
-        after = found.last().copied();
-        if !more {
-            return latest;
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<(String, String), u64>> {
+    let mut latest: std::collections::BTreeMap<_, std::collections::BTreeMap<_, _>> =
+        Default::default();
+    for index in 1..reader.size() {
+        let leaf: serde_json::Value =
+            serde_json::from_slice(&reader.entry(index).unwrap().leaf).unwrap();
+        let kind = leaf["entry"]["kind"].as_str().unwrap();
+        if ["power.report", "occupancy.report", "meter.reading"].contains(&kind) {
+            let body = &leaf["entry"]["body"];
+            let facility = body["facility_id"].as_str().unwrap().to_string();
+            let period = body["period"].as_str().unwrap().to_string();
+            // In ledger order, so a later report replaces an earlier one.
+            latest
+                .entry(facility)
+                .or_default()
+                .insert((kind.to_string(), period), index);
         }
     }
+    latest
 }
