@@ -158,15 +158,8 @@ pub(crate) fn replay(
         let (tx, rx) = mpsc::sync_channel(JUDGED_AHEAD_CHUNKS);
         // With first listings to work out, they have a stage of their own after judging,
         // so that the next chunk is read and parsed meanwhile.
-        let (to_list, judged) = match first_listings_ahead {
-            true => {
-                let (to_list, judged) = mpsc::sync_channel(LISTED_BEHIND_JUDGED_CHUNKS);
-                (to_list, Some(judged))
-            }
-            false => (tx.clone(), None),
-        };
-        if let Some(judged) = judged {
-            let tx = tx.clone();
+        let to_list = if first_listings_ahead {
+            let (to_list, judged) = mpsc::sync_channel(LISTED_BEHIND_JUDGED_CHUNKS);
             scope.spawn(move || {
                 crate::parallel::run_behind(
                     crate::parallel::WORKING_AHEAD_NICENESS,
@@ -174,8 +167,10 @@ pub(crate) fn replay(
                 );
                 first_listings_stage(FirstListingsAhead::new(log.dir()), judged, tx)
             });
-        }
-        drop(tx);
+            to_list
+        } else {
+            tx
+        };
         scope.spawn(move || {
             crate::parallel::run_behind(
                 crate::parallel::WORKING_AHEAD_NICENESS,
