@@ -590,7 +590,14 @@ impl Ledger {
             // judging.
             hold.check()?;
         }
-        let (log, _recovery) = SegmentLog::open(dir, floor.max(signed_size))?;
+        // A trusted rebuild holds the leaves the hold covers to its root before admitting
+        // any (`catch_up`): their checksums need not be read here either. Opening to
+        // write reads them all, and refuses a damaged one there and then.
+        let proven = match (&hold, derivation, &catch_up_signatures) {
+            (Some(hold), Derivation::Rebuilt, Signatures::Trust) => hold.size(),
+            _ => 0,
+        };
+        let (log, _recovery) = SegmentLog::open_proven(dir, floor.max(signed_size), proven)?;
         let applied = applied.unwrap_or(Applied {
             end: Position::START,
             last_accepted: i64::MIN,

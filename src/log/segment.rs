@@ -452,12 +452,15 @@ struct ActiveChecked {
 }
 
 /// Checks every record of the active segment `file` (its header checked, `file_len`
-/// bytes long, its first leaf `first_index`) in order, a window at a time (`Windows`).
+/// bytes long, its first leaf `first_index`) in order, a window at a time (`Windows`);
+/// those of leaves below `proven` are framed only, their checksums not checked
+/// (`checked_records`).
 fn check_active(
     file: &mut File,
     path: &Path,
     first_index: u64,
     file_len: u64,
+    proven: u64,
 ) -> Result<ActiveChecked, SegmentError> {
     let mut checked = ActiveChecked {
         committed: (first_index, HEADER_BYTES),
@@ -469,7 +472,8 @@ fn check_active(
     while windows.more() {
         let reach = windows.fill()?;
         let bytes = windows.bytes();
-        let (records, failed) = checked_records(bytes, 0, checked.framed, bytes.len(), u64::MAX, 0);
+        let (records, failed) =
+            checked_records(bytes, 0, checked.framed, bytes.len(), u64::MAX, proven);
         let mut pos = 0;
         for r in records {
             checked.framed += 1;
@@ -571,6 +575,23 @@ impl SegmentLog {
     /// (derived state applied them, or the last signed checkpoint counts them): damage to
     /// them is corruption, never a torn tail, and so is their absence.
     pub fn open(dir: &Path, durable_floor: u64) -> Result<(SegmentLog, Recovery), SegmentError> {
+        SegmentLog::open_proven(dir, durable_floor, 0)
+    }
+
+    /// `open`, but the active segment's records of leaves below `proven` (at most
+    /// `durable_floor`) are framed only, their checksums not checked: for a caller that
+    /// holds those leaves to a signed root before it uses any (a trusted replay,
+    /// `SegmentLog::scan_proven`), which refuses a damaged one. Those checksums were
+    /// about 3% of a trusted rebuild's time, on one core at its start.
+    pub fn open_proven(
+        dir: &Path,
+        durable_floor: u64,
+        proven: u64,
+    ) -> Result<(SegmentLog, Recovery), SegmentError> {
+        assert!(
+            proven <= durable_floor,
+            "leaves proven by a signed root were acknowledged"
+        );
         let dir = dir.join(SEGMENTS_DIR);
         // The owner's only, whatever the umask (PROTOCOL §11).
         owner_only::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -597,7 +618,8 @@ impl SegmentLog {
 
         // The whole active segment is checked on every open (at most
         // SEGMENT_TARGET_BYTES): that is where a torn tail can be, and damage to recent,
-        // acknowledged records is found now rather than on some later read.
+        // acknowledged records is found now rather than on some later read (or by the
+        // root the caller holds the proven ones to).
         let last = segments.len() - 1;
         let start_index = segments[last].first_index;
         let path = segments[last].path.clone();
@@ -608,7 +630,7 @@ impl SegmentLog {
             .map_err(io_err(&path))?;
         check_header(&mut file, &path, start_index)?;
         let file_len = file.metadata().map_err(io_err(&path))?.len();
-        let checked = check_active(&mut file, &path, start_index, file_len)?;
+        let checked = check_active(&mut file, &path, start_index, file_len, proven)?;
         // End of the last complete batch seen, as (leaves, file offset).
         let committed = checked.committed;
 
@@ -1266,6 +1288,33 @@ mod tests {
                     assert_eq!((index, offset), (damaged as u64, locations[damaged].offset));
                 }
                 other => panic!("a damaged record is refused, not {:?}", other.err()),
+            }
+        }
+    }
+
+    /// Opened for a caller that proves the first leaves by a signed root, a log frames
+    /// their records without reading their checksums: a damaged leaf among them is left
+    /// to that root, while one past them is refused as any open refuses it.
+    #[test]
+    fn opening_leaves_the_checksums_of_proven_leaves_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, locations) = log_of_three_windows(dir.path());
+        let size = log.size();
+        let path = log.active_path().to_path_buf();
+        drop(log);
+        let clean = std::fs::read(&path).unwrap();
+        let damaged = damage_past_the_first_window(&path, &clean, &locations) as u64;
+
+        let (log, recovery) = SegmentLog::open_proven(dir.path(), size, damaged + 1).unwrap();
+        assert_eq!((log.size(), recovery.trimmed_records), (size, 0));
+        drop(log);
+        for proven in [0, damaged] {
+            match SegmentLog::open_proven(dir.path(), size, proven) {
+                Err(SegmentError::Corrupt { index, .. }) => assert_eq!(index, damaged),
+                other => panic!(
+                    "proven below it, a damaged record is refused, not {:?}",
+                    other.err()
+                ),
             }
         }
     }

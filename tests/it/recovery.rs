@@ -674,6 +674,32 @@ fn garbled_middle_record_is_named_everywhere() {
     );
 }
 
+/// A trusted rebuild reads no checksum of a leaf the signed root proves, in the active
+/// segment either (its open frames those records only): a record whose leaf is intact
+/// and whose checksum alone is damaged is rebuilt into the same tree, and named by the
+/// next open, which reads every checksum of the active segment, and by plain `reindex`.
+#[test]
+fn a_trusted_rebuild_leaves_a_proven_leafs_damaged_checksum_to_the_next_open() {
+    let f = fixture();
+    let mut bytes = f.original.clone();
+    garble(&mut bytes, f.rec(5), Part::ChecksumByte);
+    f.write(&bytes);
+    f.delete_index();
+    let rebuilt = Ledger::reindex_trusting(&f.data, log_key()).expect("reindex --trust");
+    assert_eq!(rebuilt.size(), SIZE, "the trusted rebuild's size");
+    rebuilt.close().expect("close");
+    let e = open_err(&f.data, "open after the trusted rebuild");
+    assert_names(&e, 5, "open after the trusted rebuild");
+    match Ledger::reindex(&f.data, log_key()) {
+        Ok(l) => panic!(
+            "reindex rebuilt {} entries over a damaged checksum",
+            l.size()
+        ),
+        Err(e) => assert_names(&e, 5, "reindex"),
+    }
+    assert_eq!(f.read(), bytes, "no acknowledged record was trimmed");
+}
+
 /// The last record is acknowledged once derived state has applied it: damage to it is
 /// corruption, never a torn tail. Open refuses and names it, and trims nothing.
 #[test]
