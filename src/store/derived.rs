@@ -707,7 +707,10 @@ impl<'a> Overlay<'a> {
     /// up.
     pub fn put_listing(&mut self, index: u64, listing: &ListingRef<'_>) {
         self.last_listing.replace(None);
-        self.put_encoded(first_seen::listing_key(index), listing);
+        self.put(
+            first_seen::listing_key(index),
+            first_seen::encode_listing(listing),
+        );
     }
 
     /// The listing entry `index` made.
