@@ -269,8 +269,8 @@ fn top_bits(digest: u64, bits: u32) -> usize {
 /// Digests of a fold, each once, with their ordinals, sorted by digest. The digests are
 /// keyed hashes, spread evenly, so they are dealt out by their top bits into about one
 /// bucket for every two (a count, then a placing pass), and each bucket, a few digests,
-/// is sorted on its own: about a quarter of the time a comparison sort of the whole took,
-/// which was a third of every fold (BENCHMARKS.md). Digests that were not spread would
+/// is sorted on its own, in place of a comparison sort of them all, which was a third of
+/// the folds' time (BENCHMARKS.md, thirty-third pass). Digests that were not spread would
 /// make it slower, never wrong.
 fn by_digest(digests: &DigestMap<u32>) -> Vec<(u64, u32)> {
     let total = digests.len();

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use super::derived::{Derived, DerivedError, FORMAT_VERSION, decode, family, key};
+use super::derived::{Derived, DerivedError, decode, family, key};
 use super::digests::{DigestMap, Digests};
 
 /// A listing of terms by one entry: the owner they were listed for (a lot) and the
@@ -34,68 +34,7 @@ pub struct ListingRef<'a> {
     pub terms: &'a [&'a str],
 }
 
-/// A listing's stored bytes, as `derived::encode` would write a `Listing` (the format
-/// byte, then postcard: the owner, the number of terms, and each term front-coded as
-/// the length it shares with the term before and the rest), written by hand: each
-/// term's shared prefix worked out once, then its bytes written into room made for the
-/// whole listing. Through serde, `encode` front-coded every term twice (once to size
-/// the bytes) and wrote it field by field; a rebuild stores millions of serials, and
-/// that was about a twelfth of its admitting thread (BENCHMARKS.md).
-pub(crate) fn encode_listing(listing: &ListingRef<'_>) -> Vec<u8> {
-    let mut shared = Vec::with_capacity(listing.terms.len());
-    let mut previous = "";
-    for term in listing.terms {
-        shared.push(front_coded::shared_chars(previous, term));
-        previous = term;
-    }
-    let size = 1
-        + str_size(listing.owner)
-        + varint_size(listing.terms.len())
-        + listing
-            .terms
-            .iter()
-            .zip(&shared)
-            .map(|(term, &shared)| varint_size(shared) + str_size(&term[shared..]))
-            .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.push(FORMAT_VERSION);
-    put_str(&mut out, listing.owner);
-    put_varint(&mut out, listing.terms.len());
-    for (term, &shared) in listing.terms.iter().zip(&shared) {
-        put_varint(&mut out, shared);
-        put_str(&mut out, &term[shared..]);
-    }
-    debug_assert_eq!(
-        out.len(),
-        size,
-        "a listing's bytes fill the room made for them"
-    );
-    out
-}
-
-/// Bytes of postcard's varint of `n`: seven bits a byte.
-fn varint_size(n: usize) -> usize {
-    (usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize
-}
-
-/// Bytes of a string in postcard: its length, then its bytes.
-fn str_size(s: &str) -> usize {
-    varint_size(s.len()) + s.len()
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        // The low seven bits, with the bit that says more follow.
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len());
-    out.extend_from_slice(s.as_bytes());
-}
+pub(crate) use front_coded::encode as encode_listing;
 
 /// Terms stored front-coded: each as the length of the prefix it shares with the term
 /// before it, then the rest. Serial numbers are listed in runs (`1653000960100000`,
@@ -104,9 +43,75 @@ mod front_coded {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer};
 
+    use super::ListingRef;
+    use crate::store::derived::FORMAT_VERSION;
+
+    /// A listing's stored bytes, as `derived::encode` would write a `Listing` (the format
+    /// byte, then postcard: the owner, the number of terms, and each term front-coded as
+    /// the length it shares with the term before and the rest), written by hand: each
+    /// term's shared prefix worked out once, then its bytes written into room made for the
+    /// whole listing. Through serde, `encode` front-coded every term twice (once to size
+    /// the bytes) and wrote it field by field; a rebuild stores millions of serials, and
+    /// that was about a twelfth of its admitting thread (BENCHMARKS.md).
+    pub(crate) fn encode(listing: &ListingRef<'_>) -> Vec<u8> {
+        let mut shared = Vec::with_capacity(listing.terms.len());
+        let mut previous = "";
+        for term in listing.terms {
+            shared.push(shared_chars(previous, term));
+            previous = term;
+        }
+        let size = 1
+            + str_size(listing.owner)
+            + varint_size(listing.terms.len())
+            + listing
+                .terms
+                .iter()
+                .zip(&shared)
+                .map(|(term, &shared)| varint_size(shared) + str_size(&term[shared..]))
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        out.push(FORMAT_VERSION);
+        put_str(&mut out, listing.owner);
+        put_varint(&mut out, listing.terms.len());
+        for (term, &shared) in listing.terms.iter().zip(&shared) {
+            put_varint(&mut out, shared);
+            put_str(&mut out, &term[shared..]);
+        }
+        debug_assert_eq!(
+            out.len(),
+            size,
+            "a listing's bytes fill the room made for them"
+        );
+        out
+    }
+
+    /// Bytes of postcard's varint of `n`: seven bits a byte.
+    fn varint_size(n: usize) -> usize {
+        (usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize
+    }
+
+    /// Bytes of a string in postcard: its length, then its bytes.
+    fn str_size(s: &str) -> usize {
+        varint_size(s.len()) + s.len()
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+        while n >= 0x80 {
+            // The low seven bits, with the bit that says more follow.
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    fn put_str(out: &mut Vec<u8>, s: &str) {
+        put_varint(out, s.len());
+        out.extend_from_slice(s.as_bytes());
+    }
+
     /// How many bytes `term` begins with alike with `previous`, up to a character: the
     /// rest starts on one, so it is a string of its own.
-    pub(super) fn shared_chars(previous: &str, term: &str) -> usize {
+    fn shared_chars(previous: &str, term: &str) -> usize {
         let mut shared = shared_prefix(previous.as_bytes(), term.as_bytes());
         while !term.is_char_boundary(shared) {
             shared -= 1;
