@@ -1155,6 +1155,17 @@ mod tests {
     /// Leaves a batch in `log_of_three_windows`.
     const WINDOWS_BATCH: u64 = 50;
 
+    /// `log_of_three_windows`, closed: its size, its segment's path and bytes, and where
+    /// each leaf lies.
+    fn closed_log_of_three_windows(dir: &Path) -> (u64, PathBuf, Vec<u8>, Vec<RecordLocation>) {
+        let (log, locations) = log_of_three_windows(dir);
+        let size = log.size();
+        let path = log.active_path().to_path_buf();
+        drop(log);
+        let clean = std::fs::read(&path).unwrap();
+        (size, path, clean, locations)
+    }
+
     /// A log in `dir` whose one segment spans three scan windows, of `uneven_leaf`s in
     /// batches of `WINDOWS_BATCH`: the log and where each leaf lies.
     fn log_of_three_windows(dir: &Path) -> (SegmentLog, Vec<RecordLocation>) {
@@ -1259,11 +1270,7 @@ mod tests {
     #[test]
     fn opening_checks_the_active_segment_across_windows() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, locations) = log_of_three_windows(dir.path());
-        let size = log.size();
-        let path = log.active_path().to_path_buf();
-        drop(log);
-        let clean = std::fs::read(&path).unwrap();
+        let (size, path, clean, locations) = closed_log_of_three_windows(dir.path());
 
         let (log, recovery) = SegmentLog::open(dir.path(), size).unwrap();
         assert_eq!((log.size(), log.active_len), (size, clean.len() as u64));
@@ -1298,11 +1305,7 @@ mod tests {
     #[test]
     fn opening_leaves_the_checksums_of_proven_leaves_unread() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, locations) = log_of_three_windows(dir.path());
-        let size = log.size();
-        let path = log.active_path().to_path_buf();
-        drop(log);
-        let clean = std::fs::read(&path).unwrap();
+        let (size, path, clean, locations) = closed_log_of_three_windows(dir.path());
         let damaged = damage_past_the_first_window(&path, &clean, &locations) as u64;
 
         let (log, recovery) = SegmentLog::open_proven(dir.path(), size, damaged + 1).unwrap();
