@@ -328,6 +328,16 @@ impl CheckpointHold {
         self.0.size()
     }
 
+    /// The leaves a replay under `hold` reads without their checksums: those the hold
+    /// proves by the signed root before any is admitted, in a trusted replay
+    /// (`prove`); none otherwise.
+    fn proven(hold: Option<&CheckpointHold>, signatures: &Signatures<'_>) -> u64 {
+        match (hold, signatures) {
+            (Some(hold), Signatures::Trust) => hold.size(),
+            _ => 0,
+        }
+    }
+
     /// Whether the segments give the held checkpoint's root, refusing a damaged record
     /// too: for a trusted replay, which reads the leaves the hold covers without their
     /// checksums (`SegmentLog::scan_proven`) and so would not find the damage itself.
@@ -593,9 +603,9 @@ impl Ledger {
         // A trusted rebuild holds the leaves the hold covers to its root before admitting
         // any (`catch_up`): their checksums need not be read here either. Opening to
         // write reads them all, and refuses a damaged one there and then.
-        let proven = match (&hold, derivation, &catch_up_signatures) {
-            (Some(hold), Derivation::Rebuilt, Signatures::Trust) => hold.size(),
-            _ => 0,
+        let proven = match derivation {
+            Derivation::Rebuilt => CheckpointHold::proven(hold.as_ref(), &catch_up_signatures),
+            Derivation::CaughtUp => 0,
         };
         let (log, _recovery) = SegmentLog::open_proven(dir, floor.max(signed_size), proven)?;
         let applied = applied.unwrap_or(Applied {
@@ -1103,10 +1113,7 @@ impl Ledger {
         // hands on the hashes it works out, which the replay then need not work out again.
         let trusted = matches!(signatures, Signatures::Trust);
         let before_admitting = replay::BeforeAdmitting {
-            proven: match hold {
-                Some(hold) if trusted => hold.size(),
-                _ => 0,
-            },
+            proven: CheckpointHold::proven(hold, &signatures),
             check: |leaf_hashes: &mut dyn FnMut(Hash)| match hold {
                 Some(hold) if trusted => hold.prove(leaf_hashes),
                 Some(hold) => hold.check(),
