@@ -1102,7 +1102,6 @@ impl Ledger {
             });
         };
         let mut state = replay::ReplayState {
-            frontier: self.frontier.clone(),
             genesis: self.genesis.clone(),
             last_accepted: self.applied.last_accepted,
         };
@@ -1130,8 +1129,15 @@ impl Ledger {
             signatures,
             before_admitting,
             |overlay, state, end, hashes| {
-                progress(state.frontier.size(), total);
+                progress(end.index, total);
+                // The tiles are the tree: its right edge, and so the chunk's checkpoint,
+                // comes from them.
                 tiles.push(hashes)?;
+                assert_eq!(
+                    tiles.size(),
+                    end.index,
+                    "the tiles hold every replayed leaf"
+                );
                 tiles.write_partials()?;
                 tiles.sync()?;
                 // Replay admits only a genesis entry at index 0, so every chunk knows it;
@@ -1142,8 +1148,8 @@ impl Ledger {
                 check_log_key(genesis, log_key)?;
                 let cp = Checkpoint {
                     origin: genesis.origin.clone(),
-                    size: state.frontier.size(),
-                    root: state.frontier.root(),
+                    size: end.index,
+                    root: tiles.frontier().root(),
                 };
                 overlay.put_encoded(
                     APPLIED_KEY.to_vec(),
@@ -1163,7 +1169,7 @@ impl Ledger {
             LedgerError::Verify("catch-up finished without recording its progress".into())
         })?;
         let note = applied.checkpoint.clone();
-        self.publish(state.frontier, applied);
+        self.publish(self.tiles.frontier(), applied);
         tiling::write_checkpoint_file(&self.dir, &note)?;
         self.tiles.prune()?;
         Ok(())

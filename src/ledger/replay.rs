@@ -24,19 +24,18 @@ use crate::registry::{AdmitError, GENESIS_KEY, GenesisRecord};
 use crate::store::derived::{Decoded, Derived, DerivedError, Frozen, GivenFirstListings, Overlay};
 use crate::store::first_seen::{FirstSeen, Listing};
 
-/// What replay carries from one chunk to the next.
+/// What replay carries from one chunk to the next. Not the tree: a chunk's leaf hashes
+/// go to `on_chunk`, which grows whichever tree it keeps (the tiles, in a catch-up).
 #[derive(Clone)]
 pub(crate) struct ReplayState {
-    pub frontier: Frontier,
     pub genesis: Option<GenesisRecord>,
     pub last_accepted: UnixSeconds,
 }
 
 impl ReplayState {
-    /// Before leaf 0: the empty tree, no genesis, no acceptance yet.
+    /// Before leaf 0: no genesis, no acceptance yet.
     pub fn from_start() -> ReplayState {
         ReplayState {
-            frontier: Frontier::new(),
             genesis: None,
             last_accepted: UnixSeconds::MIN,
         }
@@ -657,17 +656,15 @@ struct AdmittedChunk {
     landed: Vec<Landed>,
 }
 
-/// Admits a chunk's leaves into `overlay` and grows the tree by them (`None` for an
-/// empty chunk).
+/// Admits a chunk's leaves into `overlay` and gives their hashes (`None` for an empty
+/// chunk).
 fn admit_chunk(
     overlay: &mut Overlay<'_>,
     chunk: &[Placed],
     judged: Vec<Judged>,
     state: &mut ReplayState,
 ) -> Result<Option<AdmittedChunk>, LedgerError> {
-    let (Some(&(first_index, _)), Some(&(last_index, last_location))) =
-        (chunk.first(), chunk.last())
-    else {
+    let Some(&(last_index, last_location)) = chunk.last() else {
         return Ok(None);
     };
     let mut hashes = Vec::with_capacity(chunk.len());
@@ -699,7 +696,6 @@ fn admit_chunk(
             touches,
         });
     }
-    layout::grow(&mut state.frontier, first_index, &hashes);
     let end = Position {
         index: last_index + 1,
         segment: last_location.segment,
@@ -787,6 +783,7 @@ pub(crate) fn verify(
 ) -> Result<VerifyReport, LedgerError> {
     let scratch = Derived::temporary();
     let mut state = ReplayState::from_start();
+    let mut frontier = Frontier::new();
     replay(
         log,
         &scratch,
@@ -794,11 +791,12 @@ pub(crate) fn verify(
         &mut state,
         Signatures::Verify { origin: None },
         NOTHING_PROVEN,
-        |_, state, _, hashes| {
+        |_, _, end, hashes| {
             // The tiles hold every leaf's hash: checked leaf by leaf here, and every
             // level above against the one below once the replay is done.
-            let first = state.frontier.size() - hashes.len() as u64;
-            progress(state.frontier.size(), log.size());
+            let first = end.index - hashes.len() as u64;
+            layout::grow(&mut frontier, first, hashes);
+            progress(frontier.size(), log.size());
             for (index, hash) in (first..).zip(hashes) {
                 if index < reader.size() && reader.leaf_hash(index)? != *hash {
                     return Err(LedgerError::Verify(format!(
@@ -810,8 +808,8 @@ pub(crate) fn verify(
             Ok(())
         },
     )?;
-    let size = state.frontier.size();
-    let root = state.frontier.root();
+    let size = frontier.size();
+    let root = frontier.root();
     let genesis = state
         .genesis
         .ok_or_else(|| LedgerError::Verify("the ledger has no genesis entry".into()))?;

@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use super::layout;
 use super::reader::{Leaves, Reader};
 use super::replay::{self, Progress, ReplayState, VerifyReport};
 use super::{LedgerError, View, require_ledger};
@@ -93,7 +94,7 @@ impl Unlocked {
 
     fn genesis(&self) -> Result<GenesisRecord, LedgerError> {
         let first = SegmentLog::open_read_only(&self.dir, 1)?;
-        let state = replay_trusted(&first, &Derived::temporary(), |_, _, _| {})?;
+        let (state, _) = replay_trusted(&first, &Derived::temporary(), |_, _, _| {})?;
         state
             .genesis
             .ok_or_else(|| LedgerError::Verify("leaf 0 is not a genesis entry".into()))
@@ -180,7 +181,7 @@ impl Unlocked {
     /// `with_projections` into a given, empty store: how `benches/store.rs` measures
     /// engines on the ledger's own workload.
     pub fn with_projections_in(&self, scratch: Arc<Derived>) -> Result<Reader, LedgerError> {
-        let state = replay_trusted(&self.log, &scratch, |overlay, state, end| {
+        let (_, frontier) = replay_trusted(&self.log, &scratch, |overlay, state, end| {
             overlay.put_encoded(
                 APPLIED_KEY.to_vec(),
                 &Applied {
@@ -190,7 +191,7 @@ impl Unlocked {
                 },
             );
         })?;
-        if state.frontier.size() != self.view.size || state.frontier.root() != self.view.root {
+        if frontier.size() != self.view.size || frontier.root() != self.view.root {
             return Err(LedgerError::Verify(format!(
                 "the segments' first {} leaves do not give the root the checkpoint file names; \
                  run `dcledger verify`",
@@ -203,13 +204,14 @@ impl Unlocked {
 
 /// Replays `log` from leaf 0 into `target` without checking signatures again (the
 /// writer checked them; `verify` re-checks them), `on_chunk` adding its writes to each
-/// chunk; returns where the replay ended.
+/// chunk; returns the state where the replay ended and the tree of its leaves.
 fn replay_trusted(
     log: &SegmentLog,
     target: &Derived,
     mut on_chunk: impl FnMut(&mut Overlay<'_>, &ReplayState, Position) + Send,
-) -> Result<ReplayState, LedgerError> {
+) -> Result<(ReplayState, Frontier), LedgerError> {
     let mut state = ReplayState::from_start();
+    let mut frontier = Frontier::new();
     replay::replay(
         log,
         target,
@@ -217,10 +219,11 @@ fn replay_trusted(
         &mut state,
         Signatures::Trust,
         replay::NOTHING_PROVEN,
-        |overlay, state, end, _| {
+        |overlay, state, end, hashes| {
+            layout::grow(&mut frontier, end.index - hashes.len() as u64, hashes);
             on_chunk(overlay, state, end);
             Ok(())
         },
     )?;
-    Ok(state)
+    Ok((state, frontier))
 }

@@ -752,6 +752,31 @@ impl TileWriter {
         self.size
     }
 
+    /// The right edge of the tree, from the hashes past each level's full tiles: each a
+    /// complete subtree of `256^level` leaves, so the edge is the highest level's first,
+    /// taken a power of two of them at a time, largest first, as the bits of their count
+    /// say. At most 255 node hashes a level, where a `Frontier` grown beside the tiles
+    /// hashed every node of the tree a second time (a fortieth of a rebuild's work,
+    /// BENCHMARKS.md).
+    pub fn frontier(&self) -> merkle::Frontier {
+        let mut hashes = Vec::with_capacity(self.size.count_ones() as usize);
+        for tail in self.tails.iter().rev() {
+            let mut rest = tail.as_slice();
+            for bit in (0..TILE_HEIGHT).rev() {
+                let width = 1usize << bit;
+                if tail.len() & width != 0 {
+                    let (subtree, after) = rest.split_at(width);
+                    hashes.push(perfect_root(subtree).unwrap_or_else(|| {
+                        unreachable!("{width} hashes, a power of two below a tile's width")
+                    }));
+                    rest = after;
+                }
+            }
+        }
+        merkle::Frontier::from_parts(self.size, hashes)
+            .unwrap_or_else(|e| unreachable!("the tails hold a complete subtree a bit: {e}"))
+    }
+
     /// Adds leaf hashes, writing each full tile as it completes.
     pub fn push(&mut self, leaf_hashes: &[Hash]) -> Result<(), TileError> {
         for hash in leaf_hashes {
@@ -883,6 +908,27 @@ mod tests {
             writer.prune().unwrap();
         }
         (store, writer, frontier)
+    }
+
+    #[test]
+    fn the_writers_frontier_is_the_tree_grown_leaf_by_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = [
+            0, 1, 2, 3, 255, 256, 257, 511, 512, 65_535, 65_536, 65_537, 70_001,
+        ];
+        let (store, mut writer, mut frontier) = grown(dir.path(), &[]);
+        for to in sizes {
+            let hashes: Vec<Hash> = (writer.size()..to).map(leaf).collect();
+            for h in &hashes {
+                frontier.push(*h);
+            }
+            writer.push(&hashes).unwrap();
+            assert_eq!(writer.frontier(), frontier, "at {to} leaves");
+            // A writer resumed from the tiles on disk holds the same edge.
+            writer.write_partials().unwrap();
+            writer.sync().unwrap();
+            assert_eq!(TileWriter::resume(&store, to).unwrap().frontier(), frontier);
+        }
     }
 
     #[test]
