@@ -94,9 +94,11 @@ pub const SIGNER_TABLE_AFTER_CHECKS: u32 = 32;
 pub const HANDED_ON_HASHES_MAX_LEAVES: u64 = 1 << 20;
 
 /// Records read back in one `verify` or `reindex` pass before derived state is flushed:
-/// one commit of the derived store each. Twice 4,096 made both 4% faster, twice that
-/// no faster again, for about 20 MB more at the peak (BENCHMARKS.md).
-pub const REINDEX_CHUNK_ENTRIES: usize = 8_192;
+/// one commit of the derived store each, which copies every page of its tree the commit
+/// changes, so fewer, larger commits copy fewer. Twice 4,096 made both 4% faster; twice
+/// that again, no faster at 156,000 entries but about 5% at a million, for about 50 MB
+/// more at the peak there (BENCHMARKS.md, thirty-fourth pass).
+pub const REINDEX_CHUNK_ENTRIES: usize = 16_384;
 
 /// `export parquet` (PROTOCOL §12.4) writes a table's pending rows as a row group at this
 /// many rows, or sooner at `PARQUET_ROW_GROUP_BYTES`: it writes every table at once, so

@@ -243,7 +243,7 @@ fn warming_reads_the_newest_proofs_tiles_into_memory_within_its_budget() {
 #[test]
 fn a_generated_worlds_derived_state_is_rebuilt_value_for_value() {
     let dir = tempfile::tempdir().unwrap();
-    let data = crate::worlds::generated_ledger(dir.path(), 240, 36, 5);
+    let data = crate::worlds::generated_ledger(dir.path(), 480, 36, 5);
     let key = || dcledger::keys::load_signing_key(&dir.path().join("world/keys/log.pem")).unwrap();
     let appended = dump(&data);
     let family = |f: u8| appended.keys().filter(|k| k.first() == Some(&f)).count();
