@@ -47,11 +47,14 @@ pub(crate) fn open_tiles(
     note: &str,
 ) -> Result<(TileWriter, Frontier), LedgerError> {
     let root = checkpoint_root(note, size)?;
-    let resumed =
-        TileWriter::resume(store, size).and_then(|writer| Ok((writer, store.frontier(size)?)));
-    match resumed {
-        Ok((writer, frontier)) if frontier.root() == root => return Ok((writer, frontier)),
-        Ok(_) => tracing::warn!("the tiles do not give the checkpoint's root: rebuilding them"),
+    match TileWriter::resume(store, size) {
+        Ok(writer) => {
+            let frontier = writer.frontier();
+            if frontier.root() == root {
+                return Ok((writer, frontier));
+            }
+            tracing::warn!("the tiles do not give the checkpoint's root: rebuilding them");
+        }
         Err(e) => tracing::warn!("the tiles cannot be resumed ({e}): rebuilding them"),
     }
     rebuild(store, log, size, root)
@@ -66,15 +69,12 @@ fn rebuild(
     root: Hash,
 ) -> Result<(TileWriter, Frontier), LedgerError> {
     let mut writer = TileWriter::over_earlier(store);
-    let mut frontier = Frontier::new();
     let mut hashes = Vec::with_capacity(REINDEX_CHUNK_ENTRIES);
     log.scan(
         Position::START,
         |index, _, leaf| -> Result<(), LedgerError> {
             if index < size {
-                let hash = merkle::leaf_hash(leaf);
-                frontier.push(hash);
-                hashes.push(hash);
+                hashes.push(merkle::leaf_hash(leaf));
             }
             if hashes.len() >= REINDEX_CHUNK_ENTRIES {
                 writer.push(&hashes)?;
@@ -91,6 +91,7 @@ fn rebuild(
     writer.finish_over_earlier()?;
     // What the failed resume read from tiles now replaced must not be served from memory.
     store.clear_cache();
+    let frontier = writer.frontier();
     if frontier.size() != size || frontier.root() != root {
         return Err(LedgerError::Verify(format!(
             "the segments' first {size} leaves do not give the root of the recorded \
