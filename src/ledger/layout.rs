@@ -6,16 +6,7 @@
 //!   value where each leaf of the run is in the segments, in order (a sequence, extended
 //!   by the commit that lands in the run). The tree itself is not here: it is in the
 //!   tiles (`log::tiles`).
-//! - Postings (which entries have a given kind, signer or facility): key
-//!   `family | chunk (u64 BE) | term length | term`, value the sorted offsets within the
-//!   chunk of `POSTING_SPAN` indices. One write per term and chunk per commit instead of
-//!   one per entry. Chunk first, so that the postings a commit writes, all of the last
-//!   chunk or two, are neighbours in the store: keyed term first, a ledger of ten million
-//!   entries (a hundred thousand facilities, thirteen thousand signers, about one key an
-//!   entry each) had each commit copy a page of the store's tree for nearly every entry
-//!   it held: past 3 GB of leaves its appends wrote 25 bytes to disk for every byte of
-//!   leaves, where chunk first writes 4 to 5 (BENCHMARKS.md). A term's postings are
-//!   read a chunk at a time either way (`Reader::find_entries`).
+//! - Postings (which entries have a given kind, signer or facility): `ledger::postings`.
 //! - Seq anchors: key `q | signer | (seq - 1) / SEQ_SPAN (u64 BE)`, value the index of
 //!   the signer's entry with seq `1 + k * SEQ_SPAN`: every `SEQ_SPAN`-th entry of a
 //!   signer. The entry with any other seq is the anchor's followed by that many more of
@@ -28,7 +19,7 @@
 //!   keep a model in memory (the audit) load every report from it in one sequential
 //!   pass and refresh from its tail.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,11 +29,10 @@ use crate::keys::PublicKey;
 use crate::log::merkle::{Frontier, Hash};
 use crate::log::segment::RecordLocation;
 use crate::store::derived::{
-    Derived, DerivedError, Overlay, append_encoded, decode, decode_sequence, family, key,
+    Derived, DerivedError, Overlay, append_encoded, decode_sequence, family, key,
 };
 
-/// Entries per postings chunk; offsets fit in a `u16`.
-pub const POSTING_SPAN: u64 = 4096;
+use super::postings::{Gathered, POSTING_SPAN, chunk_offsets, kind_term};
 
 /// Leaves whose locations share one key. A key for every leaf was a third of all the
 /// keys a rebuild inserted (156,000 of 430,000 for a world of 156,000 entries); a key
@@ -75,14 +65,6 @@ pub(crate) fn change_key(index: u64) -> Vec<u8> {
     key(family::CHANGE, &[&first.to_be_bytes()])
 }
 
-pub(crate) fn posting_key(family: u8, term: &[u8], chunk: u64) -> Vec<u8> {
-    // Terms are ids (at most 64 bytes), public keys and kind numbers; a longer one would
-    // make keys collide, so it is a defect, never a cap.
-    let len = u8::try_from(term.len())
-        .unwrap_or_else(|_| unreachable!("a postings term of {} bytes", term.len()));
-    key(family, &[&chunk.to_be_bytes(), &[len], term])
-}
-
 /// A signer's entries per seq anchor. Anchors cost one key per this many entries; a
 /// lookup reads at most this many postings past its anchor.
 pub const SEQ_SPAN: u64 = 64;
@@ -110,12 +92,7 @@ pub(crate) fn signer_entry(
     // index, in order; the one wanted is `before % SEQ_SPAN` past the anchor.
     let mut skip = before % SEQ_SPAN;
     for chunk in anchor / POSTING_SPAN..size.div_ceil(POSTING_SPAN) {
-        let key = posting_key(family::BY_SIGNER, signer, chunk);
-        let Some(bytes) = derived.get(&key)? else {
-            continue;
-        };
-        let offsets: Vec<u16> = decode(&key, &bytes)?;
-        for offset in offsets {
+        for offset in chunk_offsets(derived, family::BY_SIGNER, signer, chunk)? {
             let index = chunk * POSTING_SPAN + u64::from(offset);
             if index < anchor {
                 continue;
@@ -140,26 +117,6 @@ pub(crate) struct Landed {
     pub touches: Touched,
 }
 
-/// Every byte in order, for one-byte postings terms (`kind_term`) borrowed as slices.
-const TERM_BYTES: [u8; 256] = {
-    let mut bytes = [0; 256];
-    let mut b = 0;
-    while b < 256 {
-        bytes[b] = b as u8;
-        b += 1;
-    }
-    bytes
-};
-
-/// Index of `kind` in `Kind::ALL`: its postings term.
-pub(crate) fn kind_term(kind: Kind) -> u8 {
-    let position = Kind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or_else(|| unreachable!("Kind::ALL lists {kind}"));
-    u8::try_from(position).unwrap_or_else(|_| unreachable!("fewer than 256 kinds"))
-}
-
 /// Grows the in-memory tree by the hashes of consecutive leaves, the first of them
 /// leaf `first`.
 pub(crate) fn grow(frontier: &mut Frontier, first: u64, hashes: &[Hash]) {
@@ -182,9 +139,7 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
     let Some(first) = landed.first().map(|l| l.index) else {
         return Ok(());
     };
-    // The offsets this commit adds to each postings key, the key as the leaves give it
-    // (family, term, chunk), borrowed: each key is made once, not once a leaf.
-    let mut postings: HashMap<(u8, &[u8], u64), Vec<u16>> = HashMap::new();
+    let mut postings = Gathered::default();
     for run in landed.chunk_by(|a, b| a.index / LOCATION_SPAN == b.index / LOCATION_SPAN) {
         let key = location_key(run[0].index);
         // A run that starts inside its key's span extends what earlier commits stored,
@@ -211,26 +166,20 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
         overlay.put(key, append_encoded(stored, run.iter().map(|l| l.location)));
     }
     for l in landed {
-        let chunk = l.index / POSTING_SPAN;
-        let offset = (l.index % POSTING_SPAN) as u16;
         let mut names: Vec<&str> = l.touches.iter().map(Touch::facility).collect();
         names.sort_unstable();
         names.dedup();
         let facilities = names
             .into_iter()
             .map(|f| (family::BY_FACILITY, f.as_bytes()));
-        let kind = usize::from(kind_term(l.kind));
         for (family, term) in [
-            (family::BY_KIND, &TERM_BYTES[kind..=kind]),
+            (family::BY_KIND, kind_term(l.kind)),
             (family::BY_SIGNER, &l.signer[..]),
         ]
         .into_iter()
         .chain(facilities)
         {
-            postings
-                .entry((family, term, chunk))
-                .or_default()
-                .push(offset);
+            postings.add(family, term, l.index);
         }
         if let Some(before) = l.seq.checked_sub(1)
             && before % SEQ_SPAN == 0
@@ -258,16 +207,7 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
         let stored = stored_before(overlay, &key, chunk * CHANGE_SPAN, first)?;
         overlay.put(key, append_encoded(stored, changes));
     }
-    for ((family, term, chunk), offsets) in postings {
-        let k = posting_key(family, term, chunk);
-        let mut all: Vec<u16> = match stored_before(overlay, &k, chunk * POSTING_SPAN, first)? {
-            Some(bytes) => decode(&k, &bytes)?,
-            None => Vec::new(),
-        };
-        all.extend(offsets);
-        overlay.put_encoded(k, &all);
-    }
-    Ok(())
+    postings.write(overlay, first)
 }
 
 /// What earlier commits stored under `key`, a key of leaves from `span_first` on, for a
@@ -276,7 +216,7 @@ pub(crate) fn record(overlay: &mut Overlay<'_>, landed: &[Landed]) -> Result<(),
 /// its key is new, and not read. A rebuild's chunks begin on span boundaries, so it
 /// reads none of these keys (each read found nothing and cost a walk of the store's
 /// tree: 60,000 walks for a world of 156,000 entries).
-fn stored_before(
+pub(super) fn stored_before(
     overlay: &Overlay<'_>,
     key: &[u8],
     span_first: u64,
@@ -349,7 +289,6 @@ mod tests {
     #[test]
     fn postings_and_changes_extend_across_commits_that_start_anywhere() {
         let derived = Derived::temporary();
-        let mut overlay = Overlay::new(&derived);
         let signer = [9; 32];
         let landed = |index: u64| {
             landed_leaf(
@@ -371,18 +310,18 @@ mod tests {
         let mut first = 0;
         for end in ends {
             let leaves: Vec<Landed> = (first..end).map(landed).collect();
+            let mut overlay = Overlay::new(&derived);
             record(&mut overlay, &leaves).unwrap();
+            derived.commit(overlay.into_writes()).unwrap();
             first = end;
         }
         for chunk in 0..=first / span {
-            let key = posting_key(family::BY_SIGNER, &signer, chunk);
-            let held: Vec<u16> = overlay.get_decoded(&key).unwrap().unwrap();
+            let held = chunk_offsets(&derived, family::BY_SIGNER, &signer, chunk).unwrap();
             let expected: Vec<u16> = (chunk * span..first.min((chunk + 1) * span))
                 .map(|i| (i % span) as u16)
                 .collect();
             assert_eq!(held, expected, "the signer's postings of chunk {chunk}");
-            let facility = posting_key(family::BY_FACILITY, b"F-1", chunk);
-            let held: Vec<u16> = overlay.get_decoded(&facility).unwrap().unwrap();
+            let held = chunk_offsets(&derived, family::BY_FACILITY, b"F-1", chunk).unwrap();
             let expected: Vec<u16> = expected
                 .into_iter()
                 .filter(|o| (chunk * span + u64::from(*o)) % 3 == 1)
@@ -391,27 +330,12 @@ mod tests {
         }
         for chunk in 0..=first / CHANGE_SPAN {
             let key = change_key(chunk * CHANGE_SPAN);
-            let bytes = overlay.get(&key).unwrap().unwrap();
+            let bytes = derived.get(&key).unwrap().unwrap();
             let held: Vec<Change<&str>> = decode_sequence(&key, &bytes).unwrap();
             let indices: Vec<u64> = held.iter().map(|c| c.index).collect();
             let expected: Vec<u64> =
                 (chunk * CHANGE_SPAN..first.min((chunk + 1) * CHANGE_SPAN)).collect();
             assert_eq!(indices, expected, "the change log's chunk {chunk}");
-        }
-    }
-
-    /// The postings a commit writes are neighbours in the store: every key of a chunk,
-    /// whatever its term, sorts before every key of the next chunk; and within a chunk
-    /// no term's key is the start of another's.
-    #[test]
-    fn postings_sort_by_chunk_before_term() {
-        for family in [family::BY_KIND, family::BY_SIGNER, family::BY_FACILITY] {
-            let last_of_chunk = posting_key(family, &[0xFF; 64], 7);
-            let first_of_next = posting_key(family, b"0", 8);
-            assert!(last_of_chunk < first_of_next, "family {family}");
-            let short = posting_key(family, b"F-1", 7);
-            let long = posting_key(family, b"F-10", 7);
-            assert!(!long.starts_with(&short), "family {family}");
         }
     }
 

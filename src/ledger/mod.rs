@@ -15,6 +15,7 @@
 mod group;
 mod layout;
 mod lock;
+mod postings;
 mod reader;
 mod replay;
 mod tiling;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use super::layout::{self, Change};
+use super::postings;
 use super::{LedgerError, View};
 use crate::keys::PublicKey;
 use crate::log::checkpoint;
@@ -557,26 +558,24 @@ impl Reader {
     ) -> Result<(Vec<u64>, bool), LedgerError> {
         let size = self.size();
         let start = after.map_or(0, |a| a + 1);
-        let mut terms: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut terms: Vec<(u8, &[u8])> = Vec::new();
         if let Some(f) = &filter.facility {
-            terms.push((family::BY_FACILITY, f.as_bytes().to_vec()));
+            terms.push((family::BY_FACILITY, f.as_bytes()));
         }
         if let Some(s) = &filter.signer {
-            terms.push((family::BY_SIGNER, s.to_vec()));
+            terms.push((family::BY_SIGNER, &s[..]));
         }
         if let Some(k) = filter.kind {
-            terms.push((family::BY_KIND, vec![layout::kind_term(k)]));
+            terms.push((family::BY_KIND, postings::kind_term(k)));
         }
         let mut found = Vec::new();
-        let first_chunk = start / layout::POSTING_SPAN;
-        let last_chunk = size / layout::POSTING_SPAN;
+        let first_chunk = start / postings::POSTING_SPAN;
+        let last_chunk = size / postings::POSTING_SPAN;
         for chunk in first_chunk..=last_chunk {
-            let base = chunk * layout::POSTING_SPAN;
+            let base = chunk * postings::POSTING_SPAN;
             let mut candidates: Option<Vec<u64>> = None;
-            for (family, term) in &terms {
-                let offsets: Vec<u16> = self
-                    .get(&layout::posting_key(*family, term, chunk))?
-                    .unwrap_or_default();
+            for &(family, term) in &terms {
+                let offsets = postings::chunk_offsets(&self.derived, family, term, chunk)?;
                 let set: Vec<u64> = offsets.into_iter().map(|o| base + u64::from(o)).collect();
                 candidates = Some(match candidates {
                     None => set,
@@ -587,7 +586,7 @@ impl Reader {
                 });
             }
             let indices =
-                candidates.unwrap_or_else(|| (base..base + layout::POSTING_SPAN).collect());
+                candidates.unwrap_or_else(|| (base..base + postings::POSTING_SPAN).collect());
             for i in indices.into_iter().filter(|i| *i >= start && *i < size) {
                 if found.len() == limit {
                     return Ok((found, true));

@@ -27,8 +27,9 @@ use crate::store::redb_file::{self, RedbFile};
 /// a family's keys are laid out anew; old stores are then rebuilt from the segments
 /// (`reindex`) instead of misread. 8: monthly reports keyed by period first. 9: leaf
 /// locations sixteen a key. 10: postings keyed by chunk first. 11: no record a report;
-/// the change log alone keeps reports.
-pub const FORMAT_VERSION: u8 = 11;
+/// the change log alone keeps reports. 12: postings a bucket of terms a key
+/// (`ledger::postings`).
+pub const FORMAT_VERSION: u8 = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
