@@ -155,12 +155,25 @@ impl Frontier {
         iter.fold(*last, |acc, left| node_hash(left, &acc))
     }
 
-    /// Append one leaf hash; returns every complete subtree that became complete
-    /// (level 0 for the leaf itself, then each higher level it closes), to be stored.
+    /// Append one leaf hash.
     ///
     /// # Panics
     /// If the tree already holds `u64::MAX` leaves (unreachable in practice).
-    pub fn push(&mut self, leaf_hash: Hash) -> Vec<(NodeId, Hash)> {
+    pub fn push(&mut self, leaf_hash: Hash) {
+        self.push_closing(leaf_hash, |_, _| {});
+    }
+
+    /// `push`, returning every subtree that became complete (level 0 for the leaf
+    /// itself, then each higher level it closes): for tests that keep a store of them.
+    #[cfg(test)]
+    pub fn push_closed(&mut self, leaf_hash: Hash) -> Vec<(NodeId, Hash)> {
+        let mut closed = Vec::new();
+        self.push_closing(leaf_hash, |id, hash| closed.push((id, hash)));
+        closed
+    }
+
+    /// `push`, telling `closed` of each subtree it completes, lowest first.
+    fn push_closing(&mut self, leaf_hash: Hash, mut closed: impl FnMut(NodeId, Hash)) {
         assert!(
             self.size < u64::MAX,
             "merkle tree is full: it already holds u64::MAX leaves"
@@ -168,22 +181,20 @@ impl Frontier {
         let mut index = self.size;
         let mut level = 0u8;
         let mut hash = leaf_hash;
-        let mut closed = vec![(NodeId { level, index }, hash)];
+        closed(NodeId { level, index }, hash);
         // Each trailing one bit of the old size is a frontier subtree of that level that the new
         // node completes; frontier hashes are stored largest first, so they pop off the end.
         while index & 1 == 1 {
             let Some(left) = self.hashes.pop() else {
-                // Unreachable: the frontier holds one hash per set bit of `size`.
-                break;
+                unreachable!("the frontier holds one hash per set bit of its size");
             };
             hash = node_hash(&left, &hash);
             index >>= 1;
             level += 1;
-            closed.push((NodeId { level, index }, hash));
+            closed(NodeId { level, index }, hash);
         }
         self.hashes.push(hash);
         self.size += 1;
-        closed
     }
 }
 
@@ -565,7 +576,7 @@ mod tests {
         let mut store = Store::new();
         let mut frontier = Frontier::new();
         for lh in leaf_hashes {
-            for (id, hash) in frontier.push(*lh) {
+            for (id, hash) in frontier.push_closed(*lh) {
                 assert!(store.insert(id, hash).is_none(), "{id:?} stored twice");
             }
         }
@@ -910,7 +921,7 @@ mod tests {
         assert_eq!(frontier.root(), h(RFC_ROOTS[0]));
         assert_eq!(root_of(&store, 0), h(RFC_ROOTS[0]));
         for (i, leaf) in rfc_leaves().iter().enumerate() {
-            store.extend(frontier.push(leaf_hash(leaf)));
+            store.extend(frontier.push_closed(leaf_hash(leaf)));
             let size = i + 1;
             assert_eq!(frontier.size(), size as u64);
             assert_eq!(frontier.root(), h(RFC_ROOTS[size]), "frontier root {size}");
@@ -1617,7 +1628,7 @@ mod tests {
             );
             if (n as usize) < BIG {
                 let next = fx.leaf_hashes[n as usize];
-                assert_eq!(rebuilt.push(next), pushed.push(next));
+                assert_eq!(rebuilt.push_closed(next), pushed.push_closed(next));
                 assert_eq!(rebuilt, pushed);
             }
         }
@@ -1638,7 +1649,7 @@ mod tests {
             f.push(fx.leaf_hashes[i]);
         }
         let closed: Vec<NodeId> = f
-            .push(fx.leaf_hashes[7])
+            .push_closed(fx.leaf_hashes[7])
             .into_iter()
             .map(|(id, _)| id)
             .collect();
@@ -1647,7 +1658,7 @@ mod tests {
             .map(|&(level, index)| NodeId { level, index })
             .collect();
         assert_eq!(closed, want);
-        assert_eq!(f.push(fx.leaf_hashes[8]).len(), 1);
+        assert_eq!(f.push_closed(fx.leaf_hashes[8]).len(), 1);
     }
 
     #[test]
